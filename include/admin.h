@@ -1,0 +1,15 @@
+/*
+ * admin.h - the operations endpoints: /healthz, /readyz, /metrics.
+ */
+#ifndef TOLLGATE_ADMIN_H
+#define TOLLGATE_ADMIN_H
+
+struct event_base;
+struct evhttp;
+
+/* Starts the admin HTTP server on base at addr ("host:port"). Returns it,
+ * or NULL with *cause (caller frees). */
+struct evhttp *admin_start(struct event_base *base, const char *addr,
+			   char **cause);
+
+#endif

@@ -1,0 +1,106 @@
+/*
+ * config.h - the INI configuration, read through one declarative table.
+ *
+ * [tollgate] holds process settings; [provider NAME] and [route NAME]
+ * sections repeat. Every key, its type, default and help text live in the
+ * tables in config.c, which also drive `tollgated --print-config` and the
+ * check that etc/tollgate.conf.sample documents each key.
+ */
+#ifndef TOLLGATE_CONFIG_H
+#define TOLLGATE_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "usage.h"
+
+#define CONFIG_MAX_LISTEN  8
+#define CONFIG_MAX_TARGETS 8
+
+enum provider_type {
+	PROVIDER_OPENAI,            /* api.openai.com or a compatible proxy */
+	PROVIDER_OPENAI_COMPATIBLE, /* a provider speaking OpenAI's API */
+	PROVIDER_AZURE,
+	PROVIDER_ANTHROPIC,
+};
+
+struct provider_conf {
+	char *name;
+	enum provider_type type;
+	enum flavor flavor;
+	char *base_url;        /* no trailing slash */
+	char *api_key_env;     /* variable holding the credential */
+	char *api_key_file;    /* or a file holding it */
+	char *api_key;         /* resolved credential; never logged */
+	char *proxy;           /* parent proxy for libcurl, or NULL */
+	int64_t connect_timeout_ms;
+	int64_t timeout_ms;    /* whole non-streamed transfer */
+	int64_t idle_timeout_ms; /* no byte from upstream for this long */
+	int tls_verify;
+	char *ca_file;
+	struct provider_conf *next;
+};
+
+struct route_target {
+	struct provider_conf *provider; /* borrowed from the config */
+	char *model;                    /* upstream model name */
+};
+
+struct route_conf {
+	char *name;            /* requested model, or "*" */
+	int ntargets;
+	struct route_target targets[CONFIG_MAX_TARGETS];
+	struct route_conf *next;
+};
+
+struct config {
+	char *path;
+	char *listen[CONFIG_MAX_LISTEN];
+	int nlisten;
+	char *admin_listen;
+	int64_t workers;
+	char *database;
+	char *key_secret_file;
+	char *key_secret;      /* resolved; never logged */
+	int64_t max_body_size;
+	int64_t max_json_depth;
+	int64_t header_timeout_ms;
+	int64_t keys_refresh_ms;
+	int64_t usage_batch;
+	int64_t usage_flush_ms;
+	int64_t stream_buffer;  /* client output bytes before upstream pauses */
+	int64_t shutdown_timeout_ms;
+	char *log_level;
+	char *log_format;
+	char *pid_file;
+	struct provider_conf *providers;
+	struct route_conf *routes;
+};
+
+/* Reads and validates path. On error returns NULL and sets *cause to a
+ * malloc'd "FILE:LINE: message" (caller frees). Resolves provider
+ * credentials and the key secret unless flags has CONFIG_NO_SECRETS. */
+#define CONFIG_NO_SECRETS 0x1
+struct config *config_load(const char *path, int flags, char **cause)
+	__attribute__((warn_unused_result));
+
+/* A config with every default and no providers or routes. */
+struct config *config_defaults(void);
+
+void config_free(struct config *cfg);
+
+struct provider_conf *config_provider(const struct config *cfg,
+				      const char *name);
+
+/* The route for a requested model: an exact match, else "*", else NULL. */
+const struct route_conf *config_route(const struct config *cfg,
+				      const char *model);
+
+/* Resolves the key secret alone (for tollctl): key_secret_file, else the
+ * TOLLGATE_KEY_SECRET variable, else "". Returns 0 or -1 with *cause. */
+int config_resolve_secret(struct config *cfg, char **cause);
+
+/* Writes every [tollgate] key with its value, or "(default)" docs when
+ * defaults is set, to stdout. */
+void config_print(const struct config *cfg, int defaults);
+
+#endif

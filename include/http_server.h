@@ -1,0 +1,29 @@
+/*
+ * http_server.h - the data plane's HTTP side: dispatch by path, API key
+ * extraction, and replies in the OpenAI error shape.
+ */
+#ifndef TOLLGATE_HTTP_SERVER_H
+#define TOLLGATE_HTTP_SERVER_H
+
+#include <stddef.h>
+
+struct worker;
+struct evhttp_request;
+
+/* Installs the dispatcher on the worker's evhttp. */
+void http_server_setup(struct worker *w);
+
+/* The API key the client presented (Authorization: Bearer, x-api-key or
+ * api-key), or NULL. *len is set to its length. Borrowed from req. */
+const char *http_api_key(struct evhttp_request *req, size_t *len);
+
+/* Sends {"error":{"message","type","param","code"}} with status. param and
+ * code may be NULL (JSON null). */
+void http_reply_error(struct evhttp_request *req, int status,
+		      const char *type, const char *code, const char *param,
+		      const char *message);
+
+/* Writes a fresh request id ("req_" and 24 hex digits) into id. */
+void http_request_id(char id[40]);
+
+#endif

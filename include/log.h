@@ -1,0 +1,35 @@
+/*
+ * log.h - process logging.
+ *
+ * One line per message on stderr, written with a single write(2) so lines
+ * from several threads never interleave. Request logs go through rlog_*()
+ * in request.h, which put the request id and tenant first.
+ */
+#ifndef TOLLGATE_LOG_H
+#define TOLLGATE_LOG_H
+
+#include <stdarg.h>
+
+enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+
+/* "error", "warn", "info", "debug" -> level; -1 when unknown. */
+int log_level_from_name(const char *name);
+void log_set_level(enum log_level level);
+void log_set_json(int json);
+int log_enabled(enum log_level level);
+
+void log_msg(enum log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void log_vmsg(enum log_level level, const char *prefix, const char *fmt,
+	      va_list ap);
+
+#define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
+#define log_warn(...)  log_msg(LOG_WARN, __VA_ARGS__)
+#define log_info(...)  log_msg(LOG_INFO, __VA_ARGS__)
+#define log_debug(...) \
+	do { if (log_enabled(LOG_DEBUG)) log_msg(LOG_DEBUG, __VA_ARGS__); } while (0)
+
+/* Logs and exits 1. */
+void fatalx(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+#endif

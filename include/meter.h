@@ -1,0 +1,44 @@
+/*
+ * meter.h - the usage record: what one request used and how it ended.
+ *
+ * Every request that reaches admission produces exactly one record, built
+ * by request_close() and handed to the writer (pgwriter.h), which owns it
+ * from then on. The record's key is the request id.
+ */
+#ifndef TOLLGATE_METER_H
+#define TOLLGATE_METER_H
+
+#include <stdint.h>
+#include "usage.h"
+
+enum usage_source {
+	USAGE_NONE,      /* no tokens: refused, error, or never reached upstream */
+	USAGE_REPORTED,  /* counts came from the provider */
+	USAGE_ESTIMATED, /* counted by the gateway (estimate.h) */
+};
+
+struct usage_record {
+	char request_id[40];
+	int64_t ts_us;           /* request start, microseconds since the epoch */
+	int64_t tenant_id;       /* 0 when no valid key was given */
+	int64_t key_id;
+	const char *endpoint;    /* static string, e.g. "chat/completions" */
+	char *requested_model;   /* owned, may be NULL */
+	char *provider;          /* owned, may be NULL */
+	char *upstream_model;    /* owned, may be NULL */
+	int streamed;
+	int status;
+	struct usage usage;
+	enum usage_source source;
+	int client_aborted;
+	int64_t latency_ms;
+	int64_t ttfb_ms;         /* -1 when no byte reached the client */
+	char *error;             /* owned reason for refusals and failures */
+	struct usage_record *next; /* queue link, owned by the writer */
+};
+
+struct usage_record *meter_record_new(void);
+void meter_record_free(struct usage_record *rec);
+const char *meter_source_name(enum usage_source s);
+
+#endif

@@ -1,0 +1,84 @@
+/*
+ * admin.c - /healthz, /readyz and /metrics on the admin address.
+ *
+ * Runs on the main thread's event loop, apart from the data plane, so a
+ * busy gateway still answers its health checks.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <event2/buffer.h>
+#include <event2/http.h>
+
+#include "admin.h"
+#include "keystore.h"
+#include "metrics.h"
+#include "pgwriter.h"
+
+/* Answers one admin request. */
+static void
+admin_cb(struct evhttp_request *req, void *arg)
+{
+	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+	struct evbuffer *buf = evbuffer_new();
+	int status = 200;
+	const char *ctype = "text/plain; charset=utf-8";
+
+	if (path == NULL)
+		path = "";
+	if (strcmp(path, "/healthz") == 0) {
+		evbuffer_add_printf(buf, "ok\n");
+	} else if (strcmp(path, "/readyz") == 0) {
+		int keys = keystore_ready(), db = pgwriter_db_ok();
+		if (!keys || !db)
+			status = 503;
+		evbuffer_add_printf(buf, "%s\nkeys: %s\ndatabase: %s\n",
+				    status == 200 ? "ready" : "not ready",
+				    keys ? "loaded" : "not loaded",
+				    db ? "up" : "down");
+	} else if (strcmp(path, "/metrics") == 0) {
+		ctype = "text/plain; version=0.0.4";
+		metrics_render(buf);
+	} else {
+		status = 404;
+		evbuffer_add_printf(buf, "not found\n");
+	}
+	evhttp_add_header(evhttp_request_get_output_headers(req),
+			  "Content-Type", ctype);
+	evhttp_send_reply(req, status, NULL, buf);
+	evbuffer_free(buf);
+}
+
+/* Starts the admin server. */
+struct evhttp *
+admin_start(struct event_base *base, const char *addr, char **cause)
+{
+	struct evhttp *http = evhttp_new(base);
+	char host[256], msg[512];
+	const char *colon = strrchr(addr, ':');
+	int port;
+
+	if (http == NULL || colon == NULL ||
+	    (size_t)(colon - addr) >= sizeof host) {
+		snprintf(msg, sizeof msg, "admin_listen %s: expected host:port",
+			 addr);
+		goto fail;
+	}
+	memcpy(host, addr, (size_t)(colon - addr));
+	host[colon - addr] = '\0';
+	port = atoi(colon + 1);
+	if (port <= 0 || port > 65535 ||
+	    evhttp_bind_socket(http, host, (unsigned short)port) != 0) {
+		snprintf(msg, sizeof msg, "admin_listen %s: cannot listen",
+			 addr);
+		goto fail;
+	}
+	evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
+	evhttp_set_gencb(http, admin_cb, NULL);
+	return http;
+fail:
+	if (http != NULL)
+		evhttp_free(http);
+	*cause = strdup(msg);
+	return NULL;
+}

@@ -1,0 +1,766 @@
+/*
+ * config.c - the INI configuration, driven by declarative key tables.
+ *
+ * Each section kind has a table of keys (name, type, offset of the target
+ * field, default, help). One parser fills a struct from it, so defaults,
+ * validation, `tollgated --print-config` and the sample-config check all
+ * read the same table. Errors name the file, the line and the key.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+
+enum key_type {
+	KT_STRING, /* char *, NULL when empty */
+	KT_LIST,   /* repeatable string (listen) */
+	KT_INT,    /* plain count */
+	KT_MS,     /* duration in milliseconds */
+	KT_SIZE,   /* bytes, k/M/G suffixes */
+	KT_BOOL,   /* yes/no/true/false/on/off/1/0 */
+	KT_PTYPE,  /* provider type */
+	KT_FLAVOR, /* provider flavor */
+};
+
+struct key_def {
+	const char *name;
+	enum key_type type;
+	size_t off;
+	const char *def;
+	int64_t min, max;
+	const char *help;
+};
+
+#define GOFF(f) offsetof(struct config, f)
+#define POFF(f) offsetof(struct provider_conf, f)
+
+static const struct key_def global_keys[] = {
+	{ "listen", KT_LIST, GOFF(listen), "127.0.0.1:8080", 0, 0,
+	  "address:port of the data plane; repeatable" },
+	{ "admin_listen", KT_STRING, GOFF(admin_listen), "127.0.0.1:9090", 0, 0,
+	  "address:port of /healthz, /readyz, /metrics; empty disables" },
+	{ "workers", KT_INT, GOFF(workers), "0", 0, 256,
+	  "event-loop threads; 0 = one per core" },
+	{ "database", KT_STRING, GOFF(database), "dbname=tollgate", 0, 0,
+	  "libpq connection string" },
+	{ "key_secret_file", KT_STRING, GOFF(key_secret_file), "", 0, 0,
+	  "file holding the key-hash secret (else TOLLGATE_KEY_SECRET)" },
+	{ "max_body_size", KT_SIZE, GOFF(max_body_size), "4M", 1024,
+	  INT64_C(1) << 30, "largest request body" },
+	{ "max_json_depth", KT_INT, GOFF(max_json_depth), "64", 2, 1000,
+	  "deepest JSON nesting in a request" },
+	{ "header_timeout", KT_MS, GOFF(header_timeout_ms), "30000", 100,
+	  3600000, "time to receive a request's headers and body (ms)" },
+	{ "keys_refresh", KT_MS, GOFF(keys_refresh_ms), "60000", 100,
+	  86400000, "periodic key cache reload besides NOTIFY (ms)" },
+	{ "usage_batch", KT_INT, GOFF(usage_batch), "500", 1, 5000,
+	  "usage records per database batch" },
+	{ "usage_flush", KT_MS, GOFF(usage_flush_ms), "200", 1, 60000,
+	  "longest wait before a partial batch is written (ms)" },
+	{ "stream_buffer", KT_SIZE, GOFF(stream_buffer), "256k", 4096,
+	  INT64_C(1) << 30, "client output bytes before upstream pauses" },
+	{ "shutdown_timeout", KT_MS, GOFF(shutdown_timeout_ms), "30000", 0,
+	  3600000, "time in-flight requests get to finish on SIGTERM (ms)" },
+	{ "log_level", KT_STRING, GOFF(log_level), "info", 0, 0,
+	  "error, warn, info or debug" },
+	{ "log_format", KT_STRING, GOFF(log_format), "text", 0, 0,
+	  "text or json" },
+	{ "pid_file", KT_STRING, GOFF(pid_file), "", 0, 0,
+	  "file to write the process id to" },
+	{ NULL, 0, 0, NULL, 0, 0, NULL }
+};
+
+static const struct key_def provider_keys[] = {
+	{ "type", KT_PTYPE, POFF(type), "openai-compatible", 0, 0,
+	  "openai, openai-compatible, azure or anthropic" },
+	{ "flavor", KT_FLAVOR, POFF(flavor), "openai", 0, 0,
+	  "usage quirks: openai, azure, anthropic, zhipu, dashscope, "
+	  "qianfan, baichuan, yi, moonshot, deepseek" },
+	{ "base_url", KT_STRING, POFF(base_url), "", 0, 0,
+	  "API base URL, e.g. https://api.openai.com/v1" },
+	{ "api_key_env", KT_STRING, POFF(api_key_env), "", 0, 0,
+	  "environment variable holding the credential" },
+	{ "api_key_file", KT_STRING, POFF(api_key_file), "", 0, 0,
+	  "file holding the credential" },
+	{ "proxy", KT_STRING, POFF(proxy), "", 0, 0,
+	  "outbound HTTP proxy URL" },
+	{ "connect_timeout", KT_MS, POFF(connect_timeout_ms), "10000", 1,
+	  600000, "upstream connect timeout (ms)" },
+	{ "timeout", KT_MS, POFF(timeout_ms), "600000", 1, 86400000,
+	  "whole non-streamed transfer (ms)" },
+	{ "idle_timeout", KT_MS, POFF(idle_timeout_ms), "120000", 1, 86400000,
+	  "longest silence inside a stream (ms)" },
+	{ "tls_verify", KT_BOOL, POFF(tls_verify), "yes", 0, 0,
+	  "verify the provider's certificate" },
+	{ "ca_file", KT_STRING, POFF(ca_file), "", 0, 0,
+	  "CA bundle for tls_verify" },
+	{ NULL, 0, 0, NULL, 0, 0, NULL }
+};
+
+static const char *const ptype_names[] = {
+	"openai", "openai-compatible", "azure", "anthropic", NULL
+};
+
+/* Formats a "FILE:LINE: message" into a new string. */
+static char *
+errorf(const char *file, int line, const char *fmt, ...)
+{
+	char msg[512], *out;
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (line > 0)
+		n = snprintf(NULL, 0, "%s:%d: %s", file, line, msg);
+	else
+		n = snprintf(NULL, 0, "%s: %s", file, msg);
+	out = malloc((size_t)n + 1);
+	if (out == NULL)
+		return NULL;
+	if (line > 0)
+		snprintf(out, (size_t)n + 1, "%s:%d: %s", file, line, msg);
+	else
+		snprintf(out, (size_t)n + 1, "%s: %s", file, msg);
+	return out;
+}
+
+/* Removes leading and trailing white space in place. */
+static char *
+trim(char *s)
+{
+	char *e;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return s;
+}
+
+/* Parses a whole number with an optional k/M/G suffix (sizes only). */
+static int
+parse_int(const char *v, int sizes, int64_t *out)
+{
+	char *end;
+	long long n;
+
+	errno = 0;
+	n = strtoll(v, &end, 10);
+	if (errno != 0 || end == v)
+		return -1;
+	if (sizes && *end != '\0') {
+		int shift = 0;
+		switch (*end) {
+		case 'k': case 'K': shift = 10; break;
+		case 'm': case 'M': shift = 20; break;
+		case 'g': case 'G': shift = 30; break;
+		default: return -1;
+		}
+		end++;
+		if (n > (INT64_MAX >> shift))
+			return -1;
+		n <<= shift;
+	}
+	if (*end != '\0')
+		return -1;
+	*out = n;
+	return 0;
+}
+
+/* Parses a boolean word. */
+static int
+parse_bool(const char *v, int *out)
+{
+	static const char *const yes[] = { "yes", "true", "on", "1", NULL };
+	static const char *const no[] = { "no", "false", "off", "0", NULL };
+
+	for (int i = 0; yes[i] != NULL; i++) {
+		if (strcasecmp(v, yes[i]) == 0) {
+			*out = 1;
+			return 0;
+		}
+		if (strcasecmp(v, no[i]) == 0) {
+			*out = 0;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* Stores one value into the struct at base per def. Returns an error
+ * message (static) or NULL. */
+static const char *
+set_key(void *base, const struct key_def *def, const char *v, int *nlist)
+{
+	char *p = (char *)base + def->off;
+	int64_t n;
+	int b;
+
+	switch (def->type) {
+	case KT_STRING:
+		free(*(char **)p);
+		*(char **)p = *v != '\0' ? strdup(v) : NULL;
+		return NULL;
+	case KT_LIST:
+		if (*nlist >= CONFIG_MAX_LISTEN)
+			return "too many values";
+		((char **)p)[(*nlist)++] = strdup(v);
+		return NULL;
+	case KT_INT:
+	case KT_MS:
+	case KT_SIZE:
+		if (parse_int(v, def->type == KT_SIZE, &n) != 0)
+			return def->type == KT_SIZE ? "expected a size (e.g. 4M)"
+						    : "expected a whole number";
+		if (n < def->min || n > def->max)
+			return "out of range";
+		*(int64_t *)p = n;
+		return NULL;
+	case KT_BOOL:
+		if (parse_bool(v, &b) != 0)
+			return "expected yes or no";
+		*(int *)p = b;
+		return NULL;
+	case KT_PTYPE:
+		for (int i = 0; ptype_names[i] != NULL; i++) {
+			if (strcmp(v, ptype_names[i]) == 0) {
+				*(enum provider_type *)p = (enum provider_type)i;
+				return NULL;
+			}
+		}
+		return "unknown provider type";
+	case KT_FLAVOR:
+		b = flavor_from_name(v);
+		if (b < 0)
+			return "unknown flavor";
+		*(enum flavor *)p = (enum flavor)b;
+		return NULL;
+	}
+	return "bad key type";
+}
+
+/* Applies every default of a table. */
+static void
+set_defaults(void *base, const struct key_def *keys)
+{
+	for (const struct key_def *d = keys; d->name != NULL; d++) {
+		int n = 0;
+		if (d->type == KT_LIST) {
+			char **l = (char **)((char *)base + d->off);
+			if (l[0] == NULL && *d->def != '\0')
+				l[0] = strdup(d->def);
+			continue;
+		}
+		(void)set_key(base, d, d->def, &n);
+	}
+}
+
+/* Finds a key in a table. */
+static const struct key_def *
+find_key(const struct key_def *keys, const char *name)
+{
+	for (const struct key_def *d = keys; d->name != NULL; d++)
+		if (strcmp(d->name, name) == 0)
+			return d;
+	return NULL;
+}
+
+/* Returns a config holding every default. */
+struct config *
+config_defaults(void)
+{
+	struct config *cfg = calloc(1, sizeof *cfg);
+
+	if (cfg == NULL)
+		return NULL;
+	set_defaults(cfg, global_keys);
+	cfg->nlisten = cfg->listen[0] != NULL ? 1 : 0;
+	return cfg;
+}
+
+/* Reads a whole small file into a new string, trailing space trimmed. */
+static char *
+read_secret_file(const char *path)
+{
+	char buf[4096];
+	size_t n;
+	FILE *f = fopen(path, "r");
+
+	if (f == NULL)
+		return NULL;
+	n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	return strdup(trim(buf));
+}
+
+/* Resolves the key secret: file, else environment, else empty. */
+int
+config_resolve_secret(struct config *cfg, char **cause)
+{
+	const char *env;
+
+	free(cfg->key_secret);
+	cfg->key_secret = NULL;
+	if (cfg->key_secret_file != NULL) {
+		cfg->key_secret = read_secret_file(cfg->key_secret_file);
+		if (cfg->key_secret == NULL) {
+			*cause = errorf(cfg->key_secret_file, 0, "%s",
+					strerror(errno));
+			return -1;
+		}
+	} else if ((env = getenv("TOLLGATE_KEY_SECRET")) != NULL)
+		cfg->key_secret = strdup(env);
+	else
+		cfg->key_secret = strdup("");
+	return 0;
+}
+
+/* Reads a provider's credential from its variable or file. */
+static int
+resolve_provider_key(const char *path, struct provider_conf *p, char **cause)
+{
+	if (p->api_key_env != NULL) {
+		const char *v = getenv(p->api_key_env);
+		if (v == NULL || *v == '\0') {
+			*cause = errorf(path, 0,
+					"provider %s: environment variable %s "
+					"is not set", p->name, p->api_key_env);
+			return -1;
+		}
+		p->api_key = strdup(v);
+	} else if (p->api_key_file != NULL) {
+		p->api_key = read_secret_file(p->api_key_file);
+		if (p->api_key == NULL) {
+			*cause = errorf(path, 0, "provider %s: %s: %s", p->name,
+					p->api_key_file, strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Parses "a:m1, b:m2" into a route's targets, resolving providers. */
+static const char *
+parse_targets(struct config *cfg, struct route_conf *r, char *v)
+{
+	char *save = NULL;
+
+	for (char *t = strtok_r(v, ",", &save); t != NULL;
+	     t = strtok_r(NULL, ",", &save)) {
+		char *colon;
+		struct provider_conf *p;
+
+		t = trim(t);
+		colon = strchr(t, ':');
+		if (colon == NULL || colon == t || colon[1] == '\0')
+			return "expected provider:model";
+		*colon = '\0';
+		p = config_provider(cfg, t);
+		if (p == NULL)
+			return "unknown provider (define its [provider] "
+			       "section first)";
+		if (r->ntargets >= CONFIG_MAX_TARGETS)
+			return "too many targets";
+		r->targets[r->ntargets].provider = p;
+		r->targets[r->ntargets].model = strdup(trim(colon + 1));
+		r->ntargets++;
+	}
+	return r->ntargets > 0 ? NULL : "no targets";
+}
+
+/* Checks what no single key can: required keys and cross-key rules. */
+static int
+validate(struct config *cfg, const char *path, char **cause)
+{
+	if (cfg->log_level == NULL || log_level_from_name(cfg->log_level) < 0) {
+		*cause = errorf(path, 0, "log_level: unknown level '%s'",
+				cfg->log_level);
+		return -1;
+	}
+	if (cfg->log_format == NULL || (strcmp(cfg->log_format, "text") != 0 &&
+					strcmp(cfg->log_format, "json") != 0)) {
+		*cause = errorf(path, 0, "log_format: expected text or json");
+		return -1;
+	}
+	for (struct provider_conf *p = cfg->providers; p; p = p->next) {
+		size_t n;
+		if (p->base_url == NULL) {
+			*cause = errorf(path, 0, "provider %s: base_url is "
+					"required", p->name);
+			return -1;
+		}
+		if (strncmp(p->base_url, "http://", 7) != 0 &&
+		    strncmp(p->base_url, "https://", 8) != 0) {
+			*cause = errorf(path, 0, "provider %s: base_url must "
+					"start with http:// or https://",
+					p->name);
+			return -1;
+		}
+		n = strlen(p->base_url);
+		while (n > 0 && p->base_url[n - 1] == '/')
+			p->base_url[--n] = '\0';
+	}
+	for (struct route_conf *r = cfg->routes; r; r = r->next) {
+		if (r->ntargets == 0) {
+			*cause = errorf(path, 0, "route %s: target is "
+					"required", r->name);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Reads and validates a configuration file. */
+struct config *
+config_load(const char *path, int flags, char **cause)
+{
+	enum { SEC_NONE, SEC_GLOBAL, SEC_PROVIDER, SEC_ROUTE } sec = SEC_NONE;
+	struct provider_conf *prov = NULL, **ptail;
+	struct route_conf *route = NULL, **rtail;
+	struct config *cfg;
+	char line[4096];
+	int lineno = 0, nlisten = 0;
+	FILE *f;
+
+	*cause = NULL;
+	f = fopen(path, "r");
+	if (f == NULL) {
+		*cause = errorf(path, 0, "%s", strerror(errno));
+		return NULL;
+	}
+	cfg = calloc(1, sizeof *cfg);
+	if (cfg == NULL)
+		goto nomem;
+	cfg->path = strdup(path);
+	set_defaults(cfg, global_keys);
+	ptail = &cfg->providers;
+	rtail = &cfg->routes;
+
+	while (fgets(line, sizeof line, f) != NULL) {
+		char *s, *eq, *key, *val, *c;
+		const char *err;
+		const struct key_def *def;
+
+		lineno++;
+		if (strchr(line, '\n') == NULL && !feof(f)) {
+			*cause = errorf(path, lineno, "line too long");
+			goto fail;
+		}
+		s = trim(line);
+		if (*s == '\0' || *s == ';' || *s == '#')
+			continue;
+		if (*s == '[') {
+			char *end = strchr(s, ']'), *name;
+			if (end == NULL || *trim(end + 1) != '\0') {
+				*cause = errorf(path, lineno, "bad section "
+						"header: %s", s);
+				goto fail;
+			}
+			*end = '\0';
+			s = trim(s + 1);
+			name = strchr(s, ' ');
+			if (name != NULL) {
+				*name++ = '\0';
+				name = trim(name);
+			}
+			if (strcmp(s, "tollgate") == 0 && name == NULL) {
+				sec = SEC_GLOBAL;
+			} else if (strcmp(s, "provider") == 0 && name != NULL &&
+				   *name != '\0') {
+				if (config_provider(cfg, name) != NULL) {
+					*cause = errorf(path, lineno, "provider "
+							"%s defined twice", name);
+					goto fail;
+				}
+				prov = calloc(1, sizeof *prov);
+				if (prov == NULL)
+					goto nomem;
+				prov->name = strdup(name);
+				set_defaults(prov, provider_keys);
+				*ptail = prov;
+				ptail = &prov->next;
+				sec = SEC_PROVIDER;
+			} else if (strcmp(s, "route") == 0 && name != NULL &&
+				   *name != '\0') {
+				for (route = cfg->routes; route;
+				     route = route->next) {
+					if (strcmp(route->name, name) == 0) {
+						*cause = errorf(path, lineno,
+								"route %s "
+								"defined twice",
+								name);
+						goto fail;
+					}
+				}
+				route = calloc(1, sizeof *route);
+				if (route == NULL)
+					goto nomem;
+				route->name = strdup(name);
+				*rtail = route;
+				rtail = &route->next;
+				sec = SEC_ROUTE;
+			} else {
+				*cause = errorf(path, lineno, "unknown section "
+						"[%s%s%s]", s, name ? " " : "",
+						name ? name : "");
+				goto fail;
+			}
+			continue;
+		}
+		eq = strchr(s, '=');
+		if (eq == NULL) {
+			*cause = errorf(path, lineno, "expected key = value: %s",
+					s);
+			goto fail;
+		}
+		*eq = '\0';
+		key = trim(s);
+		val = eq + 1;
+		/* An inline comment starts at " ;" or " #". */
+		for (c = val; *c != '\0'; c++) {
+			if ((*c == ';' || *c == '#') &&
+			    (c == val || isspace((unsigned char)c[-1]))) {
+				*c = '\0';
+				break;
+			}
+		}
+		val = trim(val);
+		switch (sec) {
+		case SEC_NONE:
+			*cause = errorf(path, lineno, "%s: key outside of a "
+					"section", key);
+			goto fail;
+		case SEC_GLOBAL:
+			def = find_key(global_keys, key);
+			if (def == NULL) {
+				*cause = errorf(path, lineno, "unknown key '%s' "
+						"in [tollgate]", key);
+				goto fail;
+			}
+			if (def->type == KT_LIST && nlisten == 0) {
+				/* The first value replaces the default. */
+				for (int i = 0; i < CONFIG_MAX_LISTEN; i++) {
+					free(cfg->listen[i]);
+					cfg->listen[i] = NULL;
+				}
+			}
+			if (def->type == KT_LIST && *val == '\0')
+				continue;
+			err = set_key(cfg, def, val, &nlisten);
+			break;
+		case SEC_PROVIDER:
+			def = find_key(provider_keys, key);
+			if (def == NULL) {
+				*cause = errorf(path, lineno, "unknown key '%s' "
+						"in [provider %s]", key,
+						prov->name);
+				goto fail;
+			}
+			err = set_key(prov, def, val, &nlisten);
+			break;
+		case SEC_ROUTE:
+			if (strcmp(key, "target") != 0) {
+				*cause = errorf(path, lineno, "unknown key '%s' "
+						"in [route %s]", key,
+						route->name);
+				goto fail;
+			}
+			if (route->ntargets > 0) {
+				*cause = errorf(path, lineno, "target: given "
+						"twice");
+				goto fail;
+			}
+			err = parse_targets(cfg, route, val);
+			break;
+		default:
+			err = "internal error";
+		}
+		if (err != NULL) {
+			*cause = errorf(path, lineno, "%s: %s: '%s'", key, err,
+					val);
+			goto fail;
+		}
+	}
+	fclose(f);
+	f = NULL;
+	cfg->nlisten = nlisten;
+	if (cfg->nlisten == 0 && cfg->listen[0] != NULL)
+		cfg->nlisten = 1;
+	if (validate(cfg, path, cause) != 0)
+		goto fail;
+	if (!(flags & CONFIG_NO_SECRETS)) {
+		for (struct provider_conf *p = cfg->providers; p; p = p->next)
+			if (resolve_provider_key(path, p, cause) != 0)
+				goto fail;
+		if (config_resolve_secret(cfg, cause) != 0)
+			goto fail;
+	}
+	return cfg;
+
+nomem:
+	*cause = errorf(path, lineno, "out of memory");
+fail:
+	if (f != NULL)
+		fclose(f);
+	config_free(cfg);
+	return NULL;
+}
+
+/* Frees a provider list. */
+static void
+providers_free(struct provider_conf *p)
+{
+	while (p != NULL) {
+		struct provider_conf *next = p->next;
+		free(p->name);
+		free(p->base_url);
+		free(p->api_key_env);
+		free(p->api_key_file);
+		free(p->proxy);
+		free(p->ca_file);
+		if (p->api_key != NULL) {
+			memset(p->api_key, 0, strlen(p->api_key));
+			free(p->api_key);
+		}
+		free(p);
+		p = next;
+	}
+}
+
+/* Frees a configuration and everything it owns. */
+void
+config_free(struct config *cfg)
+{
+	if (cfg == NULL)
+		return;
+	for (struct route_conf *r = cfg->routes, *next; r; r = next) {
+		next = r->next;
+		for (int i = 0; i < r->ntargets; i++)
+			free(r->targets[i].model);
+		free(r->name);
+		free(r);
+	}
+	providers_free(cfg->providers);
+	for (int i = 0; i < CONFIG_MAX_LISTEN; i++)
+		free(cfg->listen[i]);
+	free(cfg->path);
+	free(cfg->admin_listen);
+	free(cfg->database);
+	free(cfg->key_secret_file);
+	if (cfg->key_secret != NULL) {
+		memset(cfg->key_secret, 0, strlen(cfg->key_secret));
+		free(cfg->key_secret);
+	}
+	free(cfg->log_level);
+	free(cfg->log_format);
+	free(cfg->pid_file);
+	free(cfg);
+}
+
+/* Finds a provider by section name. */
+struct provider_conf *
+config_provider(const struct config *cfg, const char *name)
+{
+	for (struct provider_conf *p = cfg->providers; p; p = p->next)
+		if (strcmp(p->name, name) == 0)
+			return p;
+	return NULL;
+}
+
+/* Finds the route for a requested model: exact, else "*". */
+const struct route_conf *
+config_route(const struct config *cfg, const char *model)
+{
+	const struct route_conf *star = NULL;
+
+	for (const struct route_conf *r = cfg->routes; r; r = r->next) {
+		if (strcmp(r->name, model) == 0)
+			return r;
+		if (strcmp(r->name, "*") == 0)
+			star = r;
+	}
+	return star;
+}
+
+/* Prints one table's keys as INI lines. */
+static void
+print_keys(const void *base, const struct key_def *keys, int defaults)
+{
+	for (const struct key_def *d = keys; d->name != NULL; d++) {
+		const char *p = (const char *)base + d->off;
+		printf("; %s\n", d->help);
+		if (defaults || base == NULL) {
+			printf("%s = %s\n", d->name, d->def);
+			continue;
+		}
+		switch (d->type) {
+		case KT_STRING:
+			printf("%s = %s\n", d->name,
+			       *(char *const *)p ? *(char *const *)p : "");
+			break;
+		case KT_LIST:
+			for (int i = 0; i < CONFIG_MAX_LISTEN; i++)
+				if (((char *const *)p)[i] != NULL)
+					printf("%s = %s\n", d->name,
+					       ((char *const *)p)[i]);
+			break;
+		case KT_INT:
+		case KT_MS:
+		case KT_SIZE:
+			printf("%s = %lld\n", d->name,
+			       (long long)*(const int64_t *)p);
+			break;
+		case KT_BOOL:
+			printf("%s = %s\n", d->name,
+			       *(const int *)p ? "yes" : "no");
+			break;
+		case KT_PTYPE:
+			printf("%s = %s\n", d->name,
+			       ptype_names[*(const enum provider_type *)p]);
+			break;
+		case KT_FLAVOR:
+			printf("%s = %s\n", d->name,
+			       flavor_name(*(const enum flavor *)p));
+			break;
+		}
+	}
+}
+
+/* Prints the configuration (or the defaults) as an INI file. Secrets are
+ * never printed: only where they come from. */
+void
+config_print(const struct config *cfg, int defaults)
+{
+	printf("[tollgate]\n");
+	print_keys(cfg, global_keys, defaults);
+	if (defaults) {
+		printf("\n[provider NAME]\n");
+		print_keys(NULL, provider_keys, 1);
+		printf("\n[route MODEL]\n; provider:model, fallbacks after "
+		       "commas\ntarget =\n");
+		return;
+	}
+	for (const struct provider_conf *p = cfg->providers; p; p = p->next) {
+		printf("\n[provider %s]\n", p->name);
+		print_keys(p, provider_keys, 0);
+	}
+	for (const struct route_conf *r = cfg->routes; r; r = r->next) {
+		printf("\n[route %s]\ntarget = ", r->name);
+		for (int i = 0; i < r->ntargets; i++)
+			printf("%s%s:%s", i ? ", " : "",
+			       r->targets[i].provider->name,
+			       r->targets[i].model);
+		printf("\n");
+	}
+}

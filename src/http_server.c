@@ -1,0 +1,199 @@
+/*
+ * http_server.c - dispatch of data-plane requests and shared replies.
+ */
+#include <string.h>
+#include <strings.h>
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <openssl/rand.h>
+#include <cjson/cJSON.h>
+
+#include "config.h"
+#include "http_server.h"
+#include "keystore.h"
+#include "log.h"
+#include "request.h"
+#include "worker.h"
+
+static const struct endpoint endpoints[] = {
+	{ "/v1/chat/completions", "/chat/completions", "chat/completions",
+	  WIRE_OPENAI_CHAT },
+	{ "/v1/completions", "/completions", "completions",
+	  WIRE_OPENAI_COMPLETIONS },
+	{ "/v1/embeddings", "/embeddings", "embeddings",
+	  WIRE_OPENAI_EMBEDDINGS },
+};
+
+/* Writes a new random request id. */
+void
+http_request_id(char id[40])
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char raw[12];
+
+	if (RAND_bytes(raw, sizeof raw) != 1)
+		memset(raw, 0, sizeof raw);
+	memcpy(id, "req_", 4);
+	for (size_t i = 0; i < sizeof raw; i++) {
+		id[4 + 2 * i] = hex[raw[i] >> 4];
+		id[5 + 2 * i] = hex[raw[i] & 15];
+	}
+	id[4 + 2 * sizeof raw] = '\0';
+}
+
+/* Finds the presented API key in the request headers. */
+const char *
+http_api_key(struct evhttp_request *req, size_t *len)
+{
+	struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+	const char *v = evhttp_find_header(h, "Authorization");
+
+	if (v != NULL) {
+		if (strncasecmp(v, "Bearer ", 7) != 0)
+			return NULL;
+		v += 7;
+		while (*v == ' ')
+			v++;
+	} else if ((v = evhttp_find_header(h, "x-api-key")) == NULL &&
+		   (v = evhttp_find_header(h, "api-key")) == NULL) {
+		return NULL;
+	}
+	*len = strlen(v);
+	while (*len > 0 && v[*len - 1] == ' ')
+		(*len)--;
+	return *len > 0 ? v : NULL;
+}
+
+/* Sends an OpenAI-shaped error reply. */
+void
+http_reply_error(struct evhttp_request *req, int status, const char *type,
+		 const char *code, const char *param, const char *message)
+{
+	cJSON *root = cJSON_CreateObject(), *err = cJSON_CreateObject();
+	struct evbuffer *buf = evbuffer_new();
+	char *text;
+
+	cJSON_AddStringToObject(err, "message", message);
+	cJSON_AddStringToObject(err, "type", type);
+	if (param != NULL)
+		cJSON_AddStringToObject(err, "param", param);
+	else
+		cJSON_AddNullToObject(err, "param");
+	if (code != NULL)
+		cJSON_AddStringToObject(err, "code", code);
+	else
+		cJSON_AddNullToObject(err, "code");
+	cJSON_AddItemToObject(root, "error", err);
+	text = cJSON_PrintUnformatted(root);
+	cJSON_Delete(root);
+	if (text != NULL && buf != NULL) {
+		evbuffer_add(buf, text, strlen(text));
+		evbuffer_add(buf, "\n", 1);
+	}
+	evhttp_add_header(evhttp_request_get_output_headers(req),
+			  "Content-Type", "application/json");
+	evhttp_send_reply(req, status, NULL, buf);
+	cJSON_free(text);
+	if (buf != NULL)
+		evbuffer_free(buf);
+}
+
+/* GET /v1/models: the routes the presented key may use. */
+static void
+list_models(struct worker *w, struct evhttp_request *req, const char *id)
+{
+	struct key_grant g;
+	const char *key;
+	size_t len = 0;
+	cJSON *root, *data;
+	struct evbuffer *buf;
+	char *text;
+
+	key = http_api_key(req, &len);
+	if (key == NULL || keystore_lookup(key, len, &g) != KEY_OK) {
+		http_reply_error(req, 401, "invalid_request_error",
+				 "invalid_api_key",
+				 NULL, "Incorrect or missing API key.");
+		return;
+	}
+	root = cJSON_CreateObject();
+	cJSON_AddStringToObject(root, "object", "list");
+	data = cJSON_AddArrayToObject(root, "data");
+	for (const struct route_conf *r = w->w_cfg->routes; r; r = r->next) {
+		cJSON *m;
+		if (strcmp(r->name, "*") == 0 ||
+		    !keystore_model_allowed(&g, r->name))
+			continue;
+		m = cJSON_CreateObject();
+		cJSON_AddStringToObject(m, "id", r->name);
+		cJSON_AddStringToObject(m, "object", "model");
+		cJSON_AddNumberToObject(m, "created", 0);
+		cJSON_AddStringToObject(m, "owned_by",
+					r->targets[0].provider->name);
+		cJSON_AddItemToArray(data, m);
+	}
+	keystore_grant_clear(&g);
+	text = cJSON_PrintUnformatted(root);
+	cJSON_Delete(root);
+	buf = evbuffer_new();
+	evbuffer_add(buf, text, strlen(text));
+	cJSON_free(text);
+	evhttp_add_header(evhttp_request_get_output_headers(req),
+			  "Content-Type", "application/json");
+	evhttp_send_reply(req, 200, "OK", buf);
+	evbuffer_free(buf);
+	(void)id;
+}
+
+/* Routes a request by method and path. */
+static void
+dispatch(struct evhttp_request *req, void *arg)
+{
+	struct worker *w = arg;
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+	char id[40];
+
+	if (path == NULL)
+		path = "";
+	for (size_t i = 0; i < sizeof endpoints / sizeof *endpoints; i++) {
+		if (strcmp(path, endpoints[i].path) != 0)
+			continue;
+		if (cmd != EVHTTP_REQ_POST) {
+			http_request_id(id);
+			evhttp_add_header(out, "x-request-id", id);
+			evhttp_add_header(out, "Allow", "POST");
+			http_reply_error(req, 405, "invalid_request_error",
+					 "method_not_allowed", NULL,
+					 "Only POST is allowed here.");
+			return;
+		}
+		request_start(w, req, &endpoints[i]);
+		return;
+	}
+	http_request_id(id);
+	evhttp_add_header(out, "x-request-id", id);
+	if (strcmp(path, "/v1/models") == 0) {
+		if (cmd != EVHTTP_REQ_GET) {
+			evhttp_add_header(out, "Allow", "GET");
+			http_reply_error(req, 405, "invalid_request_error",
+					 "method_not_allowed", NULL,
+					 "Only GET is allowed here.");
+			return;
+		}
+		list_models(w, req, id);
+		return;
+	}
+	http_reply_error(req, 404, "invalid_request_error", "unknown_url",
+			 NULL, "Unknown request URL.");
+}
+
+/* Installs the dispatcher. */
+void
+http_server_setup(struct worker *w)
+{
+	evhttp_set_gencb(w->w_http, dispatch, w);
+}

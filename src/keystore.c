@@ -1,0 +1,381 @@
+/*
+ * keystore.c - the API key cache and its loader thread.
+ *
+ * Principle: lookups are on every request's path, so they touch only
+ * memory: a sorted array of key hashes, replaced whole (copy on reload)
+ * and reference counted so a lookup can copy what it needs after the
+ * array was swapped. The loader thread owns a blocking libpq connection,
+ * LISTENs on tollgate_keys, and reloads on each notification (bursts are
+ * coalesced) and every refresh_ms. While the database is away the last
+ * cache stays in force and the thread reconnects with backoff.
+ */
+#include <fnmatch.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <libpq-fe.h>
+
+#include "keyhash.h"
+#include "keystore.h"
+#include "log.h"
+
+struct key_entry {
+	char hash[KEY_HASH_HEXLEN + 1];
+	int64_t key_id;
+	int64_t tenant_id;
+	int64_t expires_at;  /* seconds since the epoch; 0 = never */
+	char *tenant;
+	char *models;
+};
+
+struct key_cache {
+	int refs;
+	size_t n;
+	struct key_entry *e;
+};
+
+static struct {
+	pthread_t thread;
+	pthread_mutex_t lock;        /* guards cache and refs */
+	struct key_cache *cache;
+	char *conninfo;
+	char *secret;
+	int refresh_ms;
+	int pipe[2];                 /* wakes the thread to stop */
+	PGconn *conn;
+	atomic_int ready;
+	atomic_int db_ok;
+	atomic_llong count;
+} ks = { .lock = PTHREAD_MUTEX_INITIALIZER, .pipe = { -1, -1 } };
+
+/* Drops one reference to a cache, freeing it with the last. */
+static void
+cache_unref(struct key_cache *c)
+{
+	int last;
+
+	if (c == NULL)
+		return;
+	pthread_mutex_lock(&ks.lock);
+	last = --c->refs == 0;
+	pthread_mutex_unlock(&ks.lock);
+	if (!last)
+		return;
+	for (size_t i = 0; i < c->n; i++) {
+		free(c->e[i].tenant);
+		free(c->e[i].models);
+	}
+	free(c->e);
+	free(c);
+}
+
+/* Orders entries by hash, for bsearch. */
+static int
+entry_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct key_entry *)a)->hash,
+		      ((const struct key_entry *)b)->hash);
+}
+
+/* Reads every usable key into a new cache. NULL on error. */
+static struct key_cache *
+load_keys(void)
+{
+	static const char sql[] =
+		"SELECT k.hash, k.id, k.tenant_id, t.name, "
+		"       array_to_string(k.models, ','), "
+		"       coalesce(extract(epoch FROM k.expires_at)::bigint, 0) "
+		"FROM api_keys k JOIN tenants t ON t.id = k.tenant_id "
+		"WHERE k.revoked_at IS NULL AND NOT t.disabled";
+	struct key_cache *c;
+	PGresult *res = PQexec(ks.conn, sql);
+	int n;
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		log_warn("keystore: loading keys: %s",
+			 PQresultErrorMessage(res));
+		PQclear(res);
+		return NULL;
+	}
+	n = PQntuples(res);
+	c = calloc(1, sizeof *c);
+	if (c == NULL || (c->e = calloc((size_t)n + 1, sizeof *c->e)) == NULL) {
+		free(c);
+		PQclear(res);
+		return NULL;
+	}
+	c->refs = 1;
+	for (int i = 0; i < n; i++) {
+		struct key_entry *e = &c->e[c->n];
+		const char *h = PQgetvalue(res, i, 0);
+		if (strlen(h) != KEY_HASH_HEXLEN)
+			continue;
+		memcpy(e->hash, h, KEY_HASH_HEXLEN + 1);
+		e->key_id = strtoll(PQgetvalue(res, i, 1), NULL, 10);
+		e->tenant_id = strtoll(PQgetvalue(res, i, 2), NULL, 10);
+		e->tenant = strdup(PQgetvalue(res, i, 3));
+		e->models = PQgetisnull(res, i, 4)
+				    ? NULL
+				    : strdup(PQgetvalue(res, i, 4));
+		e->expires_at = strtoll(PQgetvalue(res, i, 5), NULL, 10);
+		c->n++;
+	}
+	PQclear(res);
+	qsort(c->e, c->n, sizeof *c->e, entry_cmp);
+	return c;
+}
+
+/* Replaces the cache with a fresh load. 0 or -1. */
+static int
+reload(void)
+{
+	struct key_cache *c = load_keys(), *old;
+
+	if (c == NULL)
+		return -1;
+	pthread_mutex_lock(&ks.lock);
+	old = ks.cache;
+	ks.cache = c;
+	pthread_mutex_unlock(&ks.lock);
+	cache_unref(old);
+	atomic_store(&ks.count, (long long)c->n);
+	if (!atomic_exchange(&ks.ready, 1))
+		log_info("keystore: %zu keys loaded", c->n);
+	else
+		log_debug("keystore: %zu keys reloaded", c->n);
+	return 0;
+}
+
+/* Connects and LISTENs. 0 or -1. */
+static int
+connect_listen(void)
+{
+	PGresult *res;
+
+	ks.conn = PQconnectdb(ks.conninfo);
+	if (PQstatus(ks.conn) != CONNECTION_OK) {
+		log_warn("keystore: database: %s", PQerrorMessage(ks.conn));
+		goto fail;
+	}
+	res = PQexec(ks.conn, "LISTEN tollgate_keys");
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		log_warn("keystore: LISTEN: %s", PQresultErrorMessage(res));
+		PQclear(res);
+		goto fail;
+	}
+	PQclear(res);
+	return 0;
+fail:
+	PQfinish(ks.conn);
+	ks.conn = NULL;
+	return -1;
+}
+
+/* Milliseconds on the monotonic clock. */
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The loader thread: connect, load, wait for notifications. */
+static void *
+keystore_main(void *arg)
+{
+	int backoff = 100;
+	int64_t next_refresh = 0;
+
+	for (;;) {
+		struct pollfd pfd[2];
+		int64_t now = now_ms();
+		int notified = 0, timeout;
+
+		if (ks.conn == NULL) {
+			if (connect_listen() != 0 || reload() != 0) {
+				atomic_store(&ks.db_ok, 0);
+				if (ks.conn != NULL) {
+					PQfinish(ks.conn);
+					ks.conn = NULL;
+				}
+				pfd[0].fd = ks.pipe[0];
+				pfd[0].events = POLLIN;
+				if (poll(pfd, 1, backoff) > 0)
+					break;
+				backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+				continue;
+			}
+			atomic_store(&ks.db_ok, 1);
+			backoff = 100;
+			next_refresh = now_ms() + ks.refresh_ms;
+			continue;
+		}
+		timeout = next_refresh > now ? (int)(next_refresh - now) : 0;
+		pfd[0].fd = ks.pipe[0];
+		pfd[0].events = POLLIN;
+		pfd[1].fd = PQsocket(ks.conn);
+		pfd[1].events = POLLIN;
+		if (poll(pfd, 2, timeout) < 0)
+			continue;
+		if (pfd[0].revents)
+			break;
+		if (pfd[1].revents) {
+			PGnotify *nf;
+			if (!PQconsumeInput(ks.conn)) {
+				log_warn("keystore: database connection lost: "
+					 "%s", PQerrorMessage(ks.conn));
+				PQfinish(ks.conn);
+				ks.conn = NULL;
+				atomic_store(&ks.db_ok, 0);
+				continue;
+			}
+			while ((nf = PQnotifies(ks.conn)) != NULL) {
+				notified = 1;
+				PQfreemem(nf);
+			}
+		}
+		if (notified || now_ms() >= next_refresh) {
+			if (reload() != 0) {
+				PQfinish(ks.conn);
+				ks.conn = NULL;
+				atomic_store(&ks.db_ok, 0);
+				continue;
+			}
+			next_refresh = now_ms() + ks.refresh_ms;
+		}
+	}
+	if (ks.conn != NULL)
+		PQfinish(ks.conn);
+	ks.conn = NULL;
+	return NULL;
+}
+
+/* Starts the loader thread. */
+int
+keystore_start(const char *conninfo, const char *secret, int refresh_ms)
+{
+	if (pipe(ks.pipe) != 0)
+		return -1;
+	ks.conninfo = strdup(conninfo != NULL ? conninfo : "");
+	ks.secret = strdup(secret != NULL ? secret : "");
+	ks.refresh_ms = refresh_ms;
+	if (pthread_create(&ks.thread, NULL, keystore_main, NULL) != 0) {
+		log_error("keystore: cannot start its thread");
+		return -1;
+	}
+	return 0;
+}
+
+/* Stops the loader thread and frees the cache. */
+void
+keystore_stop(void)
+{
+	if (ks.pipe[1] < 0)
+		return;
+	if (write(ks.pipe[1], "x", 1) != 1)
+		log_warn("keystore: cannot wake the loader thread");
+	pthread_join(ks.thread, NULL);
+	close(ks.pipe[0]);
+	close(ks.pipe[1]);
+	ks.pipe[0] = ks.pipe[1] = -1;
+	cache_unref(ks.cache);
+	ks.cache = NULL;
+	free(ks.conninfo);
+	free(ks.secret);
+}
+
+/* Looks a presented key up in the cache. */
+enum key_status
+keystore_lookup(const char *key, size_t len, struct key_grant *g)
+{
+	struct key_entry probe, *e;
+	struct key_cache *c;
+	enum key_status st = KEY_UNKNOWN;
+
+	memset(g, 0, sizeof *g);
+	if (!keyhash_well_formed(key, len))
+		return KEY_UNKNOWN;
+	keyhash_hash(ks.secret, key, len, probe.hash);
+	pthread_mutex_lock(&ks.lock);
+	c = ks.cache;
+	if (c != NULL)
+		c->refs++;
+	pthread_mutex_unlock(&ks.lock);
+	if (c == NULL)
+		return KEY_UNKNOWN;
+	e = bsearch(&probe, c->e, c->n, sizeof *c->e, entry_cmp);
+	if (e != NULL && keyhash_equal(e->hash, probe.hash)) {
+		if (e->expires_at != 0 && e->expires_at <= time(NULL)) {
+			st = KEY_EXPIRED;
+		} else {
+			g->key_id = e->key_id;
+			g->tenant_id = e->tenant_id;
+			g->tenant = strdup(e->tenant);
+			g->models = e->models ? strdup(e->models) : NULL;
+			st = KEY_OK;
+		}
+	}
+	cache_unref(c);
+	return st;
+}
+
+/* Frees what a lookup filled in. */
+void
+keystore_grant_clear(struct key_grant *g)
+{
+	free(g->tenant);
+	free(g->models);
+	memset(g, 0, sizeof *g);
+}
+
+/* Whether model matches one of the grant's comma-separated patterns. */
+int
+keystore_model_allowed(const struct key_grant *g, const char *model)
+{
+	const char *p;
+
+	if (g->models == NULL || *g->models == '\0')
+		return 1;
+	p = g->models;
+	while (*p != '\0') {
+		char pat[256];
+		size_t n = strcspn(p, ",");
+		if (n < sizeof pat) {
+			memcpy(pat, p, n);
+			pat[n] = '\0';
+			if (fnmatch(pat, model, 0) == 0)
+				return 1;
+		}
+		p += n;
+		if (*p == ',')
+			p++;
+	}
+	return 0;
+}
+
+/* Whether the cache was loaded at least once. */
+int
+keystore_ready(void)
+{
+	return atomic_load(&ks.ready);
+}
+
+/* Keys in the cache. */
+int64_t
+keystore_count(void)
+{
+	return atomic_load(&ks.count);
+}
+
+/* Whether the loader's connection is up. */
+int
+keystore_db_ok(void)
+{
+	return atomic_load(&ks.db_ok);
+}

@@ -1,0 +1,207 @@
+/*
+ * provider.c - request rewriting and connection settings per provider.
+ *
+ * The client's body is forwarded as written: only the model value is
+ * replaced and, where needed, stream_options is added or completed. The
+ * edits are made on the raw bytes (json.h), so numbers, key order and
+ * unknown fields reach the provider untouched.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "json.h"
+#include "provider.h"
+#include "request.h"
+
+/* Appends n bytes to a growing buffer. */
+static int
+buf_add(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
+{
+	if (*len + n + 1 > *cap) {
+		size_t ncap = (*len + n + 1) * 2;
+		char *nb = realloc(*buf, ncap);
+		if (nb == NULL)
+			return -1;
+		*buf = nb;
+		*cap = ncap;
+	}
+	memcpy(*buf + *len, s, n);
+	*len += n;
+	(*buf)[*len] = '\0';
+	return 0;
+}
+
+/* Whether the client asked for a stream with include_usage on. */
+static int
+client_include_usage(const cJSON *json)
+{
+	const cJSON *so = cJSON_GetObjectItemCaseSensitive(json,
+							   "stream_options");
+	return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(so,
+							     "include_usage"));
+}
+
+/* Builds the upstream body. */
+char *
+provider_rewrite_body(const struct provider_conf *p, const char *body,
+		      size_t len, const cJSON *json, const char *model,
+		      int *injected, size_t *outlen)
+{
+	size_t ms, me, ss = 0, se = 0, olen = 0, cap = len + 128;
+	char *out = malloc(cap), *mq = NULL, *so_text = NULL;
+	int stream = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(json,
+								   "stream"));
+	int has_so;
+	long end;
+	cJSON *mj;
+
+	*injected = 0;
+	if (out == NULL)
+		return NULL;
+	out[0] = '\0';
+	if (json_member_span(body, len, "model", &ms, &me) != 0)
+		goto fail;
+	mj = cJSON_CreateString(model);
+	mq = cJSON_PrintUnformatted(mj);
+	cJSON_Delete(mj);
+	if (mq == NULL)
+		goto fail;
+
+	has_so = json_member_span(body, len, "stream_options", &ss, &se) == 0;
+	if (stream && flavor_needs_include_usage(p->flavor) &&
+	    !client_include_usage(json)) {
+		*injected = 1;
+		if (has_so) {
+			/* Keep the client's other options; switch usage on. */
+			cJSON *so = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(
+				json, "stream_options"), 1);
+			if (!cJSON_IsObject(so)) {
+				cJSON_Delete(so);
+				so = cJSON_CreateObject();
+			}
+			cJSON_DeleteItemFromObjectCaseSensitive(so,
+								"include_usage");
+			cJSON_AddTrueToObject(so, "include_usage");
+			so_text = cJSON_PrintUnformatted(so);
+			cJSON_Delete(so);
+			if (so_text == NULL)
+				goto fail;
+		}
+	}
+
+	/* Copy the body, replacing the spans in order of position. */
+	{
+		size_t cuts[2][2] = { { ms, me }, { ss, se } };
+		const char *reps[2] = { mq, so_text };
+		int order[2] = { 0, 1 }, nrep = so_text != NULL ? 2 : 1;
+		size_t pos = 0;
+
+		if (nrep == 2 && ss < ms) {
+			order[0] = 1;
+			order[1] = 0;
+		}
+		for (int i = 0; i < nrep; i++) {
+			int k = order[i];
+			if (buf_add(&out, &olen, &cap, body + pos,
+				    cuts[k][0] - pos) != 0 ||
+			    buf_add(&out, &olen, &cap, reps[k],
+				    strlen(reps[k])) != 0)
+				goto fail;
+			pos = cuts[k][1];
+		}
+		if (*injected && !has_so) {
+			static const char add[] =
+				",\"stream_options\":{\"include_usage\":true}";
+			end = json_object_end(body, len);
+			if (end < 0 || (size_t)end < pos)
+				goto fail;
+			if (buf_add(&out, &olen, &cap, body + pos,
+				    (size_t)end - pos) != 0 ||
+			    buf_add(&out, &olen, &cap, add, sizeof add - 1) != 0)
+				goto fail;
+			pos = (size_t)end;
+		}
+		if (buf_add(&out, &olen, &cap, body + pos, len - pos) != 0)
+			goto fail;
+	}
+	cJSON_free(mq);
+	cJSON_free(so_text);
+	*outlen = olen;
+	return out;
+fail:
+	cJSON_free(mq);
+	cJSON_free(so_text);
+	free(out);
+	return NULL;
+}
+
+/* The upstream URL: base_url followed by the endpoint's path. */
+char *
+provider_url(const struct provider_conf *p, const struct endpoint *ep)
+{
+	size_t n = strlen(p->base_url) + strlen(ep->upath) + 1;
+	char *url = malloc(n);
+
+	if (url != NULL)
+		snprintf(url, n, "%s%s", p->base_url, ep->upath);
+	return url;
+}
+
+/* Headers for the upstream request. */
+struct curl_slist *
+provider_headers(const struct provider_conf *p)
+{
+	struct curl_slist *h = NULL, *t;
+
+	h = curl_slist_append(h, "Content-Type: application/json");
+	if (h == NULL)
+		return NULL;
+	/* No "Expect: 100-continue" round trip for large bodies. */
+	if ((t = curl_slist_append(h, "Expect:")) == NULL)
+		goto fail;
+	h = t;
+	if (p->api_key != NULL) {
+		size_t n = strlen(p->api_key) + 32;
+		char *line = malloc(n);
+		if (line == NULL)
+			goto fail;
+		snprintf(line, n, "Authorization: Bearer %s", p->api_key);
+		t = curl_slist_append(h, line);
+		memset(line, 0, n);
+		free(line);
+		if (t == NULL)
+			goto fail;
+		h = t;
+	}
+	return h;
+fail:
+	curl_slist_free_all(h);
+	return NULL;
+}
+
+/* Applies timeouts, proxy and TLS settings. */
+void
+provider_setopt(const struct provider_conf *p, CURL *easy, int stream)
+{
+	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
+			 (long)p->connect_timeout_ms);
+	if (stream) {
+		/* Fail a stream that stays silent for idle_timeout. */
+		curl_easy_setopt(easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
+		curl_easy_setopt(easy, CURLOPT_LOW_SPEED_TIME,
+				 (long)((p->idle_timeout_ms + 999) / 1000));
+	} else {
+		curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long)p->timeout_ms);
+	}
+	if (p->proxy != NULL)
+		curl_easy_setopt(easy, CURLOPT_PROXY, p->proxy);
+	curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, p->tls_verify ? 1L : 0L);
+	curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, p->tls_verify ? 2L : 0L);
+	if (p->ca_file != NULL)
+		curl_easy_setopt(easy, CURLOPT_CAINFO, p->ca_file);
+	curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(easy, CURLOPT_USERAGENT, "tollgate/" PACKAGE_VERSION);
+}

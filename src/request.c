@@ -1,0 +1,624 @@
+/*
+ * request.c - a request's life: admission, upstream transfer, relay,
+ * metering, close.
+ *
+ * Principle: one function drives each step and one function ends a
+ * request, request_close(), whatever happened: success, refusal, upstream
+ * failure or a client that went away. It settles the usage record and hands
+ * it to the writer, so every request that reached admission is recorded
+ * exactly once.
+ *
+ * Streams are relayed event by event as they arrive: the SSE parser gives
+ * each complete event's exact bytes, the usage tracker reads its usage, and
+ * the event is forwarded untouched unless it is the usage the gateway asked
+ * for on the client's behalf (dropped, or stripped when it rides with
+ * content). When the client's connection holds more than stream_buffer
+ * bytes unsent, the upstream transfer is paused and resumed once the
+ * connection drained, so a slow client never makes the gateway hold a whole
+ * response.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "config.h"
+#include "http_server.h"
+#include "json.h"
+#include "log.h"
+#include "metrics.h"
+#include "pgwriter.h"
+#include "provider.h"
+#include "request.h"
+#include "sse.h"
+#include "upstream.h"
+#include "worker.h"
+
+#define RESPONSE_MAX (64u << 20) /* largest non-streamed upstream body */
+#define EVENT_MAX    (16u << 20) /* largest single SSE event */
+
+/* Microseconds on the wall clock. */
+static int64_t
+wall_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Microseconds on the monotonic clock. */
+static int64_t
+mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Logs a line prefixed with the request id and tenant. */
+void
+rlog(const struct request *req, int level, const char *fmt, ...)
+{
+	char prefix[160];
+	va_list ap;
+
+	if (!log_enabled((enum log_level)level))
+		return;
+	snprintf(prefix, sizeof prefix, "%s tenant=%s ", req->rq_id,
+		 req->rq_grant.tenant != NULL ? req->rq_grant.tenant : "-");
+	va_start(ap, fmt);
+	log_vmsg((enum log_level)level, prefix, fmt, ap);
+	va_end(ap);
+}
+
+/* The client's connection closed before the request was done. */
+static void
+client_closed(struct evhttp_connection *evcon, void *arg)
+{
+	struct request *req = arg;
+
+	req->rq_http = NULL;
+	req->rq_rec->client_aborted = 1;
+	request_close(req, "client closed the connection");
+}
+
+/* Sends an OpenAI error and closes the request with that reason. */
+void
+request_refuse(struct request *req, int status, const char *type,
+	       const char *code, const char *param, const char *message)
+{
+	req->rq_rec->status = status;
+	if (req->rq_http != NULL) {
+		evhttp_connection_set_closecb(
+			evhttp_request_get_connection(req->rq_http), NULL,
+			NULL);
+		http_reply_error(req->rq_http, status, type, code, param,
+				 message);
+		req->rq_http = NULL;
+	}
+	request_close(req, message);
+}
+
+/* Bytes waiting in the client connection's output buffer. */
+static size_t
+client_backlog(struct request *req)
+{
+	struct evhttp_connection *evcon;
+	struct bufferevent *bev;
+
+	if (req->rq_http == NULL)
+		return 0;
+	evcon = evhttp_request_get_connection(req->rq_http);
+	bev = evcon != NULL ? evhttp_connection_get_bufferevent(evcon) : NULL;
+	return bev != NULL ? evbuffer_get_length(bufferevent_get_output(bev))
+			   : 0;
+}
+
+/* The client connection drained what it was given: resume upstream. */
+static void
+client_drained(struct evhttp_connection *evcon, void *arg)
+{
+	struct request *req = arg;
+
+	if (req->rq_paused && req->rq_easy != NULL) {
+		req->rq_paused = 0;
+		/* curl schedules delivery of what it held through its timer. */
+		curl_easy_pause(req->rq_easy, CURLPAUSE_CONT);
+	}
+}
+
+/* Sends whatever relayed bytes are pending to the client. */
+static void
+flush_to_client(struct request *req)
+{
+	if (req->rq_http == NULL || evbuffer_get_length(req->rq_resp) == 0)
+		return;
+	evhttp_send_reply_chunk_with_cb(req->rq_http, req->rq_resp,
+					client_drained, req);
+}
+
+/* One complete SSE event from upstream: meter it, then forward it as it
+ * came, or without the usage the gateway asked for on its own. */
+static int
+relay_event(const struct sse_event *ev, void *arg)
+{
+	struct request *req = arg;
+	int flags = 0;
+
+	if (ev->data != NULL)
+		flags = usage_stream_event(&req->rq_ust, ev->event, ev->data,
+					   ev->data_len);
+	if (req->rq_injected_usage && (flags & USAGE_EV_USAGE_ONLY))
+		return 0;
+	if (req->rq_injected_usage && (flags & USAGE_EV_HAS_USAGE)) {
+		char *stripped = usage_strip(ev->data, ev->data_len);
+		if (stripped != NULL) {
+			if (ev->event != NULL)
+				evbuffer_add_printf(req->rq_resp, "event: %s\n",
+						    ev->event);
+			evbuffer_add_printf(req->rq_resp, "data: %s\n\n",
+					    stripped);
+			free(stripped);
+			return 0;
+		}
+	}
+	evbuffer_add(req->rq_resp, ev->raw, ev->raw_len);
+	return 0;
+}
+
+/* Starts the streamed reply to the client with upstream's status. */
+static void
+start_relay(struct request *req)
+{
+	struct evkeyvalq *out = evhttp_request_get_output_headers(req->rq_http);
+
+	evhttp_add_header(out, "Content-Type",
+			  req->rq_ctype != NULL ? req->rq_ctype
+						: "text/event-stream");
+	evhttp_add_header(out, "Cache-Control", "no-cache");
+	evhttp_send_reply_start(req->rq_http, (int)req->rq_status, NULL);
+	req->rq_state = REQ_RELAYING;
+	req->rq_ttfb_us = mono_us();
+}
+
+/* Whether the upstream response is an event stream to relay. */
+static int
+is_event_stream(const struct request *req)
+{
+	return req->rq_status >= 200 && req->rq_status < 300 &&
+	       req->rq_ctype != NULL &&
+	       strncasecmp(req->rq_ctype, "text/event-stream", 17) == 0;
+}
+
+/* curl delivers response body bytes. */
+static size_t
+upstream_write(char *data, size_t size, size_t nmemb, void *arg)
+{
+	struct request *req = arg;
+	size_t n = size * nmemb;
+
+	if (req->rq_http == NULL)
+		return 0;
+	if (req->rq_state == REQ_UPSTREAM) {
+		curl_easy_getinfo(req->rq_easy, CURLINFO_RESPONSE_CODE,
+				  &req->rq_status);
+		req->rq_relay = is_event_stream(req);
+		if (req->rq_relay) {
+			req->rq_sse = sse_parser_new(EVENT_MAX, relay_event,
+						     req);
+			if (req->rq_sse == NULL)
+				return 0;
+			start_relay(req);
+		}
+	}
+	if (!req->rq_relay) {
+		if (evbuffer_get_length(req->rq_resp) + n > RESPONSE_MAX)
+			return 0;
+		evbuffer_add(req->rq_resp, data, n);
+		return n;
+	}
+	if (client_backlog(req) > (size_t)req->rq_worker->w_cfg->stream_buffer) {
+		req->rq_paused = 1;
+		return CURL_WRITEFUNC_PAUSE;
+	}
+	if (sse_parser_feed(req->rq_sse, data, n) != 0)
+		return 0;
+	flush_to_client(req);
+	return n;
+}
+
+/* curl delivers one response header line. */
+static size_t
+upstream_header(char *line, size_t size, size_t nmemb, void *arg)
+{
+	struct request *req = arg;
+	size_t n = size * nmemb, len = n;
+	char **slot = NULL;
+	const char *v;
+
+	if (n >= 5 && strncmp(line, "HTTP/", 5) == 0) {
+		/* A new response (after 100 Continue): forget the last. */
+		free(req->rq_ctype);
+		free(req->rq_retry_after);
+		req->rq_ctype = req->rq_retry_after = NULL;
+		return n;
+	}
+	if (len > 13 && strncasecmp(line, "Content-Type:", 13) == 0) {
+		slot = &req->rq_ctype;
+		v = line + 13;
+	} else if (len > 12 && strncasecmp(line, "Retry-After:", 12) == 0) {
+		slot = &req->rq_retry_after;
+		v = line + 12;
+	} else {
+		return n;
+	}
+	while (v < line + len && (*v == ' ' || *v == '\t'))
+		v++;
+	while (len > 0 && (line[len - 1] == '\r' || line[len - 1] == '\n' ||
+			   line[len - 1] == ' '))
+		len--;
+	free(*slot);
+	*slot = strndup(v, (size_t)(line + len - v));
+	return n;
+}
+
+/* Builds and starts the upstream transfer. 0 or -1. */
+static int
+start_upstream(struct request *req)
+{
+	const struct provider_conf *p = req->rq_target->provider;
+	size_t uplen = 0;
+	char *url;
+	CURL *easy;
+
+	req->rq_upbody = provider_rewrite_body(p, req->rq_body,
+					       req->rq_body_len, req->rq_json,
+					       req->rq_target->model,
+					       &req->rq_injected_usage, &uplen);
+	url = provider_url(p, req->rq_ep);
+	req->rq_hdrs = provider_headers(p);
+	easy = curl_easy_init();
+	if (req->rq_upbody == NULL || url == NULL || req->rq_hdrs == NULL ||
+	    easy == NULL) {
+		free(url);
+		if (easy != NULL)
+			curl_easy_cleanup(easy);
+		return -1;
+	}
+	req->rq_easy = easy;
+	curl_easy_setopt(easy, CURLOPT_URL, url);
+	free(url);
+	curl_easy_setopt(easy, CURLOPT_POST, 1L);
+	curl_easy_setopt(easy, CURLOPT_POSTFIELDS, req->rq_upbody);
+	curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)uplen);
+	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, req->rq_hdrs);
+	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, upstream_write);
+	curl_easy_setopt(easy, CURLOPT_WRITEDATA, req);
+	curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, upstream_header);
+	curl_easy_setopt(easy, CURLOPT_HEADERDATA, req);
+	curl_easy_setopt(easy, CURLOPT_PRIVATE, req);
+	curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, req->rq_errbuf);
+	provider_setopt(p, easy, req->rq_stream);
+	if (upstream_add(req->rq_worker, easy) != 0) {
+		curl_easy_cleanup(easy);
+		req->rq_easy = NULL;
+		return -1;
+	}
+	req->rq_state = REQ_UPSTREAM;
+	return 0;
+}
+
+/* Authenticates, parses and routes; refuses what does not pass. Returns
+ * 0 when the request may go upstream. */
+static int
+admit(struct request *req)
+{
+	const struct config *cfg = req->rq_worker->w_cfg;
+	struct evbuffer *in = evhttp_request_get_input_buffer(req->rq_http);
+	struct usage_record *rec = req->rq_rec;
+	const struct route_conf *route;
+	const cJSON *model, *so;
+	const char *key;
+	size_t keylen = 0;
+	char msg[512];
+	int depth;
+
+	key = http_api_key(req->rq_http, &keylen);
+	if (key == NULL) {
+		request_refuse(req, 401, "invalid_request_error",
+			       "invalid_api_key", NULL,
+			       "You didn't provide an API key. Send it as "
+			       "'Authorization: Bearer tg-...'.");
+		return -1;
+	}
+	switch (keystore_lookup(key, keylen, &req->rq_grant)) {
+	case KEY_OK:
+		break;
+	case KEY_EXPIRED:
+		request_refuse(req, 401, "invalid_request_error",
+			       "invalid_api_key", NULL,
+			       "The API key has expired.");
+		return -1;
+	default:
+		request_refuse(req, 401, "invalid_request_error",
+			       "invalid_api_key", NULL,
+			       "Incorrect API key provided.");
+		return -1;
+	}
+	req->rq_authed = 1;
+	rec->tenant_id = req->rq_grant.tenant_id;
+	rec->key_id = req->rq_grant.key_id;
+
+	req->rq_body_len = evbuffer_get_length(in);
+	if (req->rq_body_len > (size_t)cfg->max_body_size) {
+		snprintf(msg, sizeof msg, "Request body of %zu bytes exceeds "
+			 "the limit of %lld bytes.", req->rq_body_len,
+			 (long long)cfg->max_body_size);
+		request_refuse(req, 413, "invalid_request_error",
+			       "invalid_request_error", NULL, msg);
+		return -1;
+	}
+	req->rq_body = malloc(req->rq_body_len + 1);
+	if (req->rq_body == NULL) {
+		request_refuse(req, 500, "server_error", NULL, NULL,
+			       "Out of memory.");
+		return -1;
+	}
+	evbuffer_copyout(in, req->rq_body, req->rq_body_len);
+	req->rq_body[req->rq_body_len] = '\0';
+
+	depth = json_depth(req->rq_body, req->rq_body_len);
+	if (depth > cfg->max_json_depth) {
+		snprintf(msg, sizeof msg, "Request body nests deeper than %lld "
+			 "levels.", (long long)cfg->max_json_depth);
+		request_refuse(req, 400, "invalid_request_error",
+			       "invalid_request_error", NULL, msg);
+		return -1;
+	}
+	req->rq_json = depth < 0 ? NULL
+				 : cJSON_ParseWithLength(req->rq_body,
+							 req->rq_body_len);
+	if (!cJSON_IsObject(req->rq_json)) {
+		request_refuse(req, 400, "invalid_request_error",
+			       "invalid_request_error", NULL,
+			       "We could not parse the JSON body of your "
+			       "request. The body must be a JSON object.");
+		return -1;
+	}
+	model = cJSON_GetObjectItemCaseSensitive(req->rq_json, "model");
+	if (!cJSON_IsString(model) || *model->valuestring == '\0') {
+		request_refuse(req, 400, "invalid_request_error",
+			       "invalid_request_error", "model",
+			       "You must provide a model parameter.");
+		return -1;
+	}
+	req->rq_model = model->valuestring;
+	rec->requested_model = strdup(req->rq_model);
+	req->rq_stream = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(
+		req->rq_json, "stream"));
+	rec->streamed = req->rq_stream;
+	so = cJSON_GetObjectItemCaseSensitive(req->rq_json, "stream_options");
+	req->rq_client_usage = cJSON_IsTrue(
+		cJSON_GetObjectItemCaseSensitive(so, "include_usage"));
+
+	if (!keystore_model_allowed(&req->rq_grant, req->rq_model)) {
+		snprintf(msg, sizeof msg, "This API key is not allowed to use "
+			 "the model '%.200s'.", req->rq_model);
+		request_refuse(req, 403, "invalid_request_error",
+			       "model_not_allowed", "model", msg);
+		return -1;
+	}
+	route = config_route(cfg, req->rq_model);
+	if (route == NULL) {
+		snprintf(msg, sizeof msg, "The model '%.200s' does not exist "
+			 "or you do not have access to it.", req->rq_model);
+		request_refuse(req, 404, "invalid_request_error",
+			       "model_not_found", "model", msg);
+		return -1;
+	}
+	req->rq_target = &route->targets[0];
+	rec->provider = strdup(req->rq_target->provider->name);
+	rec->upstream_model = strdup(req->rq_target->model);
+	usage_stream_init(&req->rq_ust, req->rq_ep->wire,
+			  req->rq_target->provider->flavor);
+	return 0;
+}
+
+/* Handles a data-plane request for a known endpoint. */
+void
+request_start(struct worker *w, struct evhttp_request *http,
+	      const struct endpoint *ep)
+{
+	struct request *req = calloc(1, sizeof *req);
+	struct evhttp_connection *evcon = evhttp_request_get_connection(http);
+
+	if (req == NULL || (req->rq_rec = meter_record_new()) == NULL ||
+	    (req->rq_resp = evbuffer_new()) == NULL) {
+		if (req != NULL) {
+			meter_record_free(req->rq_rec);
+			free(req);
+		}
+		http_reply_error(http, 500, "server_error", NULL, NULL,
+				 "Out of memory.");
+		return;
+	}
+	req->rq_worker = w;
+	req->rq_http = http;
+	req->rq_ep = ep;
+	req->rq_state = REQ_ADMISSION;
+	req->rq_start_us = wall_us();
+	req->rq_start_mono_us = mono_us();
+	http_request_id(req->rq_id);
+	memcpy(req->rq_rec->request_id, req->rq_id, sizeof req->rq_id);
+	req->rq_rec->ts_us = req->rq_start_us;
+	req->rq_rec->endpoint = ep->name;
+	w->w_inflight++;
+	evhttp_add_header(evhttp_request_get_output_headers(http),
+			  "x-request-id", req->rq_id);
+	evhttp_connection_set_closecb(evcon, client_closed, req);
+
+	if (admit(req) != 0)
+		return;
+	if (start_upstream(req) != 0) {
+		request_refuse(req, 502, "upstream_error", "upstream_error",
+			       NULL, "Could not start the upstream request.");
+		return;
+	}
+}
+
+/* Replies with the buffered upstream response as the provider sent it. */
+static void
+reply_buffered(struct request *req)
+{
+	struct evkeyvalq *out = evhttp_request_get_output_headers(req->rq_http);
+	size_t len = evbuffer_get_length(req->rq_resp);
+	cJSON *body;
+
+	body = cJSON_ParseWithLength(
+		(const char *)evbuffer_pullup(req->rq_resp, -1), len);
+	if (body != NULL) {
+		struct usage u;
+		if (usage_from_body(body, req->rq_ep->wire,
+				    req->rq_target->provider->flavor, &u)) {
+			req->rq_ust.last = u;
+			req->rq_ust.last.present = 1;
+		}
+		cJSON_Delete(body);
+	}
+	evhttp_add_header(out, "Content-Type",
+			  req->rq_ctype != NULL ? req->rq_ctype
+						: "application/json");
+	if (req->rq_retry_after != NULL)
+		evhttp_add_header(out, "Retry-After", req->rq_retry_after);
+	evhttp_connection_set_closecb(evhttp_request_get_connection(req->rq_http),
+				      NULL, NULL);
+	req->rq_ttfb_us = mono_us();
+	evhttp_send_reply(req->rq_http, (int)req->rq_status, NULL, req->rq_resp);
+	req->rq_http = NULL;
+}
+
+/* The upstream transfer ended (curl removed it from the multi handle). */
+void
+request_upstream_done(struct request *req, CURLcode result)
+{
+	char msg[CURL_ERROR_SIZE + 128];
+
+	if (req->rq_status == 0)
+		curl_easy_getinfo(req->rq_easy, CURLINFO_RESPONSE_CODE,
+				  &req->rq_status);
+	curl_easy_cleanup(req->rq_easy);
+	req->rq_easy = NULL;
+
+	if (req->rq_state == REQ_RELAYING) {
+		if (result != CURLE_OK) {
+			snprintf(msg, sizeof msg, "upstream stream failed: %s",
+				 req->rq_errbuf[0] ? req->rq_errbuf
+						   : curl_easy_strerror(result));
+			request_close(req, msg);
+			return;
+		}
+		request_close(req, NULL);
+		return;
+	}
+	if (req->rq_http == NULL) {
+		request_close(req, "client closed the connection");
+		return;
+	}
+	if (result != CURLE_OK) {
+		int timeout = result == CURLE_OPERATION_TIMEDOUT;
+		snprintf(msg, sizeof msg, "Upstream provider '%s' failed: %s",
+			 req->rq_target->provider->name,
+			 req->rq_errbuf[0] ? req->rq_errbuf
+					   : curl_easy_strerror(result));
+		request_refuse(req, timeout ? 504 : 502, "upstream_error",
+			       timeout ? "upstream_timeout" : "upstream_error",
+			       NULL, msg);
+		return;
+	}
+	reply_buffered(req);
+	request_close(req, NULL);
+}
+
+/* Ends a request: finish or abandon the reply, settle the usage record,
+ * hand it to the writer, free. */
+void
+request_close(struct request *req, const char *reason)
+{
+	struct usage_record *rec = req->rq_rec;
+	int64_t end = mono_us();
+	struct worker *w = req->rq_worker;
+
+	if (req->rq_state == REQ_CLOSED)
+		return;
+	if (req->rq_easy != NULL) {
+		upstream_remove(w, req->rq_easy);
+		curl_easy_cleanup(req->rq_easy);
+		req->rq_easy = NULL;
+	}
+	if (req->rq_state == REQ_RELAYING) {
+		size_t plen = 0;
+		const char *pending = sse_parser_pending(req->rq_sse, &plen);
+		/* A cut stream's unterminated tail goes out as it came. */
+		if (pending != NULL && plen > 0)
+			evbuffer_add(req->rq_resp, pending, plen);
+		flush_to_client(req);
+	}
+	if (req->rq_http != NULL) {
+		evhttp_connection_set_closecb(
+			evhttp_request_get_connection(req->rq_http), NULL,
+			NULL);
+		if (req->rq_state == REQ_RELAYING)
+			evhttp_send_reply_end(req->rq_http);
+		else
+			http_reply_error(req->rq_http, 500, "server_error",
+					 NULL, NULL, reason ? reason
+							    : "Internal error.");
+		req->rq_http = NULL;
+	}
+	req->rq_state = REQ_CLOSED;
+
+	if (rec->status == 0)
+		rec->status = (int)req->rq_status;
+	if (req->rq_ust.last.present) {
+		rec->usage = req->rq_ust.last;
+		rec->source = USAGE_REPORTED;
+	}
+	rec->latency_ms = (end - req->rq_start_mono_us) / 1000;
+	if (req->rq_ttfb_us > 0)
+		rec->ttfb_ms = (req->rq_ttfb_us - req->rq_start_mono_us) / 1000;
+	if (reason != NULL && rec->error == NULL)
+		rec->error = strdup(reason);
+	rlog(req, reason != NULL && rec->status < 400 ? LOG_WARN : LOG_INFO,
+	     "%s %s model=%s provider=%s status=%d prompt=%lld "
+	     "completion=%lld %s ms=%lld%s%s", rec->endpoint,
+	     rec->streamed ? "stream" : "json",
+	     rec->requested_model ? rec->requested_model : "-",
+	     rec->provider ? rec->provider : "-", rec->status,
+	     (long long)rec->usage.prompt, (long long)rec->usage.completion,
+	     meter_source_name(rec->source), (long long)rec->latency_ms,
+	     reason ? " reason=" : "", reason ? reason : "");
+	metrics_count(rec);
+	pgwriter_submit(rec);
+	req->rq_rec = NULL;
+
+	keystore_grant_clear(&req->rq_grant);
+	cJSON_Delete(req->rq_json);
+	free(req->rq_body);
+	free(req->rq_upbody);
+	curl_slist_free_all(req->rq_hdrs);
+	free(req->rq_ctype);
+	free(req->rq_retry_after);
+	if (req->rq_sse != NULL)
+		sse_parser_free(req->rq_sse);
+	evbuffer_free(req->rq_resp);
+	free(req);
+	w->w_inflight--;
+}

@@ -1,0 +1,573 @@
+/*
+ * tollctl.c - the admin CLI: global options, dispatch, connection and the
+ * output helpers the verb files share.
+ *
+ * Every statement goes through PQexecParams with its values as parameters;
+ * no SQL is ever assembled from user input. The session runs in UTC and
+ * timestamps are printed as ISO 8601 UTC text (see CTL_TS), so output does
+ * not depend on the server's or the client's time zone.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "ctl.h"
+
+enum {
+	OPT_JSON = 0x100,
+	OPT_DATABASE,
+};
+
+static const char usage_text[] =
+	"usage: tollctl [--database CONNINFO] [-c CONFIG] [--json] VERB ...\n"
+	"\n"
+	"  db migrate [--sql-dir DIR]      apply the sql/NNN_*.sql migrations\n"
+	"  tenant add NAME [--currency C] [--tz ZONE]\n"
+	"  tenant list | show NAME | disable NAME | enable NAME\n"
+	"  key issue --tenant T [--name N] [--models 'gpt-4o,glm-*']\n"
+	"            [--expires DATE] [-q|--quiet]\n"
+	"  key list [--tenant T]\n"
+	"  key revoke ID|PREFIX|KEY\n"
+	"  usage --tenant T [--month YYYY-MM] [--by model|day|key]\n"
+	"\n"
+	"Options (also accepted after the verb):\n"
+	"  --database CONNINFO  libpq connection string or URI; else\n"
+	"                       $TOLLGATE_DATABASE, else the config's\n"
+	"                       database\n"
+	"  -c, --config FILE    tollgate.conf (else $TOLLGATE_CONFIG), for\n"
+	"                       the database and key_secret_file\n"
+	"  --json               print JSON instead of tables\n"
+	"  -h, --help           this text; 'tollctl VERB --help' for a verb\n"
+	"\n"
+	"Exit status: 0 success, 1 bad command line, 2 database or runtime "
+	"error.\n";
+
+static const struct option common_opts[] = {
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "database", required_argument, NULL, OPT_DATABASE },
+	{ "config", required_argument, NULL, 'c' },
+	{ "help", no_argument, NULL, 'h' },
+};
+
+#define NCOMMON ((int)(sizeof(common_opts) / sizeof(common_opts[0])))
+
+/* Prints "tollctl: " and the formatted message on one line to stderr. */
+void ctl_err(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("tollctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+/* Prints help text to stdout and returns 0, for "VERB --help". */
+int ctl_help(const char *text)
+{
+	fputs(text, stdout);
+	return 0;
+}
+
+/* Builds ctl's merged option table from the verb's and the common ones. */
+static int merge_opts(struct ctl *ctl, const char *shortopts,
+		      const struct option *longopts)
+{
+	int n = 0, i;
+
+	const char *order = "";
+
+	/* A leading '+' (stop at the first non-option) must come first. */
+	if (*shortopts == '+') {
+		order = "+";
+		shortopts++;
+	}
+	if (snprintf(ctl->shortopts, sizeof(ctl->shortopts), "%s:%sc:h",
+		     order, shortopts) >= (int)sizeof(ctl->shortopts))
+		return -1;
+	for (i = 0; longopts != NULL && longopts[i].name != NULL; i++) {
+		if (n >= CTL_MAX_OPTS - NCOMMON - 1)
+			return -1;
+		ctl->opts[n++] = longopts[i];
+	}
+	for (i = 0; i < NCOMMON; i++)
+		ctl->opts[n++] = common_opts[i];
+	memset(&ctl->opts[n], 0, sizeof(ctl->opts[n]));
+	return 0;
+}
+
+/* getopt_long with the verb's options plus the common ones; see ctl.h. */
+int ctl_getopt(struct ctl *ctl, int argc, char **argv, const char *shortopts,
+	       const struct option *longopts)
+{
+	int c;
+
+	if (ctl->opts[0].name == NULL) {
+		if (merge_opts(ctl, shortopts, longopts) < 0) {
+			ctl_err("internal error: option table too large");
+			return '?';
+		}
+		optind = 0;
+		opterr = 0;
+	}
+	for (;;) {
+		c = getopt_long(argc, argv, ctl->shortopts, ctl->opts, NULL);
+		switch (c) {
+		case OPT_JSON:
+			ctl->json = 1;
+			continue;
+		case OPT_DATABASE:
+			ctl->database = optarg;
+			continue;
+		case 'c':
+			ctl->config_path = optarg;
+			continue;
+		case ':':
+			ctl_err("option '%s' needs a value", argv[optind - 1]);
+			return '?';
+		case '?':
+			if (optopt != 0 && optopt < 0x100)
+				ctl_err("unknown option '-%c'", optopt);
+			else
+				ctl_err("unknown option '%s'",
+					argv[optind - 1]);
+			return '?';
+		case -1:
+			/* Next verb starts from a fresh table. */
+			ctl->opts[0].name = NULL;
+			return -1;
+		default:
+			return c;
+		}
+	}
+}
+
+/* Replaces newlines and tabs by spaces, squeezes runs and trims, in place. */
+static char *oneline(char *s)
+{
+	char *r = s, *w = s;
+	int space = 1;
+
+	for (; *r != '\0'; r++) {
+		if (isspace((unsigned char)*r)) {
+			if (!space)
+				*w++ = ' ';
+			space = 1;
+		} else {
+			*w++ = *r;
+			space = 0;
+		}
+	}
+	while (w > s && w[-1] == ' ')
+		w--;
+	*w = '\0';
+	return s;
+}
+
+/* Silences server notices such as "relation already exists, skipping". */
+static void quiet_notice(void *arg, const char *message)
+{
+}
+
+/* Loads the config file named by -c or TOLLGATE_CONFIG, if any. */
+static int load_config(struct ctl *ctl)
+{
+	const char *path = ctl->config_path;
+	char *cause = NULL;
+
+	if (ctl->cfg != NULL)
+		return 0;
+	if (path == NULL || *path == '\0')
+		path = getenv("TOLLGATE_CONFIG");
+	if (path == NULL || *path == '\0')
+		return 0;
+	ctl->cfg = config_load(path, CONFIG_NO_SECRETS, &cause);
+	if (ctl->cfg == NULL) {
+		ctl_err("%s", cause != NULL ? oneline(cause) : path);
+		free(cause);
+		return -1;
+	}
+	return 0;
+}
+
+/* Connects if not yet connected; see ctl.h for the order of sources. */
+int ctl_connect(struct ctl *ctl)
+{
+	const char *keys[] = { "dbname", "fallback_application_name", NULL };
+	const char *vals[] = { NULL, "tollctl", NULL };
+	const char *conninfo = ctl->database;
+	char msg[512];
+	PGresult *res;
+
+	if (ctl->conn != NULL)
+		return 0;
+	if (load_config(ctl) < 0)
+		return -1;
+	if (conninfo == NULL || *conninfo == '\0')
+		conninfo = getenv("TOLLGATE_DATABASE");
+	if ((conninfo == NULL || *conninfo == '\0') && ctl->cfg != NULL)
+		conninfo = ctl->cfg->database;
+	vals[0] = conninfo != NULL ? conninfo : "";
+	ctl->conn = PQconnectdbParams(keys, vals, 1);
+	if (ctl->conn == NULL) {
+		ctl_err("cannot connect to the database: out of memory");
+		return -1;
+	}
+	if (PQstatus(ctl->conn) != CONNECTION_OK) {
+		snprintf(msg, sizeof(msg), "%s", PQerrorMessage(ctl->conn));
+		ctl_err("cannot connect to the database: %s", oneline(msg));
+		PQfinish(ctl->conn);
+		ctl->conn = NULL;
+		return -1;
+	}
+	PQsetNoticeProcessor(ctl->conn, quiet_notice, NULL);
+	res = PQexec(ctl->conn, "SET TimeZone = 'UTC'");
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		ctl_err("cannot set the session time zone: %s",
+			ctl_pg_message(res));
+		PQclear(res);
+		return -1;
+	}
+	PQclear(res);
+	return 0;
+}
+
+/* The key secret: the config's key_secret_file when a config is given,
+ * else TOLLGATE_KEY_SECRET, else "" (config_resolve_secret's order). */
+const char *ctl_secret(struct ctl *ctl)
+{
+	struct config *cfg;
+	char *cause = NULL;
+
+	if (ctl->secret != NULL)
+		return ctl->secret;
+	if (load_config(ctl) < 0)
+		return NULL;
+	cfg = ctl->cfg != NULL ? ctl->cfg : config_defaults();
+	if (cfg == NULL) {
+		ctl_err("out of memory");
+		return NULL;
+	}
+	if (config_resolve_secret(cfg, &cause) < 0) {
+		ctl_err("key secret: %s",
+			cause != NULL ? oneline(cause) : "cannot be read");
+		free(cause);
+		goto fail;
+	}
+	ctl->secret = strdup(cfg->key_secret != NULL ? cfg->key_secret : "");
+	if (ctl->secret == NULL)
+		ctl_err("out of memory");
+fail:
+	if (cfg != ctl->cfg)
+		config_free(cfg);
+	return ctl->secret;
+}
+
+/* Runs sql with text parameters and returns whatever result came back. */
+PGresult *ctl_query_raw(struct ctl *ctl, const char *sql, int nparams,
+			const char *const *params)
+{
+	return PQexecParams(ctl->conn, sql, nparams, NULL, params, NULL, NULL,
+			    0);
+}
+
+/* Whether res is non-NULL and succeeded (tuples or command). */
+int ctl_result_ok(const PGresult *res)
+{
+	ExecStatusType st = PQresultStatus(res);
+
+	return res != NULL && (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK);
+}
+
+/* Runs sql; on failure reports "what: server message" and returns NULL. */
+PGresult *ctl_query(struct ctl *ctl, const char *what, const char *sql,
+		    int nparams, const char *const *params)
+{
+	PGresult *res = ctl_query_raw(ctl, sql, nparams, params);
+
+	if (ctl_result_ok(res))
+		return res;
+	ctl_err("%s: %s", what, ctl_pg_message(res));
+	PQclear(res);
+	return NULL;
+}
+
+/* Runs a parameterless command; 0, or -1 after reporting. */
+int ctl_exec(struct ctl *ctl, const char *sql)
+{
+	PGresult *res = ctl_query(ctl, sql, sql, 0, NULL);
+
+	PQclear(res);
+	return res != NULL ? 0 : -1;
+}
+
+/* The SQLSTATE of a failed result, or "". */
+const char *ctl_sqlstate(const PGresult *res)
+{
+	const char *s = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+	return s != NULL ? s : "";
+}
+
+/* The primary error message of res on one line, in a static buffer. */
+const char *ctl_pg_message(const PGresult *res)
+{
+	static char buf[512];
+	const char *m = NULL;
+
+	if (res != NULL)
+		m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+	if (m == NULL && res != NULL)
+		m = PQresultErrorMessage(res);
+	if (m == NULL || *m == '\0')
+		m = res == NULL ? "out of memory" : "unknown error";
+	snprintf(buf, sizeof(buf), "%s", m);
+	return oneline(buf);
+}
+
+/* Column value or NULL for SQL NULL. */
+const char *ctl_val(const PGresult *res, int row, int col)
+{
+	if (PQgetisnull(res, row, col))
+		return NULL;
+	return PQgetvalue(res, row, col);
+}
+
+/* Whether s is a non-empty string of decimal digits. */
+int ctl_is_digits(const char *s)
+{
+	if (s == NULL || *s == '\0')
+		return 0;
+	for (; *s != '\0'; s++)
+		if (*s < '0' || *s > '9')
+			return 0;
+	return 1;
+}
+
+struct ctl_table {
+	int ncols;
+	int nrows;
+	int cap;
+	char right[16];
+	char **cells;          /* (nrows + 1) * ncols, row 0 is the header */
+};
+
+/* Creates a table; see ctl.h. */
+struct ctl_table *ctl_table_new(int ncols, const char *const *headers,
+				const char *right)
+{
+	struct ctl_table *t = calloc(1, sizeof(*t));
+
+	if (t == NULL)
+		return NULL;
+	t->ncols = ncols;
+	snprintf(t->right, sizeof(t->right), "%s", right != NULL ? right : "");
+	t->nrows = -1;
+	if (ctl_table_add(t, headers) < 0) {
+		ctl_table_free(t);
+		return NULL;
+	}
+	return t;
+}
+
+/* Appends a copy of cells as a row. */
+int ctl_table_add(struct ctl_table *t, const char *const *cells)
+{
+	int i, base;
+	char **grown;
+
+	if (t == NULL)
+		return -1;
+	if (t->nrows + 1 >= t->cap) {
+		int cap = t->cap == 0 ? 16 : t->cap * 2;
+
+		grown = realloc(t->cells, (size_t)cap * t->ncols *
+				sizeof(*grown));
+		if (grown == NULL)
+			return -1;
+		t->cells = grown;
+		t->cap = cap;
+	}
+	base = (t->nrows + 1) * t->ncols;
+	for (i = 0; i < t->ncols; i++) {
+		t->cells[base + i] = strdup(cells[i] != NULL ? cells[i] : "-");
+		if (t->cells[base + i] == NULL) {
+			while (i-- > 0)
+				free(t->cells[base + i]);
+			return -1;
+		}
+	}
+	t->nrows++;
+	return 0;
+}
+
+/* Display width of a UTF-8 string: one column per code point. */
+static int text_width(const char *s)
+{
+	int w = 0;
+
+	for (; *s != '\0'; s++)
+		if (((unsigned char)*s & 0xc0) != 0x80)
+			w++;
+	return w;
+}
+
+/* Writes the table to stdout, columns separated by two spaces. */
+void ctl_table_print(const struct ctl_table *t)
+{
+	int widths[32] = { 0 };
+	int r, c, w;
+
+	if (t == NULL || t->ncols > 32)
+		return;
+	for (r = 0; r <= t->nrows; r++)
+		for (c = 0; c < t->ncols; c++) {
+			w = text_width(t->cells[r * t->ncols + c]);
+			if (w > widths[c])
+				widths[c] = w;
+		}
+	for (r = 0; r <= t->nrows; r++) {
+		for (c = 0; c < t->ncols; c++) {
+			const char *cell = t->cells[r * t->ncols + c];
+			int pad = widths[c] - text_width(cell);
+			int last = c == t->ncols - 1;
+
+			if (c > 0)
+				fputs("  ", stdout);
+			if (strchr(t->right, '0' + c) != NULL) {
+				printf("%*s%s", pad, "", cell);
+			} else {
+				fputs(cell, stdout);
+				if (!last)
+					printf("%*s", pad, "");
+			}
+		}
+		fputc('\n', stdout);
+	}
+}
+
+/* Frees the table and its cells; NULL is allowed. */
+void ctl_table_free(struct ctl_table *t)
+{
+	int i;
+
+	if (t == NULL)
+		return;
+	for (i = 0; i < (t->nrows + 1) * t->ncols; i++)
+		free(t->cells[i]);
+	free(t->cells);
+	free(t);
+}
+
+/* Adds a string member, or null. */
+void ctl_json_str(cJSON *obj, const char *name, const char *s)
+{
+	if (s == NULL)
+		cJSON_AddNullToObject(obj, name);
+	else
+		cJSON_AddStringToObject(obj, name, s);
+}
+
+/* Adds an integer member from decimal text without a double round trip. */
+void ctl_json_int(cJSON *obj, const char *name, const char *digits)
+{
+	const char *d = digits;
+
+	if (d != NULL && *d == '-')
+		d++;
+	if (digits == NULL || !ctl_is_digits(d))
+		cJSON_AddNullToObject(obj, name);
+	else
+		cJSON_AddRawToObject(obj, name, digits);
+}
+
+/* Adds a boolean member from "t"/"f". */
+void ctl_json_bool(cJSON *obj, const char *name, const char *pgbool)
+{
+	if (pgbool == NULL)
+		cJSON_AddNullToObject(obj, name);
+	else
+		cJSON_AddBoolToObject(obj, name, strcmp(pgbool, "t") == 0);
+}
+
+/* Prints root formatted with a newline and frees it. */
+int ctl_json_print(cJSON *root)
+{
+	char *text;
+
+	if (root == NULL) {
+		ctl_err("out of memory");
+		return CTL_EXIT_FAIL;
+	}
+	text = cJSON_Print(root);
+	cJSON_Delete(root);
+	if (text == NULL) {
+		ctl_err("out of memory");
+		return CTL_EXIT_FAIL;
+	}
+	puts(text);
+	cJSON_free(text);
+	return 0;
+}
+
+struct verb {
+	const char *name;
+	int (*fn)(struct ctl *ctl, int argc, char **argv);
+};
+
+static const struct verb verbs[] = {
+	{ "db", ctl_db_main },
+	{ "tenant", ctl_tenant_main },
+	{ "key", ctl_key_main },
+	{ "usage", ctl_usage_main },
+};
+
+/* Parses the global options and runs the verb. */
+int main(int argc, char **argv)
+{
+	static const struct option none[] = { { NULL, 0, NULL, 0 } };
+	struct ctl ctl;
+	size_t i;
+	int c, rc = CTL_EXIT_USAGE;
+
+	memset(&ctl, 0, sizeof(ctl));
+	/* "+": the first non-option is the verb; its options are its own. */
+	while ((c = ctl_getopt(&ctl, argc, argv, "+", none)) != -1) {
+		if (c == 'h')
+			return ctl_help(usage_text);
+		return CTL_EXIT_USAGE;
+	}
+	if (optind >= argc) {
+		ctl_err("no verb given (try 'tollctl --help')");
+		return CTL_EXIT_USAGE;
+	}
+	for (i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+		if (strcmp(argv[optind], verbs[i].name) == 0)
+			break;
+	if (i == sizeof(verbs) / sizeof(verbs[0])) {
+		if (strcmp(argv[optind], "help") == 0)
+			return ctl_help(usage_text);
+		ctl_err("unknown verb '%s' (try 'tollctl --help')",
+			argv[optind]);
+		return CTL_EXIT_USAGE;
+	}
+	rc = verbs[i].fn(&ctl, argc - optind, argv + optind);
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		ctl_err("cannot write output: %s", strerror(errno));
+		rc = CTL_EXIT_FAIL;
+	}
+	if (ctl.conn != NULL)
+		PQfinish(ctl.conn);
+	if (ctl.secret != NULL) {
+		explicit_bzero(ctl.secret, strlen(ctl.secret));
+		free(ctl.secret);
+	}
+	if (ctl.cfg != NULL)
+		config_free(ctl.cfg);
+	return rc;
+}

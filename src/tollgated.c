@@ -1,0 +1,203 @@
+/*
+ * tollgated.c - the gateway daemon: arguments, signals, threads.
+ *
+ * The main thread runs the admin server and signal handling on its own
+ * event base; workers (worker.c) run the data plane; the key cache
+ * (keystore.c) and the usage writer (pgwriter.c) each own a thread and a
+ * database connection. SIGTERM and SIGINT stop accepting, let in-flight
+ * requests finish within shutdown_timeout, flush usage and exit.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <curl/curl.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/thread.h>
+
+#include "admin.h"
+#include "config.h"
+#include "keystore.h"
+#include "log.h"
+#include "pgwriter.h"
+#include "worker.h"
+
+#define MAX_WORKERS 256
+
+/* Prints usage to f. */
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+		"usage: tollgated [-c FILE] [-t] [--print-defaults] [-V]\n"
+		"  -c, --config FILE   configuration (default "
+		"/etc/tollgate/tollgate.conf)\n"
+		"  -t, --test          check the configuration and exit\n"
+		"      --print-config  print the effective configuration\n"
+		"      --print-defaults print every key with its default\n"
+		"  -V, --version       print the version\n");
+}
+
+/* Stops the main loop on SIGTERM or SIGINT. */
+static void
+on_stop(evutil_socket_t sig, short what, void *arg)
+{
+	log_info("signal %d: shutting down", (int)sig);
+	event_base_loopbreak(arg);
+}
+
+/* Reports SIGHUP; the configuration is read at start. */
+static void
+on_hup(evutil_socket_t sig, short what, void *arg)
+{
+	log_warn("SIGHUP: this version reads its configuration at start "
+		 "only; restart to apply changes");
+}
+
+/* Routes libevent's messages into the log. */
+static void
+libevent_log(int severity, const char *msg)
+{
+	if (severity >= EVENT_LOG_ERR)
+		log_error("libevent: %s", msg);
+	else if (severity == EVENT_LOG_WARN)
+		log_warn("libevent: %s", msg);
+	else
+		log_debug("libevent: %s", msg);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "test", no_argument, NULL, 't' },
+		{ "print-config", no_argument, NULL, 'P' },
+		{ "print-defaults", no_argument, NULL, 'D' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	const char *path = "/etc/tollgate/tollgate.conf";
+	struct worker *workers[MAX_WORKERS];
+	struct event *sigs[3];
+	struct event_base *base;
+	struct evhttp *admin = NULL;
+	struct config *cfg;
+	char *cause = NULL;
+	int test = 0, print = 0, c, nworkers;
+
+	while ((c = getopt_long(argc, argv, "c:tVh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': path = optarg; break;
+		case 't': test = 1; break;
+		case 'P': print = 1; break;
+		case 'D': {
+			struct config *d = config_defaults();
+			config_print(d, 1);
+			config_free(d);
+			return 0;
+		}
+		case 'V': printf("tollgated %s\n", PACKAGE_VERSION); return 0;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	cfg = config_load(path, test || print ? CONFIG_NO_SECRETS : 0, &cause);
+	if (cfg == NULL) {
+		fprintf(stderr, "tollgated: %s\n", cause ? cause : path);
+		free(cause);
+		return 1;
+	}
+	if (print) {
+		config_print(cfg, 0);
+		config_free(cfg);
+		return 0;
+	}
+	if (test) {
+		printf("tollgated: %s: configuration OK\n", path);
+		config_free(cfg);
+		return 0;
+	}
+	log_set_level((enum log_level)log_level_from_name(cfg->log_level));
+	log_set_json(strcmp(cfg->log_format, "json") == 0);
+	if (*cfg->key_secret == '\0')
+		log_warn("no key secret: set key_secret_file or "
+			 "TOLLGATE_KEY_SECRET (tollctl must use the same)");
+
+	signal(SIGPIPE, SIG_IGN);
+	event_set_log_callback(libevent_log);
+	if (evthread_use_pthreads() != 0)
+		fatalx("libevent: no thread support");
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		fatalx("curl_global_init failed");
+	base = event_base_new();
+	if (base == NULL)
+		fatalx("event_base_new failed");
+
+	if (keystore_start(cfg->database, cfg->key_secret,
+			   (int)cfg->keys_refresh_ms) != 0 ||
+	    pgwriter_start(cfg->database, (int)cfg->usage_batch,
+			   (int)cfg->usage_flush_ms) != 0)
+		fatalx("cannot start the database threads");
+
+	if (cfg->admin_listen != NULL) {
+		admin = admin_start(base, cfg->admin_listen, &cause);
+		if (admin == NULL)
+			fatalx("%s", cause);
+	}
+	nworkers = cfg->workers > 0 ? (int)cfg->workers
+				    : (int)sysconf(_SC_NPROCESSORS_ONLN);
+	if (nworkers < 1)
+		nworkers = 1;
+	if (nworkers > MAX_WORKERS)
+		nworkers = MAX_WORKERS;
+	for (int i = 0; i < nworkers; i++) {
+		workers[i] = worker_start(i, cfg, &cause);
+		if (workers[i] == NULL)
+			fatalx("%s", cause);
+	}
+	sigs[0] = evsignal_new(base, SIGTERM, on_stop, base);
+	sigs[1] = evsignal_new(base, SIGINT, on_stop, base);
+	sigs[2] = evsignal_new(base, SIGHUP, on_hup, base);
+	for (int i = 0; i < 3; i++)
+		event_add(sigs[i], NULL);
+	if (cfg->pid_file != NULL) {
+		FILE *f = fopen(cfg->pid_file, "w");
+		if (f == NULL)
+			fatalx("pid_file %s: cannot write", cfg->pid_file);
+		fprintf(f, "%ld\n", (long)getpid());
+		fclose(f);
+	}
+	for (int i = 0; i < cfg->nlisten; i++)
+		log_info("listening on %s (%d workers)", cfg->listen[i],
+			 nworkers);
+	if (cfg->admin_listen != NULL)
+		log_info("admin on %s", cfg->admin_listen);
+
+	event_base_dispatch(base);
+
+	for (int i = 0; i < nworkers; i++)
+		worker_stop(workers[i], (int)cfg->shutdown_timeout_ms);
+	if (admin != NULL)
+		evhttp_free(admin);
+	for (int i = 0; i < 3; i++)
+		event_free(sigs[i]);
+	pgwriter_stop(5000);
+	keystore_stop();
+	if (cfg->pid_file != NULL)
+		unlink(cfg->pid_file);
+	config_free(cfg);
+	event_base_free(base);
+	curl_global_cleanup();
+	libevent_global_shutdown();
+	log_info("stopped");
+	return 0;
+}

@@ -1,0 +1,484 @@
+/*
+ * usage.c - token usage extraction from provider responses.
+ *
+ * Principle: a count is metered only when it was read exactly. cJSON keeps
+ * numbers as doubles, so a count is accepted only when it is an integral,
+ * non-negative number below 2^53 (where every integer is exact); a usage
+ * object holding any other value in a count is rejected whole, and the
+ * request falls back to estimation rather than billing a guess.
+ *
+ * Where the counts sit (shared docs/wire-formats.md):
+ * - OpenAI-shaped chat, completions and embeddings: a top-level "usage", or
+ *   "choices[i].usage" (Moonshot streams). prompt_tokens already includes
+ *   cached tokens, completion_tokens already includes reasoning tokens.
+ *   Cached reads come from prompt_tokens_details.cached_tokens, else
+ *   DeepSeek's prompt_cache_hit_tokens, else a top-level cached_tokens
+ *   (newer Moonshot).
+ * - Responses: "usage" in the body, "response.usage" in stream events, with
+ *   input/output_tokens and their *_details.
+ * - Anthropic: input_tokens excludes cache reads and writes, so the prompt is
+ *   the sum of the three. In a stream, message_start carries the first
+ *   counts and each message_delta carries cumulative, possibly partial ones:
+ *   every field present replaces the one held, nothing is added up.
+ *
+ * A stream keeps the last usage seen; a null or missing usage never clears
+ * it.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "usage.h"
+
+/* 2^53: every integer below it is exact in a double. */
+#define USAGE_COUNT_LIMIT 9007199254740992.0
+
+/* Per-flavor facts, indexed by enum flavor. */
+static const struct {
+	const char *name;
+	int needs_include_usage;
+} flavors[FLAVOR__COUNT] = {
+	[FLAVOR_OPENAI]    = { "openai", 1 },
+	[FLAVOR_AZURE]     = { "azure", 1 },
+	[FLAVOR_ANTHROPIC] = { "anthropic", 0 },
+	[FLAVOR_ZHIPU]     = { "zhipu", 0 },
+	[FLAVOR_DASHSCOPE] = { "dashscope", 1 },
+	[FLAVOR_QIANFAN]   = { "qianfan", 1 },
+	[FLAVOR_BAICHUAN]  = { "baichuan", 0 },
+	[FLAVOR_YI]        = { "yi", 0 },
+	[FLAVOR_MOONSHOT]  = { "moonshot", 0 },
+	[FLAVOR_DEEPSEEK]  = { "deepseek", 0 },
+};
+
+/* Maps a configured flavor name to its enum; -1 when unknown. */
+int
+flavor_from_name(const char *name)
+{
+	int i;
+
+	if (name == NULL)
+		return -1;
+	for (i = 0; i < FLAVOR__COUNT; i++)
+		if (strcmp(name, flavors[i].name) == 0)
+			return i;
+	return -1;
+}
+
+/* Returns the configuration name of f, or "unknown". */
+const char *
+flavor_name(enum flavor f)
+{
+	if ((unsigned)f >= FLAVOR__COUNT)
+		return "unknown";
+	return flavors[f].name;
+}
+
+/* Whether f sends stream usage only when include_usage is requested. */
+int
+flavor_needs_include_usage(enum flavor f)
+{
+	if ((unsigned)f >= FLAVOR__COUNT)
+		return 0;
+	return flavors[f].needs_include_usage;
+}
+
+/* Reads obj[key] as a count: 1 and *out set, 0 when absent or null, -1 when
+ * it is not an exact non-negative integer. */
+static int
+get_count(const cJSON *obj, const char *key, int64_t *out)
+{
+	const cJSON *it;
+	double d;
+
+	if (!cJSON_IsObject(obj))
+		return 0;
+	it = cJSON_GetObjectItemCaseSensitive(obj, key);
+	if (it == NULL || cJSON_IsNull(it))
+		return 0;
+	if (!cJSON_IsNumber(it))
+		return -1;
+	d = it->valuedouble;
+	if (!(d >= 0.0 && d < USAGE_COUNT_LIMIT))
+		return -1;
+	if ((double)(int64_t)d != d)
+		return -1;
+	*out = (int64_t)d;
+	return 1;
+}
+
+/* Returns obj[key] when it is an object, else NULL. */
+static const cJSON *
+get_object(const cJSON *obj, const char *key)
+{
+	const cJSON *it;
+
+	it = cJSON_GetObjectItemCaseSensitive(obj, key);
+	return cJSON_IsObject(it) ? it : NULL;
+}
+
+/* Reads an OpenAI-shaped usage object (chat, completions, embeddings and
+ * the providers that copy it); 1 when found, 0 when empty, -1 when bad. */
+static int
+parse_openai(const cJSON *o, struct usage *u)
+{
+	const cJSON *pd, *cd;
+	int rp, rc, r;
+
+	memset(u, 0, sizeof(*u));
+	rp = get_count(o, "prompt_tokens", &u->prompt);
+	rc = get_count(o, "completion_tokens", &u->completion);
+	if (rp < 0 || rc < 0)
+		return -1;
+	if (rp == 0 && rc == 0)
+		return 0;
+	pd = get_object(o, "prompt_tokens_details");
+	r = get_count(pd, "cached_tokens", &u->cached);
+	if (r == 0)
+		r = get_count(o, "prompt_cache_hit_tokens", &u->cached);
+	if (r == 0)
+		r = get_count(o, "cached_tokens", &u->cached);
+	if (r < 0)
+		return -1;
+	cd = get_object(o, "completion_tokens_details");
+	if (get_count(cd, "reasoning_tokens", &u->reasoning) < 0)
+		return -1;
+	u->present = 1;
+	return 1;
+}
+
+/* Reads a Responses usage object; 1, 0 or -1 as parse_openai(). */
+static int
+parse_responses(const cJSON *o, struct usage *u)
+{
+	const cJSON *id, *od;
+	int ri, ro;
+
+	memset(u, 0, sizeof(*u));
+	ri = get_count(o, "input_tokens", &u->prompt);
+	ro = get_count(o, "output_tokens", &u->completion);
+	if (ri < 0 || ro < 0)
+		return -1;
+	if (ri == 0 && ro == 0)
+		return 0;
+	id = get_object(o, "input_tokens_details");
+	od = get_object(o, "output_tokens_details");
+	if (get_count(id, "cached_tokens", &u->cached) < 0 ||
+	    get_count(id, "cache_write_tokens", &u->cache_write) < 0 ||
+	    get_count(od, "reasoning_tokens", &u->reasoning) < 0)
+		return -1;
+	u->present = 1;
+	return 1;
+}
+
+/* Anthropic's counts as sent: input_tokens excludes both cache counts. */
+struct anthropic_counts {
+	int64_t input;
+	int64_t cache_write;
+	int64_t cache_read;
+	int64_t output;
+	int seen;       /* how many of the four were present */
+};
+
+/* Overrides the counts present in o; 0, or -1 when one is bad. */
+static int
+anthropic_merge(const cJSON *o, struct anthropic_counts *c)
+{
+	int r[4], i;
+
+	r[0] = get_count(o, "input_tokens", &c->input);
+	r[1] = get_count(o, "cache_creation_input_tokens", &c->cache_write);
+	r[2] = get_count(o, "cache_read_input_tokens", &c->cache_read);
+	r[3] = get_count(o, "output_tokens", &c->output);
+	for (i = 0; i < 4; i++) {
+		if (r[i] < 0)
+			return -1;
+		c->seen += r[i];
+	}
+	return 0;
+}
+
+/* Normalises Anthropic counts into u. */
+static void
+anthropic_to_usage(const struct anthropic_counts *c, struct usage *u)
+{
+	memset(u, 0, sizeof(*u));
+	u->prompt = c->input + c->cache_write + c->cache_read;
+	u->cached = c->cache_read;
+	u->cache_write = c->cache_write;
+	u->completion = c->output;
+	u->present = 1;
+}
+
+/* Splits a normalised Anthropic usage back into the counts as sent. */
+static void
+anthropic_from_usage(const struct usage *u, struct anthropic_counts *c)
+{
+	memset(c, 0, sizeof(*c));
+	if (!u->present)
+		return;
+	c->input = u->prompt - u->cached - u->cache_write;
+	c->cache_write = u->cache_write;
+	c->cache_read = u->cached;
+	c->output = u->completion;
+}
+
+/* Reads an Anthropic usage object; 1, 0 or -1 as parse_openai(). */
+static int
+parse_anthropic(const cJSON *o, struct usage *u)
+{
+	struct anthropic_counts c;
+
+	memset(&c, 0, sizeof(c));
+	memset(u, 0, sizeof(*u));
+	if (anthropic_merge(o, &c) < 0)
+		return -1;
+	if (c.seen == 0)
+		return 0;
+	anthropic_to_usage(&c, u);
+	return 1;
+}
+
+/* Finds the usage object of an OpenAI-shaped body or chunk: the top-level
+ * "usage", else the first "choices[i].usage"; NULL when there is none. */
+static const cJSON *
+find_chat_usage(const cJSON *root)
+{
+	const cJSON *o, *ch, *it;
+
+	o = get_object(root, "usage");
+	if (o != NULL)
+		return o;
+	ch = cJSON_GetObjectItemCaseSensitive(root, "choices");
+	if (!cJSON_IsArray(ch))
+		return NULL;
+	cJSON_ArrayForEach(it, ch) {
+		o = get_object(it, "usage");
+		if (o != NULL)
+			return o;
+	}
+	return NULL;
+}
+
+/* Reads the usage of a whole response body; 1 when found, else 0. */
+int
+usage_from_body(const cJSON *body, enum wire w, enum flavor f, struct usage *u)
+{
+	const cJSON *o;
+	int r;
+
+	memset(u, 0, sizeof(*u));
+	if (!cJSON_IsObject(body))
+		return 0;
+	switch (w) {
+	case WIRE_ANTHROPIC:
+		o = get_object(body, "usage");
+		r = o ? parse_anthropic(o, u) : 0;
+		break;
+	case WIRE_OPENAI_RESPONSES:
+		o = get_object(body, "usage");
+		r = o ? parse_responses(o, u) : 0;
+		break;
+	case WIRE_OPENAI_CHAT:
+	case WIRE_OPENAI_COMPLETIONS:
+	case WIRE_OPENAI_EMBEDDINGS:
+	default:
+		o = find_chat_usage(body);
+		r = o ? parse_openai(o, u) : 0;
+		break;
+	}
+	if (r != 1) {
+		memset(u, 0, sizeof(*u));
+		return 0;
+	}
+	return 1;
+}
+
+/* Starts the usage state of one stream. */
+void
+usage_stream_init(struct usage_stream *st, enum wire w, enum flavor f)
+{
+	memset(st, 0, sizeof(*st));
+	st->wire = w;
+	st->flavor = f;
+}
+
+/* Whether data is exactly the "[DONE]" sentinel, blanks around allowed. */
+static int
+is_done_sentinel(const char *data, size_t len)
+{
+	while (len > 0 && (data[0] == ' ' || data[0] == '\t')) {
+		data++;
+		len--;
+	}
+	while (len > 0 && (data[len - 1] == ' ' || data[len - 1] == '\t' ||
+			   data[len - 1] == '\r' || data[len - 1] == '\n'))
+		len--;
+	return len == 6 && memcmp(data, "[DONE]", 6) == 0;
+}
+
+/* Parses data as exactly one JSON value; NULL when it is not. */
+static cJSON *
+parse_exact(const char *data, size_t len)
+{
+	const char *end = NULL;
+	cJSON *root;
+
+	root = cJSON_ParseWithLengthOpts(data, len, &end, 0);
+	if (root == NULL)
+		return NULL;
+	while (end < data + len && (*end == ' ' || *end == '\t' ||
+				    *end == '\r' || *end == '\n'))
+		end++;
+	if (end != data + len) {
+		cJSON_Delete(root);
+		return NULL;
+	}
+	return root;
+}
+
+/* Returns the event type: the data's "type" member, else the SSE name. */
+static const char *
+event_type(const cJSON *root, const char *event)
+{
+	const cJSON *t;
+
+	t = cJSON_GetObjectItemCaseSensitive(root, "type");
+	if (cJSON_IsString(t))
+		return t->valuestring;
+	return event;
+}
+
+/* Handles one Anthropic stream event; returns USAGE_EV_* flags. */
+static int
+anthropic_event(struct usage_stream *st, const cJSON *root, const char *event)
+{
+	const char *type = event_type(root, event);
+	struct anthropic_counts c;
+	const cJSON *o = NULL;
+	int flags = 0;
+
+	if (type != NULL && strcmp(type, "message_start") == 0)
+		o = get_object(get_object(root, "message"), "usage");
+	else if (type != NULL && strcmp(type, "message_delta") == 0)
+		o = get_object(root, "usage");
+	else if (type != NULL && strcmp(type, "message_stop") == 0)
+		flags |= USAGE_EV_DONE;
+	if (o != NULL) {
+		anthropic_from_usage(&st->last, &c);
+		c.seen = 0;
+		if (anthropic_merge(o, &c) == 0 && c.seen > 0) {
+			anthropic_to_usage(&c, &st->last);
+			flags |= USAGE_EV_HAS_USAGE;
+		}
+	}
+	return flags;
+}
+
+/* Handles one Responses stream event; returns USAGE_EV_* flags. */
+static int
+responses_event(struct usage_stream *st, const cJSON *root, const char *event)
+{
+	const char *type = event_type(root, event);
+	struct usage u;
+	const cJSON *o;
+	int flags = 0;
+
+	if (type != NULL && (strcmp(type, "response.completed") == 0 ||
+			     strcmp(type, "response.incomplete") == 0 ||
+			     strcmp(type, "response.failed") == 0))
+		flags |= USAGE_EV_DONE;
+	o = get_object(get_object(root, "response"), "usage");
+	if (o != NULL && parse_responses(o, &u) == 1) {
+		st->last = u;
+		flags |= USAGE_EV_HAS_USAGE;
+	}
+	return flags;
+}
+
+/* Handles one OpenAI-shaped stream chunk; returns USAGE_EV_* flags. */
+static int
+chat_event(struct usage_stream *st, const cJSON *root)
+{
+	const cJSON *o, *ch;
+	struct usage u;
+	int flags = 0;
+
+	o = find_chat_usage(root);
+	if (o == NULL)
+		return 0;
+	if (parse_openai(o, &u) == 1) {
+		st->last = u;
+		flags |= USAGE_EV_HAS_USAGE;
+	}
+	ch = cJSON_GetObjectItemCaseSensitive(root, "choices");
+	if (cJSON_IsArray(ch) && cJSON_GetArraySize(ch) == 0 &&
+	    get_object(root, "usage") != NULL)
+		flags |= USAGE_EV_USAGE_ONLY;
+	return flags;
+}
+
+/* Feeds one SSE event; returns a mask of USAGE_EV_* flags. */
+int
+usage_stream_event(struct usage_stream *st, const char *event, const char *data,
+                   size_t data_len)
+{
+	cJSON *root;
+	int flags;
+
+	if (data == NULL || data_len == 0)
+		return 0;
+	if (is_done_sentinel(data, data_len)) {
+		st->done = 1;
+		return USAGE_EV_DONE;
+	}
+	root = parse_exact(data, data_len);
+	if (root == NULL)
+		return USAGE_EV_BAD_JSON;
+	switch (st->wire) {
+	case WIRE_ANTHROPIC:
+		flags = anthropic_event(st, root, event);
+		break;
+	case WIRE_OPENAI_RESPONSES:
+		flags = responses_event(st, root, event);
+		break;
+	case WIRE_OPENAI_CHAT:
+	case WIRE_OPENAI_COMPLETIONS:
+	case WIRE_OPENAI_EMBEDDINGS:
+	default:
+		flags = chat_event(st, root);
+		break;
+	}
+	cJSON_Delete(root);
+	if (flags & USAGE_EV_DONE)
+		st->done = 1;
+	return flags;
+}
+
+/* Returns data reprinted without its usage members (malloc'd, caller frees
+ * with free()), or NULL when data is not a JSON object or memory ran out. */
+char *
+usage_strip(const char *data, size_t data_len)
+{
+	cJSON *root, *ch, *it;
+	char *out;
+
+	if (data == NULL)
+		return NULL;
+	root = parse_exact(data, data_len);
+	if (root == NULL)
+		return NULL;
+	if (!cJSON_IsObject(root)) {
+		cJSON_Delete(root);
+		return NULL;
+	}
+	cJSON_DeleteItemFromObjectCaseSensitive(root, "usage");
+	ch = cJSON_GetObjectItemCaseSensitive(root, "choices");
+	if (cJSON_IsArray(ch))
+		cJSON_ArrayForEach(it, ch)
+			if (cJSON_IsObject(it))
+				cJSON_DeleteItemFromObjectCaseSensitive(it,
+								       "usage");
+	/* cJSON allocates with malloc unless hooks are installed; none are. */
+	out = cJSON_PrintUnformatted(root);
+	cJSON_Delete(root);
+	return out;
+}

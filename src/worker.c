@@ -1,0 +1,234 @@
+/*
+ * worker.c - event-loop threads.
+ *
+ * Each worker owns an event base, an evhttp server on its own
+ * SO_REUSEPORT sockets (the kernel spreads connections across workers) and
+ * a libcurl multi handle, so a request lives its whole life on one thread
+ * and needs no locks. Stopping closes the worker's listeners first, then
+ * lets in-flight requests finish within a bound.
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/util.h>
+
+#include "config.h"
+#include "http_server.h"
+#include "log.h"
+#include "upstream.h"
+#include "worker.h"
+
+#define STOP_POLL_MS 50
+
+struct worker_priv {
+	struct worker w;
+	struct event *stop_timer;
+	int64_t stop_left_ms;
+	struct evhttp_bound_socket *bound[CONFIG_MAX_LISTEN];
+	int nbound;
+};
+
+/* Splits "host:port" (IPv6 as "[addr]:port"). 0 or -1. */
+static int
+split_hostport(const char *s, char *host, size_t hsize, char *port,
+	       size_t psize)
+{
+	const char *colon;
+	size_t hlen;
+
+	if (*s == '[') {
+		const char *end = strchr(s, ']');
+		if (end == NULL || end[1] != ':')
+			return -1;
+		hlen = (size_t)(end - s - 1);
+		s++;
+		colon = end + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (colon == NULL)
+			return -1;
+		hlen = (size_t)(colon - s);
+	}
+	if (hlen >= hsize || strlen(colon + 1) >= psize || colon[1] == '\0')
+		return -1;
+	memcpy(host, s, hlen);
+	host[hlen] = '\0';
+	snprintf(port, psize, "%s", colon + 1);
+	return 0;
+}
+
+/* Opens a listening socket with SO_REUSEPORT. The fd, or -1 with cause. */
+static int
+open_listener(const char *addr, char **cause)
+{
+	char host[256], port[16], msg[512];
+	struct addrinfo hints, *res = NULL;
+	int fd = -1, one = 1, rc;
+
+	if (split_hostport(addr, host, sizeof host, port, sizeof port) != 0) {
+		snprintf(msg, sizeof msg, "listen %s: expected host:port",
+			 addr);
+		goto fail;
+	}
+	memset(&hints, 0, sizeof hints);
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE;
+	rc = getaddrinfo(*host ? host : NULL, port, &hints, &res);
+	if (rc != 0) {
+		snprintf(msg, sizeof msg, "listen %s: %s", addr,
+			 gai_strerror(rc));
+		goto fail;
+	}
+	fd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, 0);
+	if (fd < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
+	    bind(fd, res->ai_addr, res->ai_addrlen) != 0 ||
+	    listen(fd, 1024) != 0 || evutil_make_socket_nonblocking(fd) != 0) {
+		snprintf(msg, sizeof msg, "listen %s: %s", addr,
+			 strerror(errno));
+		goto fail;
+	}
+	freeaddrinfo(res);
+	return fd;
+fail:
+	if (res != NULL)
+		freeaddrinfo(res);
+	if (fd >= 0)
+		close(fd);
+	*cause = strdup(msg);
+	return -1;
+}
+
+/* The worker thread: run the loop until stopped. */
+static void *
+worker_main(void *arg)
+{
+	struct worker *w = arg;
+
+	event_base_dispatch(w->w_base);
+	return NULL;
+}
+
+/* While stopping: end the loop once nothing is in flight or time is up. */
+static void
+stop_check(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker_priv *wp = arg;
+	struct timeval tv = { 0, STOP_POLL_MS * 1000 };
+
+	wp->stop_left_ms -= STOP_POLL_MS;
+	if (wp->w.w_inflight <= 0 || wp->stop_left_ms <= 0) {
+		if (wp->w.w_inflight > 0)
+			log_warn("worker %d: %lld requests still in flight at "
+				 "shutdown", wp->w.w_id,
+				 (long long)wp->w.w_inflight);
+		event_base_loopbreak(wp->w.w_base);
+		return;
+	}
+	evtimer_add(wp->stop_timer, &tv);
+}
+
+/* Runs on the worker's thread when asked to stop: close the listeners. */
+static void
+stop_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker_priv *wp = arg;
+	struct timeval tv = { 0, 0 };
+
+	wp->w.w_draining = 1;
+	for (int i = 0; i < wp->nbound; i++)
+		evhttp_del_accept_socket(wp->w.w_http, wp->bound[i]);
+	wp->nbound = 0;
+	evtimer_add(wp->stop_timer, &tv);
+}
+
+/* Creates a worker and starts its thread. */
+struct worker *
+worker_start(int id, const struct config *cfg, char **cause)
+{
+	struct worker_priv *wp = calloc(1, sizeof *wp);
+	struct worker *w;
+
+	if (wp == NULL) {
+		*cause = strdup("out of memory");
+		return NULL;
+	}
+	w = &wp->w;
+	w->w_id = id;
+	w->w_cfg = cfg;
+	w->w_base = event_base_new();
+	if (w->w_base == NULL)
+		goto fail_msg;
+	w->w_http = evhttp_new(w->w_base);
+	w->w_stop_ev = event_new(w->w_base, -1, 0, stop_cb, wp);
+	wp->stop_timer = evtimer_new(w->w_base, stop_check, wp);
+	if (w->w_http == NULL || w->w_stop_ev == NULL ||
+	    wp->stop_timer == NULL || upstream_init(w) != 0)
+		goto fail_msg;
+	/* evhttp's own limit is a backstop above ours, which answers 413 in
+	 * the API's error shape. */
+	evhttp_set_max_body_size(w->w_http, cfg->max_body_size * 2 + 65536);
+	evhttp_set_max_headers_size(w->w_http, 64 * 1024);
+	evhttp_set_timeout(w->w_http, (int)((cfg->header_timeout_ms + 999) / 1000));
+	evhttp_set_allowed_methods(w->w_http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
+					      EVHTTP_REQ_PUT |
+					      EVHTTP_REQ_DELETE |
+					      EVHTTP_REQ_PATCH);
+	http_server_setup(w);
+	for (int i = 0; i < cfg->nlisten; i++) {
+		int fd = open_listener(cfg->listen[i], cause);
+		if (fd < 0)
+			goto fail;
+		wp->bound[wp->nbound] = evhttp_accept_socket_with_handle(
+			w->w_http, fd);
+		if (wp->bound[wp->nbound++] == NULL) {
+			close(fd);
+			*cause = strdup("evhttp_accept_socket failed");
+			goto fail;
+		}
+	}
+	if (pthread_create(&w->w_thread, NULL, worker_main, w) != 0)
+		goto fail_msg;
+	return w;
+fail_msg:
+	*cause = strdup("cannot create the worker's event loop");
+fail:
+	if (w->w_http != NULL)
+		evhttp_free(w->w_http);
+	upstream_free(w);
+	if (wp->stop_timer != NULL)
+		event_free(wp->stop_timer);
+	if (w->w_stop_ev != NULL)
+		event_free(w->w_stop_ev);
+	if (w->w_base != NULL)
+		event_base_free(w->w_base);
+	free(wp);
+	return NULL;
+}
+
+/* Stops accepting, waits for in-flight requests (bounded), frees. */
+void
+worker_stop(struct worker *w, int wait_ms)
+{
+	struct worker_priv *wp = (struct worker_priv *)w;
+
+	wp->stop_left_ms = wait_ms;
+	event_active(w->w_stop_ev, EV_READ, 0);
+	pthread_join(w->w_thread, NULL);
+	if (w->w_http != NULL)
+		evhttp_free(w->w_http);
+	upstream_free(w);
+	event_free(wp->stop_timer);
+	event_free(w->w_stop_ev);
+	event_base_free(w->w_base);
+	free(wp);
+}

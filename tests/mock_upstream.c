@@ -1,0 +1,1294 @@
+/*
+ * mock_upstream.c - a fake LLM provider for integration tests and benchmarks.
+ *
+ * Principle: the mock replays the recorded fixtures byte for byte, so what a
+ * test sees through the gateway can be compared with the fixture file, and
+ * it misbehaves only when told to. A request names its fixture through the
+ * "model" field of its JSON body: model M is served from DIR/M.sse (always a
+ * stream) when that file exists, else from DIR/M-stream.sse when the body
+ * asks for "stream":true, else from DIR/M.json. A model whose name contains
+ * "-error-" is an error fixture: DIR/M.json with the HTTP status named by
+ * the first 3-digit number after "-error-" (429 when there is none).
+ *
+ * The one deliberate change to the bytes copies real providers: OpenAI,
+ * Azure OpenAI, DashScope and Qianfan send usage in a stream only when the
+ * request carries "stream_options":{"include_usage":true}. Without it the
+ * usage-only event (empty "choices" and a "usage" object) is dropped and
+ * any other "usage" object is removed from its event, which is then
+ * re-serialized; every other event stays exact.
+ *
+ * Streams go out with chunked transfer encoding, one SSE event per chunk,
+ * paced by event timers so one thread serves many slow streams at once.
+ * Each model request lives in a struct mock_req driven by mr_step(); it
+ * ends in mr_finish(), which takes the reason that is logged. When the
+ * client goes away first, the connection's close callback ends it.
+ *
+ * Control endpoints under /_mock/ (JSON over HTTP on the same port) change
+ * latency and pacing, inject failures (500, 429, hang, cut, close) for the
+ * next N model requests, report counters and return the last model request
+ * received, so tests can check what the gateway sent upstream.
+ *
+ * Counters: "requests" counts model requests received, "served" those
+ * answered completely from a fixture (error fixtures included), "failed"
+ * those answered otherwise: injected failures, malformed bodies, unknown
+ * fixtures and clients that left before the end. "in_flight" is the number
+ * of model requests not yet finished.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#define MOCK_MAX_FIXTURE	(16 * 1024 * 1024)
+#define MOCK_DEFAULT_CUT_AFTER	2
+
+enum mock_fail {
+	FAIL_NONE,
+	FAIL_500,	/* answer 500 with an OpenAI-shaped error */
+	FAIL_429,	/* answer openai-error-429.json with 429, Retry-After */
+	FAIL_HANG,	/* never answer; wait for the peer to leave */
+	FAIL_CUT,	/* send part of the response, then close */
+	FAIL_CLOSE,	/* close right after reading the request */
+};
+
+static const char *const fail_names[] = {
+	[FAIL_NONE] = "none",
+	[FAIL_500] = "500",
+	[FAIL_429] = "429",
+	[FAIL_HANG] = "hang",
+	[FAIL_CUT] = "cut",
+	[FAIL_CLOSE] = "close",
+};
+
+struct mock_config {
+	int mc_latency_ms;
+	int mc_chunk_delay_ms;
+	enum mock_fail mc_fail;
+	int mc_cut_after;
+	int mc_fail_times;	/* -1: until changed */
+};
+
+struct mock_stats {
+	long ms_requests;
+	long ms_served;
+	long ms_failed;
+};
+
+/* A model request's life; mr_step() moves it on. */
+enum mr_state {
+	MR_WAITING,	/* latency timer armed, nothing sent yet */
+	MR_STREAMING,	/* headers sent; one event per timer tick */
+	MR_DRAINING,	/* cut: waiting for sent bytes to leave, then close */
+	MR_CLOSING,	/* close: connection teardown on the next tick */
+	MR_HANGING,	/* hang: never answered; the peer must leave */
+};
+
+struct mr_span {
+	size_t sp_off;
+	size_t sp_len;
+};
+
+struct mock_req {
+	TAILQ_ENTRY(mock_req) mr_link;
+	struct evhttp_request *mr_req;		/* borrowed from evhttp */
+	struct evhttp_connection *mr_conn;	/* borrowed from evhttp */
+	struct event *mr_timer;
+	struct event *mr_watch;	/* hang: peer-close watch on the socket */
+	enum mr_state mr_state;
+	int mr_status;
+	int mr_sse;		/* body is a stream of events */
+	int mr_cut;		/* cut the response short */
+	int mr_cut_after;	/* events sent before a cut */
+	int mr_retry_after;	/* add Retry-After: 1 */
+	int mr_failed;	/* not answered from a fixture */
+	int mr_delay_ms;	/* between stream events */
+	char *mr_body;		/* owned */
+	size_t mr_len;
+	struct mr_span *mr_events;	/* owned; SSE only */
+	size_t mr_nevents;
+	size_t mr_next;		/* next event to send */
+	char mr_what[192];	/* "POST /path model=M" for the log */
+};
+
+TAILQ_HEAD(mock_req_list, mock_req);
+
+static struct {
+	struct event_base *base;
+	struct evhttp *http;
+	const char *fixtures;
+	int quiet;
+	struct mock_config defaults;
+	struct mock_config cfg;
+	struct mock_stats stats;
+	long in_flight;
+	char *last_request;	/* owned; serialized JSON or NULL */
+	struct mock_req_list live;
+} srv;
+
+static void mr_step(struct mock_req *mr);
+
+/* Writes one line to stderr unless --quiet. */
+static void __attribute__((format(printf, 1, 2)))
+mock_log(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (srv.quiet)
+		return;
+	va_start(ap, fmt);
+	fputs("mock_upstream: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
+/* Returns the reason phrase for an HTTP status. */
+static const char *
+status_reason(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 402: return "Payment Required";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 409: return "Conflict";
+	case 413: return "Payload Too Large";
+	case 422: return "Unprocessable Entity";
+	case 429: return "Too Many Requests";
+	case 500: return "Internal Server Error";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	case 529: return "Site Overloaded";
+	default: return "Error";
+	}
+}
+
+/* Returns a new OpenAI-shaped error body; caller frees. param and code may
+ * be NULL (serialized as null). */
+static char *
+error_json(const char *message, const char *type, const char *param,
+    const char *code)
+{
+	cJSON *root, *err;
+	char *out;
+
+	root = cJSON_CreateObject();
+	err = cJSON_AddObjectToObject(root, "error");
+	cJSON_AddStringToObject(err, "message", message);
+	cJSON_AddStringToObject(err, "type", type);
+	if (param != NULL)
+		cJSON_AddStringToObject(err, "param", param);
+	else
+		cJSON_AddNullToObject(err, "param");
+	if (code != NULL)
+		cJSON_AddStringToObject(err, "code", code);
+	else
+		cJSON_AddNullToObject(err, "code");
+	out = cJSON_PrintUnformatted(root);
+	cJSON_Delete(root);
+	if (out == NULL)
+		abort();
+	return out;
+}
+
+/* Sends a whole reply with the given body at once (control endpoints and
+ * early errors). */
+static void
+reply_now(struct evhttp_request *req, int status, const char *ctype,
+    const char *body, size_t len)
+{
+	struct evbuffer *buf = evbuffer_new();
+
+	if (buf == NULL)
+		abort();
+	evhttp_add_header(evhttp_request_get_output_headers(req),
+	    "Content-Type", ctype);
+	evbuffer_add(buf, body, len);
+	evhttp_send_reply(req, status, status_reason(status), buf);
+	evbuffer_free(buf);
+}
+
+/* Sends a JSON reply built from a cJSON tree; takes ownership of root. */
+static void
+reply_json(struct evhttp_request *req, int status, cJSON *root)
+{
+	char *out = cJSON_PrintUnformatted(root);
+
+	cJSON_Delete(root);
+	if (out == NULL)
+		abort();
+	reply_now(req, status, "application/json", out, strlen(out));
+	free(out);
+}
+
+/* Sends an OpenAI-shaped error reply. */
+static void
+reply_error(struct evhttp_request *req, int status, const char *message,
+    const char *type)
+{
+	char *body = error_json(message, type, NULL, NULL);
+
+	reply_now(req, status, "application/json", body, strlen(body));
+	free(body);
+}
+
+/* Reads DIR/name into a new buffer; returns NULL when the file does not
+ * exist or cannot be read. Caller frees. */
+static char *
+fixture_read(const char *name, size_t *lenp)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	FILE *f;
+	char *buf;
+
+	if (snprintf(path, sizeof(path), "%s/%s", srv.fixtures, name) >=
+	    (int)sizeof(path))
+		return NULL;
+	f = fopen(path, "rb");
+	if (f == NULL)
+		return NULL;
+	if (fstat(fileno(f), &st) < 0 || !S_ISREG(st.st_mode) ||
+	    st.st_size > MOCK_MAX_FIXTURE)
+		goto fail;
+	buf = malloc((size_t)st.st_size + 1);
+	if (buf == NULL)
+		goto fail;
+	if (fread(buf, 1, (size_t)st.st_size, f) != (size_t)st.st_size) {
+		free(buf);
+		goto fail;
+	}
+	buf[st.st_size] = '\0';
+	fclose(f);
+	*lenp = (size_t)st.st_size;
+	return buf;
+fail:
+	fclose(f);
+	return NULL;
+}
+
+/* Returns whether a model name is safe to use as a file name. */
+static int
+model_name_ok(const char *m)
+{
+	size_t n = strlen(m);
+
+	if (n == 0 || n > 200 || m[0] == '.')
+		return 0;
+	for (; *m != '\0'; m++)
+		if (*m == '/' || *m == '\\' || (unsigned char)*m < 0x20)
+			return 0;
+	return 1;
+}
+
+/* Returns the HTTP status of an error fixture name: the first 3-digit number
+ * after "-error-", else 429. */
+static int
+error_status(const char *model)
+{
+	const char *p = strstr(model, "-error-");
+	const char *q;
+	int v;
+
+	for (p += 7; *p != '\0'; p = q) {
+		if (!isdigit((unsigned char)*p)) {
+			q = p + 1;
+			continue;
+		}
+		for (q = p; isdigit((unsigned char)*q); q++)
+			;
+		if (q - p == 3) {
+			v = (int)strtol(p, NULL, 10);
+			if (v >= 100 && v <= 599)
+				return v;
+		}
+	}
+	return 429;
+}
+
+/* Returns whether the fixture belongs to a provider that sends stream usage
+ * only on request. */
+static int
+usage_on_request(const char *model)
+{
+	static const char *const prefixes[] = {
+		"openai-", "azure-openai-", "dashscope-", "qianfan-",
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
+		if (strncmp(model, prefixes[i], strlen(prefixes[i])) == 0)
+			return 1;
+	return 0;
+}
+
+/* Returns whether the item exists and is not JSON null. */
+static int
+present(const cJSON *item)
+{
+	return item != NULL && !cJSON_IsNull(item);
+}
+
+/* Appends one event to out with its usage removed as a provider does when
+ * include_usage was not asked for; the event may also be dropped. */
+static void
+strip_event(struct evbuffer *out, const char *ev, size_t len)
+{
+	const char *line = ev, *end = ev + len, *eol, *payload;
+	cJSON *root = NULL, *choices, *c;
+	char *printed;
+	int changed = 0;
+
+	/* Find the (single) data line of the event. */
+	for (;;) {
+		eol = memchr(line, '\n', (size_t)(end - line));
+		if (eol == NULL)
+			eol = end;
+		if ((size_t)(eol - line) >= 5 && memcmp(line, "data:", 5) == 0)
+			break;
+		if (eol == end)
+			goto keep;
+		line = eol + 1;
+	}
+	payload = line + 5;
+	if (payload < eol && *payload == ' ')
+		payload++;
+	root = cJSON_ParseWithLength(payload, (size_t)(eol - payload));
+	if (!cJSON_IsObject(root))
+		goto keep;
+
+	choices = cJSON_GetObjectItemCaseSensitive(root, "choices");
+	if (present(cJSON_GetObjectItemCaseSensitive(root, "usage"))) {
+		if (cJSON_IsArray(choices) && cJSON_GetArraySize(choices) == 0)
+			goto drop;
+		cJSON_DeleteItemFromObjectCaseSensitive(root, "usage");
+		changed = 1;
+	}
+	if (cJSON_IsArray(choices)) {
+		cJSON_ArrayForEach(c, choices) {
+			if (cJSON_IsObject(c) && present(
+			    cJSON_GetObjectItemCaseSensitive(c, "usage"))) {
+				cJSON_DeleteItemFromObjectCaseSensitive(c,
+				    "usage");
+				changed = 1;
+			}
+		}
+	}
+	if (!changed)
+		goto keep;
+	printed = cJSON_PrintUnformatted(root);
+	if (printed == NULL)
+		abort();
+	evbuffer_add(out, ev, (size_t)(line - ev));
+	evbuffer_add(out, "data: ", 6);
+	evbuffer_add(out, printed, strlen(printed));
+	evbuffer_add(out, eol, (size_t)(end - eol));
+	free(printed);
+	cJSON_Delete(root);
+	return;
+keep:
+	evbuffer_add(out, ev, len);
+drop:
+	cJSON_Delete(root);
+}
+
+/* Returns the length of the event starting at p: up to and including its
+ * blank line, or the rest of the buffer. */
+static size_t
+event_len(const char *p, size_t left)
+{
+	const char *e = memmem(p, left, "\n\n", 2);
+
+	return e == NULL ? left : (size_t)(e + 2 - p);
+}
+
+/* Replaces mr's SSE body with the usage-stripped version. */
+static void
+mr_strip_usage(struct mock_req *mr)
+{
+	struct evbuffer *out = evbuffer_new();
+	size_t off, n;
+
+	if (out == NULL)
+		abort();
+	for (off = 0; off < mr->mr_len; off += n) {
+		n = event_len(mr->mr_body + off, mr->mr_len - off);
+		strip_event(out, mr->mr_body + off, n);
+	}
+	free(mr->mr_body);
+	mr->mr_len = evbuffer_get_length(out);
+	mr->mr_body = malloc(mr->mr_len + 1);
+	if (mr->mr_body == NULL)
+		abort();
+	evbuffer_remove(out, mr->mr_body, mr->mr_len);
+	mr->mr_body[mr->mr_len] = '\0';
+	evbuffer_free(out);
+}
+
+/* Splits mr's SSE body into events. */
+static void
+mr_split_events(struct mock_req *mr)
+{
+	size_t off, n, cap = 16;
+
+	mr->mr_events = malloc(cap * sizeof(*mr->mr_events));
+	if (mr->mr_events == NULL)
+		abort();
+	for (off = 0; off < mr->mr_len; off += n) {
+		n = event_len(mr->mr_body + off, mr->mr_len - off);
+		if (mr->mr_nevents == cap) {
+			cap *= 2;
+			mr->mr_events = realloc(mr->mr_events,
+			    cap * sizeof(*mr->mr_events));
+			if (mr->mr_events == NULL)
+				abort();
+		}
+		mr->mr_events[mr->mr_nevents].sp_off = off;
+		mr->mr_events[mr->mr_nevents].sp_len = n;
+		mr->mr_nevents++;
+	}
+}
+
+/* Ends a model request: logs the reason, counts it and frees its state. The
+ * evhttp request is not touched; the caller has replied to it, or evhttp
+ * frees it with its connection. */
+static void
+mr_finish(struct mock_req *mr, int ok, const char *reason)
+{
+	if (ok && !mr->mr_failed)
+		srv.stats.ms_served++;
+	else
+		srv.stats.ms_failed++;
+	if (mr->mr_status != 0)
+		mock_log("%s -> %d %s", mr->mr_what, mr->mr_status, reason);
+	else
+		mock_log("%s -> no response, %s", mr->mr_what, reason);
+	evhttp_connection_set_closecb(mr->mr_conn, NULL, NULL);
+	TAILQ_REMOVE(&srv.live, mr, mr_link);
+	srv.in_flight--;
+	event_free(mr->mr_timer);
+	if (mr->mr_watch != NULL)
+		event_free(mr->mr_watch);
+	free(mr->mr_events);
+	free(mr->mr_body);
+	free(mr);
+}
+
+/* Connection close callback: the client left before the request ended. */
+static void
+mr_conn_closed(struct evhttp_connection *conn, void *arg)
+{
+	struct mock_req *mr = arg;
+	struct evhttp_request *req = mr->mr_req;
+
+	/*
+	 * After a network error evhttp detaches a request that is still
+	 * being answered and leaves it to its owner; one still attached is
+	 * freed with the connection.
+	 */
+	if (evhttp_request_get_connection(req) == NULL)
+		evhttp_request_free(req);
+	mr_finish(mr, 0, mr->mr_state == MR_HANGING ?
+	    "hung until the client left" : "client closed the connection");
+}
+
+/* Closes mr's connection without (more of) a response and ends mr. */
+static void
+mr_abort(struct mock_req *mr, const char *reason)
+{
+	struct evhttp_connection *conn = mr->mr_conn;
+
+	mr_finish(mr, 0, reason);
+	evhttp_connection_free(conn);
+}
+
+/* Arms mr's timer to call mr_step() after ms milliseconds. */
+static void
+mr_arm(struct mock_req *mr, int ms)
+{
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	evtimer_add(mr->mr_timer, &tv);
+}
+
+/* Timer callback. */
+static void
+mr_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	mr_step(arg);
+}
+
+/* Sends the response headers. */
+static void
+mr_start_reply(struct mock_req *mr)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(mr->mr_req);
+	char len[32];
+
+	if (mr->mr_sse) {
+		evhttp_add_header(h, "Content-Type", "text/event-stream");
+		evhttp_add_header(h, "Cache-Control", "no-cache");
+	} else {
+		evhttp_add_header(h, "Content-Type", "application/json");
+		/* A cut body must still announce its full length. */
+		snprintf(len, sizeof(len), "%zu", mr->mr_len);
+		evhttp_add_header(h, "Content-Length", len);
+	}
+	if (mr->mr_retry_after)
+		evhttp_add_header(h, "Retry-After", "1");
+	evhttp_send_reply_start(mr->mr_req, mr->mr_status,
+	    status_reason(mr->mr_status));
+}
+
+/* Sends len bytes at p as one chunk of mr's reply. */
+static void
+mr_send(struct mock_req *mr, const char *p, size_t len)
+{
+	struct evbuffer *buf = evbuffer_new();
+
+	if (buf == NULL)
+		abort();
+	evbuffer_add(buf, p, len);
+	evhttp_send_reply_chunk(mr->mr_req, buf);
+	evbuffer_free(buf);
+}
+
+/* Starts the wait for the sent bytes to leave before a cut. */
+static void
+mr_begin_drain(struct mock_req *mr)
+{
+	mr->mr_state = MR_DRAINING;
+	mr_arm(mr, 0);
+}
+
+/* Returns the bytes not yet written to mr's socket. */
+static size_t
+mr_unsent(struct mock_req *mr)
+{
+	struct bufferevent *bev = evhttp_connection_get_bufferevent(
+	    mr->mr_conn);
+
+	return evbuffer_get_length(bufferevent_get_output(bev));
+}
+
+/* Moves a request on by one step; called from its timer. */
+static void
+mr_step(struct mock_req *mr)
+{
+	struct mr_span *sp;
+
+	switch (mr->mr_state) {
+	case MR_WAITING:
+		if (!mr->mr_sse && !mr->mr_cut) {
+			struct evbuffer *buf = evbuffer_new();
+			struct evkeyvalq *h =
+			    evhttp_request_get_output_headers(mr->mr_req);
+
+			if (buf == NULL)
+				abort();
+			evhttp_add_header(h, "Content-Type",
+			    "application/json");
+			if (mr->mr_retry_after)
+				evhttp_add_header(h, "Retry-After", "1");
+			evbuffer_add(buf, mr->mr_body, mr->mr_len);
+			evhttp_send_reply(mr->mr_req, mr->mr_status,
+			    status_reason(mr->mr_status), buf);
+			evbuffer_free(buf);
+			mr_finish(mr, 1, "json");
+			return;
+		}
+		mr_start_reply(mr);
+		if (!mr->mr_sse) {
+			mr_send(mr, mr->mr_body, mr->mr_len / 2);
+			mr_begin_drain(mr);
+			return;
+		}
+		mr->mr_state = MR_STREAMING;
+		/* FALLTHROUGH */
+	case MR_STREAMING:
+		for (;;) {
+			if (mr->mr_cut && mr->mr_next >=
+			    (size_t)mr->mr_cut_after) {
+				mr_begin_drain(mr);
+				return;
+			}
+			if (mr->mr_next == mr->mr_nevents) {
+				evhttp_send_reply_end(mr->mr_req);
+				mr_finish(mr, 1, "stream");
+				return;
+			}
+			sp = &mr->mr_events[mr->mr_next++];
+			mr_send(mr, mr->mr_body + sp->sp_off, sp->sp_len);
+			if (mr->mr_delay_ms > 0 &&
+			    mr->mr_next < mr->mr_nevents) {
+				mr_arm(mr, mr->mr_delay_ms);
+				return;
+			}
+		}
+	case MR_DRAINING:
+		if (mr_unsent(mr) > 0) {
+			mr_arm(mr, 1);
+			return;
+		}
+		mr_abort(mr, mr->mr_sse ? "cut stream" : "cut body");
+		return;
+	case MR_CLOSING:
+		mr_abort(mr, "closed without a response");
+		return;
+	case MR_HANGING:
+		return;
+	}
+}
+
+/*
+ * Socket watch of a hanging request. evhttp stops reading a connection
+ * while its request awaits an answer, so it would not notice the peer
+ * leaving; this watch does. Bytes the peer sends meanwhile are discarded:
+ * they would never be answered.
+ */
+static void
+mr_watch_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct mock_req *mr = arg;
+	char buf[4096];
+	ssize_t n;
+
+	n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+	if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK ||
+	    errno == EINTR)))
+		return;
+	mr_abort(mr, "hung until the client left");
+}
+
+/* Puts mr into the hang state: no answer until the peer leaves. */
+static void
+mr_hang(struct mock_req *mr)
+{
+	struct bufferevent *bev = evhttp_connection_get_bufferevent(
+	    mr->mr_conn);
+
+	mr->mr_state = MR_HANGING;
+	mr->mr_status = 0;
+	mr->mr_watch = event_new(srv.base, bufferevent_getfd(bev),
+	    EV_READ | EV_PERSIST, mr_watch_cb, mr);
+	if (mr->mr_watch == NULL || event_add(mr->mr_watch, NULL) < 0)
+		abort();
+	mock_log("%s hanging", mr->mr_what);
+}
+
+/* Takes the failure to inject into the next model request, counting down
+ * fail_times. */
+static enum mock_fail
+take_fail(void)
+{
+	enum mock_fail f = srv.cfg.mc_fail;
+
+	if (f == FAIL_NONE)
+		return f;
+	if (srv.cfg.mc_fail_times > 0 && --srv.cfg.mc_fail_times == 0)
+		srv.cfg.mc_fail = FAIL_NONE;
+	return f;
+}
+
+/* Records a request as the last model request received. */
+static void
+record_request(struct evhttp_request *req, const char *body, size_t len)
+{
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	struct evkeyval *kv;
+	cJSON *root, *headers, *old;
+	const char *query, *method;
+	char name[256], *copy;
+	size_t i;
+
+	switch (evhttp_request_get_command(req)) {
+	case EVHTTP_REQ_GET: method = "GET"; break;
+	case EVHTTP_REQ_POST: method = "POST"; break;
+	case EVHTTP_REQ_PUT: method = "PUT"; break;
+	case EVHTTP_REQ_DELETE: method = "DELETE"; break;
+	case EVHTTP_REQ_HEAD: method = "HEAD"; break;
+	case EVHTTP_REQ_PATCH: method = "PATCH"; break;
+	case EVHTTP_REQ_OPTIONS: method = "OPTIONS"; break;
+	default: method = "OTHER"; break;
+	}
+	root = cJSON_CreateObject();
+	cJSON_AddStringToObject(root, "method", method);
+	cJSON_AddStringToObject(root, "path", evhttp_uri_get_path(uri));
+	query = evhttp_uri_get_query(uri);
+	if (query != NULL)
+		cJSON_AddStringToObject(root, "query", query);
+	else
+		cJSON_AddNullToObject(root, "query");
+	headers = cJSON_AddObjectToObject(root, "headers");
+	TAILQ_FOREACH(kv, evhttp_request_get_input_headers(req), next) {
+		for (i = 0; kv->key[i] != '\0' && i < sizeof(name) - 1; i++)
+			name[i] = (char)tolower((unsigned char)kv->key[i]);
+		name[i] = '\0';
+		old = cJSON_GetObjectItemCaseSensitive(headers, name);
+		if (old != NULL && cJSON_IsString(old)) {
+			/* Repeated header: join the values as HTTP allows. */
+			size_t n = strlen(old->valuestring) +
+			    strlen(kv->value) + 3;
+
+			copy = malloc(n);
+			if (copy == NULL)
+				abort();
+			snprintf(copy, n, "%s, %s", old->valuestring,
+			    kv->value);
+			cJSON_ReplaceItemInObjectCaseSensitive(headers, name,
+			    cJSON_CreateString(copy));
+			free(copy);
+		} else {
+			cJSON_AddStringToObject(headers, name, kv->value);
+		}
+	}
+	copy = malloc(len + 1);
+	if (copy == NULL)
+		abort();
+	memcpy(copy, body, len);
+	copy[len] = '\0';
+	cJSON_AddStringToObject(root, "body", copy);
+	free(copy);
+	free(srv.last_request);
+	srv.last_request = cJSON_PrintUnformatted(root);
+	cJSON_Delete(root);
+	if (srv.last_request == NULL)
+		abort();
+}
+
+/* Creates the state of a model request (freed by mr_finish) and makes it
+ * live; its end is tied to the connection's close. */
+static struct mock_req *
+mr_new(struct evhttp_request *req, const char *what)
+{
+	struct mock_req *mr = calloc(1, sizeof(*mr));
+
+	if (mr == NULL)
+		abort();
+	mr->mr_req = req;
+	mr->mr_conn = evhttp_request_get_connection(req);
+	mr->mr_timer = evtimer_new(srv.base, mr_timer_cb, mr);
+	if (mr->mr_timer == NULL)
+		abort();
+	mr->mr_status = 200;
+	mr->mr_delay_ms = srv.cfg.mc_chunk_delay_ms;
+	snprintf(mr->mr_what, sizeof(mr->mr_what), "%s", what);
+	TAILQ_INSERT_TAIL(&srv.live, mr, mr_link);
+	srv.in_flight++;
+	evhttp_connection_set_closecb(mr->mr_conn, mr_conn_closed, mr);
+	return mr;
+}
+
+/* Sets mr's body to a JSON error reply of the given status (owned body). */
+static void
+mr_set_error(struct mock_req *mr, int status, char *body)
+{
+	mr->mr_status = status;
+	mr->mr_body = body;
+	mr->mr_len = strlen(body);
+	mr->mr_sse = 0;
+	mr->mr_cut = 0;
+}
+
+/* Loads the fixture a parsed request body (borrowed) names into mr; on
+ * failure sets an error reply instead. */
+static void
+mr_load_fixture(struct mock_req *mr, const cJSON *root)
+{
+	const cJSON *model, *so;
+	char name[PATH_MAX], msg[320];
+	const char *m;
+	int stream, include_usage;
+
+	if (!cJSON_IsObject(root)) {
+		mr_set_error(mr, 400, error_json("mock: request body is not "
+		    "valid JSON", "invalid_request_error", NULL, NULL));
+		return;
+	}
+	model = cJSON_GetObjectItemCaseSensitive(root, "model");
+	if (!cJSON_IsString(model)) {
+		mr_set_error(mr, 400, error_json("mock: request has no "
+		    "\"model\" string", "invalid_request_error", "model",
+		    NULL));
+		return;
+	}
+	m = model->valuestring;
+	stream = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root,
+	    "stream"));
+	so = cJSON_GetObjectItemCaseSensitive(root, "stream_options");
+	include_usage = cJSON_IsObject(so) && cJSON_IsTrue(
+	    cJSON_GetObjectItemCaseSensitive(so, "include_usage"));
+
+	if (model_name_ok(m) && strstr(m, "-error-") != NULL) {
+		/* Providers answer errors in JSON, streaming or not. */
+		snprintf(name, sizeof(name), "%s.json", m);
+		mr->mr_body = fixture_read(name, &mr->mr_len);
+		mr->mr_status = error_status(m);
+		mr->mr_retry_after = mr->mr_status == 429;
+	} else if (model_name_ok(m)) {
+		snprintf(name, sizeof(name), "%s.sse", m);
+		mr->mr_body = fixture_read(name, &mr->mr_len);
+		mr->mr_sse = mr->mr_body != NULL;
+		if (mr->mr_body == NULL) {
+			snprintf(name, sizeof(name), stream ? "%s-stream.sse" :
+			    "%s.json", m);
+			mr->mr_body = fixture_read(name, &mr->mr_len);
+			mr->mr_sse = stream;
+		}
+	}
+	if (mr->mr_body == NULL) {
+		snprintf(msg, sizeof(msg), "mock: no fixture for model %.250s",
+		    m);
+		mr_set_error(mr, 404, error_json(msg, "invalid_request_error",
+		    "model", "model_not_found"));
+		return;
+	}
+	if (mr->mr_sse && !include_usage && usage_on_request(m))
+		mr_strip_usage(mr);
+	if (mr->mr_sse)
+		mr_split_events(mr);
+}
+
+/* Handles a request to a model endpoint. */
+static void
+handle_model(struct evhttp_request *req, const char *path)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(in);
+	const char *body = (const char *)evbuffer_pullup(in, -1);
+	const cJSON *model, *stream;
+	struct mock_req *mr;
+	cJSON *root;
+	char what[192];
+	char *b429;
+	size_t n429;
+
+	if (body == NULL)
+		body = "";
+	srv.stats.ms_requests++;
+	record_request(req, body, len);
+	root = cJSON_ParseWithLength(body, len);
+	model = cJSON_GetObjectItemCaseSensitive(root, "model");
+	stream = cJSON_GetObjectItemCaseSensitive(root, "stream");
+	snprintf(what, sizeof(what), "POST %.80s model=%.80s%s", path,
+	    cJSON_IsString(model) ? model->valuestring : "-",
+	    cJSON_IsTrue(stream) ? " stream" : "");
+	mr = mr_new(req, what);
+
+	switch (take_fail()) {
+	case FAIL_NONE:
+		break;
+	case FAIL_500:
+		mr->mr_failed = 1;
+		mr_set_error(mr, 500, error_json("mock: injected failure",
+		    "server_error", NULL, NULL));
+		goto start;
+	case FAIL_429:
+		mr->mr_failed = 1;
+		b429 = fixture_read("openai-error-429.json", &n429);
+		if (b429 == NULL) {
+			b429 = error_json("mock: injected rate limit",
+			    "requests", NULL, "rate_limit_exceeded");
+			n429 = strlen(b429);
+		}
+		mr_set_error(mr, 429, b429);
+		mr->mr_len = n429;
+		mr->mr_retry_after = 1;
+		goto start;
+	case FAIL_HANG:
+		mr->mr_failed = 1;
+		mr_hang(mr);
+		goto out;
+	case FAIL_CLOSE:
+		mr->mr_failed = 1;
+		mr->mr_state = MR_CLOSING;
+		mr->mr_status = 0;
+		mr_arm(mr, 0);
+		goto out;
+	case FAIL_CUT:
+		mr->mr_failed = 1;
+		mr->mr_cut = 1;
+		mr->mr_cut_after = srv.cfg.mc_cut_after;
+		break;
+	}
+	mr_load_fixture(mr, root);
+	if (mr->mr_status == 404 || mr->mr_status == 400)
+		mr->mr_failed = 1;
+start:
+	mr->mr_state = MR_WAITING;
+	mr_arm(mr, srv.cfg.mc_latency_ms);
+out:
+	cJSON_Delete(root);
+}
+
+/* Reads an integer member of a config object into *out when present;
+ * returns -1 when it is present but not an integer >= min. */
+static int
+config_int(const cJSON *root, const char *key, int min, int *out,
+    int *seen)
+{
+	const cJSON *it = cJSON_GetObjectItemCaseSensitive(root, key);
+
+	*seen = 0;
+	if (it == NULL)
+		return 0;
+	if (!cJSON_IsNumber(it) || it->valuedouble < min ||
+	    it->valuedouble > 86400000 || it->valuedouble != it->valueint)
+		return -1;
+	*out = it->valueint;
+	*seen = 1;
+	return 0;
+}
+
+/* POST /_mock/config: validates every member, then applies them all. */
+static void
+handle_config(struct evhttp_request *req)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(in);
+	const char *body = (const char *)evbuffer_pullup(in, -1);
+	struct mock_config c = srv.cfg;
+	cJSON *root, *fail, *ok;
+	int seen_fail = 0, seen_times, seen;
+	size_t i;
+
+	root = cJSON_ParseWithLength(body == NULL ? "" : body, len);
+	if (!cJSON_IsObject(root)) {
+		reply_error(req, 400, "mock: config body must be a JSON object",
+		    "invalid_request_error");
+		goto out;
+	}
+	if (config_int(root, "latency_ms", 0, &c.mc_latency_ms, &seen) < 0 ||
+	    config_int(root, "chunk_delay_ms", 0, &c.mc_chunk_delay_ms,
+	    &seen) < 0 ||
+	    config_int(root, "cut_after", 0, &c.mc_cut_after, &seen) < 0 ||
+	    config_int(root, "fail_times", -1, &c.mc_fail_times,
+	    &seen_times) < 0) {
+		reply_error(req, 400, "mock: config numbers must be integers "
+		    ">= 0 (fail_times >= -1)", "invalid_request_error");
+		goto out;
+	}
+	fail = cJSON_GetObjectItemCaseSensitive(root, "fail");
+	if (fail != NULL) {
+		for (i = 0; i < sizeof(fail_names) / sizeof(fail_names[0]); i++)
+			if (cJSON_IsString(fail) &&
+			    strcmp(fail->valuestring, fail_names[i]) == 0)
+				break;
+		if (i == sizeof(fail_names) / sizeof(fail_names[0])) {
+			reply_error(req, 400, "mock: fail must be one of none, "
+			    "500, 429, hang, cut, close",
+			    "invalid_request_error");
+			goto out;
+		}
+		c.mc_fail = (enum mock_fail)i;
+		seen_fail = 1;
+	}
+	if (seen_fail && !seen_times)
+		c.mc_fail_times = -1;
+	if (c.mc_fail_times == 0)
+		c.mc_fail = FAIL_NONE;
+	srv.cfg = c;
+	mock_log("config: latency_ms=%d chunk_delay_ms=%d fail=%s "
+	    "cut_after=%d fail_times=%d", c.mc_latency_ms,
+	    c.mc_chunk_delay_ms, fail_names[c.mc_fail], c.mc_cut_after,
+	    c.mc_fail_times);
+	ok = cJSON_CreateObject();
+	cJSON_AddTrueToObject(ok, "ok");
+	reply_json(req, 200, ok);
+out:
+	cJSON_Delete(root);
+}
+
+/* Handles the /_mock/ control endpoints. */
+static void
+handle_control(struct evhttp_request *req, const char *path)
+{
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+	cJSON *root;
+
+	if (strcmp(path, "/_mock/config") == 0 && cmd == EVHTTP_REQ_POST) {
+		handle_config(req);
+	} else if (strcmp(path, "/_mock/reset") == 0 &&
+	    cmd == EVHTTP_REQ_POST) {
+		srv.cfg = srv.defaults;
+		memset(&srv.stats, 0, sizeof(srv.stats));
+		free(srv.last_request);
+		srv.last_request = NULL;
+		mock_log("reset");
+		root = cJSON_CreateObject();
+		cJSON_AddTrueToObject(root, "ok");
+		reply_json(req, 200, root);
+	} else if (strcmp(path, "/_mock/last_request") == 0 &&
+	    cmd == EVHTTP_REQ_GET) {
+		mock_log("GET %s -> %d", path, srv.last_request ? 200 : 404);
+		if (srv.last_request == NULL)
+			reply_error(req, 404, "mock: no model request received",
+			    "invalid_request_error");
+		else
+			reply_now(req, 200, "application/json",
+			    srv.last_request, strlen(srv.last_request));
+	} else if (strcmp(path, "/_mock/stats") == 0 &&
+	    cmd == EVHTTP_REQ_GET) {
+		root = cJSON_CreateObject();
+		cJSON_AddNumberToObject(root, "requests",
+		    (double)srv.stats.ms_requests);
+		cJSON_AddNumberToObject(root, "served",
+		    (double)srv.stats.ms_served);
+		cJSON_AddNumberToObject(root, "failed",
+		    (double)srv.stats.ms_failed);
+		cJSON_AddNumberToObject(root, "in_flight",
+		    (double)srv.in_flight);
+		mock_log("GET %s -> 200", path);
+		reply_json(req, 200, root);
+	} else {
+		mock_log("%s -> 404 unknown control endpoint", path);
+		reply_error(req, 404, "mock: unknown control endpoint",
+		    "invalid_request_error");
+	}
+}
+
+/* Returns whether path ends in one of the model endpoints. */
+static int
+is_model_path(const char *path)
+{
+	static const char *const suffixes[] = {
+		"/chat/completions", "/completions", "/embeddings",
+		"/responses", "/messages",
+	};
+	size_t i, n = strlen(path), s;
+
+	for (i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+		s = strlen(suffixes[i]);
+		if (n >= s && strcmp(path + n - s, suffixes[i]) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/* evhttp callback for every request. */
+static void
+on_request(struct evhttp_request *req, void *arg)
+{
+	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(
+	    req));
+
+	if (path == NULL)
+		path = "/";
+	if (strncmp(path, "/_mock/", 7) == 0) {
+		handle_control(req, path);
+		return;
+	}
+	if (!is_model_path(path)) {
+		mock_log("%s -> 404 unknown path", path);
+		reply_error(req, 404, "mock: unknown path",
+		    "invalid_request_error");
+		return;
+	}
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
+		mock_log("%s -> 405 not POST", path);
+		reply_error(req, 405, "mock: model endpoints take POST",
+		    "invalid_request_error");
+		return;
+	}
+	handle_model(req, path);
+}
+
+/* SIGTERM/SIGINT: leave the event loop. */
+static void
+on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	mock_log("signal %d, exiting", (int)sig);
+	event_base_loopexit(srv.base, NULL);
+}
+
+/* Writes the bound port to file through a temporary file and a rename, so
+ * a reader never sees it half written. */
+static int
+write_port_file(const char *file, int port)
+{
+	char tmp[PATH_MAX];
+	FILE *f;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", file) >= (int)sizeof(tmp))
+		return -1;
+	f = fopen(tmp, "w");
+	if (f == NULL)
+		return -1;
+	fprintf(f, "%d\n", port);
+	if (fclose(f) != 0 || rename(tmp, file) != 0) {
+		unlink(tmp);
+		return -1;
+	}
+	return 0;
+}
+
+/* Prints the usage text. */
+static void
+usage(FILE *to)
+{
+	fputs("usage: mock_upstream --port N [--host 127.0.0.1] "
+	    "--fixtures DIR\n"
+	    "           [--latency-ms N] [--chunk-delay-ms N] "
+	    "[--port-file FILE] [--quiet]\n", to);
+}
+
+/* Parses a non-negative integer option or exits. */
+static int
+parse_nonneg(const char *opt, const char *s)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || *s == '\0' || *end != '\0' || v < 0 ||
+	    v > INT_MAX) {
+		fprintf(stderr, "mock_upstream: bad value for --%s: %s\n", opt,
+		    s);
+		exit(2);
+	}
+	return (int)v;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "port", required_argument, NULL, 'p' },
+		{ "host", required_argument, NULL, 'H' },
+		{ "fixtures", required_argument, NULL, 'f' },
+		{ "latency-ms", required_argument, NULL, 'l' },
+		{ "chunk-delay-ms", required_argument, NULL, 'c' },
+		{ "port-file", required_argument, NULL, 'P' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *host = "127.0.0.1", *port_file = NULL;
+	struct evhttp_bound_socket *bound;
+	struct event *sigterm = NULL, *sigint = NULL;
+	struct sockaddr_storage ss;
+	socklen_t sslen = sizeof(ss);
+	struct stat st;
+	struct mock_req *mr;
+	int port = -1, opt, rc = 1;
+
+	srv.defaults.mc_cut_after = MOCK_DEFAULT_CUT_AFTER;
+	srv.defaults.mc_fail_times = -1;
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'p': port = parse_nonneg("port", optarg); break;
+		case 'H': host = optarg; break;
+		case 'f': srv.fixtures = optarg; break;
+		case 'l':
+			srv.defaults.mc_latency_ms =
+			    parse_nonneg("latency-ms", optarg);
+			break;
+		case 'c':
+			srv.defaults.mc_chunk_delay_ms =
+			    parse_nonneg("chunk-delay-ms", optarg);
+			break;
+		case 'P': port_file = optarg; break;
+		case 'q': srv.quiet = 1; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind != argc || port < 0 || port > 65535 ||
+	    srv.fixtures == NULL) {
+		usage(stderr);
+		return 2;
+	}
+	if (stat(srv.fixtures, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "mock_upstream: %s: not a directory\n",
+		    srv.fixtures);
+		return 2;
+	}
+	srv.cfg = srv.defaults;
+	TAILQ_INIT(&srv.live);
+	signal(SIGPIPE, SIG_IGN);
+
+	srv.base = event_base_new();
+	if (srv.base == NULL)
+		goto fail;
+	srv.http = evhttp_new(srv.base);
+	if (srv.http == NULL)
+		goto fail;
+	evhttp_set_gencb(srv.http, on_request, NULL);
+	evhttp_set_allowed_methods(srv.http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
+	    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD |
+	    EVHTTP_REQ_PATCH | EVHTTP_REQ_OPTIONS);
+	bound = evhttp_bind_socket_with_handle(srv.http, host,
+	    (ev_uint16_t)port);
+	if (bound == NULL) {
+		fprintf(stderr, "mock_upstream: cannot listen on %s:%d\n", host,
+		    port);
+		goto fail;
+	}
+	if (getsockname(evhttp_bound_socket_get_fd(bound),
+	    (struct sockaddr *)&ss, &sslen) < 0)
+		goto fail;
+	port = ntohs(ss.ss_family == AF_INET6 ?
+	    ((struct sockaddr_in6 *)&ss)->sin6_port :
+	    ((struct sockaddr_in *)&ss)->sin_port);
+	if (port_file != NULL && write_port_file(port_file, port) < 0) {
+		fprintf(stderr, "mock_upstream: cannot write %s: %s\n",
+		    port_file, strerror(errno));
+		goto fail;
+	}
+	sigterm = evsignal_new(srv.base, SIGTERM, on_signal, NULL);
+	sigint = evsignal_new(srv.base, SIGINT, on_signal, NULL);
+	if (sigterm == NULL || sigint == NULL || evsignal_add(sigterm, NULL) <
+	    0 || evsignal_add(sigint, NULL) < 0)
+		goto fail;
+	mock_log("listening on %s:%d, fixtures %s", host, port, srv.fixtures);
+
+	event_base_dispatch(srv.base);
+	rc = 0;
+fail:
+	/* Live requests end with their connections: the close callbacks
+	 * free their state. Anything left has no connection any more. */
+	if (srv.http != NULL)
+		evhttp_free(srv.http);
+	while ((mr = TAILQ_FIRST(&srv.live)) != NULL) {
+		mr->mr_conn = NULL;
+		TAILQ_REMOVE(&srv.live, mr, mr_link);
+		event_free(mr->mr_timer);
+		free(mr->mr_events);
+		free(mr->mr_body);
+		free(mr);
+	}
+	if (sigterm != NULL)
+		event_free(sigterm);
+	if (sigint != NULL)
+		event_free(sigint);
+	if (srv.base != NULL)
+		event_base_free(srv.base);
+	free(srv.last_request);
+	return rc;
+}
