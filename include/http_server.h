@@ -23,6 +23,9 @@ void http_reply_error(struct evhttp_request *req, int status,
 		      const char *type, const char *code, const char *param,
 		      const char *message);
 
+/* The HTTP reason phrase for a status code. */
+const char *http_reason(int status);
+
 /* Writes a fresh request id ("req_" and 24 hex digits) into id. */
 void http_request_id(char id[40]);
 

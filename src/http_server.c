@@ -25,6 +25,33 @@ static const struct endpoint endpoints[] = {
 	  WIRE_OPENAI_EMBEDDINGS },
 };
 
+/* The reason phrase for a status; evhttp's own table stops at 417. */
+const char *
+http_reason(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 402: return "Payment Required";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 409: return "Conflict";
+	case 413: return "Payload Too Large";
+	case 422: return "Unprocessable Entity";
+	case 429: return "Too Many Requests";
+	case 500: return "Internal Server Error";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	case 529: return "Overloaded";
+	default: return status < 300 ? "OK" : status < 500 ? "Client Error"
+							    : "Server Error";
+	}
+}
+
 /* Writes a new random request id. */
 void
 http_request_id(char id[40])
@@ -93,7 +120,7 @@ http_reply_error(struct evhttp_request *req, int status, const char *type,
 	}
 	evhttp_add_header(evhttp_request_get_output_headers(req),
 			  "Content-Type", "application/json");
-	evhttp_send_reply(req, status, NULL, buf);
+	evhttp_send_reply(req, status, http_reason(status), buf);
 	cJSON_free(text);
 	if (buf != NULL)
 		evbuffer_free(buf);

@@ -85,6 +85,10 @@ client_closed(struct evhttp_connection *evcon, void *arg)
 {
 	struct request *req = arg;
 
+	/* A request evhttp detached from its failed connection is ours to
+	 * free; one still attached is freed with the connection. */
+	if (evhttp_request_get_connection(req->rq_http) == NULL)
+		evhttp_request_free(req->rq_http);
 	req->rq_http = NULL;
 	req->rq_rec->client_aborted = 1;
 	request_close(req, "client closed the connection");
@@ -184,7 +188,8 @@ start_relay(struct request *req)
 			  req->rq_ctype != NULL ? req->rq_ctype
 						: "text/event-stream");
 	evhttp_add_header(out, "Cache-Control", "no-cache");
-	evhttp_send_reply_start(req->rq_http, (int)req->rq_status, NULL);
+	evhttp_send_reply_start(req->rq_http, (int)req->rq_status,
+				http_reason((int)req->rq_status));
 	req->rq_state = REQ_RELAYING;
 	req->rq_ttfb_us = mono_us();
 }
@@ -501,7 +506,8 @@ reply_buffered(struct request *req)
 	evhttp_connection_set_closecb(evhttp_request_get_connection(req->rq_http),
 				      NULL, NULL);
 	req->rq_ttfb_us = mono_us();
-	evhttp_send_reply(req->rq_http, (int)req->rq_status, NULL, req->rq_resp);
+	evhttp_send_reply(req->rq_http, (int)req->rq_status,
+			  http_reason((int)req->rq_status), req->rq_resp);
 	req->rq_http = NULL;
 }
 

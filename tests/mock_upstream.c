@@ -59,7 +59,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
-#define MOCK_MAX_FIXTURE	(16 * 1024 * 1024)
+#define MOCK_MAX_FIXTURE	(256 * 1024 * 1024)
 #define MOCK_DEFAULT_CUT_AFTER	2
 
 enum mock_fail {
