@@ -65,6 +65,7 @@ struct request {
 	long rq_status;                   /* upstream HTTP status */
 	char *rq_ctype;                   /* upstream Content-Type */
 	char *rq_retry_after;
+	int rq_sent;                      /* the upstream transfer started */
 	int rq_relay;                     /* streaming relay chosen */
 	int rq_paused;                    /* upstream paused for backpressure */
 	struct evbuffer *rq_resp;         /* non-streamed body, or pending out */

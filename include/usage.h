@@ -66,6 +66,8 @@ struct usage_stream {
 	enum flavor flavor;
 	struct usage last;
 	int done;            /* a terminal event was seen */
+	int64_t text_tokens; /* estimated tokens of the output text seen, for
+	                        when no usage arrives (estimate.h) */
 };
 
 void usage_stream_init(struct usage_stream *st, enum wire w, enum flavor f);

@@ -29,6 +29,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "config.h"
+#include "estimate.h"
 #include "http_server.h"
 #include "json.h"
 #include "log.h"
@@ -318,6 +319,7 @@ start_upstream(struct request *req)
 		return -1;
 	}
 	req->rq_state = REQ_UPSTREAM;
+	req->rq_sent = 1;
 	return 0;
 }
 
@@ -495,6 +497,9 @@ reply_buffered(struct request *req)
 				    req->rq_target->provider->flavor, &u)) {
 			req->rq_ust.last = u;
 			req->rq_ust.last.present = 1;
+		} else if (req->rq_status >= 200 && req->rq_status < 300) {
+			req->rq_ust.text_tokens = estimate_output(
+				body, req->rq_ep->wire);
 		}
 		cJSON_Delete(body);
 	}
@@ -553,6 +558,20 @@ request_upstream_done(struct request *req, CURLcode result)
 	request_close(req, NULL);
 }
 
+/* Whether a request without reported usage is billed by estimate: it
+ * reached the provider and either succeeded (a silent provider, a cut
+ * stream) or lost its client while the provider worked. Refusals,
+ * provider errors and requests that never connected bill zero. */
+static int
+needs_estimate(const struct request *req)
+{
+	if (!req->rq_sent || req->rq_json == NULL)
+		return 0;
+	if (req->rq_status >= 200 && req->rq_status < 300)
+		return 1;
+	return req->rq_status == 0 && req->rq_rec->client_aborted;
+}
+
 /* Ends a request: finish or abandon the reply, settle the usage record,
  * hand it to the writer, free. */
 void
@@ -596,6 +615,11 @@ request_close(struct request *req, const char *reason)
 	if (req->rq_ust.last.present) {
 		rec->usage = req->rq_ust.last;
 		rec->source = USAGE_REPORTED;
+	} else if (needs_estimate(req)) {
+		rec->usage.prompt = estimate_prompt(req->rq_json,
+						    req->rq_ep->wire);
+		rec->usage.completion = req->rq_ust.text_tokens;
+		rec->source = USAGE_ESTIMATED;
 	}
 	rec->latency_ms = (end - req->rq_start_mono_us) / 1000;
 	if (req->rq_ttfb_us > 0)

@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "estimate.h"
 #include "usage.h"
 
 /* 2^53: every integer below it is exact in a double. */
@@ -447,6 +448,7 @@ usage_stream_event(struct usage_stream *st, const char *event, const char *data,
 		flags = chat_event(st, root);
 		break;
 	}
+	st->text_tokens += estimate_output(root, st->wire);
 	cJSON_Delete(root);
 	if (flags & USAGE_EV_DONE)
 		st->done = 1;

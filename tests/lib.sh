@@ -1,0 +1,614 @@
+# tests/lib.sh - shared setup and assertions for the integration scripts.
+# shellcheck shell=bash
+#
+# Sourced by every tests/it_*.sh. Each script gets a private temporary
+# directory; the EXIT trap stops everything the script started (PostgreSQL,
+# the mock upstream, tollgated) and removes the directory, whatever way the
+# script ends. When a check failed, the tails of the logs are printed first.
+#
+# Environment (set by `make check`, defaulted for standalone runs from the
+# repository root): top_srcdir, top_builddir, FIXTURES, PG_BINDIR.
+# TG_KEEP=1 keeps the temporary directory for inspection.
+
+set -u
+
+TG_NAME=$(basename "$0" .sh)
+
+top_srcdir=${top_srcdir:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
+top_builddir=$(cd "${top_builddir:-.}" && pwd)
+FIXTURES=${FIXTURES:-$top_srcdir/tests/fixtures/providers}
+
+TG_GATEWAY_BIN=$top_builddir/src/tollgated
+TG_CTL_BIN=$top_builddir/src/tollctl
+TG_MOCK_BIN=$top_builddir/tests/mock_upstream
+
+# The secret mixed into key hashes; tollctl and tollgated must agree.
+export TOLLGATE_KEY_SECRET=${TOLLGATE_KEY_SECRET:-tollgate-test-secret}
+
+# Providers the integration tests route to; each has fixtures named
+# PROVIDER-*.json / PROVIDER-*.sse.
+TG_PROVIDERS="openai zhipu dashscope qianfan baichuan yi moonshot deepseek"
+
+TG_PASS=0
+TG_FAIL=0
+TG_CHECK=0
+TG_TMP=
+TG_PG_DATA=
+TG_PG_SOCK=
+TG_MOCK_PID=
+TG_MOCK_PORT=
+TG_MOCK_URL=
+TG_GW_PID=
+TG_GW_PORT=
+TG_GW_ADMIN_PORT=
+TG_URL=
+TG_ADMIN_URL=
+TG_ROUTES=()
+TG_SEQ=0
+
+# Prints a message to stderr, prefixed with the script's name.
+tg_log() {
+	printf '# %s: %s\n' "$TG_NAME" "$*" >&2
+}
+
+# Finds the PostgreSQL server binaries when PG_BINDIR does not hold them.
+tg_find_pg_bindir() {
+	local d
+	if [ -n "${PG_BINDIR:-}" ] && [ -x "$PG_BINDIR/initdb" ]; then
+		return 0
+	fi
+	if command -v pg_config >/dev/null 2>&1; then
+		d=$(pg_config --bindir 2>/dev/null)
+		if [ -x "$d/initdb" ]; then
+			PG_BINDIR=$d
+			return 0
+		fi
+	fi
+	for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+		if [ -x "$d/initdb" ]; then
+			PG_BINDIR=$d
+			return 0
+		fi
+	done
+	d=$(command -v initdb 2>/dev/null) || return 1
+	PG_BINDIR=$(dirname "$d")
+}
+
+# Runs a PostgreSQL server command, as the postgres user when we are root.
+tg_pg_run() {
+	if [ "$(id -u)" = 0 ]; then
+		runuser -u postgres -- "$@"
+	else
+		"$@"
+	fi
+}
+
+# Prints the last lines of a log file to stderr, if it exists.
+tg_tail_log() {
+	local what=$1 file=$2
+	[ -s "$file" ] || return 0
+	printf '# ---- last lines of %s (%s) ----\n' "$what" "$file" >&2
+	tail -n "${TG_LOG_LINES:-60}" "$file" | sed 's/^/#   /' >&2
+}
+
+# Stops a process we started: SIGTERM, a bounded wait, then SIGKILL. Sets
+# TG_STOP_STATUS to its exit status (or 137 when it had to be killed).
+tg_stop_pid() {
+	local pid=$1 i
+	TG_STOP_STATUS=0
+	[ -n "$pid" ] || return 0
+	kill -TERM "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; TG_STOP_STATUS=$?; return 0; }
+	for ((i = 0; i < 100; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		tg_log "pid $pid did not stop on SIGTERM within 10 s; killing it"
+		kill -KILL "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+		TG_STOP_STATUS=137
+		return 0
+	fi
+	wait "$pid" 2>/dev/null
+	TG_STOP_STATUS=$?
+}
+
+# EXIT trap: shows logs after a failure, stops everything, removes the
+# temporary directory.
+tg_cleanup() {
+	local rc=$?
+	trap - EXIT INT TERM
+	if [ "$rc" != 0 ] || [ "$TG_FAIL" != 0 ]; then
+		tg_tail_log tollgated "$TG_TMP/gateway.log"
+		tg_tail_log mock_upstream "$TG_TMP/mock.log"
+		tg_tail_log postgresql "$TG_TMP/pg.log"
+	fi
+	if [ -n "$TG_GW_PID" ]; then
+		kill -KILL "$TG_GW_PID" 2>/dev/null
+		wait "$TG_GW_PID" 2>/dev/null
+	fi
+	if [ -n "$TG_MOCK_PID" ]; then
+		kill -KILL "$TG_MOCK_PID" 2>/dev/null
+		wait "$TG_MOCK_PID" 2>/dev/null
+	fi
+	if [ -n "$TG_PG_DATA" ] && [ -f "$TG_PG_DATA/postmaster.pid" ]; then
+		tg_pg_run "$PG_BINDIR/pg_ctl" -D "$TG_PG_DATA" -m immediate \
+			-w stop >/dev/null 2>&1
+	fi
+	if [ -n "$TG_TMP" ] && [ -d "$TG_TMP" ]; then
+		if [ "${TG_KEEP:-0}" = 1 ]; then
+			tg_log "kept $TG_TMP"
+		else
+			rm -rf "$TG_TMP"
+		fi
+	fi
+	exit "$rc"
+}
+
+# Creates the private temporary directory and installs the EXIT trap.
+tg_init() {
+	TG_TMP=$(mktemp -d "${TMPDIR:-/tmp}/tg-$TG_NAME.XXXXXX") ||
+		{ echo "cannot create a temporary directory" >&2; exit 99; }
+	chmod 755 "$TG_TMP"
+	trap tg_cleanup EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+	local b
+	for b in "$TG_GATEWAY_BIN" "$TG_CTL_BIN" "$TG_MOCK_BIN"; do
+		if [ ! -x "$b" ]; then
+			tg_bail "$b is not built (top_builddir=$top_builddir)"
+		fi
+	done
+	command -v jq >/dev/null 2>&1 || tg_bail "jq is not installed"
+	command -v curl >/dev/null 2>&1 || tg_bail "curl is not installed"
+	[ -d "$FIXTURES" ] || tg_bail "no fixtures at $FIXTURES"
+}
+
+# ---------------------------------------------------------------------------
+# Checks and output.
+
+# Records one passed check.
+tg_ok() {
+	TG_CHECK=$((TG_CHECK + 1))
+	TG_PASS=$((TG_PASS + 1))
+	printf 'ok %d - %s\n' "$TG_CHECK" "$1"
+}
+
+# Records one failed check; further arguments are detail lines.
+tg_not_ok() {
+	local desc=$1 line
+	shift
+	TG_CHECK=$((TG_CHECK + 1))
+	TG_FAIL=$((TG_FAIL + 1))
+	printf 'not ok %d - %s\n' "$TG_CHECK" "$desc"
+	for line in "$@"; do
+		printf '#   %s\n' "$line"
+	done
+}
+
+# Stops the script at once: a setup step failed and nothing after it can run.
+tg_bail() {
+	TG_FAIL=$((TG_FAIL + 1))
+	printf 'Bail out! %s\n' "$*"
+	printf '%d passed, %d failed\n' "$TG_PASS" "$TG_FAIL"
+	exit 1
+}
+
+# assert_eq DESC EXPECTED ACTUAL
+assert_eq() {
+	if [ "$2" == "$3" ]; then
+		tg_ok "$1"
+	else
+		tg_not_ok "$1" "expected: '$2'" "got:      '$3'"
+	fi
+}
+
+# assert_match DESC EXTENDED_REGEX ACTUAL
+assert_match() {
+	if [[ $3 =~ $2 ]]; then
+		tg_ok "$1"
+	else
+		tg_not_ok "$1" "expected to match: /$2/" "got: '$3'"
+	fi
+}
+
+# assert_true DESC COMMAND... : passes when the command exits 0.
+assert_true() {
+	local desc=$1
+	shift
+	if "$@"; then
+		tg_ok "$desc"
+	else
+		tg_not_ok "$desc" "command failed: $*"
+	fi
+}
+
+# assert_file_eq DESC EXPECTED_FILE ACTUAL_FILE : byte-for-byte equality.
+assert_file_eq() {
+	local desc=$1 want=$2 got=$3 where
+	if cmp -s "$want" "$got"; then
+		tg_ok "$desc"
+		return
+	fi
+	where=$(cmp "$want" "$got" 2>&1 | head -n 1)
+	tg_not_ok "$desc" \
+		"expected $(wc -c <"$want") bytes ($want)" \
+		"got      $(wc -c <"$got" 2>/dev/null || echo 0) bytes ($got)" \
+		"$where" \
+		"$(diff <(cat -A "$want") <(cat -A "$got") 2>&1 | head -n 12 |
+			cut -c 1-200 | sed '2,$s/^/  /')"
+}
+
+# assert_json DESC JQ_FILTER FILE : passes when `jq -e FILTER FILE` is true.
+assert_json() {
+	if jq -e "$2" "$3" >/dev/null 2>&1; then
+		tg_ok "$1"
+	else
+		tg_not_ok "$1" "jq -e '$2' is not true for:" \
+			"$(head -c 600 "$3" 2>/dev/null)"
+	fi
+}
+
+# Shows the count of checks and exits non-zero when any failed. Stops the
+# gateway and the mock first and checks they shut down cleanly (exit status
+# 0 on SIGTERM, no sanitizer report).
+tg_done() {
+	if [ -n "$TG_GW_PID" ]; then
+		tg_stop_gateway
+		assert_eq "tollgated exits 0 on SIGTERM" 0 "$TG_STOP_STATUS"
+	fi
+	if [ -n "$TG_MOCK_PID" ]; then
+		tg_stop_pid "$TG_MOCK_PID"
+		TG_MOCK_PID=
+	fi
+	tg_check_sanitizers
+	printf '%d passed, %d failed\n' "$TG_PASS" "$TG_FAIL"
+	[ "$TG_FAIL" = 0 ] || exit 1
+	exit 0
+}
+
+# Fails a check for every sanitizer report in the daemon and mock logs.
+tg_check_sanitizers() {
+	local f name pat='ERROR: (Address|Leak|Thread|Memory)Sanitizer|runtime error:'
+	for f in "$TG_TMP"/gateway*.log "$TG_TMP/mock.log"; do
+		[ -f "$f" ] || continue
+		name=$(basename "$f")
+		if grep -Eq "$pat" "$f"; then
+			tg_not_ok "no sanitizer report in $name" \
+				"$(grep -E -m 3 -A 12 "$pat" "$f")"
+		else
+			tg_ok "no sanitizer report in $name"
+		fi
+	done
+}
+
+# ---------------------------------------------------------------------------
+# Ports and waiting.
+
+# Whether something accepts connections on 127.0.0.1:PORT.
+tg_port_busy() {
+	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# Prints a random free TCP port below the kernel's ephemeral range (so no
+# outgoing connection holds it), where nothing listens.
+tg_free_port() {
+	local p i lo=32768
+	read -r lo _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null
+	[ "${lo:-0}" -gt 12000 ] 2>/dev/null || lo=32768
+	for ((i = 0; i < 200; i++)); do
+		p=$((10000 + (RANDOM * 32768 + RANDOM) % (lo - 10000)))
+		if ! tg_port_busy "$p"; then
+			echo "$p"
+			return 0
+		fi
+	done
+	return 1
+}
+
+# tg_wait_http URL STATUS SECONDS : polls URL until it answers STATUS.
+tg_wait_http() {
+	local url=$1 want=$2 secs=$3 code i n
+	n=$((secs * 10))
+	for ((i = 0; i < n; i++)); do
+		code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url")
+		[ "$code" = "$want" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# ---------------------------------------------------------------------------
+# PostgreSQL.
+
+# Starts a private PostgreSQL on a unix socket in the temporary directory,
+# exports TOLLGATE_DATABASE and applies the migrations.
+tg_start_pg() {
+	tg_find_pg_bindir || tg_bail "PostgreSQL server binaries not found (set PG_BINDIR)"
+	local base=$TG_TMP/pg
+	mkdir -p "$base"
+	TG_PG_DATA=$base/data
+	TG_PG_SOCK=$base/sock
+	mkdir -p "$TG_PG_SOCK"
+	touch "$TG_TMP/pg.log"
+	if [ "$(id -u)" = 0 ]; then
+		chown -R postgres: "$base" "$TG_TMP/pg.log"
+	fi
+	chmod 700 "$base"
+	if ! tg_pg_run "$PG_BINDIR/initdb" -D "$TG_PG_DATA" --auth=trust \
+		-U postgres -E UTF8 --locale=C --no-sync \
+		>>"$TG_TMP/pg.log" 2>&1; then
+		TG_PG_DATA=
+		tg_bail "initdb failed"
+	fi
+	if ! tg_pg_run "$PG_BINDIR/pg_ctl" -D "$TG_PG_DATA" -l "$TG_TMP/pg.log" \
+		-w -t 60 -o "-c listen_addresses='' -c unix_socket_directories='$TG_PG_SOCK' -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+		start >/dev/null 2>&1; then
+		tg_bail "PostgreSQL did not start"
+	fi
+	export TOLLGATE_DATABASE="host=$TG_PG_SOCK user=postgres dbname=postgres"
+	local out
+	out=$(tg_ctl db migrate 2>&1) || tg_bail "tollctl db migrate failed: $out"
+}
+
+# Runs psql on the test database: unaligned, tuples only, NULL shown as
+# NULL, stops on the first error.
+tg_psql() {
+	"$PG_BINDIR/psql" -X -A -t -q -v ON_ERROR_STOP=1 -P null=NULL \
+		-d "$TOLLGATE_DATABASE" -c "$1"
+}
+
+# Quotes a string as an SQL literal.
+tg_sql_quote() {
+	local s=${1//\'/\'\'}
+	printf "'%s'" "$s"
+}
+
+# tg_wait_row REQUEST_ID [SECONDS] : polls until the usage record exists.
+tg_wait_row() {
+	local rid=$1 secs=${2:-10} i n q
+	[ -n "$rid" ] || return 1
+	q="SELECT count(*) FROM usage_records WHERE request_id = $(tg_sql_quote "$rid")"
+	n=$((secs * 10))
+	for ((i = 0; i < n; i++)); do
+		[ "$(tg_psql "$q" 2>/dev/null)" = 1 ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# tg_row REQUEST_ID COLUMNS : prints the record's columns, '|' separated.
+tg_row() {
+	tg_psql "SELECT $2 FROM usage_records WHERE request_id = $(tg_sql_quote "$1")"
+}
+
+# tg_check_row DESC REQUEST_ID COLUMNS EXPECTED : waits for the record and
+# compares the selected columns ('|' separated) with EXPECTED.
+tg_check_row() {
+	local desc=$1 rid=$2 cols=$3 want=$4
+	if ! tg_wait_row "$rid"; then
+		tg_not_ok "$desc" "no usage record for request id '$rid' within 10 s"
+		return
+	fi
+	assert_eq "$desc" "$want" "$(tg_row "$rid" "$cols")"
+}
+
+# ---------------------------------------------------------------------------
+# tollctl.
+
+# Runs tollctl against the test database.
+tg_ctl() {
+	"$TG_CTL_BIN" --database "$TOLLGATE_DATABASE" "$@"
+}
+
+# tg_issue_key TENANT [key issue options...] : creates the tenant when
+# missing and prints a new key for it.
+tg_issue_key() {
+	local tenant=$1
+	shift
+	if [ "$(tg_psql "SELECT count(*) FROM tenants WHERE name = $(tg_sql_quote "$tenant")")" = 0 ]; then
+		tg_ctl tenant add "$tenant" >/dev/null || return 1
+	fi
+	tg_ctl key issue --tenant "$tenant" "$@" -q
+}
+
+# ---------------------------------------------------------------------------
+# Mock upstream and gateway.
+
+# Starts the mock upstream on a port of its choosing.
+tg_start_mock() {
+	local i
+	rm -f "$TG_TMP/mock.port"
+	"$TG_MOCK_BIN" --port 0 --port-file "$TG_TMP/mock.port" \
+		--fixtures "$FIXTURES" --quiet >"$TG_TMP/mock.log" 2>&1 &
+	TG_MOCK_PID=$!
+	for ((i = 0; i < 100; i++)); do
+		if [ -s "$TG_TMP/mock.port" ]; then
+			TG_MOCK_PORT=$(tr -dc 0-9 <"$TG_TMP/mock.port")
+			if [ -n "$TG_MOCK_PORT" ] &&
+				tg_wait_http "http://127.0.0.1:$TG_MOCK_PORT/_mock/stats" 200 2; then
+				TG_MOCK_URL=http://127.0.0.1:$TG_MOCK_PORT
+				return 0
+			fi
+		fi
+		kill -0 "$TG_MOCK_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	tg_bail "mock_upstream did not start"
+}
+
+# tg_mock_config JSON : sets the mock's fault and delay knobs.
+tg_mock_config() {
+	curl -sS -f -o /dev/null --max-time 5 -H 'Content-Type: application/json' \
+		--data-binary "$1" "$TG_MOCK_URL/_mock/config"
+}
+
+# Resets the mock's knobs and counters.
+tg_mock_reset() {
+	curl -sS -f -o /dev/null --max-time 5 -X POST "$TG_MOCK_URL/_mock/reset"
+}
+
+# Prints the JSON description of the last request the mock received.
+tg_mock_last_request() {
+	curl -sS -f --max-time 5 "$TG_MOCK_URL/_mock/last_request"
+}
+
+# Lists the fixture base names that get a route, one per line.
+tg_fixture_routes() {
+	local f base prefix
+	for f in "$FIXTURES"/*.json "$FIXTURES"/*.sse; do
+		base=${f##*/}
+		base=${base%.*}
+		case $base in
+		azure-openai-* | anthropic-* | openai-responses*) continue ;;
+		esac
+		prefix=${base%%-*}
+		case " $TG_PROVIDERS " in
+		*" $prefix "*) echo "$base" ;;
+		esac
+	done | sort -u
+}
+
+# tg_write_config FILE [EXTRA_LINES] : a gateway config for the mock, with
+# EXTRA_LINES added to the [tollgate] section and $TG_EXTRA_SECTIONS at the
+# end.
+tg_write_config() {
+	local file=$1 extra=${2:-} p r
+	{
+		echo "[tollgate]"
+		echo "listen = 127.0.0.1:$TG_GW_PORT"
+		echo "admin_listen = 127.0.0.1:$TG_GW_ADMIN_PORT"
+		echo "workers = 2"
+		echo "database = $TOLLGATE_DATABASE"
+		echo "usage_flush = 50"
+		echo "log_level = ${TG_LOG_LEVEL:-info}"
+		[ -n "$extra" ] && printf '%s\n' "$extra"
+		for p in $TG_PROVIDERS; do
+			echo
+			echo "[provider $p]"
+			if [ "$p" = openai ]; then
+				echo "type = openai"
+			else
+				echo "type = openai-compatible"
+			fi
+			echo "flavor = $p"
+			echo "base_url = $TG_MOCK_URL/$p/v1"
+			echo "connect_timeout = 5000"
+			echo "timeout = 30000"
+			echo "idle_timeout = 10000"
+		done
+		for r in "${TG_ROUTES[@]}"; do
+			echo
+			echo "[route $r]"
+			echo "target = ${r%%-*}:$r"
+		done
+		[ -n "${TG_EXTRA_SECTIONS:-}" ] && printf '\n%s\n' "$TG_EXTRA_SECTIONS"
+	} >"$file"
+}
+
+# tg_start_gateway [EXTRA_CONFIG_LINES] : starts tollgated on free ports
+# against the mock and waits until /readyz answers 200. Retries on fresh
+# ports when the daemon dies early (a port taken meanwhile).
+tg_start_gateway() {
+	local extra=${1:-} attempt i
+	[ -n "$TG_MOCK_URL" ] || tg_bail "tg_start_gateway needs tg_start_mock first"
+	mapfile -t TG_ROUTES < <(tg_fixture_routes)
+	for ((attempt = 1; attempt <= 3; attempt++)); do
+		TG_GW_PORT=$(tg_free_port) || tg_bail "no free port"
+		TG_GW_ADMIN_PORT=$(tg_free_port) || tg_bail "no free port"
+		[ "$TG_GW_PORT" = "$TG_GW_ADMIN_PORT" ] && continue
+		tg_write_config "$TG_TMP/tollgate.conf" "$extra"
+		[ -f "$TG_TMP/gateway.log" ] &&
+			mv "$TG_TMP/gateway.log" "$TG_TMP/gateway-attempt$attempt.log"
+		"$TG_GATEWAY_BIN" -c "$TG_TMP/tollgate.conf" \
+			>"$TG_TMP/gateway.log" 2>&1 &
+		TG_GW_PID=$!
+		TG_URL=http://127.0.0.1:$TG_GW_PORT
+		TG_ADMIN_URL=http://127.0.0.1:$TG_GW_ADMIN_PORT
+		for ((i = 0; i < 300; i++)); do
+			if [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 \
+				"$TG_ADMIN_URL/readyz")" = 200 ]; then
+				return 0
+			fi
+			kill -0 "$TG_GW_PID" 2>/dev/null || break
+			sleep 0.1
+		done
+		if kill -0 "$TG_GW_PID" 2>/dev/null; then
+			tg_bail "tollgated not ready (/readyz) within 30 s"
+		fi
+		wait "$TG_GW_PID" 2>/dev/null
+		tg_log "tollgated exited with status $? during start (attempt $attempt)"
+		TG_GW_PID=
+	done
+	tg_bail "tollgated did not start"
+}
+
+# Stops the gateway with SIGTERM; TG_STOP_STATUS holds its exit status.
+tg_stop_gateway() {
+	tg_stop_pid "$TG_GW_PID"
+	TG_GW_PID=
+}
+
+# ---------------------------------------------------------------------------
+# HTTP requests.
+
+# tg_http METHOD PATH KEY [BODY [CURL_ARGS...]] : one request to the data
+# plane. KEY empty sends no Authorization header; BODY may be @FILE. Sets
+# TG_STATUS, TG_BODY (file), TG_HDRS (file), TG_RID (x-request-id),
+# TG_CURL_RC, TG_TTFB and TG_TOTAL (seconds).
+tg_http() {
+	local method=$1 path=$2 key=$3 body=${4-} out
+	local -a args=(-sS -X "$method" --max-time "${TG_HTTP_TIMEOUT:-30}"
+		-H 'Expect:')
+	shift 3
+	[ $# -gt 0 ] && shift
+	TG_SEQ=$((TG_SEQ + 1))
+	TG_BODY=$TG_TMP/resp.$TG_SEQ.body
+	TG_HDRS=$TG_TMP/resp.$TG_SEQ.headers
+	[ -n "$key" ] && args+=(-H "Authorization: Bearer $key")
+	if [ -n "$body" ]; then
+		args+=(-H 'Content-Type: application/json' --data-binary "$body")
+	fi
+	out=$(curl "${args[@]}" "$@" -D "$TG_HDRS" -o "$TG_BODY" \
+		-w '%{http_code} %{time_starttransfer} %{time_total}' \
+		"$TG_URL$path")
+	TG_CURL_RC=$?
+	read -r TG_STATUS TG_TTFB TG_TOTAL <<<"$out"
+	touch "$TG_BODY" "$TG_HDRS"
+	TG_RID=$(tg_header x-request-id)
+}
+
+# Prints the value of a response header of the last tg_http call.
+tg_header() {
+	awk -v h="$1" 'BEGIN { h = tolower(h) }
+		{ sub(/\r$/, "") }
+		/^HTTP\// { v = "" }
+		{ i = index($0, ":"); if (i && tolower(substr($0, 1, i - 1)) == h) {
+			v = substr($0, i + 1); sub(/^[ \t]+/, "", v) } }
+		END { print v }' "$TG_HDRS"
+}
+
+# tg_chat_body MODEL [STREAM_OPTIONS_JSON] : a chat request body; with a
+# second argument the request is streamed ("-" for no stream_options).
+tg_chat_body() {
+	local model=$1
+	local msg='"messages":[{"role":"user","content":"Hello, who are you?"}]'
+	if [ $# -lt 2 ]; then
+		printf '{"model":"%s",%s}' "$model" "$msg"
+	elif [ "$2" = - ]; then
+		printf '{"model":"%s",%s,"stream":true}' "$model" "$msg"
+	else
+		printf '{"model":"%s",%s,"stream":true,"stream_options":%s}' \
+			"$model" "$msg" "$2"
+	fi
+}
+
+# Strips the usage-only event (choices:[] with a usage object) from an SSE
+# file, as a client that did not ask for usage receives the stream.
+tg_sse_without_usage_event() {
+	awk 'BEGIN { RS = ""; ORS = "\n\n" }
+		/"choices":\[\]/ && /"usage":\{/ { next }
+		{ print }' "$1"
+}
+
+tg_init
