@@ -47,6 +47,14 @@ is_cjk(uint32_t cp)
 	       (cp >= 0x20000 && cp <= 0x2fa1f);
 }
 
+/* Tokens of a word of n letters: common words are one token, longer ones
+ * about one more per four letters. */
+static int64_t
+word_tokens(int64_t n)
+{
+	return n <= 6 ? 1 : 1 + (n - 3) / 4;
+}
+
 /* Estimates tokens: words by length, punctuation and CJK one each. */
 int64_t
 estimate_tokens(const char *text, size_t len)
@@ -68,7 +76,7 @@ estimate_tokens(const char *text, size_t len)
 			continue;
 		}
 		if (word > 0) {
-			tokens += (word + 3) / 4;
+			tokens += word_tokens(word);
 			word = 0;
 		}
 		if (is_cjk(cp))
@@ -77,7 +85,7 @@ estimate_tokens(const char *text, size_t len)
 			tokens++;
 	}
 	if (word > 0)
-		tokens += (word + 3) / 4;
+		tokens += word_tokens(word);
 	return tokens;
 }
 
