@@ -21,6 +21,7 @@
 
 #include "keyhash.h"
 #include "keystore.h"
+#include "clock.h"
 #include "log.h"
 
 struct key_entry {
@@ -175,16 +176,6 @@ fail:
 	return -1;
 }
 
-/* Milliseconds on the monotonic clock. */
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* The loader thread: connect, load, wait for notifications. */
 static void *
 keystore_main(void *arg)
@@ -194,7 +185,7 @@ keystore_main(void *arg)
 
 	for (;;) {
 		struct pollfd pfd[2];
-		int64_t now = now_ms();
+		int64_t now = clock_mono_ms();
 		int notified = 0, timeout;
 
 		if (ks.conn == NULL) {
@@ -213,7 +204,7 @@ keystore_main(void *arg)
 			}
 			atomic_store(&ks.db_ok, 1);
 			backoff = 100;
-			next_refresh = now_ms() + ks.refresh_ms;
+			next_refresh = clock_mono_ms() + ks.refresh_ms;
 			continue;
 		}
 		timeout = next_refresh > now ? (int)(next_refresh - now) : 0;
@@ -240,14 +231,14 @@ keystore_main(void *arg)
 				PQfreemem(nf);
 			}
 		}
-		if (notified || now_ms() >= next_refresh) {
+		if (notified || clock_mono_ms() >= next_refresh) {
 			if (reload() != 0) {
 				PQfinish(ks.conn);
 				ks.conn = NULL;
 				atomic_store(&ks.db_ok, 0);
 				continue;
 			}
-			next_refresh = now_ms() + ks.refresh_ms;
+			next_refresh = clock_mono_ms() + ks.refresh_ms;
 		}
 	}
 	if (ks.conn != NULL)

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <libpq-fe.h>
 
+#include "clock.h"
 #include "log.h"
 #include "pgwriter.h"
 
@@ -41,16 +42,6 @@ static struct {
 	atomic_llong written;
 	atomic_llong queued;
 } w = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
-
-/* Milliseconds on the monotonic clock. */
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Queues a record for the writer; takes ownership. */
 void
@@ -270,7 +261,7 @@ writer_main(void *arg)
 				break;
 			continue;
 		}
-		if (w.stopping && now_ms() > w.stop_deadline_ms) {
+		if (w.stopping && clock_mono_ms() > w.stop_deadline_ms) {
 			pthread_mutex_unlock(&w.lock);
 			break;
 		}
@@ -338,7 +329,7 @@ pgwriter_stop(int wait_ms)
 
 	pthread_mutex_lock(&w.lock);
 	w.stopping = 1;
-	w.stop_deadline_ms = now_ms() + wait_ms;
+	w.stop_deadline_ms = clock_mono_ms() + wait_ms;
 	pthread_cond_signal(&w.cond);
 	pthread_mutex_unlock(&w.lock);
 	pthread_join(w.thread, NULL);

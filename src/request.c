@@ -28,6 +28,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
+#include "clock.h"
 #include "config.h"
 #include "estimate.h"
 #include "http_server.h"
@@ -43,26 +44,6 @@
 
 #define RESPONSE_MAX (64u << 20) /* largest non-streamed upstream body */
 #define EVENT_MAX    (16u << 20) /* largest single SSE event */
-
-/* Microseconds on the wall clock. */
-static int64_t
-wall_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-/* Microseconds on the monotonic clock. */
-static int64_t
-mono_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 /* Logs a line prefixed with the request id and tenant. */
 void
@@ -192,7 +173,7 @@ start_relay(struct request *req)
 	evhttp_send_reply_start(req->rq_http, (int)req->rq_status,
 				http_reason((int)req->rq_status));
 	req->rq_state = REQ_RELAYING;
-	req->rq_ttfb_us = mono_us();
+	req->rq_ttfb_us = clock_mono_us();
 }
 
 /* Whether the upstream response is an event stream to relay. */
@@ -461,8 +442,8 @@ request_start(struct worker *w, struct evhttp_request *http,
 	req->rq_http = http;
 	req->rq_ep = ep;
 	req->rq_state = REQ_ADMISSION;
-	req->rq_start_us = wall_us();
-	req->rq_start_mono_us = mono_us();
+	req->rq_start_us = clock_wall_us();
+	req->rq_start_mono_us = clock_mono_us();
 	http_request_id(req->rq_id);
 	memcpy(req->rq_rec->request_id, req->rq_id, sizeof req->rq_id);
 	req->rq_rec->ts_us = req->rq_start_us;
@@ -510,7 +491,7 @@ reply_buffered(struct request *req)
 		evhttp_add_header(out, "Retry-After", req->rq_retry_after);
 	evhttp_connection_set_closecb(evhttp_request_get_connection(req->rq_http),
 				      NULL, NULL);
-	req->rq_ttfb_us = mono_us();
+	req->rq_ttfb_us = clock_mono_us();
 	evhttp_send_reply(req->rq_http, (int)req->rq_status,
 			  http_reason((int)req->rq_status), req->rq_resp);
 	req->rq_http = NULL;
@@ -578,7 +559,7 @@ void
 request_close(struct request *req, const char *reason)
 {
 	struct usage_record *rec = req->rq_rec;
-	int64_t end = mono_us();
+	int64_t end = clock_mono_us();
 	struct worker *w = req->rq_worker;
 
 	if (req->rq_state == REQ_CLOSED)

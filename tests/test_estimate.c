@@ -9,6 +9,7 @@
 
 #include "estimate.h"
 #include "sse.h"
+#include "fixture.h"
 #include "tap.h"
 
 struct text_case {
@@ -91,31 +92,6 @@ sum_event(const struct sse_event *ev, void *arg)
 	return 0;
 }
 
-/* Reads a whole fixture. */
-static char *
-slurp(const char *name, size_t *len)
-{
-	const char *dir = getenv("FIXTURES");
-	char path[1024];
-	char *buf;
-	FILE *f;
-	long n;
-
-	snprintf(path, sizeof path, "%s/%s",
-		 dir ? dir : "tests/fixtures/providers", name);
-	f = fopen(path, "rb");
-	if (f == NULL)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	rewind(f);
-	buf = malloc((size_t)n + 1);
-	*len = fread(buf, 1, (size_t)n, f);
-	buf[*len] = '\0';
-	fclose(f);
-	return buf;
-}
-
 struct fixture_case {
 	const char *file;
 	enum wire wire;
@@ -153,7 +129,7 @@ test_fixtures(void)
 		const struct fixture_case *c = &fixtures[i];
 		struct stream_sum s = { c->wire, 0 };
 		size_t len = 0;
-		char *buf = slurp(c->file, &len);
+		char *buf = read_fixture(c->file, &len);
 
 		ok(buf != NULL, "%s: readable", c->file);
 		if (buf == NULL)

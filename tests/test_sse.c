@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "sse.h"
+#include "fixture.h"
 #include "tap.h"
 
 /* One event as reported, copied out of the callback. */
@@ -193,44 +194,6 @@ concat_is(const struct rec *r, const char *buf, size_t len, const char *what)
 	}
 	return is_int(off, len, "%s: raw bytes concatenate to the input",
 		      what);
-}
-
-/* Returns the fixture directory. */
-static const char *
-fixture_dir(void)
-{
-	const char *d = getenv("FIXTURES");
-
-	return d && *d ? d : "tests/fixtures/providers";
-}
-
-/* Reads a whole fixture file (malloc'd, caller frees); NULL on failure. */
-static char *
-read_fixture(const char *name, size_t *len)
-{
-	char path[4096];
-	char *buf = NULL;
-	long n;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", fixture_dir(), name);
-	f = fopen(path, "rb");
-	if (f == NULL)
-		return NULL;
-	if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 ||
-	    fseek(f, 0, SEEK_SET) != 0)
-		goto fail;
-	buf = malloc((size_t)n + 1);
-	if (buf == NULL || fread(buf, 1, (size_t)n, f) != (size_t)n)
-		goto fail;
-	buf[n] = '\0';
-	*len = (size_t)n;
-	fclose(f);
-	return buf;
-fail:
-	free(buf);
-	fclose(f);
-	return NULL;
 }
 
 /* Rewrites every LF of s as eol (malloc'd, caller frees). */

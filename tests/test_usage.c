@@ -16,6 +16,7 @@
 
 #include "sse.h"
 #include "usage.h"
+#include "fixture.h"
 #include "tap.h"
 
 /* Bit for event number i of a stream (all fixtures have under 64). */
@@ -126,44 +127,6 @@ static const struct error_case errors[] = {
 };
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
-
-/* Returns the fixture directory. */
-static const char *
-fixture_dir(void)
-{
-	const char *d = getenv("FIXTURES");
-
-	return d && *d ? d : "tests/fixtures/providers";
-}
-
-/* Reads a whole fixture file (malloc'd, caller frees); NULL on failure. */
-static char *
-read_fixture(const char *name, size_t *len)
-{
-	char path[4096];
-	char *buf = NULL;
-	long n;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", fixture_dir(), name);
-	f = fopen(path, "rb");
-	if (f == NULL)
-		return NULL;
-	if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 ||
-	    fseek(f, 0, SEEK_SET) != 0)
-		goto fail;
-	buf = malloc((size_t)n + 1);
-	if (buf == NULL || fread(buf, 1, (size_t)n, f) != (size_t)n)
-		goto fail;
-	buf[n] = '\0';
-	*len = (size_t)n;
-	fclose(f);
-	return buf;
-fail:
-	free(buf);
-	fclose(f);
-	return NULL;
-}
 
 /* State of one stream run: the usage state plus per-event flag masks and
  * a copy of the data of every event, for later checks. */

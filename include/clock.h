@@ -1,0 +1,38 @@
+/*
+ * clock.h - the two clocks: monotonic for durations and timeouts, wall
+ * for timestamps that are stored.
+ */
+#ifndef TOLLGATE_CLOCK_H
+#define TOLLGATE_CLOCK_H
+
+#include <stdint.h>
+#include <time.h>
+
+/* Microseconds on the monotonic clock. */
+static inline int64_t
+clock_mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Milliseconds on the monotonic clock. */
+static inline int64_t
+clock_mono_ms(void)
+{
+	return clock_mono_us() / 1000;
+}
+
+/* Microseconds since the epoch on the wall clock. */
+static inline int64_t
+clock_wall_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+#endif
