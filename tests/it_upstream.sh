@@ -1,0 +1,101 @@
+#!/bin/bash
+# it_upstream.sh - the way out: provider credentials, the parent proxy,
+# upstream failures before any byte reached the client (502, 504), and
+# provider errors passed through.
+
+. "$(dirname "$0")/lib.sh"
+
+tg_start_pg
+tg_start_mock
+DEAD_PORT=$(tg_free_port) || tg_bail "no free port"
+export TG_UPSTREAM_SECRET="sk-upstream-$$"
+TG_EXTRA_SECTIONS="[provider viaproxy]
+type = openai
+flavor = openai
+base_url = http://provider.invalid/openai/v1
+proxy = $TG_MOCK_URL
+api_key_env = TG_UPSTREAM_SECRET
+
+[provider dead]
+type = openai
+base_url = http://127.0.0.1:$DEAD_PORT/v1
+connect_timeout = 2000
+
+[provider slow]
+type = openai
+base_url = $TG_MOCK_URL/openai/v1
+timeout = 1000
+
+[route proxied]
+target = viaproxy:openai-chat
+
+[route refused]
+target = dead:openai-chat
+
+[route slow]
+target = slow:openai-chat"
+tg_start_gateway
+KEY=$(tg_issue_key up)
+
+# Through the parent proxy: the provider's host does not resolve, so only
+# the proxy can have answered; it received the provider's credential, never
+# the tollgate key.
+tg_http POST /v1/chat/completions "$KEY" "$(tg_chat_body proxied)"
+assert_eq "via proxy: status" 200 "$TG_STATUS"
+assert_file_eq "via proxy: body" "$FIXTURES/openai-chat.json" "$TG_BODY"
+last=$(tg_mock_last_request)
+assert_eq "via proxy: the provider's path" /openai/v1/chat/completions \
+	"$(jq -r '.path' <<<"$last")"
+assert_eq "via proxy: the provider's host" provider.invalid \
+	"$(jq -r '.headers.host' <<<"$last")"
+assert_eq "via proxy: provider credential sent" "Bearer $TG_UPSTREAM_SECRET" \
+	"$(jq -r '.headers.authorization' <<<"$last")"
+assert_eq "via proxy: upstream model" openai-chat \
+	"$(jq -r '.body | fromjson | .model' <<<"$last")"
+tg_check_row "via proxy: metered" "$TG_RID" \
+	"provider, upstream_model, requested_model, prompt_tokens, completion_tokens" \
+	"viaproxy|openai-chat|proxied|1200|85"
+if grep -q "$TG_UPSTREAM_SECRET" "$TG_TMP/gateway.log"; then
+	tg_not_ok "provider credential never logged"
+else
+	tg_ok "provider credential never logged"
+fi
+
+# Connection refused: 502 upstream_error, nothing reached the provider,
+# metered as zero.
+tg_http POST /v1/chat/completions "$KEY" "$(tg_chat_body refused)"
+assert_eq "connection refused: status" 502 "$TG_STATUS"
+assert_eq "connection refused: code" upstream_error \
+	"$(jq -r .error.code "$TG_BODY")"
+tg_check_row "connection refused: record" "$TG_RID" \
+	"status, usage_source, prompt_tokens + completion_tokens, error IS NOT NULL" \
+	"502|none|0|t"
+
+# The provider takes longer than the provider's timeout: 504.
+tg_mock_config '{"latency_ms":3000}'
+tg_http POST /v1/chat/completions "$KEY" "$(tg_chat_body slow)"
+assert_eq "upstream timeout: status" 504 "$TG_STATUS"
+assert_eq "upstream timeout: code" upstream_timeout \
+	"$(jq -r .error.code "$TG_BODY")"
+tg_check_row "upstream timeout: record" "$TG_RID" "status" "504"
+tg_mock_config '{"latency_ms":0}'
+
+# A provider's own 500 and a dropped connection before any byte.
+tg_mock_config '{"fail":"500","fail_times":1}'
+tg_http POST /v1/chat/completions "$KEY" "$(tg_chat_body openai-chat)"
+assert_eq "provider 500 passed through: status" 500 "$TG_STATUS"
+assert_eq "provider 500 passed through: body" "mock: injected failure" \
+	"$(jq -r .error.message "$TG_BODY")"
+tg_check_row "provider 500: metered as zero" "$TG_RID" \
+	"status, usage_source, prompt_tokens + completion_tokens" "500|none|0"
+tg_mock_config '{"fail":"close","fail_times":1}'
+tg_http POST /v1/chat/completions "$KEY" "$(tg_chat_body openai-chat)"
+assert_eq "provider closed without answering: 502" 502 "$TG_STATUS"
+tg_check_row "provider closed: metered as zero" "$TG_RID" \
+	"status, usage_source" "502|none"
+
+# Still serving.
+tg_http POST /v1/chat/completions "$KEY" "$(tg_chat_body openai-chat)"
+assert_eq "serving after the failures" 200 "$TG_STATUS"
+
+tg_done
