@@ -268,7 +268,7 @@ start_upstream(struct request *req)
 
 	req->rq_upbody = provider_rewrite_body(p, req->rq_body,
 					       req->rq_body_len, req->rq_json,
-					       req->rq_target->model,
+					       req->rq_rec->upstream_model,
 					       &req->rq_injected_usage, &uplen);
 	url = provider_url(p, req->rq_ep);
 	req->rq_hdrs = provider_headers(p);
@@ -414,7 +414,10 @@ admit(struct request *req)
 	}
 	req->rq_target = &route->targets[0];
 	rec->provider = strdup(req->rq_target->provider->name);
-	rec->upstream_model = strdup(req->rq_target->model);
+	/* A target model of "*" passes the requested name through. */
+	rec->upstream_model = strdup(strcmp(req->rq_target->model, "*") == 0
+					     ? req->rq_model
+					     : req->rq_target->model);
 	usage_stream_init(&req->rq_ust, req->rq_ep->wire,
 			  req->rq_target->provider->flavor);
 	return 0;

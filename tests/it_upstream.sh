@@ -33,7 +33,10 @@ target = viaproxy:openai-chat
 target = dead:openai-chat
 
 [route slow]
-target = slow:openai-chat"
+target = slow:openai-chat
+
+[route *]
+target = viaproxy:*"
 tg_start_gateway
 KEY=$(tg_issue_key up)
 
@@ -60,6 +63,17 @@ if grep -q "$TG_UPSTREAM_SECRET" "$TG_TMP/gateway.log"; then
 else
 	tg_ok "provider credential never logged"
 fi
+
+# [route *] with target model "*": an unrouted name reaches the provider
+# unchanged (the mock has no such fixture and says so with a 404, which is
+# passed through).
+tg_http POST /v1/chat/completions "$KEY" "$(tg_chat_body no-such-model-x)"
+assert_eq "pass-through: provider's 404 passed through" 404 "$TG_STATUS"
+assert_eq "pass-through: upstream got the requested name" no-such-model-x \
+	"$(tg_mock_last_request | jq -r '.body | fromjson | .model')"
+tg_check_row "pass-through: record names both" "$TG_RID" \
+	"requested_model, upstream_model, provider" \
+	"no-such-model-x|no-such-model-x|viaproxy"
 
 # Connection refused: 502 upstream_error, nothing reached the provider,
 # metered as zero.
@@ -88,7 +102,9 @@ assert_eq "provider 500 passed through: body" "mock: injected failure" \
 	"$(jq -r .error.message "$TG_BODY")"
 tg_check_row "provider 500: metered as zero" "$TG_RID" \
 	"status, usage_source, prompt_tokens + completion_tokens" "500|none|0"
-tg_mock_config '{"fail":"close","fail_times":1}'
+# libcurl retries once, on a fresh connection, a request whose reused
+# connection closed before any response byte: close both.
+tg_mock_config '{"fail":"close","fail_times":2}'
 tg_http POST /v1/chat/completions "$KEY" "$(tg_chat_body openai-chat)"
 assert_eq "provider closed without answering: 502" 502 "$TG_STATUS"
 tg_check_row "provider closed: metered as zero" "$TG_RID" \

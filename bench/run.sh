@@ -1,0 +1,472 @@
+#!/bin/bash
+# bench/run.sh - throughput and added latency of tollgated against the mock
+# upstream, and a check that every request through it left one usage record.
+#
+# Starts a private PostgreSQL (unix socket only), the mock upstream and
+# tollgated on free ports in a temporary directory, drives the same wrk load
+# (bench/post.lua) at the mock directly and through the gateway for three
+# scenarios, prints a table, then compares the usage records in PostgreSQL
+# with the requests wrk completed through the gateway. Everything it started
+# is stopped by the EXIT trap.
+#
+# Environment: DURATION (10s; N, Ns or Nm), CONNECTIONS (32), THREADS (2),
+# WORKERS (gateway event-loop threads, 2), BUILD (build directory; default
+# build/, else build-bench/, else build-dev/, the first holding
+# src/tollgated), PG_BINDIR (PostgreSQL server binaries, found when unset),
+# LOG_LEVEL (of tollgated, info: a line per request), KEEP=1 keeps the
+# temporary directory.
+#
+# Exit status: 0 when every response was 200 and the usage records match,
+# 1 when a check failed, 2 when the set-up failed. Timings are reported,
+# never judged.
+
+set -u
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+FIXTURES=$ROOT/tests/fixtures/providers
+LUA=$ROOT/bench/post.lua
+
+DURATION=${DURATION:-10s}
+CONNECTIONS=${CONNECTIONS:-32}
+THREADS=${THREADS:-2}
+WORKERS=${WORKERS:-2}
+# Seconds wrk keeps running after the last request was started, for the
+# requests in flight to finish.
+DRAIN=2
+# Longest wait for the usage writer to store a scenario's records.
+ROWS_WAIT=30
+
+TMP=
+PG_DATA=
+MOCK_PID=
+GW_PID=
+WRK_PID=
+FAILED=0
+
+# Prints a progress message to stderr.
+say() {
+	printf '# %s\n' "$*" >&2
+}
+
+# Prints an error and exits with status 2.
+die() {
+	printf 'bench: %s\n' "$*" >&2
+	exit 2
+}
+
+# Records a failed check and prints it loudly.
+fail() {
+	FAILED=$((FAILED + 1))
+	printf '\n!!! FAIL: %s\n' "$*"
+}
+
+# Prints the last lines of a log file to stderr, if it has any.
+tail_log() {
+	[ -s "$2" ] || return 0
+	printf '# ---- last lines of %s ----\n' "$1" >&2
+	tail -n 30 "$2" | sed 's/^/#   /' >&2
+}
+
+# Runs a PostgreSQL server command, as the postgres user when we are root.
+pg_run() {
+	if [ "$(id -u)" = 0 ]; then
+		runuser -u postgres -- "$@"
+	else
+		"$@"
+	fi
+}
+
+# Stops a process we started: SIGTERM, a bounded wait, then SIGKILL. Sets
+# STOP_STATUS to its exit status (137 when it had to be killed).
+stop_pid() {
+	local pid=$1 i
+	STOP_STATUS=0
+	[ -n "$pid" ] || return 0
+	kill -TERM "$pid" 2>/dev/null || return 0
+	for ((i = 0; i < 100; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -KILL "$pid" 2>/dev/null; then
+		wait "$pid" 2>/dev/null
+		STOP_STATUS=137
+		return 0
+	fi
+	wait "$pid" 2>/dev/null
+	STOP_STATUS=$?
+}
+
+# EXIT trap: stops wrk, the gateway, the mock and PostgreSQL, removes the
+# temporary directory.
+cleanup() {
+	local rc=$?
+	trap - EXIT INT TERM
+	if [ "$rc" = 2 ] && [ -n "$TMP" ]; then
+		tail_log tollgated "$TMP/gateway.log"
+		tail_log mock_upstream "$TMP/mock.log"
+		tail_log postgresql "$TMP/pg.log"
+	fi
+	stop_pid "$WRK_PID"
+	stop_pid "$GW_PID"
+	stop_pid "$MOCK_PID"
+	if [ -n "$PG_DATA" ] && [ -f "$PG_DATA/postmaster.pid" ]; then
+		pg_run "$PG_BINDIR/pg_ctl" -D "$PG_DATA" -m fast -w stop \
+			>/dev/null 2>&1
+	fi
+	if [ -n "$TMP" ] && [ -d "$TMP" ]; then
+		if [ "${KEEP:-0}" = 1 ]; then
+			say "kept $TMP"
+		else
+			rm -rf "$TMP"
+		fi
+	fi
+	exit "$rc"
+}
+
+# Prints the build directory: $BUILD, else the first of build, build-bench
+# and build-dev that holds src/tollgated.
+find_build() {
+	local d
+	if [ -n "${BUILD:-}" ]; then
+		(cd "$BUILD" 2>/dev/null && pwd) || return 1
+		return 0
+	fi
+	for d in build build-bench build-dev; do
+		if [ -x "$ROOT/$d/src/tollgated" ]; then
+			echo "$ROOT/$d"
+			return 0
+		fi
+	done
+	return 1
+}
+
+# Finds the PostgreSQL server binaries when PG_BINDIR does not hold them.
+find_pg_bindir() {
+	local d
+	[ -n "${PG_BINDIR:-}" ] && [ -x "$PG_BINDIR/initdb" ] && return 0
+	if command -v pg_config >/dev/null 2>&1; then
+		d=$(pg_config --bindir 2>/dev/null)
+		[ -x "$d/initdb" ] && { PG_BINDIR=$d; return 0; }
+	fi
+	for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+		[ -x "$d/initdb" ] && { PG_BINDIR=$d; return 0; }
+	done
+	return 1
+}
+
+# Converts DURATION (N, Ns or Nm) to whole seconds.
+duration_seconds() {
+	case $1 in
+	*[!0-9smh]* | "" | s | m) return 1 ;;
+	*m) echo $((${1%m} * 60)) ;;
+	*s) echo "${1%s}" ;;
+	*) echo "$1" ;;
+	esac
+}
+
+# Whether something accepts connections on 127.0.0.1:PORT.
+port_busy() {
+	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# Prints a TCP port in 20000-59999 that nothing listens on.
+free_port() {
+	local p i
+	for ((i = 0; i < 200; i++)); do
+		p=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+		port_busy "$p" || { echo "$p"; return 0; }
+	done
+	return 1
+}
+
+# http_code URL [CURL_ARGS...] : prints the HTTP status of a request.
+http_code() {
+	local url=$1
+	shift
+	curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$@" "$url"
+}
+
+# Runs a query on the bench database and prints the bare result.
+psql_q() {
+	"$PG_BINDIR/psql" -X -A -t -q -v ON_ERROR_STOP=1 -d "$DB" -c "$1"
+}
+
+# Starts PostgreSQL on a unix socket in the temporary directory and applies
+# the migrations.
+start_pg() {
+	local base=$TMP/pg
+	mkdir -p "$base"
+	touch "$TMP/pg.log"
+	[ "$(id -u)" = 0 ] && chown -R postgres: "$base" "$TMP/pg.log"
+	chmod 700 "$base"
+	PG_DATA=$base/data
+	pg_run "$PG_BINDIR/initdb" -D "$PG_DATA" --auth=trust -U postgres \
+		-E UTF8 --locale=C --no-sync >>"$TMP/pg.log" 2>&1 ||
+		{ PG_DATA=; die "initdb failed"; }
+	local opts="-c listen_addresses='' -c unix_socket_directories='$base'"
+	opts+=" -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+	pg_run "$PG_BINDIR/pg_ctl" -D "$PG_DATA" -l "$TMP/pg.log" -w -t 60 \
+		-o "$opts" start >/dev/null 2>&1 || die "PostgreSQL did not start"
+	DB="host=$base user=postgres dbname=postgres"
+	"$CTL" --database "$DB" db migrate --sql-dir "$ROOT/sql" \
+		>>"$TMP/ctl.log" 2>&1 || die "tollctl db migrate failed"
+}
+
+# Starts the mock upstream on a port of its choosing.
+start_mock() {
+	local i port
+	"$MOCK" --port 0 --port-file "$TMP/mock.port" --fixtures "$FIXTURES" \
+		--quiet >"$TMP/mock.log" 2>&1 &
+	MOCK_PID=$!
+	for ((i = 0; i < 100; i++)); do
+		port=
+		[ -s "$TMP/mock.port" ] && port=$(tr -dc 0-9 <"$TMP/mock.port")
+		if [ -n "$port" ] &&
+			[ "$(http_code "http://127.0.0.1:$port/_mock/stats")" = 200 ]; then
+			MOCK_URL=http://127.0.0.1:$port
+			return 0
+		fi
+		kill -0 "$MOCK_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	die "mock_upstream did not start"
+}
+
+# Writes the gateway configuration for GW_PORT and ADMIN_PORT.
+write_config() {
+	cat >"$TMP/tollgate.conf" <<EOF
+[tollgate]
+listen = 127.0.0.1:$GW_PORT
+admin_listen = 127.0.0.1:$ADMIN_PORT
+workers = $WORKERS
+database = $DB
+log_level = ${LOG_LEVEL:-info}
+
+[provider openai]
+type = openai
+flavor = openai
+base_url = $MOCK_URL/openai/v1
+
+[route openai-chat]
+target = openai:openai-chat
+
+[route openai-chat-stream]
+target = openai:openai-chat-stream
+EOF
+}
+
+# Starts tollgated on free ports and waits until /readyz answers 200;
+# tries fresh ports when it dies early (a port taken meanwhile).
+start_gateway() {
+	local attempt i
+	for ((attempt = 1; attempt <= 3; attempt++)); do
+		GW_PORT=$(free_port) || die "no free port"
+		ADMIN_PORT=$(free_port) || die "no free port"
+		[ "$GW_PORT" = "$ADMIN_PORT" ] && continue
+		write_config
+		"$GATEWAY" -c "$TMP/tollgate.conf" >>"$TMP/gateway.log" 2>&1 &
+		GW_PID=$!
+		GW_URL=http://127.0.0.1:$GW_PORT
+		for ((i = 0; i < 300; i++)); do
+			if [ "$(http_code "http://127.0.0.1:$ADMIN_PORT/readyz")" = 200 ]; then
+				return 0
+			fi
+			kill -0 "$GW_PID" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -0 "$GW_PID" 2>/dev/null && die "tollgated not ready within 30 s"
+		wait "$GW_PID" 2>/dev/null
+		GW_PID=
+	done
+	die "tollgated did not start"
+}
+
+# mock_post PATH [JSON] : a control request to the mock.
+mock_post() {
+	curl -sS -f -o /dev/null --max-time 5 -X POST \
+		-H 'Content-Type: application/json' --data-binary "${2:-}" \
+		"$MOCK_URL$1" || die "mock control $1 failed"
+}
+
+# Prints a field of the mock's counters.
+mock_stat() {
+	curl -sS -f --max-time 5 "$MOCK_URL/_mock/stats" | jq -r ".$1"
+}
+
+# Prints the value of NAME in the BENCH line of a wrk output file.
+bench_field() {
+	sed -n 's/^BENCH .*\<'"$2"'=\([0-9]*\).*/\1/p' "$1" | head -n 1
+}
+
+# run_wrk NAME URL BODY : one wrk run; sets R_REQ, R_RPS, R_P50, R_P99 (ms)
+# and records a failure when a response was not 200 or a socket failed.
+run_wrk() {
+	local name=$1 url=$2 body=$3 out=$TMP/wrk-$1.txt e n
+	BENCH_ACTIVE_MS=$((SECS * 1000)) BENCH_BODY=$body BENCH_KEY=$KEY \
+		wrk -t "$THREADS" -c "$CONNECTIONS" -d "$((SECS + DRAIN))s" \
+		--timeout 10s --latency -s "$LUA" "$url" >"$out" 2>&1 &
+	WRK_PID=$!
+	wait "$WRK_PID" || { WRK_PID=; cat "$out" >&2; die "wrk failed ($name)"; }
+	WRK_PID=
+	grep -q '^BENCH ' "$out" || { cat "$out" >&2; die "no result from wrk ($name)"; }
+	R_REQ=$(bench_field "$out" requests)
+	R_RPS=$(awk -v n="$R_REQ" -v s="$SECS" 'BEGIN { printf "%.0f", n / s }')
+	R_P50=$(awk -v u="$(bench_field "$out" p50_us)" 'BEGIN { printf "%.2f", u / 1000 }')
+	R_P99=$(awk -v u="$(bench_field "$out" p99_us)" 'BEGIN { printf "%.2f", u / 1000 }')
+	if grep -q 'Non-2xx' "$out"; then
+		fail "$name: $(grep 'Non-2xx' "$out" | sed 's/^ *//')"
+	fi
+	for e in connect read write status timeout; do
+		n=$(bench_field "$out" "$e")
+		[ "${n:-0}" = 0 ] || fail "$name: wrk reports $n $e errors"
+	done
+	[ "$R_REQ" -gt 0 ] || fail "$name: no request completed"
+	say "$name: $R_REQ requests, $R_RPS req/s, p50 $R_P50 ms, p99 $R_P99 ms"
+}
+
+# wait_rows SINCE WANT : waits (bounded) until the usage records with ts >=
+# SINCE number WANT and stay so for a moment; prints the last count.
+wait_rows() {
+	local since=$1 want=$2 n=0 i
+	local q="SELECT count(*) FROM usage_records WHERE ts >= '$since'"
+	for ((i = 0; i < ROWS_WAIT * 5; i++)); do
+		n=$(psql_q "$q") || n=0
+		if [ "$n" -ge "$want" ]; then
+			sleep 0.5
+			n=$(psql_q "$q") || n=0
+			break
+		fi
+		sleep 0.2
+	done
+	echo "$n"
+}
+
+# scenario NAME MODEL STREAM CHUNK_DELAY_MS PROMPT COMPLETION : measures the
+# mock directly and through the gateway, then checks the usage records of
+# the gateway run: one per request, each 200 with the fixture's tokens as
+# reported by the provider.
+scenario() {
+	local name=$1 model=$2 stream=$3 delay=$4 prompt=$5 completion=$6
+	local body since rows bad n
+	body='{"model":"'$model'","messages":[{"role":"user","content":"Hello, who are you?"}]'
+	[ "$stream" = 1 ] &&
+		body+=',"stream":true,"stream_options":{"include_usage":true}'
+	body+='}'
+
+	mock_post /_mock/reset
+	mock_post /_mock/config '{"latency_ms":0,"chunk_delay_ms":'"$delay"'}'
+	run_wrk "$name-direct" "$MOCK_URL/openai/v1/chat/completions" "$body"
+	D_RPS=$R_RPS D_P50=$R_P50 D_P99=$R_P99
+	n=$(mock_stat failed)
+	[ "$n" = 0 ] || fail "$name-direct: the mock counted $n failed requests"
+
+	mock_post /_mock/reset
+	mock_post /_mock/config '{"latency_ms":0,"chunk_delay_ms":'"$delay"'}'
+	since=$(psql_q "SELECT now()")
+	run_wrk "$name-gateway" "$GW_URL/v1/chat/completions" "$body"
+	n=$(mock_stat requests)
+	[ "$n" = "$R_REQ" ] ||
+		fail "$name: the mock received $n requests from the gateway, wrk completed $R_REQ"
+	rows=$(wait_rows "$since" "$R_REQ")
+	bad=$(psql_q "SELECT count(*) FROM usage_records WHERE ts >= '$since'
+		AND NOT (status = 200 AND usage_source = 'reported'
+		AND NOT client_aborted AND prompt_tokens = $prompt
+		AND completion_tokens = $completion
+		AND streamed = $([ "$stream" = 1 ] && echo true || echo false))")
+	printf '%-22s %10s %10s %6s %8s / %-8s %8s / %-8s %8s\n' "$name" \
+		"$D_RPS" "$R_RPS" \
+		"$(awk -v g="$R_RPS" -v d="$D_RPS" 'BEGIN { printf "%.2f", d ? g / d : 0 }')" \
+		"$D_P50" "$D_P99" "$R_P50" "$R_P99" \
+		"$(awk -v g="$R_P50" -v d="$D_P50" 'BEGIN { printf "%+.2f", g - d }')" \
+		>>"$TMP/table"
+	printf '%-22s %10s %10s %8s\n' "$name" "$R_REQ" "$rows" "$bad" \
+		>>"$TMP/usage"
+	TOTAL_REQ=$((TOTAL_REQ + R_REQ))
+	TOTAL_ROWS=$((TOTAL_ROWS + rows))
+	[ "$rows" = "$R_REQ" ] ||
+		fail "$name: $rows usage records for $R_REQ requests completed through the gateway"
+	[ "$bad" = 0 ] ||
+		fail "$name: $bad usage records are not 200 with the fixture's reported tokens"
+}
+
+main() {
+	local b n
+	SECS=$(duration_seconds "$DURATION") && [ "$SECS" -gt 0 ] ||
+		die "DURATION must be N, Ns or Nm (got '$DURATION')"
+	for b in wrk curl jq; do
+		command -v "$b" >/dev/null 2>&1 || die "$b is not installed"
+	done
+	BUILD=$(find_build) ||
+		die "no build with src/tollgated (set BUILD, or build into build/)"
+	GATEWAY=$BUILD/src/tollgated
+	CTL=$BUILD/src/tollctl
+	MOCK=$BUILD/tests/mock_upstream
+	for b in "$GATEWAY" "$CTL" "$MOCK"; do
+		[ -x "$b" ] || die "$b is not built (make, then make check TESTS=)"
+	done
+	find_pg_bindir || die "PostgreSQL server binaries not found (set PG_BINDIR)"
+
+	TMP=$(mktemp -d "${TMPDIR:-/tmp}/tollgate-bench.XXXXXX") ||
+		die "cannot create a temporary directory"
+	chmod 755 "$TMP"
+	trap cleanup EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+
+	export TOLLGATE_KEY_SECRET
+	TOLLGATE_KEY_SECRET=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+	say "build $BUILD, PostgreSQL $PG_BINDIR, work directory $TMP"
+	start_pg
+	"$CTL" --database "$DB" tenant add bench >>"$TMP/ctl.log" 2>&1 ||
+		die "tollctl tenant add failed"
+	KEY=$("$CTL" --database "$DB" key issue --tenant bench -q 2>>"$TMP/ctl.log") &&
+		[ -n "$KEY" ] || die "tollctl key issue failed"
+	start_mock
+	start_gateway
+	[ "$(http_code "$GW_URL/v1/chat/completions" -H "Authorization: Bearer $KEY" \
+		-H 'Content-Type: application/json' \
+		-d '{"model":"openai-chat","messages":[]}')" = 200 ] ||
+		die "a request through the gateway did not answer 200"
+	say "gateway $GW_URL (workers $WORKERS), mock $MOCK_URL; wrk: $THREADS threads, $CONNECTIONS connections, ${SECS}s per run"
+
+	TOTAL_REQ=0
+	TOTAL_ROWS=0
+	: >"$TMP/table"
+	: >"$TMP/usage"
+	scenario chat openai-chat 0 0 1200 85
+	scenario stream openai-chat-stream 1 0 25 9
+	scenario stream-5ms-chunks openai-chat-stream 1 5 25 9
+
+	stop_pid "$GW_PID"
+	GW_PID=
+	[ "$STOP_STATUS" = 0 ] ||
+		fail "tollgated exited with status $STOP_STATUS on SIGTERM"
+	n=$(grep -Ec '^[^ ]+ (warn|error) ' "$TMP/gateway.log")
+	if [ "$n" != 0 ]; then
+		say "tollgated logged $n warnings or errors, the first ones:"
+		grep -E -m 5 '^[^ ]+ (warn|error) ' "$TMP/gateway.log" >&2
+	fi
+
+	printf '\n%s, %s workers; wrk %s threads, %s connections, %ss per run; %s CPUs\n\n' \
+		"$("$GATEWAY" -V 2>/dev/null | head -n 1)" "$WORKERS" "$THREADS" \
+		"$CONNECTIONS" "$SECS" "$(nproc 2>/dev/null || echo '?')"
+	printf '%-22s %10s %10s %6s %19s %19s %8s\n' scenario "direct" "gateway" \
+		ratio "direct p50/p99" "gateway p50/p99" "added"
+	printf '%-22s %10s %10s %6s %19s %19s %8s\n' "" "req/s" "req/s" \
+		"" "ms" "ms" "p50 ms"
+	cat "$TMP/table"
+	printf '\n%-22s %10s %10s %8s\n' "usage check" "requests" "records" "wrong"
+	cat "$TMP/usage"
+	printf '%-22s %10s %10s\n' total "$TOTAL_REQ" "$TOTAL_ROWS"
+	if [ "$TOTAL_REQ" != "$TOTAL_ROWS" ]; then
+		fail "usage records ($TOTAL_ROWS) do not match the requests wrk completed through the gateway ($TOTAL_REQ)"
+	fi
+	if [ "$FAILED" != 0 ]; then
+		printf '\n!!! %d check(s) FAILED (see above)\n' "$FAILED"
+		exit 1
+	fi
+	printf '\nall responses 200; usage records match the requests (%s)\n' \
+		"$TOTAL_REQ"
+}
+
+main "$@"
