@@ -9,6 +9,7 @@
 #define TOLLGATE_METER_H
 
 #include <stdint.h>
+#include "promo.h"
 #include "usage.h"
 
 enum usage_source {
@@ -34,6 +35,13 @@ struct usage_record {
 	int64_t latency_ms;
 	int64_t ttfb_ms;         /* -1 when no byte reached the client */
 	char *error;             /* owned reason for refusals and failures */
+
+	/* Filled by ledger_write() when the record is ingested. */
+	int inserted;            /* new in the ledger (not a replay) */
+	int64_t price_id;        /* 0 when unpriced or nothing to price */
+	char currency[4];
+	int unpriced;            /* tokens but no price row */
+	struct promo_result cost;
 	struct usage_record *next; /* queue link, owned by the writer */
 };
 

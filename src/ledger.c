@@ -1,0 +1,888 @@
+/*
+ * ledger.c - one batch of usage records into PostgreSQL, priced.
+ *
+ * Principle: a record's cost is decided once, by the transaction that
+ * first inserts it. The batch is inserted with ON CONFLICT DO NOTHING and
+ * only the rows the insert RETURNs are priced, so a batch replayed after a
+ * lost acknowledgement changes nothing, and no grant is consumed twice.
+ * Grant balances are locked (SELECT ... FOR UPDATE, always in key order so
+ * writers on several gateways cannot deadlock) before any is read for
+ * consumption; requests consume them in time order, earliest-ending grant
+ * first, and the new balances are written in the same transaction. Every
+ * amount is computed by price.c and promo.c in integer nano-units.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ledger.h"
+#include "price.h"
+#include "promo.h"
+
+/* A growing text buffer for SQL array literals. */
+struct sbuf {
+	char *s;
+	size_t len, cap;
+	int failed;
+};
+
+/* Appends n bytes. */
+static void
+sb_add(struct sbuf *b, const char *s, size_t n)
+{
+	if (b->failed)
+		return;
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = (b->len + n + 1) * 2;
+		char *ns = realloc(b->s, cap);
+		if (ns == NULL) {
+			b->failed = 1;
+			return;
+		}
+		b->s = ns;
+		b->cap = cap;
+	}
+	memcpy(b->s + b->len, s, n);
+	b->len += n;
+	b->s[b->len] = '\0';
+}
+
+/* Appends a NUL-terminated string. */
+static void
+sb_str(struct sbuf *b, const char *s)
+{
+	sb_add(b, s, strlen(s));
+}
+
+/* One array literal per column: "{a,b,...}" with quoted text elements. */
+struct arr {
+	struct sbuf b;
+	int n;
+};
+
+/* Adds an element: NULL, a number, or (quoted) text. */
+static void
+arr_add(struct arr *a, const char *v, int quote)
+{
+	sb_str(&a->b, a->n++ == 0 ? "{" : ",");
+	if (v == NULL) {
+		sb_str(&a->b, "NULL");
+		return;
+	}
+	if (!quote) {
+		sb_str(&a->b, v);
+		return;
+	}
+	sb_str(&a->b, "\"");
+	for (const char *p = v; *p != '\0'; p++) {
+		if (*p == '"' || *p == '\\')
+			sb_add(&a->b, "\\", 1);
+		sb_add(&a->b, p, 1);
+	}
+	sb_str(&a->b, "\"");
+}
+
+/* Adds an integer element. */
+static void
+arr_int(struct arr *a, long long v)
+{
+	char buf[32];
+
+	snprintf(buf, sizeof buf, "%lld", v);
+	arr_add(a, buf, 0);
+}
+
+/* Closes the literal and returns it (owned by a). */
+static const char *
+arr_end(struct arr *a)
+{
+	sb_str(&a->b, a->n == 0 ? "{}" : "}");
+	return a->b.failed ? NULL : a->b.s;
+}
+
+/* Frees the array buffers. */
+static void
+arrs_free(struct arr *a, int n)
+{
+	for (int i = 0; i < n; i++)
+		free(a[i].b.s);
+}
+
+/* Formats microseconds since the epoch as a UTC timestamp literal. */
+static void
+format_ts(int64_t us, char *buf, size_t size)
+{
+	time_t secs = (time_t)(us / 1000000);
+	struct tm tm;
+	size_t n;
+
+	gmtime_r(&secs, &tm);
+	n = strftime(buf, size, "%Y-%m-%d %H:%M:%S", &tm);
+	snprintf(buf + n, size - n, ".%06d+00", (int)(us % 1000000));
+}
+
+/* Formats a cause. */
+static char *
+fail_msg(const char *what, PGconn *conn, PGresult *res)
+{
+	const char *err = res != NULL ? PQresultErrorMessage(res)
+				      : PQerrorMessage(conn);
+	size_t n = strlen(what) + strlen(err) + 4;
+	char *s = malloc(n);
+
+	if (s != NULL) {
+		snprintf(s, n, "%s: %s", what, err);
+		/* libpq messages end in a newline. */
+		while (n > 0 && s[0] != '\0' &&
+		       (s[strlen(s) - 1] == '\n' || s[strlen(s) - 1] == ' '))
+			s[strlen(s) - 1] = '\0';
+	}
+	return s;
+}
+
+/* Runs a statement expecting status ok; on failure sets *cause. */
+static PGresult *
+exec(PGconn *conn, const char *what, const char *sql, int nparams,
+     const char *const *params, ExecStatusType ok, char **cause)
+{
+	PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL,
+				     NULL, 0);
+
+	if (PQresultStatus(res) != ok) {
+		*cause = fail_msg(what, conn, res);
+		PQclear(res);
+		return NULL;
+	}
+	return res;
+}
+
+/* Runs a statement for its side effect. 0 or -1. */
+static int
+run(PGconn *conn, const char *what, const char *sql, int nparams,
+    const char *const *params, char **cause)
+{
+	PGresult *res = exec(conn, what, sql, nparams, params,
+			     PGRES_COMMAND_OK, cause);
+
+	if (res == NULL)
+		return -1;
+	PQclear(res);
+	return 0;
+}
+
+/* Creates the month partitions the batch needs. 0 or -1. */
+static int
+ensure_partitions(PGconn *conn, struct usage_record **recs, int n,
+		  char **cause)
+{
+	int months[64], nmonths = 0;
+
+	for (int i = 0; i < n; i++) {
+		time_t secs = (time_t)(recs[i]->ts_us / 1000000);
+		struct tm tm;
+		int m, seen = 0;
+		char ts[48];
+		const char *params[1] = { ts };
+		PGresult *res;
+
+		gmtime_r(&secs, &tm);
+		m = (tm.tm_year + 1900) * 100 + tm.tm_mon + 1;
+		for (int k = 0; k < nmonths && !seen; k++)
+			seen = months[k] == m;
+		if (seen)
+			continue;
+		if (nmonths < 64)
+			months[nmonths++] = m;
+		format_ts(recs[i]->ts_us, ts, sizeof ts);
+		res = exec(conn, "usage partition",
+			   "SELECT tollgate_usage_partition($1)", 1, params,
+			   PGRES_TUPLES_OK, cause);
+		if (res == NULL)
+			return -1;
+		PQclear(res);
+	}
+	return 0;
+}
+
+/* Orders records by request id, for lookups of RETURNING rows. */
+static int
+by_request_id(const void *a, const void *b)
+{
+	return strcmp((*(struct usage_record *const *)a)->request_id,
+		      (*(struct usage_record *const *)b)->request_id);
+}
+
+/* Orders records by time, then id: the order grants are consumed in. */
+static int
+by_time(const void *a, const void *b)
+{
+	const struct usage_record *x = *(struct usage_record *const *)a;
+	const struct usage_record *y = *(struct usage_record *const *)b;
+
+	if (x->ts_us != y->ts_us)
+		return x->ts_us < y->ts_us ? -1 : 1;
+	return strcmp(x->request_id, y->request_id);
+}
+
+/* Inserts the batch; marks the records the insert added. Returns how many
+ * were new, or -1. */
+static int
+insert_records(PGconn *conn, struct usage_record **recs, int n, char **cause)
+{
+	enum { NC = 20 };
+	static const char sql[] =
+		"INSERT INTO usage_records (request_id, ts, tenant_id, key_id, "
+		"endpoint, requested_model, provider, upstream_model, streamed, "
+		"status, prompt_tokens, completion_tokens, cached_tokens, "
+		"cache_write_tokens, reasoning_tokens, usage_source, "
+		"client_aborted, latency_ms, ttfb_ms, error) "
+		"SELECT * FROM unnest($1::text[], $2::timestamptz[], "
+		"$3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::text[], "
+		"$8::text[], $9::boolean[], $10::integer[], $11::bigint[], "
+		"$12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[], "
+		"$16::text[], $17::boolean[], $18::integer[], $19::integer[], "
+		"$20::text[]) "
+		"ON CONFLICT DO NOTHING RETURNING request_id";
+	struct arr a[NC];
+	const char *params[NC];
+	PGresult *res;
+	int added = -1;
+
+	memset(a, 0, sizeof a);
+	for (int i = 0; i < n; i++) {
+		struct usage_record *r = recs[i];
+		char ts[48];
+
+		format_ts(r->ts_us, ts, sizeof ts);
+		arr_add(&a[0], r->request_id, 1);
+		arr_add(&a[1], ts, 1);
+		if (r->tenant_id)
+			arr_int(&a[2], r->tenant_id);
+		else
+			arr_add(&a[2], NULL, 0);
+		if (r->key_id)
+			arr_int(&a[3], r->key_id);
+		else
+			arr_add(&a[3], NULL, 0);
+		arr_add(&a[4], r->endpoint, 1);
+		arr_add(&a[5], r->requested_model, 1);
+		arr_add(&a[6], r->provider, 1);
+		arr_add(&a[7], r->upstream_model, 1);
+		arr_add(&a[8], r->streamed ? "t" : "f", 0);
+		arr_int(&a[9], r->status);
+		arr_int(&a[10], r->usage.prompt);
+		arr_int(&a[11], r->usage.completion);
+		arr_int(&a[12], r->usage.cached);
+		arr_int(&a[13], r->usage.cache_write);
+		arr_int(&a[14], r->usage.reasoning);
+		arr_add(&a[15], meter_source_name(r->source), 1);
+		arr_add(&a[16], r->client_aborted ? "t" : "f", 0);
+		arr_int(&a[17], r->latency_ms);
+		if (r->ttfb_ms >= 0)
+			arr_int(&a[18], r->ttfb_ms);
+		else
+			arr_add(&a[18], NULL, 0);
+		arr_add(&a[19], r->error, 1);
+	}
+	for (int c = 0; c < NC; c++) {
+		params[c] = arr_end(&a[c]);
+		if (params[c] == NULL) {
+			*cause = strdup("out of memory");
+			goto out;
+		}
+	}
+	res = exec(conn, "usage insert", sql, NC, params, PGRES_TUPLES_OK,
+		   cause);
+	if (res == NULL)
+		goto out;
+	qsort(recs, (size_t)n, sizeof *recs, by_request_id);
+	added = PQntuples(res);
+	for (int i = 0; i < added; i++) {
+		struct usage_record probe, *pp = &probe, **hit;
+		snprintf(probe.request_id, sizeof probe.request_id, "%s",
+			 PQgetvalue(res, i, 0));
+		hit = bsearch(&pp, recs, (size_t)n, sizeof *recs,
+			      by_request_id);
+		if (hit != NULL)
+			(*hit)->inserted = 1;
+	}
+	PQclear(res);
+out:
+	arrs_free(a, NC);
+	return added;
+}
+
+/* Everything loaded to price one batch. */
+struct pricing {
+	struct price *prices;
+	int64_t *price_from;    /* effective_from, microseconds */
+	int64_t *price_tenant;  /* 0 = list price */
+	char (*price_provider)[128];
+	char (*price_model)[128];
+	int nprices;
+	struct promotion *promos;
+	int npromos;
+	int64_t *tenant_ids;
+	char (*tenant_currency)[4];
+	int ntenants;
+	struct grant_balance *balances;
+	int nbalances;
+};
+
+/* Frees what load_pricing() took. */
+static void
+pricing_free(struct pricing *pr)
+{
+	for (int i = 0; i < pr->npromos; i++) {
+		free(pr->promos[i].model_pattern);
+		free(pr->promos[i].provider);
+	}
+	free(pr->prices);
+	free(pr->price_from);
+	free(pr->price_tenant);
+	free(pr->price_provider);
+	free(pr->price_model);
+	free(pr->promos);
+	free(pr->tenant_ids);
+	free(pr->tenant_currency);
+	free(pr->balances);
+}
+
+/* Whether a record has anything to price. */
+static int
+priceable(const struct usage_record *r)
+{
+	return r->inserted && r->tenant_id != 0 && r->provider != NULL &&
+	       r->upstream_model != NULL &&
+	       (r->usage.prompt > 0 || r->usage.completion > 0);
+}
+
+/* Loads tenants' currencies, candidate prices and promotions. 0 or -1. */
+static int
+load_pricing(PGconn *conn, struct usage_record **recs, int n,
+	     struct pricing *pr, char **cause)
+{
+	struct arr a[4];
+	const char *params[4];
+	int64_t min_ts = INT64_MAX, max_ts = INT64_MIN;
+	char tmin[48], tmax[48];
+	PGresult *res = NULL;
+	int rc = -1;
+
+	memset(a, 0, sizeof a);
+	for (int i = 0; i < n; i++) {
+		if (!priceable(recs[i]))
+			continue;
+		arr_int(&a[0], recs[i]->tenant_id);
+		arr_add(&a[1], recs[i]->provider, 1);
+		arr_add(&a[2], recs[i]->upstream_model, 1);
+		if (recs[i]->ts_us < min_ts)
+			min_ts = recs[i]->ts_us;
+		if (recs[i]->ts_us > max_ts)
+			max_ts = recs[i]->ts_us;
+	}
+	for (int c = 0; c < 3; c++)
+		if ((params[c] = arr_end(&a[c])) == NULL)
+			goto nomem;
+
+	res = exec(conn, "tenants",
+		   "SELECT id, currency FROM tenants WHERE id = ANY($1::bigint[])",
+		   1, params, PGRES_TUPLES_OK, cause);
+	if (res == NULL)
+		goto out;
+	pr->ntenants = PQntuples(res);
+	pr->tenant_ids = calloc((size_t)pr->ntenants + 1, sizeof *pr->tenant_ids);
+	pr->tenant_currency = calloc((size_t)pr->ntenants + 1,
+				     sizeof *pr->tenant_currency);
+	if (pr->tenant_ids == NULL || pr->tenant_currency == NULL)
+		goto nomem;
+	for (int i = 0; i < pr->ntenants; i++) {
+		pr->tenant_ids[i] = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+		snprintf(pr->tenant_currency[i], 4, "%s", PQgetvalue(res, i, 1));
+	}
+	PQclear(res);
+
+	{
+		const char *pp[3] = { params[1], params[2], params[0] };
+		res = exec(conn, "prices",
+			   "SELECT id, provider, model, coalesce(tenant_id, 0), "
+			   "currency, input::text, coalesce(cached_input, input)"
+			   "::text, coalesce(cache_write, input)::text, "
+			   "output::text, (extract(epoch FROM effective_from) "
+			   "* 1000000)::bigint FROM prices "
+			   "WHERE provider = ANY($1::text[]) "
+			   "AND model = ANY($2::text[]) "
+			   "AND (tenant_id IS NULL OR tenant_id = ANY($3::bigint[]))",
+			   3, pp, PGRES_TUPLES_OK, cause);
+	}
+	if (res == NULL)
+		goto out;
+	pr->nprices = PQntuples(res);
+	pr->prices = calloc((size_t)pr->nprices + 1, sizeof *pr->prices);
+	pr->price_from = calloc((size_t)pr->nprices + 1, sizeof *pr->price_from);
+	pr->price_tenant = calloc((size_t)pr->nprices + 1,
+				  sizeof *pr->price_tenant);
+	pr->price_provider = calloc((size_t)pr->nprices + 1,
+				    sizeof *pr->price_provider);
+	pr->price_model = calloc((size_t)pr->nprices + 1,
+				 sizeof *pr->price_model);
+	if (pr->prices == NULL || pr->price_from == NULL ||
+	    pr->price_tenant == NULL || pr->price_provider == NULL ||
+	    pr->price_model == NULL)
+		goto nomem;
+	for (int i = 0; i < pr->nprices; i++) {
+		struct price *p = &pr->prices[i];
+		const char *why = NULL;
+		p->id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+		snprintf(pr->price_provider[i], 128, "%s", PQgetvalue(res, i, 1));
+		snprintf(pr->price_model[i], 128, "%s", PQgetvalue(res, i, 2));
+		pr->price_tenant[i] = strtoll(PQgetvalue(res, i, 3), NULL, 10);
+		snprintf(p->currency, sizeof p->currency, "%s",
+			 PQgetvalue(res, i, 4));
+		for (int c = 0; c < TC__COUNT; c++) {
+			if (price_parse(PQgetvalue(res, i, 5 + c),
+					&p->per_mtok[c], &why) != 0) {
+				char msg[256];
+				snprintf(msg, sizeof msg, "price %lld: %s",
+					 (long long)p->id, why);
+				*cause = strdup(msg);
+				goto out;
+			}
+		}
+		pr->price_from[i] = strtoll(PQgetvalue(res, i, 9), NULL, 10);
+	}
+	PQclear(res);
+
+	format_ts(min_ts == INT64_MAX ? 0 : min_ts, tmin, sizeof tmin);
+	format_ts(max_ts == INT64_MIN ? 0 : max_ts, tmax, sizeof tmax);
+	{
+		const char *pp[3] = { tmin, tmax, params[0] };
+		res = exec(conn, "promotions",
+			   "SELECT id, kind, coalesce(tenant_id, 0), "
+			   "model_pattern, provider, coalesce(free_tokens, 0), "
+			   "coalesce(discount_bp, 0), "
+			   "(extract(epoch FROM starts) * 1000000)::bigint, "
+			   "(extract(epoch FROM least(ends, coalesce(ended_at, "
+			   "ends))) * 1000000)::bigint FROM promotions "
+			   "WHERE starts <= $2 AND least(ends, "
+			   "coalesce(ended_at, ends)) > $1 "
+			   "AND (tenant_id IS NULL OR "
+			   "tenant_id = ANY($3::bigint[])) ORDER BY id",
+			   3, pp, PGRES_TUPLES_OK, cause);
+	}
+	if (res == NULL)
+		goto out;
+	pr->npromos = PQntuples(res);
+	pr->promos = calloc((size_t)pr->npromos + 1, sizeof *pr->promos);
+	if (pr->promos == NULL)
+		goto nomem;
+	for (int i = 0; i < pr->npromos; i++) {
+		struct promotion *p = &pr->promos[i];
+		p->id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+		p->kind = strcmp(PQgetvalue(res, i, 1), "discount") == 0
+				  ? PROMO_DISCOUNT
+				  : PROMO_FREE_TOKENS;
+		p->tenant_id = strtoll(PQgetvalue(res, i, 2), NULL, 10);
+		p->model_pattern = PQgetisnull(res, i, 3)
+					   ? NULL
+					   : strdup(PQgetvalue(res, i, 3));
+		p->provider = PQgetisnull(res, i, 4)
+				      ? NULL
+				      : strdup(PQgetvalue(res, i, 4));
+		p->free_tokens = strtoll(PQgetvalue(res, i, 5), NULL, 10);
+		p->discount_bp = atoi(PQgetvalue(res, i, 6));
+		p->starts_us = strtoll(PQgetvalue(res, i, 7), NULL, 10);
+		p->ends_us = strtoll(PQgetvalue(res, i, 8), NULL, 10);
+	}
+	rc = 0;
+	goto out;
+nomem:
+	*cause = strdup("out of memory");
+out:
+	PQclear(res);
+	arrs_free(a, 4);
+	return rc;
+}
+
+/* The currency a tenant is billed in, or "". */
+static const char *
+tenant_currency(const struct pricing *pr, int64_t tenant_id)
+{
+	for (int i = 0; i < pr->ntenants; i++)
+		if (pr->tenant_ids[i] == tenant_id)
+			return pr->tenant_currency[i];
+	return "";
+}
+
+/* The price in force for a record: a contract price beats the list
+ * price, then the latest effective_from, then the tenant's currency, then
+ * the oldest row. NULL when there is none. */
+static const struct price *
+choose_price(const struct pricing *pr, const struct usage_record *r)
+{
+	const char *cur = tenant_currency(pr, r->tenant_id);
+	int best = -1;
+
+	for (int i = 0; i < pr->nprices; i++) {
+		int better;
+		if (strcmp(pr->price_provider[i], r->provider) != 0 ||
+		    strcmp(pr->price_model[i], r->upstream_model) != 0 ||
+		    pr->price_from[i] > r->ts_us ||
+		    (pr->price_tenant[i] != 0 &&
+		     pr->price_tenant[i] != r->tenant_id))
+			continue;
+		if (best < 0) {
+			best = i;
+			continue;
+		}
+		if ((pr->price_tenant[i] != 0) != (pr->price_tenant[best] != 0))
+			better = pr->price_tenant[i] != 0;
+		else if (pr->price_from[i] != pr->price_from[best])
+			better = pr->price_from[i] > pr->price_from[best];
+		else if ((strcmp(pr->prices[i].currency, cur) == 0) !=
+			 (strcmp(pr->prices[best].currency, cur) == 0))
+			better = strcmp(pr->prices[i].currency, cur) == 0;
+		else
+			better = pr->prices[i].id < pr->prices[best].id;
+		if (better)
+			best = i;
+	}
+	return best >= 0 ? &pr->prices[best] : NULL;
+}
+
+/* Orders balances by (promotion, tenant): the lock order. */
+static int
+by_balance_key(const void *a, const void *b)
+{
+	const struct grant_balance *x = a, *y = b;
+
+	if (x->promo->id != y->promo->id)
+		return x->promo->id < y->promo->id ? -1 : 1;
+	return x->tenant_id < y->tenant_id ? -1 : x->tenant_id > y->tenant_id;
+}
+
+/* Creates and locks the balance of every grant the batch may consume, in
+ * key order, and reads what each tenant has used. 0 or -1. */
+static int
+lock_balances(PGconn *conn, struct usage_record **recs, int n,
+	      struct pricing *pr, char **cause)
+{
+	struct arr a[2];
+	const char *params[2];
+	PGresult *res = NULL;
+	int rc = -1, cap = 16, k = 0;
+
+	pr->balances = calloc((size_t)cap, sizeof *pr->balances);
+	if (pr->balances == NULL)
+		goto nomem;
+	for (int i = 0; i < n; i++) {
+		struct usage_record *r = recs[i];
+		if (!priceable(r))
+			continue;
+		for (int j = 0; j < pr->npromos; j++) {
+			struct promotion *p = &pr->promos[j];
+			struct grant_balance key = { .promo = p,
+						     .tenant_id = r->tenant_id };
+			int seen = 0;
+			if (p->kind != PROMO_FREE_TOKENS ||
+			    !promo_matches(p, r->ts_us, r->tenant_id,
+					   r->provider, r->upstream_model))
+				continue;
+			for (int m = 0; m < pr->nbalances && !seen; m++)
+				seen = by_balance_key(&pr->balances[m], &key) == 0;
+			if (seen)
+				continue;
+			if (pr->nbalances == cap) {
+				struct grant_balance *nb;
+				cap *= 2;
+				nb = realloc(pr->balances,
+					     (size_t)cap * sizeof *nb);
+				if (nb == NULL)
+					goto nomem;
+				pr->balances = nb;
+			}
+			pr->balances[pr->nbalances++] = key;
+		}
+	}
+	if (pr->nbalances == 0)
+		return 0;
+	qsort(pr->balances, (size_t)pr->nbalances, sizeof *pr->balances,
+	      by_balance_key);
+	memset(a, 0, sizeof a);
+	for (int i = 0; i < pr->nbalances; i++) {
+		arr_int(&a[0], pr->balances[i].promo->id);
+		arr_int(&a[1], pr->balances[i].tenant_id);
+	}
+	params[0] = arr_end(&a[0]);
+	params[1] = arr_end(&a[1]);
+	if (params[0] == NULL || params[1] == NULL)
+		goto nomem_arr;
+	if (run(conn, "grant balances",
+		"INSERT INTO grant_balances (promotion_id, tenant_id) "
+		"SELECT * FROM unnest($1::bigint[], $2::bigint[]) "
+		"ORDER BY 1, 2 ON CONFLICT DO NOTHING", 2, params, cause) != 0)
+		goto out;
+	res = exec(conn, "grant balances",
+		   "SELECT promotion_id, tenant_id, used FROM grant_balances "
+		   "WHERE (promotion_id, tenant_id) IN (SELECT * FROM "
+		   "unnest($1::bigint[], $2::bigint[])) "
+		   "ORDER BY promotion_id, tenant_id FOR UPDATE",
+		   2, params, PGRES_TUPLES_OK, cause);
+	if (res == NULL)
+		goto out;
+	for (int i = 0; i < PQntuples(res); i++) {
+		int64_t pid = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+		int64_t tid = strtoll(PQgetvalue(res, i, 1), NULL, 10);
+		/* Both lists are in key order. */
+		while (k < pr->nbalances &&
+		       (pr->balances[k].promo->id != pid ||
+			pr->balances[k].tenant_id != tid))
+			k++;
+		if (k == pr->nbalances)
+			break;
+		pr->balances[k].used = strtoll(PQgetvalue(res, i, 2), NULL, 10);
+		pr->balances[k].used_before = pr->balances[k].used;
+	}
+	rc = 0;
+	goto out;
+nomem_arr:
+	*cause = strdup("out of memory");
+out:
+	PQclear(res);
+	arrs_free(a, 2);
+	return rc;
+nomem:
+	*cause = strdup("out of memory");
+	return -1;
+}
+
+/* Orders matching balances: earliest-ending grant first, then oldest. */
+static int
+by_expiry(const void *a, const void *b)
+{
+	const struct grant_balance *x = *(struct grant_balance *const *)a;
+	const struct grant_balance *y = *(struct grant_balance *const *)b;
+
+	if (x->promo->ends_us != y->promo->ends_us)
+		return x->promo->ends_us < y->promo->ends_us ? -1 : 1;
+	return x->promo->id < y->promo->id ? -1 : x->promo->id > y->promo->id;
+}
+
+/* Prices one record against what was loaded and locked. 0 or -1. */
+static int
+price_record(struct pricing *pr, struct usage_record *r, char **cause)
+{
+	struct grant_balance *mine[PROMO_MAX_GRANTS];
+	const struct promotion *disc[32];
+	const struct price *p = choose_price(pr, r);
+	struct token_counts t;
+	int nmine = 0, ndisc = 0;
+
+	if (p == NULL) {
+		r->unpriced = 1;
+		return 0;
+	}
+	for (int i = 0; i < pr->nbalances && nmine < PROMO_MAX_GRANTS; i++) {
+		struct grant_balance *b = &pr->balances[i];
+		if (b->tenant_id == r->tenant_id &&
+		    b->used < b->promo->free_tokens &&
+		    promo_matches(b->promo, r->ts_us, r->tenant_id, r->provider,
+				  r->upstream_model))
+			mine[nmine++] = b;
+	}
+	qsort(mine, (size_t)nmine, sizeof *mine, by_expiry);
+	for (int i = 0; i < pr->npromos && ndisc < 32; i++)
+		if (pr->promos[i].kind == PROMO_DISCOUNT &&
+		    promo_matches(&pr->promos[i], r->ts_us, r->tenant_id,
+				  r->provider, r->upstream_model))
+			disc[ndisc++] = &pr->promos[i];
+	price_classes(&r->usage, &t);
+	if (promo_apply(p, &t, mine, nmine, disc, ndisc, &r->cost) != 0) {
+		*cause = strdup("cost overflows 63 bits of nano-units");
+		return -1;
+	}
+	r->price_id = p->id;
+	memcpy(r->currency, p->currency, sizeof r->currency);
+	return 0;
+}
+
+/* Writes costs, grant coverage and balances back. 0 or -1. */
+static int
+store_costs(PGconn *conn, struct usage_record **recs, int n,
+	    struct pricing *pr, char **cause)
+{
+	enum { NC = 16 };
+	struct arr a[NC], g[8], b[3];
+	const char *params[NC], *gp[8], *bp[3];
+	int rc = -1, ngrant_rows = 0;
+
+	memset(a, 0, sizeof a);
+	memset(g, 0, sizeof g);
+	memset(b, 0, sizeof b);
+	for (int i = 0; i < n; i++) {
+		struct usage_record *r = recs[i];
+		char ts[48];
+		if (!priceable(r))
+			continue;
+		format_ts(r->ts_us, ts, sizeof ts);
+		arr_add(&a[0], r->request_id, 1);
+		arr_add(&a[1], ts, 1);
+		arr_int(&a[2], r->tenant_id);
+		if (r->price_id)
+			arr_int(&a[3], r->price_id);
+		else
+			arr_add(&a[3], NULL, 0);
+		arr_add(&a[4], r->price_id ? r->currency : NULL, 1);
+		arr_add(&a[5], r->unpriced ? "t" : "f", 0);
+		for (int c = 0; c < TC__COUNT; c++)
+			arr_int(&a[6 + c], r->cost.free.n[c]);
+		if (r->cost.discount_id)
+			arr_int(&a[10], r->cost.discount_id);
+		else
+			arr_add(&a[10], NULL, 0);
+		arr_int(&a[11], r->cost.discount_bp);
+		arr_int(&a[12], r->cost.list_nanos);
+		arr_int(&a[13], r->cost.free_nanos);
+		arr_int(&a[14], r->cost.discount_nanos);
+		arr_int(&a[15], r->cost.billed_nanos);
+		for (int k = 0; k < r->cost.ngrants; k++) {
+			arr_add(&g[0], r->request_id, 1);
+			arr_add(&g[1], ts, 1);
+			arr_int(&g[2], r->cost.grants[k].promotion_id);
+			arr_int(&g[3], r->tenant_id);
+			for (int c = 0; c < TC__COUNT; c++)
+				arr_int(&g[4 + c],
+					r->cost.grants[k].covered.n[c]);
+			ngrant_rows++;
+		}
+	}
+	for (int c = 0; c < NC; c++)
+		if ((params[c] = arr_end(&a[c])) == NULL)
+			goto nomem;
+	if (run(conn, "usage costs",
+		"UPDATE usage_records u SET price_id = v.price_id, "
+		"currency = v.currency, unpriced = v.unpriced, "
+		"free_input_tokens = v.fi, free_cached_tokens = v.fc, "
+		"free_cache_write_tokens = v.fw, free_output_tokens = v.fo, "
+		"discount_id = v.did, discount_bp = v.dbp, "
+		"list_nanos = v.ln, free_nanos = v.fn, "
+		"discount_nanos = v.dn, billed_nanos = v.bn, "
+		"fx_rate = CASE WHEN v.currency = t.currency THEN NULL "
+		"ELSE fx.rate END, "
+		"billed_tenant_nanos = CASE WHEN v.currency IS NULL THEN NULL "
+		"WHEN v.currency = t.currency THEN v.bn "
+		"ELSE round(v.bn * fx.rate)::bigint END "
+		"FROM unnest($1::text[], $2::timestamptz[], $3::bigint[], "
+		"$4::bigint[], $5::text[], $6::boolean[], $7::bigint[], "
+		"$8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], "
+		"$12::integer[], $13::bigint[], $14::bigint[], $15::bigint[], "
+		"$16::bigint[]) AS v(rid, ts, tid, price_id, "
+		"currency, unpriced, fi, fc, fw, fo, did, dbp, ln, fn, dn, bn) "
+		"JOIN tenants t ON t.id = v.tid "
+		"LEFT JOIN fx_rates fx ON fx.base = v.currency "
+		"AND fx.quote = t.currency AND fx.month = "
+		"date_trunc('month', v.ts AT TIME ZONE t.tz)::date "
+		"WHERE u.request_id = v.rid AND u.ts = v.ts",
+		NC, params, cause) != 0)
+		goto out;
+	if (ngrant_rows > 0) {
+		for (int c = 0; c < 8; c++)
+			if ((gp[c] = arr_end(&g[c])) == NULL)
+				goto nomem;
+		if (run(conn, "usage grants",
+			"INSERT INTO usage_grants (request_id, ts, promotion_id, "
+			"tenant_id, input_tokens, cached_tokens, "
+			"cache_write_tokens, output_tokens) SELECT * FROM "
+			"unnest($1::text[], $2::timestamptz[], $3::bigint[], "
+			"$4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], "
+			"$8::bigint[])", 8, gp, cause) != 0)
+			goto out;
+	}
+	for (int i = 0; i < pr->nbalances; i++) {
+		if (pr->balances[i].used == pr->balances[i].used_before)
+			continue;
+		arr_int(&b[0], pr->balances[i].promo->id);
+		arr_int(&b[1], pr->balances[i].tenant_id);
+		arr_int(&b[2], pr->balances[i].used);
+	}
+	if (b[0].n > 0) {
+		for (int c = 0; c < 3; c++)
+			if ((bp[c] = arr_end(&b[c])) == NULL)
+				goto nomem;
+		if (run(conn, "grant balances",
+			"UPDATE grant_balances g SET used = v.used FROM "
+			"unnest($1::bigint[], $2::bigint[], $3::bigint[]) "
+			"AS v(pid, tid, used) WHERE g.promotion_id = v.pid "
+			"AND g.tenant_id = v.tid", 3, bp, cause) != 0)
+			goto out;
+	}
+	rc = 0;
+	goto out;
+nomem:
+	*cause = strdup("out of memory");
+out:
+	arrs_free(a, NC);
+	arrs_free(g, 8);
+	arrs_free(b, 3);
+	return rc;
+}
+
+/* Writes and prices one batch in one transaction. */
+int
+ledger_write(PGconn *conn, struct usage_record *head, int n, char **cause)
+{
+	struct usage_record **recs = calloc((size_t)n + 1, sizeof *recs);
+	struct pricing pr;
+	int added = -1, npriced = 0;
+	PGresult *res;
+
+	*cause = NULL;
+	memset(&pr, 0, sizeof pr);
+	if (recs == NULL) {
+		*cause = strdup("out of memory");
+		return -1;
+	}
+	for (int i = 0; i < n && head != NULL; i++, head = head->next) {
+		recs[i] = head;
+		head->inserted = 0;
+		head->price_id = 0;
+		head->unpriced = 0;
+		memset(&head->cost, 0, sizeof head->cost);
+	}
+	if (run(conn, "begin", "BEGIN", 0, NULL, cause) != 0)
+		goto out;
+	if (ensure_partitions(conn, recs, n, cause) != 0)
+		goto rollback;
+	added = insert_records(conn, recs, n, cause);
+	if (added < 0)
+		goto rollback;
+	qsort(recs, (size_t)n, sizeof *recs, by_time);
+	for (int i = 0; i < n; i++)
+		npriced += priceable(recs[i]);
+	if (npriced > 0) {
+		if (load_pricing(conn, recs, n, &pr, cause) != 0 ||
+		    lock_balances(conn, recs, n, &pr, cause) != 0)
+			goto rollback;
+		for (int i = 0; i < n; i++)
+			if (priceable(recs[i]) &&
+			    price_record(&pr, recs[i], cause) != 0)
+				goto rollback;
+		if (store_costs(conn, recs, n, &pr, cause) != 0)
+			goto rollback;
+	}
+	if (run(conn, "commit", "COMMIT", 0, NULL, cause) != 0)
+		goto fail;
+	goto out;
+rollback:
+	res = PQexec(conn, "ROLLBACK");
+	PQclear(res);
+fail:
+	added = -1;
+	for (int i = 0; i < n; i++)
+		recs[i]->inserted = 0;
+out:
+	pricing_free(&pr);
+	free(recs);
+	return added;
+}
