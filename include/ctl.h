@@ -2,10 +2,12 @@
  * ctl.h - shared state and helpers of tollctl, the admin CLI.
  *
  * tollctl.c parses the global options, dispatches to one verb family per
- * file (ctl_db.c, ctl_tenant.c, ctl_key.c, ctl_usage.c) and owns what they
- * share: the database connection, the key secret, option parsing that also
- * accepts the global options after the verb, error reporting, aligned
- * tables and JSON output.
+ * file (ctl_db.c, ctl_tenant.c, ctl_key.c, ctl_usage.c, ctl_price.c,
+ * ctl_promo.c) and owns what they share: the database connection, the key
+ * secret, option parsing that also accepts the global options after the
+ * verb, error reporting, aligned tables and JSON output. ctl_args.c holds
+ * the argument parsing (times, months, currencies, token counts) and the
+ * tenant lookup that the billing verbs share.
  *
  * Errors are one line "tollctl: reason" on stderr. A verb returns its exit
  * status: 0, CTL_EXIT_USAGE for a bad command line, CTL_EXIT_FAIL for a
@@ -15,6 +17,8 @@
 #define TOLLGATE_CTL_H
 
 #include <getopt.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <libpq-fe.h>
 #include <cjson/cJSON.h>
 
@@ -125,11 +129,58 @@ void ctl_json_bool(cJSON *obj, const char *name, const char *pgbool);
  * when root is NULL or printing fails (out of memory). */
 int ctl_json_print(cJSON *root);
 
+/* Argument parsing and lookups of the billing verbs (ctl_args.c). */
+
+/* A resolved time: microseconds since the epoch, and the same as
+ * timestamptz text in UTC for query parameters. */
+struct ctl_time {
+	int64_t us;
+	char text[40];
+};
+
+/* Parses "YYYY-MM-DD" (*date_only = 1, *us its midnight in UTC) or an RFC
+ * 3339 timestamp "YYYY-MM-DDTHH:MM:SS[.ffffff](Z|+HH:MM|-HH:MM)" (at most
+ * six decimals). 0, or -1 when s is neither or not a real date. */
+int ctl_parse_time(const char *s, int *date_only, int64_t *us);
+
+/* Formats microseconds since the epoch as timestamptz text in UTC. */
+void ctl_format_us(int64_t us, char *buf, size_t size);
+
+/* Checks arg with ctl_parse_time(); 0, or -1 after reporting an invalid
+ * option opt ("--from"). Needs no database. */
+int ctl_check_time(const char *opt, const char *arg);
+
+/* Resolves a checked time: a date is midnight in time zone tz (NULL or
+ * "UTC" for UTC; another zone asks the database). 0, or -1 after
+ * reporting. */
+int ctl_resolve_time(struct ctl *ctl, const char *arg, const char *tz,
+		     struct ctl_time *out);
+
+/* Whether s is "YYYY-MM" with a month from 01 to 12. */
+int ctl_valid_month(const char *s);
+
+/* Whether s is three capital letters, the form of a currency code. */
+int ctl_valid_currency(const char *s);
+
+/* Parses a positive or zero token count, "50M", "200k", "1.5M", "7",
+ * exactly: k, M and G multiply by 1e3, 1e6 and 1e9, and a decimal is
+ * accepted only when the result is whole. 0, or -1 with *cause set to a
+ * static message. */
+int ctl_parse_count(const char *s, int64_t *n, const char **cause);
+
+/* Looks up a tenant by name: its id and, when tz is not NULL, its time
+ * zone. 0, or -1 after reporting (also when there is no such tenant). */
+int ctl_tenant_lookup(struct ctl *ctl, const char *name, int64_t *id,
+		      char *tz, size_t tzsize);
+
 /* Verb families; argv[0] is the family word ("tenant"). Each returns the
  * process exit status. */
 int ctl_db_main(struct ctl *ctl, int argc, char **argv);
 int ctl_tenant_main(struct ctl *ctl, int argc, char **argv);
 int ctl_key_main(struct ctl *ctl, int argc, char **argv);
 int ctl_usage_main(struct ctl *ctl, int argc, char **argv);
+int ctl_price_main(struct ctl *ctl, int argc, char **argv);
+int ctl_fx_main(struct ctl *ctl, int argc, char **argv);
+int ctl_promo_main(struct ctl *ctl, int argc, char **argv);
 
 #endif

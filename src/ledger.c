@@ -205,12 +205,18 @@ ensure_partitions(PGconn *conn, struct usage_record **recs, int n,
 	return 0;
 }
 
-/* Orders records by request id, for lookups of RETURNING rows. */
+/* Orders records by their key, (request id, time), for lookups of the
+ * rows an insert returns. */
 static int
-by_request_id(const void *a, const void *b)
+by_key(const void *a, const void *b)
 {
-	return strcmp((*(struct usage_record *const *)a)->request_id,
-		      (*(struct usage_record *const *)b)->request_id);
+	const struct usage_record *x = *(struct usage_record *const *)a;
+	const struct usage_record *y = *(struct usage_record *const *)b;
+	int c = strcmp(x->request_id, y->request_id);
+
+	if (c != 0)
+		return c;
+	return x->ts_us < y->ts_us ? -1 : x->ts_us > y->ts_us;
 }
 
 /* Orders records by time, then id: the order grants are consumed in. */
@@ -243,7 +249,8 @@ insert_records(PGconn *conn, struct usage_record **recs, int n, char **cause)
 		"$12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[], "
 		"$16::text[], $17::boolean[], $18::integer[], $19::integer[], "
 		"$20::text[]) "
-		"ON CONFLICT DO NOTHING RETURNING request_id";
+		"ON CONFLICT DO NOTHING RETURNING request_id, "
+		"(extract(epoch FROM ts) * 1000000)::bigint";
 	struct arr a[NC];
 	const char *params[NC];
 	PGresult *res;
@@ -296,14 +303,14 @@ insert_records(PGconn *conn, struct usage_record **recs, int n, char **cause)
 		   cause);
 	if (res == NULL)
 		goto out;
-	qsort(recs, (size_t)n, sizeof *recs, by_request_id);
+	qsort(recs, (size_t)n, sizeof *recs, by_key);
 	added = PQntuples(res);
 	for (int i = 0; i < added; i++) {
 		struct usage_record probe, *pp = &probe, **hit;
 		snprintf(probe.request_id, sizeof probe.request_id, "%s",
 			 PQgetvalue(res, i, 0));
-		hit = bsearch(&pp, recs, (size_t)n, sizeof *recs,
-			      by_request_id);
+		probe.ts_us = strtoll(PQgetvalue(res, i, 1), NULL, 10);
+		hit = bsearch(&pp, recs, (size_t)n, sizeof *recs, by_key);
 		if (hit != NULL)
 			(*hit)->inserted = 1;
 	}

@@ -33,6 +33,16 @@ static const char usage_text[] =
 	"  key list [--tenant T]\n"
 	"  key revoke ID|PREFIX|KEY\n"
 	"  usage --tenant T [--month YYYY-MM] [--by model|day|key]\n"
+	"  usage import FILE|- [--dry-run]\n"
+	"  price set --provider P --model M --input X --output Y\n"
+	"            [--cached X] [--cache-write X] --currency C --from DATE\n"
+	"            [--tenant T] [--source TEXT]\n"
+	"  price list [--provider P] [--model M] [--tenant T] [--at TIME]\n"
+	"  fx set --month YYYY-MM BASE QUOTE RATE | fx list [--month M]\n"
+	"  promo add --name N (--free-tokens 50M | --discount 20%)\n"
+	"            [--tenant T | --all] [--model PAT] [--provider P]\n"
+	"            --from TIME --until TIME\n"
+	"  promo list [--tenant T] [--active] | promo end NAME [--at TIME]\n"
 	"\n"
 	"Options (also accepted after the verb):\n"
 	"  --database CONNINFO  libpq connection string or URI; else\n"
@@ -525,6 +535,9 @@ static const struct verb verbs[] = {
 	{ "tenant", ctl_tenant_main },
 	{ "key", ctl_key_main },
 	{ "usage", ctl_usage_main },
+	{ "price", ctl_price_main },
+	{ "fx", ctl_fx_main },
+	{ "promo", ctl_promo_main },
 };
 
 /* Parses the global options and runs the verb. */
