@@ -179,6 +179,8 @@ int ctl_db_main(struct ctl *ctl, int argc, char **argv);
 int ctl_tenant_main(struct ctl *ctl, int argc, char **argv);
 int ctl_key_main(struct ctl *ctl, int argc, char **argv);
 int ctl_usage_main(struct ctl *ctl, int argc, char **argv);
+/* tollctl usage import (ctl_import.c). */
+int ctl_usage_import(struct ctl *ctl, int argc, char **argv);
 int ctl_price_main(struct ctl *ctl, int argc, char **argv);
 int ctl_fx_main(struct ctl *ctl, int argc, char **argv);
 int ctl_promo_main(struct ctl *ctl, int argc, char **argv);

@@ -1,0 +1,949 @@
+/*
+ * ctl_import.c - tollctl usage import: usage records from JSON lines into
+ * the ledger.
+ *
+ * Import reads and checks the whole input before writing anything: a file
+ * with a bad line writes nothing, and every bad line is reported. Token
+ * counts and other integers are read from the digits of the line, not from
+ * cJSON's double, so any integer up to 2^63 - 1 is exact and 1.5 or 1e3
+ * is refused. The records are then written by ledger_write(), which prices
+ * them, in batches of IMPORT_BATCH, one transaction each. A request id
+ * already in the ledger (same id and time) is left alone, so importing the
+ * same file again, or again after a failure halfway, writes nothing twice.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl.h"
+#include "ledger.h"
+#include "meter.h"
+
+static const char import_usage[] =
+	"usage: tollctl usage import FILE|- [--dry-run]\n"
+	"\n"
+	"Writes usage records, one JSON object a line, to the ledger, priced\n"
+	"as the gateway prices them. Members: request_id and ts (RFC 3339)\n"
+	"required; tenant (name), key_id or key (prefix), endpoint (default\n"
+	"chat/completions), requested_model, provider, upstream_model,\n"
+	"streamed, status (default 200), prompt_tokens, completion_tokens,\n"
+	"cached_tokens, cache_write_tokens, reasoning_tokens (default 0),\n"
+	"usage_source (reported, estimated or none; default reported when\n"
+	"there are tokens), client_aborted, latency_ms, ttfb_ms, error.\n"
+	"Integers must be written as integers. The whole input is checked\n"
+	"first; if any line is bad, every bad line is reported and nothing is\n"
+	"written. Then records are written in batches of 500, one\n"
+	"transaction each; records already in the ledger are skipped, so an\n"
+	"import can be repeated safely. --dry-run checks without writing.\n";
+
+/* Records per ledger_write() call, and so per transaction. */
+#define IMPORT_BATCH 500
+
+/* Bad lines printed before the rest are only counted. */
+#define IMPORT_MAX_SHOWN 20
+
+/* A string set with an int64 pair per entry, for interned strings and
+ * lookup caches. Open addressing; keys are owned copies. */
+struct strmap {
+	char **keys;
+	int64_t (*vals)[2];
+	size_t cap, n;
+};
+
+/* FNV-1a of s. */
+static uint64_t str_hash(const char *s)
+{
+	uint64_t h = 14695981039346656037ULL;
+
+	for (; *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h;
+}
+
+/* The slot of key in m: where it is, or the empty slot it would go to. */
+static size_t strmap_slot(const struct strmap *m, const char *key)
+{
+	size_t i = (size_t)str_hash(key) & (m->cap - 1);
+
+	while (m->keys[i] != NULL && strcmp(m->keys[i], key) != 0)
+		i = (i + 1) & (m->cap - 1);
+	return i;
+}
+
+/* Doubles the table. 0, or -1 when out of memory. */
+static int strmap_grow(struct strmap *m)
+{
+	struct strmap g = { NULL, NULL, m->cap == 0 ? 64 : m->cap * 2, m->n };
+	size_t i, k;
+
+	g.keys = calloc(g.cap, sizeof(*g.keys));
+	g.vals = calloc(g.cap, sizeof(*g.vals));
+	if (g.keys == NULL || g.vals == NULL) {
+		free(g.keys);
+		free(g.vals);
+		return -1;
+	}
+	for (i = 0; i < m->cap; i++) {
+		if (m->keys[i] == NULL)
+			continue;
+		k = strmap_slot(&g, m->keys[i]);
+		g.keys[k] = m->keys[i];
+		memcpy(g.vals[k], m->vals[i], sizeof(g.vals[k]));
+	}
+	free(m->keys);
+	free(m->vals);
+	*m = g;
+	return 0;
+}
+
+/* Finds key; with add, inserts it (values 0) when missing. Returns the
+ * entry's values, and its owned key in *owned when not NULL; NULL when
+ * missing (without add) or out of memory. */
+static int64_t *strmap_get(struct strmap *m, const char *key, int add,
+			   const char **owned)
+{
+	size_t i;
+
+	if (m->cap == 0 || (m->n + 1) * 2 > m->cap) {
+		if (!add && m->cap == 0)
+			return NULL;
+		if (add && strmap_grow(m) < 0)
+			return NULL;
+	}
+	i = strmap_slot(m, key);
+	if (m->keys[i] == NULL) {
+		if (!add || (m->keys[i] = strdup(key)) == NULL)
+			return NULL;
+		m->vals[i][0] = m->vals[i][1] = 0;
+		m->n++;
+	}
+	if (owned != NULL)
+		*owned = m->keys[i];
+	return m->vals[i];
+}
+
+/* Frees the table and its keys. */
+static void strmap_free(struct strmap *m)
+{
+	size_t i;
+
+	for (i = 0; i < m->cap; i++)
+		free(m->keys[i]);
+	free(m->keys);
+	free(m->vals);
+	memset(m, 0, sizeof(*m));
+}
+
+/* A checked record waiting to be written; strings other than error are
+ * interned in the import's string set. */
+struct import_rec {
+	char request_id[40];
+	int64_t ts_us;
+	int64_t tenant_id;       /* 0: none */
+	int64_t key_id;          /* 0: none */
+	const char *endpoint;
+	const char *requested_model, *provider, *upstream_model;
+	char *error;             /* owned */
+	int streamed, status, client_aborted, duplicate;
+	struct usage usage;
+	enum usage_source source;
+	int64_t latency_ms, ttfb_ms;
+	long line;
+};
+
+struct import {
+	struct ctl *ctl;
+	struct strmap strings;   /* interned strings */
+	struct strmap tenants;   /* name -> id (-1 unknown) */
+	struct strmap keys;      /* "#id" or prefix -> key id, tenant id */
+	struct import_rec *recs;
+	size_t n, cap;
+	long lines, errors, duplicates;
+	int failed;              /* a database error or out of memory */
+};
+
+/* Reports a bad line; only the first IMPORT_MAX_SHOWN are printed. */
+static void bad_line(struct import *im, long line, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void bad_line(struct import *im, long line, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	if (im->errors++ >= IMPORT_MAX_SHOWN)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	ctl_err("usage import: line %ld: %s", line, msg);
+}
+
+/* The raw text of one top-level number member. */
+struct raw_num {
+	const char *key, *val;
+	size_t keylen, vallen;
+};
+
+/* Records the raw text of the number members at the top level of line, a
+ * JSON object cJSON has already accepted. Returns how many (at most max). */
+static int raw_numbers(const char *line, struct raw_num *out, int max)
+{
+	const char *p, *q, *key = NULL;
+	size_t keylen = 0;
+	int depth = 0, expect_key = 0, n = 0;
+
+	for (p = line; *p != '\0'; p++) {
+		if (*p == '"') {
+			for (q = p + 1; *q != '"' && *q != '\0'; q++)
+				if (*q == '\\' && q[1] != '\0')
+					q++;
+			if (depth == 1 && expect_key) {
+				key = p + 1;
+				keylen = (size_t)(q - p - 1);
+				expect_key = 0;
+			}
+			if (*q == '\0')
+				break;
+			p = q;
+		} else if (*p == '{' || *p == '[') {
+			expect_key = ++depth == 1 && *p == '{';
+		} else if (*p == '}' || *p == ']') {
+			depth--;
+		} else if (*p == ',' && depth == 1) {
+			expect_key = 1;
+		} else if (depth == 1 && (*p == '-' || (*p >= '0' &&
+							*p <= '9'))) {
+			for (q = p; *q != '\0' &&
+			     strchr("+-.eE0123456789", *q) != NULL; q++)
+				;
+			if (n < max && key != NULL) {
+				out[n].key = key;
+				out[n].keylen = keylen;
+				out[n].val = p;
+				out[n].vallen = (size_t)(q - p);
+				n++;
+			}
+			p = q - 1;
+		}
+	}
+	return n;
+}
+
+/* Parses the raw integer text of member name into *v, within [lo, hi].
+ * 0, or -1 with *why set. */
+static int raw_int(const struct raw_num *raws, int nraw, const char *name,
+		   int64_t lo, int64_t hi, int64_t *v, const char **why)
+{
+	size_t len = strlen(name), i;
+	const struct raw_num *r = NULL;
+	int k, neg;
+	int64_t x = 0;
+
+	for (k = 0; k < nraw && r == NULL; k++)
+		if (raws[k].keylen == len &&
+		    memcmp(raws[k].key, name, len) == 0)
+			r = &raws[k];
+	if (r == NULL) {
+		*why = "member names with escapes are not supported";
+		return -1;
+	}
+	neg = r->val[0] == '-';
+	if (r->vallen == (size_t)neg) {
+		*why = "not an integer";
+		return -1;
+	}
+	for (i = (size_t)neg; i < r->vallen; i++) {
+		if (r->val[i] < '0' || r->val[i] > '9') {
+			*why = "not an integer";
+			return -1;
+		}
+		if (__builtin_mul_overflow(x, 10, &x) ||
+		    __builtin_add_overflow(x, r->val[i] - '0', &x)) {
+			*why = "too large";
+			return -1;
+		}
+	}
+	if (neg)
+		x = -x;
+	if (x < lo) {
+		*why = "below zero";
+		return -1;
+	}
+	if (x > hi) {
+		*why = "too large";
+		return -1;
+	}
+	*v = x;
+	return 0;
+}
+
+/* The members a record line may carry. */
+enum member {
+	M_REQUEST_ID, M_TS, M_TENANT, M_KEY_ID, M_KEY, M_ENDPOINT,
+	M_REQUESTED_MODEL, M_PROVIDER, M_UPSTREAM_MODEL, M_STREAMED,
+	M_STATUS, M_PROMPT, M_COMPLETION, M_CACHED, M_CACHE_WRITE,
+	M_REASONING, M_SOURCE, M_ABORTED, M_LATENCY, M_TTFB, M_ERROR,
+	M__COUNT
+};
+
+/* Value kinds: string, integer, boolean; each may be null but request_id
+ * and ts. */
+enum mtype { MT_STR, MT_INT, MT_BOOL };
+
+static const struct {
+	const char *name;
+	enum mtype type;
+} members[M__COUNT] = {
+	[M_REQUEST_ID] = { "request_id", MT_STR },
+	[M_TS] = { "ts", MT_STR },
+	[M_TENANT] = { "tenant", MT_STR },
+	[M_KEY_ID] = { "key_id", MT_INT },
+	[M_KEY] = { "key", MT_STR },
+	[M_ENDPOINT] = { "endpoint", MT_STR },
+	[M_REQUESTED_MODEL] = { "requested_model", MT_STR },
+	[M_PROVIDER] = { "provider", MT_STR },
+	[M_UPSTREAM_MODEL] = { "upstream_model", MT_STR },
+	[M_STREAMED] = { "streamed", MT_BOOL },
+	[M_STATUS] = { "status", MT_INT },
+	[M_PROMPT] = { "prompt_tokens", MT_INT },
+	[M_COMPLETION] = { "completion_tokens", MT_INT },
+	[M_CACHED] = { "cached_tokens", MT_INT },
+	[M_CACHE_WRITE] = { "cache_write_tokens", MT_INT },
+	[M_REASONING] = { "reasoning_tokens", MT_INT },
+	[M_SOURCE] = { "usage_source", MT_STR },
+	[M_ABORTED] = { "client_aborted", MT_BOOL },
+	[M_LATENCY] = { "latency_ms", MT_INT },
+	[M_TTFB] = { "ttfb_ms", MT_INT },
+	[M_ERROR] = { "error", MT_STR },
+};
+
+/* Interns s; NULL stays NULL. Sets im->failed when out of memory. */
+static const char *intern(struct import *im, const char *s)
+{
+	const char *owned = NULL;
+
+	if (s == NULL)
+		return NULL;
+	if (strmap_get(&im->strings, s, 1, &owned) == NULL)
+		im->failed = 1;
+	return owned;
+}
+
+/* The id of tenant name, from the cache or the database; 0 when there is
+ * no such tenant, -1 on a database error (reported). */
+static int64_t lookup_tenant(struct import *im, const char *name)
+{
+	const char *params[1] = { name };
+	int64_t *v = strmap_get(&im->tenants, name, 0, NULL);
+	PGresult *res;
+
+	if (v != NULL)
+		return v[0];
+	res = ctl_query(im->ctl, "usage import",
+			"SELECT id FROM tenants WHERE name = $1", 1, params);
+	if (res == NULL ||
+	    (v = strmap_get(&im->tenants, name, 1, NULL)) == NULL) {
+		PQclear(res);
+		return -1;
+	}
+	v[0] = PQntuples(res) == 0 ? 0 :
+		strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	return v[0];
+}
+
+/* Looks a key up by "#ID" or prefix; fills v with the key id and tenant
+ * id (0 when unknown, -1 when the prefix is ambiguous). 0, or -1 on a
+ * database error (reported). */
+static int key_lookup(struct import *im, const char *what, int64_t out[2])
+{
+	const char *params[1];
+	int64_t *v = strmap_get(&im->keys, what, 0, NULL);
+	char idtext[24];
+	PGresult *res;
+
+	if (v == NULL) {
+		if (what[0] == '#') {
+			snprintf(idtext, sizeof(idtext), "%s", what + 1);
+			params[0] = idtext;
+			res = ctl_query(im->ctl, "usage import",
+					"SELECT id, tenant_id FROM api_keys"
+					" WHERE id = $1::bigint", 1, params);
+		} else {
+			params[0] = what;
+			res = ctl_query(im->ctl, "usage import",
+					"SELECT id, tenant_id FROM api_keys"
+					" WHERE prefix = $1 LIMIT 2", 1,
+					params);
+		}
+		if (res == NULL ||
+		    (v = strmap_get(&im->keys, what, 1, NULL)) == NULL) {
+			PQclear(res);
+			return -1;
+		}
+		v[0] = v[1] = 0;
+		if (PQntuples(res) > 1)
+			v[0] = -1;
+		else if (PQntuples(res) == 1) {
+			v[0] = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+			v[1] = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+		}
+		PQclear(res);
+	}
+	out[0] = v[0];
+	out[1] = v[1];
+	return 0;
+}
+
+/* Resolves the record's key and tenant. 0, -1 for a bad line (reported),
+ * -2 on a database error. */
+static int resolve_owner(struct import *im, struct import_rec *r,
+			 const char *tenant, const char *key, int64_t key_id)
+{
+	char what[32];
+	int64_t k[2] = { 0, 0 }, kp[2];
+
+	if (key_id != 0) {
+		snprintf(what, sizeof(what), "#%" PRId64, key_id);
+		if (key_lookup(im, what, k) < 0)
+			return -2;
+		if (k[0] == 0) {
+			bad_line(im, r->line, "no key with id %" PRId64,
+				 key_id);
+			return -1;
+		}
+	}
+	if (key != NULL) {
+		if (key_lookup(im, key, kp) < 0)
+			return -2;
+		if (kp[0] <= 0) {
+			bad_line(im, r->line, kp[0] < 0 ? "ambiguous key "
+				 "prefix '%s'" : "no key with prefix '%s'",
+				 key);
+			return -1;
+		}
+		if (k[0] != 0 && k[0] != kp[0]) {
+			bad_line(im, r->line, "key_id %" PRId64 " is not key "
+				 "'%s'", key_id, key);
+			return -1;
+		}
+		k[0] = kp[0];
+		k[1] = kp[1];
+	}
+	r->key_id = k[0];
+	r->tenant_id = k[1];
+	if (tenant == NULL)
+		return 0;
+	r->tenant_id = lookup_tenant(im, tenant);
+	if (r->tenant_id < 0)
+		return -2;
+	if (r->tenant_id == 0) {
+		bad_line(im, r->line, "no tenant named '%s'", tenant);
+		return -1;
+	}
+	if (k[0] != 0 && k[1] != r->tenant_id) {
+		bad_line(im, r->line, "the key belongs to another tenant "
+			 "than '%s'", tenant);
+		return -1;
+	}
+	return 0;
+}
+
+/* Fills r from the members of obj; ints come from raws. 0, -1 for a bad
+ * line (reported), -2 on a database error. */
+static int fill_record(struct import *im, struct import_rec *r,
+		       const cJSON *obj, const struct raw_num *raws, int nraw)
+{
+	const cJSON *m[M__COUNT] = { NULL }, *it;
+	int64_t ints[M__COUNT] = { 0 }, sum;
+	const char *why = "not an integer", *s;
+	int i, date_only;
+
+	cJSON_ArrayForEach(it, obj) {
+		for (i = 0; i < M__COUNT; i++)
+			if (strcmp(it->string, members[i].name) == 0)
+				break;
+		if (i == M__COUNT) {
+			bad_line(im, r->line, "unknown member '%s'",
+				 it->string);
+			return -1;
+		}
+		if (m[i] != NULL) {
+			bad_line(im, r->line, "'%s' given twice",
+				 it->string);
+			return -1;
+		}
+		m[i] = it;
+		if (cJSON_IsNull(it) && i != M_REQUEST_ID && i != M_TS)
+			continue;
+		switch (members[i].type) {
+		case MT_STR:
+			if (!cJSON_IsString(it)) {
+				bad_line(im, r->line, "'%s' is not a string",
+					 it->string);
+				return -1;
+			}
+			break;
+		case MT_BOOL:
+			if (!cJSON_IsBool(it)) {
+				bad_line(im, r->line, "'%s' is not true or "
+					 "false", it->string);
+				return -1;
+			}
+			ints[i] = cJSON_IsTrue(it);
+			break;
+		case MT_INT:
+			if (!cJSON_IsNumber(it) ||
+			    raw_int(raws, nraw, it->string, 0,
+				    i == M_STATUS ? 999 :
+				    i == M_LATENCY || i == M_TTFB ?
+				    INT32_MAX : INT64_MAX, &ints[i],
+				    &why) < 0) {
+				bad_line(im, r->line, "'%s': %s", it->string,
+					 cJSON_IsNumber(it) ? why :
+					 "not an integer");
+				return -1;
+			}
+			break;
+		}
+	}
+	for (i = 0; i < M__COUNT; i++)
+		if (m[i] != NULL && cJSON_IsNull(m[i]))
+			m[i] = NULL;
+	if (m[M_REQUEST_ID] == NULL || m[M_TS] == NULL) {
+		bad_line(im, r->line, "'%s' is required",
+			 m[M_REQUEST_ID] == NULL ? "request_id" : "ts");
+		return -1;
+	}
+	s = m[M_REQUEST_ID]->valuestring;
+	if (*s == '\0' || strlen(s) >= sizeof(r->request_id)) {
+		bad_line(im, r->line, "'request_id' must have 1 to %zu "
+			 "bytes", sizeof(r->request_id) - 1);
+		return -1;
+	}
+	memcpy(r->request_id, s, strlen(s) + 1);
+	if (ctl_parse_time(m[M_TS]->valuestring, &date_only, &r->ts_us) < 0 ||
+	    date_only) {
+		bad_line(im, r->line, "'ts' is not an RFC 3339 timestamp");
+		return -1;
+	}
+	r->endpoint = intern(im, m[M_ENDPOINT] != NULL ?
+			     m[M_ENDPOINT]->valuestring : "chat/completions");
+	if (m[M_REQUESTED_MODEL] != NULL)
+		r->requested_model = intern(im,
+					    m[M_REQUESTED_MODEL]->valuestring);
+	if (m[M_PROVIDER] != NULL)
+		r->provider = intern(im, m[M_PROVIDER]->valuestring);
+	if (m[M_UPSTREAM_MODEL] != NULL)
+		r->upstream_model = intern(im,
+					   m[M_UPSTREAM_MODEL]->valuestring);
+	if (m[M_ERROR] != NULL &&
+	    (r->error = strdup(m[M_ERROR]->valuestring)) == NULL)
+		im->failed = 1;
+	if (im->failed)
+		return -2;
+	r->streamed = (int)ints[M_STREAMED];
+	r->client_aborted = (int)ints[M_ABORTED];
+	r->status = m[M_STATUS] != NULL ? (int)ints[M_STATUS] : 200;
+	r->latency_ms = ints[M_LATENCY];
+	r->ttfb_ms = m[M_TTFB] != NULL ? ints[M_TTFB] : -1;
+	r->usage.prompt = ints[M_PROMPT];
+	r->usage.completion = ints[M_COMPLETION];
+	r->usage.cached = ints[M_CACHED];
+	r->usage.cache_write = ints[M_CACHE_WRITE];
+	r->usage.reasoning = ints[M_REASONING];
+	if (__builtin_add_overflow(r->usage.cached, r->usage.cache_write,
+				   &sum) || sum > r->usage.prompt) {
+		bad_line(im, r->line, "cached_tokens and cache_write_tokens "
+			 "exceed prompt_tokens, which includes them");
+		return -1;
+	}
+	if (r->usage.reasoning > r->usage.completion) {
+		bad_line(im, r->line, "reasoning_tokens exceed "
+			 "completion_tokens, which include them");
+		return -1;
+	}
+	s = m[M_SOURCE] != NULL ? m[M_SOURCE]->valuestring : NULL;
+	if (s == NULL)
+		r->source = r->usage.prompt > 0 || r->usage.completion > 0 ?
+			USAGE_REPORTED : USAGE_NONE;
+	else if (strcmp(s, "reported") == 0)
+		r->source = USAGE_REPORTED;
+	else if (strcmp(s, "estimated") == 0)
+		r->source = USAGE_ESTIMATED;
+	else if (strcmp(s, "none") == 0)
+		r->source = USAGE_NONE;
+	else {
+		bad_line(im, r->line, "'usage_source' must be reported, "
+			 "estimated or none");
+		return -1;
+	}
+	if (r->source == USAGE_NONE &&
+	    (r->usage.prompt > 0 || r->usage.completion > 0)) {
+		bad_line(im, r->line, "usage_source none with tokens");
+		return -1;
+	}
+	r->usage.present = r->source != USAGE_NONE;
+	return resolve_owner(im, r,
+			     m[M_TENANT] != NULL ?
+			     m[M_TENANT]->valuestring : NULL,
+			     m[M_KEY] != NULL ? m[M_KEY]->valuestring : NULL,
+			     m[M_KEY_ID] != NULL ? ints[M_KEY_ID] : 0);
+}
+
+/* Checks one line and appends its record. 0 (also for a bad or blank
+ * line), or -1 on a database error or out of memory. */
+static int import_line(struct import *im, char *line, size_t len)
+{
+	struct raw_num raws[M__COUNT + 8];
+	struct import_rec *r, *grown;
+	const char *end = NULL;
+	cJSON *obj;
+	int nraw, rc;
+
+	while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+		line[--len] = '\0';
+	if (strspn(line, " \t") == len)
+		return 0;
+	if (strlen(line) != len) {
+		bad_line(im, im->lines, "NUL byte in the line");
+		return 0;
+	}
+	obj = cJSON_ParseWithOpts(line, &end, 1);
+	if (obj == NULL || !cJSON_IsObject(obj)) {
+		if (obj == NULL)
+			bad_line(im, im->lines, "not JSON (near byte %ld)",
+				 end != NULL ? (long)(end - line) + 1 : 1L);
+		else
+			bad_line(im, im->lines, "not a JSON object");
+		cJSON_Delete(obj);
+		return 0;
+	}
+	if (im->n == im->cap) {
+		size_t cap = im->cap == 0 ? 1024 : im->cap * 2;
+
+		grown = realloc(im->recs, cap * sizeof(*grown));
+		if (grown == NULL) {
+			cJSON_Delete(obj);
+			im->failed = 1;
+			return -1;
+		}
+		im->recs = grown;
+		im->cap = cap;
+	}
+	r = &im->recs[im->n];
+	memset(r, 0, sizeof(*r));
+	r->line = im->lines;
+	nraw = raw_numbers(line, raws, M__COUNT + 8);
+	rc = fill_record(im, r, obj, raws, nraw);
+	cJSON_Delete(obj);
+	if (rc == 0) {
+		im->n++;
+		return 0;
+	}
+	free(r->error);
+	return rc == -1 ? 0 : -1;
+}
+
+/* Orders record pointers by request id, then time, then line. */
+static int by_key(const void *a, const void *b)
+{
+	const struct import_rec *x = *(const struct import_rec *const *)a;
+	const struct import_rec *y = *(const struct import_rec *const *)b;
+	int c = strcmp(x->request_id, y->request_id);
+
+	if (c != 0)
+		return c;
+	if (x->ts_us != y->ts_us)
+		return x->ts_us < y->ts_us ? -1 : 1;
+	return x->line < y->line ? -1 : x->line > y->line;
+}
+
+/* Marks repeated (request id, ts) pairs as duplicates and reports a
+ * request id given with two times. 0, or -1 when out of memory. */
+static int find_duplicates(struct import *im)
+{
+	struct import_rec **v;
+	size_t i;
+
+	if (im->n < 2)
+		return 0;
+	if ((v = malloc(im->n * sizeof(*v))) == NULL)
+		return -1;
+	for (i = 0; i < im->n; i++)
+		v[i] = &im->recs[i];
+	qsort(v, im->n, sizeof(*v), by_key);
+	for (i = 1; i < im->n; i++) {
+		if (strcmp(v[i]->request_id, v[i - 1]->request_id) != 0)
+			continue;
+		if (v[i]->ts_us == v[i - 1]->ts_us) {
+			v[i]->duplicate = 1;
+			im->duplicates++;
+		} else {
+			bad_line(im, v[i]->line, "request id '%s' is also on "
+				 "line %ld with another ts",
+				 v[i]->request_id, v[i - 1]->line);
+		}
+	}
+	free(v);
+	return 0;
+}
+
+/* A meter record with r's contents (strings copied). NULL when out of
+ * memory. */
+static struct usage_record *to_meter(const struct import_rec *r)
+{
+	struct usage_record *u = meter_record_new();
+
+	if (u == NULL)
+		return NULL;
+	memcpy(u->request_id, r->request_id, sizeof(u->request_id));
+	u->ts_us = r->ts_us;
+	u->tenant_id = r->tenant_id;
+	u->key_id = r->key_id;
+	u->endpoint = r->endpoint;
+	u->streamed = r->streamed;
+	u->status = r->status;
+	u->usage = r->usage;
+	u->source = r->source;
+	u->client_aborted = r->client_aborted;
+	u->latency_ms = r->latency_ms;
+	u->ttfb_ms = r->ttfb_ms;
+	if ((r->requested_model != NULL &&
+	     (u->requested_model = strdup(r->requested_model)) == NULL) ||
+	    (r->provider != NULL &&
+	     (u->provider = strdup(r->provider)) == NULL) ||
+	    (r->upstream_model != NULL &&
+	     (u->upstream_model = strdup(r->upstream_model)) == NULL) ||
+	    (r->error != NULL && (u->error = strdup(r->error)) == NULL)) {
+		meter_record_free(u);
+		return NULL;
+	}
+	return u;
+}
+
+/* Totals of the write phase. */
+struct import_totals {
+	long records, inserted, replays, unpriced;
+};
+
+/* Frees a list of meter records. */
+static void free_meter_list(struct usage_record *head)
+{
+	struct usage_record *next;
+
+	for (; head != NULL; head = next) {
+		next = head->next;
+		meter_record_free(head);
+	}
+}
+
+/* Joins the lines of a multi-line message, in place, for a one-line
+ * error. */
+static char *join_lines(char *s)
+{
+	char *r, *w;
+
+	for (r = w = s; *r != '\0'; r++) {
+		if (*r == '\n' || *r == '\r' || *r == '\t') {
+			if (w > s && w[-1] != ' ')
+				*w++ = ' ';
+			continue;
+		}
+		if (*r == ' ' && w > s && w[-1] == ' ')
+			continue;
+		*w++ = *r;
+	}
+	while (w > s && w[-1] == ' ')
+		w--;
+	*w = '\0';
+	return s;
+}
+
+/* Writes the checked records in batches. 0, or -1 after reporting. */
+static int import_write(struct import *im, struct import_totals *tot)
+{
+	struct usage_record *head, **tail, *u;
+	size_t i = 0;
+	long first;
+	char *cause = NULL;
+	int n, added;
+
+	while (i < im->n) {
+		head = NULL;
+		tail = &head;
+		first = im->recs[i].line;
+		for (n = 0; i < im->n && n < IMPORT_BATCH; i++) {
+			if (im->recs[i].duplicate)
+				continue;
+			if ((u = to_meter(&im->recs[i])) == NULL) {
+				free_meter_list(head);
+				ctl_err("usage import: out of memory");
+				return -1;
+			}
+			*tail = u;
+			tail = &u->next;
+			n++;
+		}
+		if (n == 0)
+			break;
+		added = ledger_write(im->ctl->conn, head, n, &cause);
+		if (added < 0) {
+			ctl_err("usage import: batch of lines %ld to %ld: %s; "
+				"%ld records before it were written (%ld "
+				"new); importing again is safe", first,
+				im->recs[i - 1].line,
+				cause != NULL ? join_lines(cause) : "failed",
+				tot->records, tot->inserted);
+			free(cause);
+			free_meter_list(head);
+			return -1;
+		}
+		tot->records += n;
+		tot->inserted += added;
+		tot->replays += n - added;
+		for (u = head; u != NULL; u = u->next)
+			tot->unpriced += u->inserted && u->unpriced;
+		free_meter_list(head);
+	}
+	return 0;
+}
+
+/* Prints the import's totals. */
+static int print_import(struct ctl *ctl, const struct import *im,
+			const struct import_totals *tot, int dry_run)
+{
+	cJSON *o;
+	char num[24];
+	const struct {
+		const char *name;
+		long v;
+	} f[] = {
+		{ "lines", im->lines },
+		{ "records", (long)im->n },
+		{ "duplicates_in_input", im->duplicates },
+		{ "inserted", tot->inserted },
+		{ "already_present", tot->replays },
+		{ "unpriced", tot->unpriced },
+	};
+	size_t i;
+
+	if (!ctl->json) {
+		if (dry_run)
+			printf("usage import: %ld lines, %zu records checked "
+			       "(%ld repeated in the input); nothing written "
+			       "(--dry-run)\n", im->lines, im->n,
+			       im->duplicates);
+		else
+			printf("usage import: %ld lines, %zu records: %ld "
+			       "inserted, %ld already present, %ld repeated "
+			       "in the input; %ld inserted without a price\n",
+			       im->lines, im->n, tot->inserted, tot->replays,
+			       im->duplicates, tot->unpriced);
+		return 0;
+	}
+	if ((o = cJSON_CreateObject()) == NULL)
+		return ctl_json_print(NULL);
+	for (i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
+		snprintf(num, sizeof(num), "%ld", f[i].v);
+		ctl_json_int(o, f[i].name, num);
+	}
+	cJSON_AddBoolToObject(o, "dry_run", dry_run);
+	return ctl_json_print(o);
+}
+
+/* Frees what the import holds. */
+static void import_free(struct import *im)
+{
+	size_t i;
+
+	for (i = 0; i < im->n; i++)
+		free(im->recs[i].error);
+	free(im->recs);
+	strmap_free(&im->strings);
+	strmap_free(&im->tenants);
+	strmap_free(&im->keys);
+}
+
+/* tollctl usage import FILE|- [--dry-run] */
+/* tollctl usage import FILE|- [--dry-run] */
+int ctl_usage_import(struct ctl *ctl, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "dry-run", no_argument, NULL, 'n' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct import im;
+	struct import_totals tot = { 0, 0, 0, 0 };
+	const char *path;
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t len;
+	FILE *f;
+	int c, dry_run = 0, rc = CTL_EXIT_FAIL;
+
+	while ((c = ctl_getopt(ctl, argc, argv, "n", opts)) != -1) {
+		switch (c) {
+		case 'n':
+			dry_run = 1;
+			break;
+		case 'h':
+			return ctl_help(import_usage);
+		default:
+			return CTL_EXIT_USAGE;
+		}
+	}
+	if (argc - optind != 1) {
+		ctl_err("usage import: expected one FILE, or - for the "
+			"standard input");
+		return CTL_EXIT_USAGE;
+	}
+	path = argv[optind];
+	if (strcmp(path, "-") == 0) {
+		f = stdin;
+	} else if ((f = fopen(path, "r")) == NULL) {
+		ctl_err("usage import: %s: %s", path, strerror(errno));
+		return CTL_EXIT_FAIL;
+	}
+	memset(&im, 0, sizeof(im));
+	im.ctl = ctl;
+	if (ctl_connect(ctl) < 0)
+		goto out;
+	while ((len = getline(&line, &cap, f)) >= 0) {
+		im.lines++;
+		if (import_line(&im, line, (size_t)len) < 0) {
+			if (im.failed)
+				ctl_err("usage import: out of memory");
+			goto out;
+		}
+	}
+	if (ferror(f)) {
+		ctl_err("usage import: %s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (find_duplicates(&im) < 0) {
+		ctl_err("usage import: out of memory");
+		goto out;
+	}
+	if (im.errors > 0) {
+		if (im.errors > IMPORT_MAX_SHOWN)
+			ctl_err("usage import: %ld more bad lines not shown",
+				im.errors - IMPORT_MAX_SHOWN);
+		ctl_err("usage import: %ld bad line%s in %s; nothing written",
+			im.errors, im.errors == 1 ? "" : "s", path);
+		goto out;
+	}
+	if (!dry_run && import_write(&im, &tot) < 0)
+		goto out;
+	rc = print_import(ctl, &im, &tot, dry_run);
+out:
+	free(line);
+	if (f != stdin)
+		fclose(f);
+	import_free(&im);
+	return rc;
+}
