@@ -184,5 +184,6 @@ int ctl_usage_import(struct ctl *ctl, int argc, char **argv);
 int ctl_price_main(struct ctl *ctl, int argc, char **argv);
 int ctl_fx_main(struct ctl *ctl, int argc, char **argv);
 int ctl_promo_main(struct ctl *ctl, int argc, char **argv);
+int ctl_bill_main(struct ctl *ctl, int argc, char **argv);
 
 #endif

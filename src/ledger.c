@@ -10,6 +10,11 @@
  * consumption; requests consume them in time order, earliest-ending grant
  * first, and the new balances are written in the same transaction. Every
  * amount is computed by price.c and promo.c in integer nano-units.
+ *
+ * ingested_at is the clock when the insert ran, not when its transaction
+ * began: `tollctl bill close` holds a SHARE lock on usage_records while it
+ * takes closed_at, so an insert that waited for it is stamped after the
+ * close and billed as a late adjustment rather than lost between the two.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -242,8 +247,9 @@ insert_records(PGconn *conn, struct usage_record **recs, int n, char **cause)
 		"endpoint, requested_model, provider, upstream_model, streamed, "
 		"status, prompt_tokens, completion_tokens, cached_tokens, "
 		"cache_write_tokens, reasoning_tokens, usage_source, "
-		"client_aborted, latency_ms, ttfb_ms, error) "
-		"SELECT * FROM unnest($1::text[], $2::timestamptz[], "
+		"client_aborted, latency_ms, ttfb_ms, error, ingested_at) "
+		"SELECT *, clock_timestamp() FROM unnest($1::text[], "
+		"$2::timestamptz[], "
 		"$3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::text[], "
 		"$8::text[], $9::boolean[], $10::integer[], $11::bigint[], "
 		"$12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[], "

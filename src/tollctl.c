@@ -43,6 +43,8 @@ static const char usage_text[] =
 	"            [--tenant T | --all] [--model PAT] [--provider P]\n"
 	"            --from TIME --until TIME\n"
 	"  promo list [--tenant T] [--active] | promo end NAME [--at TIME]\n"
+	"  bill --month YYYY-MM [--tenant T] [--format text|csv|json|html]\n"
+	"       [-o FILE] | bill close --month YYYY-MM\n"
 	"\n"
 	"Options (also accepted after the verb):\n"
 	"  --database CONNINFO  libpq connection string or URI; else\n"
@@ -538,6 +540,7 @@ static const struct verb verbs[] = {
 	{ "price", ctl_price_main },
 	{ "fx", ctl_fx_main },
 	{ "promo", ctl_promo_main },
+	{ "bill", ctl_bill_main },
 };
 
 /* Parses the global options and runs the verb. */

@@ -1,0 +1,1902 @@
+/*
+ * ctl_bill.c - tollctl bill: a tenant's monthly bill as a table, CSV, JSON
+ * or HTML; tollctl bill close: freezing a month's invoices.
+ *
+ * Principle: PostgreSQL computes every figure in numeric from tokens
+ * summed over the month and rounds each one once, half up, to the
+ * currency's minor unit, so a spreadsheet given the same sums and prices
+ * finds the same numbers. A line is one (provider, upstream model, price
+ * row, token class); with unit the row's price per million tokens of the
+ * class and billable the tokens grants did not cover:
+ *
+ *   list     = round(tokens * unit / 1e6)
+ *   discount = round(sum over records of billable * unit * bp / 1e4 / 1e6)
+ *   amount   = round(billable * unit / 1e6 - that exact sum)
+ *
+ * Dividing is done by multiplying by 0.000001, which numeric does exactly.
+ * Subtotals add the rounded amounts of a currency; the total converts each
+ * subtotal at the month's rate into the tenant's currency and rounds the
+ * sum once. Aggregation happens in SQL; C only lays the results out.
+ *
+ * The month runs from midnight to midnight in the tenant's time zone. The
+ * bill is built once as a JSON document, the one --format json prints and
+ * bill close stores in invoices; every other format renders that document,
+ * so a closed month prints from its frozen invoices as it was billed.
+ *
+ * Late records: a record of a closed month M' ingested after M' was
+ * closed stays out of M''s frozen bill and is billed as an adjustment on
+ * the month greatest(M' + 1, month of ingested_at), in the tenant's time
+ * zone. bill close takes a SHARE lock on usage_records before taking
+ * closed_at, so writes in flight are committed first and later ones wait
+ * for the close to commit.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ctl.h"
+
+static const char bill_usage[] =
+	"usage: tollctl bill --month YYYY-MM [--tenant T]\n"
+	"                    [--format text|csv|json|html] [-o FILE]\n"
+	"       tollctl bill close --month YYYY-MM\n"
+	"\n"
+	"The bill of tenant T (default: every tenant with usage) for the\n"
+	"month in the tenant's time zone: a line per provider, upstream\n"
+	"model, price and token class; estimated usage and adjustments for\n"
+	"late records marked; unpriced usage listed, not billed; promotions;\n"
+	"subtotals per currency and the total in the tenant's currency at\n"
+	"the month's rates (tollctl fx set). A closed month prints its\n"
+	"frozen invoices. --json means --format json; -o writes FILE\n"
+	"atomically (csv, json, html).\n"
+	"\n"
+	"bill close freezes the month's invoices, once the month has ended in\n"
+	"UTC+14 and every exchange rate it needs is set. Records of a closed\n"
+	"month ingested later are billed as adjustments on a later month.\n";
+
+#define NELEM(a) ((int)(sizeof(a) / sizeof(*(a))))
+
+enum format { FMT_TEXT, FMT_CSV, FMT_JSON, FMT_HTML };
+
+static const char *const format_names[] = { "text", "csv", "json", "html" };
+
+/* The first and the end instant of the month starting on date $3 in time
+ * zone $2. */
+#define LO "($3::date::timestamp AT TIME ZONE $2::text)"
+#define HI "(($3::date + interval '1 month')::timestamp AT TIME ZONE $2::text)"
+
+/*
+ * The records billed to tenant $1 (time zone $2) for the month starting on
+ * date $3: its records of the month with tokens, less those ingested after
+ * the month was closed, plus the late records of earlier closed months
+ * that fall on it (orig = their month). The second branch's lower bound on
+ * ingested_at only narrows the index scan: a late record was ingested
+ * after its month was closed, which bill close allows only once the month
+ * has ended in UTC+14, at most 26 hours before it ends in any zone.
+ *
+ * r has one row per record with its tokens (n_*), free tokens (f_*) and
+ * the unit prices (u_*) of each class. g sums them per line key, with
+ * d_* = sum of billable tokens * discount_bp, so that a line's exact
+ * discount is unit * d * 1e-10 (the unit is the same for every record of
+ * a price row). k has one row per line: g's row and a class with tokens.
+ */
+#define U_COLS \
+	"u.request_id, u.ts, u.provider, u.upstream_model, u.price_id," \
+	" u.currency, u.usage_source, u.unpriced, u.prompt_tokens," \
+	" u.completion_tokens, u.cached_tokens, u.cache_write_tokens," \
+	" u.free_input_tokens, u.free_cached_tokens," \
+	" u.free_cache_write_tokens, u.free_output_tokens, u.discount_id," \
+	" u.discount_bp"
+#define HAS_TOKENS \
+	" AND u.prompt_tokens + u.completion_tokens + u.cached_tokens" \
+	" + u.cache_write_tokens > 0"
+#define BILL_RECORDS \
+	"WITH u AS (SELECT " U_COLS ", NULL::date AS orig" \
+	" FROM usage_records u" \
+	" WHERE u.tenant_id = $1::bigint AND u.ts >= " LO " AND u.ts < " HI \
+	HAS_TOKENS \
+	" AND NOT EXISTS (SELECT 1 FROM closed_months c" \
+	" WHERE c.month = $3::date AND c.closed_at < u.ingested_at)" \
+	" UNION ALL" \
+	" SELECT " U_COLS ", c.month FROM usage_records u" \
+	" JOIN closed_months c" \
+	" ON c.month = date_trunc('month', u.ts AT TIME ZONE $2::text)::date" \
+	" AND u.ingested_at > c.closed_at" \
+	" WHERE u.tenant_id = $1::bigint AND u.ts < " LO HAS_TOKENS \
+	" AND u.ingested_at > " LO " - interval '27 hours'" \
+	" AND u.ingested_at < " HI \
+	" AND greatest(c.month + interval '1 month', date_trunc('month'," \
+	" u.ingested_at AT TIME ZONE $2::text)) = $3::date)," \
+	" r AS NOT MATERIALIZED (SELECT u.request_id, u.ts, u.orig," \
+	" u.provider," \
+	" u.upstream_model AS model, u.price_id," \
+	" coalesce(u.currency, p.currency) AS currency," \
+	" u.usage_source = 'estimated' AS est," \
+	" (u.unpriced OR p.id IS NULL) AS unp," \
+	" p.effective_from AS pfrom, p.tenant_id IS NOT NULL AS contract," \
+	" p.input AS u_in, coalesce(p.cached_input, p.input) AS u_ca," \
+	" coalesce(p.cache_write, p.input) AS u_cw, p.output AS u_out," \
+	" greatest(u.prompt_tokens - u.cached_tokens" \
+	" - u.cache_write_tokens, 0) AS n_in," \
+	" u.cached_tokens AS n_ca, u.cache_write_tokens AS n_cw," \
+	" u.completion_tokens AS n_out," \
+	" u.free_input_tokens AS f_in, u.free_cached_tokens AS f_ca," \
+	" u.free_cache_write_tokens AS f_cw, u.free_output_tokens AS f_out," \
+	" u.discount_id, u.discount_bp" \
+	" FROM u LEFT JOIN prices p ON p.id = u.price_id)," \
+	" g AS (SELECT orig, est, provider, model, price_id, currency, pfrom," \
+	" contract, u_in, u_ca, u_cw, u_out," \
+	" count(*) FILTER (WHERE n_in > 0) AS q_in, sum(n_in) AS n_in," \
+	" sum(f_in) AS f_in, sum((n_in - f_in) * discount_bp) AS d_in," \
+	" count(*) FILTER (WHERE n_ca > 0) AS q_ca, sum(n_ca) AS n_ca," \
+	" sum(f_ca) AS f_ca, sum((n_ca - f_ca) * discount_bp) AS d_ca," \
+	" count(*) FILTER (WHERE n_cw > 0) AS q_cw, sum(n_cw) AS n_cw," \
+	" sum(f_cw) AS f_cw, sum((n_cw - f_cw) * discount_bp) AS d_cw," \
+	" count(*) FILTER (WHERE n_out > 0) AS q_out, sum(n_out) AS n_out," \
+	" sum(f_out) AS f_out, sum((n_out - f_out) * discount_bp) AS d_out" \
+	" FROM r WHERE NOT unp" \
+	" GROUP BY orig, est, provider, model, price_id, currency, pfrom," \
+	" contract, u_in, u_ca, u_cw, u_out)," \
+	" k AS (SELECT g.orig, g.est, g.provider, g.model, g.price_id," \
+	" g.currency, g.pfrom, g.contract, v.*," \
+	" round(v.n * v.unit * 0.000001," \
+	" tollgate_minor_digits(g.currency)) AS list," \
+	" round(v.d * v.unit * 0.0000000001," \
+	" tollgate_minor_digits(g.currency)) AS disc," \
+	" round((v.n - v.f) * v.unit * 0.000001" \
+	" - v.d * v.unit * 0.0000000001," \
+	" tollgate_minor_digits(g.currency)) AS amount" \
+	" FROM g CROSS JOIN LATERAL (VALUES" \
+	" (1, 'input', g.q_in, g.n_in, g.f_in, g.d_in, g.u_in)," \
+	" (2, 'cached', g.q_ca, g.n_ca, g.f_ca, g.d_ca, g.u_ca)," \
+	" (3, 'cache_write', g.q_cw, g.n_cw, g.f_cw, g.d_cw, g.u_cw)," \
+	" (4, 'output', g.q_out, g.n_out, g.f_out, g.d_out, g.u_out))" \
+	" AS v(ord, cls, q, n, f, d, unit) WHERE v.n > 0) "
+
+static const char lines_sql[] = BILL_RECORDS
+	"SELECT CASE WHEN orig IS NOT NULL THEN 'adjustment'"
+	" WHEN est THEN 'estimated' ELSE 'line' END,"
+	" to_char(orig, 'YYYY-MM'), est, provider, model, price_id, "
+	CTL_TS("pfrom") ", contract, cls, q, n, f, n - f,"
+	" trim_scale(unit)::text, currency, list, disc, amount FROM k"
+	" ORDER BY orig IS NOT NULL, orig, est, currency, provider, model,"
+	" pfrom, price_id, ord";
+
+/* JSON member names and types of a query's columns: s string, i integer,
+ * b boolean. */
+struct col {
+	const char *name;
+	char type;
+};
+
+static const struct col line_cols[] = {
+	{ "section", 's' }, { "original_month", 's' }, { "estimated", 'b' },
+	{ "provider", 's' }, { "model", 's' }, { "price_id", 'i' },
+	{ "price_from", 's' }, { "contract", 'b' }, { "token_class", 's' },
+	{ "requests", 'i' }, { "tokens", 'i' }, { "free_tokens", 'i' },
+	{ "billable_tokens", 'i' }, { "unit_price", 's' },
+	{ "currency", 's' }, { "list_amount", 's' }, { "discount", 's' },
+	{ "amount", 's' },
+};
+
+/* Subtotals per currency with the rate into $4, the tenant's currency
+ * (1 for the same currency, NULL when missing), and the total, NULL when a
+ * rate is missing. */
+static const char subtotals_sql[] = BILL_RECORDS
+	", s AS (SELECT currency, sum(list) AS list, sum(disc) AS disc,"
+	" sum(amount) AS amount FROM k GROUP BY currency),"
+	" x AS (SELECT s.*, fx.set_at, CASE WHEN s.currency = $4::text"
+	" THEN 1 ELSE fx.rate END AS rate FROM s LEFT JOIN fx_rates fx"
+	" ON fx.month = $3::date AND fx.base = s.currency"
+	" AND fx.quote = $4::text)"
+	" SELECT currency, list::text, disc::text, amount::text,"
+	" trim_scale(rate)::text, currency = $4::text, " CTL_TS("set_at") ","
+	" CASE WHEN bool_or(rate IS NULL) OVER () THEN NULL"
+	" ELSE round(sum(amount * rate) OVER (),"
+	" tollgate_minor_digits($4::text))::text END"
+	" FROM x ORDER BY currency";
+
+enum { ST_CUR, ST_LIST, ST_DISC, ST_AMOUNT, ST_RATE, ST_SAME, ST_SET_AT,
+       ST_TOTAL };
+
+/* Usage without a usable price: listed, not billed. */
+static const char unpriced_sql[] = BILL_RECORDS
+	"SELECT to_char(orig, 'YYYY-MM'), provider, model, count(*),"
+	" sum(n_in), sum(n_ca), sum(n_cw), sum(n_out) FROM r WHERE unp"
+	" GROUP BY orig, provider, model"
+	" ORDER BY orig IS NOT NULL, orig, provider, model";
+
+static const struct col unpriced_cols[] = {
+	{ "original_month", 's' }, { "provider", 's' }, { "model", 's' },
+	{ "requests", 'i' }, { "input_tokens", 'i' }, { "cached_tokens", 'i' },
+	{ "cache_write_tokens", 'i' }, { "output_tokens", 'i' },
+};
+
+/* Tokens each free-token grant covered, and their value at list price. */
+static const char grants_sql[] = BILL_RECORDS
+	"SELECT coalesce(pr.name, '#' || gr.promotion_id), gr.promotion_id,"
+	" r.currency, sum(gr.input_tokens + gr.cached_tokens"
+	" + gr.cache_write_tokens + gr.output_tokens),"
+	" round(sum(gr.input_tokens * r.u_in + gr.cached_tokens * r.u_ca"
+	" + gr.cache_write_tokens * r.u_cw + gr.output_tokens * r.u_out)"
+	" * 0.000001, tollgate_minor_digits(r.currency))::text"
+	" FROM r JOIN usage_grants gr ON gr.request_id = r.request_id"
+	" AND gr.ts = r.ts LEFT JOIN promotions pr ON pr.id = gr.promotion_id"
+	" WHERE NOT r.unp GROUP BY gr.promotion_id, pr.name, r.currency"
+	" ORDER BY 1, 3";
+
+static const struct col grant_cols[] = {
+	{ "name", 's' }, { "promotion_id", 'i' }, { "currency", 's' },
+	{ "tokens", 'i' }, { "value", 's' },
+};
+
+/* What each discount took off, rounded once per discount and currency. */
+static const char discounts_sql[] = BILL_RECORDS
+	"SELECT coalesce(pr.name, '#' || r.discount_id), r.discount_id,"
+	" trim_scale(r.discount_bp / 100.0)::text, r.currency,"
+	" round(sum(((n_in - f_in) * u_in + (n_ca - f_ca) * u_ca"
+	" + (n_cw - f_cw) * u_cw + (n_out - f_out) * u_out) * r.discount_bp)"
+	" * 0.0000000001, tollgate_minor_digits(r.currency))::text"
+	" FROM r LEFT JOIN promotions pr ON pr.id = r.discount_id"
+	" WHERE NOT r.unp AND r.discount_bp > 0"
+	" GROUP BY r.discount_id, pr.name, r.discount_bp, r.currency"
+	" ORDER BY 1, 4";
+
+static const struct col discount_cols[] = {
+	{ "name", 's' }, { "promotion_id", 'i' }, { "percent", 's' },
+	{ "currency", 's' }, { "amount", 's' },
+};
+
+/* Tokens of the month's own records per day of the month. */
+static const char days_sql[] = BILL_RECORDS
+	", t AS (SELECT (ts AT TIME ZONE $2::text)::date AS day,"
+	" sum(n_in + n_ca + n_cw + n_out) AS n FROM r WHERE orig IS NULL"
+	" GROUP BY 1)"
+	" SELECT to_char(d, 'YYYY-MM-DD'), coalesce(t.n, 0)"
+	" FROM generate_series($3::date::timestamp, $3::date"
+	" + interval '1 month' - interval '1 day', interval '1 day') AS d"
+	" LEFT JOIN t ON t.day = d::date ORDER BY d";
+
+static const struct col day_cols[] = {
+	{ "date", 's' }, { "tokens", 'i' },
+};
+
+/*
+ * The tenants to bill for the month starting on date $1: tenant $2 when
+ * given, else every tenant with a record near the month (a superset: the
+ * bill of a tenant with nothing to bill is dropped). $3 is closed_at when
+ * closing, for the issue date.
+ */
+static const char tenants_sql[] =
+	"SELECT t.id, t.name, t.tz, t.currency, "
+	CTL_TS("($1::date::timestamp AT TIME ZONE t.tz)") ", "
+	CTL_TS("(($1::date + interval '1 month')::timestamp"
+	       " AT TIME ZONE t.tz)") ", "
+	"round(0, tollgate_minor_digits(t.currency))::text, "
+	"to_char(coalesce($3::timestamptz, now()) AT TIME ZONE t.tz,"
+	" 'YYYY-MM-DD') "
+	"FROM tenants t WHERE CASE WHEN $2::text IS NOT NULL"
+	" THEN t.name = $2::text ELSE t.id IN ("
+	"SELECT u.tenant_id FROM usage_records u"
+	" WHERE u.ts >= ($1::date - 1)::timestamp AT TIME ZONE 'UTC'"
+	" AND u.ts < ($1::date + interval '1 month 1 day')"
+	"::timestamp AT TIME ZONE 'UTC'"
+	" UNION SELECT u.tenant_id FROM usage_records u"
+	" WHERE u.ingested_at >= ($1::date - 2)::timestamp AT TIME ZONE 'UTC'"
+	" AND u.ingested_at < ($1::date + interval '1 month 1 day')"
+	"::timestamp AT TIME ZONE 'UTC'"
+	" AND u.ts < ($1::date + 1)::timestamp AT TIME ZONE 'UTC') END "
+	"ORDER BY t.name";
+
+enum { T_ID, T_NAME, T_TZ, T_CUR, T_FROM, T_UNTIL, T_ZERO, T_ISSUED };
+
+/* A result row as an object whose members are named and typed by cols. */
+static cJSON *row_object(const PGresult *res, int row, const struct col *cols,
+			 int ncols)
+{
+	cJSON *o = cJSON_CreateObject();
+	int i;
+
+	for (i = 0; o != NULL && i < ncols; i++) {
+		const char *v = ctl_val(res, row, i);
+
+		if (cols[i].type == 'i')
+			ctl_json_int(o, cols[i].name, v);
+		else if (cols[i].type == 'b')
+			ctl_json_bool(o, cols[i].name, v);
+		else
+			ctl_json_str(o, cols[i].name, v);
+	}
+	return o;
+}
+
+/* Runs a bill query and adds its rows to doc as array name; the number
+ * of rows, or -1 after reporting. */
+static int add_rows(struct ctl *ctl, cJSON *doc, const char *name,
+		    const char *sql, const char *const *params,
+		    const struct col *cols, int ncols)
+{
+	PGresult *res = ctl_query(ctl, "bill", sql, 3, params);
+	cJSON *arr, *o;
+	int r, n = -1;
+
+	if (res == NULL)
+		return -1;
+	if ((arr = cJSON_AddArrayToObject(doc, name)) == NULL)
+		goto oom;
+	for (r = 0; r < PQntuples(res); r++) {
+		if ((o = row_object(res, r, cols, ncols)) == NULL)
+			goto oom;
+		cJSON_AddItemToArray(arr, o);
+	}
+	n = r;
+	PQclear(res);
+	return n;
+oom:
+	PQclear(res);
+	ctl_err("out of memory");
+	return -1;
+}
+
+/* Adds subtotals, fx, total and missing_rates from subtotals_sql. */
+static int add_totals(struct ctl *ctl, cJSON *doc, const char *const *params,
+		      const char *month, const char *zero)
+{
+	PGresult *res = ctl_query(ctl, "bill", subtotals_sql, 4, params);
+	cJSON *subs, *fx, *missing, *o;
+	const char *total = zero;
+	char cmd[96];
+	int r;
+
+	if (res == NULL)
+		return -1;
+	subs = cJSON_AddArrayToObject(doc, "subtotals");
+	fx = cJSON_AddArrayToObject(doc, "fx");
+	missing = cJSON_CreateArray();
+	if (subs == NULL || fx == NULL || missing == NULL)
+		goto oom;
+	for (r = 0; r < PQntuples(res); r++) {
+		const char *cur = ctl_val(res, r, ST_CUR);
+		const char *rate = ctl_val(res, r, ST_RATE);
+		int same = strcmp(PQgetvalue(res, r, ST_SAME), "t") == 0;
+
+		total = ctl_val(res, r, ST_TOTAL);
+		if ((o = cJSON_CreateObject()) == NULL)
+			goto oom;
+		cJSON_AddItemToArray(subs, o);
+		ctl_json_str(o, "currency", cur);
+		ctl_json_str(o, "list_amount", ctl_val(res, r, ST_LIST));
+		ctl_json_str(o, "discount", ctl_val(res, r, ST_DISC));
+		ctl_json_str(o, "amount", ctl_val(res, r, ST_AMOUNT));
+		ctl_json_str(o, "fx_rate", rate);
+		if (same)
+			continue;
+		if ((o = cJSON_CreateObject()) == NULL)
+			goto oom;
+		cJSON_AddItemToArray(rate != NULL ? fx : missing, o);
+		ctl_json_str(o, "base", cur);
+		ctl_json_str(o, "quote", params[3]);
+		ctl_json_str(o, "month", month);
+		if (rate != NULL) {
+			ctl_json_str(o, "rate", rate);
+			ctl_json_str(o, "set_at", ctl_val(res, r, ST_SET_AT));
+		} else {
+			snprintf(cmd, sizeof(cmd),
+				 "tollctl fx set --month %s %s %s RATE", month,
+				 cur, params[3]);
+			ctl_json_str(o, "command", cmd);
+		}
+	}
+	ctl_json_str(doc, "total", total);
+	cJSON_AddItemToObject(doc, "missing_rates", missing);
+	PQclear(res);
+	return 0;
+oom:
+	cJSON_Delete(missing);
+	PQclear(res);
+	ctl_err("out of memory");
+	return -1;
+}
+
+/* Builds the bill document of row of tenants_sql for month ("YYYY-MM"),
+ * closed at closed_at (timestamptz text in UTC) or open when NULL. *empty
+ * is set when it has neither lines nor unpriced usage. NULL after
+ * reporting; the caller cJSON_Delete()s. */
+static cJSON *bill_build(struct ctl *ctl, const PGresult *ten, int row,
+			 const char *month, const char *closed_at, int *empty)
+{
+	char date[16];
+	const char *params[4];
+	cJSON *doc = cJSON_CreateObject(), *promos;
+	int nlines, nunpriced;
+
+	snprintf(date, sizeof(date), "%s-01", month);
+	params[0] = PQgetvalue(ten, row, T_ID);
+	params[1] = PQgetvalue(ten, row, T_TZ);
+	params[2] = date;
+	params[3] = PQgetvalue(ten, row, T_CUR);
+	if (doc == NULL)
+		goto oom;
+	ctl_json_str(doc, "tenant", PQgetvalue(ten, row, T_NAME));
+	ctl_json_int(doc, "tenant_id", params[0]);
+	ctl_json_str(doc, "month", month);
+	ctl_json_str(doc, "tz", params[1]);
+	ctl_json_str(doc, "from", PQgetvalue(ten, row, T_FROM));
+	ctl_json_str(doc, "until", PQgetvalue(ten, row, T_UNTIL));
+	ctl_json_str(doc, "currency", params[3]);
+	ctl_json_str(doc, "status", closed_at != NULL ? "closed" : "open");
+	ctl_json_str(doc, "closed_at", closed_at);
+	ctl_json_str(doc, "issued", PQgetvalue(ten, row, T_ISSUED));
+	nlines = add_rows(ctl, doc, "lines", lines_sql, params, line_cols,
+			  NELEM(line_cols));
+	if (nlines < 0)
+		goto fail;
+	nunpriced = add_rows(ctl, doc, "unpriced", unpriced_sql, params,
+			     unpriced_cols, NELEM(unpriced_cols));
+	if (nunpriced < 0)
+		goto fail;
+	if ((promos = cJSON_AddObjectToObject(doc, "promotions")) == NULL)
+		goto oom;
+	if (add_rows(ctl, promos, "grants", grants_sql, params, grant_cols,
+		     NELEM(grant_cols)) < 0 ||
+	    add_rows(ctl, promos, "discounts", discounts_sql, params,
+		     discount_cols, NELEM(discount_cols)) < 0 ||
+	    add_totals(ctl, doc, params, month,
+		       PQgetvalue(ten, row, T_ZERO)) < 0 ||
+	    add_rows(ctl, doc, "days", days_sql, params, day_cols,
+		     NELEM(day_cols)) < 0)
+		goto fail;
+	*empty = nlines == 0 && nunpriced == 0;
+	return doc;
+oom:
+	ctl_err("out of memory");
+fail:
+	cJSON_Delete(doc);
+	return NULL;
+}
+
+/* A member's string value, or NULL. */
+static const char *jstr(const cJSON *o, const char *name)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* A member's integer value as decimal text: raw text as built, or a
+ * parsed number (token counts, exact below 2^53); NULL when absent. */
+static const char *jint(const cJSON *o, const char *name, char *buf,
+			size_t size)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+
+	if (cJSON_IsRaw(v))
+		return v->valuestring;
+	if (!cJSON_IsNumber(v))
+		return NULL;
+	snprintf(buf, size, "%.0f", v->valuedouble);
+	return buf;
+}
+
+/* A member's integer value, 0 when absent. */
+static int64_t jint64(const cJSON *o, const char *name)
+{
+	char buf[32];
+	const char *s = jint(o, name, buf, sizeof(buf));
+
+	return s != NULL ? strtoll(s, NULL, 10) : 0;
+}
+
+/* Whether a member is true. */
+static int jtrue(const cJSON *o, const char *name)
+{
+	return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, name));
+}
+
+/* Whether line e belongs to section s. */
+static int in_section(const cJSON *e, const char *s)
+{
+	const char *v = jstr(e, "section");
+
+	return v != NULL && strcmp(v, s) == 0;
+}
+
+/* A member array (possibly empty), or NULL. */
+static const cJSON *jarr(const cJSON *o, const char *name)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+
+	return cJSON_IsArray(v) ? v : NULL;
+}
+
+/* The number of elements of member array name (0 when absent). */
+static int jcount(const cJSON *o, const char *name)
+{
+	return cJSON_GetArraySize(jarr(o, name));
+}
+
+/* "YYYY-MM-DD" of an ISO 8601 timestamp, in buf. */
+static const char *date_part(const char *ts, char *buf, size_t size)
+{
+	snprintf(buf, size, "%.10s", ts != NULL ? ts : "");
+	return buf;
+}
+
+/* Warns on stderr about what a bill leaves out or cannot total. */
+static void bill_warn(const cJSON *doc)
+{
+	const cJSON *e;
+	int64_t n = 0;
+	const char *t = jstr(doc, "tenant"), *m = jstr(doc, "month");
+
+	cJSON_ArrayForEach(e, jarr(doc, "unpriced"))
+		n += jint64(e, "requests");
+	if (n > 0)
+		ctl_err("warning: %s %s: %" PRId64 " request%s without a "
+			"price, not billed", t, m, n, n == 1 ? "" : "s");
+	cJSON_ArrayForEach(e, jarr(doc, "missing_rates"))
+		ctl_err("warning: %s %s: no total, exchange rate %s to %s "
+			"missing (%s)", t, m, jstr(e, "base"),
+			jstr(e, "quote"), jstr(e, "command"));
+}
+
+/* Section label of a line for tables: "line", "estimated" or
+ * "adjustment 2026-10" (", estimated"). */
+static const char *line_label(const cJSON *l, char *buf, size_t size)
+{
+	const char *orig = jstr(l, "original_month");
+
+	if (orig == NULL)
+		return jstr(l, "section");
+	snprintf(buf, size, "adjustment %s%s", orig,
+		 jtrue(l, "estimated") ? ", estimated" : "");
+	return buf;
+}
+
+/* Prints the doc's text summary status line. */
+static void text_status(const cJSON *doc)
+{
+	const char *closed = jstr(doc, "closed_at");
+
+	if (closed != NULL)
+		printf("Closed at %s: frozen invoice, issued %s.\n", closed,
+		       jstr(doc, "issued"));
+	else
+		printf("Draft: %s is not closed (tollctl bill close "
+		       "--month %s); as of %s.\n", jstr(doc, "month"),
+		       jstr(doc, "month"), jstr(doc, "issued"));
+}
+
+/* Adds a row to t or fails the enclosing function with "oom". */
+#define ROW(t, ...) do { \
+	const char *row_[] = { __VA_ARGS__ }; \
+	if (ctl_table_add((t), row_) < 0) \
+		goto oom; \
+} while (0)
+
+/* Prints one bill as tables on stdout. 0, or -1 when out of memory. */
+static int text_bill(const cJSON *doc)
+{
+	static const char *const lh[] = {
+		"SECTION", "PROVIDER", "MODEL", "PRICE FROM", "CLASS",
+		"TOKENS", "FREE", "BILLABLE", "UNIT/1M", "LIST", "DISCOUNT",
+		"AMOUNT", "CUR",
+	};
+	static const char *const uh[] = {
+		"ORIG", "PROVIDER", "MODEL", "REQUESTS", "INPUT", "CACHED",
+		"CACHE_WRITE", "OUTPUT",
+	};
+	static const char *const gh[] = {
+		"FREE-TOKEN GRANT", "TOKENS", "VALUE", "CUR" };
+	static const char *const dh[] = {
+		"DISCOUNT", "PERCENT", "AMOUNT", "CUR" };
+	static const char *const sh[] = {
+		"SUBTOTAL", "LIST", "DISCOUNT", "AMOUNT", "RATE" };
+	struct ctl_table *t = NULL;
+	const cJSON *e;
+	char b[8][32], label[48], from[16];
+	const char *total = jstr(doc, "total");
+	int contract = 0;
+
+	printf("Bill of %s for %s (%s, %s to %s), in %s\n",
+	       jstr(doc, "tenant"), jstr(doc, "month"), jstr(doc, "tz"),
+	       jstr(doc, "from"), jstr(doc, "until"), jstr(doc, "currency"));
+	text_status(doc);
+	putchar('\n');
+	if (jcount(doc, "lines") == 0) {
+		puts("No billable usage.");
+	} else {
+		if ((t = ctl_table_new(13, lh, "56789:;")) == NULL)
+			goto oom;
+		cJSON_ArrayForEach(e, jarr(doc, "lines")) {
+			date_part(jstr(e, "price_from"), from, sizeof(from));
+			if (jtrue(e, "contract")) {
+				strcat(from, "*");
+				contract = 1;
+			}
+			ROW(t, line_label(e, label, sizeof(label)),
+			    jstr(e, "provider"), jstr(e, "model"), from,
+			    jstr(e, "token_class"),
+			    jint(e, "tokens", b[0], 32),
+			    jint(e, "free_tokens", b[1], 32),
+			    jint(e, "billable_tokens", b[2], 32),
+			    jstr(e, "unit_price"), jstr(e, "list_amount"),
+			    jstr(e, "discount"), jstr(e, "amount"),
+			    jstr(e, "currency"));
+		}
+		ctl_table_print(t);
+		ctl_table_free(t);
+		t = NULL;
+		if (contract)
+			puts("* contract price");
+	}
+	if (jcount(doc, "unpriced") > 0) {
+		puts("\nWARNING: usage without a price, NOT BILLED:");
+		if ((t = ctl_table_new(8, uh, "34567")) == NULL)
+			goto oom;
+		cJSON_ArrayForEach(e, jarr(doc, "unpriced"))
+			ROW(t, jstr(e, "original_month"), jstr(e, "provider"),
+			    jstr(e, "model"), jint(e, "requests", b[0], 32),
+			    jint(e, "input_tokens", b[1], 32),
+			    jint(e, "cached_tokens", b[2], 32),
+			    jint(e, "cache_write_tokens", b[3], 32),
+			    jint(e, "output_tokens", b[4], 32));
+		ctl_table_print(t);
+		ctl_table_free(t);
+		t = NULL;
+	}
+	e = cJSON_GetObjectItemCaseSensitive(doc, "promotions");
+	if (jcount(e, "grants") > 0) {
+		const cJSON *g;
+
+		putchar('\n');
+		if ((t = ctl_table_new(4, gh, "12")) == NULL)
+			goto oom;
+		cJSON_ArrayForEach(g, jarr(e, "grants"))
+			ROW(t, jstr(g, "name"), jint(g, "tokens", b[0], 32),
+			    jstr(g, "value"), jstr(g, "currency"));
+		ctl_table_print(t);
+		ctl_table_free(t);
+		t = NULL;
+	}
+	if (jcount(e, "discounts") > 0) {
+		const cJSON *d;
+
+		putchar('\n');
+		if ((t = ctl_table_new(4, dh, "12")) == NULL)
+			goto oom;
+		cJSON_ArrayForEach(d, jarr(e, "discounts")) {
+			snprintf(b[0], 32, "%s%%", jstr(d, "percent"));
+			ROW(t, jstr(d, "name"), b[0], jstr(d, "amount"),
+			    jstr(d, "currency"));
+		}
+		ctl_table_print(t);
+		ctl_table_free(t);
+		t = NULL;
+	}
+	if (jcount(doc, "subtotals") > 0) {
+		putchar('\n');
+		if ((t = ctl_table_new(5, sh, "1234")) == NULL)
+			goto oom;
+		cJSON_ArrayForEach(e, jarr(doc, "subtotals"))
+			ROW(t, jstr(e, "currency"), jstr(e, "list_amount"),
+			    jstr(e, "discount"), jstr(e, "amount"),
+			    jstr(e, "fx_rate"));
+		ctl_table_print(t);
+		ctl_table_free(t);
+		t = NULL;
+	}
+	putchar('\n');
+	if (total != NULL)
+		printf("TOTAL %s %s\n", total, jstr(doc, "currency"));
+	cJSON_ArrayForEach(e, jarr(doc, "missing_rates"))
+		printf("WARNING: no total: exchange rate %s to %s for %s is "
+		       "missing; set it with: %s\n", jstr(e, "base"),
+		       jstr(e, "quote"), jstr(e, "month"),
+		       jstr(e, "command"));
+	return 0;
+oom:
+	ctl_table_free(t);
+	return -1;
+}
+
+/* CSV columns; each row fills those that apply to its section. */
+enum {
+	C_TENANT, C_MONTH, C_SECTION, C_ORIG, C_PROVIDER, C_MODEL, C_PRICE_ID,
+	C_PRICE_FROM, C_CLASS, C_REQUESTS, C_TOKENS, C_FREE, C_BILLABLE,
+	C_UNIT, C_LIST, C_DISCOUNT, C_AMOUNT, C_CUR, C_PROMO, C_PERCENT,
+	C_RATE, C_NOTE, C__COUNT
+};
+
+static const char *const csv_head[C__COUNT] = {
+	"tenant", "month", "section", "original_month", "provider", "model",
+	"price_id", "price_from", "token_class", "requests", "tokens",
+	"free_tokens", "billable_tokens", "unit_price", "list_amount",
+	"discount", "amount", "currency", "promotion", "percent", "fx_rate",
+	"note",
+};
+
+/* Writes one RFC 4180 record: fields quoted when they hold a comma, a
+ * quote, CR or LF, quotes doubled, CRLF at the end; NULL is empty. */
+static void csv_row(FILE *out, const char *const *cells)
+{
+	int i;
+
+	for (i = 0; i < C__COUNT; i++) {
+		const char *s = cells[i] != NULL ? cells[i] : "";
+
+		if (i > 0)
+			fputc(',', out);
+		if (strpbrk(s, ",\"\r\n") == NULL) {
+			fputs(s, out);
+			continue;
+		}
+		fputc('"', out);
+		for (; *s != '\0'; s++) {
+			if (*s == '"')
+				fputc('"', out);
+			fputc(*s, out);
+		}
+		fputc('"', out);
+	}
+	fputs("\r\n", out);
+}
+
+/* Writes one bill's CSV rows (no header). */
+static void csv_bill(FILE *out, const cJSON *doc)
+{
+	const char *c[C__COUNT];
+	const cJSON *e, *promos;
+	char b[8][32], note[160];
+
+#define CSV_START(section) do { \
+	memset(c, 0, sizeof(c)); \
+	c[C_TENANT] = jstr(doc, "tenant"); \
+	c[C_MONTH] = jstr(doc, "month"); \
+	c[C_SECTION] = (section); \
+} while (0)
+
+	cJSON_ArrayForEach(e, jarr(doc, "lines")) {
+		CSV_START(jstr(e, "section"));
+		c[C_ORIG] = jstr(e, "original_month");
+		c[C_PROVIDER] = jstr(e, "provider");
+		c[C_MODEL] = jstr(e, "model");
+		c[C_PRICE_ID] = jint(e, "price_id", b[0], 32);
+		c[C_PRICE_FROM] = jstr(e, "price_from");
+		c[C_CLASS] = jstr(e, "token_class");
+		c[C_REQUESTS] = jint(e, "requests", b[1], 32);
+		c[C_TOKENS] = jint(e, "tokens", b[2], 32);
+		c[C_FREE] = jint(e, "free_tokens", b[3], 32);
+		c[C_BILLABLE] = jint(e, "billable_tokens", b[4], 32);
+		c[C_UNIT] = jstr(e, "unit_price");
+		c[C_LIST] = jstr(e, "list_amount");
+		c[C_DISCOUNT] = jstr(e, "discount");
+		c[C_AMOUNT] = jstr(e, "amount");
+		c[C_CUR] = jstr(e, "currency");
+		snprintf(note, sizeof(note), "%s%s%s",
+			 jtrue(e, "contract") ? "contract price" : "",
+			 jtrue(e, "contract") && c[C_ORIG] != NULL &&
+			 jtrue(e, "estimated") ? "; " : "",
+			 c[C_ORIG] != NULL && jtrue(e, "estimated") ?
+			 "estimated" : "");
+		c[C_NOTE] = note;
+		csv_row(out, c);
+	}
+	cJSON_ArrayForEach(e, jarr(doc, "unpriced")) {
+		static const char *const cls[4][2] = {
+			{ "input", "input_tokens" },
+			{ "cached", "cached_tokens" },
+			{ "cache_write", "cache_write_tokens" },
+			{ "output", "output_tokens" },
+		};
+
+		for (int i = 0; i < 4; i++) {
+			if (jint64(e, cls[i][1]) == 0)
+				continue;
+			CSV_START("unpriced");
+			c[C_ORIG] = jstr(e, "original_month");
+			c[C_PROVIDER] = jstr(e, "provider");
+			c[C_MODEL] = jstr(e, "model");
+			c[C_CLASS] = cls[i][0];
+			c[C_REQUESTS] = jint(e, "requests", b[0], 32);
+			c[C_TOKENS] = jint(e, cls[i][1], b[1], 32);
+			c[C_NOTE] = "WARNING: no price, not billed";
+			csv_row(out, c);
+		}
+	}
+	promos = cJSON_GetObjectItemCaseSensitive(doc, "promotions");
+	cJSON_ArrayForEach(e, jarr(promos, "grants")) {
+		CSV_START("promotion");
+		c[C_PROMO] = jstr(e, "name");
+		c[C_TOKENS] = jint(e, "tokens", b[0], 32);
+		c[C_LIST] = jstr(e, "value");
+		c[C_CUR] = jstr(e, "currency");
+		c[C_NOTE] = "free tokens, value at list price";
+		csv_row(out, c);
+	}
+	cJSON_ArrayForEach(e, jarr(promos, "discounts")) {
+		CSV_START("promotion");
+		c[C_PROMO] = jstr(e, "name");
+		c[C_PERCENT] = jstr(e, "percent");
+		c[C_DISCOUNT] = jstr(e, "amount");
+		c[C_CUR] = jstr(e, "currency");
+		c[C_NOTE] = "discount";
+		csv_row(out, c);
+	}
+	cJSON_ArrayForEach(e, jarr(doc, "subtotals")) {
+		CSV_START("subtotal");
+		c[C_LIST] = jstr(e, "list_amount");
+		c[C_DISCOUNT] = jstr(e, "discount");
+		c[C_AMOUNT] = jstr(e, "amount");
+		c[C_CUR] = jstr(e, "currency");
+		c[C_RATE] = jstr(e, "fx_rate");
+		csv_row(out, c);
+	}
+	CSV_START("total");
+	c[C_AMOUNT] = jstr(doc, "total");
+	c[C_CUR] = jstr(doc, "currency");
+	note[0] = '\0';
+	cJSON_ArrayForEach(e, jarr(doc, "missing_rates"))
+		snprintf(note + strlen(note), sizeof(note) - strlen(note),
+			 "%sno total: rate %s to %s missing (%s)",
+			 note[0] != '\0' ? "; " : "", jstr(e, "base"),
+			 jstr(e, "quote"), jstr(e, "command"));
+	if (note[0] == '\0' && jstr(doc, "closed_at") != NULL)
+		snprintf(note, sizeof(note), "closed at %s",
+			 jstr(doc, "closed_at"));
+	else if (note[0] == '\0')
+		snprintf(note, sizeof(note), "draft: month not closed");
+	c[C_NOTE] = note;
+	csv_row(out, c);
+#undef CSV_START
+}
+
+/* Writes s with &, <, >, " and ' escaped for HTML text and attributes. */
+static void html_esc(FILE *out, const char *s)
+{
+	for (; s != NULL && *s != '\0'; s++) {
+		switch (*s) {
+		case '&':
+			fputs("&amp;", out);
+			break;
+		case '<':
+			fputs("&lt;", out);
+			break;
+		case '>':
+			fputs("&gt;", out);
+			break;
+		case '"':
+			fputs("&quot;", out);
+			break;
+		case '\'':
+			fputs("&#39;", out);
+			break;
+		default:
+			fputc(*s, out);
+		}
+	}
+}
+
+/* Decimal digits (optionally signed) with thousands separators, in buf. */
+static const char *group3(const char *digits, char *buf, size_t size)
+{
+	size_t n, i, w = 0;
+
+	if (digits == NULL)
+		return "-";
+	n = strlen(digits);
+	for (i = 0; i < n && w + 2 < size; i++) {
+		buf[w++] = digits[i];
+		if (digits[i] != '-' && (n - i - 1) % 3 == 0 && i + 1 < n)
+			buf[w++] = ',';
+	}
+	buf[w] = '\0';
+	return buf;
+}
+
+/* A token count shortened for an axis label: 0, 250, 1.5K, 20M, 2B. */
+static void short_count(int64_t v, char *buf, size_t size)
+{
+	static const struct {
+		int64_t div;
+		char unit;
+	} units[] = { { 1000000000, 'B' }, { 1000000, 'M' }, { 1000, 'K' } };
+	int i;
+
+	for (i = 0; i < NELEM(units); i++) {
+		int64_t d = units[i].div;
+
+		if (v < d)
+			continue;
+		if (v % d == 0)
+			snprintf(buf, size, "%" PRId64 "%c", v / d,
+				 units[i].unit);
+		else
+			snprintf(buf, size, "%" PRId64 ".%" PRId64 "%c",
+				 v / d, v % d * 10 / d, units[i].unit);
+		return;
+	}
+	snprintf(buf, size, "%" PRId64, v);
+}
+
+/* The smallest of 1, 2, 5 times a power of ten that is at least max/4. */
+static int64_t nice_step(int64_t max)
+{
+	int64_t raw = (max + 3) / 4, mag = 1;
+
+	if (raw < 1)
+		return 1;
+	while (mag <= raw / 10)
+		mag *= 10;
+	if (mag >= raw)
+		return mag;
+	if (2 * mag >= raw)
+		return 2 * mag;
+	if (5 * mag >= raw)
+		return 5 * mag;
+	return 10 * mag;
+}
+
+/* Writes the tokens-per-day bar chart as inline SVG. */
+static void html_chart(FILE *out, const cJSON *doc)
+{
+	enum { LEFT = 52, TOP = 10, BAR = 22, PH = 170, BOTTOM = 26,
+	       RIGHT = 8 };
+	const cJSON *days = jarr(doc, "days"), *d;
+	int n = cJSON_GetArraySize(days), i, w, ticks;
+	int64_t max = 0, step, ymax, v;
+	char lab[32], num[40];
+
+	cJSON_ArrayForEach(d, days)
+		if ((v = jint64(d, "tokens")) > max)
+			max = v;
+	step = nice_step(max);
+	ticks = (int)((max + step - 1) / step);
+	if (ticks < 1)
+		ticks = 1;
+	ymax = step * ticks;
+	w = LEFT + n * BAR + RIGHT;
+	fprintf(out, "<svg class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\""
+		" viewBox=\"0 0 %d %d\" role=\"img\" aria-label=\"Tokens per "
+		"day\">\n", w, TOP + PH + BOTTOM);
+	for (i = 0; i <= ticks; i++) {
+		int y = TOP + PH - (int)((int64_t)i * PH / ticks);
+
+		short_count(step * i, lab, sizeof(lab));
+		fprintf(out, "<line class=\"grid\" x1=\"%d\" y1=\"%d\" "
+			"x2=\"%d\" y2=\"%d\"/><text x=\"%d\" y=\"%d\" "
+			"text-anchor=\"end\">%s</text>\n", LEFT, y,
+			w - RIGHT, y, LEFT - 6, y + 4, lab);
+	}
+	i = 0;
+	cJSON_ArrayForEach(d, days) {
+		int h, x = LEFT + i * BAR;
+
+		v = jint64(d, "tokens");
+		h = (int)(v * PH / ymax);
+		if (v > 0 && h == 0)
+			h = 1;
+		fprintf(out, "<rect x=\"%d\" y=\"%d\" width=\"%d\" "
+			"height=\"%d\"><title>", x + 3, TOP + PH - h, BAR - 6,
+			h);
+		html_esc(out, jstr(d, "date"));
+		snprintf(lab, sizeof(lab), "%" PRId64, v);
+		fprintf(out, ": %s tokens</title></rect>\n",
+			group3(lab, num, sizeof(num)));
+		if (i == 0 || (i + 1) % 5 == 0)
+			fprintf(out, "<text x=\"%d\" y=\"%d\" "
+				"text-anchor=\"middle\">%d</text>\n",
+				x + BAR / 2, TOP + PH + 16, i + 1);
+		i++;
+	}
+	fprintf(out, "<line class=\"axis\" x1=\"%d\" y1=\"%d\" x2=\"%d\" "
+		"y2=\"%d\"/>\n</svg>\n", LEFT, TOP + PH, w - RIGHT, TOP + PH);
+}
+
+static const char html_style[] =
+	"<style>\n"
+	"body{margin:0;background:#eef0f3;color:#1f2933;"
+	"font:14px/1.45 -apple-system,'Segoe UI',Helvetica,Arial,"
+	"sans-serif}\n"
+	".bill{max-width:1040px;margin:28px auto;background:#fff;"
+	"padding:40px 48px;border-radius:6px;"
+	"box-shadow:0 1px 4px rgba(0,0,0,.08)}\n"
+	"header{display:flex;justify-content:space-between;"
+	"align-items:flex-start;border-bottom:2px solid #1f2933;"
+	"padding-bottom:16px;margin-bottom:8px}\n"
+	"h1{margin:0;font-size:26px;letter-spacing:.5px}\n"
+	"h2{font-size:15px;margin:28px 0 8px;text-transform:uppercase;"
+	"letter-spacing:.6px;color:#52606d}\n"
+	".sub{color:#52606d;margin-top:4px}\n"
+	"dl{display:grid;grid-template-columns:auto auto;gap:2px 14px;"
+	"margin:0;font-size:13px}\n"
+	"dt{color:#7b8794;text-align:right}dd{margin:0}\n"
+	"table{border-collapse:collapse;width:100%;font-size:12.5px}\n"
+	"th{text-align:left;font-weight:600;color:#52606d;"
+	"border-bottom:1px solid #cbd2d9;padding:6px 8px;"
+	"white-space:nowrap}\n"
+	"td{border-bottom:1px solid #e4e7eb;padding:5px 8px}\n"
+	"td.n,th.n{text-align:right;font-variant-numeric:tabular-nums;"
+	"white-space:nowrap}\n"
+	"tr.est td{background:#fffbea}\n"
+	".tag{display:inline-block;font-size:11px;padding:0 6px;"
+	"border-radius:8px;background:#e4e7eb;color:#3e4c59}\n"
+	".tag.est{background:#fce588;color:#513c06}\n"
+	".total{margin-top:18px;text-align:right;font-size:20px;"
+	"font-weight:700}\n"
+	".warn{background:#fff3e0;border-left:4px solid #e8590c;"
+	"padding:10px 14px;margin:14px 0;border-radius:3px}\n"
+	".draft{color:#c05621;font-weight:600}\n"
+	".chart{width:100%;height:auto;max-height:240px}\n"
+	".chart rect{fill:#3e7cb1}.chart text{font-size:10px;fill:#616e7c}\n"
+	".chart .grid{stroke:#e4e7eb}.chart .axis{stroke:#9aa5b1}\n"
+	".notes{font-size:12.5px;color:#52606d}\n"
+	"@media print{body{background:#fff}.bill{box-shadow:none;"
+	"margin:0;max-width:none}.bill+.bill{break-before:page}}\n"
+	"</style>\n";
+
+/* Writes "<td class=n>" with the escaped value, grouped when a count. */
+static void td_num(FILE *out, const char *v, int count)
+{
+	char buf[48];
+
+	fputs("<td class=\"n\">", out);
+	html_esc(out, count ? group3(v, buf, sizeof(buf)) :
+		 v != NULL ? v : "-");
+	fputs("</td>", out);
+}
+
+/* Writes "<td>" with the escaped value, "-" for NULL. */
+static void td(FILE *out, const char *v)
+{
+	fputs("<td>", out);
+	html_esc(out, v != NULL ? v : "-");
+	fputs("</td>", out);
+}
+
+/* Writes the lines of one section ("line", "estimated", "adjustment") as a
+ * table under heading, if there are any. */
+static void html_lines(FILE *out, const cJSON *doc, const char *section,
+		       const char *heading, const char *intro)
+{
+	const cJSON *e;
+	char b[4][32], from[16];
+	int n = 0, adj = strcmp(section, "adjustment") == 0;
+
+	cJSON_ArrayForEach(e, jarr(doc, "lines"))
+		n += in_section(e, section);
+	if (n == 0)
+		return;
+	fputs("<h2>", out);
+	html_esc(out, heading);
+	fputs("</h2>\n", out);
+	if (intro != NULL)
+		fprintf(out, "<p class=\"notes\">%s</p>\n", intro);
+	fprintf(out, "<table>\n<tr>%s<th>Provider</th><th>Model</th>"
+		"<th>Price from</th><th>Class</th><th class=\"n\">"
+		"Tokens</th><th class=\"n\">Free</th><th class=\"n\">"
+		"Billable</th><th class=\"n\">Unit / 1M</th><th class=\"n\">"
+		"List</th><th class=\"n\">Discount</th><th class=\"n\">"
+		"Amount</th><th>Cur.</th></tr>\n",
+		adj ? "<th>Month</th>" : "");
+	cJSON_ArrayForEach(e, jarr(doc, "lines")) {
+		if (!in_section(e, section))
+			continue;
+		fputs(jtrue(e, "estimated") ? "<tr class=\"est\">" : "<tr>",
+		      out);
+		if (adj)
+			td(out, jstr(e, "original_month"));
+		td(out, jstr(e, "provider"));
+		fputs("<td>", out);
+		html_esc(out, jstr(e, "model"));
+		if (adj && jtrue(e, "estimated"))
+			fputs(" <span class=\"tag est\">estimated</span>",
+			      out);
+		fputs("</td><td>", out);
+		html_esc(out, date_part(jstr(e, "price_from"), from,
+					sizeof(from)));
+		if (jtrue(e, "contract"))
+			fputs(" <span class=\"tag\">contract</span>", out);
+		fputs("</td>", out);
+		td(out, jstr(e, "token_class"));
+		td_num(out, jint(e, "tokens", b[0], 32), 1);
+		td_num(out, jint(e, "free_tokens", b[1], 32), 1);
+		td_num(out, jint(e, "billable_tokens", b[2], 32), 1);
+		td_num(out, jstr(e, "unit_price"), 0);
+		td_num(out, jstr(e, "list_amount"), 0);
+		td_num(out, jstr(e, "discount"), 0);
+		td_num(out, jstr(e, "amount"), 0);
+		td(out, jstr(e, "currency"));
+		fputs("</tr>\n", out);
+	}
+	fputs("</table>\n", out);
+}
+
+/* Writes the unpriced usage warning and table. */
+static void html_unpriced(FILE *out, const cJSON *doc)
+{
+	const cJSON *e;
+	char b[5][32];
+
+	if (jcount(doc, "unpriced") == 0)
+		return;
+	fputs("<h2>Usage without a price</h2>\n<div class=\"warn\"><strong>"
+	      "Not billed.</strong> No price was set for these models when "
+	      "the requests were made; they are not included in any amount "
+	      "on this invoice.</div>\n<table>\n<tr><th>Month</th>"
+	      "<th>Provider</th><th>Model</th><th class=\"n\">Requests</th>"
+	      "<th class=\"n\">Input</th><th class=\"n\">Cached</th>"
+	      "<th class=\"n\">Cache write</th><th class=\"n\">Output</th>"
+	      "</tr>\n", out);
+	cJSON_ArrayForEach(e, jarr(doc, "unpriced")) {
+		fputs("<tr>", out);
+		td(out, jstr(e, "original_month") != NULL ?
+		   jstr(e, "original_month") : jstr(doc, "month"));
+		td(out, jstr(e, "provider"));
+		td(out, jstr(e, "model"));
+		td_num(out, jint(e, "requests", b[0], 32), 1);
+		td_num(out, jint(e, "input_tokens", b[1], 32), 1);
+		td_num(out, jint(e, "cached_tokens", b[2], 32), 1);
+		td_num(out, jint(e, "cache_write_tokens", b[3], 32), 1);
+		td_num(out, jint(e, "output_tokens", b[4], 32), 1);
+		fputs("</tr>\n", out);
+	}
+	fputs("</table>\n", out);
+}
+
+/* Writes the promotions: grants and discounts. */
+static void html_promotions(FILE *out, const cJSON *doc)
+{
+	const cJSON *p = cJSON_GetObjectItemCaseSensitive(doc, "promotions");
+	const cJSON *e;
+	char b[32];
+
+	if (jcount(p, "grants") == 0 && jcount(p, "discounts") == 0)
+		return;
+	fputs("<h2>Promotions</h2>\n<table>\n<tr><th>Promotion</th>"
+	      "<th>Kind</th><th class=\"n\">Tokens covered</th>"
+	      "<th class=\"n\">Percent</th><th class=\"n\">Value</th>"
+	      "<th>Cur.</th></tr>\n", out);
+	cJSON_ArrayForEach(e, jarr(p, "grants")) {
+		fputs("<tr>", out);
+		td(out, jstr(e, "name"));
+		td(out, "free tokens (value at list price)");
+		td_num(out, jint(e, "tokens", b, sizeof(b)), 1);
+		td_num(out, "", 0);
+		td_num(out, jstr(e, "value"), 0);
+		td(out, jstr(e, "currency"));
+		fputs("</tr>\n", out);
+	}
+	cJSON_ArrayForEach(e, jarr(p, "discounts")) {
+		fputs("<tr>", out);
+		td(out, jstr(e, "name"));
+		td(out, "discount");
+		td_num(out, "", 0);
+		snprintf(b, sizeof(b), "%s%%", jstr(e, "percent"));
+		td_num(out, b, 0);
+		td_num(out, jstr(e, "amount"), 0);
+		td(out, jstr(e, "currency"));
+		fputs("</tr>\n", out);
+	}
+	fputs("</table>\n", out);
+}
+
+/* Writes the subtotals, the exchange rates and the total. */
+static void html_totals(FILE *out, const cJSON *doc)
+{
+	const cJSON *e;
+	const char *total = jstr(doc, "total");
+
+	fputs("<h2>Summary</h2>\n", out);
+	if (jcount(doc, "subtotals") > 0) {
+		fputs("<table>\n<tr><th>Currency</th><th class=\"n\">List"
+		      "</th><th class=\"n\">Discount</th><th class=\"n\">"
+		      "Amount</th><th class=\"n\">Rate to ", out);
+		html_esc(out, jstr(doc, "currency"));
+		fputs("</th></tr>\n", out);
+		cJSON_ArrayForEach(e, jarr(doc, "subtotals")) {
+			fputs("<tr>", out);
+			td(out, jstr(e, "currency"));
+			td_num(out, jstr(e, "list_amount"), 0);
+			td_num(out, jstr(e, "discount"), 0);
+			td_num(out, jstr(e, "amount"), 0);
+			td_num(out, jstr(e, "fx_rate") != NULL ?
+			       jstr(e, "fx_rate") : "missing", 0);
+			fputs("</tr>\n", out);
+		}
+		fputs("</table>\n", out);
+	}
+	fputs("<div class=\"total\">Total: ", out);
+	if (total != NULL) {
+		html_esc(out, total);
+		fputc(' ', out);
+		html_esc(out, jstr(doc, "currency"));
+	} else {
+		fputs("not computed", out);
+	}
+	fputs("</div>\n", out);
+	cJSON_ArrayForEach(e, jarr(doc, "missing_rates")) {
+		fputs("<div class=\"warn\">The exchange rate ", out);
+		html_esc(out, jstr(e, "base"));
+		fputs(" to ", out);
+		html_esc(out, jstr(e, "quote"));
+		fputs(" for ", out);
+		html_esc(out, jstr(e, "month"));
+		fputs(" is missing, so the total is not computed. Set it "
+		      "with <code>", out);
+		html_esc(out, jstr(e, "command"));
+		fputs("</code>.</div>\n", out);
+	}
+}
+
+/* Writes the notes: rates used, estimated usage, what amounts mean. */
+static void html_notes(FILE *out, const cJSON *doc)
+{
+	const cJSON *e;
+	int est = 0;
+
+	cJSON_ArrayForEach(e, jarr(doc, "lines"))
+		est |= jtrue(e, "estimated");
+	fputs("<h2>Notes</h2>\n<ul class=\"notes\">\n", out);
+	fputs("<li>Prices are per million tokens. Each amount is computed "
+	      "from the line's summed tokens and rounded once, half up, to "
+	      "the currency's minor unit; the amount is the billable "
+	      "(not free) tokens at the unit price less the discount.</li>\n",
+	      out);
+	cJSON_ArrayForEach(e, jarr(doc, "fx")) {
+		fputs("<li>Exchange rate for ", out);
+		html_esc(out, jstr(e, "month"));
+		fputs(": 1 ", out);
+		html_esc(out, jstr(e, "base"));
+		fputs(" = ", out);
+		html_esc(out, jstr(e, "rate"));
+		fputc(' ', out);
+		html_esc(out, jstr(e, "quote"));
+		fputs(".</li>\n", out);
+	}
+	if (est)
+		fputs("<li>Estimated usage: the provider reported no token "
+		      "counts for these requests, so the gateway counted them "
+		      "itself.</li>\n", out);
+	if (jcount(doc, "unpriced") > 0)
+		fputs("<li>Usage without a price is listed but not billed."
+		      "</li>\n", out);
+	fputs("</ul>\n", out);
+}
+
+/* Writes one bill as an HTML section. */
+static void html_bill(FILE *out, const cJSON *doc)
+{
+	int closed = jstr(doc, "closed_at") != NULL;
+
+	fputs("<section class=\"bill\">\n<header><div><h1>", out);
+	fputs(closed ? "Invoice" : "Statement", out);
+	fputs("</h1><div class=\"sub\">", out);
+	html_esc(out, jstr(doc, "tenant"));
+	fputs(" &middot; ", out);
+	html_esc(out, jstr(doc, "month"));
+	fputs("</div>", out);
+	if (!closed)
+		fputs("<div class=\"draft\">Draft: the month is not closed "
+		      "and may still change.</div>", out);
+	fputs("</div>\n<dl><dt>Customer</dt><dd>", out);
+	html_esc(out, jstr(doc, "tenant"));
+	fputs("</dd><dt>Period</dt><dd>", out);
+	html_esc(out, jstr(doc, "month"));
+	fputs(" (", out);
+	html_esc(out, jstr(doc, "tz"));
+	fputs(")</dd><dt>Issued</dt><dd>", out);
+	html_esc(out, jstr(doc, "issued"));
+	fputs("</dd><dt>Currency</dt><dd>", out);
+	html_esc(out, jstr(doc, "currency"));
+	fputs("</dd></dl></header>\n", out);
+	fputs("<h2>Tokens per day</h2>\n", out);
+	html_chart(out, doc);
+	if (jcount(doc, "lines") == 0)
+		fputs("<p>No billable usage this month.</p>\n", out);
+	html_lines(out, doc, "line", "Charges", NULL);
+	html_lines(out, doc, "estimated", "Charges for estimated usage",
+		   "The provider reported no token counts for these "
+		   "requests; the gateway estimated them.");
+	html_lines(out, doc, "adjustment", "Adjustments for earlier months",
+		   "Usage of an already invoiced month that reached the "
+		   "ledger after that month's invoice was issued.");
+	html_unpriced(out, doc);
+	html_promotions(out, doc);
+	html_totals(out, doc);
+	html_notes(out, doc);
+	fputs("</section>\n", out);
+}
+
+/* Writes the docs (an array) in format to out; 0, or -1 on failure. */
+static int render(FILE *out, enum format fmt, cJSON *docs, int single)
+{
+	const cJSON *doc;
+	char *text;
+
+	switch (fmt) {
+	case FMT_JSON:
+		text = cJSON_Print(single ? cJSON_GetArrayItem(docs, 0) :
+				   docs);
+		if (text == NULL)
+			return -1;
+		fputs(text, out);
+		fputc('\n', out);
+		cJSON_free(text);
+		return 0;
+	case FMT_CSV:
+		csv_row(out, csv_head);
+		cJSON_ArrayForEach(doc, docs)
+			csv_bill(out, doc);
+		return 0;
+	case FMT_HTML:
+		fputs("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n"
+		      "<meta charset=\"utf-8\">\n<title>", out);
+		doc = cJSON_GetArrayItem(docs, 0);
+		fputs(single ? "Invoice " : "Invoices ", out);
+		if (single) {
+			html_esc(out, jstr(doc, "tenant"));
+			fputc(' ', out);
+		}
+		html_esc(out, doc != NULL ? jstr(doc, "month") : "");
+		fputs("</title>\n", out);
+		fputs(html_style, out);
+		fputs("</head>\n<body>\n", out);
+		cJSON_ArrayForEach(doc, docs)
+			html_bill(out, doc);
+		if (docs->child == NULL)
+			fputs("<p>Nothing to bill.</p>\n", out);
+		fputs("</body>\n</html>\n", out);
+		return 0;
+	case FMT_TEXT:
+		cJSON_ArrayForEach(doc, docs) {
+			if (doc != docs->child)
+				puts("\n");
+			if (text_bill(doc) < 0)
+				return -1;
+		}
+		return 0;
+	}
+	return -1;
+}
+
+/* Renders docs to path atomically (temporary file in the same directory,
+ * then rename), or to stdout when path is NULL. 0, or CTL_EXIT_FAIL after
+ * reporting. */
+static int write_output(const char *path, enum format fmt, cJSON *docs,
+			int single)
+{
+	char *tmp = NULL;
+	FILE *out = NULL;
+	mode_t mask;
+	size_t size;
+	int fd;
+
+	if (path == NULL) {
+		if (render(stdout, fmt, docs, single) < 0) {
+			ctl_err("out of memory");
+			return CTL_EXIT_FAIL;
+		}
+		return 0;
+	}
+	size = strlen(path) + 8;
+	if ((tmp = malloc(size)) == NULL) {
+		ctl_err("out of memory");
+		return CTL_EXIT_FAIL;
+	}
+	snprintf(tmp, size, "%s.XXXXXX", path);
+	if ((fd = mkstemp(tmp)) < 0) {
+		ctl_err("cannot write %s: %s", path, strerror(errno));
+		free(tmp);
+		return CTL_EXIT_FAIL;
+	}
+	mask = umask(0);
+	umask(mask);
+	if (fchmod(fd, 0666 & ~mask) < 0 ||
+	    (out = fdopen(fd, "w")) == NULL) {
+		ctl_err("cannot write %s: %s", path, strerror(errno));
+		close(fd);
+		goto fail;
+	}
+	if (render(out, fmt, docs, single) < 0) {
+		ctl_err("out of memory");
+		fclose(out);
+		goto fail;
+	}
+	if (fflush(out) != 0 || ferror(out) || fsync(fileno(out)) < 0) {
+		ctl_err("cannot write %s: %s", path, strerror(errno));
+		fclose(out);
+		goto fail;
+	}
+	if (fclose(out) != 0) {
+		ctl_err("cannot write %s: %s", path, strerror(errno));
+		goto fail;
+	}
+	if (rename(tmp, path) < 0) {
+		ctl_err("cannot rename %s to %s: %s", tmp, path,
+			strerror(errno));
+		goto fail;
+	}
+	free(tmp);
+	return 0;
+fail:
+	unlink(tmp);
+	free(tmp);
+	return CTL_EXIT_FAIL;
+}
+
+/* Builds the bills of the month's tenants (one, or all with something to
+ * bill) into docs. When closing, closed is closed_at as exact timestamptz
+ * text and closed_iso its display form, and each bill is stored in
+ * invoices. 0, or -1 after reporting. */
+static int build_all(struct ctl *ctl, const char *month, const char *tenant,
+		     const char *closed, const char *closed_iso, cJSON *docs)
+{
+	char date[16];
+	const char *params[4];
+	PGresult *ten, *res;
+	cJSON *doc;
+	char *text;
+	int r, empty;
+
+	snprintf(date, sizeof(date), "%s-01", month);
+	params[0] = date;
+	params[1] = tenant;
+	params[2] = closed;
+	if ((ten = ctl_query(ctl, "bill", tenants_sql, 3, params)) == NULL)
+		return -1;
+	if (tenant != NULL && PQntuples(ten) == 0) {
+		ctl_err("no tenant named '%s'", tenant);
+		goto fail;
+	}
+	for (r = 0; r < PQntuples(ten); r++) {
+		doc = bill_build(ctl, ten, r, month, closed_iso, &empty);
+		if (doc == NULL)
+			goto fail;
+		if (empty && tenant == NULL) {
+			cJSON_Delete(doc);
+			continue;
+		}
+		cJSON_AddItemToArray(docs, doc);
+		if (closed == NULL)
+			continue;
+		if ((text = cJSON_PrintUnformatted(doc)) == NULL) {
+			ctl_err("out of memory");
+			goto fail;
+		}
+		params[0] = PQgetvalue(ten, r, T_ID);
+		params[1] = date;
+		params[2] = closed;
+		params[3] = text;
+		res = ctl_query(ctl, "bill close: storing the invoice",
+				"INSERT INTO invoices (tenant_id, month,"
+				" closed_at, document) VALUES ($1::bigint,"
+				" $2::date, $3::timestamptz, $4::jsonb)",
+				4, params);
+		cJSON_free(text);
+		if (res == NULL)
+			goto fail;
+		PQclear(res);
+	}
+	PQclear(ten);
+	return 0;
+fail:
+	PQclear(ten);
+	return -1;
+}
+
+/* Moves the members of object o named in names to its end in that order,
+ * then the others after them. */
+static void order_object(cJSON *o, const char *const *names, int n)
+{
+	cJSON *c;
+	int i, others;
+
+	if (!cJSON_IsObject(o))
+		return;
+	others = cJSON_GetArraySize(o);
+	for (i = 0; i < n; i++) {
+		c = cJSON_GetObjectItemCaseSensitive(o, names[i]);
+		if (c == NULL)
+			continue;
+		cJSON_AddItemToArray(o, cJSON_DetachItemViaPointer(o, c));
+		others--;
+	}
+	while (others-- > 0)
+		cJSON_AddItemToArray(o, cJSON_DetachItemViaPointer(o,
+								   o->child));
+}
+
+/* Orders the members of each object in array arr like cols. */
+static void order_rows(cJSON *arr, const struct col *cols, int ncols)
+{
+	const char *names[32];
+	cJSON *e;
+	int i;
+
+	for (i = 0; i < ncols && i < 32; i++)
+		names[i] = cols[i].name;
+	cJSON_ArrayForEach(e, arr)
+		order_object(e, names, i);
+}
+
+/* Puts a frozen invoice's members back in the order bill_build() writes
+ * them (jsonb keeps its own order). */
+static void doc_reorder(cJSON *doc)
+{
+	static const char *const top[] = {
+		"tenant", "tenant_id", "month", "tz", "from", "until",
+		"currency", "status", "closed_at", "issued", "lines",
+		"unpriced", "promotions", "subtotals", "fx", "total",
+		"missing_rates", "days",
+	};
+	static const char *const promos[] = { "grants", "discounts" };
+	static const char *const sub[] = {
+		"currency", "list_amount", "discount", "amount", "fx_rate",
+	};
+	static const char *const fx[] = {
+		"base", "quote", "month", "rate", "set_at", "command",
+	};
+	cJSON *p = cJSON_GetObjectItemCaseSensitive(doc, "promotions");
+	cJSON *e;
+
+	order_object(doc, top, NELEM(top));
+	order_object(p, promos, NELEM(promos));
+	order_rows(cJSON_GetObjectItemCaseSensitive(doc, "lines"), line_cols,
+		   NELEM(line_cols));
+	order_rows(cJSON_GetObjectItemCaseSensitive(doc, "unpriced"),
+		   unpriced_cols, NELEM(unpriced_cols));
+	order_rows(cJSON_GetObjectItemCaseSensitive(p, "grants"), grant_cols,
+		   NELEM(grant_cols));
+	order_rows(cJSON_GetObjectItemCaseSensitive(p, "discounts"),
+		   discount_cols, NELEM(discount_cols));
+	order_rows(cJSON_GetObjectItemCaseSensitive(doc, "days"), day_cols,
+		   NELEM(day_cols));
+	cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(doc,
+							       "subtotals"))
+		order_object(e, sub, NELEM(sub));
+	cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(doc, "fx"))
+		order_object(e, fx, NELEM(fx));
+	cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(doc,
+							       "missing_rates"))
+		order_object(e, fx, NELEM(fx));
+}
+
+/* Loads the frozen invoices of a closed month into docs. 0, or -1 after
+ * reporting. */
+static int load_frozen(struct ctl *ctl, const char *month, const char *tenant,
+		       const char *closed_at, cJSON *docs)
+{
+	char date[16];
+	const char *params[2] = { date, tenant };
+	const char *name[1] = { tenant };
+	PGresult *res;
+	cJSON *doc;
+	int r;
+
+	snprintf(date, sizeof(date), "%s-01", month);
+	res = ctl_query(ctl, "bill",
+			"SELECT i.document::text, t.name FROM invoices i"
+			" JOIN tenants t ON t.id = i.tenant_id"
+			" WHERE i.month = $1::date"
+			" AND ($2::text IS NULL OR t.name = $2::text)"
+			" ORDER BY t.name", 2, params);
+	if (res == NULL)
+		return -1;
+	if (tenant != NULL && PQntuples(res) == 0) {
+		PQclear(res);
+		res = ctl_query(ctl, "bill",
+				"SELECT 1 FROM tenants WHERE name = $1", 1,
+				name);
+		if (res != NULL && PQntuples(res) == 0)
+			ctl_err("no tenant named '%s'", tenant);
+		else if (res != NULL)
+			ctl_err("%s was closed at %s without an invoice for "
+				"tenant '%s' (no usage)", month, closed_at,
+				tenant);
+		PQclear(res);
+		return -1;
+	}
+	for (r = 0; r < PQntuples(res); r++) {
+		if ((doc = cJSON_Parse(PQgetvalue(res, r, 0))) == NULL) {
+			ctl_err("bill: the invoice of '%s' for %s is not "
+				"valid JSON", PQgetvalue(res, r, 1), month);
+			PQclear(res);
+			return -1;
+		}
+		doc_reorder(doc);
+		cJSON_AddItemToArray(docs, doc);
+	}
+	PQclear(res);
+	return 0;
+}
+
+/* tollctl bill --month M [--tenant T] [--format F] [-o FILE] */
+static int bill_show(struct ctl *ctl, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "month", required_argument, NULL, 'm' },
+		{ "tenant", required_argument, NULL, 't' },
+		{ "format", required_argument, NULL, 'f' },
+		{ "output", required_argument, NULL, 'o' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *month = NULL, *tenant = NULL, *path = NULL;
+	const char *fmt_arg = NULL, *params[1];
+	enum format fmt = FMT_TEXT;
+	const char *closed_at = NULL;
+	PGresult *res = NULL;
+	cJSON *docs = NULL, *doc;
+	int c, rc = CTL_EXIT_FAIL;
+	size_t i;
+
+	while ((c = ctl_getopt(ctl, argc, argv, "m:t:f:o:", opts)) != -1) {
+		switch (c) {
+		case 'm':
+			month = optarg;
+			break;
+		case 't':
+			tenant = optarg;
+			break;
+		case 'f':
+			fmt_arg = optarg;
+			break;
+		case 'o':
+			path = optarg;
+			break;
+		case 'h':
+			return ctl_help(bill_usage);
+		default:
+			return CTL_EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		ctl_err("bill: unexpected argument '%s'", argv[optind]);
+		return CTL_EXIT_USAGE;
+	}
+	if (month == NULL) {
+		ctl_err("bill: --month YYYY-MM is required");
+		return CTL_EXIT_USAGE;
+	}
+	if (!ctl_valid_month(month)) {
+		ctl_err("bill: --month '%s' is not YYYY-MM", month);
+		return CTL_EXIT_USAGE;
+	}
+	if (ctl->json)
+		fmt = FMT_JSON;
+	for (i = 0; fmt_arg != NULL && i < 4; i++)
+		if (strcmp(fmt_arg, format_names[i]) == 0)
+			break;
+	if (fmt_arg != NULL && i == 4) {
+		ctl_err("bill: --format '%s': expected text, csv, json or "
+			"html", fmt_arg);
+		return CTL_EXIT_USAGE;
+	}
+	if (fmt_arg != NULL)
+		fmt = (enum format)i;
+	if (ctl->json && fmt != FMT_JSON) {
+		ctl_err("bill: --json conflicts with --format %s", fmt_arg);
+		return CTL_EXIT_USAGE;
+	}
+	if (path != NULL && fmt == FMT_TEXT) {
+		ctl_err("bill: -o needs --format csv, json or html");
+		return CTL_EXIT_USAGE;
+	}
+	if (ctl_connect(ctl) < 0)
+		return CTL_EXIT_FAIL;
+	if ((docs = cJSON_CreateArray()) == NULL) {
+		ctl_err("out of memory");
+		return CTL_EXIT_FAIL;
+	}
+	params[0] = month;
+	res = ctl_query(ctl, "bill", "SELECT " CTL_TS("closed_at")
+			" FROM closed_months"
+			" WHERE month = to_date($1, 'YYYY-MM')", 1, params);
+	if (res == NULL)
+		goto out;
+	if (PQntuples(res) > 0) {
+		closed_at = PQgetvalue(res, 0, 0);
+		if (load_frozen(ctl, month, tenant, closed_at, docs) < 0)
+			goto out;
+		if (fmt != FMT_TEXT)
+			ctl_err("%s is closed (at %s): printing its frozen "
+				"invoices", month, closed_at);
+	} else if (build_all(ctl, month, tenant, NULL, NULL, docs) < 0) {
+		goto out;
+	}
+	if (cJSON_GetArraySize(docs) == 0 && fmt == FMT_TEXT) {
+		printf("Nothing to bill for %s%s.\n", month,
+		       closed_at != NULL ? " (closed)" : "");
+		rc = 0;
+		goto out;
+	}
+	rc = write_output(path, fmt, docs, tenant != NULL &&
+			  cJSON_GetArraySize(docs) == 1);
+	if (rc == 0)
+		cJSON_ArrayForEach(doc, docs)
+			bill_warn(doc);
+out:
+	PQclear(res);
+	cJSON_Delete(docs);
+	return rc;
+}
+
+/* Rolls back the transaction of bill close, ignoring errors. */
+static void rollback(struct ctl *ctl)
+{
+	PQclear(PQexec(ctl->conn, "ROLLBACK"));
+}
+
+/* Prints what bill close stored. */
+static int print_closed(struct ctl *ctl, const char *month,
+			const char *closed_at, cJSON *docs)
+{
+	static const char *const head[] = { "TENANT", "TOTAL", "CURRENCY" };
+	struct ctl_table *t;
+	cJSON *root, *arr, *o;
+	const cJSON *doc;
+
+	if (ctl->json) {
+		root = cJSON_CreateObject();
+		if (root == NULL)
+			return ctl_json_print(NULL);
+		ctl_json_str(root, "month", month);
+		ctl_json_str(root, "closed_at", closed_at);
+		arr = cJSON_AddArrayToObject(root, "invoices");
+		cJSON_ArrayForEach(doc, docs) {
+			if (arr == NULL || (o = cJSON_CreateObject()) == NULL)
+				break;
+			ctl_json_str(o, "tenant", jstr(doc, "tenant"));
+			ctl_json_str(o, "total", jstr(doc, "total"));
+			ctl_json_str(o, "currency", jstr(doc, "currency"));
+			cJSON_AddItemToArray(arr, o);
+		}
+		return ctl_json_print(root);
+	}
+	printf("Closed %s at %s: %d invoice%s.\n", month, closed_at,
+	       cJSON_GetArraySize(docs),
+	       cJSON_GetArraySize(docs) == 1 ? "" : "s");
+	if (cJSON_GetArraySize(docs) == 0)
+		return 0;
+	if ((t = ctl_table_new(3, head, "1")) == NULL)
+		goto oom;
+	cJSON_ArrayForEach(doc, docs)
+		ROW(t, jstr(doc, "tenant"), jstr(doc, "total"),
+		    jstr(doc, "currency"));
+	ctl_table_print(t);
+	ctl_table_free(t);
+	return 0;
+oom:
+	ctl_table_free(t);
+	ctl_err("out of memory");
+	return CTL_EXIT_FAIL;
+}
+
+/* tollctl bill close --month M */
+static int bill_close(struct ctl *ctl, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "month", required_argument, NULL, 'm' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *month = NULL, *params[1];
+	char closed_at[64], closed_iso[32];
+	PGresult *res = NULL;
+	cJSON *docs = NULL, *doc;
+	int c, missing = 0;
+
+	while ((c = ctl_getopt(ctl, argc, argv, "m:", opts)) != -1) {
+		switch (c) {
+		case 'm':
+			month = optarg;
+			break;
+		case 'h':
+			return ctl_help(bill_usage);
+		default:
+			return CTL_EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		ctl_err("bill close: unexpected argument '%s'", argv[optind]);
+		return CTL_EXIT_USAGE;
+	}
+	if (month == NULL) {
+		ctl_err("bill close: --month YYYY-MM is required");
+		return CTL_EXIT_USAGE;
+	}
+	if (!ctl_valid_month(month)) {
+		ctl_err("bill close: --month '%s' is not YYYY-MM", month);
+		return CTL_EXIT_USAGE;
+	}
+	if (ctl_connect(ctl) < 0)
+		return CTL_EXIT_FAIL;
+	if ((docs = cJSON_CreateArray()) == NULL) {
+		ctl_err("out of memory");
+		return CTL_EXIT_FAIL;
+	}
+	if (ctl_exec(ctl, "BEGIN") < 0)
+		goto fail;
+	/* Closers queue here; SHARE ROW EXCLUSIVE conflicts with itself. */
+	if (ctl_exec(ctl, "LOCK TABLE closed_months IN SHARE ROW EXCLUSIVE"
+		     " MODE") < 0)
+		goto fail_tx;
+	params[0] = month;
+	res = ctl_query(ctl, "bill close",
+		"SELECT " CTL_TS("c.closed_at") ", now() >= e.at, "
+		CTL_TS("e.at") " FROM (SELECT ((to_date($1, 'YYYY-MM')"
+		" + interval '1 month')::timestamp - interval '14 hours')"
+		" AT TIME ZONE 'UTC' AS at) e LEFT JOIN closed_months c"
+		" ON c.month = to_date($1, 'YYYY-MM')", 1, params);
+	if (res == NULL)
+		goto fail_tx;
+	if (!PQgetisnull(res, 0, 0)) {
+		ctl_err("%s is already closed (at %s)", month,
+			PQgetvalue(res, 0, 0));
+		goto fail_tx;
+	}
+	if (strcmp(PQgetvalue(res, 0, 1), "t") != 0) {
+		ctl_err("%s has not ended everywhere yet: it can be closed "
+			"from %s (its end in UTC+14)", month,
+			PQgetvalue(res, 0, 2));
+		goto fail_tx;
+	}
+	PQclear(res);
+	/* Writes in flight commit first; later ones wait for the COMMIT and
+	 * so are ingested after closed_at. */
+	if (ctl_exec(ctl, "LOCK TABLE usage_records IN SHARE MODE") < 0)
+		goto fail_tx;
+	res = ctl_query(ctl, "bill close",
+			"INSERT INTO closed_months (month, closed_at)"
+			" VALUES (to_date($1, 'YYYY-MM'), clock_timestamp())"
+			" RETURNING closed_at::text, " CTL_TS("closed_at"),
+			1, params);
+	if (res == NULL)
+		goto fail_tx;
+	snprintf(closed_at, sizeof(closed_at), "%s", PQgetvalue(res, 0, 0));
+	snprintf(closed_iso, sizeof(closed_iso), "%s", PQgetvalue(res, 0, 1));
+	PQclear(res);
+	res = NULL;
+	if (build_all(ctl, month, NULL, closed_at, closed_iso, docs) < 0)
+		goto fail_tx;
+	cJSON_ArrayForEach(doc, docs) {
+		const cJSON *e;
+
+		cJSON_ArrayForEach(e, jarr(doc, "missing_rates")) {
+			ctl_err("bill close: %s: exchange rate %s to %s for %s "
+				"is missing (%s)", jstr(doc, "tenant"),
+				jstr(e, "base"), jstr(e, "quote"), month,
+				jstr(e, "command"));
+			missing++;
+		}
+	}
+	if (missing > 0) {
+		ctl_err("bill close: %s not closed: %d exchange rate%s "
+			"missing", month, missing, missing == 1 ? "" : "s");
+		goto fail_tx;
+	}
+	if (ctl_exec(ctl, "COMMIT") < 0)
+		goto fail;
+	cJSON_ArrayForEach(doc, docs)
+		bill_warn(doc);
+	c = print_closed(ctl, month, closed_iso, docs);
+	cJSON_Delete(docs);
+	return c;
+fail_tx:
+	rollback(ctl);
+fail:
+	PQclear(res);
+	cJSON_Delete(docs);
+	return CTL_EXIT_FAIL;
+}
+
+/* tollctl bill ... | bill close ... */
+int ctl_bill_main(struct ctl *ctl, int argc, char **argv)
+{
+	if (argc > 1 && strcmp(argv[1], "close") == 0)
+		return bill_close(ctl, argc - 1, argv + 1);
+	return bill_show(ctl, argc, argv);
+}
