@@ -6,7 +6,8 @@
  * the order they burn (earliest-ending first), and this code takes from
  * each what it still holds, class by class. Only then is the paid
  * remainder priced and discounted, by the single largest matching
- * discount (no stacking). Amounts are rounded once each, half up.
+ * discount (no stacking). The list price of all tokens and of the paid
+ * ones are each rounded once, half up; the free value is their difference.
  */
 #include <fnmatch.h>
 #include <string.h>
@@ -40,6 +41,7 @@ promo_apply(const struct price *p, const struct token_counts *counts,
 {
 	struct token_counts paid = *counts;
 	const struct promotion *best = NULL;
+	int64_t paid_nanos;
 
 	memset(out, 0, sizeof *out);
 	for (int i = 0; i < nbalances && out->ngrants < PROMO_MAX_GRANTS; i++) {
@@ -67,9 +69,13 @@ promo_apply(const struct price *p, const struct token_counts *counts,
 		    (discounts[i]->discount_bp == best->discount_bp &&
 		     discounts[i]->id < best->id))
 			best = discounts[i];
+	/* The free value is what the grants took off the list price, so
+	 * list = free + discount + billed holds to the nano-unit; rounding
+	 * is monotonic, so neither difference can go below zero. */
 	if (price_cost(p, counts, &out->list_nanos) != 0 ||
-	    price_cost(p, &out->free, &out->free_nanos) != 0)
+	    price_cost(p, &paid, &paid_nanos) != 0)
 		return -1;
+	out->free_nanos = out->list_nanos - paid_nanos;
 	if (best != NULL) {
 		out->discount_id = best->id;
 		out->discount_bp = best->discount_bp;
@@ -77,11 +83,6 @@ promo_apply(const struct price *p, const struct token_counts *counts,
 				  &out->discount_nanos) != 0)
 			return -1;
 	}
-	out->billed_nanos = out->list_nanos - out->free_nanos -
-			    out->discount_nanos;
-	/* Three roundings can leave one nano-unit below zero on a fully
-	 * covered request; nothing is ever billed below zero. */
-	if (out->billed_nanos < 0)
-		out->billed_nanos = 0;
+	out->billed_nanos = paid_nanos - out->discount_nanos;
 	return 0;
 }
