@@ -51,6 +51,20 @@ void ctl_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prints help text to stdout and returns 0, for "VERB --help". */
 int ctl_help(const char *text);
 
+/* A verb of a family ("tenant add"): its word and what runs it, given
+ * argv from the verb word on. */
+struct ctl_verb {
+	const char *name;
+	int (*run)(struct ctl *ctl, int argc, char **argv);
+};
+
+/* Runs the verb argv[1] names from verbs (ended by a NULL name) with
+ * argv[1..]; "--help" prints usage; a missing or unknown verb is a usage
+ * error naming the family's verbs. */
+int ctl_dispatch(struct ctl *ctl, const char *family,
+		 const struct ctl_verb *verbs, const char *usage, int argc,
+		 char **argv);
+
 /* getopt_long over argv (argv[0] is the verb word) with the verb's own
  * options plus --json, --database, -c/--config and -h/--help, which it
  * handles itself except for 'h', returned for the caller to print help.

@@ -400,16 +400,10 @@ out:
 /* tollctl db VERB ... */
 int ctl_db_main(struct ctl *ctl, int argc, char **argv)
 {
-	if (argc < 2 || strcmp(argv[1], "--help") == 0 ||
-	    strcmp(argv[1], "-h") == 0) {
-		if (argc < 2) {
-			ctl_err("db: missing verb (migrate)");
-			return CTL_EXIT_USAGE;
-		}
-		return ctl_help(db_usage);
-	}
-	if (strcmp(argv[1], "migrate") == 0)
-		return db_migrate(ctl, argc - 1, argv + 1);
-	ctl_err("db: unknown verb '%s' (migrate)", argv[1]);
-	return CTL_EXIT_USAGE;
+	static const struct ctl_verb verbs[] = {
+		{ "migrate", db_migrate },
+		{ NULL, NULL }
+	};
+
+	return ctl_dispatch(ctl, "db", verbs, db_usage, argc, argv);
 }

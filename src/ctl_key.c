@@ -450,22 +450,12 @@ out:
 /* tollctl key VERB ... */
 int ctl_key_main(struct ctl *ctl, int argc, char **argv)
 {
-	const char *verb = argc > 1 ? argv[1] : NULL;
+	static const struct ctl_verb verbs[] = {
+		{ "issue", key_issue },
+		{ "list", key_list },
+		{ "revoke", key_revoke },
+		{ NULL, NULL }
+	};
 
-	if (verb == NULL) {
-		ctl_err("key: missing verb (issue, list, revoke)");
-		return CTL_EXIT_USAGE;
-	}
-	argc--;
-	argv++;
-	if (strcmp(verb, "--help") == 0 || strcmp(verb, "-h") == 0)
-		return ctl_help(key_usage);
-	if (strcmp(verb, "issue") == 0)
-		return key_issue(ctl, argc, argv);
-	if (strcmp(verb, "list") == 0)
-		return key_list(ctl, argc, argv);
-	if (strcmp(verb, "revoke") == 0)
-		return key_revoke(ctl, argc, argv);
-	ctl_err("key: unknown verb '%s' (issue, list, revoke)", verb);
-	return CTL_EXIT_USAGE;
+	return ctl_dispatch(ctl, "key", verbs, key_usage, argc, argv);
 }

@@ -407,22 +407,13 @@ static int price_list(struct ctl *ctl, int argc, char **argv)
 /* tollctl price VERB ... */
 int ctl_price_main(struct ctl *ctl, int argc, char **argv)
 {
-	const char *verb = argc > 1 ? argv[1] : NULL;
+	static const struct ctl_verb verbs[] = {
+		{ "set", price_set },
+		{ "list", price_list },
+		{ NULL, NULL }
+	};
 
-	if (verb == NULL) {
-		ctl_err("price: missing verb (set, list)");
-		return CTL_EXIT_USAGE;
-	}
-	argc--;
-	argv++;
-	if (strcmp(verb, "--help") == 0 || strcmp(verb, "-h") == 0)
-		return ctl_help(price_usage);
-	if (strcmp(verb, "set") == 0)
-		return price_set(ctl, argc, argv);
-	if (strcmp(verb, "list") == 0)
-		return price_list(ctl, argc, argv);
-	ctl_err("price: unknown verb '%s' (set, list)", verb);
-	return CTL_EXIT_USAGE;
+	return ctl_dispatch(ctl, "price", verbs, price_usage, argc, argv);
 }
 
 /* "YYYY-MM" to the first day "YYYY-MM-01" in buf. */
@@ -617,20 +608,11 @@ out:
 /* tollctl fx VERB ... */
 int ctl_fx_main(struct ctl *ctl, int argc, char **argv)
 {
-	const char *verb = argc > 1 ? argv[1] : NULL;
+	static const struct ctl_verb verbs[] = {
+		{ "set", fx_set },
+		{ "list", fx_list },
+		{ NULL, NULL }
+	};
 
-	if (verb == NULL) {
-		ctl_err("fx: missing verb (set, list)");
-		return CTL_EXIT_USAGE;
-	}
-	argc--;
-	argv++;
-	if (strcmp(verb, "--help") == 0 || strcmp(verb, "-h") == 0)
-		return ctl_help(fx_usage);
-	if (strcmp(verb, "set") == 0)
-		return fx_set(ctl, argc, argv);
-	if (strcmp(verb, "list") == 0)
-		return fx_list(ctl, argc, argv);
-	ctl_err("fx: unknown verb '%s' (set, list)", verb);
-	return CTL_EXIT_USAGE;
+	return ctl_dispatch(ctl, "fx", verbs, fx_usage, argc, argv);
 }

@@ -639,22 +639,12 @@ out:
 /* tollctl promo VERB ... */
 int ctl_promo_main(struct ctl *ctl, int argc, char **argv)
 {
-	const char *verb = argc > 1 ? argv[1] : NULL;
+	static const struct ctl_verb verbs[] = {
+		{ "add", promo_add },
+		{ "list", promo_list },
+		{ "end", promo_end },
+		{ NULL, NULL }
+	};
 
-	if (verb == NULL) {
-		ctl_err("promo: missing verb (add, list, end)");
-		return CTL_EXIT_USAGE;
-	}
-	argc--;
-	argv++;
-	if (strcmp(verb, "--help") == 0 || strcmp(verb, "-h") == 0)
-		return ctl_help(promo_usage);
-	if (strcmp(verb, "add") == 0)
-		return promo_add(ctl, argc, argv);
-	if (strcmp(verb, "list") == 0)
-		return promo_list(ctl, argc, argv);
-	if (strcmp(verb, "end") == 0)
-		return promo_end(ctl, argc, argv);
-	ctl_err("promo: unknown verb '%s' (add, list, end)", verb);
-	return CTL_EXIT_USAGE;
+	return ctl_dispatch(ctl, "promo", verbs, promo_usage, argc, argv);
 }

@@ -328,31 +328,31 @@ static int tenant_set_disabled(struct ctl *ctl, int argc, char **argv,
 	return show_by_name(ctl, name);
 }
 
+/* tollctl tenant disable NAME */
+static int
+tenant_disable(struct ctl *ctl, int argc, char **argv)
+{
+	return tenant_set_disabled(ctl, argc, argv, "t");
+}
+
+/* tollctl tenant enable NAME */
+static int
+tenant_enable(struct ctl *ctl, int argc, char **argv)
+{
+	return tenant_set_disabled(ctl, argc, argv, "f");
+}
+
 /* tollctl tenant VERB ... */
 int ctl_tenant_main(struct ctl *ctl, int argc, char **argv)
 {
-	const char *verb = argc > 1 ? argv[1] : NULL;
+	static const struct ctl_verb verbs[] = {
+		{ "add", tenant_add },
+		{ "list", tenant_list },
+		{ "show", tenant_show },
+		{ "disable", tenant_disable },
+		{ "enable", tenant_enable },
+		{ NULL, NULL }
+	};
 
-	if (verb == NULL) {
-		ctl_err("tenant: missing verb (add, list, show, disable, "
-			"enable)");
-		return CTL_EXIT_USAGE;
-	}
-	argc--;
-	argv++;
-	if (strcmp(verb, "--help") == 0 || strcmp(verb, "-h") == 0)
-		return ctl_help(tenant_usage);
-	if (strcmp(verb, "add") == 0)
-		return tenant_add(ctl, argc, argv);
-	if (strcmp(verb, "list") == 0)
-		return tenant_list(ctl, argc, argv);
-	if (strcmp(verb, "show") == 0)
-		return tenant_show(ctl, argc, argv);
-	if (strcmp(verb, "disable") == 0)
-		return tenant_set_disabled(ctl, argc, argv, "t");
-	if (strcmp(verb, "enable") == 0)
-		return tenant_set_disabled(ctl, argc, argv, "f");
-	ctl_err("tenant: unknown verb '%s' (add, list, show, disable, "
-		"enable)", verb);
-	return CTL_EXIT_USAGE;
+	return ctl_dispatch(ctl, "tenant", verbs, tenant_usage, argc, argv);
 }

@@ -86,6 +86,30 @@ int ctl_help(const char *text)
 	return 0;
 }
 
+/* Runs the verb of a family that argv[1] names. */
+int
+ctl_dispatch(struct ctl *ctl, const char *family, const struct ctl_verb *verbs,
+	     const char *usage, int argc, char **argv)
+{
+	const char *verb = argc > 1 ? argv[1] : NULL;
+	char names[256] = "";
+
+	for (const struct ctl_verb *v = verbs; v->name != NULL; v++) {
+		if (verb != NULL && strcmp(verb, v->name) == 0)
+			return v->run(ctl, argc - 1, argv + 1);
+		snprintf(names + strlen(names), sizeof names - strlen(names),
+			 "%s%s", v == verbs ? "" : ", ", v->name);
+	}
+	if (verb != NULL && (strcmp(verb, "--help") == 0 ||
+			     strcmp(verb, "-h") == 0))
+		return ctl_help(usage);
+	if (verb == NULL)
+		ctl_err("%s: missing verb (%s)", family, names);
+	else
+		ctl_err("%s: unknown verb '%s' (%s)", family, verb, names);
+	return CTL_EXIT_USAGE;
+}
+
 /* Builds ctl's merged option table from the verb's and the common ones. */
 static int merge_opts(struct ctl *ctl, const char *shortopts,
 		      const struct option *longopts)
