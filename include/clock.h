@@ -35,4 +35,10 @@ clock_wall_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* The gateway's policy clock (rate-limit minutes, quota periods), in
+ * milliseconds since the epoch: the wall clock plus an offset that only a
+ * gateway started with test_clock = yes lets its admin endpoint move. */
+int64_t clock_policy_ms(void);
+void clock_advance_ms(int64_t ms);
+
 #endif

@@ -69,6 +69,8 @@ struct config {
 	int64_t usage_flush_ms;
 	int64_t stream_buffer;  /* client output bytes before upstream pauses */
 	int64_t shutdown_timeout_ms;
+	int64_t default_output_cap; /* worst-case output when max_tokens is absent */
+	int test_clock;         /* the admin endpoint may move the policy clock */
 	char *log_level;
 	char *log_format;
 	char *pid_file;

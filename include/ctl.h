@@ -199,5 +199,8 @@ int ctl_price_main(struct ctl *ctl, int argc, char **argv);
 int ctl_fx_main(struct ctl *ctl, int argc, char **argv);
 int ctl_promo_main(struct ctl *ctl, int argc, char **argv);
 int ctl_bill_main(struct ctl *ctl, int argc, char **argv);
+/* tollctl quota and tollctl limit (ctl_limit.c). */
+int ctl_quota_main(struct ctl *ctl, int argc, char **argv);
+int ctl_limit_main(struct ctl *ctl, int argc, char **argv);
 
 #endif

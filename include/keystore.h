@@ -13,12 +13,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ratelimit.h"
+
 /* What a valid key grants; strings are owned by the caller after lookup. */
 struct key_grant {
 	int64_t key_id;
 	int64_t tenant_id;
 	char *tenant;   /* tenant name */
 	char *models;   /* allowed patterns, comma separated; NULL = any */
+	struct rl_limits rl_tenant; /* the tenant's rate limits */
+	struct rl_limits rl_key;    /* the key's own */
 };
 
 enum key_status { KEY_OK, KEY_UNKNOWN, KEY_EXPIRED };

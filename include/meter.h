@@ -35,6 +35,8 @@ struct usage_record {
 	int64_t latency_ms;
 	int64_t ttfb_ms;         /* -1 when no byte reached the client */
 	char *error;             /* owned reason for refusals and failures */
+	const char *refusal;     /* static: which policy refused it
+	                            ("rate_limit:requests", ...), or NULL */
 
 	/* Filled by ledger_write() when the record is ingested. */
 	int inserted;            /* new in the ledger (not a replay) */

@@ -19,6 +19,7 @@
 
 #include "keystore.h"
 #include "meter.h"
+#include "ratelimit.h"
 #include "usage.h"
 
 struct worker;
@@ -73,6 +74,10 @@ struct request {
 	struct usage_stream rq_ust;
 	int64_t rq_ttfb_us;
 	size_t rq_resp_max;
+
+	int64_t rq_worst;                 /* worst-case tokens at admission */
+	struct rl_ticket rq_rl;           /* what the rate limits counted */
+	int rq_rl_held;
 
 	struct usage_record *rq_rec;      /* filled as the request goes */
 };

@@ -9,16 +9,50 @@
 #include <string.h>
 #include <event2/buffer.h>
 #include <event2/http.h>
+#include <event2/keyvalq_struct.h>
 
 #include "admin.h"
+#include "clock.h"
 #include "keystore.h"
 #include "metrics.h"
 #include "pgwriter.h"
+
+/* POST /clock/advance?ms=N: moves the policy clock (test_clock only). */
+static int
+advance_clock(struct evhttp_request *req, struct evbuffer *buf)
+{
+	const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+	struct evkeyvalq params;
+	const char *ms;
+	char *end;
+	long long n;
+
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
+		evbuffer_add_printf(buf, "POST only\n");
+		return 405;
+	}
+	if (q == NULL || evhttp_parse_query_str(q, &params) != 0) {
+		evbuffer_add_printf(buf, "expected ?ms=N\n");
+		return 400;
+	}
+	ms = evhttp_find_header(&params, "ms");
+	n = ms != NULL ? strtoll(ms, &end, 10) : 0;
+	if (ms == NULL || *end != '\0' || n <= 0) {
+		evhttp_clear_headers(&params);
+		evbuffer_add_printf(buf, "expected ?ms=N with N > 0\n");
+		return 400;
+	}
+	evhttp_clear_headers(&params);
+	clock_advance_ms(n);
+	evbuffer_add_printf(buf, "%lld\n", (long long)clock_policy_ms());
+	return 200;
+}
 
 /* Answers one admin request. */
 static void
 admin_cb(struct evhttp_request *req, void *arg)
 {
+	const int *test_clock = arg;
 	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
 	struct evbuffer *buf = evbuffer_new();
 	int status = 200;
@@ -36,6 +70,8 @@ admin_cb(struct evhttp_request *req, void *arg)
 				    status == 200 ? "ready" : "not ready",
 				    keys ? "loaded" : "not loaded",
 				    db ? "up" : "down");
+	} else if (strcmp(path, "/clock/advance") == 0 && *test_clock) {
+		status = advance_clock(req, buf);
 	} else if (strcmp(path, "/metrics") == 0) {
 		ctype = "text/plain; version=0.0.4";
 		metrics_render(buf);
@@ -51,7 +87,8 @@ admin_cb(struct evhttp_request *req, void *arg)
 
 /* Starts the admin server. */
 struct evhttp *
-admin_start(struct event_base *base, const char *addr, char **cause)
+admin_start(struct event_base *base, const char *addr, const int *test_clock,
+	    char **cause)
 {
 	struct evhttp *http = evhttp_new(base);
 	char host[256], msg[512];
@@ -73,8 +110,9 @@ admin_start(struct event_base *base, const char *addr, char **cause)
 			 addr);
 		goto fail;
 	}
-	evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
-	evhttp_set_gencb(http, admin_cb, NULL);
+	evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD |
+					 EVHTTP_REQ_POST);
+	evhttp_set_gencb(http, admin_cb, (void *)test_clock);
 	return http;
 fail:
 	if (http != NULL)

@@ -68,6 +68,12 @@ static const struct key_def global_keys[] = {
 	  INT64_C(1) << 30, "client output bytes before upstream pauses" },
 	{ "shutdown_timeout", KT_MS, GOFF(shutdown_timeout_ms), "30000", 0,
 	  3600000, "time in-flight requests get to finish on SIGTERM (ms)" },
+	{ "default_output_cap", KT_INT, GOFF(default_output_cap), "4096", 1,
+	  10000000, "output tokens a request may use when it sets no "
+	  "max_tokens, for rate limits and quotas" },
+	{ "test_clock", KT_BOOL, GOFF(test_clock), "no", 0, 0,
+	  "let POST /clock/advance on the admin address move the policy "
+	  "clock (tests only)" },
 	{ "log_level", KT_STRING, GOFF(log_level), "info", 0, 0,
 	  "error, warn, info or debug" },
 	{ "log_format", KT_STRING, GOFF(log_format), "text", 0, 0,

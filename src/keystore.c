@@ -31,6 +31,7 @@ struct key_entry {
 	int64_t expires_at;  /* seconds since the epoch; 0 = never */
 	char *tenant;
 	char *models;
+	struct rl_limits rl_tenant, rl_key;
 };
 
 struct key_cache {
@@ -89,8 +90,14 @@ load_keys(void)
 	static const char sql[] =
 		"SELECT k.hash, k.id, k.tenant_id, t.name, "
 		"       array_to_string(k.models, ','), "
-		"       coalesce(extract(epoch FROM k.expires_at)::bigint, 0) "
+		"       coalesce(extract(epoch FROM k.expires_at)::bigint, 0), "
+		"       coalesce(tl.rpm, 0), coalesce(tl.tpm, 0), "
+		"       coalesce(tl.concurrency, 0), coalesce(kl.rpm, 0), "
+		"       coalesce(kl.tpm, 0), coalesce(kl.concurrency, 0) "
 		"FROM api_keys k JOIN tenants t ON t.id = k.tenant_id "
+		"LEFT JOIN rate_limits tl ON tl.tenant_id = k.tenant_id "
+		"     AND tl.key_id IS NULL "
+		"LEFT JOIN rate_limits kl ON kl.key_id = k.id "
 		"WHERE k.revoked_at IS NULL AND NOT t.disabled";
 	struct key_cache *c;
 	PGresult *res = PQexec(ks.conn, sql);
@@ -123,6 +130,13 @@ load_keys(void)
 				    ? NULL
 				    : strdup(PQgetvalue(res, i, 4));
 		e->expires_at = strtoll(PQgetvalue(res, i, 5), NULL, 10);
+		e->rl_tenant.rpm = strtoll(PQgetvalue(res, i, 6), NULL, 10);
+		e->rl_tenant.tpm = strtoll(PQgetvalue(res, i, 7), NULL, 10);
+		e->rl_tenant.concurrency = strtoll(PQgetvalue(res, i, 8), NULL,
+						   10);
+		e->rl_key.rpm = strtoll(PQgetvalue(res, i, 9), NULL, 10);
+		e->rl_key.tpm = strtoll(PQgetvalue(res, i, 10), NULL, 10);
+		e->rl_key.concurrency = strtoll(PQgetvalue(res, i, 11), NULL, 10);
 		c->n++;
 	}
 	PQclear(res);
@@ -309,6 +323,8 @@ keystore_lookup(const char *key, size_t len, struct key_grant *g)
 			g->tenant_id = e->tenant_id;
 			g->tenant = strdup(e->tenant);
 			g->models = e->models ? strdup(e->models) : NULL;
+			g->rl_tenant = e->rl_tenant;
+			g->rl_key = e->rl_key;
 			st = KEY_OK;
 		}
 	}

@@ -304,6 +304,123 @@ start_upstream(struct request *req)
 	return 0;
 }
 
+/* The most tokens a request can use: its estimated prompt plus the
+ * output it allows (max_tokens, or the configured cap when it sets none). */
+static int64_t
+worst_case_tokens(const struct request *req)
+{
+	static const char *const caps[] = { "max_completion_tokens",
+					    "max_tokens", "max_output_tokens",
+					    NULL };
+	int64_t out = req->rq_worker->w_cfg->default_output_cap;
+
+	if (req->rq_ep->wire == WIRE_OPENAI_EMBEDDINGS)
+		out = 0;
+	for (int i = 0; caps[i] != NULL; i++) {
+		const cJSON *m = cJSON_GetObjectItemCaseSensitive(req->rq_json,
+								  caps[i]);
+		if (cJSON_IsNumber(m) && m->valuedouble >= 1 &&
+		    m->valuedouble <= 1e9) {
+			out = (int64_t)m->valuedouble;
+			break;
+		}
+	}
+	return estimate_prompt(req->rq_json, req->rq_ep->wire) + out;
+}
+
+/* Formats a duration as OpenAI's reset headers do: "20ms", "6s", "1m0s". */
+static void
+format_reset(int64_t ms, char *buf, size_t size)
+{
+	if (ms < 1000)
+		snprintf(buf, size, "%lldms", (long long)ms);
+	else if (ms < 60000)
+		snprintf(buf, size, "%llds", (long long)((ms + 999) / 1000));
+	else
+		snprintf(buf, size, "%lldm%llds", (long long)(ms / 60000),
+			 (long long)(ms % 60000 + 999) / 1000);
+}
+
+/* Adds the x-ratelimit-* headers of the tightest limit. */
+static void
+add_ratelimit_headers(struct request *req, const struct rl_status *st)
+{
+	struct evkeyvalq *out = evhttp_request_get_output_headers(req->rq_http);
+	char v[32];
+
+	if (st->limit_requests > 0) {
+		snprintf(v, sizeof v, "%lld", (long long)st->limit_requests);
+		evhttp_add_header(out, "x-ratelimit-limit-requests", v);
+		snprintf(v, sizeof v, "%lld", (long long)st->remaining_requests);
+		evhttp_add_header(out, "x-ratelimit-remaining-requests", v);
+		format_reset(st->reset_requests_ms, v, sizeof v);
+		evhttp_add_header(out, "x-ratelimit-reset-requests", v);
+	}
+	if (st->limit_tokens > 0) {
+		snprintf(v, sizeof v, "%lld", (long long)st->limit_tokens);
+		evhttp_add_header(out, "x-ratelimit-limit-tokens", v);
+		snprintf(v, sizeof v, "%lld", (long long)st->remaining_tokens);
+		evhttp_add_header(out, "x-ratelimit-remaining-tokens", v);
+		format_reset(st->reset_tokens_ms, v, sizeof v);
+		evhttp_add_header(out, "x-ratelimit-reset-tokens", v);
+	}
+}
+
+/* Checks the tenant's and the key's rate limits; refuses with 429 and
+ * Retry-After what does not fit. 0 when admitted. */
+static int
+admit_rate_limits(struct request *req)
+{
+	const struct key_grant *g = &req->rq_grant;
+	struct rl_status st;
+	char msg[512], v[32];
+	int64_t retry_s;
+
+	if (ratelimit_admit(g->tenant_id, &g->rl_tenant, g->key_id, &g->rl_key,
+			    req->rq_worst, clock_policy_ms(), &req->rq_rl,
+			    &st) == 0) {
+		req->rq_rl_held = 1;
+		add_ratelimit_headers(req, &st);
+		return 0;
+	}
+	add_ratelimit_headers(req, &st);
+	if (strcmp(st.refused, "tokens") == 0 && st.retry_after_ms == 0) {
+		snprintf(msg, sizeof msg, "Request too large: it may use %lld "
+			 "tokens, more than the %s's limit of %lld tokens per "
+			 "minute. Lower max_tokens or the prompt.",
+			 (long long)req->rq_worst, st.scope,
+			 (long long)st.limit);
+		req->rq_rec->refusal = "rate_limit:tokens";
+		request_refuse(req, 429, "tokens", "rate_limit_exceeded", NULL,
+			       msg);
+		return -1;
+	}
+	retry_s = (st.retry_after_ms + 999) / 1000;
+	snprintf(v, sizeof v, "%lld", (long long)(retry_s > 0 ? retry_s : 1));
+	evhttp_add_header(evhttp_request_get_output_headers(req->rq_http),
+			  "Retry-After", v);
+	if (strcmp(st.refused, "concurrency") == 0) {
+		snprintf(msg, sizeof msg, "Too many concurrent requests for "
+			 "this %s: limit %lld, in flight %lld. Please try "
+			 "again shortly.", st.scope, (long long)st.limit,
+			 (long long)st.used);
+		req->rq_rec->refusal = "rate_limit:concurrency";
+	} else {
+		int tokens = strcmp(st.refused, "tokens") == 0;
+		snprintf(msg, sizeof msg, "Rate limit reached for %s per "
+			 "minute (%s) of this %s: Limit %lld, Used %lld, "
+			 "Requested %lld. Please try again in %llds.",
+			 st.refused, tokens ? "TPM" : "RPM", st.scope,
+			 (long long)st.limit, (long long)st.used,
+			 (long long)(tokens ? req->rq_worst : 1),
+			 (long long)retry_s);
+		req->rq_rec->refusal = tokens ? "rate_limit:tokens"
+					      : "rate_limit:requests";
+	}
+	request_refuse(req, 429, st.refused, "rate_limit_exceeded", NULL, msg);
+	return -1;
+}
+
 /* Authenticates, parses and routes; refuses what does not pass. Returns
  * 0 when the request may go upstream. */
 static int
@@ -420,7 +537,8 @@ admit(struct request *req)
 					     : req->rq_target->model);
 	usage_stream_init(&req->rq_ust, req->rq_ep->wire,
 			  req->rq_target->provider->flavor);
-	return 0;
+	req->rq_worst = worst_case_tokens(req);
+	return admit_rate_limits(req);
 }
 
 /* Handles a data-plane request for a known endpoint. */
@@ -604,6 +722,12 @@ request_close(struct request *req, const char *reason)
 						    req->rq_ep->wire);
 		rec->usage.completion = req->rq_ust.text_tokens;
 		rec->source = USAGE_ESTIMATED;
+	}
+	if (req->rq_rl_held) {
+		ratelimit_settle(&req->rq_rl,
+				 rec->usage.prompt + rec->usage.completion,
+				 clock_policy_ms());
+		req->rq_rl_held = 0;
 	}
 	rec->latency_ms = (end - req->rq_start_mono_us) / 1000;
 	if (req->rq_ttfb_us > 0)

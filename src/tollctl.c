@@ -43,6 +43,11 @@ static const char usage_text[] =
 	"            [--tenant T | --all] [--model PAT] [--provider P]\n"
 	"            --from TIME --until TIME\n"
 	"  promo list [--tenant T] [--active] | promo end NAME [--at TIME]\n"
+	"  quota set --tenant T [--key K] [--model PAT] --period P\n"
+	"            [--tokens N] [--spend X] [--soft|--hard]\n"
+	"  quota list [--tenant T] | quota clear ID|--tenant T ... --period P\n"
+	"  limit set --tenant T [--key K] [--rpm N] [--tpm N] [--concurrency N]\n"
+	"  limit list [--tenant T] | limit clear --tenant T [--key K]\n"
 	"  bill --month YYYY-MM [--tenant T] [--format text|csv|json|html]\n"
 	"       [-o FILE] | bill close --month YYYY-MM\n"
 	"\n"
@@ -565,6 +570,8 @@ static const struct verb verbs[] = {
 	{ "fx", ctl_fx_main },
 	{ "promo", ctl_promo_main },
 	{ "bill", ctl_bill_main },
+	{ "quota", ctl_quota_main },
+	{ "limit", ctl_limit_main },
 };
 
 /* Parses the global options and runs the verb. */

@@ -149,7 +149,8 @@ main(int argc, char **argv)
 		fatalx("cannot start the database threads");
 
 	if (cfg->admin_listen != NULL) {
-		admin = admin_start(base, cfg->admin_listen, &cause);
+		admin = admin_start(base, cfg->admin_listen, &cfg->test_clock,
+				    &cause);
 		if (admin == NULL)
 			fatalx("%s", cause);
 	}
@@ -181,6 +182,9 @@ main(int argc, char **argv)
 			 nworkers);
 	if (cfg->admin_listen != NULL)
 		log_info("admin on %s", cfg->admin_listen);
+	if (cfg->test_clock)
+		log_warn("test_clock is on: POST /clock/advance moves the "
+			 "policy clock; never in production");
 
 	event_base_dispatch(base);
 
