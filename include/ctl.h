@@ -2,8 +2,9 @@
  * ctl.h - shared state and helpers of tollctl, the admin CLI.
  *
  * tollctl.c parses the global options, dispatches to one verb family per
- * file (ctl_db.c, ctl_tenant.c, ctl_key.c, ctl_usage.c, ctl_price.c,
- * ctl_promo.c) and owns what they share: the database connection, the key
+ * file (ctl_db.c, ctl_tenant.c, ctl_key.c, ctl_usage.c with ctl_import.c,
+ * ctl_price.c for price and fx, ctl_promo.c, ctl_limit.c for quota and
+ * limit, ctl_bill.c with ctl_bill_render.c) and owns what they share: the database connection, the key
  * secret, option parsing that also accepts the global options after the
  * verb, error reporting, aligned tables and JSON output. ctl_args.c holds
  * the argument parsing (times, months, currencies, token counts) and the
