@@ -23,6 +23,7 @@ struct usage_record {
 	int64_t ts_us;           /* request start, microseconds since the epoch */
 	int64_t tenant_id;       /* 0 when no valid key was given */
 	int64_t key_id;
+	char *tenant;            /* owned tenant name, for logs and metrics */
 	const char *endpoint;    /* static string, e.g. "chat/completions" */
 	char *requested_model;   /* owned, may be NULL */
 	char *provider;          /* owned, may be NULL */

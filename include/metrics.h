@@ -1,8 +1,10 @@
 /*
- * metrics.h - process counters for /metrics (Prometheus text format).
+ * metrics.h - the gateway's counters for /metrics (Prometheus text).
  *
- * Counters are atomics updated once per finished request; the admin
- * server renders them with the writer's and key cache's state.
+ * Requests and tokens by tenant, model and status, spend by tenant and
+ * currency, upstream latency by provider, and the state of the writer and
+ * the key cache. Updated once per finished request (and per ingested
+ * record for spend); rendered by the admin server.
  */
 #ifndef TOLLGATE_METRICS_H
 #define TOLLGATE_METRICS_H
@@ -10,8 +12,11 @@
 struct usage_record;
 struct evbuffer;
 
-/* Counts a finished request from its usage record. */
+/* Counts one finished request from its usage record. */
 void metrics_count(const struct usage_record *rec);
+
+/* Counts the cost of a record the ledger just priced. */
+void metrics_spend(const struct usage_record *rec);
 
 /* Appends the exposition text to buf. */
 void metrics_render(struct evbuffer *buf);

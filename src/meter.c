@@ -22,6 +22,7 @@ meter_record_free(struct usage_record *rec)
 {
 	if (rec == NULL)
 		return;
+	free(rec->tenant);
 	free(rec->requested_model);
 	free(rec->provider);
 	free(rec->upstream_model);

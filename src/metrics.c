@@ -1,7 +1,17 @@
 /*
- * metrics.c - request and token counters.
+ * metrics.c - counters for /metrics.
+ *
+ * Labelled series live in one table under a mutex, keyed by their
+ * rendered label set; a request takes the lock once, at its end. The
+ * number of series is bounded (tenants x models x statuses can grow with
+ * what clients send): past MAX_SERIES new label sets are counted under
+ * tenant="other".
  */
+#include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <event2/buffer.h>
 
 #include "keystore.h"
@@ -9,23 +19,140 @@
 #include "metrics.h"
 #include "pgwriter.h"
 
-/* Status classes 1xx..5xx, and one slot for anything else. */
-static atomic_llong requests[6];
-static atomic_llong streamed;
-static atomic_llong aborted;
-static atomic_llong tokens_prompt;
-static atomic_llong tokens_completion;
-static atomic_llong tokens_cached;
-static atomic_llong tokens_reasoning;
-static atomic_llong unmetered;
+#define MAX_SERIES 20000
+
+/* Upper bounds of the latency buckets, in milliseconds. */
+static const int64_t buckets_ms[] = { 50, 100, 250, 500, 1000, 2500, 5000,
+				      10000, 30000, 60000, 120000 };
+#define NBUCKETS ((int)(sizeof buckets_ms / sizeof *buckets_ms))
+
+enum family { F_REQUESTS, F_SPEND, F_LATENCY };
+
+struct series {
+	enum family fam;
+	char *labels;               /* rendered: tenant="a",model="b",... */
+	int64_t v[5];               /* requests, prompt, completion, cached,
+	                               reasoning; or spend: billed, list; */
+	int64_t hist[NBUCKETS + 1]; /* latency buckets, +Inf last */
+	int64_t sum;                /* latency sum (ms) */
+};
+
+static struct {
+	pthread_mutex_t lock;
+	struct series *s;
+	size_t cap, n;
+} m = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static atomic_llong streamed, aborted, unmetered;
+
+/* Appends a label value to buf, escaped as Prometheus wants. */
+static size_t
+esc(char *buf, size_t size, size_t off, const char *v)
+{
+	for (; v != NULL && *v != '\0' && off + 3 < size; v++) {
+		if (*v == '\\' || *v == '"') {
+			buf[off++] = '\\';
+			buf[off++] = *v;
+		} else if (*v == '\n') {
+			buf[off++] = '\\';
+			buf[off++] = 'n';
+		} else {
+			buf[off++] = *v;
+		}
+	}
+	buf[off] = '\0';
+	return off;
+}
+
+/* Renders name="value" pairs (NULL-terminated list) into buf. */
+static void
+labels(char *buf, size_t size, const char *const *kv)
+{
+	size_t off = 0;
+
+	buf[0] = '\0';
+	for (int i = 0; kv[i] != NULL && off + 8 < size; i += 2) {
+		off += (size_t)snprintf(buf + off, size - off, "%s%s=\"",
+					i ? "," : "", kv[i]);
+		off = esc(buf, size, off, kv[i + 1] ? kv[i + 1] : "");
+		if (off + 2 < size) {
+			buf[off++] = '"';
+			buf[off] = '\0';
+		}
+	}
+}
+
+/* FNV-1a over a family and its labels. */
+static size_t
+hash(enum family fam, const char *l)
+{
+	uint64_t h = 1469598103934665603ULL ^ (uint64_t)fam;
+
+	for (; *l != '\0'; l++)
+		h = (h ^ (unsigned char)*l) * 1099511628211ULL;
+	return (size_t)h;
+}
+
+/* Finds or adds a series. Caller holds the lock. NULL when out of memory. */
+static struct series *
+do_series(enum family fam, const char *l)
+{
+	size_t i;
+
+	if (m.n * 2 >= m.cap) {
+		size_t ncap = m.cap ? m.cap * 2 : 1024;
+		struct series *ns = calloc(ncap, sizeof *ns);
+		if (ns == NULL)
+			return NULL;
+		for (size_t k = 0; k < m.cap; k++) {
+			if (m.s[k].labels == NULL)
+				continue;
+			i = hash(m.s[k].fam, m.s[k].labels) & (ncap - 1);
+			while (ns[i].labels != NULL)
+				i = (i + 1) & (ncap - 1);
+			ns[i] = m.s[k];
+		}
+		free(m.s);
+		m.s = ns;
+		m.cap = ncap;
+	}
+	i = hash(fam, l) & (m.cap - 1);
+	while (m.s[i].labels != NULL) {
+		if (m.s[i].fam == fam && strcmp(m.s[i].labels, l) == 0)
+			return &m.s[i];
+		i = (i + 1) & (m.cap - 1);
+	}
+	if (m.n >= MAX_SERIES)
+		return NULL;
+	m.s[i].labels = strdup(l);
+	if (m.s[i].labels == NULL)
+		return NULL;
+	m.s[i].fam = fam;
+	m.n++;
+	return &m.s[i];
+}
+
+/* The series for labels, or the overflow series once the table is full. */
+static struct series *
+series(enum family fam, const char *l)
+{
+	struct series *s = do_series(fam, l);
+
+	return s != NULL ? s : do_series(fam, "tenant=\"other\"");
+}
 
 /* Counts one finished request. */
 void
 metrics_count(const struct usage_record *rec)
 {
-	int cls = rec->status / 100;
+	char l[512], status[16];
+	struct series *s;
 
-	atomic_fetch_add(&requests[cls >= 1 && cls <= 5 ? cls : 0], 1);
+	snprintf(status, sizeof status, "%d", rec->status);
+	labels(l, sizeof l, (const char *const[]){
+		"tenant", rec->tenant ? rec->tenant : "-", "model",
+		rec->requested_model ? rec->requested_model : "-", "status",
+		status, NULL });
 	if (rec->streamed)
 		atomic_fetch_add(&streamed, 1);
 	if (rec->client_aborted)
@@ -33,26 +160,127 @@ metrics_count(const struct usage_record *rec)
 	if (rec->status >= 200 && rec->status < 300 &&
 	    rec->source == USAGE_NONE)
 		atomic_fetch_add(&unmetered, 1);
-	atomic_fetch_add(&tokens_prompt, rec->usage.prompt);
-	atomic_fetch_add(&tokens_completion, rec->usage.completion);
-	atomic_fetch_add(&tokens_cached, rec->usage.cached);
-	atomic_fetch_add(&tokens_reasoning, rec->usage.reasoning);
+	pthread_mutex_lock(&m.lock);
+	if ((s = series(F_REQUESTS, l)) != NULL) {
+		s->v[0]++;
+		s->v[1] += rec->usage.prompt;
+		s->v[2] += rec->usage.completion;
+		s->v[3] += rec->usage.cached;
+		s->v[4] += rec->usage.reasoning;
+	}
+	if (rec->provider != NULL && rec->ttfb_ms >= 0) {
+		labels(l, sizeof l, (const char *const[]){
+			"provider", rec->provider, NULL });
+		if ((s = series(F_LATENCY, l)) != NULL) {
+			int b = 0;
+			while (b < NBUCKETS && rec->latency_ms > buckets_ms[b])
+				b++;
+			s->hist[b]++;
+			s->sum += rec->latency_ms;
+		}
+	}
+	pthread_mutex_unlock(&m.lock);
 }
 
-/* Renders every counter. */
+/* Counts a priced record's cost. */
+void
+metrics_spend(const struct usage_record *rec)
+{
+	char l[256];
+	struct series *s;
+
+	if (rec->price_id == 0)
+		return;
+	labels(l, sizeof l, (const char *const[]){
+		"tenant", rec->tenant ? rec->tenant : "-", "currency",
+		rec->currency, NULL });
+	pthread_mutex_lock(&m.lock);
+	if ((s = series(F_SPEND, l)) != NULL) {
+		s->v[0] += rec->cost.billed_nanos;
+		s->v[1] += rec->cost.list_nanos;
+	}
+	pthread_mutex_unlock(&m.lock);
+}
+
+/* Renders the labelled families. Caller holds the lock. */
+static void
+render_series(struct evbuffer *b)
+{
+	static const char *const tok[] = { NULL, "prompt", "completion",
+					   "cached", "reasoning" };
+
+	evbuffer_add_printf(b, "# HELP tollgate_requests_total Requests "
+			    "finished, by tenant, requested model and status.\n"
+			    "# TYPE tollgate_requests_total counter\n");
+	for (size_t i = 0; i < m.cap; i++)
+		if (m.s[i].labels != NULL && m.s[i].fam == F_REQUESTS)
+			evbuffer_add_printf(b, "tollgate_requests_total{%s} %lld\n",
+					    m.s[i].labels,
+					    (long long)m.s[i].v[0]);
+	evbuffer_add_printf(b, "# HELP tollgate_tokens_total Tokens metered, "
+			    "by tenant, requested model, status and class.\n"
+			    "# TYPE tollgate_tokens_total counter\n");
+	for (size_t i = 0; i < m.cap; i++) {
+		if (m.s[i].labels == NULL || m.s[i].fam != F_REQUESTS)
+			continue;
+		for (int k = 1; k < 5; k++)
+			evbuffer_add_printf(b, "tollgate_tokens_total{%s,"
+					    "class=\"%s\"} %lld\n",
+					    m.s[i].labels, tok[k],
+					    (long long)m.s[i].v[k]);
+	}
+	evbuffer_add_printf(b, "# HELP tollgate_spend_nanos_total Cost of "
+			    "the usage written to the ledger, in nano-units "
+			    "of its currency: billed (after promotions) and "
+			    "at list price.\n"
+			    "# TYPE tollgate_spend_nanos_total counter\n");
+	for (size_t i = 0; i < m.cap; i++) {
+		if (m.s[i].labels == NULL || m.s[i].fam != F_SPEND)
+			continue;
+		evbuffer_add_printf(b, "tollgate_spend_nanos_total{%s,"
+				    "kind=\"billed\"} %lld\n"
+				    "tollgate_spend_nanos_total{%s,"
+				    "kind=\"list\"} %lld\n",
+				    m.s[i].labels, (long long)m.s[i].v[0],
+				    m.s[i].labels, (long long)m.s[i].v[1]);
+	}
+	evbuffer_add_printf(b, "# HELP tollgate_request_duration_ms Time from "
+			    "a request's arrival to its end, for requests "
+			    "that reached a provider.\n"
+			    "# TYPE tollgate_request_duration_ms histogram\n");
+	for (size_t i = 0; i < m.cap; i++) {
+		int64_t cum = 0;
+		if (m.s[i].labels == NULL || m.s[i].fam != F_LATENCY)
+			continue;
+		for (int k = 0; k <= NBUCKETS; k++) {
+			cum += m.s[i].hist[k];
+			if (k < NBUCKETS)
+				evbuffer_add_printf(b, "tollgate_request_duration_"
+						    "ms_bucket{%s,le=\"%lld\"} "
+						    "%lld\n", m.s[i].labels,
+						    (long long)buckets_ms[k],
+						    (long long)cum);
+			else
+				evbuffer_add_printf(b, "tollgate_request_duration_"
+						    "ms_bucket{%s,le=\"+Inf\"} "
+						    "%lld\n", m.s[i].labels,
+						    (long long)cum);
+		}
+		evbuffer_add_printf(b, "tollgate_request_duration_ms_sum{%s} %lld\n"
+				    "tollgate_request_duration_ms_count{%s} "
+				    "%lld\n", m.s[i].labels,
+				    (long long)m.s[i].sum, m.s[i].labels,
+				    (long long)cum);
+	}
+}
+
+/* Renders every metric. */
 void
 metrics_render(struct evbuffer *b)
 {
-	static const char *const cls[] = { "other", "1xx", "2xx", "3xx",
-					   "4xx", "5xx" };
-
-	evbuffer_add_printf(b, "# HELP tollgate_requests_total Requests "
-			    "finished, by status class.\n"
-			    "# TYPE tollgate_requests_total counter\n");
-	for (int i = 0; i < 6; i++)
-		evbuffer_add_printf(b, "tollgate_requests_total{status=\"%s\"} "
-				    "%lld\n", cls[i],
-				    (long long)atomic_load(&requests[i]));
+	pthread_mutex_lock(&m.lock);
+	render_series(b);
+	pthread_mutex_unlock(&m.lock);
 	evbuffer_add_printf(b,
 		"# HELP tollgate_streamed_requests_total Streamed requests.\n"
 		"# TYPE tollgate_streamed_requests_total counter\n"
@@ -64,12 +292,6 @@ metrics_render(struct evbuffer *b)
 		"without usage.\n"
 		"# TYPE tollgate_unmetered_success_total counter\n"
 		"tollgate_unmetered_success_total %lld\n"
-		"# HELP tollgate_tokens_total Tokens metered, by class.\n"
-		"# TYPE tollgate_tokens_total counter\n"
-		"tollgate_tokens_total{class=\"prompt\"} %lld\n"
-		"tollgate_tokens_total{class=\"completion\"} %lld\n"
-		"tollgate_tokens_total{class=\"cached\"} %lld\n"
-		"tollgate_tokens_total{class=\"reasoning\"} %lld\n"
 		"# HELP tollgate_usage_queue Usage records waiting for the "
 		"database.\n"
 		"# TYPE tollgate_usage_queue gauge\n"
@@ -87,10 +309,6 @@ metrics_render(struct evbuffer *b)
 		(long long)atomic_load(&streamed),
 		(long long)atomic_load(&aborted),
 		(long long)atomic_load(&unmetered),
-		(long long)atomic_load(&tokens_prompt),
-		(long long)atomic_load(&tokens_completion),
-		(long long)atomic_load(&tokens_cached),
-		(long long)atomic_load(&tokens_reasoning),
 		(long long)pgwriter_queued(), (long long)pgwriter_written(),
 		pgwriter_db_ok(), (long long)keystore_count());
 }

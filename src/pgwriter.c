@@ -23,6 +23,7 @@
 #include "clock.h"
 #include "ledger.h"
 #include "log.h"
+#include "metrics.h"
 #include "pgwriter.h"
 
 static struct {
@@ -94,6 +95,9 @@ write_batch(struct usage_record *batch, int n)
 		w.conn = NULL;
 		return -1;
 	}
+	for (struct usage_record *r = batch; n-- > 0 && r != NULL; r = r->next)
+		if (r->inserted)
+			metrics_spend(r);
 	return 0;
 }
 

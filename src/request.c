@@ -461,6 +461,7 @@ admit(struct request *req)
 	req->rq_authed = 1;
 	rec->tenant_id = req->rq_grant.tenant_id;
 	rec->key_id = req->rq_grant.key_id;
+	rec->tenant = strdup(req->rq_grant.tenant);
 
 	req->rq_body_len = evbuffer_get_length(in);
 	if (req->rq_body_len > (size_t)cfg->max_body_size) {

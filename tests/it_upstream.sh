@@ -39,6 +39,9 @@ target = slow:openai-chat
 target = viaproxy:*"
 tg_start_gateway
 KEY=$(tg_issue_key up)
+tg_ctl price set --provider viaproxy --model openai-chat --input 2.5 \
+	--cached 1.25 --output 10 --currency USD --from 2020-01-01 >/dev/null ||
+	tg_bail "price set failed"
 
 # Through the parent proxy: the provider's host does not resolve, so only
 # the proxy can have answered; it received the provider's credential, never
@@ -58,6 +61,31 @@ assert_eq "via proxy: upstream model" openai-chat \
 tg_check_row "via proxy: metered" "$TG_RID" \
 	"provider, upstream_model, requested_model, prompt_tokens, completion_tokens" \
 	"viaproxy|openai-chat|proxied|1200|85"
+# /metrics: the request by tenant, model and status, its tokens, its cost
+# once the ledger priced it (176 input at 2.5, 1024 cached at 1.25, 85
+# output at 10 per million: 2,570,000 nano-USD), and its latency.
+# Spend is counted just after the ledger's commit: poll briefly.
+for ((i = 0; i < 50; i++)); do
+	metrics=$(curl -sS "$TG_ADMIN_URL/metrics")
+	[[ $metrics == *'kind="billed"} 2570000'* ]] && break
+	sleep 0.1
+done
+assert_match "metrics: requests by tenant, model, status" \
+	'tollgate_requests_total\{tenant="up",model="proxied",status="200"\} 1' \
+	"$metrics"
+assert_match "metrics: prompt tokens" \
+	'tollgate_tokens_total\{tenant="up",model="proxied",status="200",class="prompt"\} 1200' \
+	"$metrics"
+assert_match "metrics: cached tokens" \
+	'tollgate_tokens_total\{tenant="up",model="proxied",status="200",class="cached"\} 1024' \
+	"$metrics"
+assert_match "metrics: spend, billed" \
+	'tollgate_spend_nanos_total\{tenant="up",currency="USD",kind="billed"\} 2570000' \
+	"$metrics"
+assert_match "metrics: latency histogram of the provider" \
+	'tollgate_request_duration_ms_count\{provider="viaproxy"\} 1' "$metrics"
+assert_eq "metrics: the record's cost matches" 2570000 \
+	"$(tg_row "$TG_RID" billed_nanos)"
 if grep -q "$TG_UPSTREAM_SECRET" "$TG_TMP/gateway.log"; then
 	tg_not_ok "provider credential never logged"
 else
