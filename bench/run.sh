@@ -436,6 +436,24 @@ main() {
 	scenario chat openai-chat 0 0 1200 85
 	scenario stream openai-chat-stream 1 0 25 9
 	scenario stream-5ms-chunks openai-chat-stream 1 5 25 9
+	# The admission path on: the tenant and its key under rate limits
+	# high enough that nothing is refused, so every request pays for the
+	# checks and the x-ratelimit-* headers.
+	"$CTL" --database "$DB" limit set --tenant bench --rpm 2000000000 \
+		--tpm 1000000000000 --concurrency 100000 >>"$TMP/ctl.log" 2>&1 ||
+		die "tollctl limit set failed"
+	"$CTL" --database "$DB" limit set --tenant bench --key "${KEY:0:10}" \
+		--rpm 2000000000 --tpm 1000000000000 >>"$TMP/ctl.log" 2>&1 ||
+		die "tollctl limit set --key failed"
+	for ((n = 0; n < 100; n++)); do
+		curl -s -D - -o /dev/null -H "Authorization: Bearer $KEY" \
+			-d '{"model":"openai-chat","messages":[]}' \
+			"$GW_URL/v1/chat/completions" | grep -qi '^x-ratelimit-limit-requests' &&
+			break
+		sleep 0.1
+	done
+	[ "$n" -lt 100 ] || die "the rate limits did not reach the gateway"
+	scenario chat-rate-limited openai-chat 0 0 1200 85
 
 	stop_pid "$GW_PID"
 	GW_PID=
@@ -458,6 +476,9 @@ main() {
 	printf '\n%-22s %10s %10s %8s\n' "usage check" "requests" "records" "wrong"
 	cat "$TMP/usage"
 	printf '%-22s %10s %10s\n' total "$TOTAL_REQ" "$TOTAL_ROWS"
+	awk '$1 == "chat" { off = $3 } $1 == "chat-rate-limited" { on = $3 }
+		END { if (off) printf "\nadmission checks on / off (gateway req/s): %.2f\n", on / off }' \
+		"$TMP/table"
 	if [ "$TOTAL_REQ" != "$TOTAL_ROWS" ]; then
 		fail "usage records ($TOTAL_ROWS) do not match the requests wrk completed through the gateway ($TOTAL_REQ)"
 	fi
