@@ -2,7 +2,8 @@
  * log.h - process logging.
  *
  * One line per message on stderr, written with a single write(2) so lines
- * from several threads never interleave. Request logs go through rlog_*()
+ * from several threads never interleave, or queued for a logger thread
+ * (log_start_async) so that no event loop waits on stderr. Request logs go through rlog_*()
  * in request.h, which put the request id and tenant first.
  */
 #ifndef TOLLGATE_LOG_H
@@ -28,6 +29,11 @@ void log_vmsg(enum log_level level, const char *prefix, const char *fmt,
 #define log_info(...)  log_msg(LOG_INFO, __VA_ARGS__)
 #define log_debug(...) \
 	do { if (log_enabled(LOG_DEBUG)) log_msg(LOG_DEBUG, __VA_ARGS__); } while (0)
+
+/* Hands writing to a logger thread, so that callers never wait on
+ * stderr; log_stop_async() writes what is queued and stops it. */
+int log_start_async(void) __attribute__((warn_unused_result));
+void log_stop_async(void);
 
 /* Logs and exits 1. */
 void fatalx(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));

@@ -1,6 +1,15 @@
 /*
  * log.c - process logging: one line per message on stderr.
+ *
+ * The gateway logs a line per request from its event loops, which must
+ * never wait for a slow stderr (a pipe to a busy journal). Once
+ * log_start_async() ran, lines go to a bounded in-memory queue that a
+ * thread of its own writes out; when the queue is full the line is dropped
+ * and the drop counted and reported, rather than blocking a request.
  */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +21,19 @@
 
 static enum log_level log_level = LOG_INFO;
 static int log_json;
+
+/* The queue of the logger thread, when one runs (log_start_async). */
+static struct {
+	atomic_int on;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	char buf[1 << 20];
+	size_t len;
+	long long dropped;
+	int stop;
+} async = { .lock = PTHREAD_MUTEX_INITIALIZER,
+	    .cond = PTHREAD_COND_INITIALIZER };
 
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
 
@@ -64,7 +86,97 @@ json_escape(char *buf, size_t size, size_t off, const char *s)
 	return off;
 }
 
-/* Formats one message and writes it with a single write(2). */
+/* Writes a buffer to stderr whole, retrying short writes. */
+static void
+write_all(const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(STDERR_FILENO, p, n);
+		if (w <= 0) {
+			if (w < 0 && errno == EINTR)
+				continue;
+			return; /* nowhere left to report it */
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+}
+
+/* Queues a formatted line for the logger thread; never waits. A full
+ * queue drops the line and counts it. */
+static void
+async_put(const char *line, size_t n)
+{
+	pthread_mutex_lock(&async.lock);
+	if (async.len + n > sizeof async.buf) {
+		async.dropped++;
+	} else {
+		memcpy(async.buf + async.len, line, n);
+		async.len += n;
+		pthread_cond_signal(&async.cond);
+	}
+	pthread_mutex_unlock(&async.lock);
+}
+
+/* The logger thread: swaps the queue out and writes it, until stopped. */
+static void *
+async_main(void *arg)
+{
+	static char out[sizeof async.buf];
+
+	pthread_mutex_lock(&async.lock);
+	for (;;) {
+		size_t n;
+		long long dropped;
+
+		while (async.len == 0 && async.dropped == 0 && !async.stop)
+			pthread_cond_wait(&async.cond, &async.lock);
+		if (async.len == 0 && async.dropped == 0 && async.stop)
+			break;
+		n = async.len;
+		memcpy(out, async.buf, n);
+		async.len = 0;
+		dropped = async.dropped;
+		async.dropped = 0;
+		pthread_mutex_unlock(&async.lock);
+		write_all(out, n);
+		if (dropped > 0) {
+			char note[96];
+			int k = snprintf(note, sizeof note, "log: %lld lines "
+					 "dropped (stderr too slow)\n", dropped);
+			write_all(note, (size_t)k);
+		}
+		pthread_mutex_lock(&async.lock);
+	}
+	pthread_mutex_unlock(&async.lock);
+	return NULL;
+}
+
+/* From now on, lines are queued and written by a thread of their own. */
+int
+log_start_async(void)
+{
+	async.stop = 0;
+	if (pthread_create(&async.thread, NULL, async_main, NULL) != 0)
+		return -1;
+	atomic_store(&async.on, 1);
+	return 0;
+}
+
+/* Writes what is queued and goes back to writing directly. */
+void
+log_stop_async(void)
+{
+	if (!atomic_exchange(&async.on, 0))
+		return;
+	pthread_mutex_lock(&async.lock);
+	async.stop = 1;
+	pthread_cond_signal(&async.cond);
+	pthread_mutex_unlock(&async.lock);
+	pthread_join(async.thread, NULL);
+}
+
+/* Formats one message; writes it with one write(2), or queues it. */
 void
 log_vmsg(enum log_level level, const char *prefix, const char *fmt,
 	 va_list ap)
@@ -97,9 +209,10 @@ log_vmsg(enum log_level level, const char *prefix, const char *fmt,
 	}
 	if (off > sizeof line)
 		off = sizeof line;
-	if (write(STDERR_FILENO, line, off) < 0) {
-		/* Nowhere left to report it. */
-	}
+	if (atomic_load(&async.on))
+		async_put(line, off);
+	else
+		write_all(line, off);
 }
 
 /* Logs a message at level. */
@@ -122,5 +235,6 @@ fatalx(const char *fmt, ...)
 	va_start(ap, fmt);
 	log_vmsg(LOG_ERROR, NULL, fmt, ap);
 	va_end(ap);
+	log_stop_async();
 	exit(1);
 }

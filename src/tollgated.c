@@ -133,6 +133,8 @@ main(int argc, char **argv)
 			 "TOLLGATE_KEY_SECRET (tollctl must use the same)");
 
 	signal(SIGPIPE, SIG_IGN);
+	if (log_start_async() != 0)
+		fatalx("cannot start the logger thread");
 	event_set_log_callback(libevent_log);
 	if (evthread_use_pthreads() != 0)
 		fatalx("libevent: no thread support");
@@ -203,5 +205,6 @@ main(int argc, char **argv)
 	curl_global_cleanup();
 	libevent_global_shutdown();
 	log_info("stopped");
+	log_stop_async();
 	return 0;
 }
