@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "quota.h"
 #include "ratelimit.h"
 
 /* What a valid key grants; strings are owned by the caller after lookup. */
@@ -23,6 +24,8 @@ struct key_grant {
 	char *models;   /* allowed patterns, comma separated; NULL = any */
 	struct rl_limits rl_tenant; /* the tenant's rate limits */
 	struct rl_limits rl_key;    /* the key's own */
+	struct quota_ref *quotas;   /* the tenant's and the key's quotas */
+	int nquotas;
 };
 
 enum key_status { KEY_OK, KEY_UNKNOWN, KEY_EXPIRED };

@@ -36,8 +36,8 @@ struct usage_record {
 	int64_t latency_ms;
 	int64_t ttfb_ms;         /* -1 when no byte reached the client */
 	char *error;             /* owned reason for refusals and failures */
-	const char *refusal;     /* static: which policy refused it
-	                            ("rate_limit:requests", ...), or NULL */
+	char refusal[32];        /* which policy refused it
+	                            ("rate_limit:requests", "quota:12"), or "" */
 
 	/* Filled by ledger_write() when the record is ingested. */
 	int inserted;            /* new in the ledger (not a replay) */

@@ -2,7 +2,10 @@
  * request.h - one client request's life, from admission to usage record.
  *
  * States (driven only by request.c):
- *   REQ_ADMISSION  headers and body are in; authenticate, parse, route
+ *   REQ_ADMISSION  headers and body are in; authenticate, parse, route,
+ *                  rate limits
+ *   REQ_QUOTA      parked while the quota thread reserves the worst case;
+ *                  it cannot be freed until the answer arrives
  *   REQ_UPSTREAM   the upstream transfer runs; nothing sent to the client
  *   REQ_RELAYING   a streamed reply has started; events are relayed as they
  *                  arrive, with backpressure from the client connection
@@ -19,6 +22,7 @@
 
 #include "keystore.h"
 #include "meter.h"
+#include "quota.h"
 #include "ratelimit.h"
 #include "usage.h"
 
@@ -28,7 +32,9 @@ struct evbuffer;
 struct sse_parser;
 struct route_target;
 
-enum request_state { REQ_ADMISSION, REQ_UPSTREAM, REQ_RELAYING, REQ_CLOSED };
+enum request_state {
+	REQ_ADMISSION, REQ_QUOTA, REQ_UPSTREAM, REQ_RELAYING, REQ_CLOSED
+};
 
 /* An API endpoint the gateway serves. */
 struct endpoint {
@@ -78,6 +84,10 @@ struct request {
 	int64_t rq_worst;                 /* worst-case tokens at admission */
 	struct rl_ticket rq_rl;           /* what the rate limits counted */
 	int rq_rl_held;
+	struct quota_job rq_qjob;         /* the quota reservation */
+	int rq_quota_held;                /* reserved: settle at close */
+	int rq_close_pending;             /* closed while parked */
+	char *rq_close_reason;
 
 	struct usage_record *rq_rec;      /* filled as the request goes */
 };

@@ -32,6 +32,8 @@ struct key_entry {
 	char *tenant;
 	char *models;
 	struct rl_limits rl_tenant, rl_key;
+	struct quota_ref *quotas;
+	int nquotas;
 };
 
 struct key_cache {
@@ -70,6 +72,7 @@ cache_unref(struct key_cache *c)
 	for (size_t i = 0; i < c->n; i++) {
 		free(c->e[i].tenant);
 		free(c->e[i].models);
+		free(c->e[i].quotas);
 	}
 	free(c->e);
 	free(c);
@@ -81,6 +84,56 @@ entry_cmp(const void *a, const void *b)
 {
 	return strcmp(((const struct key_entry *)a)->hash,
 		      ((const struct key_entry *)b)->hash);
+}
+
+/* Frees a cache nobody references. */
+static void
+cache_free(struct key_cache *c)
+{
+	c->refs = 1;
+	cache_unref(c);
+}
+
+/* Gives each key the quotas of its tenant and its own. 0 or -1. */
+static int
+attach_quotas(struct key_cache *c)
+{
+	PGresult *res = PQexec(ks.conn,
+			       "SELECT id, tenant_id, coalesce(key_id, 0), "
+			       "coalesce(model_pattern, ''), hard "
+			       "FROM quotas ORDER BY id");
+	int n;
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		log_warn("keystore: loading quotas: %s",
+			 PQresultErrorMessage(res));
+		PQclear(res);
+		return -1;
+	}
+	n = PQntuples(res);
+	for (size_t k = 0; k < c->n && n > 0; k++) {
+		struct key_entry *e = &c->e[k];
+		for (int i = 0; i < n; i++) {
+			int64_t tid = strtoll(PQgetvalue(res, i, 1), NULL, 10);
+			int64_t kid = strtoll(PQgetvalue(res, i, 2), NULL, 10);
+			struct quota_ref *r;
+			if (tid != e->tenant_id || (kid != 0 && kid != e->key_id) ||
+			    e->nquotas >= QUOTA_MAX)
+				continue;
+			if (e->quotas == NULL &&
+			    (e->quotas = calloc(QUOTA_MAX, sizeof *e->quotas)) == NULL) {
+				PQclear(res);
+				return -1;
+			}
+			r = &e->quotas[e->nquotas++];
+			r->id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+			snprintf(r->model_pattern, sizeof r->model_pattern, "%s",
+				 PQgetvalue(res, i, 3));
+			r->hard = PQgetvalue(res, i, 4)[0] == 't';
+		}
+	}
+	PQclear(res);
+	return 0;
 }
 
 /* Reads every usable key into a new cache. NULL on error. */
@@ -140,6 +193,10 @@ load_keys(void)
 		c->n++;
 	}
 	PQclear(res);
+	if (attach_quotas(c) != 0) {
+		cache_free(c);
+		return NULL;
+	}
 	qsort(c->e, c->n, sizeof *c->e, entry_cmp);
 	return c;
 }
@@ -325,6 +382,13 @@ keystore_lookup(const char *key, size_t len, struct key_grant *g)
 			g->models = e->models ? strdup(e->models) : NULL;
 			g->rl_tenant = e->rl_tenant;
 			g->rl_key = e->rl_key;
+			if (e->nquotas > 0 &&
+			    (g->quotas = malloc((size_t)e->nquotas *
+						sizeof *g->quotas)) != NULL) {
+				memcpy(g->quotas, e->quotas,
+				       (size_t)e->nquotas * sizeof *g->quotas);
+				g->nquotas = e->nquotas;
+			}
 			st = KEY_OK;
 		}
 	}
@@ -338,6 +402,7 @@ keystore_grant_clear(struct key_grant *g)
 {
 	free(g->tenant);
 	free(g->models);
+	free(g->quotas);
 	memset(g, 0, sizeof *g);
 }
 

@@ -298,7 +298,7 @@ insert_records(PGconn *conn, struct usage_record **recs, int n, char **cause)
 		else
 			arr_add(&a[18], NULL, 0);
 		arr_add(&a[19], r->error, 1);
-		arr_add(&a[20], r->refusal, 1);
+		arr_add(&a[20], r->refusal[0] != '\0' ? r->refusal : NULL, 1);
 	}
 	for (int c = 0; c < NC; c++) {
 		params[c] = arr_end(&a[c]);

@@ -23,7 +23,9 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <fnmatch.h>
 #include <event2/buffer.h>
+#include <event2/event.h>
 #include <event2/bufferevent.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -390,7 +392,8 @@ admit_rate_limits(struct request *req)
 			 "minute. Lower max_tokens or the prompt.",
 			 (long long)req->rq_worst, st.scope,
 			 (long long)st.limit);
-		req->rq_rec->refusal = "rate_limit:tokens";
+		snprintf(req->rq_rec->refusal, sizeof req->rq_rec->refusal, "%s",
+			 "rate_limit:tokens");
 		request_refuse(req, 429, "tokens", "rate_limit_exceeded", NULL,
 			       msg);
 		return -1;
@@ -404,7 +407,8 @@ admit_rate_limits(struct request *req)
 			 "this %s: limit %lld, in flight %lld. Please try "
 			 "again shortly.", st.scope, (long long)st.limit,
 			 (long long)st.used);
-		req->rq_rec->refusal = "rate_limit:concurrency";
+		snprintf(req->rq_rec->refusal, sizeof req->rq_rec->refusal, "%s",
+			 "rate_limit:concurrency");
 	} else {
 		int tokens = strcmp(st.refused, "tokens") == 0;
 		snprintf(msg, sizeof msg, "Rate limit reached for %s per "
@@ -414,8 +418,9 @@ admit_rate_limits(struct request *req)
 			 (long long)st.limit, (long long)st.used,
 			 (long long)(tokens ? req->rq_worst : 1),
 			 (long long)retry_s);
-		req->rq_rec->refusal = tokens ? "rate_limit:tokens"
-					      : "rate_limit:requests";
+		snprintf(req->rq_rec->refusal, sizeof req->rq_rec->refusal,
+			 "%s", tokens ? "rate_limit:tokens"
+				      : "rate_limit:requests");
 	}
 	request_refuse(req, 429, st.refused, "rate_limit_exceeded", NULL, msg);
 	return -1;
@@ -542,6 +547,97 @@ admit(struct request *req)
 	return admit_rate_limits(req);
 }
 
+/* Starts the upstream transfer, or refuses when it cannot start. */
+static void
+go_upstream(struct request *req)
+{
+	if (start_upstream(req) != 0)
+		request_refuse(req, 502, "upstream_error", "upstream_error",
+			       NULL, "Could not start the upstream request.");
+}
+
+/* The quota thread answered: go on, or refuse. */
+static void
+quota_done(evutil_socket_t fd, short what, void *arg)
+{
+	struct request *req = arg;
+	struct quota_job *job = &req->rq_qjob;
+	char msg[512], v[160];
+
+	event_free(job->ev);
+	job->ev = NULL;
+	req->rq_state = REQ_ADMISSION;
+	if (job->status == 0)
+		req->rq_quota_held = 1;
+	if (req->rq_close_pending) {
+		char *reason = req->rq_close_reason;
+		req->rq_close_pending = 0;
+		req->rq_close_reason = NULL;
+		request_close(req, reason);
+		free(reason);
+		return;
+	}
+	if (job->status == 1) {
+		snprintf(msg, sizeof msg, "You exceeded quota %lld: %lld of "
+			 "%lld tokens used or reserved in this period, and this "
+			 "request may use %lld.", (long long)job->quota_id,
+			 (long long)(job->used + job->reserved),
+			 (long long)job->limit, (long long)job->tokens);
+		snprintf(req->rq_rec->refusal, sizeof req->rq_rec->refusal,
+			 "quota:%lld", (long long)job->quota_id);
+		request_refuse(req, 429, "insufficient_quota",
+			       "insufficient_quota", NULL, msg);
+		return;
+	}
+	if (job->status < 0) {
+		snprintf(req->rq_rec->refusal, sizeof req->rq_rec->refusal,
+			 "quota:unavailable");
+		request_refuse(req, 503, "server_error", "quota_unavailable",
+			       NULL, "The quota state cannot be reached; "
+			       "please try again shortly.");
+		return;
+	}
+	if (job->soft_exceeded) {
+		snprintf(v, sizeof v, "quota %lld exceeded: %lld of %lld "
+			 "tokens used or reserved", (long long)job->quota_id,
+			 (long long)(job->used + job->reserved + job->tokens),
+			 (long long)job->limit);
+		evhttp_add_header(evhttp_request_get_output_headers(req->rq_http),
+				  "x-tollgate-quota-warning", v);
+		rlog(req, LOG_WARN, "soft %s", v);
+	}
+	go_upstream(req);
+}
+
+/* Parks the request while its worst case is reserved against the quotas
+ * that apply to it. Returns 1 when parked, 0 when no quota applies. */
+static int
+park_for_quotas(struct request *req)
+{
+	const struct key_grant *g = &req->rq_grant;
+	struct quota_job *job = &req->rq_qjob;
+
+	memset(job, 0, sizeof *job);
+	for (int i = 0; i < g->nquotas && job->n < QUOTA_MAX; i++) {
+		const struct quota_ref *r = &g->quotas[i];
+		if (r->model_pattern[0] != '\0' &&
+		    fnmatch(r->model_pattern, req->rq_model, 0) != 0)
+			continue;
+		job->ids[job->n++] = r->id;
+	}
+	if (job->n == 0)
+		return 0;
+	memcpy(job->request_id, req->rq_id, sizeof job->request_id);
+	job->tokens = req->rq_worst;
+	job->now_ms = clock_policy_ms();
+	job->ev = event_new(req->rq_worker->w_base, -1, 0, quota_done, req);
+	if (job->ev == NULL)
+		return 0;
+	req->rq_state = REQ_QUOTA;
+	quota_reserve(job);
+	return 1;
+}
+
 /* Handles a data-plane request for a known endpoint. */
 void
 request_start(struct worker *w, struct evhttp_request *http,
@@ -577,11 +673,9 @@ request_start(struct worker *w, struct evhttp_request *http,
 
 	if (admit(req) != 0)
 		return;
-	if (start_upstream(req) != 0) {
-		request_refuse(req, 502, "upstream_error", "upstream_error",
-			       NULL, "Could not start the upstream request.");
+	if (park_for_quotas(req))
 		return;
-	}
+	go_upstream(req);
 }
 
 /* Replies with the buffered upstream response as the provider sent it. */
@@ -686,6 +780,14 @@ request_close(struct request *req, const char *reason)
 
 	if (req->rq_state == REQ_CLOSED)
 		return;
+	if (req->rq_state == REQ_QUOTA) {
+		/* The quota thread still holds this request: finish when its
+		 * answer arrives (quota_done). */
+		req->rq_close_pending = 1;
+		if (req->rq_close_reason == NULL && reason != NULL)
+			req->rq_close_reason = strdup(reason);
+		return;
+	}
 	if (req->rq_easy != NULL) {
 		upstream_remove(w, req->rq_easy);
 		curl_easy_cleanup(req->rq_easy);
@@ -723,6 +825,10 @@ request_close(struct request *req, const char *reason)
 						    req->rq_ep->wire);
 		rec->usage.completion = req->rq_ust.text_tokens;
 		rec->source = USAGE_ESTIMATED;
+	}
+	if (req->rq_quota_held) {
+		quota_settle(req->rq_id, rec->usage.prompt + rec->usage.completion);
+		req->rq_quota_held = 0;
 	}
 	if (req->rq_rl_held) {
 		ratelimit_settle(&req->rq_rl,

@@ -3,8 +3,8 @@
  *
  * The main thread runs the admin server and signal handling on its own
  * event base; workers (worker.c) run the data plane; the key cache
- * (keystore.c) and the usage writer (pgwriter.c) each own a thread and a
- * database connection. SIGTERM and SIGINT stop accepting, let in-flight
+ * (keystore.c), the usage writer (pgwriter.c) and the quota reservations
+ * (quota.c) each own a thread and a database connection. SIGTERM and SIGINT stop accepting, let in-flight
  * requests finish within shutdown_timeout, flush usage and exit.
  */
 #include <getopt.h>
@@ -23,6 +23,7 @@
 #include "keystore.h"
 #include "log.h"
 #include "pgwriter.h"
+#include "quota.h"
 #include "worker.h"
 
 #define MAX_WORKERS 256
@@ -147,7 +148,8 @@ main(int argc, char **argv)
 	if (keystore_start(cfg->database, cfg->key_secret,
 			   (int)cfg->keys_refresh_ms) != 0 ||
 	    pgwriter_start(cfg->database, (int)cfg->usage_batch,
-			   (int)cfg->usage_flush_ms) != 0)
+			   (int)cfg->usage_flush_ms) != 0 ||
+	    quota_start(cfg->database) != 0)
 		fatalx("cannot start the database threads");
 
 	if (cfg->admin_listen != NULL) {
@@ -196,6 +198,7 @@ main(int argc, char **argv)
 		evhttp_free(admin);
 	for (int i = 0; i < 3; i++)
 		event_free(sigs[i]);
+	quota_stop();
 	pgwriter_stop(5000);
 	keystore_stop();
 	if (cfg->pid_file != NULL)

@@ -1,0 +1,53 @@
+/*
+ * quota.h - token quotas, reserved centrally in PostgreSQL.
+ *
+ * A thread with its own connection runs each admitted request's
+ * reservation (sql/006_quota_counters.sql) and, when the request ends, its
+ * settlement. The request waits for the answer parked on an event of its
+ * worker's loop, so no event loop ever waits on the database.
+ */
+#ifndef TOLLGATE_QUOTA_H
+#define TOLLGATE_QUOTA_H
+
+#include <stdint.h>
+
+#define QUOTA_MAX 16  /* quotas one request is checked against */
+
+struct event;
+
+/* A quota as the key cache knows it. */
+struct quota_ref {
+	int64_t id;
+	char model_pattern[128]; /* "" = every model */
+	int hard;
+};
+
+/* One reservation, owned by its request until ev fires. */
+struct quota_job {
+	char request_id[40];
+	int64_t ids[QUOTA_MAX];
+	int n;
+	int64_t tokens;          /* worst case */
+	int64_t now_ms;          /* the policy clock */
+	struct event *ev;        /* activated on the request's loop when done */
+	/* Results: */
+	int status;              /* 0 reserved, 1 refused by a hard quota,
+	                            -1 the quota state could not be reached */
+	int64_t quota_id;        /* the quota that refused, or a soft one
+	                            exceeded (0 = none) */
+	int64_t limit, used, reserved;
+	int soft_exceeded;
+	struct quota_job *next;
+};
+
+int quota_start(const char *conninfo) __attribute__((warn_unused_result));
+void quota_stop(void);
+
+/* Queues a reservation; job->ev fires when the result is in. */
+void quota_reserve(struct quota_job *job);
+
+/* Queues the settlement of a request's reservations with its actual
+ * tokens. */
+void quota_settle(const char *request_id, int64_t tokens);
+
+#endif
