@@ -436,9 +436,13 @@ main() {
 	scenario chat openai-chat 0 0 1200 85
 	scenario stream openai-chat-stream 1 0 25 9
 	scenario stream-5ms-chunks openai-chat-stream 1 5 25 9
-	# The admission path on: the tenant and its key under rate limits
-	# high enough that nothing is refused, so every request pays for the
-	# checks and the x-ratelimit-* headers.
+	# The admission path on: the tenant under a monthly token quota and
+	# the tenant and its key under rate limits, all too high to refuse
+	# anything, so every request pays for the checks, a reservation and a
+	# settlement in PostgreSQL, and the x-ratelimit-* headers.
+	"$CTL" --database "$DB" quota set --tenant bench --period month \
+		--tokens 1000000000000 >>"$TMP/ctl.log" 2>&1 ||
+		die "tollctl quota set failed"
 	"$CTL" --database "$DB" limit set --tenant bench --rpm 2000000000 \
 		--tpm 1000000000000 --concurrency 100000 >>"$TMP/ctl.log" 2>&1 ||
 		die "tollctl limit set failed"
@@ -453,7 +457,7 @@ main() {
 		sleep 0.1
 	done
 	[ "$n" -lt 100 ] || die "the rate limits did not reach the gateway"
-	scenario chat-rate-limited openai-chat 0 0 1200 85
+	scenario chat-admission openai-chat 0 0 1200 85
 
 	stop_pid "$GW_PID"
 	GW_PID=
@@ -476,7 +480,7 @@ main() {
 	printf '\n%-22s %10s %10s %8s\n' "usage check" "requests" "records" "wrong"
 	cat "$TMP/usage"
 	printf '%-22s %10s %10s\n' total "$TOTAL_REQ" "$TOTAL_ROWS"
-	awk '$1 == "chat" { off = $3 } $1 == "chat-rate-limited" { on = $3 }
+	awk '$1 == "chat" { off = $3 } $1 == "chat-admission" { on = $3 }
 		END { if (off) printf "\nadmission checks on / off (gateway req/s): %.2f\n", on / off }' \
 		"$TMP/table"
 	if [ "$TOTAL_REQ" != "$TOTAL_ROWS" ]; then

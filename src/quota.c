@@ -13,7 +13,7 @@
  * and the request is refused (503) if a hard quota applies; reservations
  * of a gateway that died are released after an hour.
  */
-#include <poll.h>
+#include <stdarg.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -110,79 +110,176 @@ format_ms(int64_t ms, char *buf, size_t size)
 	snprintf(buf + n, size - n, ".%03d+00", (int)(ms % 1000));
 }
 
-/* Runs one reservation; fills the job's results. */
-static void
-run_reserve(struct quota_job *job)
-{
-	char ids[QUOTA_MAX * 24 + 4], tokens[24], now[48];
-	const char *params[4] = { job->request_id, ids, tokens, now };
-	size_t off = 0;
-	PGresult *res;
+/* A growing string for array literals. */
+struct abuf {
+	char *s;
+	size_t len, cap;
+};
 
-	off += (size_t)snprintf(ids, sizeof ids, "{");
-	for (int i = 0; i < job->n; i++)
-		off += (size_t)snprintf(ids + off, sizeof ids - off, "%s%lld",
-					i ? "," : "", (long long)job->ids[i]);
-	snprintf(ids + off, sizeof ids - off, "}");
-	snprintf(tokens, sizeof tokens, "%lld", (long long)job->tokens);
-	format_ms(job->now_ms, now, sizeof now);
-	job->status = -1;
-	if (ensure_conn() != 0)
+/* Appends formatted text; on failure the buffer is left as it was. */
+static void
+ab_printf(struct abuf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void
+ab_printf(struct abuf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0)
 		return;
-	res = PQexecParams(q.conn, "SELECT quota_id, fits, coalesce(token_limit, 0), "
-			   "used, reserved, hard FROM tollgate_quota_reserve("
-			   "$1, $2::bigint[], $3::bigint, $4::timestamptz)",
-			   4, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		log_warn("quota: reserve: %s", PQresultErrorMessage(res));
-		PQclear(res);
-		PQfinish(q.conn);
-		q.conn = NULL;
-		return;
+	if (b->len + (size_t)n + 1 > b->cap) {
+		size_t cap = (b->len + (size_t)n + 1) * 2;
+		char *ns = realloc(b->s, cap);
+		if (ns == NULL)
+			return;
+		b->s = ns;
+		b->cap = cap;
 	}
-	job->status = 0;
-	for (int i = 0; i < PQntuples(res); i++) {
-		int fits = PQgetvalue(res, i, 1)[0] == 't';
-		int hard = PQgetvalue(res, i, 5)[0] == 't';
-		if (fits || (job->status == 1))
+	va_start(ap, fmt);
+	vsnprintf(b->s + b->len, b->cap - b->len, fmt, ap);
+	va_end(ap);
+	b->len += (size_t)n;
+}
+
+/* Reads the reservation rows of a batch into its jobs. */
+static void
+reserve_results(struct quota_job **jobs, int njobs, PGresult *res)
+{
+	for (int i = 0; i < njobs; i++)
+		jobs[i]->status = 0;
+	for (int r = 0; r < PQntuples(res); r++) {
+		int i = atoi(PQgetvalue(res, r, 0)) - 1;
+		int fits = PQgetvalue(res, r, 2)[0] == 't';
+		int hard = PQgetvalue(res, r, 6)[0] == 't';
+		struct quota_job *job;
+		if (i < 0 || i >= njobs)
 			continue;
-		if (!hard && job->soft_exceeded)
+		job = jobs[i];
+		if (fits || job->status == 1 || (!hard && job->soft_exceeded))
 			continue;
-		job->quota_id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
-		job->limit = strtoll(PQgetvalue(res, i, 2), NULL, 10);
-		job->used = strtoll(PQgetvalue(res, i, 3), NULL, 10);
-		job->reserved = strtoll(PQgetvalue(res, i, 4), NULL, 10);
+		job->quota_id = strtoll(PQgetvalue(res, r, 1), NULL, 10);
+		job->limit = strtoll(PQgetvalue(res, r, 3), NULL, 10);
+		job->used = strtoll(PQgetvalue(res, r, 4), NULL, 10);
+		job->reserved = strtoll(PQgetvalue(res, r, 5), NULL, 10);
 		if (hard)
 			job->status = 1;
 		else
 			job->soft_exceeded = 1;
 	}
-	PQclear(res);
 }
 
-/* Runs one settlement. 0, or -1 when it must be retried. */
+/* Runs a batch: every queued reservation in one statement (one
+ * transaction) and every queued settlement in another, pipelined into one
+ * round trip. Fills the jobs; returns 0, or -1 when the settlements must
+ * be retried (jobs then carry status -1 when their statement failed). */
 static int
-run_settle(const struct settle *s)
+run_batch(struct quota_job **jobs, int njobs, struct settle **settles,
+	  int nsettles)
 {
-	char tokens[24];
-	const char *params[2] = { s->request_id, tokens };
-	PGresult *res;
-	int ok;
+	static const char reserve_sql[] =
+		"SELECT idx, quota_id, fits, coalesce(token_limit, 0), used, "
+		"reserved, hard FROM tollgate_quota_reserve($1::text[], "
+		"$2::text[], $3::bigint[], $4::timestamptz)";
+	static const char settle_sql[] =
+		"SELECT tollgate_quota_settle($1::text[], $2::bigint[])";
+	struct abuf a[5];
+	const char *params[4];
+	char now[48];
+	int nstmt = 0, rc = 0, failed = 0;
 
-	snprintf(tokens, sizeof tokens, "%lld", (long long)s->tokens);
-	if (ensure_conn() != 0)
+	memset(a, 0, sizeof a);
+	for (int i = 0; i < njobs; i++)
+		jobs[i]->status = -1;
+	if (ensure_conn() != 0 || PQenterPipelineMode(q.conn) != 1)
 		return -1;
-	res = PQexecParams(q.conn, "SELECT tollgate_quota_settle($1, $2::bigint)",
-			   2, NULL, params, NULL, NULL, 0);
-	ok = PQresultStatus(res) == PGRES_TUPLES_OK;
-	if (!ok) {
-		log_warn("quota: settle %s: %s", s->request_id,
-			 PQresultErrorMessage(res));
-		PQfinish(q.conn);
-		q.conn = NULL;
+	if (njobs > 0) {
+		for (int i = 0; i < njobs; i++) {
+			const struct quota_job *job = jobs[i];
+			ab_printf(&a[0], "%s\"%s\"", i ? "," : "{",
+				  job->request_id);
+			ab_printf(&a[1], "%s\"{", i ? "," : "{");
+			for (int k = 0; k < job->n; k++)
+				ab_printf(&a[1], "%s%lld", k ? "," : "",
+					  (long long)job->ids[k]);
+			ab_printf(&a[1], "}\"");
+			ab_printf(&a[2], "%s%lld", i ? "," : "{",
+				  (long long)job->tokens);
+		}
+		for (int k = 0; k < 3; k++)
+			ab_printf(&a[k], "}");
+		format_ms(jobs[0]->now_ms, now, sizeof now);
+		params[0] = a[0].s;
+		params[1] = a[1].s;
+		params[2] = a[2].s;
+		params[3] = now;
+		if (params[0] == NULL || params[1] == NULL || params[2] == NULL ||
+		    !PQsendQueryParams(q.conn, reserve_sql, 4, NULL, params,
+				       NULL, NULL, 0) ||
+		    PQpipelineSync(q.conn) != 1)
+			goto broken;
+		nstmt++;
 	}
-	PQclear(res);
-	return ok ? 0 : -1;
+	if (nsettles > 0) {
+		for (int i = 0; i < nsettles; i++) {
+			ab_printf(&a[3], "%s\"%s\"", i ? "," : "{",
+				  settles[i]->request_id);
+			ab_printf(&a[4], "%s%lld", i ? "," : "{",
+				  (long long)settles[i]->tokens);
+		}
+		ab_printf(&a[3], "}");
+		ab_printf(&a[4], "}");
+		params[0] = a[3].s;
+		params[1] = a[4].s;
+		if (params[0] == NULL || params[1] == NULL ||
+		    !PQsendQueryParams(q.conn, settle_sql, 2, NULL, params,
+				       NULL, NULL, 0) ||
+		    PQpipelineSync(q.conn) != 1)
+			goto broken;
+		nstmt++;
+	}
+	for (int s = 0; s < nstmt; s++) {
+		int reserving = s == 0 && njobs > 0;
+		PGresult *res;
+		/* The statement's result, its NULL end, then the sync. */
+		while ((res = PQgetResult(q.conn)) != NULL) {
+			if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+				if (reserving)
+					reserve_results(jobs, njobs, res);
+			} else {
+				log_warn("quota: %s: %s", reserving ? "reserve"
+								    : "settle",
+					 PQresultErrorMessage(res));
+				if (!reserving)
+					rc = -1;
+			}
+			PQclear(res);
+		}
+		res = PQgetResult(q.conn);
+		if (res == NULL || PQresultStatus(res) != PGRES_PIPELINE_SYNC) {
+			PQclear(res);
+			goto broken;
+		}
+		PQclear(res);
+	}
+	if (PQexitPipelineMode(q.conn) != 1)
+		goto broken;
+	goto out;
+broken:
+	log_warn("quota: database: %s", PQerrorMessage(q.conn));
+	for (int i = 0; i < njobs; i++)
+		jobs[i]->status = -1;
+	PQfinish(q.conn);
+	q.conn = NULL;
+	failed = 1;
+out:
+	for (int k = 0; k < 5; k++)
+		free(a[k].s);
+	return failed ? -1 : rc;
 }
 
 /* Releases reservations of gateways that died. */
@@ -201,16 +298,20 @@ run_expire(void)
 	PQclear(res);
 }
 
-/* The quota thread. */
+#define BATCH_MAX 256
+
+/* The quota thread: takes what is queued, at most BATCH_MAX of each, and
+ * runs it as one pipelined batch. */
 static void *
 quota_main(void *arg)
 {
 	int64_t next_expire = clock_mono_ms() + EXPIRE_EVERY_MS;
+	struct quota_job *jobs[BATCH_MAX];
+	struct settle *settles[BATCH_MAX];
 
 	pthread_mutex_lock(&q.lock);
 	for (;;) {
-		struct quota_job *job;
-		struct settle *s;
+		int nj = 0, ns = 0, rc;
 
 		if (q.jobs == NULL && q.settles == NULL && !q.stop) {
 			struct timespec ts;
@@ -218,45 +319,50 @@ quota_main(void *arg)
 			ts.tv_sec += 1;
 			pthread_cond_timedwait(&q.cond, &q.lock, &ts);
 		}
-		if ((job = q.jobs) != NULL) {
-			q.jobs = job->next;
-			if (q.jobs == NULL)
-				q.jtail = &q.jobs;
-			pthread_mutex_unlock(&q.lock);
-			run_reserve(job);
-			/* The request may be freed as soon as this fires. */
-			event_active(job->ev, EV_READ, 0);
-			pthread_mutex_lock(&q.lock);
-			continue;
+		while (q.jobs != NULL && nj < BATCH_MAX) {
+			jobs[nj++] = q.jobs;
+			q.jobs = q.jobs->next;
 		}
-		if ((s = q.settles) != NULL) {
-			int rc;
-			pthread_mutex_unlock(&q.lock);
-			rc = run_settle(s);
-			pthread_mutex_lock(&q.lock);
-			if (rc == 0 || q.stop) {
-				q.settles = s->next;
-				if (q.settles == NULL)
-					q.stail = &q.settles;
-				free(s);
-			} else {
-				/* Keep it; back off a little before retrying. */
-				struct timespec ts;
-				clock_gettime(CLOCK_REALTIME, &ts);
-				ts.tv_nsec += 200 * 1000000L;
-				ts.tv_sec += ts.tv_nsec / 1000000000L;
-				ts.tv_nsec %= 1000000000L;
-				pthread_cond_timedwait(&q.cond, &q.lock, &ts);
+		if (q.jobs == NULL)
+			q.jtail = &q.jobs;
+		for (struct settle *s = q.settles; s != NULL && ns < BATCH_MAX;
+		     s = s->next)
+			settles[ns++] = s;
+		if (nj == 0 && ns == 0) {
+			if (q.stop)
+				break;
+			if (clock_mono_ms() >= next_expire) {
+				pthread_mutex_unlock(&q.lock);
+				run_expire();
+				next_expire = clock_mono_ms() + EXPIRE_EVERY_MS;
+				pthread_mutex_lock(&q.lock);
 			}
 			continue;
 		}
-		if (q.stop)
-			break;
-		if (clock_mono_ms() >= next_expire) {
-			pthread_mutex_unlock(&q.lock);
-			run_expire();
-			next_expire = clock_mono_ms() + EXPIRE_EVERY_MS;
-			pthread_mutex_lock(&q.lock);
+		pthread_mutex_unlock(&q.lock);
+		rc = run_batch(jobs, nj, settles, ns);
+		/* Each request may be freed as soon as its event fires. */
+		for (int i = 0; i < nj; i++)
+			event_active(jobs[i]->ev, EV_READ, 0);
+		pthread_mutex_lock(&q.lock);
+		if (rc == 0 || q.stop) {
+			/* Settlements are only ever appended: the first ns
+			 * are the ones just run. */
+			for (int i = 0; i < ns; i++) {
+				struct settle *s = q.settles;
+				q.settles = s->next;
+				free(s);
+			}
+			if (q.settles == NULL)
+				q.stail = &q.settles;
+		} else if (ns > 0) {
+			/* Retry the settlements after a pause. */
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 200 * 1000000L;
+			ts.tv_sec += ts.tv_nsec / 1000000000L;
+			ts.tv_nsec %= 1000000000L;
+			pthread_cond_timedwait(&q.cond, &q.lock, &ts);
 		}
 	}
 	pthread_mutex_unlock(&q.lock);

@@ -1,0 +1,384 @@
+#!/bin/bash
+# it_quota.sh - token quotas through the real gateway: hard quotas refuse
+# with 429 insufficient_quota before any upstream call and record the
+# refusal as quota:ID; concurrent requests, on one gateway or on two
+# sharing the database, stay within a hard quota; soft quotas serve with
+# a warning header; quotas are per tenant, per key and per model pattern;
+# changes reach a running gateway; a day quota starts again on the next
+# day of the policy clock (moved through the admin address).
+
+. "$(dirname "$0")/lib.sh"
+
+GW2_PID=
+GW2_URL=
+
+# Kills the second gateway when the script ends early and shows its log
+# after a failure; keeps the exit status for tg_cleanup.
+gw2_cleanup() {
+	local rc=$?
+	if [ -n "$GW2_PID" ]; then
+		kill -KILL "$GW2_PID" 2>/dev/null
+		wait "$GW2_PID" 2>/dev/null
+		GW2_PID=
+	fi
+	if [ "$rc" != 0 ] || [ "$TG_FAIL" != 0 ]; then
+		tg_tail_log "second tollgated" "$TG_TMP/gateway2.log"
+	fi
+	return "$rc"
+}
+trap 'gw2_cleanup; tg_cleanup' EXIT
+
+# Moves the gateway's policy clock forward by N milliseconds.
+advance_ms() {
+	curl -sS -f -o /dev/null -X POST "$TG_ADMIN_URL/clock/advance?ms=$1" ||
+		tg_bail "cannot move the clock"
+}
+
+# chat KEY MODEL [MAX_TOKENS] : one chat request ("hi", about 8 prompt
+# tokens), streamed when MODEL ends in -stream.
+chat() {
+	local body='{"model":"'$2'","messages":[{"role":"user","content":"hi"}]'
+	[ -n "${3:-}" ] && body+=',"max_tokens":'$3
+	case $2 in
+	*-stream) body+=',"stream":true' ;;
+	esac
+	tg_http POST /v1/chat/completions "$1" "$body}"
+}
+
+# wait_status STATUS KEY MODEL [MAX_TOKENS] : repeats a request until it
+# answers STATUS (quota changes reach the gateway through NOTIFY), for at
+# most 10 s.
+wait_status() {
+	local i
+	for ((i = 0; i < 50; i++)); do
+		chat "$2" "$3" "${4:-}"
+		[ "$TG_STATUS" = "$1" ] && return 0
+		sleep 0.2
+	done
+	return 1
+}
+
+# quota_set ARGS... : `tollctl quota set ARGS`; QID is the quota's id.
+quota_set() {
+	local out
+	out=$(tg_ctl quota set "$@" 2>&1) || tg_bail "quota set $* failed: $out"
+	QID=$(sed -n 's/^\(created\|replaced\) quota \([0-9][0-9]*\) .*/\2/p' \
+		<<<"$out" | head -n 1)
+	[ -n "$QID" ] || tg_bail "quota set $*: no quota id in '$out'"
+}
+
+# Prints the tokens (prompt + completion) of TENANT's served requests.
+tenant_tokens() {
+	tg_psql "SELECT coalesce(sum(u.prompt_tokens + u.completion_tokens), 0)
+		FROM usage_records u JOIN tenants t ON t.id = u.tenant_id
+		WHERE t.name = $(tg_sql_quote "$1") AND u.status = 200"
+}
+
+# Prints the count of TENANT's records with STATUS.
+tenant_records() {
+	tg_psql "SELECT count(*)
+		FROM usage_records u JOIN tenants t ON t.id = u.tenant_id
+		WHERE t.name = $(tg_sql_quote "$1") AND u.status = $2"
+}
+
+# wait_records TENANT STATUS COUNT : polls the ledger until TENANT has
+# COUNT records with STATUS, for at most 20 s.
+wait_records() {
+	local i
+	for ((i = 0; i < 100; i++)); do
+		[ "$(tenant_records "$1" "$2")" = "$3" ] && return 0
+		sleep 0.2
+	done
+	return 1
+}
+
+# Prints the count of model requests the mock has received.
+mock_requests() {
+	curl -sS --max-time 5 "$TG_MOCK_URL/_mock/stats" | jq .requests
+}
+
+# assert_refused DESC QUOTA_ID : the last answer is the hard quota's
+# refusal, and the ledger keeps it with its reason.
+assert_refused() {
+	local desc=$1 id=$2
+	assert_eq "$desc: 429" 429 "$TG_STATUS"
+	assert_eq "$desc: error code" insufficient_quota \
+		"$(jq -r .error.code "$TG_BODY" 2>/dev/null)"
+	assert_eq "$desc: error type" insufficient_quota \
+		"$(jq -r .error.type "$TG_BODY" 2>/dev/null)"
+	assert_match "$desc: message names quota $id" "(^|[^0-9])$id([^0-9]|$)" \
+		"$(jq -r .error.message "$TG_BODY" 2>/dev/null)"
+	tg_check_row "$desc: recorded as refused by quota $id" "$TG_RID" \
+		"status, refusal" "429|quota:$id"
+}
+
+# burst TAG KEY N URL... : N concurrent streamed requests (openai-chat-
+# stream, max_tokens 50), sent to the URLs in turn; the status of request
+# I is in $TG_TMP/TAG.I.code, its body in $TG_TMP/TAG.I.body.
+burst() {
+	local tag=$1 key=$2 n=$3 i
+	shift 3
+	local -a urls=("$@") pids=()
+	local body='{"model":"openai-chat-stream",'
+	body+='"messages":[{"role":"user","content":"hi"}],'
+	body+='"max_tokens":50,"stream":true}'
+	for ((i = 0; i < n; i++)); do
+		curl -s -o "$TG_TMP/$tag.$i.body" -w '%{http_code}' --max-time 30 \
+			-H "Authorization: Bearer $key" \
+			-H 'Content-Type: application/json' -H 'Expect:' \
+			--data-binary "$body" \
+			"${urls[i % ${#urls[@]}]}/v1/chat/completions" \
+			>"$TG_TMP/$tag.$i.code" &
+		pids+=($!)
+	done
+	wait "${pids[@]}"
+}
+
+# check_burst DESC TAG N TENANT LIMIT QUOTA_ID : N requests of a burst are
+# all served or refused by the quota; once the ledger holds every served
+# one, the tenant's tokens are within LIMIT and at most one worst case
+# (62 tokens) short of it.
+check_burst() {
+	local desc=$1 tag=$2 n=$3 tenant=$4 limit=$5 id=$6
+	local i code n200=0 n429=0 nquota=0 other=() used
+	for ((i = 0; i < n; i++)); do
+		code=$(cat "$TG_TMP/$tag.$i.code" 2>/dev/null)
+		case $code in
+		200) n200=$((n200 + 1)) ;;
+		429)
+			n429=$((n429 + 1))
+			if [ "$(jq -r '.error.code + "/" + .error.type' \
+				"$TG_TMP/$tag.$i.body" 2>/dev/null)" = \
+				insufficient_quota/insufficient_quota ]; then
+				nquota=$((nquota + 1))
+			fi
+			;;
+		*)
+			other+=("request $i: '$code' $(head -c 200 \
+				"$TG_TMP/$tag.$i.body" 2>/dev/null)")
+			;;
+		esac
+	done
+	tg_log "$desc: $n200 served, $n429 refused"
+	if [ ${#other[@]} = 0 ]; then
+		tg_ok "$desc: every request answered 200 or 429"
+	else
+		tg_not_ok "$desc: every request answered 200 or 429" "${other[@]:0:5}"
+	fi
+	assert_true "$desc: some served ($n200)" test "$n200" -gt 0
+	assert_eq "$desc: every 429 is insufficient_quota" "$n429" "$nquota"
+	assert_true "$desc: the ledger records the $n200 served" \
+		wait_records "$tenant" 200 "$n200"
+	assert_true "$desc: the ledger records the $n429 refused" \
+		wait_records "$tenant" 429 "$n429"
+	assert_eq "$desc: every refusal recorded as quota:$id" "$n429" \
+		"$(tg_psql "SELECT count(*) FROM usage_records u
+			JOIN tenants t ON t.id = u.tenant_id
+			WHERE t.name = $(tg_sql_quote "$tenant")
+			AND u.status = 429 AND u.refusal = 'quota:$id'")"
+	used=$(tenant_tokens "$tenant")
+	if [ "$used" -le "$limit" ]; then
+		tg_ok "$desc: tokens used $used <= $limit"
+	else
+		tg_not_ok "$desc: tokens used <= $limit" \
+			"expected: <= $limit" "got:      $used ($n200 served)"
+	fi
+	if [ "$used" -ge $((limit - 62)) ]; then
+		tg_ok "$desc: tokens used $used >= $((limit - 62))"
+	else
+		tg_not_ok "$desc: tokens used >= $((limit - 62))" \
+			"expected: >= $((limit - 62))" "got:      $used ($n200 served)"
+	fi
+}
+
+# Starts a second tollgated on the same database and mock, on ports of its
+# own; GW2_URL is its data plane.
+start_gateway2() {
+	local attempt i port admin
+	for ((attempt = 1; attempt <= 3; attempt++)); do
+		port=$(tg_free_port) || tg_bail "no free port"
+		admin=$(tg_free_port) || tg_bail "no free port"
+		[ "$port" = "$admin" ] && continue
+		sed -e "s/^listen = .*/listen = 127.0.0.1:$port/" \
+			-e "s/^admin_listen = .*/admin_listen = 127.0.0.1:$admin/" \
+			"$TG_TMP/tollgate.conf" >"$TG_TMP/tollgate2.conf"
+		[ -f "$TG_TMP/gateway2.log" ] &&
+			mv "$TG_TMP/gateway2.log" "$TG_TMP/gateway2-attempt$attempt.log"
+		"$TG_GATEWAY_BIN" -c "$TG_TMP/tollgate2.conf" \
+			>"$TG_TMP/gateway2.log" 2>&1 &
+		GW2_PID=$!
+		GW2_URL=http://127.0.0.1:$port
+		for ((i = 0; i < 300; i++)); do
+			if [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 \
+				"http://127.0.0.1:$admin/readyz")" = 200 ]; then
+				return 0
+			fi
+			kill -0 "$GW2_PID" 2>/dev/null || break
+			sleep 0.1
+		done
+		if kill -0 "$GW2_PID" 2>/dev/null; then
+			tg_bail "second tollgated not ready (/readyz) within 30 s"
+		fi
+		wait "$GW2_PID" 2>/dev/null
+		tg_log "second tollgated exited with status $? during start" \
+			"(attempt $attempt)"
+		GW2_PID=
+	done
+	tg_bail "second tollgated did not start"
+}
+
+tg_start_pg
+tg_start_mock
+
+# Tenants, keys and most quotas exist before the gateway starts; the
+# changes of case 5 reach it while it runs.
+K1=$(tg_issue_key q1) || tg_bail "key issue failed"
+quota_set --tenant q1 --period month --tokens 3000
+Q1=$QID
+K2=$(tg_issue_key q2) || tg_bail "key issue failed"
+quota_set --tenant q2 --period total --tokens 500
+Q2=$QID
+K3=$(tg_issue_key q3) || tg_bail "key issue failed"
+quota_set --tenant q3 --period total --tokens 1000
+Q3=$QID
+K4=$(tg_issue_key q4) || tg_bail "key issue failed"
+quota_set --tenant q4 --period total --tokens 100 --soft
+Q4=$QID
+K5=$(tg_issue_key q5) || tg_bail "key issue failed"
+K6=$(tg_issue_key q6) || tg_bail "key issue failed"
+quota_set --tenant q6 --period day --tokens 100
+Q6=$QID
+K7A=$(tg_issue_key q7) || tg_bail "key issue failed"
+K7B=$(tg_issue_key q7) || tg_bail "key issue failed"
+quota_set --tenant q7 --key "$K7A" --period total --tokens 100
+Q7=$QID
+K8=$(tg_issue_key q8) || tg_bail "key issue failed"
+quota_set --tenant q8 --model 'openai-*' --period total --tokens 100
+Q8=$QID
+
+tg_start_gateway "test_clock = yes"
+
+# 1. Hard monthly quota of 3000 tokens: the worst case of a request (about
+# 8 + 100) is reserved, the actual 1285 settled.
+for i in 1 2 3; do
+	chat "$K1" openai-chat 100
+	assert_eq "monthly: request $i served" 200 "$TG_STATUS"
+	tg_check_row "monthly: request $i recorded with 1285 tokens" "$TG_RID" \
+		"status, prompt_tokens + completion_tokens, refusal" "200|1285|NULL"
+done
+USED=$(tenant_tokens q1)
+assert_eq "monthly: 3855 tokens used" 3855 "$USED"
+assert_true "monthly: over by at most one misestimate ($USED <= 4285)" \
+	test "$USED" -le $((3000 + 1285))
+MOCK_BEFORE=$(mock_requests)
+chat "$K1" openai-chat 100
+assert_refused "monthly: fourth request" "$Q1"
+assert_eq "monthly: the refused request never reached the provider" \
+	"$MOCK_BEFORE" "$(mock_requests)"
+chat "$K1" zhipu-chat 1
+assert_refused "monthly: a small request once over the quota" "$Q1"
+assert_eq "monthly: still nothing reached the provider" \
+	"$MOCK_BEFORE" "$(mock_requests)"
+
+# 2. 64 concurrent streamed requests against a hard total quota of 500
+# tokens: worst case (about 8 + 50) >= actual (34), so no overshoot.
+burst b2 "$K2" 64 "$TG_URL"
+check_burst "64 concurrent" b2 64 q2 500 "$Q2"
+
+# 4. Soft quota: always served, with a warning once over.
+for i in 1 2 3; do
+	chat "$K4" zhipu-chat 45
+	assert_eq "soft: request $i served" 200 "$TG_STATUS"
+	W=$(tg_header x-tollgate-quota-warning)
+	if [ "$i" = 1 ]; then
+		assert_eq "soft: request 1 (within the quota) has no warning" "" "$W"
+	else
+		assert_match "soft: request $i warns, naming quota $Q4" \
+			"(^|[^0-9])$Q4([^0-9]|$)" "$W"
+	fi
+	tg_check_row "soft: request $i recorded as served" "$TG_RID" \
+		"status, prompt_tokens + completion_tokens, refusal" "200|60|NULL"
+done
+assert_eq "soft: all 180 tokens counted" 180 "$(tenant_tokens q4)"
+
+# 7. A key's quota refuses that key only.
+chat "$K7A" zhipu-chat 45
+assert_eq "key quota: first request of the key served" 200 "$TG_STATUS"
+chat "$K7A" zhipu-chat 45
+assert_refused "key quota: second request of the key" "$Q7"
+for i in 1 2 3; do
+	chat "$K7B" zhipu-chat 45
+	assert_eq "key quota: the tenant's other key served ($i)" 200 "$TG_STATUS"
+done
+chat "$K7A" zhipu-chat 45
+assert_refused "key quota: the key still refused" "$Q7"
+
+# 7. A model pattern quota counts and refuses the matching models only.
+for i in 1 2 3; do
+	chat "$K8" zhipu-chat 45
+	assert_eq "model quota: zhipu-chat not affected ($i)" 200 "$TG_STATUS"
+done
+chat "$K8" openai-chat 100
+assert_refused "model quota: openai-chat worst case over the quota" "$Q8"
+for i in 1 2; do
+	chat "$K8" openai-chat-stream 50
+	assert_eq "model quota: openai-chat-stream $i served" \
+		200 "$TG_STATUS"
+done
+chat "$K8" openai-chat-stream 50
+assert_refused "model quota: third openai-chat-stream" "$Q8"
+chat "$K8" zhipu-chat 45
+assert_eq "model quota: zhipu-chat still served" 200 "$TG_STATUS"
+
+# 5. Changes reach the running gateway.
+chat "$K5" zhipu-chat 45
+assert_eq "change: served before any quota" 200 "$TG_STATUS"
+quota_set --tenant q5 --period total --tokens 100
+Q5=$QID
+assert_true "change: a new quota refuses within 10 s" \
+	wait_status 429 "$K5" zhipu-chat 45
+assert_refused "change: refusal" "$Q5"
+quota_set --tenant q5 --period total --tokens 1000
+assert_true "change: a higher limit serves again within 10 s" \
+	wait_status 200 "$K5" zhipu-chat 45
+chat "$K5" openai-chat 2000
+assert_refused "change: a worst case over the new limit" "$QID"
+tg_ctl quota clear "$QID" >/dev/null || tg_bail "quota clear failed"
+assert_true "change: cleared quota serves anything within 10 s" \
+	wait_status 200 "$K5" zhipu-chat 5000
+
+# 3. Two gateways on one database respect one hard quota together.
+start_gateway2
+burst b3 "$K3" 64 "$TG_URL" "$GW2_URL"
+check_burst "two gateways" b3 64 q3 1000 "$Q3"
+SERVED1=0
+SERVED2=0
+for ((i = 0; i < 64; i++)); do
+	if [ "$(cat "$TG_TMP/b3.$i.code")" = 200 ]; then
+		if ((i % 2 == 0)); then
+			SERVED1=$((SERVED1 + 1))
+		else
+			SERVED2=$((SERVED2 + 1))
+		fi
+	fi
+done
+tg_log "two gateways: first served $SERVED1, second served $SERVED2"
+assert_true "two gateways: both served some" \
+	test "$SERVED1" -gt 0 -a "$SERVED2" -gt 0
+tg_stop_pid "$GW2_PID"
+GW2_PID=
+assert_eq "second tollgated exits 0 on SIGTERM" 0 "$TG_STOP_STATUS"
+
+# 6. A day quota starts again on the next day of the policy clock (last:
+# it moves the clock).
+chat "$K6" zhipu-chat 45
+assert_eq "day: first request served" 200 "$TG_STATUS"
+chat "$K6" zhipu-chat 45
+assert_refused "day: second request (60 used + worst case > 100)" "$Q6"
+advance_ms 86400000
+chat "$K6" zhipu-chat 45
+assert_eq "day: served again the next day" 200 "$TG_STATUS"
+chat "$K6" zhipu-chat 45
+assert_refused "day: the next day's quota is used up as well" "$Q6"
+
+tg_done
