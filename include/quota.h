@@ -15,6 +15,9 @@
 
 struct event;
 
+/* Whether quotas on spend exist for records the ledger prices: the
+ * ledger calls tollgate_quota_settle_spend for every batch it writes. */
+
 /* A quota as the key cache knows it. */
 struct quota_ref {
 	int64_t id;
@@ -28,6 +31,8 @@ struct quota_job {
 	int64_t ids[QUOTA_MAX];
 	int n;
 	int64_t tokens;          /* worst case */
+	char provider[64];       /* where it goes, to bound its cost */
+	char model[128];
 	int64_t now_ms;          /* the policy clock */
 	struct event *ev;        /* activated on the request's loop when done */
 	/* Results: */
@@ -35,7 +40,8 @@ struct quota_job {
 	                            -1 the quota state could not be reached */
 	int64_t quota_id;        /* the quota that refused, or a soft one
 	                            exceeded (0 = none) */
-	int64_t limit, used, reserved;
+	int64_t limit, used, reserved;  /* tokens, or nano-units if spend */
+	int spend;               /* the spend limit was the one exceeded */
 	int soft_exceeded;
 	struct quota_job *next;
 };

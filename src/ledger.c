@@ -843,6 +843,42 @@ out:
 	return rc;
 }
 
+/* Replaces the spend reservations of the new records by what they cost
+ * (sql/007_quota_spend.sql), in the transaction that priced them. */
+static int
+settle_spend(PGconn *conn, struct usage_record **recs, int n, char **cause)
+{
+	struct arr a[2];
+	const char *params[2];
+	int rc = -1;
+
+	memset(a, 0, sizeof a);
+	for (int i = 0; i < n; i++) {
+		char ts[48];
+		if (!recs[i]->inserted || recs[i]->tenant_id == 0)
+			continue;
+		format_ts(recs[i]->ts_us, ts, sizeof ts);
+		arr_add(&a[0], recs[i]->request_id, 1);
+		arr_add(&a[1], ts, 1);
+	}
+	if (a[0].n == 0)
+		return 0;
+	params[0] = arr_end(&a[0]);
+	params[1] = arr_end(&a[1]);
+	if (params[0] == NULL || params[1] == NULL)
+		*cause = strdup("out of memory");
+	else {
+		PGresult *res = exec(conn, "quota spend",
+				     "SELECT tollgate_quota_settle_spend("
+				     "$1::text[], $2::timestamptz[])", 2,
+				     params, PGRES_TUPLES_OK, cause);
+		rc = res != NULL ? 0 : -1;
+		PQclear(res);
+	}
+	arrs_free(a, 2);
+	return rc;
+}
+
 /* Writes and prices one batch in one transaction. */
 int
 ledger_write(PGconn *conn, struct usage_record *head, int n, char **cause)
@@ -886,6 +922,8 @@ ledger_write(PGconn *conn, struct usage_record *head, int n, char **cause)
 		if (store_costs(conn, recs, n, &pr, cause) != 0)
 			goto rollback;
 	}
+	if (added > 0 && settle_spend(conn, recs, n, cause) != 0)
+		goto rollback;
 	if (run(conn, "commit", "COMMIT", 0, NULL, cause) != 0)
 		goto fail;
 	goto out;

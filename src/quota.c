@@ -146,6 +146,16 @@ ab_printf(struct abuf *b, const char *fmt, ...)
 	b->len += (size_t)n;
 }
 
+/* Appends a quoted array element (names may hold any character). */
+static void
+ab_quoted(struct abuf *b, int i, const char *v)
+{
+	ab_printf(b, "%s\"", i ? "," : "{");
+	for (; *v != '\0'; v++)
+		ab_printf(b, "%s%c", *v == '"' || *v == '\\' ? "\\" : "", *v);
+	ab_printf(b, "\"");
+}
+
 /* Reads the reservation rows of a batch into its jobs. */
 static void
 reserve_results(struct quota_job **jobs, int njobs, PGresult *res)
@@ -166,6 +176,15 @@ reserve_results(struct quota_job **jobs, int njobs, PGresult *res)
 		job->limit = strtoll(PQgetvalue(res, r, 3), NULL, 10);
 		job->used = strtoll(PQgetvalue(res, r, 4), NULL, 10);
 		job->reserved = strtoll(PQgetvalue(res, r, 5), NULL, 10);
+		/* Over on spend rather than tokens: report that. */
+		if (!PQgetisnull(res, r, 7) &&
+		    (job->limit == 0 || job->used + job->reserved + job->tokens <=
+					       job->limit)) {
+			job->spend = 1;
+			job->limit = strtoll(PQgetvalue(res, r, 7), NULL, 10);
+			job->used = strtoll(PQgetvalue(res, r, 8), NULL, 10);
+			job->reserved = strtoll(PQgetvalue(res, r, 9), NULL, 10);
+		}
 		if (hard)
 			job->status = 1;
 		else
@@ -183,12 +202,13 @@ run_batch(struct quota_job **jobs, int njobs, struct settle **settles,
 {
 	static const char reserve_sql[] =
 		"SELECT idx, quota_id, fits, coalesce(token_limit, 0), used, "
-		"reserved, hard FROM tollgate_quota_reserve($1::text[], "
-		"$2::text[], $3::bigint[], $4::timestamptz)";
+		"reserved, hard, spend_limit_nanos, used_nanos, reserved_nanos "
+		"FROM tollgate_quota_reserve($1::text[], $2::text[], "
+		"$3::bigint[], $4::text[], $5::text[], $6::timestamptz)";
 	static const char settle_sql[] =
 		"SELECT tollgate_quota_settle($1::text[], $2::bigint[])";
-	struct abuf a[5];
-	const char *params[4];
+	struct abuf a[7];
+	const char *params[6];
 	char now[48];
 	int nstmt = 0, rc = 0, failed = 0;
 
@@ -209,16 +229,23 @@ run_batch(struct quota_job **jobs, int njobs, struct settle **settles,
 			ab_printf(&a[1], "}\"");
 			ab_printf(&a[2], "%s%lld", i ? "," : "{",
 				  (long long)job->tokens);
+			ab_quoted(&a[5], i, job->provider);
+			ab_quoted(&a[6], i, job->model);
 		}
 		for (int k = 0; k < 3; k++)
 			ab_printf(&a[k], "}");
+		ab_printf(&a[5], "}");
+		ab_printf(&a[6], "}");
 		format_ms(jobs[0]->now_ms, now, sizeof now);
 		params[0] = a[0].s;
 		params[1] = a[1].s;
 		params[2] = a[2].s;
-		params[3] = now;
+		params[3] = a[5].s;
+		params[4] = a[6].s;
+		params[5] = now;
 		if (params[0] == NULL || params[1] == NULL || params[2] == NULL ||
-		    !PQsendQueryParams(q.conn, reserve_sql, 4, NULL, params,
+		    params[3] == NULL || params[4] == NULL ||
+		    !PQsendQueryParams(q.conn, reserve_sql, 6, NULL, params,
 				       NULL, NULL, 0) ||
 		    PQpipelineSync(q.conn) != 1)
 			goto broken;
@@ -277,7 +304,7 @@ broken:
 	q.conn = NULL;
 	failed = 1;
 out:
-	for (int k = 0; k < 5; k++)
+	for (int k = 0; k < 7; k++)
 		free(a[k].s);
 	return failed ? -1 : rc;
 }

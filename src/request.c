@@ -38,6 +38,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "pgwriter.h"
+#include "price.h"
 #include "provider.h"
 #include "request.h"
 #include "sse.h"
@@ -577,6 +578,20 @@ quota_done(evutil_socket_t fd, short what, void *arg)
 		free(reason);
 		return;
 	}
+	if (job->status == 1 && job->spend) {
+		char used[32], lim[32];
+		price_format(job->used + job->reserved, used, sizeof used);
+		price_format(job->limit, lim, sizeof lim);
+		snprintf(msg, sizeof msg, "You exceeded quota %lld: %s of its "
+			 "spend limit of %s (in your billing currency) used or "
+			 "reserved in this period.", (long long)job->quota_id,
+			 used, lim);
+		snprintf(req->rq_rec->refusal, sizeof req->rq_rec->refusal,
+			 "quota:%lld", (long long)job->quota_id);
+		request_refuse(req, 429, "insufficient_quota",
+			       "insufficient_quota", NULL, msg);
+		return;
+	}
 	if (job->status == 1) {
 		snprintf(msg, sizeof msg, "You exceeded quota %lld: %lld of "
 			 "%lld tokens used or reserved in this period, and this "
@@ -629,6 +644,10 @@ park_for_quotas(struct request *req)
 		return 0;
 	memcpy(job->request_id, req->rq_id, sizeof job->request_id);
 	job->tokens = req->rq_worst;
+	snprintf(job->provider, sizeof job->provider, "%s",
+		 req->rq_rec->provider);
+	snprintf(job->model, sizeof job->model, "%s",
+		 req->rq_rec->upstream_model);
 	job->now_ms = clock_policy_ms();
 	job->ev = event_new(req->rq_worker->w_base, -1, 0, quota_done, req);
 	if (job->ev == NULL)

@@ -255,6 +255,18 @@ Q7=$QID
 K8=$(tg_issue_key q8) || tg_bail "key issue failed"
 quota_set --tenant q8 --model 'openai-*' --period total --tokens 100
 Q8=$QID
+# A spend quota: 0.01 USD a month after promotions, at 2.5/1.25/10 USD per
+# million tokens (openai-chat costs 2,570,000 nano-USD: 176 input, 1024
+# cached, 85 output), with a 1000-token grant covering part of the first.
+K9=$(tg_issue_key q9) || tg_bail "key issue failed"
+tg_ctl price set --provider openai --model openai-chat --input 2.5 \
+	--cached 1.25 --output 10 --currency USD --from 2020-01-01 >/dev/null ||
+	tg_bail "price set failed"
+tg_ctl promo add --name q9-grant --free-tokens 1000 --tenant q9 \
+	--from 2020-01-01 --until 2100-01-01 >/dev/null ||
+	tg_bail "promo add failed"
+quota_set --tenant q9 --period month --spend 0.01
+Q9=$QID
 
 tg_start_gateway "test_clock = yes"
 
@@ -368,6 +380,33 @@ assert_true "two gateways: both served some" \
 tg_stop_pid "$GW2_PID"
 GW2_PID=
 assert_eq "second tollgated exits 0 on SIGTERM" 0 "$TG_STOP_STATUS"
+
+# 8. Spend, after promotions: the first request costs 1,100,000 nano-USD
+# after the grant covered 1000 of its tokens, the next ones 2,570,000. The
+# worst case reserved (about 108 tokens at the dearest class, 10 USD a
+# million: 1,080,000) must fit under 10,000,000 with what was billed: after
+# four (8,810,000) a fifth fits, after five (11,380,000) nothing does.
+spent() {
+	tg_psql "SELECT coalesce(sum(billed_tenant_nanos), 0) FROM usage_records
+		WHERE tenant_id = (SELECT id FROM tenants WHERE name = 'q9')"
+}
+served9=0
+for i in 1 2 3 4 5 6; do
+	chat "$K9" openai-chat 100
+	[ "$TG_STATUS" = 200 ] || break
+	served9=$((served9 + 1))
+	tg_wait_row "$TG_RID" || tg_bail "spend: record not written"
+done
+assert_eq "spend: five requests served" 5 "$served9"
+assert_refused "spend: the sixth refused" "$Q9"
+assert_match "spend: the message speaks of the spend limit" "spend limit" \
+	"$(jq -r .error.message "$TG_BODY")"
+assert_eq "spend: billed after the grant" \
+	$((1100000 + 4 * 2570000)) "$(spent)"
+assert_eq "spend: counted in the quota's counter" "$(spent)" \
+	"$(tg_psql "SELECT used_nanos FROM quota_counters WHERE quota_id = $Q9")"
+assert_eq "spend: no reservation left" 0 \
+	"$(tg_psql "SELECT count(*) FROM quota_spend_reservations")"
 
 # 6. A day quota starts again on the next day of the policy clock (last:
 # it moves the clock).

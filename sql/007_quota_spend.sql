@@ -1,0 +1,250 @@
+-- 007_quota_spend.sql - spend limits: quotas on what usage costs.
+--
+-- A quota's spend_limit is in the tenant's billing currency, after
+-- promotions. Admission reserves the most a request can cost: its worst
+-- case tokens at the dearest token class of the price in force, converted
+-- with the month's rate (tollgate_worst_nanos). Its actual cost is known
+-- when the ledger prices the record, after grants and discounts; the
+-- ledger then replaces the spend reservation with billed_tenant_nanos
+-- (tollgate_quota_settle_spend), in the transaction that prices it. A
+-- request whose model has no price, or whose price no rate converts,
+-- cannot be bounded and reserves nothing (the bill lists it as unpriced).
+
+ALTER TABLE quota_counters
+    ADD COLUMN used_nanos      bigint NOT NULL DEFAULT 0,
+    ADD COLUMN reserved_nanos  bigint NOT NULL DEFAULT 0
+        CHECK (reserved_nanos >= 0);
+
+CREATE TABLE quota_spend_reservations (
+    request_id    text NOT NULL,
+    quota_id      bigint NOT NULL,
+    period_start  timestamptz NOT NULL,
+    nanos         bigint NOT NULL,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (request_id, quota_id)
+);
+CREATE INDEX quota_spend_reservations_created
+    ON quota_spend_reservations (created_at);
+
+-- The most p_tokens tokens of provider's model can cost tenant p_tenant at
+-- p_at, in nano-units of p_currency; NULL without a price or a rate. The
+-- price is chosen as the ledger chooses it.
+CREATE FUNCTION tollgate_worst_nanos(p_tenant bigint, p_provider text,
+                                     p_model text, p_tokens bigint,
+                                     p_at timestamptz, p_currency text,
+                                     p_tz text)
+RETURNS bigint LANGUAGE sql STABLE AS $$
+    SELECT ceil(p_tokens * greatest(p.input, coalesce(p.cached_input, p.input),
+                                    coalesce(p.cache_write, p.input), p.output)
+                * 1000
+                * CASE WHEN p.currency = p_currency THEN 1 ELSE fx.rate END)::bigint
+    FROM prices p
+    LEFT JOIN fx_rates fx ON fx.base = p.currency AND fx.quote = p_currency
+         AND fx.month = date_trunc('month', p_at AT TIME ZONE p_tz)::date
+    WHERE p.provider = p_provider AND p.model = p_model
+      AND p.effective_from <= p_at
+      AND (p.tenant_id IS NULL OR p.tenant_id = p_tenant)
+    ORDER BY (p.tenant_id IS NOT NULL) DESC, p.effective_from DESC,
+             (p.currency = p_currency) DESC, p.id
+    LIMIT 1
+$$;
+
+DROP FUNCTION tollgate_quota_reserve(text[], text[], bigint[], timestamptz);
+
+CREATE FUNCTION tollgate_quota_reserve(p_requests text[], p_quotas text[],
+                                       p_tokens bigint[], p_providers text[],
+                                       p_models text[], p_now timestamptz)
+RETURNS TABLE (idx integer, quota_id bigint, fits boolean,
+               token_limit bigint, used bigint, reserved bigint,
+               hard boolean, spend_limit_nanos bigint, used_nanos bigint,
+               reserved_nanos bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+    qids    bigint[];
+    starts  timestamptz[] := '{}';
+    lims    bigint[] := '{}';
+    hards   boolean[] := '{}';
+    useds   bigint[] := '{}';
+    ress    bigint[] := '{}';
+    adds    bigint[] := '{}';
+    slims   bigint[] := '{}';
+    nused   bigint[] := '{}';
+    nress   bigint[] := '{}';
+    nadds   bigint[] := '{}';
+    tens    bigint[] := '{}';
+    curs    text[] := '{}';
+    tzs     text[] := '{}';
+    worst   bigint[];
+    q       record;
+    c       record;
+    ids     bigint[];
+    k       integer;
+    refused boolean;
+BEGIN
+    SELECT array_agg(DISTINCT x ORDER BY x) INTO qids
+    FROM (SELECT unnest(l::bigint[]) AS x FROM unnest(p_quotas) AS l) s;
+    IF qids IS NULL THEN
+        RETURN;
+    END IF;
+    FOR k IN 1 .. array_length(qids, 1) LOOP
+        SELECT qq.id, qq.tenant_id, qq.key_id, qq.model_pattern,
+               qq.token_limit, qq.hard, t.currency, t.tz,
+               (qq.spend_limit * 1000000000)::bigint AS spend_nanos,
+               tollgate_period_start(qq.period, p_now, t.tz) AS start
+        INTO q
+        FROM quotas qq JOIN tenants t ON t.id = qq.tenant_id
+        WHERE qq.id = qids[k];
+        IF NOT FOUND THEN
+            -- Cleared meanwhile: no longer a limit.
+            starts[k] := NULL; lims[k] := NULL; hards[k] := false;
+            useds[k] := 0; ress[k] := 0; adds[k] := 0;
+            slims[k] := NULL; nused[k] := 0; nress[k] := 0; nadds[k] := 0;
+            tens[k] := 0; curs[k] := NULL; tzs[k] := NULL;
+            CONTINUE;
+        END IF;
+        SELECT qc.used_tokens, qc.reserved_tokens, qc.used_nanos,
+               qc.reserved_nanos INTO c
+        FROM quota_counters qc
+        WHERE qc.quota_id = q.id AND qc.period_start = q.start
+        FOR UPDATE;
+        IF NOT FOUND THEN
+            INSERT INTO quota_counters (quota_id, period_start, used_tokens,
+                                        used_nanos)
+            SELECT q.id, q.start,
+                   coalesce(sum(u.prompt_tokens + u.completion_tokens), 0),
+                   coalesce(sum(u.billed_tenant_nanos), 0)
+            FROM usage_records u
+            WHERE u.tenant_id = q.tenant_id
+              AND (q.key_id IS NULL OR u.key_id = q.key_id)
+              AND (q.model_pattern IS NULL OR
+                   u.requested_model LIKE tollgate_glob_like(q.model_pattern))
+              AND u.ts >= q.start AND u.ts < p_now
+            ON CONFLICT DO NOTHING;
+            SELECT qc.used_tokens, qc.reserved_tokens, qc.used_nanos,
+               qc.reserved_nanos INTO c
+            FROM quota_counters qc
+            WHERE qc.quota_id = q.id AND qc.period_start = q.start
+            FOR UPDATE;
+        END IF;
+        starts[k] := q.start; lims[k] := q.token_limit; hards[k] := q.hard;
+        useds[k] := c.used_tokens; ress[k] := c.reserved_tokens;
+        adds[k] := 0;
+        slims[k] := q.spend_nanos; nused[k] := c.used_nanos;
+        nress[k] := c.reserved_nanos; nadds[k] := 0;
+        tens[k] := q.tenant_id; curs[k] := q.currency; tzs[k] := q.tz;
+    END LOOP;
+    FOR i IN 1 .. coalesce(array_length(p_requests, 1), 0) LOOP
+        ids := p_quotas[i]::bigint[];
+        refused := false;
+        worst := '{}';
+        FOR j IN 1 .. coalesce(array_length(ids, 1), 0) LOOP
+            k := array_position(qids, ids[j]);
+            -- The most this request can cost, in the tenant's currency
+            -- (0 when its model has no price or no rate converts it).
+            worst[j] := CASE WHEN slims[k] IS NULL THEN 0 ELSE
+                coalesce(tollgate_worst_nanos(tens[k], p_providers[i],
+                    p_models[i], p_tokens[i], p_now, curs[k], tzs[k]), 0) END;
+            idx := i;
+            quota_id := ids[j];
+            fits := (lims[k] IS NULL OR
+                     useds[k] + ress[k] + adds[k] + p_tokens[i] <= lims[k])
+                AND (slims[k] IS NULL OR
+                     nused[k] + nress[k] + nadds[k] + worst[j] <= slims[k]);
+            token_limit := lims[k];
+            used := useds[k];
+            reserved := ress[k] + adds[k];
+            hard := hards[k];
+            spend_limit_nanos := slims[k];
+            used_nanos := nused[k];
+            reserved_nanos := nress[k] + nadds[k];
+            refused := refused OR (NOT fits AND hard);
+            RETURN NEXT;
+        END LOOP;
+        IF NOT refused THEN
+            FOR j IN 1 .. coalesce(array_length(ids, 1), 0) LOOP
+                k := array_position(qids, ids[j]);
+                IF starts[k] IS NULL THEN
+                    CONTINUE;
+                END IF;
+                adds[k] := adds[k] + p_tokens[i];
+                INSERT INTO quota_reservations
+                    (request_id, quota_id, period_start, tokens)
+                VALUES (p_requests[i], ids[j], starts[k], p_tokens[i])
+                ON CONFLICT DO NOTHING;
+                IF worst[j] > 0 THEN
+                    nadds[k] := nadds[k] + worst[j];
+                    INSERT INTO quota_spend_reservations
+                        (request_id, quota_id, period_start, nanos)
+                    VALUES (p_requests[i], ids[j], starts[k], worst[j])
+                    ON CONFLICT DO NOTHING;
+                END IF;
+            END LOOP;
+        END IF;
+    END LOOP;
+    FOR k IN 1 .. array_length(qids, 1) LOOP
+        IF adds[k] > 0 OR nadds[k] > 0 THEN
+            UPDATE quota_counters qc
+            SET reserved_tokens = qc.reserved_tokens + adds[k],
+                reserved_nanos = qc.reserved_nanos + nadds[k]
+            WHERE qc.quota_id = qids[k] AND qc.period_start = starts[k];
+        END IF;
+    END LOOP;
+END $$;
+
+-- Replaces the spend reservations of records the ledger just priced by
+-- what each cost the tenant (billed_tenant_nanos; 0 when no rate
+-- converted it), one update per counter, in quota id order.
+CREATE FUNCTION tollgate_quota_settle_spend(p_requests text[],
+                                            p_ts timestamptz[])
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    a record;
+BEGIN
+    FOR a IN
+        WITH d AS (
+            DELETE FROM quota_spend_reservations r
+            USING unnest(p_requests) AS x(rid)
+            WHERE r.request_id = x.rid
+            RETURNING r.request_id, r.quota_id, r.period_start, r.nanos
+        )
+        SELECT d.quota_id, d.period_start, sum(d.nanos) AS res,
+               coalesce(sum(u.billed_tenant_nanos), 0) AS add
+        FROM d JOIN usage_records u ON u.request_id = d.request_id
+              AND u.ts = ANY (p_ts)
+        GROUP BY d.quota_id, d.period_start
+        ORDER BY d.quota_id, d.period_start
+    LOOP
+        UPDATE quota_counters
+        SET reserved_nanos = greatest(reserved_nanos - a.res, 0),
+            used_nanos = used_nanos + a.add
+        WHERE quota_id = a.quota_id AND period_start = a.period_start;
+    END LOOP;
+END $$;
+
+-- Spend reservations of a gateway that died expire like token ones.
+CREATE OR REPLACE FUNCTION tollgate_quota_expire(max_age interval)
+RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+    r record;
+    n integer := 0;
+BEGIN
+    FOR r IN DELETE FROM quota_reservations
+             WHERE created_at < now() - max_age
+             RETURNING quota_id, period_start, tokens
+    LOOP
+        UPDATE quota_counters
+        SET reserved_tokens = greatest(reserved_tokens - r.tokens, 0)
+        WHERE quota_id = r.quota_id AND period_start = r.period_start;
+        n := n + 1;
+    END LOOP;
+    FOR r IN DELETE FROM quota_spend_reservations
+             WHERE created_at < now() - max_age
+             RETURNING quota_id, period_start, nanos
+    LOOP
+        UPDATE quota_counters
+        SET reserved_nanos = greatest(reserved_nanos - r.nanos, 0)
+        WHERE quota_id = r.quota_id AND period_start = r.period_start;
+        n := n + 1;
+    END LOOP;
+    RETURN n;
+END $$;
