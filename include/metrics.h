@@ -18,6 +18,9 @@ void metrics_count(const struct usage_record *rec);
 /* Counts the cost of a record the ledger just priced. */
 void metrics_spend(const struct usage_record *rec);
 
+/* Counts a request served over a soft quota. */
+void metrics_soft_quota(void);
+
 /* Appends the exposition text to buf. */
 void metrics_render(struct evbuffer *buf);
 

@@ -43,7 +43,14 @@ static struct {
 	size_t cap, n;
 } m = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
-static atomic_llong streamed, aborted, unmetered;
+static atomic_llong streamed, aborted, unmetered, soft_quota;
+
+/* Counts a request served over a soft quota. */
+void
+metrics_soft_quota(void)
+{
+	atomic_fetch_add(&soft_quota, 1);
+}
 
 /* Appends a label value to buf, escaped as Prometheus wants. */
 static size_t
@@ -292,6 +299,10 @@ metrics_render(struct evbuffer *b)
 		"without usage.\n"
 		"# TYPE tollgate_unmetered_success_total counter\n"
 		"tollgate_unmetered_success_total %lld\n"
+		"# HELP tollgate_soft_quota_exceeded_total Requests served "
+		"over a soft quota.\n"
+		"# TYPE tollgate_soft_quota_exceeded_total counter\n"
+		"tollgate_soft_quota_exceeded_total %lld\n"
 		"# HELP tollgate_usage_queue Usage records waiting for the "
 		"database.\n"
 		"# TYPE tollgate_usage_queue gauge\n"
@@ -309,6 +320,7 @@ metrics_render(struct evbuffer *b)
 		(long long)atomic_load(&streamed),
 		(long long)atomic_load(&aborted),
 		(long long)atomic_load(&unmetered),
+		(long long)atomic_load(&soft_quota),
 		(long long)pgwriter_queued(), (long long)pgwriter_written(),
 		pgwriter_db_ok(), (long long)keystore_count());
 }

@@ -620,6 +620,7 @@ quota_done(evutil_socket_t fd, short what, void *arg)
 		evhttp_add_header(evhttp_request_get_output_headers(req->rq_http),
 				  "x-tollgate-quota-warning", v);
 		rlog(req, LOG_WARN, "soft %s", v);
+		metrics_soft_quota();
 	}
 	go_upstream(req);
 }

@@ -312,6 +312,14 @@ for i in 1 2 3; do
 		"status, prompt_tokens + completion_tokens, refusal" "200|60|NULL"
 done
 assert_eq "soft: all 180 tokens counted" 180 "$(tenant_tokens q4)"
+assert_match "soft: counted in /metrics" \
+	'tollgate_soft_quota_exceeded_total 2' "$(curl -sS "$TG_ADMIN_URL/metrics")"
+# The gateway logs through a thread of its own: allow it a moment.
+for ((i = 0; i < 20; i++)); do
+	grep -q "soft quota $Q4 exceeded" "$TG_TMP/gateway.log" && break
+	sleep 0.1
+done
+assert_true "soft: logged" grep -q "soft quota $Q4 exceeded" "$TG_TMP/gateway.log"
 
 # 7. A key's quota refuses that key only.
 chat "$K7A" zhipu-chat 45
