@@ -23,6 +23,7 @@ struct quota_ref {
 	int64_t id;
 	char model_pattern[128]; /* "" = every model */
 	int hard;
+	int spend;               /* has a spend limit */
 };
 
 /* One reservation, owned by its request until ev fires. */
@@ -55,5 +56,16 @@ void quota_reserve(struct quota_job *job);
 /* Queues the settlement of a request's reservations with its actual
  * tokens. */
 void quota_settle(const char *request_id, int64_t tokens);
+
+/* Admits a request locally against this gateway's leases on the hard
+ * token quotas ids: 1 when every one had room (the tokens are taken), 0
+ * when not (nothing is taken, and the leases are asked for). */
+int quota_lease_take(const int64_t *ids, int n, int64_t tokens,
+		     int64_t now_ms);
+
+/* Ends a request admitted by quota_lease_take(): gives back its worst
+ * case and counts what it used. */
+void quota_lease_return(const int64_t *ids, int n, int64_t tokens,
+			int64_t used);
 
 #endif

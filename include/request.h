@@ -86,6 +86,7 @@ struct request {
 	int rq_rl_held;
 	struct quota_job rq_qjob;         /* the quota reservation */
 	int rq_quota_held;                /* reserved: settle at close */
+	int rq_lease_held;                /* admitted on this gateway's leases */
 	int rq_close_pending;             /* closed while parked */
 	char *rq_close_reason;
 

@@ -100,7 +100,8 @@ attach_quotas(struct key_cache *c)
 {
 	PGresult *res = PQexec(ks.conn,
 			       "SELECT id, tenant_id, coalesce(key_id, 0), "
-			       "coalesce(model_pattern, ''), hard "
+			       "coalesce(model_pattern, ''), hard, "
+			       "spend_limit IS NOT NULL "
 			       "FROM quotas ORDER BY id");
 	int n;
 
@@ -130,6 +131,7 @@ attach_quotas(struct key_cache *c)
 			snprintf(r->model_pattern, sizeof r->model_pattern, "%s",
 				 PQgetvalue(res, i, 3));
 			r->hard = PQgetvalue(res, i, 4)[0] == 't';
+			r->spend = PQgetvalue(res, i, 5)[0] == 't';
 		}
 	}
 	PQclear(res);

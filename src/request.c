@@ -633,6 +633,8 @@ park_for_quotas(struct request *req)
 	const struct key_grant *g = &req->rq_grant;
 	struct quota_job *job = &req->rq_qjob;
 
+	int leasable = 1;
+
 	memset(job, 0, sizeof *job);
 	for (int i = 0; i < g->nquotas && job->n < QUOTA_MAX; i++) {
 		const struct quota_ref *r = &g->quotas[i];
@@ -640,9 +642,19 @@ park_for_quotas(struct request *req)
 		    fnmatch(r->model_pattern, req->rq_model, 0) != 0)
 			continue;
 		job->ids[job->n++] = r->id;
+		/* Soft quotas warn and spend is settled by the ledger: those
+		 * are reserved per request. */
+		if (!r->hard || r->spend)
+			leasable = 0;
 	}
 	if (job->n == 0)
 		return 0;
+	job->tokens = req->rq_worst;
+	if (leasable && quota_lease_take(job->ids, job->n, job->tokens,
+					 clock_policy_ms())) {
+		req->rq_lease_held = 1;
+		return 0;
+	}
 	memcpy(job->request_id, req->rq_id, sizeof job->request_id);
 	job->tokens = req->rq_worst;
 	snprintf(job->provider, sizeof job->provider, "%s",
@@ -845,6 +857,12 @@ request_close(struct request *req, const char *reason)
 						    req->rq_ep->wire);
 		rec->usage.completion = req->rq_ust.text_tokens;
 		rec->source = USAGE_ESTIMATED;
+	}
+	if (req->rq_lease_held) {
+		quota_lease_return(req->rq_qjob.ids, req->rq_qjob.n,
+				   req->rq_qjob.tokens,
+				   rec->usage.prompt + rec->usage.completion);
+		req->rq_lease_held = 0;
 	}
 	if (req->rq_quota_held) {
 		quota_settle(req->rq_id, rec->usage.prompt + rec->usage.completion);
