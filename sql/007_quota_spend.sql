@@ -49,6 +49,42 @@ RETURNS bigint LANGUAGE sql STABLE AS $$
     LIMIT 1
 $$;
 
+-- Locks the counter of quota p_quota for the period starting p_start,
+-- creating it when this is the period's first use: a new period starts
+-- from what the ledger already holds for it (usage recorded before the
+-- quota existed, or by imports).
+CREATE FUNCTION tollgate_quota_counter(p_quota bigint, p_start timestamptz,
+                                       p_now timestamptz)
+RETURNS quota_counters LANGUAGE plpgsql AS $$
+DECLARE
+    q  record;
+    c  quota_counters;
+BEGIN
+    SELECT * INTO c FROM quota_counters qc
+    WHERE qc.quota_id = p_quota AND qc.period_start = p_start
+    FOR UPDATE;
+    IF FOUND THEN
+        RETURN c;
+    END IF;
+    SELECT * INTO q FROM quotas WHERE id = p_quota;
+    INSERT INTO quota_counters (quota_id, period_start, used_tokens,
+                                used_nanos)
+    SELECT p_quota, p_start,
+           coalesce(sum(u.prompt_tokens + u.completion_tokens), 0),
+           coalesce(sum(u.billed_tenant_nanos), 0)
+    FROM usage_records u
+    WHERE u.tenant_id = q.tenant_id
+      AND (q.key_id IS NULL OR u.key_id = q.key_id)
+      AND (q.model_pattern IS NULL OR
+           u.requested_model LIKE tollgate_glob_like(q.model_pattern))
+      AND u.ts >= p_start AND u.ts < p_now
+    ON CONFLICT DO NOTHING;
+    SELECT * INTO c FROM quota_counters qc
+    WHERE qc.quota_id = p_quota AND qc.period_start = p_start
+    FOR UPDATE;
+    RETURN c;
+END $$;
+
 DROP FUNCTION tollgate_quota_reserve(text[], text[], bigint[], timestamptz);
 
 CREATE FUNCTION tollgate_quota_reserve(p_requests text[], p_quotas text[],
@@ -76,7 +112,7 @@ DECLARE
     tzs     text[] := '{}';
     worst   bigint[];
     q       record;
-    c       record;
+    c       quota_counters;
     ids     bigint[];
     k       integer;
     refused boolean;
@@ -102,30 +138,7 @@ BEGIN
             tens[k] := 0; curs[k] := NULL; tzs[k] := NULL;
             CONTINUE;
         END IF;
-        SELECT qc.used_tokens, qc.reserved_tokens, qc.used_nanos,
-               qc.reserved_nanos INTO c
-        FROM quota_counters qc
-        WHERE qc.quota_id = q.id AND qc.period_start = q.start
-        FOR UPDATE;
-        IF NOT FOUND THEN
-            INSERT INTO quota_counters (quota_id, period_start, used_tokens,
-                                        used_nanos)
-            SELECT q.id, q.start,
-                   coalesce(sum(u.prompt_tokens + u.completion_tokens), 0),
-                   coalesce(sum(u.billed_tenant_nanos), 0)
-            FROM usage_records u
-            WHERE u.tenant_id = q.tenant_id
-              AND (q.key_id IS NULL OR u.key_id = q.key_id)
-              AND (q.model_pattern IS NULL OR
-                   u.requested_model LIKE tollgate_glob_like(q.model_pattern))
-              AND u.ts >= q.start AND u.ts < p_now
-            ON CONFLICT DO NOTHING;
-            SELECT qc.used_tokens, qc.reserved_tokens, qc.used_nanos,
-               qc.reserved_nanos INTO c
-            FROM quota_counters qc
-            WHERE qc.quota_id = q.id AND qc.period_start = q.start
-            FOR UPDATE;
-        END IF;
+        c := tollgate_quota_counter(q.id, q.start, p_now);
         starts[k] := q.start; lims[k] := q.token_limit; hards[k] := q.hard;
         useds[k] := c.used_tokens; ress[k] := c.reserved_tokens;
         adds[k] := 0;

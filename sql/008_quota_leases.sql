@@ -26,7 +26,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
     q      record;
     l      record;
-    c      record;
+    c      quota_counters;
     start  timestamptz;
     take   bigint;
     left_  bigint;
@@ -78,28 +78,7 @@ BEGIN
         WHERE request_id = p_lease AND quota_id = p_quota;
         have := false;
     END IF;
-    SELECT qc.used_tokens, qc.reserved_tokens INTO c
-    FROM quota_counters qc
-    WHERE qc.quota_id = p_quota AND qc.period_start = start
-    FOR UPDATE;
-    IF NOT FOUND THEN
-        INSERT INTO quota_counters (quota_id, period_start, used_tokens,
-                                    used_nanos)
-        SELECT q.id, start,
-               coalesce(sum(u.prompt_tokens + u.completion_tokens), 0),
-               coalesce(sum(u.billed_tenant_nanos), 0)
-        FROM usage_records u
-        WHERE u.tenant_id = q.tenant_id
-          AND (q.key_id IS NULL OR u.key_id = q.key_id)
-          AND (q.model_pattern IS NULL OR
-               u.requested_model LIKE tollgate_glob_like(q.model_pattern))
-          AND u.ts >= start AND u.ts < p_now
-        ON CONFLICT DO NOTHING;
-        SELECT qc.used_tokens, qc.reserved_tokens INTO c
-        FROM quota_counters qc
-        WHERE qc.quota_id = p_quota AND qc.period_start = start
-        FOR UPDATE;
-    END IF;
+    c := tollgate_quota_counter(p_quota, start, p_now);
     leased := CASE WHEN have THEN l.tokens ELSE 0 END;
     -- What the quota has left besides this lease, and the share wanted.
     left_ := greatest(q.token_limit - c.used_tokens - c.reserved_tokens, 0);
