@@ -598,28 +598,37 @@ static int print_quotas(struct ctl *ctl, const PGresult *res)
 {
 	static const char *const head[] = {
 		"ID", "TENANT", "KEY", "MODEL", "PERIOD", "TOKENS", "SPEND",
-		"MODE",
+		"MODE", "USED", "RESERVED", "SPENT",
 	};
 	struct ctl_table *t;
-	char spend[64];
+	char spend[64], spent[64];
 	cJSON *arr;
 	int i;
 
 	if (ctl->json) {
 		arr = cJSON_CreateArray();
-		for (i = 0; arr != NULL && i < PQntuples(res); i++)
-			cJSON_AddItemToArray(arr, quota_json(res, i));
+		for (i = 0; arr != NULL && i < PQntuples(res); i++) {
+			cJSON *o = quota_json(res, i);
+			/* This period so far (tokens; spend after promotions). */
+			ctl_json_int(o, "used_tokens", ctl_val(res, i, QC__COUNT));
+			ctl_json_int(o, "reserved_tokens",
+				     ctl_val(res, i, QC__COUNT + 1));
+			ctl_json_str(o, "spent", ctl_val(res, i, QC__COUNT + 2));
+			cJSON_AddItemToArray(arr, o);
+		}
 		return ctl_json_print(arr);
 	}
-	if ((t = ctl_table_new(8, head, "056")) == NULL)
+	if ((t = ctl_table_new(11, head, "05689:")) == NULL)
 		goto oom;
 	for (i = 0; i < PQntuples(res); i++) {
-		const char *row[8] = {
+		const char *row[11] = {
 			ctl_val(res, i, QC_ID), ctl_val(res, i, QC_TENANT),
 			ctl_val(res, i, QC_KEY), ctl_val(res, i, QC_MODEL),
 			ctl_val(res, i, QC_PERIOD), ctl_val(res, i, QC_TOKENS),
 			NULL, strcmp(PQgetvalue(res, i, QC_HARD), "t") == 0 ?
 			"hard" : "soft",
+			ctl_val(res, i, QC__COUNT), ctl_val(res, i, QC__COUNT + 1),
+			NULL,
 		};
 
 		if (ctl_val(res, i, QC_SPEND) != NULL) {
@@ -627,6 +636,10 @@ static int print_quotas(struct ctl *ctl, const PGresult *res)
 				 PQgetvalue(res, i, QC_SPEND),
 				 PQgetvalue(res, i, QC_CUR));
 			row[6] = spend;
+			snprintf(spent, sizeof(spent), "%s %s",
+				 PQgetvalue(res, i, QC__COUNT + 2),
+				 PQgetvalue(res, i, QC_CUR));
+			row[10] = spent;
 		}
 		if (ctl_table_add(t, row) < 0)
 			goto oom;
@@ -687,8 +700,17 @@ static int quota_list(struct ctl *ctl, int argc, char **argv)
 			return CTL_EXIT_FAIL;
 		params[0] = s.tenant_id;
 	}
+	/* After the quota's own columns: this period's counter, which starts
+	 * with the period's first request. */
 	res = ctl_query(ctl, "quota list",
-		"SELECT " QUOTA_COLS SCOPE_FROM("quotas", "q")
+		"SELECT " QUOTA_COLS ", coalesce(qc.used_tokens, 0),"
+		" coalesce(qc.reserved_tokens, 0),"
+		" round(coalesce(qc.used_nanos, 0) / 1e9,"
+		" tollgate_minor_digits(t.currency))::text"
+		SCOPE_FROM("quotas", "q")
+		" LEFT JOIN quota_counters qc ON qc.quota_id = q.id"
+		" AND qc.period_start = tollgate_period_start(q.period, now(),"
+		" t.tz)"
 		" WHERE $1::bigint IS NULL OR q.tenant_id = $1::bigint"
 		" ORDER BY t.name, q.key_id NULLS FIRST,"
 		" q.model_pattern NULLS FIRST, array_position("

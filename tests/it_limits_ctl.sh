@@ -147,13 +147,22 @@ assert_true "--json previous keeps tokens exact" \
 run ql1 quota list
 expect_ok "quota list"
 aligned "quota list"
-assert_eq "quota list: header" "ID TENANT KEY MODEL PERIOD TOKENS SPEND MODE" \
+assert_eq "quota list: header" \
+	"ID TENANT KEY MODEL PERIOD TOKENS SPEND MODE USED RESERVED SPENT" \
 	"$(head -n 1 "$OUT" | tr -s ' ')"
 assert_eq "quota list: a line per quota" 5 "$(($(wc -l <"$OUT") - 1))"
 assert_true "quota list: tenant month quota with '-' key, model and spend" \
-	grep -Eq "^ *$Q1 +acme +- +- +month +60000000 +- +soft$" "$OUT"
+	grep -Eq "^ *$Q1 +acme +- +- +month +60000000 +- +soft +0 +0 +-$" "$OUT"
 assert_true "quota list: spend with its currency" \
-	grep -Eq "acme +$A1_PREFIX +glm-\\* +day +1500000 +30\\.00 CNY +hard$" "$OUT"
+	grep -Eq "acme +$A1_PREFIX +glm-\\* +day +1500000 +30\\.00 CNY +hard +0 +0 +0\\.00 CNY$" "$OUT"
+# This period's use, from the quota's counter (the gateway keeps it).
+tg_psql "INSERT INTO quota_counters (quota_id, period_start, used_tokens,
+	reserved_tokens, used_nanos) SELECT id, tollgate_period_start(period,
+	now(), 'Asia/Shanghai'), 1234, 56, 7890000000 FROM quotas WHERE id = $Q1" >/dev/null
+run ql1b quota list --json
+expect_ok "quota list --json with a counter"
+assert_eq "quota list --json: this period's use" "1234|56|7.89" \
+	"$(jq -r ".[] | select(.id == $Q1) | \"\\(.used_tokens)|\\(.reserved_tokens)|\\(.spent)\"" "$OUT")"
 run ql2 quota list --tenant acme
 expect_ok "quota list --tenant acme"
 assert_true "quota list --tenant acme leaves globex out" \
