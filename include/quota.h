@@ -2,7 +2,7 @@
  * quota.h - token quotas, reserved centrally in PostgreSQL.
  *
  * A thread with its own connection runs each admitted request's
- * reservation (sql/006_quota_counters.sql) and, when the request ends, its
+ * reservation (sql/006_quotas.sql) and, when the request ends, its
  * settlement. The request waits for the answer parked on an event of its
  * worker's loop, so no event loop ever waits on the database.
  */

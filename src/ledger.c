@@ -844,7 +844,7 @@ out:
 }
 
 /* Replaces the spend reservations of the new records by what they cost
- * (sql/007_quota_spend.sql), in the transaction that priced them. */
+ * (sql/006_quotas.sql), in the transaction that priced them. */
 static int
 settle_spend(PGconn *conn, struct usage_record **recs, int n, char **cause)
 {

@@ -56,7 +56,7 @@ static struct {
 	int started;
 } q = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
 
-/* This gateway's leases (sql/008_quota_leases.sql), shared by the
+/* This gateway's leases (sql/006_quotas.sql), shared by the
  * workers, which admit against them, and the quota thread, which renews
  * them. avail = leased - inflight - pending. */
 struct lease {
