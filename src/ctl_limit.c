@@ -421,6 +421,21 @@ static int set_hardness(int *hard, int value)
 	return 0;
 }
 
+/* Adds "replaced" (the row existed) to a set verb's JSON object, and
+ * "previous": null when nothing was replaced. Returns the object to fill
+ * with the replaced limits, or NULL when nothing was replaced or memory
+ * ran out. */
+static cJSON *
+print_set_json(cJSON *o, const char *replaced)
+{
+	ctl_json_bool(o, "replaced", replaced);
+	if (strcmp(replaced, "t") != 0) {
+		cJSON_AddNullToObject(o, "previous");
+		return NULL;
+	}
+	return cJSON_AddObjectToObject(o, "previous");
+}
+
 /* Prints what quota set did: the row, and the limits it replaced. */
 static int print_quota_set(struct ctl *ctl, const PGresult *res)
 {
@@ -448,18 +463,11 @@ static int print_quota_set(struct ctl *ctl, const PGresult *res)
 	}
 	if ((o = quota_json(res, 0)) == NULL)
 		return ctl_json_print(NULL);
-	ctl_json_bool(o, "replaced", replaced);
-	if (strcmp(replaced, "t") != 0) {
-		cJSON_AddNullToObject(o, "previous");
-		return ctl_json_print(o);
+	if ((prev = print_set_json(o, replaced)) != NULL) {
+		ctl_json_int(prev, "tokens", ctl_val(res, 0, QC__COUNT + 1));
+		ctl_json_str(prev, "spend", ctl_val(res, 0, QC__COUNT + 2));
+		ctl_json_bool(prev, "hard", ctl_val(res, 0, QC__COUNT + 3));
 	}
-	if ((prev = cJSON_AddObjectToObject(o, "previous")) == NULL) {
-		cJSON_Delete(o);
-		return ctl_json_print(NULL);
-	}
-	ctl_json_int(prev, "tokens", ctl_val(res, 0, QC__COUNT + 1));
-	ctl_json_str(prev, "spend", ctl_val(res, 0, QC__COUNT + 2));
-	ctl_json_bool(prev, "hard", ctl_val(res, 0, QC__COUNT + 3));
 	return ctl_json_print(o);
 }
 
@@ -924,18 +932,12 @@ static int print_limit_set(struct ctl *ctl, const PGresult *res)
 	}
 	if ((o = limit_json(res, 0)) == NULL)
 		return ctl_json_print(NULL);
-	ctl_json_bool(o, "replaced", replaced);
-	if (strcmp(replaced, "t") != 0) {
-		cJSON_AddNullToObject(o, "previous");
-		return ctl_json_print(o);
+	if ((prev = print_set_json(o, replaced)) != NULL) {
+		ctl_json_int(prev, "rpm", ctl_val(res, 0, LC__COUNT + 1));
+		ctl_json_int(prev, "tpm", ctl_val(res, 0, LC__COUNT + 2));
+		ctl_json_int(prev, "concurrency",
+			     ctl_val(res, 0, LC__COUNT + 3));
 	}
-	if ((prev = cJSON_AddObjectToObject(o, "previous")) == NULL) {
-		cJSON_Delete(o);
-		return ctl_json_print(NULL);
-	}
-	ctl_json_int(prev, "rpm", ctl_val(res, 0, LC__COUNT + 1));
-	ctl_json_int(prev, "tpm", ctl_val(res, 0, LC__COUNT + 2));
-	ctl_json_int(prev, "concurrency", ctl_val(res, 0, LC__COUNT + 3));
 	return ctl_json_print(o);
 }
 
