@@ -6,12 +6,14 @@
 
 struct event_base;
 struct evhttp;
+struct config;
 
-/* Starts the admin HTTP server on base at addr ("host:port"). When
- * *test_clock is set (borrowed; outlives the server), POST
- * /clock/advance?ms=N moves the policy clock. Returns the server, or NULL
- * with *cause (caller frees). */
+/* Starts the admin HTTP server on base at addr ("host:port"). *cfgp is
+ * the current configuration, read on base's thread (which also swaps it
+ * on reload); when its test_clock is set, POST /clock/advance?ms=N moves
+ * the policy clock. Returns the server, or NULL with *cause (caller
+ * frees). */
 struct evhttp *admin_start(struct event_base *base, const char *addr,
-			   const int *test_clock, char **cause);
+			   struct config *const *cfgp, char **cause);
 
 #endif

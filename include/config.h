@@ -53,6 +53,7 @@ struct route_conf {
 };
 
 struct config {
+	int refs;               /* config_ref/config_unref */
 	char *path;
 	char *listen[CONFIG_MAX_LISTEN];
 	int nlisten;
@@ -69,6 +70,11 @@ struct config {
 	int64_t usage_flush_ms;
 	int64_t stream_buffer;  /* client output bytes before upstream pauses */
 	int64_t shutdown_timeout_ms;
+	char *spool_dir;
+	int64_t spool_fsync_ms;
+	int64_t spool_segment_size;
+	char *on_db_down;       /* "serve" or "refuse" */
+	int db_down_refuse;     /* on_db_down = refuse */
 	int64_t default_output_cap; /* worst-case output when max_tokens is absent */
 	int test_clock;         /* the admin endpoint may move the policy clock */
 	char *log_level;
@@ -89,6 +95,12 @@ struct config *config_load(const char *path, int flags, char **cause)
 struct config *config_defaults(void);
 
 void config_free(struct config *cfg);
+
+/* A loaded config is shared by reference between the threads and requests
+ * that use it (a reload swaps in a new one; requests in flight finish on
+ * theirs). config_load and config_defaults return one reference. */
+struct config *config_ref(struct config *cfg);
+void config_unref(struct config *cfg);
 
 struct provider_conf *config_provider(const struct config *cfg,
 				      const char *name);

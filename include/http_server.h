@@ -23,6 +23,11 @@ void http_reply_error(struct evhttp_request *req, int status,
 		      const char *type, const char *code, const char *param,
 		      const char *message);
 
+/* Appends that error object and a newline to out. */
+struct evbuffer;
+void http_error_json(struct evbuffer *out, const char *type,
+		     const char *code, const char *param, const char *message);
+
 /* The HTTP reason phrase for a status code. */
 const char *http_reason(int status);
 

@@ -8,6 +8,7 @@
 #ifndef TOLLGATE_METER_H
 #define TOLLGATE_METER_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include "promo.h"
 #include "usage.h"
@@ -24,7 +25,9 @@ struct usage_record {
 	int64_t tenant_id;       /* 0 when no valid key was given */
 	int64_t key_id;
 	char *tenant;            /* owned tenant name, for logs and metrics */
-	const char *endpoint;    /* static string, e.g. "chat/completions" */
+	const char *endpoint;    /* e.g. "chat/completions": a static string,
+	                            or endpoint_buf when decoded */
+	char endpoint_buf[32];
 	char *requested_model;   /* owned, may be NULL */
 	char *provider;          /* owned, may be NULL */
 	char *upstream_model;    /* owned, may be NULL */
@@ -51,5 +54,13 @@ struct usage_record {
 struct usage_record *meter_record_new(void);
 void meter_record_free(struct usage_record *rec);
 const char *meter_source_name(enum usage_source s);
+
+/* The journal form (spool.h): one line of JSON, no newline inside, strings
+ * valid UTF-8 and cut at METER_STR_MAX bytes. encode returns malloc'd text
+ * (length in *len) or NULL when out of memory; decode returns a new record
+ * or NULL when the text is not one. */
+#define METER_STR_MAX 1024
+char *meter_record_encode(const struct usage_record *rec, size_t *len);
+struct usage_record *meter_record_decode(const char *json, size_t len);
 
 #endif

@@ -32,6 +32,7 @@ struct quota_job {
 	int64_t ids[QUOTA_MAX];
 	int n;
 	int64_t tokens;          /* worst case */
+	int any_hard;            /* a hard quota is among ids */
 	char provider[64];       /* where it goes, to bound its cost */
 	char model[128];
 	int64_t now_ms;          /* the policy clock */

@@ -46,6 +46,9 @@ struct endpoint {
 
 struct request {
 	struct worker *rq_worker;
+	struct config *rq_cfg;            /* a reference: the configuration
+	                                     the request started on */
+	struct request *rq_next, **rq_prevp; /* the worker's w_requests */
 	struct evhttp_request *rq_http;   /* NULL once the client is gone */
 	const struct endpoint *rq_ep;
 	enum request_state rq_state;
@@ -73,6 +76,16 @@ struct request {
 	char *rq_ctype;                   /* upstream Content-Type */
 	char *rq_retry_after;
 	int rq_sent;                      /* the upstream transfer started */
+	size_t rq_uplen;                  /* bytes of rq_upbody */
+	int rq_delivered;                 /* the provider got the request */
+	int rq_hold;                      /* terminal event seen: hold the
+	                                     rest until the record is on
+	                                     record */
+	int rq_reply_status;              /* a prepared reply in rq_resp */
+	struct event *rq_watch;           /* the client's socket, for EOF */
+	int rq_client_gone;               /* seen by rq_watch */
+	struct event *rq_idle;            /* the stream's idle timer */
+	int64_t rq_last_rx_us;            /* last byte from upstream */
 	int rq_relay;                     /* streaming relay chosen */
 	int rq_paused;                    /* upstream paused for backpressure */
 	struct evbuffer *rq_resp;         /* non-streamed body, or pending out */
@@ -104,6 +117,9 @@ void request_upstream_done(struct request *req, CURLcode result);
  * are used only then), settles metering, hands the usage record to the
  * writer and frees everything. reason is NULL on success. */
 void request_close(struct request *req, const char *reason);
+
+/* Closes every request of the worker not parked on the quota thread. */
+void request_cut_all(struct worker *w, const char *reason);
 
 /* Sends an OpenAI-shaped error and closes the request with that reason. */
 void request_refuse(struct request *req, int status, const char *type,

@@ -10,6 +10,7 @@
 #include <curl/curl.h>
 
 struct config;
+struct request;
 struct event_base;
 struct evhttp;
 struct event;
@@ -22,19 +23,28 @@ struct worker {
 	CURLM *w_multi;
 	struct event *w_curl_timer;
 	struct event *w_stop_ev;
-	const struct config *w_cfg;   /* borrowed; outlives the worker */
+	struct config *w_cfg;         /* a reference; swapped on reload */
 	int64_t w_inflight;           /* requests not yet closed */
+	struct request *w_requests;   /* those requests, for shutdown */
 	int w_draining;
 	uint64_t w_seq;               /* request counter, part of ids */
 };
 
-/* Creates a worker, opens its own SO_REUSEPORT socket for each listen
- * address and starts its thread. NULL with *cause (caller frees). */
-struct worker *worker_start(int id, const struct config *cfg, char **cause)
+/* Creates a worker (taking a reference to cfg), opens its own
+ * SO_REUSEPORT socket for each listen address and starts its thread. NULL
+ * with *cause (caller frees). */
+struct worker *worker_start(int id, struct config *cfg, char **cause)
 	__attribute__((warn_unused_result));
 
+/* Hands the worker a new configuration for the requests it starts from
+ * now on; returns once the worker uses it (or after a second). */
+void worker_set_config(struct worker *w, struct config *cfg);
+
 /* Asks the worker to stop accepting and to end once in-flight requests
- * have closed or wait_ms passed; joins and frees it. */
-void worker_stop(struct worker *w, int wait_ms);
+ * have closed; at wait_ms those still open are cut (and recorded). Does
+ * not wait: worker_join does. Drain every worker first, then join them,
+ * so no listener outlives the signal. */
+void worker_drain(struct worker *w, int wait_ms);
+void worker_join(struct worker *w);
 
 #endif

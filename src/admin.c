@@ -15,7 +15,9 @@
 #include "clock.h"
 #include "keystore.h"
 #include "metrics.h"
+#include "config.h"
 #include "pgwriter.h"
+#include "spool.h"
 
 /* POST /clock/advance?ms=N: moves the policy clock (test_clock only). */
 static int
@@ -52,7 +54,8 @@ advance_clock(struct evhttp_request *req, struct evbuffer *buf)
 static void
 admin_cb(struct evhttp_request *req, void *arg)
 {
-	const int *test_clock = arg;
+	struct config *const *cfgp = arg;
+	const struct config *cfg = *cfgp;
 	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
 	struct evbuffer *buf = evbuffer_new();
 	int status = 200;
@@ -64,13 +67,24 @@ admin_cb(struct evhttp_request *req, void *arg)
 		evbuffer_add_printf(buf, "ok\n");
 	} else if (strcmp(path, "/readyz") == 0) {
 		int keys = keystore_ready(), db = pgwriter_db_ok();
-		if (!keys || !db)
+		char why[128];
+		int spool_bad = spool_failing(why, sizeof why);
+		/* Serving through a database outage is the point of the
+		 * spool; a journal that takes nothing is not. */
+		if (!keys || spool_bad || (!db && cfg->db_down_refuse))
 			status = 503;
-		evbuffer_add_printf(buf, "%s\nkeys: %s\ndatabase: %s\n",
+		evbuffer_add_printf(buf, "%s\nkeys: %s\ndatabase: %s%s\n"
+				    "spool: %s%s\n",
 				    status == 200 ? "ready" : "not ready",
 				    keys ? "loaded" : "not loaded",
-				    db ? "up" : "down");
-	} else if (strcmp(path, "/clock/advance") == 0 && *test_clock) {
+				    db ? "up" : "down",
+				    db ? "" : cfg->db_down_refuse
+					      ? " (on_db_down = refuse)"
+					      : " (serving; usage waits in the "
+						"spool)",
+				    spool_bad ? "failing: " : "ok",
+				    spool_bad ? why : "");
+	} else if (strcmp(path, "/clock/advance") == 0 && cfg->test_clock) {
 		status = advance_clock(req, buf);
 	} else if (strcmp(path, "/metrics") == 0) {
 		ctype = "text/plain; version=0.0.4";
@@ -87,7 +101,8 @@ admin_cb(struct evhttp_request *req, void *arg)
 
 /* Starts the admin server. */
 struct evhttp *
-admin_start(struct event_base *base, const char *addr, const int *test_clock,
+admin_start(struct event_base *base, const char *addr,
+	    struct config *const *cfgp,
 	    char **cause)
 {
 	struct evhttp *http = evhttp_new(base);
@@ -112,7 +127,7 @@ admin_start(struct event_base *base, const char *addr, const int *test_clock,
 	}
 	evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD |
 					 EVHTTP_REQ_POST);
-	evhttp_set_gencb(http, admin_cb, (void *)test_clock);
+	evhttp_set_gencb(http, admin_cb, (void *)cfgp);
 	return http;
 fail:
 	if (http != NULL)

@@ -68,6 +68,17 @@ static const struct key_def global_keys[] = {
 	  INT64_C(1) << 30, "client output bytes before upstream pauses" },
 	{ "shutdown_timeout", KT_MS, GOFF(shutdown_timeout_ms), "30000", 0,
 	  3600000, "time in-flight requests get to finish on SIGTERM (ms)" },
+	{ "spool_dir", KT_STRING, GOFF(spool_dir), "/var/lib/tollgate/spool",
+	  0, 0, "local journal of usage records; one per gateway process" },
+	{ "spool_fsync", KT_MS, GOFF(spool_fsync_ms), "20", 0, 10000,
+	  "group-commit interval of the journal's fdatasync (ms); 0 syncs "
+	  "as soon as anything was appended" },
+	{ "spool_segment_size", KT_SIZE, GOFF(spool_segment_size), "16M",
+	  65536, INT64_C(1) << 32, "journal segment size before a new one "
+	  "starts" },
+	{ "on_db_down", KT_STRING, GOFF(on_db_down), "serve", 0, 0,
+	  "serve (keep serving, usage waits in the spool) or refuse (503 "
+	  "while the database is unreachable)" },
 	{ "default_output_cap", KT_INT, GOFF(default_output_cap), "4096", 1,
 	  10000000, "output tokens a request may use when it sets no "
 	  "max_tokens, for rate limits and quotas" },
@@ -289,6 +300,7 @@ config_defaults(void)
 
 	if (cfg == NULL)
 		return NULL;
+	cfg->refs = 1;
 	set_defaults(cfg, global_keys);
 	cfg->nlisten = cfg->listen[0] != NULL ? 1 : 0;
 	return cfg;
@@ -399,6 +411,16 @@ validate(struct config *cfg, const char *path, char **cause)
 		*cause = errorf(path, 0, "log_format: expected text or json");
 		return -1;
 	}
+	if (cfg->on_db_down == NULL || (strcmp(cfg->on_db_down, "serve") != 0 &&
+					strcmp(cfg->on_db_down, "refuse") != 0)) {
+		*cause = errorf(path, 0, "on_db_down: expected serve or refuse");
+		return -1;
+	}
+	cfg->db_down_refuse = strcmp(cfg->on_db_down, "refuse") == 0;
+	if (cfg->spool_dir == NULL) {
+		*cause = errorf(path, 0, "spool_dir: a directory is required");
+		return -1;
+	}
 	for (struct provider_conf *p = cfg->providers; p; p = p->next) {
 		size_t n;
 		if (p->base_url == NULL) {
@@ -448,6 +470,7 @@ config_load(const char *path, int flags, char **cause)
 	cfg = calloc(1, sizeof *cfg);
 	if (cfg == NULL)
 		goto nomem;
+	cfg->refs = 1;
 	cfg->path = strdup(path);
 	set_defaults(cfg, global_keys);
 	ptail = &cfg->providers;
@@ -671,7 +694,26 @@ config_free(struct config *cfg)
 	free(cfg->log_level);
 	free(cfg->log_format);
 	free(cfg->pid_file);
+	free(cfg->spool_dir);
+	free(cfg->on_db_down);
 	free(cfg);
+}
+
+/* Takes a reference. */
+struct config *
+config_ref(struct config *cfg)
+{
+	__atomic_add_fetch(&cfg->refs, 1, __ATOMIC_RELAXED);
+	return cfg;
+}
+
+/* Drops a reference; the last one frees. */
+void
+config_unref(struct config *cfg)
+{
+	if (cfg != NULL &&
+	    __atomic_sub_fetch(&cfg->refs, 1, __ATOMIC_ACQ_REL) == 0)
+		config_free(cfg);
 }
 
 /* Finds a provider by section name. */

@@ -97,8 +97,23 @@ void
 http_reply_error(struct evhttp_request *req, int status, const char *type,
 		 const char *code, const char *param, const char *message)
 {
-	cJSON *root = cJSON_CreateObject(), *err = cJSON_CreateObject();
 	struct evbuffer *buf = evbuffer_new();
+
+	if (buf != NULL)
+		http_error_json(buf, type, code, param, message);
+	evhttp_add_header(evhttp_request_get_output_headers(req),
+			  "Content-Type", "application/json");
+	evhttp_send_reply(req, status, http_reason(status), buf);
+	if (buf != NULL)
+		evbuffer_free(buf);
+}
+
+/* Appends an OpenAI-shaped error object and a newline to out. */
+void
+http_error_json(struct evbuffer *out, const char *type, const char *code,
+		const char *param, const char *message)
+{
+	cJSON *root = cJSON_CreateObject(), *err = cJSON_CreateObject();
 	char *text;
 
 	cJSON_AddStringToObject(err, "message", message);
@@ -114,16 +129,11 @@ http_reply_error(struct evhttp_request *req, int status, const char *type,
 	cJSON_AddItemToObject(root, "error", err);
 	text = cJSON_PrintUnformatted(root);
 	cJSON_Delete(root);
-	if (text != NULL && buf != NULL) {
-		evbuffer_add(buf, text, strlen(text));
-		evbuffer_add(buf, "\n", 1);
+	if (text != NULL) {
+		evbuffer_add(out, text, strlen(text));
+		evbuffer_add(out, "\n", 1);
 	}
-	evhttp_add_header(evhttp_request_get_output_headers(req),
-			  "Content-Type", "application/json");
-	evhttp_send_reply(req, status, http_reason(status), buf);
 	cJSON_free(text);
-	if (buf != NULL)
-		evbuffer_free(buf);
 }
 
 /* GET /v1/models: the routes the presented key may use. */

@@ -133,15 +133,21 @@ fail_msg(const char *what, PGconn *conn, PGresult *res)
 {
 	const char *err = res != NULL ? PQresultErrorMessage(res)
 				      : PQerrorMessage(conn);
-	size_t n = strlen(what) + strlen(err) + 4;
+	const char *state = res != NULL ? PQresultErrorField(res,
+						PG_DIAG_SQLSTATE) : NULL;
+	size_t n = strlen(what) + strlen(err) + 32;
 	char *s = malloc(n);
+	size_t len;
 
 	if (s != NULL) {
 		snprintf(s, n, "%s: %s", what, err);
 		/* libpq messages end in a newline. */
-		while (n > 0 && s[0] != '\0' &&
-		       (s[strlen(s) - 1] == '\n' || s[strlen(s) - 1] == ' '))
-			s[strlen(s) - 1] = '\0';
+		len = strlen(s);
+		while (len > 0 && (s[len - 1] == '\n' || s[len - 1] == ' '))
+			s[--len] = '\0';
+		/* The writer tells bad records from a database away by it. */
+		if (state != NULL)
+			snprintf(s + len, n - len, " [SQLSTATE %s]", state);
 	}
 	return s;
 }
@@ -714,7 +720,8 @@ price_record(struct pricing *pr, struct usage_record *r, char **cause)
 			disc[ndisc++] = &pr->promos[i];
 	price_classes(&r->usage, &t);
 	if (promo_apply(p, &t, mine, nmine, disc, ndisc, &r->cost) != 0) {
-		*cause = strdup("cost overflows 63 bits of nano-units");
+		*cause = strdup("cost overflows 63 bits of nano-units "
+				"[SQLSTATE 22003]");
 		return -1;
 	}
 	r->price_id = p->id;

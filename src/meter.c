@@ -1,7 +1,17 @@
 /*
- * meter.c - usage record allocation.
+ * meter.c - usage records: allocation, and their journal form.
+ *
+ * The journal form is one line of JSON per record (no newline inside), so a
+ * spool segment can be read by eye, by jq, or salvaged by hand. Strings are
+ * written as valid UTF-8 (an invalid byte becomes U+FFFD) and cut at
+ * METER_STR_MAX bytes: whatever a client put in a model name, the record
+ * stays small and PostgreSQL accepts it.
  */
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <cjson/cJSON.h>
 
 #include "meter.h"
 
@@ -39,4 +49,277 @@ meter_source_name(enum usage_source s)
 	case USAGE_ESTIMATED: return "estimated";
 	default: return "none";
 	}
+}
+
+/* A growing output buffer; on allocation failure it stops growing and
+ * remembers it. */
+struct obuf {
+	char *p;
+	size_t len, cap;
+	int oom;
+};
+
+static void
+ob_reserve(struct obuf *b, size_t more)
+{
+	char *np;
+	size_t cap;
+
+	if (b->oom || b->len + more <= b->cap)
+		return;
+	cap = b->cap != 0 ? b->cap : 512;
+	while (cap < b->len + more)
+		cap *= 2;
+	np = realloc(b->p, cap);
+	if (np == NULL) {
+		b->oom = 1;
+		return;
+	}
+	b->p = np;
+	b->cap = cap;
+}
+
+static void
+ob_add(struct obuf *b, const char *s, size_t n)
+{
+	ob_reserve(b, n);
+	if (b->oom)
+		return;
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+}
+
+static void
+ob_str(struct obuf *b, const char *s)
+{
+	ob_add(b, s, strlen(s));
+}
+
+static void
+ob_int(struct obuf *b, const char *name, int64_t v)
+{
+	char tmp[64];
+	int n = snprintf(tmp, sizeof tmp, ",\"%s\":%" PRId64, name, v);
+
+	ob_add(b, tmp, (size_t)n);
+}
+
+/* Length of the valid UTF-8 sequence at s (at most n bytes), or 0. */
+static size_t
+utf8_len(const unsigned char *s, size_t n)
+{
+	size_t len;
+	uint32_t cp;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		len = 2, cp = s[0] & 0x1f;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		len = 3, cp = s[0] & 0x0f;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		len = 4, cp = s[0] & 0x07;
+	else
+		return 0;
+	if (len > n)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+	    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+		return 0;
+	return len;
+}
+
+/* Writes ,"name":"value" (or null), escaped, valid UTF-8, cut. */
+static void
+ob_jstr(struct obuf *b, const char *name, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n, i = 0, out = 0;
+
+	ob_add(b, ",\"", 2);
+	ob_str(b, name);
+	if (s == NULL) {
+		ob_add(b, "\":null", 6);
+		return;
+	}
+	ob_add(b, "\":\"", 3);
+	n = strlen(s);
+	while (i < n && out < METER_STR_MAX) {
+		size_t k = utf8_len(p + i, n - i);
+		char esc[8];
+
+		if (k == 0) {
+			ob_add(b, "\xef\xbf\xbd", 3); /* U+FFFD */
+			i++;
+			out += 3;
+			continue;
+		}
+		if (p[i] == '"' || p[i] == '\\') {
+			esc[0] = '\\';
+			esc[1] = (char)p[i];
+			ob_add(b, esc, 2);
+		} else if (p[i] < 0x20 || p[i] == 0x7f) {
+			snprintf(esc, sizeof esc, "\\u%04x", p[i]);
+			ob_add(b, esc, 6);
+		} else {
+			ob_add(b, s + i, k);
+		}
+		i += k;
+		out += k;
+	}
+	ob_add(b, "\"", 1);
+}
+
+/* Encodes rec as one line of JSON (no newline). Returns malloc'd text and
+ * its length in *len, or NULL when out of memory. */
+char *
+meter_record_encode(const struct usage_record *rec, size_t *len)
+{
+	struct obuf b = { 0 };
+
+	ob_str(&b, "{\"v\":1");
+	ob_jstr(&b, "id", rec->request_id);
+	ob_int(&b, "ts", rec->ts_us);
+	ob_int(&b, "tenant_id", rec->tenant_id);
+	ob_int(&b, "key_id", rec->key_id);
+	ob_jstr(&b, "tenant", rec->tenant);
+	ob_jstr(&b, "endpoint", rec->endpoint);
+	ob_jstr(&b, "model", rec->requested_model);
+	ob_jstr(&b, "provider", rec->provider);
+	ob_jstr(&b, "upstream_model", rec->upstream_model);
+	ob_int(&b, "stream", rec->streamed != 0);
+	ob_int(&b, "status", rec->status);
+	ob_int(&b, "prompt", rec->usage.prompt);
+	ob_int(&b, "completion", rec->usage.completion);
+	ob_int(&b, "cached", rec->usage.cached);
+	ob_int(&b, "cache_write", rec->usage.cache_write);
+	ob_int(&b, "reasoning", rec->usage.reasoning);
+	ob_jstr(&b, "source", meter_source_name(rec->source));
+	ob_int(&b, "aborted", rec->client_aborted != 0);
+	ob_int(&b, "latency_ms", rec->latency_ms);
+	ob_int(&b, "ttfb_ms", rec->ttfb_ms);
+	ob_jstr(&b, "error", rec->error);
+	ob_jstr(&b, "refusal", rec->refusal);
+	ob_add(&b, "}", 1);
+	if (b.oom) {
+		free(b.p);
+		return NULL;
+	}
+	*len = b.len;
+	return b.p;
+}
+
+/* An integer member, or def when absent; -1 in *bad when not a number. */
+static int64_t
+j_int(const cJSON *o, const char *name, int64_t def, int *bad)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+	double d;
+
+	if (v == NULL || cJSON_IsNull(v))
+		return def;
+	if (!cJSON_IsNumber(v)) {
+		*bad = 1;
+		return def;
+	}
+	d = v->valuedouble;
+	/* Counts and times are below 2^53, where a double is exact. */
+	if (d < -9007199254740992.0 || d > 9007199254740992.0 ||
+	    d != (double)(int64_t)d) {
+		*bad = 1;
+		return def;
+	}
+	return (int64_t)d;
+}
+
+/* A string member, NULL when absent or null; *bad when another type. */
+static const char *
+j_str(const cJSON *o, const char *name, int *bad)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+
+	if (v == NULL || cJSON_IsNull(v))
+		return NULL;
+	if (!cJSON_IsString(v)) {
+		*bad = 1;
+		return NULL;
+	}
+	return v->valuestring;
+}
+
+static char *
+dup_or_null(const char *s)
+{
+	return s != NULL ? strdup(s) : NULL;
+}
+
+/* Decodes a record written by meter_record_encode(). NULL when the text is
+ * not such a record. */
+struct usage_record *
+meter_record_decode(const char *json, size_t len)
+{
+	struct usage_record *rec;
+	const char *id, *ep, *src, *refusal;
+	cJSON *o = cJSON_ParseWithLength(json, len);
+	int bad = 0;
+
+	if (o == NULL)
+		return NULL;
+	rec = meter_record_new();
+	if (rec == NULL || j_int(o, "v", 0, &bad) != 1)
+		goto fail;
+	id = j_str(o, "id", &bad);
+	if (id == NULL || *id == '\0' || strlen(id) >= sizeof rec->request_id)
+		goto fail;
+	memcpy(rec->request_id, id, strlen(id) + 1);
+	rec->ts_us = j_int(o, "ts", 0, &bad);
+	rec->tenant_id = j_int(o, "tenant_id", 0, &bad);
+	rec->key_id = j_int(o, "key_id", 0, &bad);
+	rec->tenant = dup_or_null(j_str(o, "tenant", &bad));
+	ep = j_str(o, "endpoint", &bad);
+	if (ep != NULL && strlen(ep) >= sizeof rec->endpoint_buf)
+		goto fail;
+	if (ep != NULL) {
+		memcpy(rec->endpoint_buf, ep, strlen(ep) + 1);
+		rec->endpoint = rec->endpoint_buf;
+	}
+	rec->requested_model = dup_or_null(j_str(o, "model", &bad));
+	rec->provider = dup_or_null(j_str(o, "provider", &bad));
+	rec->upstream_model = dup_or_null(j_str(o, "upstream_model", &bad));
+	rec->streamed = j_int(o, "stream", 0, &bad) != 0;
+	rec->status = (int)j_int(o, "status", 0, &bad);
+	rec->usage.prompt = j_int(o, "prompt", 0, &bad);
+	rec->usage.completion = j_int(o, "completion", 0, &bad);
+	rec->usage.cached = j_int(o, "cached", 0, &bad);
+	rec->usage.cache_write = j_int(o, "cache_write", 0, &bad);
+	rec->usage.reasoning = j_int(o, "reasoning", 0, &bad);
+	rec->usage.present = rec->usage.prompt != 0 || rec->usage.completion != 0;
+	src = j_str(o, "source", &bad);
+	if (src != NULL && strcmp(src, "reported") == 0)
+		rec->source = USAGE_REPORTED;
+	else if (src != NULL && strcmp(src, "estimated") == 0)
+		rec->source = USAGE_ESTIMATED;
+	else
+		rec->source = USAGE_NONE;
+	rec->client_aborted = j_int(o, "aborted", 0, &bad) != 0;
+	rec->latency_ms = j_int(o, "latency_ms", 0, &bad);
+	rec->ttfb_ms = j_int(o, "ttfb_ms", -1, &bad);
+	rec->error = dup_or_null(j_str(o, "error", &bad));
+	refusal = j_str(o, "refusal", &bad);
+	if (refusal != NULL)
+		snprintf(rec->refusal, sizeof rec->refusal, "%s", refusal);
+	if (bad || rec->ts_us <= 0 || rec->usage.prompt < 0 ||
+	    rec->usage.completion < 0)
+		goto fail;
+	cJSON_Delete(o);
+	return rec;
+fail:
+	cJSON_Delete(o);
+	meter_record_free(rec);
+	return NULL;
 }

@@ -18,6 +18,7 @@
 #include "meter.h"
 #include "metrics.h"
 #include "pgwriter.h"
+#include "spool.h"
 
 #define MAX_SERIES 20000
 
@@ -303,10 +304,29 @@ metrics_render(struct evbuffer *b)
 		"over a soft quota.\n"
 		"# TYPE tollgate_soft_quota_exceeded_total counter\n"
 		"tollgate_soft_quota_exceeded_total %lld\n"
-		"# HELP tollgate_usage_queue Usage records waiting for the "
-		"database.\n"
-		"# TYPE tollgate_usage_queue gauge\n"
-		"tollgate_usage_queue %lld\n"
+		"# HELP tollgate_spool_pending_bytes Journal bytes not yet "
+		"in the database.\n"
+		"# TYPE tollgate_spool_pending_bytes gauge\n"
+		"tollgate_spool_pending_bytes %lld\n"
+		"# HELP tollgate_spool_torn_records_total Torn or corrupt "
+		"journal records skipped.\n"
+		"# TYPE tollgate_spool_torn_records_total counter\n"
+		"tollgate_spool_torn_records_total %lld\n"
+		"# HELP tollgate_spool_write_errors_total Journal appends that "
+		"failed.\n"
+		"# TYPE tollgate_spool_write_errors_total counter\n"
+		"tollgate_spool_write_errors_total %lld\n"
+		"# HELP tollgate_spool_up Whether the journal takes appends.\n"
+		"# TYPE tollgate_spool_up gauge\n"
+		"tollgate_spool_up %d\n"
+		"# HELP tollgate_usage_in_memory Usage records the journal "
+		"could not take, waiting in memory.\n"
+		"# TYPE tollgate_usage_in_memory gauge\n"
+		"tollgate_usage_in_memory %lld\n"
+		"# HELP tollgate_usage_rejected_total Usage records the ledger "
+		"refused, kept in rejected.jnl.\n"
+		"# TYPE tollgate_usage_rejected_total counter\n"
+		"tollgate_usage_rejected_total %lld\n"
 		"# HELP tollgate_usage_written_total Usage records committed.\n"
 		"# TYPE tollgate_usage_written_total counter\n"
 		"tollgate_usage_written_total %lld\n"
@@ -321,6 +341,9 @@ metrics_render(struct evbuffer *b)
 		(long long)atomic_load(&aborted),
 		(long long)atomic_load(&unmetered),
 		(long long)atomic_load(&soft_quota),
-		(long long)pgwriter_queued(), (long long)pgwriter_written(),
+		(long long)spool_pending_bytes(), (long long)spool_torn(),
+		(long long)spool_write_errors(), !spool_failing(NULL, 0),
+		(long long)pgwriter_in_memory(), (long long)pgwriter_rejected(),
+		(long long)pgwriter_written(),
 		pgwriter_db_ok(), (long long)keystore_count());
 }

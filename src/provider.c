@@ -187,14 +187,10 @@ provider_setopt(const struct provider_conf *p, CURL *easy, int stream)
 {
 	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
 			 (long)p->connect_timeout_ms);
-	if (stream) {
-		/* Fail a stream that stays silent for idle_timeout. */
-		curl_easy_setopt(easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
-		curl_easy_setopt(easy, CURLOPT_LOW_SPEED_TIME,
-				 (long)((p->idle_timeout_ms + 999) / 1000));
-	} else {
+	/* A stream has no overall bound; request.c ends one that stays
+	 * silent for idle_timeout. */
+	if (!stream)
 		curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long)p->timeout_ms);
-	}
 	if (p->proxy != NULL)
 		curl_easy_setopt(easy, CURLOPT_PROXY, p->proxy);
 	curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, p->tls_verify ? 1L : 0L);

@@ -10,8 +10,10 @@
  * gateways and concurrent requests there are. Workers hand jobs to this
  * thread and park the request on an event; the thread answers by
  * activating it. When PostgreSQL cannot be reached the job fails at once
- * and the request is refused (503) if a hard quota applies; reservations
- * of a gateway that died are released after an hour.
+ * and the request is refused (503) if a hard quota applies (soft ones only
+ * warn, so those requests are served); leases already held keep admitting
+ * what they hold. Reservations of a gateway that died are released after
+ * an hour.
  *
  * Leases make the common case cheap: for hard token quotas with room, the
  * thread reserves a slice of what is left (an eighth, renewed every
@@ -462,9 +464,13 @@ renew_leases(int stopping)
 				     6, NULL, params, NULL, NULL, 0);
 		pthread_mutex_lock(&lt.lock);
 		if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
-			/* Keep what was used for the next report. */
+			/* Keep what was used for the next report. While the
+			 * database is away the lease, reserved in the counter
+			 * already, goes on admitting what it holds; a lease
+			 * the database refused is dropped. */
 			lt.l[i].pending += pending;
-			lt.l[i].end_ms = 0;
+			if (res != NULL && PQstatus(q.conn) == CONNECTION_OK)
+				lt.l[i].end_ms = 0;
 			if (res != NULL) {
 				log_warn("quota: lease %s: %s", name,
 					 PQresultErrorMessage(res));

@@ -17,6 +17,7 @@
  * connection drained, so a slow client never makes the gateway hold a whole
  * response.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,7 @@
 #include <strings.h>
 #include <time.h>
 #include <fnmatch.h>
+#include <sys/socket.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/bufferevent.h>
@@ -64,6 +66,90 @@ rlog(const struct request *req, int level, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* Stops watching the client's socket. */
+static void
+unwatch_client(struct request *req)
+{
+	if (req->rq_watch != NULL) {
+		event_free(req->rq_watch);
+		req->rq_watch = NULL;
+	}
+}
+
+/* The client's socket became readable while evhttp is not reading it
+ * (it does not while a reply is pending): end of file means the client
+ * left, before any byte or during a silent stretch of a stream. */
+static void
+client_watch(evutil_socket_t fd, short what, void *arg)
+{
+	struct request *req = arg;
+	char c;
+	ssize_t n = recv(fd, &c, 1, MSG_PEEK);
+
+	(void)what;
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK ||
+		      errno == EINTR))
+		return;
+	unwatch_client(req);
+	if (n > 0)
+		return; /* a pipelined request: not ours to judge */
+	req->rq_rec->client_aborted = 1;
+	req->rq_client_gone = 1;
+	request_close(req, "client closed the connection");
+}
+
+/* Starts watching the client's socket for its leaving. */
+static void
+watch_client(struct request *req)
+{
+	struct evhttp_connection *evcon =
+		evhttp_request_get_connection(req->rq_http);
+	struct bufferevent *bev =
+		evcon != NULL ? evhttp_connection_get_bufferevent(evcon) : NULL;
+	evutil_socket_t fd = bev != NULL ? bufferevent_getfd(bev) : -1;
+
+	if (fd < 0)
+		return;
+	req->rq_watch = event_new(req->rq_worker->w_base, fd,
+				  EV_READ | EV_PERSIST, client_watch, req);
+	if (req->rq_watch != NULL)
+		event_add(req->rq_watch, NULL);
+}
+
+/* The upstream's idle timer: a stream silent for idle_timeout (while the
+ * gateway is not holding it back for a slow client) is ended. */
+static void
+upstream_idle(evutil_socket_t fd, short what, void *arg)
+{
+	struct request *req = arg;
+	int64_t idle_us = req->rq_target->provider->idle_timeout_ms * 1000;
+	int64_t quiet = clock_mono_us() - req->rq_last_rx_us;
+	struct timeval tv;
+	char msg[160];
+
+	(void)fd;
+	(void)what;
+	if (req->rq_paused) {
+		req->rq_last_rx_us = clock_mono_us();
+		quiet = 0;
+	}
+	if (quiet < idle_us) {
+		int64_t left = idle_us - quiet;
+		tv.tv_sec = (time_t)(left / 1000000);
+		tv.tv_usec = (suseconds_t)(left % 1000000);
+		evtimer_add(req->rq_idle, &tv);
+		return;
+	}
+	snprintf(msg, sizeof msg, "upstream idle timeout: provider '%s' sent "
+		 "nothing for %lld ms", req->rq_target->provider->name,
+		 (long long)req->rq_target->provider->idle_timeout_ms);
+	if (req->rq_state == REQ_RELAYING)
+		request_close(req, msg);
+	else
+		request_refuse(req, 504, "upstream_error", "upstream_timeout",
+			       NULL, msg);
+}
+
 /* The client's connection closed before the request was done. */
 static void
 client_closed(struct evhttp_connection *evcon, void *arg)
@@ -79,19 +165,19 @@ client_closed(struct evhttp_connection *evcon, void *arg)
 	request_close(req, "client closed the connection");
 }
 
-/* Sends an OpenAI error and closes the request with that reason. */
+/* Prepares an OpenAI error and closes the request with that reason; the
+ * error goes out once the record is journaled. */
 void
 request_refuse(struct request *req, int status, const char *type,
 	       const char *code, const char *param, const char *message)
 {
 	req->rq_rec->status = status;
-	if (req->rq_http != NULL) {
-		evhttp_connection_set_closecb(
-			evhttp_request_get_connection(req->rq_http), NULL,
-			NULL);
-		http_reply_error(req->rq_http, status, type, code, param,
-				 message);
-		req->rq_http = NULL;
+	if (req->rq_http != NULL && req->rq_state != REQ_RELAYING) {
+		evbuffer_drain(req->rq_resp, evbuffer_get_length(req->rq_resp));
+		http_error_json(req->rq_resp, type, code, param, message);
+		req->rq_reply_status = status;
+		evhttp_add_header(evhttp_request_get_output_headers(req->rq_http),
+				  "Content-Type", "application/json");
 	}
 	request_close(req, message);
 }
@@ -145,6 +231,11 @@ relay_event(const struct sse_event *ev, void *arg)
 	if (ev->data != NULL)
 		flags = usage_stream_event(&req->rq_ust, ev->event, ev->data,
 					   ev->data_len);
+	/* The terminal event waits for the record to be journaled
+	 * (request_close): a client never sees a stream end that is not
+	 * on record. */
+	if (flags & USAGE_EV_DONE)
+		req->rq_hold = 1;
 	if (req->rq_injected_usage && (flags & USAGE_EV_USAGE_ONLY))
 		return 0;
 	if (req->rq_injected_usage && (flags & USAGE_EV_HAS_USAGE)) {
@@ -195,6 +286,7 @@ upstream_write(char *data, size_t size, size_t nmemb, void *arg)
 	struct request *req = arg;
 	size_t n = size * nmemb;
 
+	req->rq_last_rx_us = clock_mono_us();
 	if (req->rq_http == NULL)
 		return 0;
 	if (req->rq_state == REQ_UPSTREAM) {
@@ -215,13 +307,14 @@ upstream_write(char *data, size_t size, size_t nmemb, void *arg)
 		evbuffer_add(req->rq_resp, data, n);
 		return n;
 	}
-	if (client_backlog(req) > (size_t)req->rq_worker->w_cfg->stream_buffer) {
+	if (client_backlog(req) > (size_t)req->rq_cfg->stream_buffer) {
 		req->rq_paused = 1;
 		return CURL_WRITEFUNC_PAUSE;
 	}
 	if (sse_parser_feed(req->rq_sse, data, n) != 0)
 		return 0;
-	flush_to_client(req);
+	if (!req->rq_hold)
+		flush_to_client(req);
 	return n;
 }
 
@@ -234,6 +327,7 @@ upstream_header(char *line, size_t size, size_t nmemb, void *arg)
 	char **slot = NULL;
 	const char *v;
 
+	req->rq_last_rx_us = clock_mono_us();
 	if (n >= 5 && strncmp(line, "HTTP/", 5) == 0) {
 		/* A new response (after 100 Continue): forget the last. */
 		free(req->rq_ctype);
@@ -302,8 +396,19 @@ start_upstream(struct request *req)
 		req->rq_easy = NULL;
 		return -1;
 	}
+	req->rq_uplen = uplen;
 	req->rq_state = REQ_UPSTREAM;
 	req->rq_sent = 1;
+	if (req->rq_stream) {
+		int64_t ms = p->idle_timeout_ms;
+		struct timeval tv = { (time_t)(ms / 1000),
+				      (suseconds_t)(ms % 1000) * 1000 };
+		req->rq_last_rx_us = clock_mono_us();
+		req->rq_idle = evtimer_new(req->rq_worker->w_base,
+					   upstream_idle, req);
+		if (req->rq_idle != NULL)
+			evtimer_add(req->rq_idle, &tv);
+	}
 	return 0;
 }
 
@@ -315,7 +420,7 @@ worst_case_tokens(const struct request *req)
 	static const char *const caps[] = { "max_completion_tokens",
 					    "max_tokens", "max_output_tokens",
 					    NULL };
-	int64_t out = req->rq_worker->w_cfg->default_output_cap;
+	int64_t out = req->rq_cfg->default_output_cap;
 
 	if (req->rq_ep->wire == WIRE_OPENAI_EMBEDDINGS)
 		out = 0;
@@ -432,7 +537,7 @@ admit_rate_limits(struct request *req)
 static int
 admit(struct request *req)
 {
-	const struct config *cfg = req->rq_worker->w_cfg;
+	const struct config *cfg = req->rq_cfg;
 	struct evbuffer *in = evhttp_request_get_input_buffer(req->rq_http);
 	struct usage_record *rec = req->rq_rec;
 	const struct route_conf *route;
@@ -468,6 +573,15 @@ admit(struct request *req)
 	rec->tenant_id = req->rq_grant.tenant_id;
 	rec->key_id = req->rq_grant.key_id;
 	rec->tenant = strdup(req->rq_grant.tenant);
+	if (cfg->db_down_refuse && !pgwriter_db_ok()) {
+		snprintf(rec->refusal, sizeof rec->refusal, "ledger");
+		request_refuse(req, 503, "server_error", "ledger_unavailable",
+			       NULL, "The usage ledger is unreachable and this "
+			       "gateway is set to refuse requests meanwhile "
+			       "(on_db_down = refuse). Please try again "
+			       "shortly.");
+		return -1;
+	}
 
 	req->rq_body_len = evbuffer_get_length(in);
 	if (req->rq_body_len > (size_t)cfg->max_body_size) {
@@ -604,7 +718,11 @@ quota_done(evutil_socket_t fd, short what, void *arg)
 			       "insufficient_quota", NULL, msg);
 		return;
 	}
-	if (job->status < 0) {
+	if (job->status < 0 && !job->any_hard) {
+		/* Soft quotas only warn: serve while their state is away. */
+		rlog(req, LOG_WARN, "quota state unreachable; soft quotas not "
+		     "checked for this request");
+	} else if (job->status < 0) {
 		snprintf(req->rq_rec->refusal, sizeof req->rq_rec->refusal,
 			 "quota:unavailable");
 		request_refuse(req, 503, "server_error", "quota_unavailable",
@@ -646,6 +764,8 @@ park_for_quotas(struct request *req)
 		 * are reserved per request. */
 		if (!r->hard || r->spend)
 			leasable = 0;
+		if (r->hard)
+			job->any_hard = 1;
 	}
 	if (job->n == 0)
 		return 0;
@@ -689,6 +809,7 @@ request_start(struct worker *w, struct evhttp_request *http,
 		return;
 	}
 	req->rq_worker = w;
+	req->rq_cfg = config_ref(w->w_cfg);
 	req->rq_http = http;
 	req->rq_ep = ep;
 	req->rq_state = REQ_ADMISSION;
@@ -699,9 +820,15 @@ request_start(struct worker *w, struct evhttp_request *http,
 	req->rq_rec->ts_us = req->rq_start_us;
 	req->rq_rec->endpoint = ep->name;
 	w->w_inflight++;
+	req->rq_next = w->w_requests;
+	if (w->w_requests != NULL)
+		w->w_requests->rq_prevp = &req->rq_next;
+	req->rq_prevp = &w->w_requests;
+	w->w_requests = req;
 	evhttp_add_header(evhttp_request_get_output_headers(http),
 			  "x-request-id", req->rq_id);
 	evhttp_connection_set_closecb(evcon, client_closed, req);
+	watch_client(req);
 
 	if (admit(req) != 0)
 		return;
@@ -710,9 +837,10 @@ request_start(struct worker *w, struct evhttp_request *http,
 	go_upstream(req);
 }
 
-/* Replies with the buffered upstream response as the provider sent it. */
+/* Meters the buffered upstream response and readies it to go out, as
+ * the provider sent it, once the record is journaled. */
 static void
-reply_buffered(struct request *req)
+prepare_buffered(struct request *req)
 {
 	struct evkeyvalq *out = evhttp_request_get_output_headers(req->rq_http);
 	size_t len = evbuffer_get_length(req->rq_resp);
@@ -737,12 +865,23 @@ reply_buffered(struct request *req)
 						: "application/json");
 	if (req->rq_retry_after != NULL)
 		evhttp_add_header(out, "Retry-After", req->rq_retry_after);
-	evhttp_connection_set_closecb(evhttp_request_get_connection(req->rq_http),
-				      NULL, NULL);
+	req->rq_reply_status = (int)req->rq_status;
 	req->rq_ttfb_us = clock_mono_us();
-	evhttp_send_reply(req->rq_http, (int)req->rq_status,
-			  http_reason((int)req->rq_status), req->rq_resp);
-	req->rq_http = NULL;
+}
+
+/* Notes whether the provider got the whole request, and so may bill it:
+ * it answered, or the body went out in full. */
+static void
+note_delivery(struct request *req)
+{
+	curl_off_t up = 0;
+
+	if (req->rq_easy == NULL || req->rq_delivered)
+		return;
+	if (req->rq_status != 0 ||
+	    (curl_easy_getinfo(req->rq_easy, CURLINFO_SIZE_UPLOAD_T, &up) ==
+		     CURLE_OK && up >= (curl_off_t)req->rq_uplen))
+		req->rq_delivered = 1;
 }
 
 /* The upstream transfer ended (curl removed it from the multi handle). */
@@ -754,6 +893,7 @@ request_upstream_done(struct request *req, CURLcode result)
 	if (req->rq_status == 0)
 		curl_easy_getinfo(req->rq_easy, CURLINFO_RESPONSE_CODE,
 				  &req->rq_status);
+	note_delivery(req);
 	curl_easy_cleanup(req->rq_easy);
 	req->rq_easy = NULL;
 
@@ -783,36 +923,68 @@ request_upstream_done(struct request *req, CURLcode result)
 			       NULL, msg);
 		return;
 	}
-	reply_buffered(req);
+	prepare_buffered(req);
 	request_close(req, NULL);
 }
 
-/* Whether a request without reported usage is billed by estimate: it
- * reached the provider and either succeeded (a silent provider, a cut
- * stream) or lost its client while the provider worked. Refusals,
- * provider errors and requests that never connected bill zero. */
+/* Whether a request without reported usage is billed by estimate: the
+ * provider got it and either succeeded (a silent provider, a cut stream)
+ * or lost its client while it worked. Refusals, provider errors and
+ * requests that never reached the provider bill zero. */
 static int
 needs_estimate(const struct request *req)
 {
-	if (!req->rq_sent || req->rq_json == NULL)
+	if (!req->rq_delivered || req->rq_json == NULL)
 		return 0;
 	if (req->rq_status >= 200 && req->rq_status < 300)
 		return 1;
 	return req->rq_status == 0 && req->rq_rec->client_aborted;
 }
 
-/* Ends a request: finish or abandon the reply, settle the usage record,
- * hand it to the writer, free. */
+/* Sends what the request has for its client, after the record is on
+ * record: the end of a relayed stream, a prepared reply, or an error. */
+static void
+finish_reply(struct request *req, const char *reason)
+{
+	struct evhttp_request *http = req->rq_http;
+
+	if (http == NULL)
+		return;
+	req->rq_http = NULL;
+	evhttp_connection_set_closecb(evhttp_request_get_connection(http),
+				      NULL, NULL);
+	if (req->rq_state == REQ_RELAYING) {
+		size_t plen = 0;
+		const char *pending = sse_parser_pending(req->rq_sse, &plen);
+		/* A cut stream's unterminated tail goes out as it came. */
+		if (pending != NULL && plen > 0)
+			evbuffer_add(req->rq_resp, pending, plen);
+		if (evbuffer_get_length(req->rq_resp) > 0)
+			evhttp_send_reply_chunk(http, req->rq_resp);
+		evhttp_send_reply_end(http);
+	} else if (req->rq_reply_status != 0) {
+		evhttp_send_reply(http, req->rq_reply_status,
+				  http_reason(req->rq_reply_status),
+				  req->rq_resp);
+	} else {
+		http_reply_error(http, 500, "server_error", NULL, NULL,
+				 reason != NULL ? reason : "Internal error.");
+	}
+}
+
+/* Ends a request: settle its usage record, journal it, then finish or
+ * abandon the reply, and free. */
 void
 request_close(struct request *req, const char *reason)
 {
 	struct usage_record *rec = req->rq_rec;
 	int64_t end = clock_mono_us();
 	struct worker *w = req->rq_worker;
+	enum request_state state = req->rq_state;
 
-	if (req->rq_state == REQ_CLOSED)
+	if (state == REQ_CLOSED)
 		return;
-	if (req->rq_state == REQ_QUOTA) {
+	if (state == REQ_QUOTA) {
 		/* The quota thread still holds this request: finish when its
 		 * answer arrives (quota_done). */
 		req->rq_close_pending = 1;
@@ -820,32 +992,17 @@ request_close(struct request *req, const char *reason)
 			req->rq_close_reason = strdup(reason);
 		return;
 	}
+	unwatch_client(req);
+	if (req->rq_idle != NULL) {
+		event_free(req->rq_idle);
+		req->rq_idle = NULL;
+	}
 	if (req->rq_easy != NULL) {
+		note_delivery(req);
 		upstream_remove(w, req->rq_easy);
 		curl_easy_cleanup(req->rq_easy);
 		req->rq_easy = NULL;
 	}
-	if (req->rq_state == REQ_RELAYING) {
-		size_t plen = 0;
-		const char *pending = sse_parser_pending(req->rq_sse, &plen);
-		/* A cut stream's unterminated tail goes out as it came. */
-		if (pending != NULL && plen > 0)
-			evbuffer_add(req->rq_resp, pending, plen);
-		flush_to_client(req);
-	}
-	if (req->rq_http != NULL) {
-		evhttp_connection_set_closecb(
-			evhttp_request_get_connection(req->rq_http), NULL,
-			NULL);
-		if (req->rq_state == REQ_RELAYING)
-			evhttp_send_reply_end(req->rq_http);
-		else
-			http_reply_error(req->rq_http, 500, "server_error",
-					 NULL, NULL, reason ? reason
-							    : "Internal error.");
-		req->rq_http = NULL;
-	}
-	req->rq_state = REQ_CLOSED;
 
 	if (rec->status == 0)
 		rec->status = (int)req->rq_status;
@@ -889,8 +1046,11 @@ request_close(struct request *req, const char *reason)
 	     meter_source_name(rec->source), (long long)rec->latency_ms,
 	     reason ? " reason=" : "", reason ? reason : "");
 	metrics_count(rec);
+	/* On record first, then the client hears the end. */
 	pgwriter_submit(rec);
 	req->rq_rec = NULL;
+	finish_reply(req, reason);
+	req->rq_state = REQ_CLOSED;
 
 	keystore_grant_clear(&req->rq_grant);
 	cJSON_Delete(req->rq_json);
@@ -899,9 +1059,34 @@ request_close(struct request *req, const char *reason)
 	curl_slist_free_all(req->rq_hdrs);
 	free(req->rq_ctype);
 	free(req->rq_retry_after);
+	free(req->rq_close_reason);
 	if (req->rq_sse != NULL)
 		sse_parser_free(req->rq_sse);
 	evbuffer_free(req->rq_resp);
+	config_unref(req->rq_cfg);
+	*req->rq_prevp = req->rq_next;
+	if (req->rq_next != NULL)
+		req->rq_next->rq_prevp = req->rq_prevp;
 	free(req);
 	w->w_inflight--;
+}
+
+/* Closes every request of the worker that is not parked on the quota
+ * thread, with reason (shutdown at the end of its bound). Streams end
+ * where they are and are billed by estimate. */
+void
+request_cut_all(struct worker *w, const char *reason)
+{
+	struct request *req = w->w_requests, *next;
+
+	for (; req != NULL; req = next) {
+		next = req->rq_next;
+		if (req->rq_state == REQ_QUOTA)
+			continue;
+		if (req->rq_state == REQ_RELAYING || req->rq_http == NULL)
+			request_close(req, reason);
+		else
+			request_refuse(req, 503, "server_error",
+				       "shutting_down", NULL, reason);
+	}
 }

@@ -4,8 +4,13 @@
  * The main thread runs the admin server and signal handling on its own
  * event base; workers (worker.c) run the data plane; the key cache
  * (keystore.c), the usage writer (pgwriter.c) and the quota reservations
- * (quota.c) each own a thread and a database connection. SIGTERM and SIGINT stop accepting, let in-flight
- * requests finish within shutdown_timeout, flush usage and exit.
+ * (quota.c) each own a thread and a database connection. SIGTERM and
+ * SIGINT stop accepting on every worker at once, let in-flight requests
+ * finish within shutdown_timeout (then cut and record what is left), ship
+ * what the spool holds within a bound and exit 0; the rest of the spool
+ * waits for the next start. SIGHUP re-reads the configuration: requests
+ * started from then on use the new one, those in flight finish on theirs,
+ * no connection is dropped; a file with errors changes nothing.
  */
 #include <getopt.h>
 #include <signal.h>
@@ -24,9 +29,11 @@
 #include "log.h"
 #include "pgwriter.h"
 #include "quota.h"
+#include "spool.h"
 #include "worker.h"
 
 #define MAX_WORKERS 256
+#define SHIP_AT_STOP_MS 5000 /* shipping the spool at exit; the rest waits */
 
 /* Prints usage to f. */
 static void
@@ -42,20 +49,96 @@ usage(FILE *f)
 		"  -V, --version       print the version\n");
 }
 
+/* What the signal handlers work on: the main loop's state. */
+struct daemon {
+	struct event_base *base;
+	const char *path;
+	struct config *cfg;         /* current; admin reads it on this thread */
+	struct worker **workers;
+	int nworkers;
+};
+
 /* Stops the main loop on SIGTERM or SIGINT. */
 static void
 on_stop(evutil_socket_t sig, short what, void *arg)
 {
+	struct daemon *d = arg;
+
+	(void)what;
 	log_info("signal %d: shutting down", (int)sig);
-	event_base_loopbreak(arg);
+	event_base_loopbreak(d->base);
 }
 
-/* Reports SIGHUP; the configuration is read at start. */
+/* Whether two optional strings differ. */
+static int
+differs(const char *a, const char *b)
+{
+	return strcmp(a != NULL ? a : "", b != NULL ? b : "") != 0;
+}
+
+/* Logs the settings a reload cannot apply, which stay as they were. */
+static void
+warn_restart_only(const struct config *old, const struct config *new)
+{
+	int listen = old->nlisten != new->nlisten;
+
+	for (int i = 0; !listen && i < old->nlisten; i++)
+		listen = differs(old->listen[i], new->listen[i]);
+	if (listen)
+		log_warn("reload: listen changed; it needs a restart (still "
+			 "listening on the old addresses)");
+#define RESTART_ONLY(field, name)                                            \
+	if (old->field != new->field)                                        \
+		log_warn("reload: " name " changed; it needs a restart")
+#define RESTART_ONLY_STR(field, name)                                        \
+	if (differs(old->field, new->field))                                 \
+		log_warn("reload: " name " changed; it needs a restart")
+	RESTART_ONLY_STR(admin_listen, "admin_listen");
+	RESTART_ONLY(workers, "workers");
+	RESTART_ONLY_STR(database, "database");
+	RESTART_ONLY_STR(key_secret, "the key secret");
+	RESTART_ONLY(keys_refresh_ms, "keys_refresh");
+	RESTART_ONLY(usage_batch, "usage_batch");
+	RESTART_ONLY(usage_flush_ms, "usage_flush");
+	RESTART_ONLY_STR(spool_dir, "spool_dir");
+	RESTART_ONLY(spool_fsync_ms, "spool_fsync");
+	RESTART_ONLY(spool_segment_size, "spool_segment_size");
+	RESTART_ONLY_STR(pid_file, "pid_file");
+#undef RESTART_ONLY
+#undef RESTART_ONLY_STR
+}
+
+/* Re-reads the configuration on SIGHUP. */
 static void
 on_hup(evutil_socket_t sig, short what, void *arg)
 {
-	log_warn("SIGHUP: this version reads its configuration at start "
-		 "only; restart to apply changes");
+	struct daemon *d = arg;
+	struct config *cfg, *old = d->cfg;
+	char *cause = NULL;
+	int nroutes = 0, nproviders = 0;
+
+	(void)sig;
+	(void)what;
+	cfg = config_load(d->path, 0, &cause);
+	if (cfg == NULL) {
+		log_error("SIGHUP: reload failed: %s; the running "
+			  "configuration stays", cause ? cause : d->path);
+		free(cause);
+		return;
+	}
+	warn_restart_only(old, cfg);
+	log_set_level((enum log_level)log_level_from_name(cfg->log_level));
+	log_set_json(strcmp(cfg->log_format, "json") == 0);
+	for (int i = 0; i < d->nworkers; i++)
+		worker_set_config(d->workers[i], cfg);
+	d->cfg = cfg;
+	config_unref(old);
+	for (const struct route_conf *r = cfg->routes; r; r = r->next)
+		nroutes++;
+	for (const struct provider_conf *p = cfg->providers; p; p = p->next)
+		nproviders++;
+	log_info("SIGHUP: configuration reloaded from %s (%d providers, %d "
+		 "routes)", d->path, nproviders, nroutes);
 }
 
 /* Routes libevent's messages into the log. */
@@ -88,7 +171,8 @@ main(int argc, char **argv)
 	struct event_base *base;
 	struct evhttp *admin = NULL;
 	struct config *cfg;
-	char *cause = NULL;
+	struct daemon d;
+	char *cause = NULL, *pid_file = NULL;
 	int test = 0, print = 0, c, nworkers;
 
 	while ((c = getopt_long(argc, argv, "c:tVh", opts, NULL)) != -1) {
@@ -97,9 +181,9 @@ main(int argc, char **argv)
 		case 't': test = 1; break;
 		case 'P': print = 1; break;
 		case 'D': {
-			struct config *d = config_defaults();
-			config_print(d, 1);
-			config_free(d);
+			struct config *defaults = config_defaults();
+			config_print(defaults, 1);
+			config_free(defaults);
 			return 0;
 		}
 		case 'V': printf("tollgated %s\n", PACKAGE_VERSION); return 0;
@@ -144,7 +228,15 @@ main(int argc, char **argv)
 	base = event_base_new();
 	if (base == NULL)
 		fatalx("event_base_new failed");
+	d.base = base;
+	d.path = path;
+	d.cfg = cfg;
+	d.workers = workers;
+	d.nworkers = 0;
 
+	if (spool_open(cfg->spool_dir, cfg->spool_segment_size,
+		       (int)cfg->spool_fsync_ms, &cause) != 0)
+		fatalx("%s", cause);
 	if (keystore_start(cfg->database, cfg->key_secret,
 			   (int)cfg->keys_refresh_ms) != 0 ||
 	    pgwriter_start(cfg->database, (int)cfg->usage_batch,
@@ -153,8 +245,7 @@ main(int argc, char **argv)
 		fatalx("cannot start the database threads");
 
 	if (cfg->admin_listen != NULL) {
-		admin = admin_start(base, cfg->admin_listen, &cfg->test_clock,
-				    &cause);
+		admin = admin_start(base, cfg->admin_listen, &d.cfg, &cause);
 		if (admin == NULL)
 			fatalx("%s", cause);
 	}
@@ -168,10 +259,11 @@ main(int argc, char **argv)
 		workers[i] = worker_start(i, cfg, &cause);
 		if (workers[i] == NULL)
 			fatalx("%s", cause);
+		d.nworkers++;
 	}
-	sigs[0] = evsignal_new(base, SIGTERM, on_stop, base);
-	sigs[1] = evsignal_new(base, SIGINT, on_stop, base);
-	sigs[2] = evsignal_new(base, SIGHUP, on_hup, base);
+	sigs[0] = evsignal_new(base, SIGTERM, on_stop, &d);
+	sigs[1] = evsignal_new(base, SIGINT, on_stop, &d);
+	sigs[2] = evsignal_new(base, SIGHUP, on_hup, &d);
 	for (int i = 0; i < 3; i++)
 		event_add(sigs[i], NULL);
 	if (cfg->pid_file != NULL) {
@@ -180,6 +272,7 @@ main(int argc, char **argv)
 			fatalx("pid_file %s: cannot write", cfg->pid_file);
 		fprintf(f, "%ld\n", (long)getpid());
 		fclose(f);
+		pid_file = strdup(cfg->pid_file);
 	}
 	for (int i = 0; i < cfg->nlisten; i++)
 		log_info("listening on %s (%d workers)", cfg->listen[i],
@@ -192,18 +285,23 @@ main(int argc, char **argv)
 
 	event_base_dispatch(base);
 
+	/* Every worker stops accepting at once, then all drain together. */
 	for (int i = 0; i < nworkers; i++)
-		worker_stop(workers[i], (int)cfg->shutdown_timeout_ms);
+		worker_drain(workers[i], (int)d.cfg->shutdown_timeout_ms);
+	for (int i = 0; i < nworkers; i++)
+		worker_join(workers[i]);
 	if (admin != NULL)
 		evhttp_free(admin);
 	for (int i = 0; i < 3; i++)
 		event_free(sigs[i]);
 	quota_stop();
-	pgwriter_stop(5000);
+	pgwriter_stop(SHIP_AT_STOP_MS);
+	spool_close();
 	keystore_stop();
-	if (cfg->pid_file != NULL)
-		unlink(cfg->pid_file);
-	config_free(cfg);
+	if (pid_file != NULL)
+		unlink(pid_file);
+	free(pid_file);
+	config_unref(d.cfg);
 	event_base_free(base);
 	curl_global_cleanup();
 	libevent_global_shutdown();

@@ -8,6 +8,7 @@
  * lets in-flight requests finish within a bound.
  */
 #include <errno.h>
+#include <time.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,7 @@
 #include "config.h"
 #include "http_server.h"
 #include "log.h"
+#include "request.h"
 #include "upstream.h"
 #include "worker.h"
 
@@ -31,6 +33,10 @@ struct worker_priv {
 	struct worker w;
 	struct event *stop_timer;
 	int64_t stop_left_ms;
+	struct event *reload_ev;
+	pthread_mutex_t reload_lock;
+	pthread_cond_t reload_done;
+	struct config *reload_cfg;   /* handed over, not yet in use */
 	struct evhttp_bound_socket *bound[CONFIG_MAX_LISTEN];
 	int nbound;
 };
@@ -118,23 +124,84 @@ worker_main(void *arg)
 	return NULL;
 }
 
-/* While stopping: end the loop once nothing is in flight or time is up. */
+/* While stopping: end the loop once nothing is in flight; when time is
+ * up, cut what is still open (each request is recorded as it closes) and
+ * end on the next tick, once the cut replies went out. */
 static void
 stop_check(evutil_socket_t fd, short what, void *arg)
 {
 	struct worker_priv *wp = arg;
 	struct timeval tv = { 0, STOP_POLL_MS * 1000 };
 
+	(void)fd;
+	(void)what;
+	if (wp->w.w_inflight <= 0) {
+		event_base_loopbreak(wp->w.w_base);
+		return;
+	}
 	wp->stop_left_ms -= STOP_POLL_MS;
-	if (wp->w.w_inflight <= 0 || wp->stop_left_ms <= 0) {
-		if (wp->w.w_inflight > 0)
-			log_warn("worker %d: %lld requests still in flight at "
-				 "shutdown", wp->w.w_id,
-				 (long long)wp->w.w_inflight);
+	if (wp->stop_left_ms <= 0 && wp->w.w_requests != NULL) {
+		log_warn("worker %d: cutting %lld requests still in flight at "
+			 "the end of shutdown_timeout", wp->w.w_id,
+			 (long long)wp->w.w_inflight);
+		request_cut_all(&wp->w, "shutdown: cut at the end of "
+				"shutdown_timeout");
+	} else if (wp->stop_left_ms <= -1000) {
+		/* Parked on the quota thread past the bound and a second. */
+		log_warn("worker %d: %lld requests left at shutdown",
+			 wp->w.w_id, (long long)wp->w.w_inflight);
 		event_base_loopbreak(wp->w.w_base);
 		return;
 	}
 	evtimer_add(wp->stop_timer, &tv);
+}
+
+/* Runs on the worker's thread: swap in the configuration handed over. */
+static void
+reload_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker_priv *wp = arg;
+	struct config *old = wp->w.w_cfg, *cfg;
+
+	(void)fd;
+	(void)what;
+	pthread_mutex_lock(&wp->reload_lock);
+	cfg = wp->reload_cfg;
+	wp->reload_cfg = NULL;
+	if (cfg != NULL) {
+		wp->w.w_cfg = cfg;
+		evhttp_set_max_body_size(wp->w.w_http,
+					 cfg->max_body_size * 2 + 65536);
+		evhttp_set_timeout(wp->w.w_http,
+				   (int)((cfg->header_timeout_ms + 999) / 1000));
+	}
+	pthread_cond_broadcast(&wp->reload_done);
+	pthread_mutex_unlock(&wp->reload_lock);
+	if (cfg != NULL)
+		config_unref(old);
+}
+
+/* Hands over a new configuration and waits (at most a second) for the
+ * worker to use it. */
+void
+worker_set_config(struct worker *w, struct config *cfg)
+{
+	struct worker_priv *wp = (struct worker_priv *)w;
+	struct config *stale;
+	struct timespec ts;
+
+	pthread_mutex_lock(&wp->reload_lock);
+	stale = wp->reload_cfg;
+	wp->reload_cfg = config_ref(cfg);
+	event_active(wp->reload_ev, EV_READ, 0);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 1;
+	while (wp->reload_cfg != NULL &&
+	       pthread_cond_timedwait(&wp->reload_done, &wp->reload_lock,
+				      &ts) == 0)
+		;
+	pthread_mutex_unlock(&wp->reload_lock);
+	config_unref(stale);
 }
 
 /* Runs on the worker's thread when asked to stop: close the listeners. */
@@ -153,7 +220,7 @@ stop_cb(evutil_socket_t fd, short what, void *arg)
 
 /* Creates a worker and starts its thread. */
 struct worker *
-worker_start(int id, const struct config *cfg, char **cause)
+worker_start(int id, struct config *cfg, char **cause)
 {
 	struct worker_priv *wp = calloc(1, sizeof *wp);
 	struct worker *w;
@@ -164,15 +231,19 @@ worker_start(int id, const struct config *cfg, char **cause)
 	}
 	w = &wp->w;
 	w->w_id = id;
-	w->w_cfg = cfg;
+	w->w_cfg = config_ref(cfg);
+	pthread_mutex_init(&wp->reload_lock, NULL);
+	pthread_cond_init(&wp->reload_done, NULL);
 	w->w_base = event_base_new();
 	if (w->w_base == NULL)
 		goto fail_msg;
 	w->w_http = evhttp_new(w->w_base);
 	w->w_stop_ev = event_new(w->w_base, -1, 0, stop_cb, wp);
 	wp->stop_timer = evtimer_new(w->w_base, stop_check, wp);
+	wp->reload_ev = event_new(w->w_base, -1, 0, reload_cb, wp);
 	if (w->w_http == NULL || w->w_stop_ev == NULL ||
-	    wp->stop_timer == NULL || upstream_init(w) != 0)
+	    wp->stop_timer == NULL || wp->reload_ev == NULL ||
+	    upstream_init(w) != 0)
 		goto fail_msg;
 	/* evhttp's own limit is a backstop above ours, which answers 413 in
 	 * the API's error shape. */
@@ -207,28 +278,44 @@ fail:
 	upstream_free(w);
 	if (wp->stop_timer != NULL)
 		event_free(wp->stop_timer);
+	if (wp->reload_ev != NULL)
+		event_free(wp->reload_ev);
 	if (w->w_stop_ev != NULL)
 		event_free(w->w_stop_ev);
 	if (w->w_base != NULL)
 		event_base_free(w->w_base);
+	config_unref(w->w_cfg);
 	free(wp);
 	return NULL;
 }
 
-/* Stops accepting, waits for in-flight requests (bounded), frees. */
+/* Asks the worker to stop accepting and drain within wait_ms. */
 void
-worker_stop(struct worker *w, int wait_ms)
+worker_drain(struct worker *w, int wait_ms)
 {
 	struct worker_priv *wp = (struct worker_priv *)w;
 
 	wp->stop_left_ms = wait_ms;
 	event_active(w->w_stop_ev, EV_READ, 0);
+}
+
+/* Waits for a drained worker's thread to end, and frees it. */
+void
+worker_join(struct worker *w)
+{
+	struct worker_priv *wp = (struct worker_priv *)w;
+
 	pthread_join(w->w_thread, NULL);
 	if (w->w_http != NULL)
 		evhttp_free(w->w_http);
 	upstream_free(w);
 	event_free(wp->stop_timer);
+	event_free(wp->reload_ev);
 	event_free(w->w_stop_ev);
 	event_base_free(w->w_base);
+	config_unref(wp->reload_cfg);
+	config_unref(w->w_cfg);
+	pthread_mutex_destroy(&wp->reload_lock);
+	pthread_cond_destroy(&wp->reload_done);
 	free(wp);
 }

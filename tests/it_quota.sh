@@ -208,8 +208,8 @@ check_burst() {
 	fi
 }
 
-# Starts a second tollgated on the same database and mock, on ports of its
-# own; GW2_URL is its data plane.
+# Starts a second tollgated on the same database and mock, on ports and a
+# spool of its own; GW2_URL is its data plane.
 start_gateway2() {
 	local attempt i port admin
 	for ((attempt = 1; attempt <= 3; attempt++)); do
@@ -218,6 +218,7 @@ start_gateway2() {
 		[ "$port" = "$admin" ] && continue
 		sed -e "s/^listen = .*/listen = 127.0.0.1:$port/" \
 			-e "s/^admin_listen = .*/admin_listen = 127.0.0.1:$admin/" \
+			-e "s|^spool_dir = .*|spool_dir = $TG_TMP/spool2|" \
 			"$TG_TMP/tollgate.conf" >"$TG_TMP/tollgate2.conf"
 		[ -f "$TG_TMP/gateway2.log" ] &&
 			mv "$TG_TMP/gateway2.log" "$TG_TMP/gateway2-attempt$attempt.log"

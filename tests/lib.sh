@@ -481,6 +481,7 @@ tg_write_config() {
 		echo "workers = 2"
 		echo "database = $TOLLGATE_DATABASE"
 		echo "usage_flush = 50"
+		echo "spool_dir = $TG_TMP/spool"
 		echo "log_level = ${TG_LOG_LEVEL:-info}"
 		[ -n "$extra" ] && printf '%s\n' "$extra"
 		for p in $TG_PROVIDERS; do
@@ -612,3 +613,271 @@ tg_sse_without_usage_event() {
 }
 
 tg_init
+
+# ---------------------------------------------------------------------------
+# Fault injection: PostgreSQL and tollgated going away, and a load to run
+# through it.
+
+# Stops the test PostgreSQL (fast: sessions are cut, as when a database
+# server goes down under a gateway). TOLLGATE_DATABASE stays as it was.
+tg_stop_pg() {
+	tg_pg_run "$PG_BINDIR/pg_ctl" -D "$TG_PG_DATA" -m fast -w -t 60 \
+		stop >>"$TG_TMP/pg.log" 2>&1 || tg_bail "PostgreSQL did not stop"
+}
+
+# Starts the test PostgreSQL again on the same data directory and socket,
+# with the options tg_start_pg uses.
+tg_restart_pg() {
+	if ! tg_pg_run "$PG_BINDIR/pg_ctl" -D "$TG_PG_DATA" -l "$TG_TMP/pg.log" \
+		-w -t 60 -o "-c listen_addresses='' -c unix_socket_directories='$TG_PG_SOCK' -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+		start >/dev/null 2>&1; then
+		tg_bail "PostgreSQL did not start again"
+	fi
+}
+
+# Kills tollgated with SIGKILL: no shutdown path runs, as in a crash or an
+# OOM kill.
+tg_kill_gateway() {
+	[ -n "$TG_GW_PID" ] || return 0
+	kill -KILL "$TG_GW_PID" 2>/dev/null
+	wait "$TG_GW_PID" 2>/dev/null
+	TG_GW_PID=
+}
+
+# tg_restart_gateway [CONFIG_FILE] : starts tollgated again on an existing
+# config file (default: the one tg_start_gateway wrote, so the same ports
+# and spool) and waits until /readyz answers 200. The log of the previous
+# run is kept as gateway-runN.log; gateway.log is the new run's. Returns 1
+# when the daemon exited or was not ready within 30 s (the caller decides
+# whether that is fatal).
+tg_restart_gateway() {
+	local conf=${1:-$TG_TMP/tollgate.conf} n=1 i
+	[ -z "$TG_GW_PID" ] || tg_bail "tg_restart_gateway: tollgated still runs"
+	if [ -f "$TG_TMP/gateway.log" ]; then
+		while [ -e "$TG_TMP/gateway-run$n.log" ]; do
+			n=$((n + 1))
+		done
+		mv "$TG_TMP/gateway.log" "$TG_TMP/gateway-run$n.log"
+	fi
+	"$TG_GATEWAY_BIN" -c "$conf" >"$TG_TMP/gateway.log" 2>&1 &
+	TG_GW_PID=$!
+	for ((i = 0; i < 300; i++)); do
+		if [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 \
+			"$TG_ADMIN_URL/readyz")" = 200 ]; then
+			return 0
+		fi
+		if ! kill -0 "$TG_GW_PID" 2>/dev/null; then
+			wait "$TG_GW_PID" 2>/dev/null
+			tg_log "tollgated exited with status $? during restart"
+			TG_GW_PID=
+			return 1
+		fi
+		sleep 0.1
+	done
+	return 1
+}
+
+# tg_readyz : asks /readyz; sets TG_READY_STATUS and TG_READY_BODY.
+tg_readyz() {
+	local f=$TG_TMP/readyz.body
+	TG_READY_STATUS=$(curl -s -o "$f" -w '%{http_code}' --max-time 5 \
+		"$TG_ADMIN_URL/readyz")
+	TG_READY_BODY=$(cat "$f" 2>/dev/null)
+}
+
+# tg_metric NAME : prints the value of a /metrics series NAME, summed over
+# its labels; prints nothing when the gateway does not export it.
+tg_metric() {
+	curl -s --max-time 5 "$TG_ADMIN_URL/metrics" |
+		awk -v m="$1" '$1 == m || index($1, m "{") == 1 { s += $NF; f = 1 }
+			END { if (f) printf "%.0f\n", s }'
+}
+
+# tg_load NAME KEY N [PARALLEL] : sends N chat requests with KEY through
+# the gateway, PARALLEL at a time (default 16), with one curl (--parallel).
+# Requests cycle through openai-chat and deepseek-chat, non-streamed and
+# streamed. Each finished transfer, in the order they finish, adds a line
+# "CURL_EXIT HTTP_STATUS BODY_FILE REQUEST_ID" to $TG_TMP/NAME.out (no
+# request id when no response came); bodies are NAME.d/I.j (JSON) or
+# NAME.d/I.s (stream). Runs in the foreground: start it with & for a load
+# in the background and watch its progress with tg_load_done.
+tg_load() {
+	local name=$1 key=$2 n=$3 par=${4:-16} i kind model
+	local dir=$TG_TMP/$name.d conf=$TG_TMP/$name.curlrc
+	local -a models=(openai-chat deepseek-chat)
+	local wout='%{exitcode} %{http_code} %{filename_effective} %header{x-request-id}\n'
+	mkdir -p "$dir"
+	for model in "${models[@]}"; do
+		tg_chat_body "$model" >"$dir/body.$model.j"
+		tg_chat_body "$model" - >"$dir/body.$model.s"
+	done
+	{
+		echo 'parallel'
+		echo "parallel-max = $par"
+		echo 'parallel-immediate'
+		for ((i = 0; i < n; i++)); do
+			model=${models[i % 2]}
+			kind=j
+			((i / 2 % 2)) && kind=s
+			echo "url = \"$TG_URL/v1/chat/completions\""
+			echo "output = \"$dir/$i.$kind\""
+			echo "data-binary = \"@$dir/body.$model.$kind\""
+			echo "header = \"Authorization: Bearer $key\""
+			echo 'header = "Content-Type: application/json"'
+			echo 'header = "Expect:"'
+			echo "write-out = \"$wout\""
+			echo 'max-time = 60'
+			echo 'silent'
+			((i + 1 < n)) && echo 'next'
+		done
+	} >"$conf"
+	curl --config "$conf" >"$TG_TMP/$name.out" 2>"$TG_TMP/$name.err" &
+	echo $! >"$TG_TMP/$name.pid"
+	wait $!
+	rm -f "$TG_TMP/$name.pid"
+	return 0
+}
+
+# tg_load_stop NAME : stops load NAME's curl if it still runs (for EXIT
+# traps: a load in the background must not outlive its script).
+tg_load_stop() {
+	local pid
+	pid=$(cat "$TG_TMP/$1.pid" 2>/dev/null) || return 0
+	[ -n "$pid" ] && kill "$pid" 2>/dev/null
+	return 0
+}
+
+# tg_load_done NAME : prints how many transfers of load NAME have finished.
+tg_load_done() {
+	local n
+	n=$({ wc -l <"$TG_TMP/$1.out"; } 2>/dev/null) || n=0
+	echo "${n:-0}"
+}
+
+# tg_load_summary NAME : reads a finished load. A request counts as
+# answered when curl completed the transfer, the status is 200 and the body
+# is whole (a stream up to its [DONE], a JSON body with its usage). Writes
+# the request ids of those to $TG_TMP/NAME.ok, sets TG_LOAD_N (transfers),
+# TG_LOAD_OK (answered), TG_LOAD_FAILED (the others) and TG_LOAD_CODES (a
+# "status:count" histogram, 000 when no response came).
+tg_load_summary() {
+	local name=$1 out=$TG_TMP/$1.out
+	local cut=$TG_TMP/$1.cut
+	# The bodies that are not whole.
+	{
+		find "$TG_TMP/$name.d" -name '[0-9]*.s' -print0 |
+			xargs -0 -r grep -L -F 'data: [DONE]'
+		find "$TG_TMP/$name.d" -name '[0-9]*.j' -print0 |
+			xargs -0 -r grep -L -F '"usage"'
+	} >"$cut" 2>/dev/null
+	awk 'FILENAME == ARGV[1] { cut[$0] = 1; next }
+		$1 == 0 && $2 == 200 && $4 != "" && !($3 in cut) { print $4 }' \
+		"$cut" "$out" >"$TG_TMP/$name.ok"
+	TG_LOAD_N=$(wc -l <"$out")
+	TG_LOAD_OK=$(wc -l <"$TG_TMP/$name.ok")
+	TG_LOAD_FAILED=$((TG_LOAD_N - TG_LOAD_OK))
+	TG_LOAD_CODES=$(awk '{ c[$2]++ } END { for (k in c) printf "%s:%d ", k, c[k] }' \
+		"$out" | tr ' ' '\n' | sort | tr '\n' ' ')
+	TG_LOAD_CODES=${TG_LOAD_CODES% }
+}
+
+# tg_rid_table TABLE FILE : (re)creates TABLE (rid text) in the test
+# database holding the request ids of FILE, one a line, to compare with
+# usage_records in SQL.
+tg_rid_table() {
+	tg_psql "SET client_min_messages = warning; DROP TABLE IF EXISTS $1;
+		CREATE TABLE $1 (rid text)" &&
+		"$PG_BINDIR/psql" -X -q -v ON_ERROR_STOP=1 -d "$TOLLGATE_DATABASE" \
+			-c "\\copy $1 FROM '$2'"
+}
+
+# tg_wait_rids TABLE [SECONDS] : polls until every request id of TABLE
+# has a usage record (default 60 s). TG_RIDS_FOUND holds the last count.
+tg_wait_rids() {
+	local t=$1 secs=${2:-60} want i n
+	want=$(tg_psql "SELECT count(DISTINCT rid) FROM $t")
+	n=$((secs * 5))
+	for ((i = 0; i < n; i++)); do
+		TG_RIDS_FOUND=$(tg_psql "SELECT count(DISTINCT t.rid) FROM $t t
+			JOIN usage_records u ON u.request_id = t.rid" 2>/dev/null)
+		[ "$TG_RIDS_FOUND" = "$want" ] && return 0
+		sleep 0.2
+	done
+	return 1
+}
+
+# ---------------------------------------------------------------------------
+# Helpers for aborted and failed requests.
+
+# Prints the mock's counters (/_mock/stats) as JSON.
+tg_mock_stats() {
+	curl -sS -f --max-time 5 "$TG_MOCK_URL/_mock/stats"
+}
+
+# tg_mock_wait_idle [SECONDS] : polls until the mock has no model request in
+# flight; prints its final counters.
+tg_mock_wait_idle() {
+	local secs=${1:-10} i n stats
+	n=$((secs * 10))
+	for ((i = 0; i < n; i++)); do
+		stats=$(tg_mock_stats) || return 1
+		if [ "$(jq -r .in_flight <<<"$stats")" = 0 ]; then
+			printf '%s\n' "$stats"
+			return 0
+		fi
+		sleep 0.1
+	done
+	printf '%s\n' "$stats"
+	return 1
+}
+
+# tg_record_count REQUEST_ID : prints how many usage records the id has.
+tg_record_count() {
+	tg_psql "SELECT count(*) FROM usage_records WHERE request_id = $(tg_sql_quote "$1")"
+}
+
+# tg_wait_where SQL_CONDITION [SECONDS] : polls until some usage record
+# matches the condition (for requests whose client never saw a request id).
+tg_wait_where() {
+	local cond=$1 secs=${2:-10} i n
+	n=$((secs * 10))
+	for ((i = 0; i < n; i++)); do
+		[ "$(tg_psql "SELECT count(*) > 0 FROM usage_records WHERE $cond" 2>/dev/null)" = t ] &&
+			return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# tg_stream_abort PATH KEY BODY EVENTS : sends a streamed request and
+# closes the connection as soon as EVENTS "data:" lines have arrived (after
+# 15 s at most). Sets TG_BODY, TG_HDRS and TG_RID as tg_http does,
+# TG_EVENTS to the data lines received, TG_CURL_RC, and TG_ABORTED to 1
+# when the client did close early (0 when the response ended first).
+tg_stream_abort() {
+	local path=$1 key=$2 body=$3 want=$4 pid i
+	TG_SEQ=$((TG_SEQ + 1))
+	TG_BODY=$TG_TMP/resp.$TG_SEQ.body
+	TG_HDRS=$TG_TMP/resp.$TG_SEQ.headers
+	: >"$TG_BODY"
+	: >"$TG_HDRS"
+	curl -sS -N --max-time 30 -H 'Expect:' \
+		-H "Authorization: Bearer $key" \
+		-H 'Content-Type: application/json' --data-binary "$body" \
+		-D "$TG_HDRS" -o "$TG_BODY" "$TG_URL$path" \
+		2>"$TG_TMP/resp.$TG_SEQ.err" &
+	pid=$!
+	TG_ABORTED=0
+	for ((i = 0; i < 300; i++)); do
+		[ "$(grep -c '^data:' "$TG_BODY")" -ge "$want" ] && break
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	kill -TERM "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	TG_CURL_RC=$?
+	# 128 + SIGTERM: curl was still receiving when it was stopped.
+	[ "$TG_CURL_RC" = 143 ] && TG_ABORTED=1
+	TG_EVENTS=$(grep -c '^data:' "$TG_BODY")
+	TG_RID=$(tg_header x-request-id)
+}

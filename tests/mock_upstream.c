@@ -24,15 +24,54 @@
  * client goes away first, the connection's close callback ends it.
  *
  * Control endpoints under /_mock/ (JSON over HTTP on the same port) change
- * latency and pacing, inject failures (500, 429, hang, cut, close) for the
- * next N model requests, report counters and return the last model request
- * received, so tests can check what the gateway sent upstream.
+ * latency and pacing, inject failures for the next N model requests, report
+ * counters and return the last model request received, so tests can check
+ * what the gateway sent upstream.
  *
- * Counters: "requests" counts model requests received, "served" those
- * answered completely from a fixture (error fixtures included), "failed"
- * those answered otherwise: injected failures, malformed bodies, unknown
- * fixtures and clients that left before the end. "in_flight" is the number
- * of model requests not yet finished.
+ * POST /_mock/config takes a JSON object; every member is optional:
+ *   latency_ms       wait before the response starts
+ *   chunk_delay_ms   wait between two stream events
+ *   fail             failure to inject, one of:
+ *     none   answer from the fixture
+ *     500    answer 500 with an OpenAI-shaped error, before any other byte
+ *     429    answer openai-error-429.json with 429 and Retry-After: 1
+ *     hang   never answer; wait for the peer to leave
+ *     cut    send cut_after events (half of a JSON body), then close the
+ *            connection without ending the response
+ *     close  close the connection right after reading the request
+ *     stall  send cut_after events (half of a JSON body), then go silent
+ *            with the connection open until the peer leaves
+ *     error  send cut_after events of the 200 stream, then the event
+ *            data: {"error":{"message":"The server had an error while
+ *            processing your request.","type":"server_error","param":null,
+ *            "code":null}} and end the response there, without [DONE], as
+ *            OpenAI does when it fails mid-stream; a JSON answer gets that
+ *            error body with status 500 instead
+ *   cut_after        events sent before cut, stall or error (default 2); a
+ *                    stream with fewer events than that ends normally
+ *   fail_times       requests the failure applies to (-1: until changed)
+ * POST /_mock/reset restores the start-up knobs and zeroes the counters.
+ * GET /_mock/last_request returns the last model request received.
+ * POST /_mock/blackhole returns {"port":N}: a local port whose listen queue
+ * is kept full and never accepted, so a connection attempt to it neither
+ * succeeds nor fails until the connecting side gives up (the same port on
+ * every call).
+ *
+ * GET /_mock/stats: "requests" counts model requests received, "served"
+ * those answered completely from a fixture (error fixtures included),
+ * "failed" those answered otherwise: injected failures, malformed bodies,
+ * unknown fixtures and peers that left before the end. "client_left" counts
+ * the requests whose peer closed the connection before the response ended
+ * (a gateway cancelling the transfer). "in_flight" is the number of model
+ * requests not yet finished. "last" describes the model request that
+ * finished last (null before the first): "what" (method, path, model),
+ * "status" (0 when no response was started), "end" (why it ended, as
+ * logged), "events_sent" (stream events handed to the connection) and
+ * "events_total" (events in the stream it was answering from).
+ *
+ * The peer's leaving is noticed when a write fails, and also while nothing
+ * is being written: during latency_ms, hang and stall a watch on the socket
+ * sees the close.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -69,6 +108,8 @@ enum mock_fail {
 	FAIL_HANG,	/* never answer; wait for the peer to leave */
 	FAIL_CUT,	/* send part of the response, then close */
 	FAIL_CLOSE,	/* close right after reading the request */
+	FAIL_STALL,	/* send part of the response, then go silent */
+	FAIL_ERROR,	/* send part of a stream, then an error event */
 };
 
 static const char *const fail_names[] = {
@@ -78,7 +119,13 @@ static const char *const fail_names[] = {
 	[FAIL_HANG] = "hang",
 	[FAIL_CUT] = "cut",
 	[FAIL_CLOSE] = "close",
+	[FAIL_STALL] = "stall",
+	[FAIL_ERROR] = "error",
 };
+
+/* What OpenAI says when it fails in the middle of a stream. */
+#define MOCK_MIDSTREAM_ERROR \
+	"The server had an error while processing your request."
 
 struct mock_config {
 	int mc_latency_ms;
@@ -92,6 +139,17 @@ struct mock_stats {
 	long ms_requests;
 	long ms_served;
 	long ms_failed;
+	long ms_client_left;
+};
+
+/* The model request that finished last, for /_mock/stats. */
+struct mock_last {
+	int ml_seen;
+	int ml_status;
+	char ml_what[192];
+	char ml_end[64];
+	size_t ml_events_sent;
+	size_t ml_events_total;
 };
 
 /* A model request's life; mr_step() moves it on. */
@@ -101,6 +159,15 @@ enum mr_state {
 	MR_DRAINING,	/* cut: waiting for sent bytes to leave, then close */
 	MR_CLOSING,	/* close: connection teardown on the next tick */
 	MR_HANGING,	/* hang: never answered; the peer must leave */
+	MR_STALLED,	/* stall: part sent, then silence until the peer leaves */
+};
+
+/* How a response is cut short after mr_cut_after events. */
+enum mr_cut {
+	CUT_NONE,
+	CUT_CLOSE,	/* close the connection */
+	CUT_STALL,	/* stay silent, connection open */
+	CUT_ERROR,	/* send an error event and end the response */
 };
 
 struct mr_span {
@@ -113,11 +180,11 @@ struct mock_req {
 	struct evhttp_request *mr_req;		/* borrowed from evhttp */
 	struct evhttp_connection *mr_conn;	/* borrowed from evhttp */
 	struct event *mr_timer;
-	struct event *mr_watch;	/* hang: peer-close watch on the socket */
+	struct event *mr_watch;	/* peer-close watch while nothing is sent */
 	enum mr_state mr_state;
 	int mr_status;
 	int mr_sse;		/* body is a stream of events */
-	int mr_cut;		/* cut the response short */
+	enum mr_cut mr_cut;	/* cut the response short, and how */
 	int mr_cut_after;	/* events sent before a cut */
 	int mr_retry_after;	/* add Retry-After: 1 */
 	int mr_failed;	/* not answered from a fixture */
@@ -140,12 +207,17 @@ static struct {
 	struct mock_config defaults;
 	struct mock_config cfg;
 	struct mock_stats stats;
+	struct mock_last last;
 	long in_flight;
+	evutil_socket_t blackhole[2];	/* listener, the connection filling it */
 	char *last_request;	/* owned; serialized JSON or NULL */
 	struct mock_req_list live;
 } srv;
 
 static void mr_step(struct mock_req *mr);
+static void mr_unwatch_peer(struct mock_req *mr);
+static void mr_stall(struct mock_req *mr);
+static void mr_cut_short(struct mock_req *mr);
 
 /* Writes one line to stderr unless --quiet. */
 static void __attribute__((format(printf, 1, 2)))
@@ -480,10 +552,18 @@ mr_split_events(struct mock_req *mr)
 static void
 mr_finish(struct mock_req *mr, int ok, const char *reason)
 {
+	struct mock_last *l = &srv.last;
+
 	if (ok && !mr->mr_failed)
 		srv.stats.ms_served++;
 	else
 		srv.stats.ms_failed++;
+	l->ml_seen = 1;
+	l->ml_status = mr->mr_status;
+	snprintf(l->ml_what, sizeof(l->ml_what), "%s", mr->mr_what);
+	snprintf(l->ml_end, sizeof(l->ml_end), "%s", reason);
+	l->ml_events_sent = mr->mr_next;
+	l->ml_events_total = mr->mr_nevents;
 	if (mr->mr_status != 0)
 		mock_log("%s -> %d %s", mr->mr_what, mr->mr_status, reason);
 	else
@@ -513,8 +593,10 @@ mr_conn_closed(struct evhttp_connection *conn, void *arg)
 	 */
 	if (evhttp_request_get_connection(req) == NULL)
 		evhttp_request_free(req);
+	srv.stats.ms_client_left++;
 	mr_finish(mr, 0, mr->mr_state == MR_HANGING ?
-	    "hung until the client left" : "client closed the connection");
+	    "hung until the client left" : mr->mr_state == MR_STALLED ?
+	    "stalled until the client left" : "client closed the connection");
 }
 
 /* Closes mr's connection without (more of) a response and ends mr. */
@@ -604,7 +686,8 @@ mr_step(struct mock_req *mr)
 
 	switch (mr->mr_state) {
 	case MR_WAITING:
-		if (!mr->mr_sse && !mr->mr_cut) {
+		mr_unwatch_peer(mr);
+		if (!mr->mr_sse && mr->mr_cut == CUT_NONE) {
 			struct evbuffer *buf = evbuffer_new();
 			struct evkeyvalq *h =
 			    evhttp_request_get_output_headers(mr->mr_req);
@@ -625,16 +708,19 @@ mr_step(struct mock_req *mr)
 		mr_start_reply(mr);
 		if (!mr->mr_sse) {
 			mr_send(mr, mr->mr_body, mr->mr_len / 2);
-			mr_begin_drain(mr);
+			if (mr->mr_cut == CUT_STALL)
+				mr_stall(mr);
+			else
+				mr_begin_drain(mr);
 			return;
 		}
 		mr->mr_state = MR_STREAMING;
 		/* FALLTHROUGH */
 	case MR_STREAMING:
 		for (;;) {
-			if (mr->mr_cut && mr->mr_next >=
+			if (mr->mr_cut != CUT_NONE && mr->mr_next >=
 			    (size_t)mr->mr_cut_after) {
-				mr_begin_drain(mr);
+				mr_cut_short(mr);
 				return;
 			}
 			if (mr->mr_next == mr->mr_nevents) {
@@ -661,15 +747,17 @@ mr_step(struct mock_req *mr)
 		mr_abort(mr, "closed without a response");
 		return;
 	case MR_HANGING:
+	case MR_STALLED:
 		return;
 	}
 }
 
 /*
- * Socket watch of a hanging request. evhttp stops reading a connection
- * while its request awaits an answer, so it would not notice the peer
- * leaving; this watch does. Bytes the peer sends meanwhile are discarded:
- * they would never be answered.
+ * Socket watch of a request that is not being written to: waiting out its
+ * latency, hanging or stalled. evhttp stops reading a connection while its
+ * request awaits an answer and notices a closed peer only when a write
+ * fails, so without this watch a peer's leaving would go unseen. Bytes the
+ * peer sends meanwhile are discarded: they would never be answered.
  */
 static void
 mr_watch_cb(evutil_socket_t fd, short what, void *arg)
@@ -682,23 +770,91 @@ mr_watch_cb(evutil_socket_t fd, short what, void *arg)
 	if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK ||
 	    errno == EINTR)))
 		return;
-	mr_abort(mr, "hung until the client left");
+	srv.stats.ms_client_left++;
+	if (mr->mr_state == MR_WAITING)
+		mr->mr_status = 0;
+	mr_abort(mr, mr->mr_state == MR_HANGING ?
+	    "hung until the client left" : mr->mr_state == MR_STALLED ?
+	    "stalled until the client left" :
+	    "client left before the response started");
+}
+
+/* Starts watching mr's socket for the peer's leaving. */
+static void
+mr_watch_peer(struct mock_req *mr)
+{
+	struct bufferevent *bev = evhttp_connection_get_bufferevent(
+	    mr->mr_conn);
+
+	if (mr->mr_watch != NULL)
+		return;
+	mr->mr_watch = event_new(srv.base, bufferevent_getfd(bev),
+	    EV_READ | EV_PERSIST, mr_watch_cb, mr);
+	if (mr->mr_watch == NULL || event_add(mr->mr_watch, NULL) < 0)
+		abort();
+}
+
+/* Stops the watch before evhttp uses the socket again: the watch would
+ * swallow what the peer sends next. */
+static void
+mr_unwatch_peer(struct mock_req *mr)
+{
+	if (mr->mr_watch == NULL)
+		return;
+	event_free(mr->mr_watch);
+	mr->mr_watch = NULL;
 }
 
 /* Puts mr into the hang state: no answer until the peer leaves. */
 static void
 mr_hang(struct mock_req *mr)
 {
-	struct bufferevent *bev = evhttp_connection_get_bufferevent(
-	    mr->mr_conn);
-
 	mr->mr_state = MR_HANGING;
 	mr->mr_status = 0;
-	mr->mr_watch = event_new(srv.base, bufferevent_getfd(bev),
-	    EV_READ | EV_PERSIST, mr_watch_cb, mr);
-	if (mr->mr_watch == NULL || event_add(mr->mr_watch, NULL) < 0)
-		abort();
+	mr_watch_peer(mr);
 	mock_log("%s hanging", mr->mr_what);
+}
+
+/* Puts mr into the stall state: what was sent stays, nothing follows, the
+ * connection stays open until the peer leaves. */
+static void
+mr_stall(struct mock_req *mr)
+{
+	mr->mr_state = MR_STALLED;
+	mr_watch_peer(mr);
+	mock_log("%s stalled after %zu events", mr->mr_what, mr->mr_next);
+}
+
+/* Cuts a stream short after mr_cut_after events, the way mr_cut says. */
+static void
+mr_cut_short(struct mock_req *mr)
+{
+	char *err, *ev;
+	size_t n;
+
+	switch (mr->mr_cut) {
+	case CUT_NONE:
+	case CUT_CLOSE:
+		mr_begin_drain(mr);
+		return;
+	case CUT_STALL:
+		mr_stall(mr);
+		return;
+	case CUT_ERROR:
+		/* One chunk, as every other event. */
+		err = error_json(MOCK_MIDSTREAM_ERROR, "server_error", NULL,
+		    NULL);
+		ev = malloc(strlen(err) + 9);
+		if (ev == NULL)
+			abort();
+		n = (size_t)sprintf(ev, "data: %s\n\n", err);
+		mr_send(mr, ev, n);
+		free(ev);
+		free(err);
+		evhttp_send_reply_end(mr->mr_req);
+		mr_finish(mr, 1, "stream ended by an error event");
+		return;
+	}
 }
 
 /* Takes the failure to inject into the next model request, counting down
@@ -812,7 +968,7 @@ mr_set_error(struct mock_req *mr, int status, char *body)
 	mr->mr_body = body;
 	mr->mr_len = strlen(body);
 	mr->mr_sse = 0;
-	mr->mr_cut = 0;
+	mr->mr_cut = CUT_NONE;
 }
 
 /* Loads the fixture a parsed request body (borrowed) names into mr; on
@@ -883,6 +1039,7 @@ handle_model(struct evhttp_request *req, const char *path)
 	const char *body = (const char *)evbuffer_pullup(in, -1);
 	const cJSON *model, *stream;
 	struct mock_req *mr;
+	enum mock_fail f;
 	cJSON *root;
 	char what[192];
 	char *b429;
@@ -900,7 +1057,7 @@ handle_model(struct evhttp_request *req, const char *path)
 	    cJSON_IsTrue(stream) ? " stream" : "");
 	mr = mr_new(req, what);
 
-	switch (take_fail()) {
+	switch ((f = take_fail())) {
 	case FAIL_NONE:
 		break;
 	case FAIL_500:
@@ -931,16 +1088,27 @@ handle_model(struct evhttp_request *req, const char *path)
 		mr_arm(mr, 0);
 		goto out;
 	case FAIL_CUT:
+	case FAIL_STALL:
+	case FAIL_ERROR:
 		mr->mr_failed = 1;
-		mr->mr_cut = 1;
+		mr->mr_cut = f == FAIL_CUT ? CUT_CLOSE : f == FAIL_STALL ?
+		    CUT_STALL : CUT_ERROR;
 		mr->mr_cut_after = srv.cfg.mc_cut_after;
 		break;
 	}
 	mr_load_fixture(mr, root);
 	if (mr->mr_status == 404 || mr->mr_status == 400)
 		mr->mr_failed = 1;
+	if (mr->mr_cut == CUT_ERROR && !mr->mr_sse) {
+		/* Not a stream: the provider's error is the whole answer. */
+		free(mr->mr_body);
+		mr_set_error(mr, 500, error_json(MOCK_MIDSTREAM_ERROR,
+		    "server_error", NULL, NULL));
+	}
 start:
 	mr->mr_state = MR_WAITING;
+	if (srv.cfg.mc_latency_ms > 0)
+		mr_watch_peer(mr);
 	mr_arm(mr, srv.cfg.mc_latency_ms);
 out:
 	cJSON_Delete(root);
@@ -1001,7 +1169,7 @@ handle_config(struct evhttp_request *req)
 				break;
 		if (i == sizeof(fail_names) / sizeof(fail_names[0])) {
 			reply_error(req, 400, "mock: fail must be one of none, "
-			    "500, 429, hang, cut, close",
+			    "500, 429, hang, cut, close, stall, error",
 			    "invalid_request_error");
 			goto out;
 		}
@@ -1024,12 +1192,78 @@ out:
 	cJSON_Delete(root);
 }
 
+/* Adds the description of the last finished model request to root. */
+static void
+add_last(cJSON *root)
+{
+	const struct mock_last *l = &srv.last;
+	cJSON *o;
+
+	if (!l->ml_seen) {
+		cJSON_AddNullToObject(root, "last");
+		return;
+	}
+	o = cJSON_AddObjectToObject(root, "last");
+	cJSON_AddStringToObject(o, "what", l->ml_what);
+	cJSON_AddNumberToObject(o, "status", l->ml_status);
+	cJSON_AddStringToObject(o, "end", l->ml_end);
+	cJSON_AddNumberToObject(o, "events_sent", (double)l->ml_events_sent);
+	cJSON_AddNumberToObject(o, "events_total",
+	    (double)l->ml_events_total);
+}
+
+/*
+ * Returns the blackhole port, setting it up on first use: a listener with
+ * the shortest queue that is never accepted, and one connection of our own
+ * that fills the queue. The kernel then drops every further SYN, so a
+ * connection attempt stays pending until its own timeout: an upstream that
+ * cannot be reached but does not refuse either. -1 on failure.
+ */
+static int
+blackhole_port(void)
+{
+	struct sockaddr_in sin;
+	socklen_t len = sizeof(sin);
+	evutil_socket_t l, c;
+
+	if (srv.blackhole[0] >= 0) {
+		if (getsockname(srv.blackhole[0], (struct sockaddr *)&sin,
+		    &len) < 0)
+			return -1;
+		return ntohs(sin.sin_port);
+	}
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (l < 0)
+		return -1;
+	if (bind(l, (struct sockaddr *)&sin, sizeof(sin)) < 0 ||
+	    listen(l, 0) < 0 ||
+	    getsockname(l, (struct sockaddr *)&sin, &len) < 0) {
+		close(l);
+		return -1;
+	}
+	/* Loopback: the kernel completes the handshake at once. */
+	c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (c < 0 || connect(c, (struct sockaddr *)&sin, sizeof(sin)) < 0) {
+		if (c >= 0)
+			close(c);
+		close(l);
+		return -1;
+	}
+	srv.blackhole[0] = l;
+	srv.blackhole[1] = c;
+	return ntohs(sin.sin_port);
+}
+
 /* Handles the /_mock/ control endpoints. */
 static void
 handle_control(struct evhttp_request *req, const char *path)
 {
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 	cJSON *root;
+	int port;
 
 	if (strcmp(path, "/_mock/config") == 0 && cmd == EVHTTP_REQ_POST) {
 		handle_config(req);
@@ -1037,6 +1271,7 @@ handle_control(struct evhttp_request *req, const char *path)
 	    cmd == EVHTTP_REQ_POST) {
 		srv.cfg = srv.defaults;
 		memset(&srv.stats, 0, sizeof(srv.stats));
+		memset(&srv.last, 0, sizeof(srv.last));
 		free(srv.last_request);
 		srv.last_request = NULL;
 		mock_log("reset");
@@ -1061,9 +1296,24 @@ handle_control(struct evhttp_request *req, const char *path)
 		    (double)srv.stats.ms_served);
 		cJSON_AddNumberToObject(root, "failed",
 		    (double)srv.stats.ms_failed);
+		cJSON_AddNumberToObject(root, "client_left",
+		    (double)srv.stats.ms_client_left);
 		cJSON_AddNumberToObject(root, "in_flight",
 		    (double)srv.in_flight);
+		add_last(root);
 		mock_log("GET %s -> 200", path);
+		reply_json(req, 200, root);
+	} else if (strcmp(path, "/_mock/blackhole") == 0 &&
+	    cmd == EVHTTP_REQ_POST) {
+		port = blackhole_port();
+		mock_log("POST %s -> %d", path, port < 0 ? 500 : 200);
+		if (port < 0) {
+			reply_error(req, 500, "mock: cannot set up the "
+			    "blackhole port", "server_error");
+			return;
+		}
+		root = cJSON_CreateObject();
+		cJSON_AddNumberToObject(root, "port", port);
 		reply_json(req, 200, root);
 	} else {
 		mock_log("%s -> 404 unknown control endpoint", path);
@@ -1230,6 +1480,7 @@ main(int argc, char **argv)
 		return 2;
 	}
 	srv.cfg = srv.defaults;
+	srv.blackhole[0] = srv.blackhole[1] = -1;
 	TAILQ_INIT(&srv.live);
 	signal(SIGPIPE, SIG_IGN);
 
@@ -1279,6 +1530,8 @@ fail:
 		mr->mr_conn = NULL;
 		TAILQ_REMOVE(&srv.live, mr, mr_link);
 		event_free(mr->mr_timer);
+		if (mr->mr_watch != NULL)
+			event_free(mr->mr_watch);
 		free(mr->mr_events);
 		free(mr->mr_body);
 		free(mr);
@@ -1289,6 +1542,10 @@ fail:
 		event_free(sigint);
 	if (srv.base != NULL)
 		event_base_free(srv.base);
+	if (srv.blackhole[1] >= 0)
+		close(srv.blackhole[1]);
+	if (srv.blackhole[0] >= 0)
+		close(srv.blackhole[0]);
 	free(srv.last_request);
 	return rc;
 }

@@ -1,0 +1,59 @@
+/*
+ * spool.h - the local journal every usage record passes through before it
+ * reaches PostgreSQL.
+ *
+ * Workers append (spool_append) a finished request's record before the
+ * last byte of its response leaves; the usage writer reads the journal
+ * back in order (spool_next), ships each batch and, once the commit is
+ * through, trims it (spool_commit). On start, whatever an earlier run left
+ * is read first. See spool.c for the format and the guarantees.
+ */
+#ifndef TOLLGATE_SPOOL_H
+#define TOLLGATE_SPOOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "meter.h"
+
+/* Opens the journal in dir (created if missing, locked against a second
+ * process), starts the thread that fdatasyncs it every fsync_ms (0: as
+ * soon as anything was appended). Segments roll at segment_size bytes.
+ * 0, or -1 with *cause (malloc'd). */
+int spool_open(const char *dir, int64_t segment_size, int fsync_ms,
+	       char **cause) __attribute__((warn_unused_result));
+
+/* Syncs the journal, stops the sync thread, closes and unlocks. What was
+ * not shipped stays for the next start. */
+void spool_close(void);
+
+/* Appends a record (any thread). 0, or -1 when it could not be written:
+ * the journal is then failing (spool_failing) and the caller keeps the
+ * record. Never waits on the disk beyond one write(). */
+int spool_append(const struct usage_record *rec);
+
+/* Usage writer only. Reads up to max records following the last commit
+ * into a list at *head (caller frees each with meter_record_free). Returns
+ * how many; 0 when the journal holds nothing more yet. Call spool_commit
+ * once they are in the ledger before reading again. */
+int spool_next(int max, struct usage_record **head);
+
+/* Usage writer only: the records spool_next last returned are committed;
+ * trims what the journal no longer needs. */
+void spool_commit(void);
+
+/* Appends a record the ledger rejected to dir/rejected.jnl (kept for an
+ * operator, never shipped again). 0 or -1. */
+int spool_reject(const struct usage_record *rec);
+
+/* Whether appends currently fail; why (e.g. "No space left on device")
+ * into buf. */
+int spool_failing(char *buf, size_t size);
+
+int64_t spool_pending_bytes(void); /* journal bytes not yet committed */
+int64_t spool_torn(void);          /* torn or corrupt records skipped */
+int64_t spool_write_errors(void);  /* appends that failed */
+
+/* CRC-32C (Castagnoli) of n bytes, continuing from crc (0 to start). */
+uint32_t spool_crc32c(uint32_t crc, const void *p, size_t n);
+
+#endif

@@ -1,0 +1,818 @@
+/*
+ * spool.c - the local journal every usage record passes through.
+ *
+ * Principle: no response ends before its usage record is in the journal.
+ * Workers append each finished request's record with one write() of one
+ * line, under a mutex, into the page cache: microseconds, never a wait on
+ * the disk. A sync thread fdatasyncs the journal every spool_fsync ms
+ * (group commit: a power cut takes at most that much; SIGKILL takes
+ * nothing, the kernel holds what was written). The usage writer reads the
+ * journal back in order, ships a batch to PostgreSQL and, only after the
+ * commit, trims: a segment is unlinked once every record in it is in the
+ * ledger, and the live segment is truncated whenever the writer has caught
+ * up with it. A crash between a commit and its trim replays records the
+ * ledger already holds; the insert does nothing for a request id it has.
+ *
+ * Format: segments dir/usage-<16 hex digits>.jnl, numbered upwards. A
+ * process appends only to segments it created, so after a crash a torn
+ * record can only be a segment's tail. One record per line:
+ *
+ *	<CRC-32C of the JSON, 8 lowercase hex digits> SP <JSON> LF
+ *
+ * (the JSON is meter_record_encode()'s). A line whose checksum or JSON does
+ * not hold, and an unterminated tail, are counted, logged and skipped; the
+ * rest is read. dir/lock is flock'ed for the life of the process, so two
+ * gateways never share a journal.
+ *
+ * When an append fails (a full disk), the bytes it left are cut off again
+ * (or, if that fails too, the next append starts with a newline so they
+ * stay a line of their own), the failure is reported by spool_failing()
+ * and the caller keeps the record in memory.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "log.h"
+#include "spool.h"
+
+#define READ_CHUNK  (1u << 20)  /* journal bytes read at a time */
+#define LINE_MAX_SZ (16u << 20) /* longer lines are corrupt */
+
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t wake_sync;
+	char *dir;
+	int dirfd, lockfd;
+	int64_t segment_max;
+	int fsync_ms;
+	pthread_t syncer;
+	int syncer_running;
+
+	/* Append side, under lock. */
+	uint64_t cur_seq;
+	int cur_fd;
+	int64_t cur_size;
+	int64_t synced_size;
+	int need_newline;     /* stray bytes of a failed append precede */
+	int *retired;         /* rolled segments' fds, synced then closed */
+	size_t nretired, cap_retired;
+	int dir_dirty;
+	int stopping;
+	int failing;
+	char fail_reason[128];
+
+	/* Read side: the usage writer's thread only. */
+	uint64_t *old;        /* segments found at start, ascending */
+	size_t nold, iold;
+	uint64_t first_new;   /* first segment this process created */
+	uint64_t rseq;
+	int rfd;
+	int64_t roff, rcommit;
+	char *rbuf;
+	size_t rcap;
+
+	atomic_llong pending_bytes;
+	atomic_llong torn;
+	atomic_llong write_errors;
+} s = {
+	.lock = PTHREAD_MUTEX_INITIALIZER,
+	.wake_sync = PTHREAD_COND_INITIALIZER,
+	.dirfd = -1, .lockfd = -1, .cur_fd = -1, .rfd = -1,
+};
+
+static uint32_t crc_table[256];
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+
+static void
+crc_init(void)
+{
+	for (uint32_t i = 0; i < 256; i++) {
+		uint32_t c = i;
+		for (int k = 0; k < 8; k++)
+			c = c & 1 ? (c >> 1) ^ 0x82f63b78u : c >> 1;
+		crc_table[i] = c;
+	}
+}
+
+/* CRC-32C, reflected polynomial 0x82f63b78, one table lookup per byte. */
+uint32_t
+spool_crc32c(uint32_t crc, const void *p, size_t n)
+{
+	const unsigned char *b = p;
+
+	pthread_once(&crc_once, crc_init);
+	crc = ~crc;
+	while (n-- > 0)
+		crc = crc_table[(crc ^ *b++) & 0xff] ^ (crc >> 8);
+	return ~crc;
+}
+
+/* dir/usage-<seq>.jnl into buf. */
+static void
+seg_path(char *buf, size_t size, uint64_t seq)
+{
+	snprintf(buf, size, "%s/usage-%016" PRIx64 ".jnl", s.dir, seq);
+}
+
+/* The sequence number of a segment file name, or 0. */
+static uint64_t
+seg_seq(const char *name)
+{
+	uint64_t seq = 0;
+
+	if (strlen(name) != 26 || strncmp(name, "usage-", 6) != 0 ||
+	    strcmp(name + 22, ".jnl") != 0)
+		return 0;
+	for (int i = 6; i < 22; i++) {
+		char c = name[i];
+		int d = c >= '0' && c <= '9' ? c - '0'
+			: c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+		if (d < 0)
+			return 0;
+		seq = seq << 4 | (uint64_t)d;
+	}
+	return seq;
+}
+
+static int
+cmp_seq(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Creates dir and its parents, mode 0700. 0 or -1. */
+static int
+mkdirs(const char *dir)
+{
+	char *p = strdup(dir);
+	int rc = 0;
+
+	if (p == NULL)
+		return -1;
+	for (char *q = p + 1; *q != '\0'; q++) {
+		if (*q != '/')
+			continue;
+		*q = '\0';
+		if (mkdir(p, 0700) != 0 && errno != EEXIST)
+			rc = -1;
+		*q = '/';
+	}
+	if (mkdir(p, 0700) != 0 && errno != EEXIST)
+		rc = -1;
+	free(p);
+	return rc;
+}
+
+/* Returns a malloc'd message. */
+static char *
+errmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *
+errmsg(const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	return strdup(buf);
+}
+
+/* Finds the segments an earlier run left; removes empty ones. */
+static int
+scan_old(char **cause)
+{
+	DIR *d = opendir(s.dir);
+	struct dirent *de;
+	size_t cap = 0;
+	int64_t bytes = 0;
+
+	if (d == NULL) {
+		*cause = errmsg("spool_dir %s: %s", s.dir, strerror(errno));
+		return -1;
+	}
+	while ((de = readdir(d)) != NULL) {
+		uint64_t seq = seg_seq(de->d_name);
+		struct stat st;
+
+		if (seq == 0 || fstatat(s.dirfd, de->d_name, &st, 0) != 0)
+			continue;
+		if (st.st_size == 0) {
+			unlinkat(s.dirfd, de->d_name, 0);
+			continue;
+		}
+		if (s.nold == cap) {
+			uint64_t *n;
+			cap = cap != 0 ? cap * 2 : 16;
+			n = realloc(s.old, cap * sizeof *n);
+			if (n == NULL) {
+				closedir(d);
+				*cause = strdup("out of memory");
+				return -1;
+			}
+			s.old = n;
+		}
+		s.old[s.nold++] = seq;
+		bytes += st.st_size;
+	}
+	closedir(d);
+	if (s.nold > 0)
+		qsort(s.old, s.nold, sizeof *s.old, cmp_seq);
+	atomic_store(&s.pending_bytes, bytes);
+	if (s.nold > 0)
+		log_info("spool: %zu segment%s (%" PRId64 " bytes) left by an "
+			 "earlier run; shipping them first", s.nold,
+			 s.nold == 1 ? "" : "s", bytes);
+	return 0;
+}
+
+/* Creates segment seq for appending. The fd, or -1 with errno. */
+static int
+seg_create(uint64_t seq)
+{
+	char path[4096];
+
+	seg_path(path, sizeof path, seq);
+	return open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC,
+		    0600);
+}
+
+/* While appends fail, checks now and then whether the directory takes a
+ * write again (a probe file, removed at once), so readiness comes back
+ * without waiting for traffic. Lock not held. 1 when it does. */
+static int
+probe(void)
+{
+	static const char page[4096];
+	char path[4096];
+	int fd, ok;
+
+	snprintf(path, sizeof path, "%s/.probe", s.dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return 0;
+	ok = write(fd, page, sizeof page) == (ssize_t)sizeof page;
+	close(fd);
+	unlink(path);
+	return ok;
+}
+
+/* The sync thread: group commit every fsync_ms. */
+static void *
+sync_main(void *arg)
+{
+	int64_t last_probe = 0;
+
+	(void)arg;
+	pthread_mutex_lock(&s.lock);
+	for (;;) {
+		int *retired, fd, dir_dirty, stop = s.stopping;
+		size_t nretired;
+		int64_t size;
+		uint64_t seq;
+
+		if (!stop) {
+			if (s.fsync_ms > 0 || s.failing) {
+				struct timespec ts;
+				long ms = s.fsync_ms > 0 ? s.fsync_ms : 1000;
+				clock_gettime(CLOCK_REALTIME, &ts);
+				ts.tv_nsec += ms * 1000000L;
+				ts.tv_sec += ts.tv_nsec / 1000000000L;
+				ts.tv_nsec %= 1000000000L;
+				pthread_cond_timedwait(&s.wake_sync, &s.lock,
+						       &ts);
+			} else if (s.cur_size == s.synced_size &&
+				   s.nretired == 0 && !s.dir_dirty) {
+				pthread_cond_wait(&s.wake_sync, &s.lock);
+			}
+			stop = s.stopping;
+		}
+		if (s.failing && clock_mono_ms() - last_probe >= 1000) {
+			int ok;
+			last_probe = clock_mono_ms();
+			pthread_mutex_unlock(&s.lock);
+			ok = probe();
+			pthread_mutex_lock(&s.lock);
+			if (ok && s.failing) {
+				log_info("spool: %s takes writes again", s.dir);
+				s.failing = 0;
+			}
+		}
+		fd = s.cur_fd;
+		size = s.cur_size;
+		seq = s.cur_seq;
+		retired = s.retired;
+		nretired = s.nretired;
+		dir_dirty = s.dir_dirty;
+		s.retired = NULL;
+		s.nretired = s.cap_retired = 0;
+		s.dir_dirty = 0;
+		if (size == s.synced_size && nretired == 0 && !dir_dirty) {
+			free(retired);
+			if (stop)
+				break;
+			continue;
+		}
+		pthread_mutex_unlock(&s.lock);
+
+		for (size_t i = 0; i < nretired; i++) {
+			if (fdatasync(retired[i]) != 0)
+				log_error("spool: fdatasync: %s",
+					  strerror(errno));
+			close(retired[i]);
+		}
+		free(retired);
+		if (fd >= 0 && fdatasync(fd) != 0)
+			log_error("spool: fdatasync: %s", strerror(errno));
+		if (dir_dirty && fsync(s.dirfd) != 0)
+			log_error("spool: fsync of %s: %s", s.dir,
+				  strerror(errno));
+
+		pthread_mutex_lock(&s.lock);
+		if (seq == s.cur_seq)
+			s.synced_size = size;
+		if (stop)
+			break;
+	}
+	pthread_mutex_unlock(&s.lock);
+	return NULL;
+}
+
+/* Opens the journal. */
+int
+spool_open(const char *dir, int64_t segment_size, int fsync_ms, char **cause)
+{
+	char path[4096], pid[32];
+	uint64_t last;
+	int n;
+
+	*cause = NULL;
+	s.dir = strdup(dir);
+	s.segment_max = segment_size;
+	s.fsync_ms = fsync_ms;
+	if (s.dir == NULL || mkdirs(dir) != 0) {
+		*cause = errmsg("spool_dir %s: cannot create: %s", dir,
+				strerror(errno));
+		return -1;
+	}
+	s.dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (s.dirfd < 0) {
+		*cause = errmsg("spool_dir %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	snprintf(path, sizeof path, "%s/lock", dir);
+	s.lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (s.lockfd < 0) {
+		*cause = errmsg("%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (flock(s.lockfd, LOCK_EX | LOCK_NB) != 0) {
+		ssize_t r = pread(s.lockfd, pid, sizeof pid - 1, 0);
+		pid[r > 0 ? r : 0] = '\0';
+		pid[strcspn(pid, "\n")] = '\0';
+		*cause = errmsg("spool_dir %s is in use by another tollgated "
+				"(pid %s); give each instance its own",
+				dir, *pid ? pid : "unknown");
+		return -1;
+	}
+	n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+	if (ftruncate(s.lockfd, 0) != 0 || pwrite(s.lockfd, pid, (size_t)n, 0) != n)
+		log_warn("spool: cannot write the pid to %s", path);
+	if (scan_old(cause) != 0)
+		return -1;
+
+	last = s.nold > 0 ? s.old[s.nold - 1] : 0;
+	s.cur_seq = s.first_new = last + 1;
+	s.cur_fd = seg_create(s.cur_seq);
+	if (s.cur_fd < 0) {
+		seg_path(path, sizeof path, s.cur_seq);
+		*cause = errmsg("%s: cannot create: %s", path, strerror(errno));
+		return -1;
+	}
+	s.cur_size = s.synced_size = 0;
+	s.dir_dirty = 1;
+	s.rseq = s.nold > 0 ? s.old[0] : s.first_new;
+	s.iold = 0;
+	s.rcap = READ_CHUNK;
+	s.rbuf = malloc(s.rcap);
+	if (s.rbuf == NULL) {
+		*cause = strdup("out of memory");
+		return -1;
+	}
+	if (pthread_create(&s.syncer, NULL, sync_main, NULL) != 0) {
+		*cause = strdup("cannot start the spool sync thread");
+		return -1;
+	}
+	s.syncer_running = 1;
+	log_info("spool: journal in %s, fsync every %d ms", dir, fsync_ms);
+	return 0;
+}
+
+/* Syncs, stops and closes. */
+void
+spool_close(void)
+{
+	pthread_mutex_lock(&s.lock);
+	s.stopping = 1;
+	pthread_cond_signal(&s.wake_sync);
+	pthread_mutex_unlock(&s.lock);
+	if (s.syncer_running)
+		pthread_join(s.syncer, NULL);
+	s.syncer_running = 0;
+	for (size_t i = 0; i < s.nretired; i++)
+		close(s.retired[i]);
+	free(s.retired);
+	s.retired = NULL;
+	s.nretired = s.cap_retired = 0;
+	if (s.cur_fd >= 0) {
+		struct stat st;
+		char path[4096];
+		/* A journal with nothing left to ship leaves no file. */
+		if (fstat(s.cur_fd, &st) == 0 && st.st_size == 0) {
+			seg_path(path, sizeof path, s.cur_seq);
+			unlink(path);
+		}
+		close(s.cur_fd);
+	}
+	if (s.rfd >= 0)
+		close(s.rfd);
+	if (atomic_load(&s.pending_bytes) > 0)
+		log_info("spool: %lld bytes of usage records stay in %s for "
+			 "the next start", (long long)atomic_load(&s.pending_bytes),
+			 s.dir);
+	if (s.dirfd >= 0)
+		close(s.dirfd);
+	if (s.lockfd >= 0)
+		close(s.lockfd); /* releases the flock */
+	free(s.old);
+	free(s.rbuf);
+	free(s.dir);
+	s.cur_fd = s.rfd = s.dirfd = s.lockfd = -1;
+	s.old = NULL;
+	s.rbuf = NULL;
+	s.dir = NULL;
+}
+
+/* Frames rec as a journal line into a malloc'd buffer. */
+static char *
+frame(const struct usage_record *rec, size_t *len)
+{
+	size_t jlen;
+	char *json = meter_record_encode(rec, &jlen), *line;
+	char crc[16];
+
+	if (json == NULL)
+		return NULL;
+	line = realloc(json, jlen + 10);
+	if (line == NULL) {
+		free(json);
+		return NULL;
+	}
+	memmove(line + 9, line, jlen);
+	snprintf(crc, sizeof crc, "%08" PRIx32, spool_crc32c(0, line + 9, jlen));
+	memcpy(line, crc, 8);
+	line[8] = ' ';
+	line[9 + jlen] = '\n';
+	*len = jlen + 10;
+	return line;
+}
+
+/* Moves to a new segment (lock held). 0 or -1. */
+static int
+roll(void)
+{
+	int fd = seg_create(s.cur_seq + 1);
+
+	if (fd < 0)
+		return -1;
+	if (s.nretired == s.cap_retired) {
+		size_t cap = s.cap_retired ? s.cap_retired * 2 : 4;
+		int *n = realloc(s.retired, cap * sizeof *n);
+		if (n == NULL) {
+			close(fd);
+			return -1;
+		}
+		s.retired = n;
+		s.cap_retired = cap;
+	}
+	s.retired[s.nretired++] = s.cur_fd;
+	s.cur_fd = fd;
+	s.cur_seq++;
+	s.cur_size = s.synced_size = 0;
+	s.need_newline = 0;
+	s.dir_dirty = 1;
+	return 0;
+}
+
+/* Records a failed append (lock held). */
+static void
+append_failed(int err)
+{
+	atomic_fetch_add(&s.write_errors, 1);
+	if (!s.failing)
+		log_error("spool: cannot append to the journal in %s: %s; "
+			  "usage records are kept in memory until it can",
+			  s.dir, strerror(err));
+	s.failing = 1;
+	snprintf(s.fail_reason, sizeof s.fail_reason, "%s", strerror(err));
+}
+
+/* Appends one record. */
+int
+spool_append(const struct usage_record *rec)
+{
+	struct iovec iov[2];
+	size_t len, want;
+	ssize_t n;
+	char *line = frame(rec, &len);
+	int iovcnt = 0, err;
+
+	if (line == NULL)
+		return -1;
+	pthread_mutex_lock(&s.lock);
+	if (s.cur_fd < 0) {
+		pthread_mutex_unlock(&s.lock);
+		free(line);
+		return -1;
+	}
+	if (s.cur_size > 0 && s.cur_size + (int64_t)len > s.segment_max &&
+	    roll() != 0)
+		log_warn("spool: cannot start a new segment: %s",
+			 strerror(errno));
+	if (s.need_newline) {
+		iov[iovcnt].iov_base = (void *)"\n";
+		iov[iovcnt++].iov_len = 1;
+	}
+	iov[iovcnt].iov_base = line;
+	iov[iovcnt++].iov_len = len;
+	want = len + (s.need_newline ? 1 : 0);
+	do {
+		n = writev(s.cur_fd, iov, iovcnt);
+	} while (n < 0 && errno == EINTR);
+	if (n == (ssize_t)want) {
+		s.cur_size += n;
+		s.need_newline = 0;
+		atomic_fetch_add(&s.pending_bytes, n);
+		if (s.failing)
+			log_info("spool: appending to the journal again");
+		s.failing = 0;
+		if (s.fsync_ms == 0)
+			pthread_cond_signal(&s.wake_sync);
+		pthread_mutex_unlock(&s.lock);
+		free(line);
+		return 0;
+	}
+	err = n < 0 ? errno : ENOSPC;
+	if (n > 0) {
+		/* Cut the partial line off; failing that, keep it a line
+		 * of its own, which the reader skips as corrupt. */
+		if (ftruncate(s.cur_fd, s.cur_size) != 0) {
+			s.cur_size += n;
+			atomic_fetch_add(&s.pending_bytes, n);
+			s.need_newline = 1;
+		}
+	}
+	append_failed(err);
+	pthread_mutex_unlock(&s.lock);
+	free(line);
+	return -1;
+}
+
+/* Appends a rejected record to dir/rejected.jnl. */
+int
+spool_reject(const struct usage_record *rec)
+{
+	char path[4096];
+	size_t len;
+	char *line = frame(rec, &len);
+	int fd, rc = -1;
+
+	if (line == NULL)
+		return -1;
+	snprintf(path, sizeof path, "%s/rejected.jnl", s.dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (fd >= 0) {
+		if (write(fd, line, len) == (ssize_t)len && fdatasync(fd) == 0)
+			rc = 0;
+		close(fd);
+	}
+	free(line);
+	return rc;
+}
+
+/* Moves the reader to the segment after rseq. */
+static void
+next_segment(void)
+{
+	if (s.rfd >= 0)
+		close(s.rfd);
+	s.rfd = -1;
+	s.roff = s.rcommit = 0;
+	if (s.iold < s.nold && s.rseq == s.old[s.iold]) {
+		s.iold++;
+		s.rseq = s.iold < s.nold ? s.old[s.iold] : s.first_new;
+	} else {
+		s.rseq++;
+	}
+}
+
+/* Counts a skipped record. */
+static void
+skipped(const char *what, int64_t off)
+{
+	char path[4096];
+
+	atomic_fetch_add(&s.torn, 1);
+	seg_path(path, sizeof path, s.rseq);
+	log_error("spool: skipped a %s record in %s at byte %" PRId64, what,
+		  path, off);
+}
+
+/* Decodes one line (without its newline); NULL when corrupt. */
+static struct usage_record *
+decode_line(const char *p, size_t n)
+{
+	uint32_t want = 0;
+
+	if (n < 10 || p[8] != ' ')
+		return NULL;
+	for (int i = 0; i < 8; i++) {
+		char c = p[i];
+		int d = c >= '0' && c <= '9' ? c - '0'
+			: c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+		if (d < 0)
+			return NULL;
+		want = want << 4 | (uint32_t)d;
+	}
+	if (spool_crc32c(0, p + 9, n - 9) != want)
+		return NULL;
+	return meter_record_decode(p + 9, n - 9);
+}
+
+/* Reads the next records. */
+int
+spool_next(int max, struct usage_record **head)
+{
+	struct usage_record **tail = head;
+	int n = 0;
+
+	*head = NULL;
+	for (;;) {
+		int64_t limit;
+		int live;
+		ssize_t got;
+		size_t used = 0;
+		char *p, *nl;
+
+		pthread_mutex_lock(&s.lock);
+		live = s.rseq == s.cur_seq;
+		limit = s.cur_size;
+		pthread_mutex_unlock(&s.lock);
+		if (s.rfd < 0) {
+			char path[4096];
+			seg_path(path, sizeof path, s.rseq);
+			s.rfd = open(path, O_RDONLY | O_CLOEXEC);
+			if (s.rfd < 0) {
+				if (live)
+					return n;
+				log_error("spool: %s: %s", path, strerror(errno));
+				next_segment();
+				continue;
+			}
+			s.roff = s.rcommit = 0;
+		}
+		if (!live) {
+			struct stat st;
+			limit = fstat(s.rfd, &st) == 0 ? st.st_size : 0;
+		}
+		if (s.roff >= limit) {
+			if (live || n > 0 || s.rcommit < s.roff)
+				return n;
+			/* A finished segment with everything committed. */
+			{
+				char path[4096];
+				seg_path(path, sizeof path, s.rseq);
+				unlink(path);
+			}
+			next_segment();
+			continue;
+		}
+		if (n >= max)
+			return n;
+		{
+			size_t want = (size_t)(limit - s.roff);
+			if (want > s.rcap)
+				want = s.rcap;
+			got = pread(s.rfd, s.rbuf, want, s.roff);
+		}
+		if (got <= 0) {
+			log_error("spool: reading segment %016" PRIx64 ": %s",
+				  s.rseq, got < 0 ? strerror(errno)
+						  : "unexpected end");
+			return n;
+		}
+		p = s.rbuf;
+		while (n < max &&
+		       (nl = memchr(p, '\n', (size_t)got - used)) != NULL) {
+			size_t len = (size_t)(nl - p);
+			struct usage_record *rec = decode_line(p, len);
+			if (rec != NULL) {
+				*tail = rec;
+				tail = &rec->next;
+				n++;
+			} else {
+				skipped("corrupt", s.roff + (int64_t)used);
+			}
+			used += len + 1;
+			p = nl + 1;
+		}
+		if (used == 0) {
+			/* No complete line in the chunk. */
+			if ((size_t)got == s.rcap && s.rcap < LINE_MAX_SZ) {
+				char *nb = realloc(s.rbuf, s.rcap * 2);
+				if (nb != NULL) {
+					s.rbuf = nb;
+					s.rcap *= 2;
+					continue;
+				}
+			}
+			if (live && s.roff + got == limit)
+				return n; /* cannot happen: appends are whole */
+			skipped(s.roff + got == limit ? "torn" : "oversized",
+				s.roff);
+			used = (size_t)got;
+		}
+		s.roff += (int64_t)used;
+		if (n == 0) {
+			/* Only skipped bytes: nothing to ship for them. */
+			atomic_fetch_sub(&s.pending_bytes, s.roff - s.rcommit);
+			s.rcommit = s.roff;
+		}
+	}
+}
+
+/* The last records read are in the ledger. */
+void
+spool_commit(void)
+{
+	atomic_fetch_sub(&s.pending_bytes, s.roff - s.rcommit);
+	s.rcommit = s.roff;
+	pthread_mutex_lock(&s.lock);
+	if (s.rseq == s.cur_seq && s.rcommit == s.cur_size &&
+	    s.cur_size > 0 && !s.need_newline) {
+		/* Caught up with the live segment: empty it. */
+		if (ftruncate(s.cur_fd, 0) == 0) {
+			s.cur_size = s.synced_size = 0;
+			s.roff = s.rcommit = 0;
+		}
+	}
+	pthread_mutex_unlock(&s.lock);
+}
+
+/* Whether appends fail, and why. */
+int
+spool_failing(char *buf, size_t size)
+{
+	int failing;
+
+	pthread_mutex_lock(&s.lock);
+	failing = s.failing;
+	if (buf != NULL && size > 0)
+		snprintf(buf, size, "%s", failing ? s.fail_reason : "");
+	pthread_mutex_unlock(&s.lock);
+	return failing;
+}
+
+int64_t
+spool_pending_bytes(void)
+{
+	return atomic_load(&s.pending_bytes);
+}
+
+int64_t
+spool_torn(void)
+{
+	return atomic_load(&s.torn);
+}
+
+int64_t
+spool_write_errors(void)
+{
+	return atomic_load(&s.write_errors);
+}
