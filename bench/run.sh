@@ -240,6 +240,7 @@ listen = 127.0.0.1:$GW_PORT
 admin_listen = 127.0.0.1:$ADMIN_PORT
 workers = $WORKERS
 database = $DB
+spool_dir = $TMP/spool
 log_level = ${LOG_LEVEL:-info}
 
 [provider openai]

@@ -2,9 +2,12 @@
  * estimate.h - token counts estimated from text, for when a provider
  * reports none (stream cut, client gone, provider silent).
  *
- * Not a tokenizer: a fast approximation that is close for English (about
- * four characters of a word per token, punctuation apart) and for Chinese
- * (about one token per CJK character). No I/O.
+ * Not a tokenizer: a fast approximation of OpenAI's cl100k (o200k is about
+ * the same for English) that cuts text as byte-level BPE tokenizers do and
+ * charges each piece its average cost. English, code and JSON land within
+ * a few percent; Chinese, Japanese and Korean count one token per
+ * character, cl100k's figure, which runs up to half high for o200k and the
+ * Chinese providers' own tokenizers. No I/O, no allocation.
  */
 #ifndef TOLLGATE_ESTIMATE_H
 #define TOLLGATE_ESTIMATE_H
@@ -15,16 +18,21 @@
 
 #include "usage.h"
 
-/* Estimated tokens in UTF-8 text. */
+/* Estimated tokens in len bytes of UTF-8 text; a byte that is not valid
+ * UTF-8 counts as one token. */
 int64_t estimate_tokens(const char *text, size_t len);
 
 /* Estimated prompt tokens of a request body in wire format w: the text of
- * its messages (or prompt, or input) with a small overhead per message. */
+ * its messages (or prompt, or input), earlier tool calls and results, and
+ * tool definitions, with 4 tokens per message and 3 for the reply (as
+ * OpenAI documents) and 85 per image (the least an image costs). */
 int64_t estimate_prompt(const cJSON *request, enum wire w);
 
 /* Estimated tokens of the output text in a response body or in one stream
- * event (content, reasoning, refusals, tool-call arguments). Cumulative
- * fields (Yi's top-level "content") are not counted. */
+ * event (content, reasoning, refusals, tool calls: name, arguments and a
+ * few tokens of framing). Cumulative fields (Yi's top-level "content") and
+ * events that repeat the deltas (Responses .done events) are not counted,
+ * so a stream's events can be summed. */
 int64_t estimate_output(const cJSON *obj, enum wire w);
 
 #endif

@@ -220,6 +220,24 @@ flush_to_client(struct request *req)
 					client_drained, req);
 }
 
+/* Whether an event reports an error: {"error": ...} in the data, as
+ * OpenAI-style providers send mid-stream, or Anthropic's "error" event. */
+static int
+is_error_event(const struct sse_event *ev)
+{
+	const char *p = ev->data, *end = ev->data + ev->data_len;
+
+	if (ev->event != NULL && strcmp(ev->event, "error") == 0)
+		return 1;
+	while (p < end && (*p == ' ' || *p == '\t'))
+		p++;
+	if (p == end || *p++ != '{')
+		return 0;
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n'))
+		p++;
+	return end - p >= 7 && memcmp(p, "\"error\"", 7) == 0;
+}
+
 /* One complete SSE event from upstream: meter it, then forward it as it
  * came, or without the usage the gateway asked for on its own. */
 static int
@@ -236,6 +254,14 @@ relay_event(const struct sse_event *ev, void *arg)
 	 * on record. */
 	if (flags & USAGE_EV_DONE)
 		req->rq_hold = 1;
+	if (ev->data != NULL && req->rq_rec->error == NULL &&
+	    is_error_event(ev)) {
+		char msg[320];
+		snprintf(msg, sizeof msg, "upstream sent an error mid-stream: "
+			 "%.*s", (int)(ev->data_len < 256 ? ev->data_len : 256),
+			 ev->data);
+		req->rq_rec->error = strdup(msg);
+	}
 	if (req->rq_injected_usage && (flags & USAGE_EV_USAGE_ONLY))
 		return 0;
 	if (req->rq_injected_usage && (flags & USAGE_EV_HAS_USAGE)) {

@@ -752,8 +752,11 @@ spool_next(int max, struct usage_record **head)
 					continue;
 				}
 			}
+			/* In the live segment only the stray bytes of a failed
+			 * append lack their newline; the next append ends
+			 * them, and they are skipped then. */
 			if (live && s.roff + got == limit)
-				return n; /* cannot happen: appends are whole */
+				return n;
 			skipped(s.roff + got == limit ? "torn" : "oversized",
 				s.roff);
 			used = (size_t)got;

@@ -194,7 +194,9 @@ check_one_record "error event" "$TG_RID"
 tg_check_row "error event: record" "$TG_RID" \
 	"status, usage_source, client_aborted, prompt_tokens,
 	 completion_tokens > 0" "200|estimated|f|${REF_PROMPT:-?}|t"
-tg_log "error event: the record's error is '$(tg_row "$TG_RID" "coalesce(error, 'NULL')")'"
+assert_match "error event: the record names the provider's error" \
+	"error mid-stream: .*The server had an error" \
+	"$(tg_row "$TG_RID" "coalesce(error, 'NULL')")"
 
 # 5a. Nothing listens at the provider's address: 502, billed zero.
 tg_mock_reset || tg_bail "mock reset failed"
