@@ -56,8 +56,8 @@ void meter_record_free(struct usage_record *rec);
 const char *meter_source_name(enum usage_source s);
 
 /* The journal form (spool.h): one line of JSON, no newline inside, strings
- * valid UTF-8 and cut at METER_STR_MAX bytes. encode returns malloc'd text
- * (length in *len) or NULL when out of memory; decode returns a new record
+ * valid UTF-8 and cut at METER_STR_MAX bytes. encode returns malloc'd,
+ * NUL-terminated text (length in *len) or NULL when out of memory; decode returns a new record
  * or NULL when the text is not one. */
 #define METER_STR_MAX 1024
 char *meter_record_encode(const struct usage_record *rec, size_t *len);

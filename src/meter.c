@@ -149,10 +149,12 @@ ob_jstr(struct obuf *b, const char *name, const char *s)
 	}
 	ob_add(b, "\":\"", 3);
 	n = strlen(s);
-	while (i < n && out < METER_STR_MAX) {
+	while (i < n) {
 		size_t k = utf8_len(p + i, n - i);
 		char esc[8];
 
+		if (out + (k == 0 ? 3 : k) > METER_STR_MAX)
+			break;
 		if (k == 0) {
 			ob_add(b, "\xef\xbf\xbd", 3); /* U+FFFD */
 			i++;
@@ -205,12 +207,12 @@ meter_record_encode(const struct usage_record *rec, size_t *len)
 	ob_int(&b, "ttfb_ms", rec->ttfb_ms);
 	ob_jstr(&b, "error", rec->error);
 	ob_jstr(&b, "refusal", rec->refusal);
-	ob_add(&b, "}", 1);
+	ob_add(&b, "}\0", 2); /* NUL-terminated, not counted */
 	if (b.oom) {
 		free(b.p);
 		return NULL;
 	}
-	*len = b.len;
+	*len = b.len - 1;
 	return b.p;
 }
 
@@ -264,12 +266,19 @@ struct usage_record *
 meter_record_decode(const char *json, size_t len)
 {
 	struct usage_record *rec;
-	const char *id, *ep, *src, *refusal;
-	cJSON *o = cJSON_ParseWithLength(json, len);
+	const char *id, *ep, *src, *refusal, *end = NULL;
+	cJSON *o = cJSON_ParseWithLengthOpts(json, len, &end, 0);
 	int bad = 0;
 
 	if (o == NULL)
 		return NULL;
+	while (end != NULL && end < json + len &&
+	       (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\0'))
+		end++;
+	if (end != json + len) { /* bytes after the record */
+		cJSON_Delete(o);
+		return NULL;
+	}
 	rec = meter_record_new();
 	if (rec == NULL || j_int(o, "v", 0, &bad) != 1)
 		goto fail;
@@ -292,7 +301,10 @@ meter_record_decode(const char *json, size_t len)
 	rec->provider = dup_or_null(j_str(o, "provider", &bad));
 	rec->upstream_model = dup_or_null(j_str(o, "upstream_model", &bad));
 	rec->streamed = j_int(o, "stream", 0, &bad) != 0;
-	rec->status = (int)j_int(o, "status", 0, &bad);
+	{
+		int64_t st = j_int(o, "status", 0, &bad);
+		rec->status = st < 0 || st > 999 ? -1 : (int)st;
+	}
 	rec->usage.prompt = j_int(o, "prompt", 0, &bad);
 	rec->usage.completion = j_int(o, "completion", 0, &bad);
 	rec->usage.cached = j_int(o, "cached", 0, &bad);
@@ -314,7 +326,9 @@ meter_record_decode(const char *json, size_t len)
 	if (refusal != NULL)
 		snprintf(rec->refusal, sizeof rec->refusal, "%s", refusal);
 	if (bad || rec->ts_us <= 0 || rec->usage.prompt < 0 ||
-	    rec->usage.completion < 0)
+	    rec->usage.completion < 0 || rec->usage.cached < 0 ||
+	    rec->usage.cache_write < 0 || rec->usage.reasoning < 0 ||
+	    rec->status < 0 || rec->status > 999)
 		goto fail;
 	cJSON_Delete(o);
 	return rec;

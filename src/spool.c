@@ -66,6 +66,8 @@ static struct {
 	uint64_t cur_seq;
 	int cur_fd;
 	int64_t cur_size;
+	uint64_t cur_gen;     /* bumped when the live file changes identity or
+	                         is truncated: what a sync covered */
 	int64_t synced_size;
 	int need_newline;     /* stray bytes of a failed append precede */
 	int *retired;         /* rolled segments' fds, synced then closed */
@@ -285,7 +287,7 @@ sync_main(void *arg)
 		int *retired, fd, dir_dirty, stop = s.stopping;
 		size_t nretired;
 		int64_t size;
-		uint64_t seq;
+		uint64_t gen;
 
 		if (!stop) {
 			if (s.fsync_ms > 0 || s.failing) {
@@ -316,7 +318,7 @@ sync_main(void *arg)
 		}
 		fd = s.cur_fd;
 		size = s.cur_size;
-		seq = s.cur_seq;
+		gen = s.cur_gen;
 		retired = s.retired;
 		nretired = s.nretired;
 		dir_dirty = s.dir_dirty;
@@ -345,13 +347,53 @@ sync_main(void *arg)
 				  strerror(errno));
 
 		pthread_mutex_lock(&s.lock);
-		if (seq == s.cur_seq)
+		if (gen == s.cur_gen)
 			s.synced_size = size;
 		if (stop)
 			break;
 	}
 	pthread_mutex_unlock(&s.lock);
 	return NULL;
+}
+
+/* Forgets everything about the last journal (files already closed). */
+static void
+reset(void)
+{
+	s.dir = NULL;
+	s.dirfd = s.lockfd = s.cur_fd = s.rfd = -1;
+	s.syncer_running = 0;
+	s.cur_seq = s.cur_gen = 0;
+	s.cur_size = s.synced_size = 0;
+	s.need_newline = 0;
+	s.retired = NULL;
+	s.nretired = s.cap_retired = 0;
+	s.dir_dirty = s.stopping = s.failing = 0;
+	s.fail_reason[0] = '\0';
+	s.old = NULL;
+	s.nold = s.iold = 0;
+	s.first_new = s.rseq = 0;
+	s.roff = s.rcommit = 0;
+	s.rbuf = NULL;
+	s.rcap = 0;
+	atomic_store(&s.pending_bytes, 0);
+}
+
+/* Undoes a spool_open that failed half way. */
+static int
+open_failed(void)
+{
+	if (s.cur_fd >= 0)
+		close(s.cur_fd);
+	if (s.dirfd >= 0)
+		close(s.dirfd);
+	if (s.lockfd >= 0)
+		close(s.lockfd);
+	free(s.old);
+	free(s.rbuf);
+	free(s.dir);
+	reset();
+	return -1;
 }
 
 /* Opens the journal. */
@@ -363,24 +405,25 @@ spool_open(const char *dir, int64_t segment_size, int fsync_ms, char **cause)
 	int n;
 
 	*cause = NULL;
+	reset();
 	s.dir = strdup(dir);
 	s.segment_max = segment_size;
 	s.fsync_ms = fsync_ms;
 	if (s.dir == NULL || mkdirs(dir) != 0) {
 		*cause = errmsg("spool_dir %s: cannot create: %s", dir,
 				strerror(errno));
-		return -1;
+		return open_failed();
 	}
 	s.dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (s.dirfd < 0) {
 		*cause = errmsg("spool_dir %s: %s", dir, strerror(errno));
-		return -1;
+		return open_failed();
 	}
 	snprintf(path, sizeof path, "%s/lock", dir);
 	s.lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (s.lockfd < 0) {
 		*cause = errmsg("%s: %s", path, strerror(errno));
-		return -1;
+		return open_failed();
 	}
 	if (flock(s.lockfd, LOCK_EX | LOCK_NB) != 0) {
 		ssize_t r = pread(s.lockfd, pid, sizeof pid - 1, 0);
@@ -389,13 +432,13 @@ spool_open(const char *dir, int64_t segment_size, int fsync_ms, char **cause)
 		*cause = errmsg("spool_dir %s is in use by another tollgated "
 				"(pid %s); give each instance its own",
 				dir, *pid ? pid : "unknown");
-		return -1;
+		return open_failed();
 	}
 	n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
 	if (ftruncate(s.lockfd, 0) != 0 || pwrite(s.lockfd, pid, (size_t)n, 0) != n)
 		log_warn("spool: cannot write the pid to %s", path);
 	if (scan_old(cause) != 0)
-		return -1;
+		return open_failed();
 
 	last = s.nold > 0 ? s.old[s.nold - 1] : 0;
 	s.cur_seq = s.first_new = last + 1;
@@ -403,7 +446,7 @@ spool_open(const char *dir, int64_t segment_size, int fsync_ms, char **cause)
 	if (s.cur_fd < 0) {
 		seg_path(path, sizeof path, s.cur_seq);
 		*cause = errmsg("%s: cannot create: %s", path, strerror(errno));
-		return -1;
+		return open_failed();
 	}
 	s.cur_size = s.synced_size = 0;
 	s.dir_dirty = 1;
@@ -413,11 +456,11 @@ spool_open(const char *dir, int64_t segment_size, int fsync_ms, char **cause)
 	s.rbuf = malloc(s.rcap);
 	if (s.rbuf == NULL) {
 		*cause = strdup("out of memory");
-		return -1;
+		return open_failed();
 	}
 	if (pthread_create(&s.syncer, NULL, sync_main, NULL) != 0) {
 		*cause = strdup("cannot start the spool sync thread");
-		return -1;
+		return open_failed();
 	}
 	s.syncer_running = 1;
 	log_info("spool: journal in %s, fsync every %d ms", dir, fsync_ms);
@@ -463,10 +506,7 @@ spool_close(void)
 	free(s.old);
 	free(s.rbuf);
 	free(s.dir);
-	s.cur_fd = s.rfd = s.dirfd = s.lockfd = -1;
-	s.old = NULL;
-	s.rbuf = NULL;
-	s.dir = NULL;
+	reset();
 }
 
 /* Frames rec as a journal line into a malloc'd buffer. */
@@ -514,6 +554,7 @@ roll(void)
 	s.retired[s.nretired++] = s.cur_fd;
 	s.cur_fd = fd;
 	s.cur_seq++;
+	s.cur_gen++;
 	s.cur_size = s.synced_size = 0;
 	s.need_newline = 0;
 	s.dir_dirty = 1;
@@ -578,7 +619,14 @@ spool_append(const struct usage_record *rec)
 		free(line);
 		return 0;
 	}
-	err = n < 0 ? errno : ENOSPC;
+	err = errno;
+	if (n >= 0) {
+		/* A short write: writing the rest tells why. */
+		ssize_t m = write(s.cur_fd, line, 1);
+		err = m < 0 ? errno : ENOSPC;
+		if (m > 0)
+			n += m;
+	}
 	if (n > 0) {
 		/* Cut the partial line off; failing that, keep it a line
 		 * of its own, which the reader skips as corrupt. */
@@ -781,6 +829,7 @@ spool_commit(void)
 	    s.cur_size > 0 && !s.need_newline) {
 		/* Caught up with the live segment: empty it. */
 		if (ftruncate(s.cur_fd, 0) == 0) {
+			s.cur_gen++;
 			s.cur_size = s.synced_size = 0;
 			s.roff = s.rcommit = 0;
 		}
