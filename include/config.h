@@ -37,6 +37,9 @@ struct provider_conf {
 	int64_t idle_timeout_ms; /* no byte from upstream for this long */
 	int tls_verify;
 	char *ca_file;
+	char *api_version;       /* azure: api-version */
+	char *anthropic_version; /* anthropic: anthropic-version header */
+	int no_stream_options;   /* azure before 2024-10-21 */
 	struct provider_conf *next;
 };
 

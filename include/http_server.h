@@ -6,6 +6,7 @@
 #define TOLLGATE_HTTP_SERVER_H
 
 #include <stddef.h>
+#include "usage.h"
 
 struct worker;
 struct evhttp_request;
@@ -17,16 +18,22 @@ void http_server_setup(struct worker *w);
  * api-key), or NULL. *len is set to its length. Borrowed from req. */
 const char *http_api_key(struct evhttp_request *req, size_t *len);
 
-/* Sends {"error":{"message","type","param","code"}} with status. param and
- * code may be NULL (JSON null). */
-void http_reply_error(struct evhttp_request *req, int status,
+/* Sends an error with status in the shape of the wire the client called:
+ * OpenAI's {"error":{"message","type","param","code"}} (param and code may
+ * be NULL: JSON null), or Anthropic's {"type":"error","error":{"type",
+ * "message"}} with the type the status maps to. */
+void http_reply_error(struct evhttp_request *req, enum wire wire, int status,
 		      const char *type, const char *code, const char *param,
 		      const char *message);
 
 /* Appends that error object and a newline to out. */
 struct evbuffer;
-void http_error_json(struct evbuffer *out, const char *type,
-		     const char *code, const char *param, const char *message);
+void http_error_json(struct evbuffer *out, enum wire wire, int status,
+		     const char *type, const char *code, const char *param,
+		     const char *message);
+
+/* Anthropic's error type for an HTTP status ("rate_limit_error"). */
+const char *http_anthropic_error_type(int status);
 
 /* The HTTP reason phrase for a status code. */
 const char *http_reason(int status);

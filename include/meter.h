@@ -39,6 +39,7 @@ struct usage_record {
 	int64_t latency_ms;
 	int64_t ttfb_ms;         /* -1 when no byte reached the client */
 	char *error;             /* owned reason for refusals and failures */
+	int failed_attempts;     /* route targets that failed before this */
 	char refusal[32];        /* which policy refused it
 	                            ("rate_limit:requests", "quota:12"), or "" */
 

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <curl/curl.h>
 #include <cjson/cJSON.h>
+#include "usage.h"
 
 struct provider_conf;
 struct endpoint;
@@ -23,11 +24,21 @@ char *provider_rewrite_body(const struct provider_conf *p, const char *body,
 			    size_t len, const cJSON *json, const char *model,
 			    int *injected, size_t *outlen);
 
-/* The full upstream URL for an endpoint. malloc'd. */
-char *provider_url(const struct provider_conf *p, const struct endpoint *ep);
+/* The wire a request sent in the client's wire cw travels in to p (the
+ * same, or the other chat wire where translate.h carries it), or -1 when
+ * p cannot serve such a request. */
+int provider_upstream_wire(const struct provider_conf *p, enum wire cw);
 
-/* Request headers for the provider (credential, content type). */
-struct curl_slist *provider_headers(const struct provider_conf *p);
+/* The full upstream URL for a request in wire uw to the upstream model
+ * (Azure: the deployment). malloc'd. */
+char *provider_url(const struct provider_conf *p, enum wire uw,
+		   const char *model);
+
+/* Request headers for the provider: content type, its credential header
+ * (Bearer, x-api-key or api-key), anthropic-version and the client's
+ * anthropic-beta (may be NULL) for Anthropic. */
+struct curl_slist *provider_headers(const struct provider_conf *p,
+				    const char *beta);
 
 /* Applies the provider's connection settings (timeouts, proxy, TLS) to an
  * easy handle. stream selects the idle timeout instead of the total one. */

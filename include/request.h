@@ -31,6 +31,8 @@ struct evhttp_request;
 struct evbuffer;
 struct sse_parser;
 struct route_target;
+struct route_conf;
+struct tr_stream;
 
 enum request_state {
 	REQ_ADMISSION, REQ_QUOTA, REQ_UPSTREAM, REQ_RELAYING, REQ_CLOSED
@@ -67,7 +69,12 @@ struct request {
 	int rq_client_usage;              /* ...with include_usage */
 	int rq_injected_usage;            /* the gateway added include_usage */
 
+	char *rq_path_model;              /* model named by the path (Azure) */
+	const struct route_conf *rq_route;
+	int rq_tidx;                      /* the target being tried */
 	const struct route_target *rq_target;
+	enum wire rq_uwire;               /* the wire upstream speaks */
+	struct tr_stream *rq_tr;          /* translating a stream */
 	CURL *rq_easy;
 	struct curl_slist *rq_hdrs;
 	char *rq_upbody;                  /* body sent upstream */
@@ -108,7 +115,7 @@ struct request {
 
 /* Handles a request for a known endpoint (called by http_server.c). */
 void request_start(struct worker *w, struct evhttp_request *http,
-		   const struct endpoint *ep);
+		   const struct endpoint *ep, const char *path_model);
 
 /* A finished upstream transfer (called by upstream.c). */
 void request_upstream_done(struct request *req, CURLcode result);

@@ -118,6 +118,10 @@ static const struct key_def provider_keys[] = {
 	  "verify the provider's certificate" },
 	{ "ca_file", KT_STRING, POFF(ca_file), "", 0, 0,
 	  "CA bundle for tls_verify" },
+	{ "api_version", KT_STRING, POFF(api_version), "2024-10-21", 0, 0,
+	  "type azure: the api-version query parameter" },
+	{ "anthropic_version", KT_STRING, POFF(anthropic_version),
+	  "2023-06-01", 0, 0, "type anthropic: the anthropic-version header" },
 	{ NULL, 0, 0, NULL, 0, 0, NULL }
 };
 
@@ -438,6 +442,28 @@ validate(struct config *cfg, const char *path, char **cause)
 		n = strlen(p->base_url);
 		while (n > 0 && p->base_url[n - 1] == '/')
 			p->base_url[--n] = '\0';
+		/* The type decides the usage quirks of the two that have a
+		 * wire or an endpoint of their own. */
+		if (p->type == PROVIDER_ANTHROPIC)
+			p->flavor = FLAVOR_ANTHROPIC;
+		else if (p->type == PROVIDER_AZURE)
+			p->flavor = FLAVOR_AZURE;
+		else if (p->flavor == FLAVOR_ANTHROPIC) {
+			*cause = errorf(path, 0, "provider %s: flavor anthropic "
+					"needs type = anthropic", p->name);
+			return -1;
+		}
+		if (p->type == PROVIDER_AZURE &&
+		    (p->api_version == NULL || strlen(p->api_version) < 10)) {
+			*cause = errorf(path, 0, "provider %s: api_version must "
+					"look like 2024-10-21", p->name);
+			return -1;
+		}
+		/* Azure api-versions before 2024-10-21 reject
+		 * stream_options: their streams are metered by estimate. */
+		p->no_stream_options = p->type == PROVIDER_AZURE &&
+				       strncmp(p->api_version, "2024-10-21",
+					       10) < 0;
 	}
 	for (struct route_conf *r = cfg->routes; r; r = r->next) {
 		if (r->ntargets == 0) {
@@ -658,6 +684,8 @@ providers_free(struct provider_conf *p)
 		free(p->api_key_file);
 		free(p->proxy);
 		free(p->ca_file);
+		free(p->api_version);
+		free(p->anthropic_version);
 		if (p->api_key != NULL) {
 			memset(p->api_key, 0, strlen(p->api_key));
 			free(p->api_key);

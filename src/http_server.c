@@ -1,6 +1,7 @@
 /*
  * http_server.c - dispatch of data-plane requests and shared replies.
  */
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 #include <event2/buffer.h>
@@ -22,6 +23,20 @@ static const struct endpoint endpoints[] = {
 	{ "/v1/completions", "/completions", "completions",
 	  WIRE_OPENAI_COMPLETIONS },
 	{ "/v1/embeddings", "/embeddings", "embeddings",
+	  WIRE_OPENAI_EMBEDDINGS },
+	{ "/v1/responses", "/responses", "responses", WIRE_OPENAI_RESPONSES },
+	{ "/v1/messages", "/messages", "messages", WIRE_ANTHROPIC },
+};
+
+/* Azure OpenAI's shape: /openai/deployments/{name}/<path>?api-version=,
+ * the deployment name being the requested model. */
+#define AZURE_PREFIX "/openai/deployments/"
+static const struct endpoint azure_endpoints[] = {
+	{ "/chat/completions", "/chat/completions", "chat/completions",
+	  WIRE_OPENAI_CHAT },
+	{ "/completions", "/completions", "completions",
+	  WIRE_OPENAI_COMPLETIONS },
+	{ "/embeddings", "/embeddings", "embeddings",
 	  WIRE_OPENAI_EMBEDDINGS },
 };
 
@@ -92,15 +107,16 @@ http_api_key(struct evhttp_request *req, size_t *len)
 	return *len > 0 ? v : NULL;
 }
 
-/* Sends an OpenAI-shaped error reply. */
+/* Sends an error reply in the wire's shape. */
 void
-http_reply_error(struct evhttp_request *req, int status, const char *type,
-		 const char *code, const char *param, const char *message)
+http_reply_error(struct evhttp_request *req, enum wire wire, int status,
+		 const char *type, const char *code, const char *param,
+		 const char *message)
 {
 	struct evbuffer *buf = evbuffer_new();
 
 	if (buf != NULL)
-		http_error_json(buf, type, code, param, message);
+		http_error_json(buf, wire, status, type, code, param, message);
 	evhttp_add_header(evhttp_request_get_output_headers(req),
 			  "Content-Type", "application/json");
 	evhttp_send_reply(req, status, http_reason(status), buf);
@@ -108,24 +124,52 @@ http_reply_error(struct evhttp_request *req, int status, const char *type,
 		evbuffer_free(buf);
 }
 
-/* Appends an OpenAI-shaped error object and a newline to out. */
+/* Anthropic's error type for a status (docs: errors). */
+const char *
+http_anthropic_error_type(int status)
+{
+	switch (status) {
+	case 400: return "invalid_request_error";
+	case 401: return "authentication_error";
+	case 402: return "billing_error";
+	case 403: return "permission_error";
+	case 404: return "not_found_error";
+	case 413: return "request_too_large";
+	case 429: return "rate_limit_error";
+	case 529: return "overloaded_error";
+	default: return status < 500 ? "invalid_request_error" : "api_error";
+	}
+}
+
+/* Appends an error object in the wire's shape and a newline to out:
+ * Anthropic's {"type":"error","error":{"type","message"}} for the
+ * Messages API, OpenAI's {"error":{"message","type","param","code"}}
+ * for the rest. */
 void
-http_error_json(struct evbuffer *out, const char *type, const char *code,
-		const char *param, const char *message)
+http_error_json(struct evbuffer *out, enum wire wire, int status,
+		const char *type, const char *code, const char *param,
+		const char *message)
 {
 	cJSON *root = cJSON_CreateObject(), *err = cJSON_CreateObject();
 	char *text;
 
-	cJSON_AddStringToObject(err, "message", message);
-	cJSON_AddStringToObject(err, "type", type);
-	if (param != NULL)
-		cJSON_AddStringToObject(err, "param", param);
-	else
-		cJSON_AddNullToObject(err, "param");
-	if (code != NULL)
-		cJSON_AddStringToObject(err, "code", code);
-	else
-		cJSON_AddNullToObject(err, "code");
+	if (wire == WIRE_ANTHROPIC) {
+		cJSON_AddStringToObject(root, "type", "error");
+		cJSON_AddStringToObject(err, "type",
+					http_anthropic_error_type(status));
+		cJSON_AddStringToObject(err, "message", message);
+	} else {
+		cJSON_AddStringToObject(err, "message", message);
+		cJSON_AddStringToObject(err, "type", type);
+		if (param != NULL)
+			cJSON_AddStringToObject(err, "param", param);
+		else
+			cJSON_AddNullToObject(err, "param");
+		if (code != NULL)
+			cJSON_AddStringToObject(err, "code", code);
+		else
+			cJSON_AddNullToObject(err, "code");
+	}
 	cJSON_AddItemToObject(root, "error", err);
 	text = cJSON_PrintUnformatted(root);
 	cJSON_Delete(root);
@@ -136,10 +180,15 @@ http_error_json(struct evbuffer *out, const char *type, const char *code,
 	cJSON_free(text);
 }
 
-/* GET /v1/models: the routes the presented key may use. */
+/* GET /v1/models: the routes the presented key may use, in OpenAI's list
+ * shape, or Anthropic's when the client sends anthropic-version. */
 static void
-list_models(struct worker *w, struct evhttp_request *req, const char *id)
+list_models(struct worker *w, struct evhttp_request *req)
 {
+	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+	int anthropic = evhttp_find_header(in, "anthropic-version") != NULL;
+	enum wire wire = anthropic ? WIRE_ANTHROPIC : WIRE_OPENAI_CHAT;
+	const char *first = NULL, *last = NULL;
 	struct key_grant g;
 	const char *key;
 	size_t len = 0;
@@ -149,13 +198,14 @@ list_models(struct worker *w, struct evhttp_request *req, const char *id)
 
 	key = http_api_key(req, &len);
 	if (key == NULL || keystore_lookup(key, len, &g) != KEY_OK) {
-		http_reply_error(req, 401, "invalid_request_error",
+		http_reply_error(req, wire, 401, "invalid_request_error",
 				 "invalid_api_key",
 				 NULL, "Incorrect or missing API key.");
 		return;
 	}
 	root = cJSON_CreateObject();
-	cJSON_AddStringToObject(root, "object", "list");
+	if (!anthropic)
+		cJSON_AddStringToObject(root, "object", "list");
 	data = cJSON_AddArrayToObject(root, "data");
 	for (const struct route_conf *r = w->w_cfg->routes; r; r = r->next) {
 		cJSON *m;
@@ -163,12 +213,33 @@ list_models(struct worker *w, struct evhttp_request *req, const char *id)
 		    !keystore_model_allowed(&g, r->name))
 			continue;
 		m = cJSON_CreateObject();
-		cJSON_AddStringToObject(m, "id", r->name);
-		cJSON_AddStringToObject(m, "object", "model");
-		cJSON_AddNumberToObject(m, "created", 0);
-		cJSON_AddStringToObject(m, "owned_by",
-					r->targets[0].provider->name);
+		if (anthropic) {
+			cJSON_AddStringToObject(m, "type", "model");
+			cJSON_AddStringToObject(m, "id", r->name);
+			cJSON_AddStringToObject(m, "display_name", r->name);
+			cJSON_AddStringToObject(m, "created_at",
+						"1970-01-01T00:00:00Z");
+		} else {
+			cJSON_AddStringToObject(m, "id", r->name);
+			cJSON_AddStringToObject(m, "object", "model");
+			cJSON_AddNumberToObject(m, "created", 0);
+			cJSON_AddStringToObject(m, "owned_by",
+						r->targets[0].provider->name);
+		}
 		cJSON_AddItemToArray(data, m);
+		if (first == NULL)
+			first = r->name;
+		last = r->name;
+	}
+	if (anthropic) {
+		cJSON_AddFalseToObject(root, "has_more");
+		if (first != NULL) {
+			cJSON_AddStringToObject(root, "first_id", first);
+			cJSON_AddStringToObject(root, "last_id", last);
+		} else {
+			cJSON_AddNullToObject(root, "first_id");
+			cJSON_AddNullToObject(root, "last_id");
+		}
 	}
 	keystore_grant_clear(&g);
 	text = cJSON_PrintUnformatted(root);
@@ -180,7 +251,42 @@ list_models(struct worker *w, struct evhttp_request *req, const char *id)
 			  "Content-Type", "application/json");
 	evhttp_send_reply(req, 200, "OK", buf);
 	evbuffer_free(buf);
-	(void)id;
+}
+
+/* Refuses a method the path does not take. */
+static void
+wrong_method(struct evhttp_request *req, enum wire wire, const char *allow)
+{
+	char msg[64];
+
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
+			  allow);
+	snprintf(msg, sizeof msg, "Only %s is allowed here.", allow);
+	http_reply_error(req, wire, 405, "invalid_request_error",
+			 "method_not_allowed", NULL, msg);
+}
+
+/* Matches /openai/deployments/{name}/<endpoint>: the endpoint, with the
+ * deployment name copied into name; NULL when the path is not one. */
+static const struct endpoint *
+match_azure(const char *path, char *name, size_t size)
+{
+	const char *dep = path + strlen(AZURE_PREFIX), *slash;
+
+	if (strncmp(path, AZURE_PREFIX, strlen(AZURE_PREFIX)) != 0)
+		return NULL;
+	slash = strchr(dep, '/');
+	if (slash == NULL || slash == dep || (size_t)(slash - dep) >= size)
+		return NULL;
+	for (size_t i = 0; i < sizeof azure_endpoints / sizeof *azure_endpoints;
+	     i++) {
+		if (strcmp(slash, azure_endpoints[i].path) != 0)
+			continue;
+		memcpy(name, dep, (size_t)(slash - dep));
+		name[slash - dep] = '\0';
+		return &azure_endpoints[i];
+	}
+	return NULL;
 }
 
 /* Routes a request by method and path. */
@@ -192,40 +298,39 @@ dispatch(struct evhttp_request *req, void *arg)
 	const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
-	char id[40];
+	const struct endpoint *ep = NULL;
+	char id[40], deployment[256];
 
 	if (path == NULL)
 		path = "";
-	for (size_t i = 0; i < sizeof endpoints / sizeof *endpoints; i++) {
-		if (strcmp(path, endpoints[i].path) != 0)
-			continue;
-		if (cmd != EVHTTP_REQ_POST) {
-			http_request_id(id);
-			evhttp_add_header(out, "x-request-id", id);
-			evhttp_add_header(out, "Allow", "POST");
-			http_reply_error(req, 405, "invalid_request_error",
-					 "method_not_allowed", NULL,
-					 "Only POST is allowed here.");
-			return;
-		}
-		request_start(w, req, &endpoints[i]);
+	for (size_t i = 0; i < sizeof endpoints / sizeof *endpoints; i++)
+		if (strcmp(path, endpoints[i].path) == 0)
+			ep = &endpoints[i];
+	if (ep == NULL)
+		ep = match_azure(path, deployment, sizeof deployment);
+	if (ep != NULL && cmd == EVHTTP_REQ_POST) {
+		request_start(w, req, ep,
+			      ep >= azure_endpoints &&
+			      ep < azure_endpoints + sizeof azure_endpoints /
+						     sizeof *azure_endpoints
+			      ? deployment : NULL);
 		return;
 	}
 	http_request_id(id);
 	evhttp_add_header(out, "x-request-id", id);
-	if (strcmp(path, "/v1/models") == 0) {
-		if (cmd != EVHTTP_REQ_GET) {
-			evhttp_add_header(out, "Allow", "GET");
-			http_reply_error(req, 405, "invalid_request_error",
-					 "method_not_allowed", NULL,
-					 "Only GET is allowed here.");
-			return;
-		}
-		list_models(w, req, id);
+	if (ep != NULL) {
+		wrong_method(req, ep->wire, "POST");
 		return;
 	}
-	http_reply_error(req, 404, "invalid_request_error", "unknown_url",
-			 NULL, "Unknown request URL.");
+	if (strcmp(path, "/v1/models") == 0) {
+		if (cmd != EVHTTP_REQ_GET)
+			wrong_method(req, WIRE_OPENAI_CHAT, "GET");
+		else
+			list_models(w, req);
+		return;
+	}
+	http_reply_error(req, WIRE_OPENAI_CHAT, 404, "invalid_request_error",
+			 "unknown_url", NULL, "Unknown request URL.");
 }
 
 /* Installs the dispatcher. */

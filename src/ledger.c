@@ -247,21 +247,21 @@ by_time(const void *a, const void *b)
 static int
 insert_records(PGconn *conn, struct usage_record **recs, int n, char **cause)
 {
-	enum { NC = 21 };
+	enum { NC = 22 };
 	static const char sql[] =
 		"INSERT INTO usage_records (request_id, ts, tenant_id, key_id, "
 		"endpoint, requested_model, provider, upstream_model, streamed, "
 		"status, prompt_tokens, completion_tokens, cached_tokens, "
 		"cache_write_tokens, reasoning_tokens, usage_source, "
 		"client_aborted, latency_ms, ttfb_ms, error, refusal, "
-		"ingested_at) "
+		"failed_attempts, ingested_at) "
 		"SELECT *, clock_timestamp() FROM unnest($1::text[], "
 		"$2::timestamptz[], "
 		"$3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::text[], "
 		"$8::text[], $9::boolean[], $10::integer[], $11::bigint[], "
 		"$12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[], "
 		"$16::text[], $17::boolean[], $18::integer[], $19::integer[], "
-		"$20::text[], $21::text[]) "
+		"$20::text[], $21::text[], $22::integer[]) "
 		"ON CONFLICT DO NOTHING RETURNING request_id, "
 		"(extract(epoch FROM ts) * 1000000)::bigint";
 	struct arr a[NC];
@@ -305,6 +305,7 @@ insert_records(PGconn *conn, struct usage_record **recs, int n, char **cause)
 			arr_add(&a[18], NULL, 0);
 		arr_add(&a[19], r->error, 1);
 		arr_add(&a[20], r->refusal[0] != '\0' ? r->refusal : NULL, 1);
+		arr_int(&a[21], r->failed_attempts);
 	}
 	for (int c = 0; c < NC; c++) {
 		params[c] = arr_end(&a[c]);

@@ -207,6 +207,7 @@ meter_record_encode(const struct usage_record *rec, size_t *len)
 	ob_int(&b, "ttfb_ms", rec->ttfb_ms);
 	ob_jstr(&b, "error", rec->error);
 	ob_jstr(&b, "refusal", rec->refusal);
+	ob_int(&b, "failed_attempts", rec->failed_attempts);
 	ob_add(&b, "}\0", 2); /* NUL-terminated, not counted */
 	if (b.oom) {
 		free(b.p);
@@ -322,13 +323,18 @@ meter_record_decode(const char *json, size_t len)
 	rec->latency_ms = j_int(o, "latency_ms", 0, &bad);
 	rec->ttfb_ms = j_int(o, "ttfb_ms", -1, &bad);
 	rec->error = dup_or_null(j_str(o, "error", &bad));
+	{
+		int64_t fa = j_int(o, "failed_attempts", 0, &bad);
+		rec->failed_attempts = fa < 0 || fa > 1000 ? -1 : (int)fa;
+	}
 	refusal = j_str(o, "refusal", &bad);
 	if (refusal != NULL)
 		snprintf(rec->refusal, sizeof rec->refusal, "%s", refusal);
 	if (bad || rec->ts_us <= 0 || rec->usage.prompt < 0 ||
 	    rec->usage.completion < 0 || rec->usage.cached < 0 ||
 	    rec->usage.cache_write < 0 || rec->usage.reasoning < 0 ||
-	    rec->status < 0 || rec->status > 999)
+	    rec->status < 0 || rec->status > 999 ||
+	    rec->failed_attempts < 0 || rec->failed_attempts > 1000)
 		goto fail;
 	cJSON_Delete(o);
 	return rec;

@@ -53,7 +53,7 @@ provider_rewrite_body(const struct provider_conf *p, const char *body,
 	char *out = malloc(cap), *mq = NULL, *so_text = NULL;
 	int stream = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(json,
 								   "stream"));
-	int has_so;
+	int has_so, model_added = 0;
 	long end;
 	cJSON *mj;
 
@@ -61,17 +61,38 @@ provider_rewrite_body(const struct provider_conf *p, const char *body,
 	if (out == NULL)
 		return NULL;
 	out[0] = '\0';
-	if (json_member_span(body, len, "model", &ms, &me) != 0)
-		goto fail;
+	if (json_member_span(body, len, "model", &ms, &me) != 0) {
+		/* No model (Azure's shape names it in the path): insert one
+		 * right after the opening brace. */
+		const char *b = memchr(body, '{', len);
+		if (b == NULL)
+			goto fail;
+		ms = me = (size_t)(b - body) + 1;
+		model_added = 1;
+	}
 	mj = cJSON_CreateString(model);
 	mq = cJSON_PrintUnformatted(mj);
 	cJSON_Delete(mj);
 	if (mq == NULL)
 		goto fail;
+	if (model_added) {
+		/* "model":"X" plus a comma unless the object is empty. */
+		size_t q = strlen(mq), rest = ms;
+		char *m2 = malloc(q + 10);
+		while (rest < len && (body[rest] == ' ' || body[rest] == '\t' ||
+				      body[rest] == '\n' || body[rest] == '\r'))
+			rest++;
+		if (m2 == NULL)
+			goto fail;
+		snprintf(m2, q + 10, "\"model\":%s%s", mq,
+			 rest < len && body[rest] == '}' ? "" : ",");
+		cJSON_free(mq);
+		mq = m2;
+	}
 
 	has_so = json_member_span(body, len, "stream_options", &ss, &se) == 0;
 	if (stream && flavor_needs_include_usage(p->flavor) &&
-	    !client_include_usage(json)) {
+	    !p->no_stream_options && !client_include_usage(json)) {
 		*injected = 1;
 		if (has_so) {
 			/* Keep the client's other options; switch usage on. */
@@ -137,21 +158,74 @@ fail:
 	return NULL;
 }
 
-/* The upstream URL: base_url followed by the endpoint's path. */
-char *
-provider_url(const struct provider_conf *p, const struct endpoint *ep)
+/* The path of a wire's endpoint under a provider's base URL. */
+static const char *
+wire_path(enum wire w)
 {
-	size_t n = strlen(p->base_url) + strlen(ep->upath) + 1;
-	char *url = malloc(n);
+	switch (w) {
+	case WIRE_OPENAI_CHAT: return "/chat/completions";
+	case WIRE_OPENAI_COMPLETIONS: return "/completions";
+	case WIRE_OPENAI_EMBEDDINGS: return "/embeddings";
+	case WIRE_OPENAI_RESPONSES: return "/responses";
+	case WIRE_ANTHROPIC: return "/messages";
+	}
+	return "/";
+}
 
+/* The wire a request the client sent in wire cw travels in to p: the
+ * same when p speaks it, the other chat wire when translate.c can carry
+ * it there, else -1. */
+int
+provider_upstream_wire(const struct provider_conf *p, enum wire cw)
+{
+	switch (p->type) {
+	case PROVIDER_ANTHROPIC:
+		if (cw == WIRE_ANTHROPIC || cw == WIRE_OPENAI_CHAT)
+			return WIRE_ANTHROPIC;
+		return -1;
+	case PROVIDER_OPENAI:
+		return cw == WIRE_ANTHROPIC ? WIRE_OPENAI_CHAT : (int)cw;
+	case PROVIDER_AZURE:
+	case PROVIDER_OPENAI_COMPATIBLE:
+		if (cw == WIRE_OPENAI_RESPONSES)
+			return -1;
+		return cw == WIRE_ANTHROPIC ? WIRE_OPENAI_CHAT : (int)cw;
+	}
+	return -1;
+}
+
+/* The upstream URL for a request in wire uw to upstream model: base_url
+ * and the wire's path; for Azure the deployment path and api-version. */
+char *
+provider_url(const struct provider_conf *p, enum wire uw, const char *model)
+{
+	const char *path = wire_path(uw);
+	char *dep = NULL, *url;
+	size_t n;
+
+	if (p->type != PROVIDER_AZURE) {
+		n = strlen(p->base_url) + strlen(path) + 1;
+		url = malloc(n);
+		if (url != NULL)
+			snprintf(url, n, "%s%s", p->base_url, path);
+		return url;
+	}
+	dep = curl_easy_escape(NULL, model, 0);
+	if (dep == NULL)
+		return NULL;
+	n = strlen(p->base_url) + strlen(dep) + strlen(path) +
+	    strlen(p->api_version) + 48;
+	url = malloc(n);
 	if (url != NULL)
-		snprintf(url, n, "%s%s", p->base_url, ep->upath);
+		snprintf(url, n, "%s/openai/deployments/%s%s?api-version=%s",
+			 p->base_url, dep, path, p->api_version);
+	curl_free(dep);
 	return url;
 }
 
 /* Headers for the upstream request. */
 struct curl_slist *
-provider_headers(const struct provider_conf *p)
+provider_headers(const struct provider_conf *p, const char *beta)
 {
 	struct curl_slist *h = NULL, *t;
 
@@ -162,12 +236,31 @@ provider_headers(const struct provider_conf *p)
 	if ((t = curl_slist_append(h, "Expect:")) == NULL)
 		goto fail;
 	h = t;
+	if (p->type == PROVIDER_ANTHROPIC) {
+		char v[96];
+		snprintf(v, sizeof v, "anthropic-version: %s",
+			 p->anthropic_version);
+		if ((t = curl_slist_append(h, v)) == NULL)
+			goto fail;
+		h = t;
+		if (beta != NULL && strlen(beta) < 512) {
+			char b[560];
+			snprintf(b, sizeof b, "anthropic-beta: %s", beta);
+			if ((t = curl_slist_append(h, b)) == NULL)
+				goto fail;
+			h = t;
+		}
+	}
 	if (p->api_key != NULL) {
+		/* Each type's own credential header. */
+		const char *fmt = p->type == PROVIDER_ANTHROPIC ? "x-api-key: %s"
+				  : p->type == PROVIDER_AZURE ? "api-key: %s"
+				  : "Authorization: Bearer %s";
 		size_t n = strlen(p->api_key) + 32;
 		char *line = malloc(n);
 		if (line == NULL)
 			goto fail;
-		snprintf(line, n, "Authorization: Bearer %s", p->api_key);
+		snprintf(line, n, fmt, p->api_key);
 		t = curl_slist_append(h, line);
 		memset(line, 0, n);
 		free(line);

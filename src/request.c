@@ -174,7 +174,8 @@ request_refuse(struct request *req, int status, const char *type,
 	req->rq_rec->status = status;
 	if (req->rq_http != NULL && req->rq_state != REQ_RELAYING) {
 		evbuffer_drain(req->rq_resp, evbuffer_get_length(req->rq_resp));
-		http_error_json(req->rq_resp, type, code, param, message);
+		http_error_json(req->rq_resp, req->rq_ep->wire, status, type,
+				code, param, message);
 		req->rq_reply_status = status;
 		evhttp_add_header(evhttp_request_get_output_headers(req->rq_http),
 				  "Content-Type", "application/json");
@@ -380,6 +381,101 @@ upstream_header(char *line, size_t size, size_t nmemb, void *arg)
 	return n;
 }
 
+/* Cross-format requests (translate.h): the request, a buffered body and
+ * the stream's events in the client's wire. */
+static char *
+translate_request(struct request *req, size_t *len)
+{
+	(void)req;
+	*len = 0;
+	return NULL;
+}
+
+static void
+translate_body(struct request *req, const cJSON *body)
+{
+	(void)req;
+	(void)body;
+}
+
+static void
+translate_free(struct request *req)
+{
+	(void)req;
+}
+
+/* Points the request at the first target from index i on whose provider
+ * can serve its wire: provider, upstream model and wire, recorded as the
+ * one serving. 0, or -1 when none is left. */
+static int
+use_target(struct request *req, int i)
+{
+	const struct route_conf *route = req->rq_route;
+	struct usage_record *rec = req->rq_rec;
+
+	for (; i < route->ntargets; i++) {
+		const struct route_target *t = &route->targets[i];
+		int uw = provider_upstream_wire(t->provider, req->rq_ep->wire);
+		if (uw < 0)
+			continue;
+		req->rq_tidx = i;
+		req->rq_target = t;
+		req->rq_uwire = (enum wire)uw;
+		free(rec->provider);
+		free(rec->upstream_model);
+		rec->provider = strdup(t->provider->name);
+		/* A target model of "*" passes the requested name through. */
+		rec->upstream_model = strdup(strcmp(t->model, "*") == 0
+						     ? req->rq_model
+						     : t->model);
+		usage_stream_init(&req->rq_ust, req->rq_uwire,
+				  t->provider->flavor);
+		return 0;
+	}
+	return -1;
+}
+
+/* Forgets what a failed attempt left, before the next target. */
+static void
+reset_attempt(struct request *req)
+{
+	free(req->rq_upbody);
+	req->rq_upbody = NULL;
+	curl_slist_free_all(req->rq_hdrs);
+	req->rq_hdrs = NULL;
+	free(req->rq_ctype);
+	free(req->rq_retry_after);
+	req->rq_ctype = req->rq_retry_after = NULL;
+	evbuffer_drain(req->rq_resp, evbuffer_get_length(req->rq_resp));
+	if (req->rq_sse != NULL)
+		sse_parser_free(req->rq_sse);
+	req->rq_sse = NULL;
+	if (req->rq_idle != NULL)
+		event_free(req->rq_idle);
+	req->rq_idle = NULL;
+	translate_free(req);
+	req->rq_status = 0;
+	req->rq_relay = req->rq_paused = req->rq_hold = 0;
+	req->rq_injected_usage = req->rq_delivered = 0;
+	req->rq_errbuf[0] = '\0';
+	req->rq_reply_status = 0;
+}
+
+/* Whether a finished attempt failed in a way the next target may fix: a
+ * transfer error (connect, timeout) or a 5xx or 429 answer, before any
+ * byte reached the client, with a target left to try. */
+static int
+should_fall_back(const struct request *req, CURLcode result)
+{
+	const struct route_conf *route = req->rq_route;
+
+	if (req->rq_state != REQ_UPSTREAM || req->rq_http == NULL ||
+	    route == NULL || req->rq_tidx + 1 >= route->ntargets)
+		return 0;
+	return result != CURLE_OK || req->rq_status == 429 ||
+	       req->rq_status >= 500;
+}
+
 /* Builds and starts the upstream transfer. 0 or -1. */
 static int
 start_upstream(struct request *req)
@@ -389,12 +485,20 @@ start_upstream(struct request *req)
 	char *url;
 	CURL *easy;
 
-	req->rq_upbody = provider_rewrite_body(p, req->rq_body,
-					       req->rq_body_len, req->rq_json,
-					       req->rq_rec->upstream_model,
-					       &req->rq_injected_usage, &uplen);
-	url = provider_url(p, req->rq_ep);
-	req->rq_hdrs = provider_headers(p);
+	if (req->rq_uwire == req->rq_ep->wire)
+		req->rq_upbody = provider_rewrite_body(
+			p, req->rq_body, req->rq_body_len, req->rq_json,
+			req->rq_rec->upstream_model, &req->rq_injected_usage,
+			&uplen);
+	else
+		req->rq_upbody = translate_request(req, &uplen);
+	url = provider_url(p, req->rq_uwire, req->rq_rec->upstream_model);
+	req->rq_hdrs = provider_headers(
+		p, req->rq_ep->wire == WIRE_ANTHROPIC
+			   ? evhttp_find_header(evhttp_request_get_input_headers(
+						       req->rq_http),
+					       "anthropic-beta")
+			   : NULL);
 	easy = curl_easy_init();
 	if (req->rq_upbody == NULL || url == NULL || req->rq_hdrs == NULL ||
 	    easy == NULL) {
@@ -577,8 +681,11 @@ admit(struct request *req)
 	if (key == NULL) {
 		request_refuse(req, 401, "invalid_request_error",
 			       "invalid_api_key", NULL,
-			       "You didn't provide an API key. Send it as "
-			       "'Authorization: Bearer tg-...'.");
+			       req->rq_ep->wire == WIRE_ANTHROPIC
+			       ? "You didn't provide an API key. Send it as "
+				 "'x-api-key: tg-...'."
+			       : "You didn't provide an API key. Send it as "
+				 "'Authorization: Bearer tg-...'.");
 		return -1;
 	}
 	switch (keystore_lookup(key, keylen, &req->rq_grant)) {
@@ -646,13 +753,17 @@ admit(struct request *req)
 		return -1;
 	}
 	model = cJSON_GetObjectItemCaseSensitive(req->rq_json, "model");
-	if (!cJSON_IsString(model) || *model->valuestring == '\0') {
+	if (req->rq_path_model != NULL) {
+		/* Azure's shape: the deployment in the path is the model. */
+		req->rq_model = req->rq_path_model;
+	} else if (!cJSON_IsString(model) || *model->valuestring == '\0') {
 		request_refuse(req, 400, "invalid_request_error",
 			       "invalid_request_error", "model",
 			       "You must provide a model parameter.");
 		return -1;
+	} else {
+		req->rq_model = model->valuestring;
 	}
-	req->rq_model = model->valuestring;
 	rec->requested_model = strdup(req->rq_model);
 	req->rq_stream = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(
 		req->rq_json, "stream"));
@@ -676,14 +787,16 @@ admit(struct request *req)
 			       "model_not_found", "model", msg);
 		return -1;
 	}
-	req->rq_target = &route->targets[0];
-	rec->provider = strdup(req->rq_target->provider->name);
-	/* A target model of "*" passes the requested name through. */
-	rec->upstream_model = strdup(strcmp(req->rq_target->model, "*") == 0
-					     ? req->rq_model
-					     : req->rq_target->model);
-	usage_stream_init(&req->rq_ust, req->rq_ep->wire,
-			  req->rq_target->provider->flavor);
+	req->rq_route = route;
+	if (use_target(req, 0) != 0) {
+		snprintf(msg, sizeof msg, "The model '%.200s' is served by "
+			 "provider '%s', which does not take %s requests.",
+			 req->rq_model, route->targets[0].provider->name,
+			 req->rq_ep->path);
+		request_refuse(req, 400, "invalid_request_error",
+			       "unsupported_endpoint", "model", msg);
+		return -1;
+	}
 	req->rq_worst = worst_case_tokens(req);
 	return admit_rate_limits(req);
 }
@@ -819,7 +932,7 @@ park_for_quotas(struct request *req)
 /* Handles a data-plane request for a known endpoint. */
 void
 request_start(struct worker *w, struct evhttp_request *http,
-	      const struct endpoint *ep)
+	      const struct endpoint *ep, const char *path_model)
 {
 	struct request *req = calloc(1, sizeof *req);
 	struct evhttp_connection *evcon = evhttp_request_get_connection(http);
@@ -830,12 +943,14 @@ request_start(struct worker *w, struct evhttp_request *http,
 			meter_record_free(req->rq_rec);
 			free(req);
 		}
-		http_reply_error(http, 500, "server_error", NULL, NULL,
-				 "Out of memory.");
+		http_reply_error(http, ep->wire, 500, "server_error", NULL,
+				 NULL, "Out of memory.");
 		return;
 	}
 	req->rq_worker = w;
 	req->rq_cfg = config_ref(w->w_cfg);
+	if (path_model != NULL)
+		req->rq_path_model = strdup(path_model);
 	req->rq_http = http;
 	req->rq_ep = ep;
 	req->rq_state = REQ_ADMISSION;
@@ -876,15 +991,20 @@ prepare_buffered(struct request *req)
 		(const char *)evbuffer_pullup(req->rq_resp, -1), len);
 	if (body != NULL) {
 		struct usage u;
-		if (usage_from_body(body, req->rq_ep->wire,
+		if (usage_from_body(body, req->rq_uwire,
 				    req->rq_target->provider->flavor, &u)) {
 			req->rq_ust.last = u;
 			req->rq_ust.last.present = 1;
 		} else if (req->rq_status >= 200 && req->rq_status < 300) {
 			req->rq_ust.text_tokens = estimate_output(
-				body, req->rq_ep->wire);
+				body, req->rq_uwire);
 		}
+		if (req->rq_uwire != req->rq_ep->wire)
+			translate_body(req, body);
 		cJSON_Delete(body);
+	} else if (req->rq_uwire != req->rq_ep->wire &&
+		   req->rq_status >= 400) {
+		translate_body(req, NULL);
 	}
 	evhttp_add_header(out, "Content-Type",
 			  req->rq_ctype != NULL ? req->rq_ctype
@@ -908,6 +1028,33 @@ note_delivery(struct request *req)
 	    (curl_easy_getinfo(req->rq_easy, CURLINFO_SIZE_UPLOAD_T, &up) ==
 		     CURLE_OK && up >= (curl_off_t)req->rq_uplen))
 		req->rq_delivered = 1;
+}
+
+/* Moves a failed attempt on to the route's next target. Returns 1 when
+ * the next attempt started (or the request was closed trying), 0 when no
+ * target was left to try. */
+static int
+fall_back(struct request *req, CURLcode result)
+{
+	const struct route_target *failed = req->rq_target;
+	char why[CURL_ERROR_SIZE + 32];
+
+	if (result != CURLE_OK)
+		snprintf(why, sizeof why, "%s", req->rq_errbuf[0]
+			 ? req->rq_errbuf : curl_easy_strerror(result));
+	else
+		snprintf(why, sizeof why, "HTTP %ld", req->rq_status);
+	if (use_target(req, req->rq_tidx + 1) != 0)
+		return 0;
+	req->rq_rec->failed_attempts++;
+	rlog(req, LOG_WARN, "target %s:%s failed (%s); falling back to %s:%s",
+	     failed->provider->name, failed->model, why,
+	     req->rq_target->provider->name, req->rq_target->model);
+	reset_attempt(req);
+	if (start_upstream(req) != 0)
+		request_refuse(req, 502, "upstream_error", "upstream_error",
+			       NULL, "Could not start the upstream request.");
+	return 1;
 }
 
 /* The upstream transfer ended (curl removed it from the multi handle). */
@@ -938,6 +1085,8 @@ request_upstream_done(struct request *req, CURLcode result)
 		request_close(req, "client closed the connection");
 		return;
 	}
+	if (should_fall_back(req, result) && fall_back(req, result))
+		return;
 	if (result != CURLE_OK) {
 		int timeout = result == CURLE_OPERATION_TIMEDOUT;
 		snprintf(msg, sizeof msg, "Upstream provider '%s' failed: %s",
@@ -993,7 +1142,8 @@ finish_reply(struct request *req, const char *reason)
 				  http_reason(req->rq_reply_status),
 				  req->rq_resp);
 	} else {
-		http_reply_error(http, 500, "server_error", NULL, NULL,
+		http_reply_error(http, req->rq_ep->wire, 500, "server_error",
+				 NULL, NULL,
 				 reason != NULL ? reason : "Internal error.");
 	}
 }
@@ -1086,6 +1236,8 @@ request_close(struct request *req, const char *reason)
 	free(req->rq_ctype);
 	free(req->rq_retry_after);
 	free(req->rq_close_reason);
+	free(req->rq_path_model);
+	translate_free(req);
 	if (req->rq_sse != NULL)
 		sse_parser_free(req->rq_sse);
 	evbuffer_free(req->rq_resp);
