@@ -20,9 +20,9 @@ struct endpoint;
  * include_usage switched on. *injected tells whether the gateway asked for
  * usage the client had not. Returns a malloc'd string (length in *outlen)
  * or NULL. json is the parsed body, for reading only. */
-char *provider_rewrite_body(const struct provider_conf *p, const char *body,
-			    size_t len, const cJSON *json, const char *model,
-			    int *injected, size_t *outlen);
+char *provider_rewrite_body(const struct provider_conf *p, enum wire w,
+			    const char *body, size_t len, const cJSON *json,
+			    const char *model, int *injected, size_t *outlen);
 
 /* The wire a request sent in the client's wire cw travels in to p (the
  * same, or the other chat wire where translate.h carries it), or -1 when

@@ -45,9 +45,9 @@ client_include_usage(const cJSON *json)
 
 /* Builds the upstream body. */
 char *
-provider_rewrite_body(const struct provider_conf *p, const char *body,
-		      size_t len, const cJSON *json, const char *model,
-		      int *injected, size_t *outlen)
+provider_rewrite_body(const struct provider_conf *p, enum wire w,
+		      const char *body, size_t len, const cJSON *json,
+		      const char *model, int *injected, size_t *outlen)
 {
 	size_t ms, me, ss = 0, se = 0, olen = 0, cap = len + 128;
 	char *out = malloc(cap), *mq = NULL, *so_text = NULL;
@@ -91,7 +91,10 @@ provider_rewrite_body(const struct provider_conf *p, const char *body,
 	}
 
 	has_so = json_member_span(body, len, "stream_options", &ss, &se) == 0;
-	if (stream && flavor_needs_include_usage(p->flavor) &&
+	/* Chat and legacy completions streams carry usage only when asked;
+	 * the Responses API always reports it (and takes no such option). */
+	if (stream && (w == WIRE_OPENAI_CHAT || w == WIRE_OPENAI_COMPLETIONS) &&
+	    flavor_needs_include_usage(p->flavor) &&
 	    !p->no_stream_options && !client_include_usage(json)) {
 		*injected = 1;
 		if (has_so) {

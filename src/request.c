@@ -487,7 +487,8 @@ start_upstream(struct request *req)
 
 	if (req->rq_uwire == req->rq_ep->wire)
 		req->rq_upbody = provider_rewrite_body(
-			p, req->rq_body, req->rq_body_len, req->rq_json,
+			p, req->rq_uwire, req->rq_body, req->rq_body_len,
+			req->rq_json,
 			req->rq_rec->upstream_model, &req->rq_injected_usage,
 			&uplen);
 	else
