@@ -1,0 +1,530 @@
+#!/bin/bash
+# it_sdk.sh - tollgated driven by the official SDKs, as an application uses
+# it: the openai package (OpenAI and AzureOpenAI clients) and
+# @anthropic-ai/sdk, pointed at the gateway with a tollgate key. Checks what
+# the SDKs parsed (text, finish reasons, tool calls, usage, error classes)
+# against the fixtures, and that each call left one usage record with the
+# client's endpoint, the provider that served it and the provider's counts,
+# for same-format relays and for cross-format translation alike.
+#
+# The SDKs are installed from tests/sdk/package-lock.json with
+#   npm ci --prefix tests/sdk
+# TG_SKIP_SDK=1 skips this test where they cannot be installed; without it a
+# missing install fails the test.
+
+SDK_DIR=$(cd "$(dirname "$0")" && pwd)/sdk
+
+if [ "${TG_SKIP_SDK:-0}" = 1 ]; then
+	echo "# it_sdk: skipped (TG_SKIP_SDK=1)"
+	exit 77
+fi
+
+. "$(dirname "$0")/lib.sh"
+
+# The SDKs must be installed, at the versions package.json pins.
+sdk_installed() {
+	local pkg want got
+	command -v node >/dev/null 2>&1 ||
+		tg_bail "node is not installed (Node.js >= 18 runs the SDK tests; TG_SKIP_SDK=1 skips them)"
+	for pkg in openai @anthropic-ai/sdk; do
+		want=$(jq -r --arg p "$pkg" '.dependencies[$p]' "$SDK_DIR/package.json")
+		got=$(jq -r .version "$SDK_DIR/node_modules/$pkg/package.json" 2>/dev/null)
+		if [ "$got" != "$want" ]; then
+			tg_bail "$pkg $want is not installed in $SDK_DIR/node_modules" \
+				"(found: ${got:-none}); install the SDKs with" \
+				"'npm ci --prefix tests/sdk' from the source tree, or set" \
+				"TG_SKIP_SDK=1 to skip this test"
+		fi
+	done
+}
+sdk_installed
+
+# ---------------------------------------------------------------------------
+# Running the drivers.
+
+SDK_N=0
+
+# sdk DESC DRIVER JSON_ARGS : runs tests/sdk/DRIVER.mjs with the arguments
+# and keeps its one JSON line in $SDK_OUT. A driver that did not print one
+# JSON object is a failed check; so is an SDK exception unless the caller
+# expects one (SDK_EXPECT_ERROR=1).
+sdk() {
+	local desc=$1 driver=$2 args=$3 rc
+	SDK_N=$((SDK_N + 1))
+	SDK_OUT=$TG_TMP/sdk.$SDK_N.json
+	node "$SDK_DIR/$driver.mjs" "$args" >"$SDK_OUT" 2>"$TG_TMP/sdk.$SDK_N.err"
+	rc=$?
+	if [ "$rc" != 0 ] || [ "$(wc -l <"$SDK_OUT")" != 1 ] ||
+		! jq -e 'type == "object"' "$SDK_OUT" >/dev/null 2>&1; then
+		tg_not_ok "$desc: the SDK call ran" "node exited $rc; args: $args" \
+			"stdout: $(head -c 600 "$SDK_OUT")" \
+			"stderr: $(head -c 600 "$TG_TMP/sdk.$SDK_N.err")"
+		echo '{}' >"$SDK_OUT"
+		return 1
+	fi
+	if [ "${SDK_EXPECT_ERROR:-0}" != 1 ] &&
+		[ "$(jq -r .ok "$SDK_OUT")" != true ]; then
+		tg_not_ok "$desc: the SDK call succeeded" \
+			"$(jq -c .error "$SDK_OUT" | cut -c 1-600)"
+		return 1
+	fi
+	if [ "${SDK_EXPECT_ERROR:-0}" = 1 ]; then
+		tg_ok "$desc: the SDK call ran"
+	else
+		tg_ok "$desc: the SDK call succeeded"
+	fi
+}
+
+# sdk_eq DESC JQ_FILTER EXPECTED : compares `jq -c FILTER` of the last
+# driver output with EXPECTED.
+sdk_eq() {
+	assert_eq "$1" "$3" "$(jq -c "$2" "$SDK_OUT" 2>&1)"
+}
+
+# The JSON argument of a driver: the op, the gateway, the key and more
+# "name=json value" pairs.
+sdk_args() {
+	local op=$1 base=$2 key=$3 kv
+	local -a a=(--arg op "$op" --arg base "$base" --arg key "$key")
+	local f='{op: $op, base: $base, key: $key}'
+	shift 3
+	for kv in "$@"; do
+		a+=(--argjson "${kv%%=*}" "${kv#*=}")
+		f="$f + {${kv%%=*}: \$${kv%%=*}}"
+	done
+	jq -n -c "${a[@]}" "$f"
+}
+
+OPENAI_BASE=			# set once the gateway runs
+ANTHROPIC_BASE=
+
+oai() {			# oai DESC OP KEY [name=json...]
+	local desc=$1 op=$2 key=$3
+	shift 3
+	sdk "$desc" openai "$(sdk_args "$op" "$OPENAI_BASE" "$key" "$@")"
+}
+
+ant() {			# ant DESC OP KEY [name=json...]
+	local desc=$1 op=$2 key=$3
+	shift 3
+	sdk "$desc" anthropic "$(sdk_args "$op" "$ANTHROPIC_BASE" "$key" "$@")"
+}
+
+# ---------------------------------------------------------------------------
+# The ledger.
+
+LEDGER_COLS="endpoint, provider, upstream_model, requested_model, streamed,
+	status, prompt_tokens, completion_tokens, cached_tokens,
+	cache_write_tokens, usage_source"
+
+# A refusal's record: no provider served it, nothing is metered.
+REFUSAL_COLS="endpoint, streamed, status, usage_source,
+	prompt_tokens + completion_tokens"
+
+# ledger DESC EXPECTED [COLUMNS] : the request id the SDK saw has exactly one
+# usage record, whose COLUMNS (default LEDGER_COLS) are EXPECTED ('|'
+# separated).
+ledger() {
+	local desc=$1 want=$2 cols=${3:-$LEDGER_COLS} rid i n=0
+	rid=$(jq -r '.request_id // empty' "$SDK_OUT")
+	if [ -z "$rid" ]; then
+		tg_not_ok "$desc: usage record" "the SDK saw no x-request-id"
+		return
+	fi
+	for ((i = 0; i < 100; i++)); do
+		n=$(tg_record_count "$rid" 2>/dev/null)
+		[ "${n:-0}" -ge 1 ] && break
+		sleep 0.1
+	done
+	assert_eq "$desc: one usage record" 1 "$n"
+	[ "$n" = 1 ] || return
+	assert_eq "$desc: usage record" "$want" "$(tg_row "$rid" "$cols")"
+}
+
+# ---------------------------------------------------------------------------
+# What the fixtures say.
+
+# The data lines of an SSE fixture as a JSON array ([DONE] left out).
+sse_events() {
+	sed -n 's/^data: //p' "$1" | grep -v '^\[DONE\]$' | jq -s -c .
+}
+
+# The text of an OpenAI chat stream fixture.
+openai_stream_text() {
+	sse_events "$1" | jq -r '[.[].choices[]?.delta.content // empty] | join("")'
+}
+
+fx() {			# fx FILE FILTER : jq -r on a provider fixture
+	jq -r "$2" "$FIXTURES/$1"
+}
+
+OPENAI_TEXT=$(fx openai-chat.json '.choices[0].message.content')
+OPENAI_STREAM_TEXT=$(openai_stream_text "$FIXTURES/openai-chat-stream.sse")
+AZURE_TEXT=$(fx azure-openai-chat.json '.choices[0].message.content')
+AZURE_STREAM_TEXT=$(openai_stream_text "$FIXTURES/azure-openai-chat-stream.sse")
+ANTHROPIC_TEXT=$(fx anthropic-messages.json '[.content[] | select(.type == "text") | .text] | join("")')
+ANTHROPIC_STREAM_TEXT=$(sse_events "$FIXTURES/anthropic-messages-stream.sse" |
+	jq -r '[.[] | select(.type == "content_block_delta") | .delta.text // empty] | join("")')
+RESPONSES_TEXT=$(fx openai-responses.json '[.output[] | select(.type == "message") | .content[] | select(.type == "output_text") | .text] | join("")')
+RESPONSES_STREAM_TEXT=$(sse_events "$FIXTURES/openai-responses-stream.sse" |
+	jq -r '[.[] | select(.type == "response.output_text.delta") | .delta] | join("")')
+EMBEDDINGS=$(fx openai-embeddings.json '[.data[].embedding]' | jq -c .)
+
+for v in OPENAI_TEXT OPENAI_STREAM_TEXT AZURE_TEXT AZURE_STREAM_TEXT \
+	ANTHROPIC_TEXT ANTHROPIC_STREAM_TEXT RESPONSES_TEXT RESPONSES_STREAM_TEXT; do
+	[ -n "${!v}" ] || tg_bail "no text found in the fixture for $v"
+done
+
+# ---------------------------------------------------------------------------
+# Setup: the Anthropic and Azure providers, and routes across formats.
+
+tg_start_pg
+tg_start_mock
+
+# The mock refuses Anthropic and Azure requests without their key header.
+export TG_SDK_UPSTREAM_KEY=sk-upstream-test-key
+provider_limits='api_key_env = TG_SDK_UPSTREAM_KEY
+connect_timeout = 5000
+timeout = 30000
+idle_timeout = 10000'
+TG_EXTRA_SECTIONS="[provider anthropic]
+type = anthropic
+base_url = $TG_MOCK_URL/anthropic/v1
+$provider_limits
+
+[provider azure]
+type = azure
+base_url = $TG_MOCK_URL/azure
+api_version = 2024-10-21
+$provider_limits
+
+[route openai-responses]
+target = openai:openai-responses
+
+[route anthropic-messages]
+target = anthropic:anthropic-messages
+
+[route azure-openai-chat]
+target = azure:azure-openai-chat
+
+[route claude-via-openai]
+target = anthropic:anthropic-messages
+
+[route claude-tools-via-openai]
+target = anthropic:anthropic-tools
+
+[route gpt-via-anthropic]
+target = openai:openai-chat"
+tg_start_gateway
+
+OPENAI_BASE=$TG_URL/v1
+ANTHROPIC_BASE=$TG_URL
+
+KEY=$(tg_issue_key sdk) || tg_bail "cannot issue a key"
+LIMITED=$(tg_issue_key sdk --models 'openai-chat*,claude-*') ||
+	tg_bail "cannot issue a key limited to some models"
+# A key of the right shape that the gateway never issued.
+if [ "${KEY: -1}" = A ]; then BADKEY=${KEY%?}B; else BADKEY=${KEY%?}A; fi
+
+# ---------------------------------------------------------------------------
+# OpenAI SDK, same format.
+
+oai "openai chat" chat "$KEY" model='"openai-chat"'
+sdk_eq "openai chat: content" .content "$(jq -c -n --arg t "$OPENAI_TEXT" '$t')"
+sdk_eq "openai chat: finish_reason" .finish_reason '"stop"'
+sdk_eq "openai chat: usage" '.usage | [.prompt_tokens, .completion_tokens, .total_tokens]' \
+	'[1200,85,1285]'
+ledger "openai chat" "chat/completions|openai|openai-chat|openai-chat|f|200|1200|85|1024|0|reported"
+
+oai "openai chat stream, include_usage" chat "$KEY" model='"openai-chat"' \
+	stream=true include_usage=true
+sdk_eq "openai chat stream, include_usage: concatenated deltas" .content \
+	"$(jq -c -n --arg t "$OPENAI_STREAM_TEXT" '$t')"
+sdk_eq "openai chat stream, include_usage: finish_reason" .finish_reason '"stop"'
+sdk_eq "openai chat stream, include_usage: the final chunk has the usage" \
+	'[.last_chunk_choices, .usage_chunks, (.last_chunk_usage | .prompt_tokens, .completion_tokens, .total_tokens)]' \
+	'[0,1,25,9,34]'
+ledger "openai chat stream, include_usage" \
+	"chat/completions|openai|openai-chat|openai-chat|t|200|25|9|0|0|reported"
+
+oai "openai chat stream, no stream_options" chat "$KEY" model='"openai-chat"' \
+	stream=true
+sdk_eq "openai chat stream, no stream_options: concatenated deltas" .content \
+	"$(jq -c -n --arg t "$OPENAI_STREAM_TEXT" '$t')"
+sdk_eq "openai chat stream, no stream_options: no chunk has usage" .usage_chunks 0
+ledger "openai chat stream, no stream_options (usage metered all the same)" \
+	"chat/completions|openai|openai-chat|openai-chat|t|200|25|9|0|0|reported"
+
+oai "openai embeddings" embeddings "$KEY" model='"openai-embeddings"' \
+	input='["The food was delicious.","The waiter was kind."]'
+sdk_eq "openai embeddings: vectors" .embeddings "$EMBEDDINGS"
+sdk_eq "openai embeddings: usage" '.usage | [.prompt_tokens, .total_tokens]' '[16,16]'
+ledger "openai embeddings" "embeddings|openai|openai-embeddings|openai-embeddings|f|200|16|0|0|0|reported"
+
+# models.list: exactly the configured routes the key's patterns allow.
+routes=$(sed -n 's/^\[route \(.*\)\]$/\1/p' "$TG_TMP/tollgate.conf" | grep -vx '\*' | sort)
+allowed=$(while IFS= read -r r; do
+	case $r in openai-chat* | claude-*) echo "$r" ;; esac
+done <<<"$routes")
+if [ -n "$allowed" ] && [ "$allowed" != "$routes" ]; then
+	tg_ok "the limited key's patterns allow some routes and not others"
+else
+	tg_not_ok "the limited key's patterns allow some routes and not others" \
+		"routes: $(tr '\n' ' ' <<<"$routes")" \
+		"allowed: $(tr '\n' ' ' <<<"$allowed")"
+fi
+oai "openai models.list, limited key" models "$LIMITED"
+assert_eq "openai models.list, limited key: the routes the key may use" \
+	"$allowed" "$(jq -r '.ids[]?' "$SDK_OUT" | sort)"
+oai "openai models.list" models "$KEY"
+assert_eq "openai models.list: every route" "$routes" \
+	"$(jq -r '.ids[]?' "$SDK_OUT" | sort)"
+
+# Errors: the SDK's own exception classes, with the gateway's message.
+tg_http POST /v1/chat/completions "$BADKEY" "$(tg_chat_body openai-chat)"
+gw_msg=$(jq -c '.error.message' "$TG_BODY" 2>/dev/null)
+SDK_EXPECT_ERROR=1 oai "openai chat, unknown key" chat "$BADKEY" model='"openai-chat"'
+sdk_eq "openai chat, unknown key: AuthenticationError 401" \
+	'[.ok, .error.class, .error.status]' '[false,"AuthenticationError",401]'
+sdk_eq "openai chat, unknown key: the gateway's message" \
+	'.error.body.message | select(type == "string" and length > 0)' "$gw_msg"
+ledger "openai chat, unknown key" "chat/completions|f|401|none|0" "$REFUSAL_COLS"
+
+SDK_EXPECT_ERROR=1 oai "openai chat, unknown model" chat "$KEY" model='"no-such-model"'
+sdk_eq "openai chat, unknown model: NotFoundError 404" \
+	'[.ok, .error.class, .error.status]' '[false,"NotFoundError",404]'
+sdk_eq "openai chat, unknown model: a message" \
+	'.error.body.message | type == "string" and length > 0' true
+ledger "openai chat, unknown model" "chat/completions|f|404|none|0" "$REFUSAL_COLS"
+
+# ---------------------------------------------------------------------------
+# OpenAI SDK, Responses API.
+
+oai "openai responses" responses "$KEY" model='"openai-responses"'
+sdk_eq "openai responses: output_text" .output_text \
+	"$(jq -c -n --arg t "$RESPONSES_TEXT" '$t')"
+sdk_eq "openai responses: usage" \
+	'.usage | [.input_tokens, .output_tokens, .input_tokens_details.cached_tokens, .output_tokens_details.reasoning_tokens]' \
+	'[1320,310,1024,256]'
+ledger "openai responses" "responses|openai|openai-responses|openai-responses|f|200|1320|310|1024|0|reported"
+
+oai "openai responses stream" responses "$KEY" model='"openai-responses"' stream=true
+sdk_eq "openai responses stream: concatenated deltas" .deltas \
+	"$(jq -c -n --arg t "$RESPONSES_STREAM_TEXT" '$t')"
+sdk_eq "openai responses stream: response.completed text" .completed_text \
+	"$(jq -c -n --arg t "$RESPONSES_STREAM_TEXT" '$t')"
+sdk_eq "openai responses stream: response.completed usage" \
+	'[.last_event, .usage.input_tokens, .usage.output_tokens]' \
+	'["response.completed",37,11]'
+ledger "openai responses stream" "responses|openai|openai-responses|openai-responses|t|200|37|11|0|0|reported"
+
+# ---------------------------------------------------------------------------
+# AzureOpenAI client: /openai/deployments/{deployment}/...?api-version=,
+# the key in the api-key header.
+
+azure() {		# azure DESC KEY [name=json...]
+	local desc=$1 key=$2
+	shift 2
+	sdk "$desc" openai "$(sdk_args azure_chat "" "$key" \
+		endpoint="$(jq -n -c --arg u "$TG_URL" '$u')" \
+		api_version='"2024-10-21"' deployment='"azure-openai-chat"' "$@")"
+}
+
+azure "azure chat" "$KEY"
+sdk_eq "azure chat: content" .content "$(jq -c -n --arg t "$AZURE_TEXT" '$t')"
+sdk_eq "azure chat: usage" '.usage | [.prompt_tokens, .completion_tokens]' '[48,112]'
+ledger "azure chat" "chat/completions|azure|azure-openai-chat|azure-openai-chat|f|200|48|112|0|0|reported"
+
+azure "azure chat stream, include_usage" "$KEY" stream=true include_usage=true
+sdk_eq "azure chat stream, include_usage: concatenated deltas" .content \
+	"$(jq -c -n --arg t "$AZURE_STREAM_TEXT" '$t')"
+sdk_eq "azure chat stream, include_usage: the final chunk has the usage" \
+	'[.usage_chunks, (.last_chunk_usage | .prompt_tokens, .completion_tokens)]' '[1,22,8]'
+ledger "azure chat stream, include_usage" \
+	"chat/completions|azure|azure-openai-chat|azure-openai-chat|t|200|22|8|0|0|reported"
+
+azure "azure chat stream, no stream_options" "$KEY" stream=true
+sdk_eq "azure chat stream, no stream_options: concatenated deltas" .content \
+	"$(jq -c -n --arg t "$AZURE_STREAM_TEXT" '$t')"
+sdk_eq "azure chat stream, no stream_options: no chunk has usage" .usage_chunks 0
+ledger "azure chat stream, no stream_options" \
+	"chat/completions|azure|azure-openai-chat|azure-openai-chat|t|200|22|8|0|0|reported"
+
+# ---------------------------------------------------------------------------
+# Anthropic SDK, same format.
+
+ant "anthropic messages" messages "$KEY" model='"anthropic-messages"'
+sdk_eq "anthropic messages: text" .text "$(jq -c -n --arg t "$ANTHROPIC_TEXT" '$t')"
+sdk_eq "anthropic messages: stop_reason" .stop_reason '"end_turn"'
+sdk_eq "anthropic messages: usage" \
+	'.usage | [.input_tokens, .output_tokens, .cache_read_input_tokens, .cache_creation_input_tokens]' \
+	'[50,120,2048,0]'
+ledger "anthropic messages" "messages|anthropic|anthropic-messages|anthropic-messages|f|200|2098|120|2048|0|reported"
+
+ant "anthropic messages.stream()" messages "$KEY" model='"anthropic-messages"' \
+	stream='"helper"'
+sdk_eq "anthropic messages.stream(): final message text" .text \
+	"$(jq -c -n --arg t "$ANTHROPIC_STREAM_TEXT" '$t')"
+sdk_eq "anthropic messages.stream(): text events" .text_events \
+	"$(jq -c -n --arg t "$ANTHROPIC_STREAM_TEXT" '$t')"
+sdk_eq "anthropic messages.stream(): stop_reason and usage" \
+	'[.stop_reason, (.usage | .input_tokens, .output_tokens, .cache_creation_input_tokens)]' \
+	'["end_turn",25,42,1500]'
+ledger "anthropic messages.stream()" \
+	"messages|anthropic|anthropic-messages|anthropic-messages|t|200|1525|42|0|1500|reported"
+
+ant "anthropic create(stream)" messages "$KEY" model='"anthropic-messages"' \
+	stream='"raw"'
+sdk_eq "anthropic create(stream): events and text" '[.first_event, .last_event, .text]' \
+	"$(jq -c -n --arg t "$ANTHROPIC_STREAM_TEXT" '["message_start","message_stop",$t]')"
+sdk_eq "anthropic create(stream): message_delta usage" \
+	'[.stop_reason, .delta_usage.output_tokens, .start_usage.input_tokens]' '["end_turn",42,25]'
+ledger "anthropic create(stream)" \
+	"messages|anthropic|anthropic-messages|anthropic-messages|t|200|1525|42|0|1500|reported"
+
+ant "anthropic models.list" models "$KEY"
+assert_eq "anthropic models.list: every route" "$routes" \
+	"$(jq -r '.ids[]?' "$SDK_OUT" | sort)"
+
+curl -sS -o "$TG_TMP/ant401.json" --max-time 10 -H "x-api-key: $BADKEY" \
+	-H 'anthropic-version: 2023-06-01' -H 'Content-Type: application/json' \
+	--data-binary '{"model":"anthropic-messages","max_tokens":16,"messages":[{"role":"user","content":"hi"}]}' \
+	"$TG_URL/v1/messages"
+gw_msg=$(jq -c '.error.message' "$TG_TMP/ant401.json" 2>/dev/null)
+SDK_EXPECT_ERROR=1 ant "anthropic messages, unknown key" messages "$BADKEY" \
+	model='"anthropic-messages"'
+sdk_eq "anthropic messages, unknown key: AuthenticationError 401, Anthropic's shape" \
+	'[.ok, .error.class, .error.status, .error.body.type, .error.body.error.type]' \
+	'[false,"AuthenticationError",401,"error","authentication_error"]'
+sdk_eq "anthropic messages, unknown key: the gateway's message" \
+	'.error.body.error.message | select(type == "string" and length > 0)' "$gw_msg"
+ledger "anthropic messages, unknown key" "messages|f|401|none|0" "$REFUSAL_COLS"
+
+SDK_EXPECT_ERROR=1 ant "anthropic messages, unknown model" messages "$KEY" \
+	model='"no-such-model"'
+sdk_eq "anthropic messages, unknown model: NotFoundError 404, Anthropic's shape" \
+	'[.ok, .error.class, .error.status, .error.body.type, .error.body.error.type]' \
+	'[false,"NotFoundError",404,"error","not_found_error"]'
+ledger "anthropic messages, unknown model" "messages|f|404|none|0" "$REFUSAL_COLS"
+
+# ---------------------------------------------------------------------------
+# Across formats: the client's wire is translated, the provider's counts
+# are metered.
+
+oai "openai chat to anthropic" chat "$KEY" model='"claude-via-openai"'
+sdk_eq "openai chat to anthropic: content" .content \
+	"$(jq -c -n --arg t "$ANTHROPIC_TEXT" '$t')"
+sdk_eq "openai chat to anthropic: finish_reason" .finish_reason '"stop"'
+sdk_eq "openai chat to anthropic: usage (prompt = input + cache read + cache write)" \
+	'.usage | [.prompt_tokens, .completion_tokens, .total_tokens]' '[2098,120,2218]'
+ledger "openai chat to anthropic" \
+	"chat/completions|anthropic|anthropic-messages|claude-via-openai|f|200|2098|120|2048|0|reported"
+
+oai "openai chat stream to anthropic, include_usage" chat "$KEY" \
+	model='"claude-via-openai"' stream=true include_usage=true
+sdk_eq "openai chat stream to anthropic, include_usage: concatenated deltas" .content \
+	"$(jq -c -n --arg t "$ANTHROPIC_STREAM_TEXT" '$t')"
+sdk_eq "openai chat stream to anthropic, include_usage: finish_reason" .finish_reason '"stop"'
+sdk_eq "openai chat stream to anthropic, include_usage: the final chunk has the usage" \
+	'[.usage_chunks, (.last_chunk_usage | .prompt_tokens, .completion_tokens)]' '[1,1525,42]'
+ledger "openai chat stream to anthropic, include_usage" \
+	"chat/completions|anthropic|anthropic-messages|claude-via-openai|t|200|1525|42|0|1500|reported"
+
+oai "openai chat stream to anthropic, no stream_options" chat "$KEY" \
+	model='"claude-via-openai"' stream=true
+sdk_eq "openai chat stream to anthropic, no stream_options: concatenated deltas" .content \
+	"$(jq -c -n --arg t "$ANTHROPIC_STREAM_TEXT" '$t')"
+sdk_eq "openai chat stream to anthropic, no stream_options: no chunk has usage" \
+	.usage_chunks 0
+ledger "openai chat stream to anthropic, no stream_options" \
+	"chat/completions|anthropic|anthropic-messages|claude-via-openai|t|200|1525|42|0|1500|reported"
+
+ant "anthropic messages to openai" messages "$KEY" model='"gpt-via-anthropic"'
+sdk_eq "anthropic messages to openai: text" .text "$(jq -c -n --arg t "$OPENAI_TEXT" '$t')"
+sdk_eq "anthropic messages to openai: stop_reason" .stop_reason '"end_turn"'
+sdk_eq "anthropic messages to openai: usage (output, all input)" \
+	'.usage | [.output_tokens, .input_tokens + (.cache_read_input_tokens // 0) + (.cache_creation_input_tokens // 0)]' \
+	'[85,1200]'
+ledger "anthropic messages to openai" \
+	"messages|openai|openai-chat|gpt-via-anthropic|f|200|1200|85|1024|0|reported"
+
+ant "anthropic messages.stream() to openai" messages "$KEY" \
+	model='"gpt-via-anthropic"' stream='"helper"'
+sdk_eq "anthropic messages.stream() to openai: final message text" .text \
+	"$(jq -c -n --arg t "$OPENAI_STREAM_TEXT" '$t')"
+sdk_eq "anthropic messages.stream() to openai: stop_reason and output tokens" \
+	'[.stop_reason, .usage.output_tokens]' '["end_turn",9]'
+ledger "anthropic messages.stream() to openai" \
+	"messages|openai|openai-chat|gpt-via-anthropic|t|200|25|9|0|0|reported"
+
+# Tool calls, OpenAI client to an Anthropic provider. The fixtures live in
+# tests/fixtures/extra, which the mock searches after the providers' folder.
+EXTRA=$FIXTURES/../extra
+TOOLS='[{"type":"function","function":{"name":"get_weather","description":"Current weather in a city","parameters":{"type":"object","properties":{"location":{"type":"string"}},"required":["location"]}}}]'
+
+# Prints a fixture's tool calls as the OpenAI client should see them, and its
+# text and usage: {"calls":[{id,name,input}],"text","prompt","completion"}.
+tools_expected_json() {
+	jq -S -c '{calls: [.content[] | select(.type == "tool_use") | {id, name, input}],
+		text: ([.content[] | select(.type == "text") | .text] | join("")),
+		prompt: (.usage | .input_tokens + (.cache_creation_input_tokens // 0) + (.cache_read_input_tokens // 0)),
+		cached: (.usage.cache_read_input_tokens // 0),
+		cache_write: (.usage.cache_creation_input_tokens // 0),
+		completion: .usage.output_tokens, stop: .stop_reason}' "$1"
+}
+tools_expected_sse() {
+	sse_events "$1" | jq -S -c '. as $ev
+		| {calls: [$ev[] | select(.type == "content_block_start" and .content_block.type == "tool_use")
+			| .index as $i
+			| {id: .content_block.id, name: .content_block.name,
+			   input: ([$ev[] | select(.type == "content_block_delta" and .index == $i
+				and .delta.type == "input_json_delta") | .delta.partial_json]
+				| join("") | if . == "" then {} else fromjson end)}],
+		   text: ([$ev[] | select(.type == "content_block_delta") | .delta.text // empty] | join("")),
+		   prompt: ([$ev[] | select(.type == "message_start") | .message.usage
+			| .input_tokens + (.cache_creation_input_tokens // 0) + (.cache_read_input_tokens // 0)] | last),
+		   cached: ([$ev[] | select(.type == "message_start") | .message.usage.cache_read_input_tokens // 0] | last),
+		   cache_write: ([$ev[] | select(.type == "message_start") | .message.usage.cache_creation_input_tokens // 0] | last),
+		   completion: ([$ev[] | select(.type == "message_delta") | .usage.output_tokens] | last),
+		   stop: ([$ev[] | select(.type == "message_delta") | .delta.stop_reason] | last)}'
+}
+# What the SDK parsed, in the same shape.
+TOOLS_GOT='{calls: [.tool_calls[]? | {id, name, input: ((.arguments | fromjson?) // .arguments)}],
+	text: (.content // "")}'
+
+# tools_case LABEL EXPECTED_JSON json|stream : the OpenAI client asks with
+# tools, non-streamed or streamed with include_usage.
+tools_case() {
+	local label=$1 want=$2 mode=$3 usage=.usage
+	local -a more=()
+	if [ "$mode" = stream ]; then
+		more=(stream=true include_usage=true)
+		usage=.last_chunk_usage
+	fi
+	oai "$label" chat "$KEY" model='"claude-tools-via-openai"' tools="$TOOLS" "${more[@]}"
+	assert_eq "$label: tool calls and text" \
+		"$(jq -S -c '{calls, text}' <<<"$want")" \
+		"$(jq -S -c "$TOOLS_GOT" "$SDK_OUT" 2>&1)"
+	sdk_eq "$label: tool_calls are functions" '[.tool_calls[]?.type] | unique' '["function"]'
+	sdk_eq "$label: finish_reason" .finish_reason \
+		"$(jq -c 'if .stop == "tool_use" then "tool_calls" else "stop" end' <<<"$want")"
+	sdk_eq "$label: usage" "$usage | [.prompt_tokens, .completion_tokens]" \
+		"$(jq -c '[.prompt, .completion]' <<<"$want")"
+	ledger "$label" "chat/completions|anthropic|anthropic-tools|claude-tools-via-openai|$([ "$mode" = stream ] && echo t || echo f)|200|$(jq -r '"\(.prompt)|\(.completion)|\(.cached)|\(.cache_write)"' <<<"$want")|reported"
+}
+
+for f in anthropic-tools.json anthropic-tools-stream.sse; do
+	if [ ! -f "$EXTRA/$f" ]; then
+		tg_not_ok "tool-call fixture $f exists" "not found in $EXTRA"
+	fi
+done
+if [ -f "$EXTRA/anthropic-tools.json" ]; then
+	tools_case "openai chat with tools to anthropic" \
+		"$(tools_expected_json "$EXTRA/anthropic-tools.json")" json
+fi
+if [ -f "$EXTRA/anthropic-tools-stream.sse" ]; then
+	tools_case "openai chat stream with tools to anthropic" \
+		"$(tools_expected_sse "$EXTRA/anthropic-tools-stream.sse")" stream
+fi
+
+tg_done
