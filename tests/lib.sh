@@ -881,3 +881,19 @@ tg_stream_abort() {
 	TG_EVENTS=$(grep -c '^data:' "$TG_BODY")
 	TG_RID=$(tg_header x-request-id)
 }
+
+# ---------------------------------------------------------------------------
+# Helpers for provider wires and fallback.
+
+# tg_mock_tried NAME [FIELD] : prints the mock's counter FIELD (requests,
+# served or failed; default requests) for fixture name NAME (body model or
+# Azure deployment) since the last reset; 0 when it was never asked for.
+tg_mock_tried() {
+	tg_mock_stats | jq -r --arg m "$1" --arg f "${2:-requests}" \
+		'.by_model[$m][$f] // 0'
+}
+
+# tg_sse_first_events FILE N : prints the first N events of an SSE file.
+tg_sse_first_events() {
+	awk -v n="$2" 'BEGIN { RS = ""; ORS = "\n\n" } NR <= n { print }' "$1"
+}

@@ -4,18 +4,40 @@
  * Principle: the mock replays the recorded fixtures byte for byte, so what a
  * test sees through the gateway can be compared with the fixture file, and
  * it misbehaves only when told to. A request names its fixture through the
- * "model" field of its JSON body: model M is served from DIR/M.sse (always a
- * stream) when that file exists, else from DIR/M-stream.sse when the body
- * asks for "stream":true, else from DIR/M.json. A model whose name contains
+ * "model" field of its JSON body (an Azure request through its deployment,
+ * see below): model M is served from DIR/M.sse (always a stream) when that
+ * file exists, else from DIR/M-stream.sse when the body asks for
+ * "stream":true, else from DIR/M.json. A model whose name contains
  * "-error-" is an error fixture: DIR/M.json with the HTTP status named by
  * the first 3-digit number after "-error-" (429 when there is none).
+ * Fixtures are looked up in every --fixtures DIR in the order given; with a
+ * single --fixtures DIR, DIR/../extra is searched after it when it exists.
+ *
+ * The path says which provider's wire a request speaks; answers, refusals
+ * and injected failures take that provider's shapes:
+ *   .../openai/deployments/D/chat/completions, .../completions and
+ *   .../embeddings   Azure OpenAI. The fixture is deployment D (the body's
+ *            "model" is optional and ignored). Without an api-key header:
+ *            401 with azure-openai-error-401.json; without an api-version
+ *            query parameter: 400. An api-version older than
+ *            2024-09-01-preview (the date part compared) rejects a body
+ *            that has "stream_options" with 400, as Azure did.
+ *   .../messages   Anthropic Messages. Without an x-api-key or an
+ *            anthropic-version header: 401 with anthropic-error-401.json.
+ *            Errors are {"type":"error","error":{"type":T,"message":M}}.
+ *   .../responses  OpenAI Responses.
+ *   anything else ending in /chat/completions, /completions or
+ *            /embeddings: OpenAI and the OpenAI-compatible providers.
  *
  * The one deliberate change to the bytes copies real providers: OpenAI,
- * Azure OpenAI, DashScope and Qianfan send usage in a stream only when the
- * request carries "stream_options":{"include_usage":true}. Without it the
- * usage-only event (empty "choices" and a "usage" object) is dropped and
- * any other "usage" object is removed from its event, which is then
- * re-serialized; every other event stays exact.
+ * Azure OpenAI, DashScope and Qianfan send usage in a chat or completions
+ * stream only when the request carries "stream_options":{"include_usage":
+ * true}. Without it the usage-only event (empty "choices" and a "usage"
+ * object) is dropped and any other "usage" object is removed from its
+ * event, which is then re-serialized; every other event stays exact. This
+ * applies to every Azure request and to OpenAI-wire requests for models
+ * named openai-*, azure-openai-*, dashscope-* and qianfan-*; Anthropic and
+ * Responses streams always carry their usage.
  *
  * Streams go out with chunked transfer encoding, one SSE event per chunk,
  * paced by event timers so one thread serves many slow streams at once.
@@ -34,7 +56,11 @@
  *   fail             failure to inject, one of:
  *     none   answer from the fixture
  *     500    answer 500 with an OpenAI-shaped error, before any other byte
+ *            (Anthropic: {"type":"error","error":{"type":"api_error",
+ *            "message":"Internal server error"}})
  *     429    answer openai-error-429.json with 429 and Retry-After: 1
+ *            (Anthropic: anthropic-error-429.json; Azure:
+ *            azure-openai-error-429.json)
  *     hang   never answer; wait for the peer to leave
  *     cut    send cut_after events (half of a JSON body), then close the
  *            connection without ending the response
@@ -46,12 +72,26 @@
  *            processing your request.","type":"server_error","param":null,
  *            "code":null}} and end the response there, without [DONE], as
  *            OpenAI does when it fails mid-stream; a JSON answer gets that
- *            error body with status 500 instead
+ *            error body with status 500 instead. Anthropic: the event
+ *            "event: error" with data {"type":"error","error":{"type":
+ *            "overloaded_error","message":"Overloaded"}} (a JSON answer:
+ *            500 with the api_error body above). Responses: "event: error"
+ *            with data {"type":"error","code":"server_error","message":
+ *            ...,"param":null}
  *   cut_after        events sent before cut, stall or error (default 2); a
  *                    stream with fewer events than that ends normally
  *   fail_times       requests the failure applies to (-1: until changed)
+ *   fail_model       the failure applies only to requests for this fixture
+ *                    name (body model or Azure deployment); requests for
+ *                    other names are served normally and do not count
+ *                    against fail_times. "" or null: every request. A
+ *                    config that sets "fail" without "fail_model" clears it.
+ * Refusals of the wire checks (missing credentials, api-version) happen
+ * before any injected failure and do not consume one.
  * POST /_mock/reset restores the start-up knobs and zeroes the counters.
- * GET /_mock/last_request returns the last model request received.
+ * GET /_mock/last_request returns the last model request received: method,
+ * path, query (null when none), wire (openai, azure, anthropic, responses),
+ * every header as sent (names in lower case, nothing redacted) and body.
  * POST /_mock/blackhole returns {"port":N}: a local port whose listen queue
  * is kept full and never accepted, so a connection attempt to it neither
  * succeeds nor fails until the connecting side gives up (the same port on
@@ -67,7 +107,10 @@
  * finished last (null before the first): "what" (method, path, model),
  * "status" (0 when no response was started), "end" (why it ended, as
  * logged), "events_sent" (stream events handed to the connection) and
- * "events_total" (events in the stream it was answering from).
+ * "events_total" (events in the stream it was answering from). "by_model"
+ * has the same counters per fixture name (body model or Azure deployment,
+ * "-" when the request named none): {"NAME":{"requests":n,"served":m,
+ * "failed":k}}, so a test can see which targets a gateway tried.
  *
  * The peer's leaving is noticed when a write fails, and also while nothing
  * is being written: during latency_ms, hang and stall a watch on the socket
@@ -100,6 +143,26 @@
 
 #define MOCK_MAX_FIXTURE	(256 * 1024 * 1024)
 #define MOCK_DEFAULT_CUT_AFTER	2
+#define MOCK_MAX_DIRS		8
+#define MOCK_MAX_NAME		200	/* longest fixture name */
+
+/* The provider wire a request speaks, told by its path. */
+enum mock_wire {
+	WIRE_OPENAI,	/* OpenAI and the OpenAI-compatible providers */
+	WIRE_AZURE,	/* Azure OpenAI deployment paths */
+	WIRE_ANTHROPIC,	/* Anthropic Messages */
+	WIRE_RESPONSES,	/* OpenAI Responses */
+};
+
+static const char *const wire_names[] = {
+	[WIRE_OPENAI] = "openai",
+	[WIRE_AZURE] = "azure",
+	[WIRE_ANTHROPIC] = "anthropic",
+	[WIRE_RESPONSES] = "responses",
+};
+
+/* The oldest Azure api-version (date part) that takes stream_options. */
+#define AZURE_STREAM_OPTIONS_SINCE	"2024-09-01"
 
 enum mock_fail {
 	FAIL_NONE,
@@ -127,12 +190,26 @@ static const char *const fail_names[] = {
 #define MOCK_MIDSTREAM_ERROR \
 	"The server had an error while processing your request."
 
+/* What Anthropic says for a 500, and in the middle of a stream. */
+#define ANTHROPIC_500 \
+	"{\"type\":\"error\",\"error\":{\"type\":\"api_error\"," \
+	"\"message\":\"Internal server error\"}}"
+#define ANTHROPIC_MIDSTREAM_ERROR \
+	"{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\"," \
+	"\"message\":\"Overloaded\"}}"
+
+/* What old Azure api-versions say about stream_options. */
+#define AZURE_NO_STREAM_OPTIONS \
+	"{\"error\":{\"code\":\"400\",\"message\":\"Unrecognized request " \
+	"argument supplied: stream_options\"}}"
+
 struct mock_config {
 	int mc_latency_ms;
 	int mc_chunk_delay_ms;
 	enum mock_fail mc_fail;
 	int mc_cut_after;
 	int mc_fail_times;	/* -1: until changed */
+	char mc_fail_model[MOCK_MAX_NAME + 1];	/* "": every model */
 };
 
 struct mock_stats {
@@ -141,6 +218,17 @@ struct mock_stats {
 	long ms_failed;
 	long ms_client_left;
 };
+
+/* Counters of one fixture name, for "by_model" in /_mock/stats. */
+struct model_stats {
+	SLIST_ENTRY(model_stats) mm_link;
+	long mm_requests;
+	long mm_served;
+	long mm_failed;
+	char mm_name[MOCK_MAX_NAME + 1];
+};
+
+SLIST_HEAD(model_stats_list, model_stats);
 
 /* The model request that finished last, for /_mock/stats. */
 struct mock_last {
@@ -189,6 +277,8 @@ struct mock_req {
 	int mr_retry_after;	/* add Retry-After: 1 */
 	int mr_failed;	/* not answered from a fixture */
 	int mr_delay_ms;	/* between stream events */
+	enum mock_wire mr_wire;
+	char mr_model[MOCK_MAX_NAME + 1];	/* fixture name, "-": none */
 	char *mr_body;		/* owned */
 	size_t mr_len;
 	struct mr_span *mr_events;	/* owned; SSE only */
@@ -202,11 +292,14 @@ TAILQ_HEAD(mock_req_list, mock_req);
 static struct {
 	struct event_base *base;
 	struct evhttp *http;
-	const char *fixtures;
+	const char *fixtures[MOCK_MAX_DIRS];
+	int nfixtures;
+	char *extra_dir;	/* owned; DIR/../extra when searched */
 	int quiet;
 	struct mock_config defaults;
 	struct mock_config cfg;
 	struct mock_stats stats;
+	struct model_stats_list by_model;
 	struct mock_last last;
 	long in_flight;
 	evutil_socket_t blackhole[2];	/* listener, the connection filling it */
@@ -329,17 +422,17 @@ reply_error(struct evhttp_request *req, int status, const char *message,
 	free(body);
 }
 
-/* Reads DIR/name into a new buffer; returns NULL when the file does not
+/* Reads dir/name into a new buffer; returns NULL when the file does not
  * exist or cannot be read. Caller frees. */
 static char *
-fixture_read(const char *name, size_t *lenp)
+fixture_read_in(const char *dir, const char *name, size_t *lenp)
 {
 	char path[PATH_MAX];
 	struct stat st;
 	FILE *f;
 	char *buf;
 
-	if (snprintf(path, sizeof(path), "%s/%s", srv.fixtures, name) >=
+	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >=
 	    (int)sizeof(path))
 		return NULL;
 	f = fopen(path, "rb");
@@ -362,6 +455,118 @@ fixture_read(const char *name, size_t *lenp)
 fail:
 	fclose(f);
 	return NULL;
+}
+
+/* Reads fixture file name from the first fixture directory that has it;
+ * returns NULL when none has. Caller frees. */
+static char *
+fixture_read(const char *name, size_t *lenp)
+{
+	char *buf;
+	int i;
+
+	for (i = 0; i < srv.nfixtures; i++) {
+		buf = fixture_read_in(srv.fixtures[i], name, lenp);
+		if (buf != NULL)
+			return buf;
+	}
+	return NULL;
+}
+
+/* Returns a new JSON error body in the shape of the wire's provider, for a
+ * refusal or failure of the mock itself; caller frees. The OpenAI shape
+ * takes type, param and code (NULL: null); Anthropic's type follows the
+ * status as Anthropic's does; Azure names the status in "code". */
+static char *
+wire_error_json(enum mock_wire wire, int status, const char *message,
+    const char *type, const char *param, const char *code)
+{
+	cJSON *root, *err;
+	const char *atype;
+	char num[16];
+	char *out;
+
+	switch (wire) {
+	case WIRE_OPENAI:
+	case WIRE_RESPONSES:
+		break;
+	case WIRE_ANTHROPIC:
+		switch (status) {
+		case 400: atype = "invalid_request_error"; break;
+		case 401: atype = "authentication_error"; break;
+		case 403: atype = "permission_error"; break;
+		case 404: atype = "not_found_error"; break;
+		case 413: atype = "request_too_large"; break;
+		case 429: atype = "rate_limit_error"; break;
+		case 529: atype = "overloaded_error"; break;
+		default: atype = "api_error"; break;
+		}
+		root = cJSON_CreateObject();
+		cJSON_AddStringToObject(root, "type", "error");
+		err = cJSON_AddObjectToObject(root, "error");
+		cJSON_AddStringToObject(err, "type", atype);
+		cJSON_AddStringToObject(err, "message", message);
+		goto print;
+	case WIRE_AZURE:
+		snprintf(num, sizeof(num), "%d", status);
+		root = cJSON_CreateObject();
+		err = cJSON_AddObjectToObject(root, "error");
+		cJSON_AddStringToObject(err, "code", code != NULL ? code : num);
+		cJSON_AddStringToObject(err, "message", message);
+		goto print;
+	}
+	return error_json(message, type, param, code);
+print:
+	out = cJSON_PrintUnformatted(root);
+	cJSON_Delete(root);
+	if (out == NULL)
+		abort();
+	return out;
+}
+
+/* Returns a copy of a constant body; caller frees. */
+static char *
+body_dup(const char *s)
+{
+	char *p = strdup(s);
+
+	if (p == NULL)
+		abort();
+	return p;
+}
+
+/*
+ * Returns the wire a model path speaks. An Azure deployment path also
+ * gives its deployment, copied to dep (size bytes); "" otherwise.
+ */
+static enum mock_wire
+wire_of(const char *path, char *dep, size_t size)
+{
+	static const char *const azure_ops[] = {
+		"chat/completions", "completions", "embeddings",
+	};
+	const char *p = strstr(path, "/openai/deployments/"), *slash = NULL;
+	size_t n = strlen(path), i;
+
+	dep[0] = '\0';
+	if (p != NULL) {
+		p += strlen("/openai/deployments/");
+		slash = strchr(p, '/');
+	}
+	if (slash != NULL && slash > p && (size_t)(slash - p) < size) {
+		for (i = 0; i < sizeof(azure_ops) / sizeof(azure_ops[0]); i++) {
+			if (strcmp(slash + 1, azure_ops[i]) != 0)
+				continue;
+			memcpy(dep, p, (size_t)(slash - p));
+			dep[slash - p] = '\0';
+			return WIRE_AZURE;
+		}
+	}
+	if (n >= 9 && strcmp(path + n - 9, "/messages") == 0)
+		return WIRE_ANTHROPIC;
+	if (n >= 10 && strcmp(path + n - 10, "/responses") == 0)
+		return WIRE_RESPONSES;
+	return WIRE_OPENAI;
 }
 
 /* Returns whether a model name is safe to use as a file name. */
@@ -546,6 +751,38 @@ mr_split_events(struct mock_req *mr)
 	}
 }
 
+/* Returns the counters of a fixture name; creates them when create is set,
+ * else returns NULL for a name not seen since the last reset. */
+static struct model_stats *
+model_stats_of(const char *name, int create)
+{
+	struct model_stats *m;
+
+	SLIST_FOREACH(m, &srv.by_model, mm_link)
+		if (strcmp(m->mm_name, name) == 0)
+			return m;
+	if (!create)
+		return NULL;
+	m = calloc(1, sizeof(*m));
+	if (m == NULL)
+		abort();
+	snprintf(m->mm_name, sizeof(m->mm_name), "%s", name);
+	SLIST_INSERT_HEAD(&srv.by_model, m, mm_link);
+	return m;
+}
+
+/* Forgets every fixture name's counters. */
+static void
+model_stats_clear(void)
+{
+	struct model_stats *m;
+
+	while ((m = SLIST_FIRST(&srv.by_model)) != NULL) {
+		SLIST_REMOVE_HEAD(&srv.by_model, mm_link);
+		free(m);
+	}
+}
+
 /* Ends a model request: logs the reason, counts it and frees its state. The
  * evhttp request is not touched; the caller has replied to it, or evhttp
  * frees it with its connection. */
@@ -553,11 +790,17 @@ static void
 mr_finish(struct mock_req *mr, int ok, const char *reason)
 {
 	struct mock_last *l = &srv.last;
+	struct model_stats *m = model_stats_of(mr->mr_model, 0);
 
 	if (ok && !mr->mr_failed)
 		srv.stats.ms_served++;
 	else
 		srv.stats.ms_failed++;
+	/* A reset while the request ran forgot its name: count nothing. */
+	if (m != NULL && ok && !mr->mr_failed)
+		m->mm_served++;
+	else if (m != NULL)
+		m->mm_failed++;
 	l->ml_seen = 1;
 	l->ml_status = mr->mr_status;
 	snprintf(l->ml_what, sizeof(l->ml_what), "%s", mr->mr_what);
@@ -842,12 +1085,23 @@ mr_cut_short(struct mock_req *mr)
 		return;
 	case CUT_ERROR:
 		/* One chunk, as every other event. */
-		err = error_json(MOCK_MIDSTREAM_ERROR, "server_error", NULL,
-		    NULL);
-		ev = malloc(strlen(err) + 9);
+		if (mr->mr_wire == WIRE_ANTHROPIC) {
+			err = body_dup(ANTHROPIC_MIDSTREAM_ERROR);
+		} else if (mr->mr_wire == WIRE_RESPONSES) {
+			err = body_dup("{\"type\":\"error\",\"code\":"
+			    "\"server_error\",\"message\":\""
+			    MOCK_MIDSTREAM_ERROR "\",\"param\":null}");
+		} else {
+			err = error_json(MOCK_MIDSTREAM_ERROR, "server_error",
+			    NULL, NULL);
+		}
+		ev = malloc(strlen(err) + 24);
 		if (ev == NULL)
 			abort();
-		n = (size_t)sprintf(ev, "data: %s\n\n", err);
+		/* Anthropic and Responses name their error events. */
+		n = (size_t)sprintf(ev, "%sdata: %s\n\n",
+		    mr->mr_wire == WIRE_ANTHROPIC ||
+		    mr->mr_wire == WIRE_RESPONSES ? "event: error\n" : "", err);
 		mr_send(mr, ev, n);
 		free(ev);
 		free(err);
@@ -857,15 +1111,18 @@ mr_cut_short(struct mock_req *mr)
 	}
 }
 
-/* Takes the failure to inject into the next model request, counting down
- * fail_times. */
+/* Takes the failure to inject into the next model request for fixture
+ * name model, counting down fail_times. */
 static enum mock_fail
-take_fail(void)
+take_fail(const char *model)
 {
 	enum mock_fail f = srv.cfg.mc_fail;
 
 	if (f == FAIL_NONE)
 		return f;
+	if (srv.cfg.mc_fail_model[0] != '\0' &&
+	    strcmp(srv.cfg.mc_fail_model, model) != 0)
+		return FAIL_NONE;
 	if (srv.cfg.mc_fail_times > 0 && --srv.cfg.mc_fail_times == 0)
 		srv.cfg.mc_fail = FAIL_NONE;
 	return f;
@@ -873,7 +1130,8 @@ take_fail(void)
 
 /* Records a request as the last model request received. */
 static void
-record_request(struct evhttp_request *req, const char *body, size_t len)
+record_request(struct evhttp_request *req, enum mock_wire wire,
+    const char *body, size_t len)
 {
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	struct evkeyval *kv;
@@ -900,6 +1158,7 @@ record_request(struct evhttp_request *req, const char *body, size_t len)
 		cJSON_AddStringToObject(root, "query", query);
 	else
 		cJSON_AddNullToObject(root, "query");
+	cJSON_AddStringToObject(root, "wire", wire_names[wire]);
 	headers = cJSON_AddObjectToObject(root, "headers");
 	TAILQ_FOREACH(kv, evhttp_request_get_input_headers(req), next) {
 		for (i = 0; kv->key[i] != '\0' && i < sizeof(name) - 1; i++)
@@ -940,7 +1199,8 @@ record_request(struct evhttp_request *req, const char *body, size_t len)
 /* Creates the state of a model request (freed by mr_finish) and makes it
  * live; its end is tied to the connection's close. */
 static struct mock_req *
-mr_new(struct evhttp_request *req, const char *what)
+mr_new(struct evhttp_request *req, enum mock_wire wire, const char *model,
+    const char *what)
 {
 	struct mock_req *mr = calloc(1, sizeof(*mr));
 
@@ -953,6 +1213,8 @@ mr_new(struct evhttp_request *req, const char *what)
 		abort();
 	mr->mr_status = 200;
 	mr->mr_delay_ms = srv.cfg.mc_chunk_delay_ms;
+	mr->mr_wire = wire;
+	snprintf(mr->mr_model, sizeof(mr->mr_model), "%s", model);
 	snprintf(mr->mr_what, sizeof(mr->mr_what), "%s", what);
 	TAILQ_INSERT_TAIL(&srv.live, mr, mr_link);
 	srv.in_flight++;
@@ -971,29 +1233,28 @@ mr_set_error(struct mock_req *mr, int status, char *body)
 	mr->mr_cut = CUT_NONE;
 }
 
-/* Loads the fixture a parsed request body (borrowed) names into mr; on
- * failure sets an error reply instead. */
+/* Loads the fixture named m (NULL: the request named none) into mr, for a
+ * parsed request body root (borrowed); on failure sets an error reply in
+ * the shape of mr's wire instead. */
 static void
-mr_load_fixture(struct mock_req *mr, const cJSON *root)
+mr_load_fixture(struct mock_req *mr, const cJSON *root, const char *m)
 {
-	const cJSON *model, *so;
+	const cJSON *so;
 	char name[PATH_MAX], msg[320];
-	const char *m;
-	int stream, include_usage;
+	int stream, include_usage, strip;
 
 	if (!cJSON_IsObject(root)) {
-		mr_set_error(mr, 400, error_json("mock: request body is not "
-		    "valid JSON", "invalid_request_error", NULL, NULL));
+		mr_set_error(mr, 400, wire_error_json(mr->mr_wire, 400,
+		    "mock: request body is not valid JSON",
+		    "invalid_request_error", NULL, NULL));
 		return;
 	}
-	model = cJSON_GetObjectItemCaseSensitive(root, "model");
-	if (!cJSON_IsString(model)) {
-		mr_set_error(mr, 400, error_json("mock: request has no "
-		    "\"model\" string", "invalid_request_error", "model",
-		    NULL));
+	if (m == NULL) {
+		mr_set_error(mr, 400, wire_error_json(mr->mr_wire, 400,
+		    "mock: request has no \"model\" string",
+		    "invalid_request_error", "model", NULL));
 		return;
 	}
-	m = model->valuestring;
 	stream = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root,
 	    "stream"));
 	so = cJSON_GetObjectItemCaseSensitive(root, "stream_options");
@@ -1020,14 +1281,130 @@ mr_load_fixture(struct mock_req *mr, const cJSON *root)
 	if (mr->mr_body == NULL) {
 		snprintf(msg, sizeof(msg), "mock: no fixture for model %.250s",
 		    m);
-		mr_set_error(mr, 404, error_json(msg, "invalid_request_error",
-		    "model", "model_not_found"));
+		mr_set_error(mr, 404, wire_error_json(mr->mr_wire, 404, msg,
+		    "invalid_request_error", "model", mr->mr_wire ==
+		    WIRE_AZURE ? "DeploymentNotFound" : "model_not_found"));
 		return;
 	}
-	if (mr->mr_sse && !include_usage && usage_on_request(m))
+	switch (mr->mr_wire) {
+	case WIRE_AZURE:
+		strip = 1;
+		break;
+	case WIRE_OPENAI:
+		strip = usage_on_request(m);
+		break;
+	default:
+		strip = 0;
+		break;
+	}
+	if (mr->mr_sse && !include_usage && strip)
 		mr_strip_usage(mr);
 	if (mr->mr_sse)
 		mr_split_events(mr);
+}
+
+/* Returns whether a request header is present and not empty. */
+static int
+has_header(struct evhttp_request *req, const char *name)
+{
+	const char *v = evhttp_find_header(evhttp_request_get_input_headers(
+	    req), name);
+
+	return v != NULL && v[0] != '\0';
+}
+
+/*
+ * The checks a provider makes before it looks at the model: credentials and
+ * protocol version. Returns 0 when the request passes, else sets the
+ * provider's refusal on mr and returns -1.
+ */
+static int
+mr_check_wire(struct mock_req *mr, struct evhttp_request *req,
+    const cJSON *root)
+{
+	const char *query, *ver;
+	struct evkeyvalq params;
+	char *b;
+	size_t n;
+	int rc = 0;
+
+	switch (mr->mr_wire) {
+	case WIRE_OPENAI:
+	case WIRE_RESPONSES:
+		return 0;
+	case WIRE_ANTHROPIC:
+		if (has_header(req, "x-api-key") &&
+		    has_header(req, "anthropic-version"))
+			return 0;
+		b = fixture_read("anthropic-error-401.json", &n);
+		mr_set_error(mr, 401, b != NULL ? b : wire_error_json(
+		    WIRE_ANTHROPIC, 401, "invalid x-api-key", NULL, NULL,
+		    NULL));
+		return -1;
+	case WIRE_AZURE:
+		break;
+	}
+	if (!has_header(req, "api-key")) {
+		b = fixture_read("azure-openai-error-401.json", &n);
+		mr_set_error(mr, 401, b != NULL ? b : wire_error_json(
+		    WIRE_AZURE, 401, "Access denied due to invalid "
+		    "subscription key", NULL, NULL, NULL));
+		return -1;
+	}
+	TAILQ_INIT(&params);
+	query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+	if (query == NULL || evhttp_parse_query_str(query, &params) < 0 ||
+	    (ver = evhttp_find_header(&params, "api-version")) == NULL ||
+	    ver[0] == '\0') {
+		mr_set_error(mr, 400, wire_error_json(WIRE_AZURE, 400,
+		    "Missing required query parameter: api-version", NULL,
+		    NULL, NULL));
+		rc = -1;
+	} else if (strncmp(ver, AZURE_STREAM_OPTIONS_SINCE,
+	    strlen(AZURE_STREAM_OPTIONS_SINCE)) < 0 && cJSON_IsObject(root) &&
+	    cJSON_GetObjectItemCaseSensitive(root, "stream_options") != NULL) {
+		mr_set_error(mr, 400, body_dup(AZURE_NO_STREAM_OPTIONS));
+		rc = -1;
+	}
+	evhttp_clear_headers(&params);
+	return rc;
+}
+
+/* Sets mr's reply to an injected 429: the wire's rate-limit fixture. */
+static void
+mr_set_429(struct mock_req *mr)
+{
+	const char *file;
+	char *b;
+	size_t n;
+
+	switch (mr->mr_wire) {
+	case WIRE_ANTHROPIC: file = "anthropic-error-429.json"; break;
+	case WIRE_AZURE: file = "azure-openai-error-429.json"; break;
+	default: file = "openai-error-429.json"; break;
+	}
+	b = fixture_read(file, &n);
+	if (b == NULL) {
+		b = wire_error_json(mr->mr_wire, 429,
+		    "mock: injected rate limit", "requests", NULL,
+		    "rate_limit_exceeded");
+		n = strlen(b);
+	}
+	mr_set_error(mr, 429, b);
+	mr->mr_len = n;
+	mr->mr_retry_after = 1;
+}
+
+/* Sets mr's reply to the wire's 500 error; message is the OpenAI shape's
+ * (Anthropic's 500 has its own). */
+static void
+mr_set_500(struct mock_req *mr, const char *message)
+{
+	if (mr->mr_wire == WIRE_ANTHROPIC)
+		mr_set_error(mr, 500, body_dup(ANTHROPIC_500));
+	else
+		mr_set_error(mr, 500, error_json(message, "server_error",
+		    NULL, NULL));
 }
 
 /* Handles a request to a model endpoint. */
@@ -1038,44 +1415,45 @@ handle_model(struct evhttp_request *req, const char *path)
 	size_t len = evbuffer_get_length(in);
 	const char *body = (const char *)evbuffer_pullup(in, -1);
 	const cJSON *model, *stream;
+	const char *m = NULL;
 	struct mock_req *mr;
+	enum mock_wire wire;
 	enum mock_fail f;
 	cJSON *root;
-	char what[192];
-	char *b429;
-	size_t n429;
+	char what[192], dep[MOCK_MAX_NAME + 1];
 
 	if (body == NULL)
 		body = "";
+	wire = wire_of(path, dep, sizeof(dep));
 	srv.stats.ms_requests++;
-	record_request(req, body, len);
+	record_request(req, wire, body, len);
 	root = cJSON_ParseWithLength(body, len);
 	model = cJSON_GetObjectItemCaseSensitive(root, "model");
 	stream = cJSON_GetObjectItemCaseSensitive(root, "stream");
+	/* Azure names the model in the path; the body's is ignored. */
+	if (wire == WIRE_AZURE)
+		m = dep;
+	else if (cJSON_IsString(model))
+		m = model->valuestring;
 	snprintf(what, sizeof(what), "POST %.80s model=%.80s%s", path,
-	    cJSON_IsString(model) ? model->valuestring : "-",
-	    cJSON_IsTrue(stream) ? " stream" : "");
-	mr = mr_new(req, what);
+	    m != NULL ? m : "-", cJSON_IsTrue(stream) ? " stream" : "");
+	mr = mr_new(req, wire, m != NULL ? m : "-", what);
+	model_stats_of(mr->mr_model, 1)->mm_requests++;
 
-	switch ((f = take_fail())) {
+	if (mr_check_wire(mr, req, root) < 0) {
+		mr->mr_failed = 1;
+		goto start;
+	}
+	switch ((f = take_fail(mr->mr_model))) {
 	case FAIL_NONE:
 		break;
 	case FAIL_500:
 		mr->mr_failed = 1;
-		mr_set_error(mr, 500, error_json("mock: injected failure",
-		    "server_error", NULL, NULL));
+		mr_set_500(mr, "mock: injected failure");
 		goto start;
 	case FAIL_429:
 		mr->mr_failed = 1;
-		b429 = fixture_read("openai-error-429.json", &n429);
-		if (b429 == NULL) {
-			b429 = error_json("mock: injected rate limit",
-			    "requests", NULL, "rate_limit_exceeded");
-			n429 = strlen(b429);
-		}
-		mr_set_error(mr, 429, b429);
-		mr->mr_len = n429;
-		mr->mr_retry_after = 1;
+		mr_set_429(mr);
 		goto start;
 	case FAIL_HANG:
 		mr->mr_failed = 1;
@@ -1096,14 +1474,13 @@ handle_model(struct evhttp_request *req, const char *path)
 		mr->mr_cut_after = srv.cfg.mc_cut_after;
 		break;
 	}
-	mr_load_fixture(mr, root);
+	mr_load_fixture(mr, root, m);
 	if (mr->mr_status == 404 || mr->mr_status == 400)
 		mr->mr_failed = 1;
 	if (mr->mr_cut == CUT_ERROR && !mr->mr_sse) {
 		/* Not a stream: the provider's error is the whole answer. */
 		free(mr->mr_body);
-		mr_set_error(mr, 500, error_json(MOCK_MIDSTREAM_ERROR,
-		    "server_error", NULL, NULL));
+		mr_set_500(mr, MOCK_MIDSTREAM_ERROR);
 	}
 start:
 	mr->mr_state = MR_WAITING;
@@ -1141,7 +1518,7 @@ handle_config(struct evhttp_request *req)
 	size_t len = evbuffer_get_length(in);
 	const char *body = (const char *)evbuffer_pullup(in, -1);
 	struct mock_config c = srv.cfg;
-	cJSON *root, *fail, *ok;
+	cJSON *root, *fail, *fmodel, *ok;
 	int seen_fail = 0, seen_times, seen;
 	size_t i;
 
@@ -1176,15 +1553,29 @@ handle_config(struct evhttp_request *req)
 		c.mc_fail = (enum mock_fail)i;
 		seen_fail = 1;
 	}
+	fmodel = cJSON_GetObjectItemCaseSensitive(root, "fail_model");
+	if (fmodel != NULL && !cJSON_IsNull(fmodel) &&
+	    (!cJSON_IsString(fmodel) ||
+	    strlen(fmodel->valuestring) > MOCK_MAX_NAME)) {
+		reply_error(req, 400, "mock: fail_model must be a fixture "
+		    "name, \"\" or null", "invalid_request_error");
+		goto out;
+	}
+	if (cJSON_IsString(fmodel))
+		snprintf(c.mc_fail_model, sizeof(c.mc_fail_model), "%s",
+		    fmodel->valuestring);
+	else if (fmodel != NULL || seen_fail)
+		c.mc_fail_model[0] = '\0';
 	if (seen_fail && !seen_times)
 		c.mc_fail_times = -1;
 	if (c.mc_fail_times == 0)
 		c.mc_fail = FAIL_NONE;
 	srv.cfg = c;
 	mock_log("config: latency_ms=%d chunk_delay_ms=%d fail=%s "
-	    "cut_after=%d fail_times=%d", c.mc_latency_ms,
+	    "cut_after=%d fail_times=%d fail_model=%s", c.mc_latency_ms,
 	    c.mc_chunk_delay_ms, fail_names[c.mc_fail], c.mc_cut_after,
-	    c.mc_fail_times);
+	    c.mc_fail_times, c.mc_fail_model[0] != '\0' ? c.mc_fail_model :
+	    "(any)");
 	ok = cJSON_CreateObject();
 	cJSON_AddTrueToObject(ok, "ok");
 	reply_json(req, 200, ok);
@@ -1257,6 +1648,22 @@ blackhole_port(void)
 	return ntohs(sin.sin_port);
 }
 
+/* Adds the counters of every fixture name to root. */
+static void
+add_by_model(cJSON *root)
+{
+	const struct model_stats *m;
+	cJSON *all, *o;
+
+	all = cJSON_AddObjectToObject(root, "by_model");
+	SLIST_FOREACH(m, &srv.by_model, mm_link) {
+		o = cJSON_AddObjectToObject(all, m->mm_name);
+		cJSON_AddNumberToObject(o, "requests", (double)m->mm_requests);
+		cJSON_AddNumberToObject(o, "served", (double)m->mm_served);
+		cJSON_AddNumberToObject(o, "failed", (double)m->mm_failed);
+	}
+}
+
 /* Handles the /_mock/ control endpoints. */
 static void
 handle_control(struct evhttp_request *req, const char *path)
@@ -1271,6 +1678,7 @@ handle_control(struct evhttp_request *req, const char *path)
 	    cmd == EVHTTP_REQ_POST) {
 		srv.cfg = srv.defaults;
 		memset(&srv.stats, 0, sizeof(srv.stats));
+		model_stats_clear();
 		memset(&srv.last, 0, sizeof(srv.last));
 		free(srv.last_request);
 		srv.last_request = NULL;
@@ -1301,6 +1709,7 @@ handle_control(struct evhttp_request *req, const char *path)
 		cJSON_AddNumberToObject(root, "in_flight",
 		    (double)srv.in_flight);
 		add_last(root);
+		add_by_model(root);
 		mock_log("GET %s -> 200", path);
 		reply_json(req, 200, root);
 	} else if (strcmp(path, "/_mock/blackhole") == 0 &&
@@ -1402,7 +1811,7 @@ static void
 usage(FILE *to)
 {
 	fputs("usage: mock_upstream --port N [--host 127.0.0.1] "
-	    "--fixtures DIR\n"
+	    "--fixtures DIR [--fixtures DIR]...\n"
 	    "           [--latency-ms N] [--chunk-delay-ms N] "
 	    "[--port-file FILE] [--quiet]\n", to);
 }
@@ -1446,7 +1855,7 @@ main(int argc, char **argv)
 	socklen_t sslen = sizeof(ss);
 	struct stat st;
 	struct mock_req *mr;
-	int port = -1, opt, rc = 1;
+	int port = -1, opt, rc = 1, i;
 
 	srv.defaults.mc_cut_after = MOCK_DEFAULT_CUT_AFTER;
 	srv.defaults.mc_fail_times = -1;
@@ -1454,7 +1863,14 @@ main(int argc, char **argv)
 		switch (opt) {
 		case 'p': port = parse_nonneg("port", optarg); break;
 		case 'H': host = optarg; break;
-		case 'f': srv.fixtures = optarg; break;
+		case 'f':
+			if (srv.nfixtures == MOCK_MAX_DIRS) {
+				fprintf(stderr, "mock_upstream: at most %d "
+				    "--fixtures\n", MOCK_MAX_DIRS);
+				return 2;
+			}
+			srv.fixtures[srv.nfixtures++] = optarg;
+			break;
 		case 'l':
 			srv.defaults.mc_latency_ms =
 			    parse_nonneg("latency-ms", optarg);
@@ -1470,18 +1886,29 @@ main(int argc, char **argv)
 		}
 	}
 	if (optind != argc || port < 0 || port > 65535 ||
-	    srv.fixtures == NULL) {
+	    srv.nfixtures == 0) {
 		usage(stderr);
 		return 2;
 	}
-	if (stat(srv.fixtures, &st) < 0 || !S_ISDIR(st.st_mode)) {
-		fprintf(stderr, "mock_upstream: %s: not a directory\n",
-		    srv.fixtures);
-		return 2;
+	for (i = 0; i < srv.nfixtures; i++) {
+		if (stat(srv.fixtures[i], &st) < 0 || !S_ISDIR(st.st_mode)) {
+			fprintf(stderr, "mock_upstream: %s: not a directory\n",
+			    srv.fixtures[i]);
+			return 2;
+		}
+	}
+	/* One directory given: its sibling extra/ holds more fixtures. */
+	if (srv.nfixtures == 1) {
+		if (asprintf(&srv.extra_dir, "%s/../extra", srv.fixtures[0]) <
+		    0)
+			abort();
+		if (stat(srv.extra_dir, &st) == 0 && S_ISDIR(st.st_mode))
+			srv.fixtures[srv.nfixtures++] = srv.extra_dir;
 	}
 	srv.cfg = srv.defaults;
 	srv.blackhole[0] = srv.blackhole[1] = -1;
 	TAILQ_INIT(&srv.live);
+	SLIST_INIT(&srv.by_model);
 	signal(SIGPIPE, SIG_IGN);
 
 	srv.base = event_base_new();
@@ -1517,7 +1944,10 @@ main(int argc, char **argv)
 	if (sigterm == NULL || sigint == NULL || evsignal_add(sigterm, NULL) <
 	    0 || evsignal_add(sigint, NULL) < 0)
 		goto fail;
-	mock_log("listening on %s:%d, fixtures %s", host, port, srv.fixtures);
+	mock_log("listening on %s:%d, fixtures %s", host, port,
+	    srv.fixtures[0]);
+	for (i = 1; i < srv.nfixtures; i++)
+		mock_log("fixtures also from %s", srv.fixtures[i]);
 
 	event_base_dispatch(srv.base);
 	rc = 0;
@@ -1547,5 +1977,7 @@ fail:
 	if (srv.blackhole[0] >= 0)
 		close(srv.blackhole[0]);
 	free(srv.last_request);
+	free(srv.extra_dir);
+	model_stats_clear();
 	return rc;
 }
