@@ -75,6 +75,8 @@ struct request {
 	const struct route_target *rq_target;
 	enum wire rq_uwire;               /* the wire upstream speaks */
 	struct tr_stream *rq_tr;          /* translating a stream */
+	char *rq_tr_cause;                /* why the request cannot be
+	                                     translated */
 	CURL *rq_easy;
 	struct curl_slist *rq_hdrs;
 	char *rq_upbody;                  /* body sent upstream */

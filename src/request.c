@@ -44,6 +44,7 @@
 #include "provider.h"
 #include "request.h"
 #include "sse.h"
+#include "translate.h"
 #include "upstream.h"
 #include "worker.h"
 
@@ -221,6 +222,106 @@ flush_to_client(struct request *req)
 					client_drained, req);
 }
 
+/* Cross-format requests (translate.h): the request goes up in the
+ * provider's wire; a buffered answer or error, or each stream event, comes
+ * back in the client's. Metering reads the provider's wire before any of
+ * this. */
+static char *
+translate_request(struct request *req, size_t *len)
+{
+	const struct provider_conf *p = req->rq_target->provider;
+	char *cause = NULL, *body;
+
+	if (req->rq_uwire == WIRE_ANTHROPIC)
+		body = tr_chat_to_messages(req->rq_json,
+					   req->rq_rec->upstream_model, len,
+					   &cause);
+	else
+		body = tr_messages_to_chat(req->rq_json,
+					   req->rq_rec->upstream_model,
+					   req->rq_stream && !p->no_stream_options,
+					   len, &cause);
+	if (body == NULL) {
+		free(req->rq_tr_cause);
+		req->rq_tr_cause = cause != NULL ? cause
+						 : strdup("out of memory");
+	}
+	return body;
+}
+
+/* Replaces the buffered upstream answer (parsed as body, NULL when it is
+ * not JSON) by its translation into the client's wire. */
+static void
+translate_body(struct request *req, const cJSON *body)
+{
+	const char *raw = (const char *)evbuffer_pullup(req->rq_resp, -1);
+	size_t rawlen = evbuffer_get_length(req->rq_resp), len = 0;
+	int client_anthropic = req->rq_ep->wire == WIRE_ANTHROPIC;
+	char *out = NULL, *cause = NULL;
+
+	if (req->rq_status >= 200 && req->rq_status < 300 && body != NULL) {
+		out = client_anthropic
+			? tr_chat_resp_to_messages(body, req->rq_model, &len,
+						   &cause)
+			: tr_messages_resp_to_chat(body, req->rq_model,
+						   req->rq_start_us / 1000000,
+						   &len, &cause);
+		if (out == NULL) {
+			rlog(req, LOG_WARN, "cannot translate the provider's "
+			     "answer: %s", cause ? cause : "out of memory");
+			free(cause);
+			req->rq_status = 502;
+		}
+	}
+	if (out == NULL && req->rq_status >= 400)
+		out = client_anthropic
+			? tr_error_to_messages((int)req->rq_status, raw,
+					       rawlen, &len)
+			: tr_error_to_chat((int)req->rq_status, raw, rawlen,
+					   &len);
+	if (out == NULL)
+		return;
+	evbuffer_drain(req->rq_resp, rawlen);
+	evbuffer_add(req->rq_resp, out, len);
+	free(out);
+	free(req->rq_ctype);
+	req->rq_ctype = strdup("application/json");
+}
+
+/* Starts translating a stream into the client's wire. 0 or -1. */
+static int
+translate_stream_start(struct request *req)
+{
+	req->rq_tr = tr_stream_new(req->rq_ep->wire == WIRE_ANTHROPIC
+					   ? TR_CHAT_TO_ANTHROPIC
+					   : TR_ANTHROPIC_TO_CHAT,
+				   req->rq_model, req->rq_client_usage,
+				   req->rq_start_us / 1000000);
+	return req->rq_tr != NULL ? 0 : -1;
+}
+
+/* One upstream event, translated into rq_resp. */
+static void
+translate_event(struct request *req, const struct sse_event *ev)
+{
+	struct tr_buf out = { 0 };
+
+	if (ev->data == NULL)
+		return;
+	if (tr_stream_event(req->rq_tr, ev->event, ev->data, ev->data_len,
+			    &out) == 0 && out.len > 0)
+		evbuffer_add(req->rq_resp, out.data, out.len);
+	tr_buf_free(&out);
+}
+
+static void
+translate_free(struct request *req)
+{
+	if (req->rq_tr != NULL)
+		tr_stream_free(req->rq_tr);
+	req->rq_tr = NULL;
+}
+
 /* Whether an event reports an error: {"error": ...} in the data, as
  * OpenAI-style providers send mid-stream, or Anthropic's "error" event. */
 static int
@@ -262,6 +363,10 @@ relay_event(const struct sse_event *ev, void *arg)
 			 "%.*s", (int)(ev->data_len < 256 ? ev->data_len : 256),
 			 ev->data);
 		req->rq_rec->error = strdup(msg);
+	}
+	if (req->rq_tr != NULL) {
+		translate_event(req, ev);
+		return 0;
 	}
 	if (req->rq_injected_usage && (flags & USAGE_EV_USAGE_ONLY))
 		return 0;
@@ -323,7 +428,9 @@ upstream_write(char *data, size_t size, size_t nmemb, void *arg)
 		if (req->rq_relay) {
 			req->rq_sse = sse_parser_new(EVENT_MAX, relay_event,
 						     req);
-			if (req->rq_sse == NULL)
+			if (req->rq_sse == NULL ||
+			    (req->rq_uwire != req->rq_ep->wire &&
+			     translate_stream_start(req) != 0))
 				return 0;
 			start_relay(req);
 		}
@@ -379,29 +486,6 @@ upstream_header(char *line, size_t size, size_t nmemb, void *arg)
 	free(*slot);
 	*slot = strndup(v, (size_t)(line + len - v));
 	return n;
-}
-
-/* Cross-format requests (translate.h): the request, a buffered body and
- * the stream's events in the client's wire. */
-static char *
-translate_request(struct request *req, size_t *len)
-{
-	(void)req;
-	*len = 0;
-	return NULL;
-}
-
-static void
-translate_body(struct request *req, const cJSON *body)
-{
-	(void)req;
-	(void)body;
-}
-
-static void
-translate_free(struct request *req)
-{
-	(void)req;
 }
 
 /* Points the request at the first target from index i on whose provider
@@ -806,9 +890,20 @@ admit(struct request *req)
 static void
 go_upstream(struct request *req)
 {
-	if (start_upstream(req) != 0)
-		request_refuse(req, 502, "upstream_error", "upstream_error",
-			       NULL, "Could not start the upstream request.");
+	char msg[512];
+
+	if (start_upstream(req) == 0)
+		return;
+	if (req->rq_tr_cause != NULL) {
+		snprintf(msg, sizeof msg, "The request cannot be sent to "
+			 "provider '%s' in its API: %s",
+			 req->rq_target->provider->name, req->rq_tr_cause);
+		request_refuse(req, 400, "invalid_request_error",
+			       "invalid_request_error", NULL, msg);
+		return;
+	}
+	request_refuse(req, 502, "upstream_error", "upstream_error", NULL,
+		       "Could not start the upstream request.");
 }
 
 /* The quota thread answered: go on, or refuse. */
@@ -1238,6 +1333,7 @@ request_close(struct request *req, const char *reason)
 	free(req->rq_retry_after);
 	free(req->rq_close_reason);
 	free(req->rq_path_model);
+	free(req->rq_tr_cause);
 	translate_free(req);
 	if (req->rq_sse != NULL)
 		sse_parser_free(req->rq_sse);
