@@ -97,11 +97,12 @@ struct tr_stream *tr_stream_new(enum tr_stream_dir dir, const char *model,
 void tr_stream_free(struct tr_stream *tr);
 
 /* Translates one upstream event (event: its "event:" name or NULL; data:
- * its data, data_len bytes) and appends the result, possibly nothing, to
- * out. Returns 0, or -1 when data is not a JSON event (or memory ran out):
- * then nothing was appended, the translator's state is unchanged and the
- * caller may go on with the next event. Events after the terminal one
- * are ignored. */
+ * its data, data_len bytes; NULL data, as for a comment, is ignored) and
+ * appends the result, possibly nothing, to out. Returns 0, or -1 when
+ * data is not a JSON event of the expected shape: then nothing was
+ * appended and the translator's state is unchanged, so the caller may go
+ * on with the next event. -1 also when memory ran out (nothing appended;
+ * the stream should end). Events after the terminal one are ignored. */
 int tr_stream_event(struct tr_stream *tr, const char *event,
 		    const char *data, size_t data_len, struct tr_buf *out)
 	__attribute__((warn_unused_result));
