@@ -214,7 +214,16 @@ target = anthropic:anthropic-messages
 target = anthropic:anthropic-tools
 
 [route gpt-via-anthropic]
-target = openai:openai-chat"
+target = openai:openai-chat
+
+[route gpt-tools-via-anthropic]
+target = openai:openai-tools
+
+[route claude-error-429-via-openai]
+target = anthropic:anthropic-error-429
+
+[route gpt-error-429-via-anthropic]
+target = openai:openai-error-429"
 tg_start_gateway
 
 OPENAI_BASE=$TG_URL/v1
@@ -526,5 +535,71 @@ if [ -f "$EXTRA/anthropic-tools-stream.sse" ]; then
 	tools_case "openai chat stream with tools to anthropic" \
 		"$(tools_expected_sse "$EXTRA/anthropic-tools-stream.sse")" stream
 fi
+
+# Tool calls the other way: the Anthropic client to an OpenAI provider.
+ATOOLS='[{"name":"get_weather","description":"Current weather in a city","input_schema":{"type":"object","properties":{"location":{"type":"string"},"unit":{"type":"string"}},"required":["location"]}}]'
+# An OpenAI answer's tool calls, text and usage as the Anthropic client
+# should see them.
+openai_tools_expected_json() {
+	jq -S -c '.choices[0] as $c | {
+		calls: [$c.message.tool_calls[] | {id, name: .function.name,
+			input: (.function.arguments | fromjson)}],
+		text: ($c.message.content // ""),
+		stop: (if $c.finish_reason == "tool_calls" then "tool_use" else "end_turn" end),
+		input: .usage.prompt_tokens, output: .usage.completion_tokens}' "$1"
+}
+openai_tools_expected_sse() {
+	sse_events "$1" | jq -S -c '. as $ev
+		| ([$ev[] | .choices[]?.delta.tool_calls[]?] ) as $tc
+		| {calls: [$tc | group_by(.index)[]
+			| {id: (map(.id // empty) | first), name: (map(.function.name // empty) | first),
+			   input: (map(.function.arguments // "") | join("") | fromjson)}],
+		   text: ([$ev[] | .choices[]?.delta.content // empty] | join("")),
+		   stop: ([$ev[] | .choices[]?.finish_reason // empty] | last
+			| if . == "tool_calls" then "tool_use" else "end_turn" end),
+		   input: ([$ev[] | .usage // empty | .prompt_tokens] | last),
+		   output: ([$ev[] | .usage // empty | .completion_tokens] | last)}'
+}
+ATOOLS_GOT='{calls: [.tool_uses[] | {id, name, input}], text, stop: .stop_reason,
+	input: (.usage | .input_tokens + (.cache_read_input_tokens // 0) + (.cache_creation_input_tokens // 0)),
+	output: .usage.output_tokens}'
+for c in "openai-tools.json|-|f" "openai-tools-stream.sse|helper|t"; do
+	IFS='|' read -r f mode streamed <<<"$c"
+	label="anthropic messages with tools to openai ($f)"
+	if [ ! -f "$EXTRA/$f" ]; then
+		tg_not_ok "$label: fixture exists" "not found in $EXTRA"
+		continue
+	fi
+	if [ "$mode" = helper ]; then
+		want=$(openai_tools_expected_sse "$EXTRA/$f")
+		ant "$label" messages "$KEY" model='"gpt-tools-via-anthropic"' \
+			tools="$ATOOLS" stream='"helper"'
+	else
+		want=$(openai_tools_expected_json "$EXTRA/$f")
+		ant "$label" messages "$KEY" model='"gpt-tools-via-anthropic"' \
+			tools="$ATOOLS"
+	fi
+	assert_eq "$label: tool uses, text, stop reason and usage" "$want" \
+		"$(jq -S -c "$ATOOLS_GOT" "$SDK_OUT" 2>&1)"
+	ledger "$label" "messages|openai|openai-tools|gpt-tools-via-anthropic|$streamed|200|$(
+		if [ "$streamed" = t ]; then sse_events "$EXTRA/$f"; else jq -s -c . "$EXTRA/$f"; fi |
+		jq -r '[.[] | .usage // empty] | last
+			| "\(.prompt_tokens)|\(.completion_tokens)|\(.prompt_tokens_details.cached_tokens // 0)|0"')|reported"
+done
+
+# A provider's error crosses formats too: the client gets it in the shape
+# of the API it called, with the provider's status, metered as zero.
+SDK_EXPECT_ERROR=1 oai "openai chat to an anthropic 429" chat "$KEY" model='"claude-error-429-via-openai"'
+sdk_eq "openai chat to an anthropic 429: the SDK raises RateLimitError" \
+	'[.ok, .error.class, .error.status]' '[false,"RateLimitError",429]'
+sdk_eq "openai chat to an anthropic 429: OpenAI error shape" \
+	'.error.body.type // .error.body.error.type' '"rate_limit_error"'
+ledger "openai chat to an anthropic 429" \
+	"chat/completions|anthropic|anthropic-error-429|claude-error-429-via-openai|f|429|0|0|0|0|none"
+SDK_EXPECT_ERROR=1 ant "anthropic messages to an openai 429" messages "$KEY" model='"gpt-error-429-via-anthropic"'
+sdk_eq "anthropic messages to an openai 429: the SDK raises RateLimitError" \
+	'[.ok, .error.class, .error.status]' '[false,"RateLimitError",429]'
+ledger "anthropic messages to an openai 429" \
+	"messages|openai|openai-error-429|gpt-error-429-via-anthropic|f|429|0|0|0|0|none"
 
 tg_done

@@ -4,7 +4,8 @@
 //
 // Argument (JSON): {"op": OP, "base": URL, "key": K, ...}
 //   messages  model, [stream "helper" (messages.stream()) | "raw"
-//             (messages.create({stream: true}))]
+//             (messages.create({stream: true}))], [tools (Anthropic's
+//             tool definitions)]
 //   models
 // Prints one JSON line (see common.mjs).
 
@@ -39,6 +40,8 @@ async function messages(a) {
 		max_tokens: 1024,
 		messages: [{ role: 'user', content: 'Hello, who are you?' }],
 	};
+	if (a.tools)
+		params.tools = a.tools;
 	if (a.stream === 'helper') {
 		// The SDK's own accumulator: it checks the order of the events
 		// and builds the final message from them.
