@@ -67,6 +67,9 @@ rlog(const struct request *req, int level, const char *fmt, ...)
 	va_end(ap);
 }
 
+static int should_fall_back(const struct request *req, CURLcode result);
+static int fall_back(struct request *req, CURLcode result);
+
 /* Stops watching the client's socket. */
 static void
 unwatch_client(struct request *req)
@@ -144,6 +147,16 @@ upstream_idle(evutil_socket_t fd, short what, void *arg)
 	snprintf(msg, sizeof msg, "upstream idle timeout: provider '%s' sent "
 		 "nothing for %lld ms", req->rq_target->provider->name,
 		 (long long)req->rq_target->provider->idle_timeout_ms);
+	if (req->rq_easy != NULL &&
+	    should_fall_back(req, CURLE_OPERATION_TIMEDOUT)) {
+		/* Silent before any byte: the next target may answer. */
+		upstream_remove(req->rq_worker, req->rq_easy);
+		curl_easy_cleanup(req->rq_easy);
+		req->rq_easy = NULL;
+		snprintf(req->rq_errbuf, sizeof req->rq_errbuf, "%s", msg);
+		if (fall_back(req, CURLE_OPERATION_TIMEDOUT))
+			return;
+	}
 	if (req->rq_state == REQ_RELAYING)
 		request_close(req, msg);
 	else

@@ -64,6 +64,12 @@ flavor = openai
 base_url = $TG_MOCK_URL/openai/v1
 timeout = 1000
 
+[provider slowstream]
+type = openai
+flavor = openai
+base_url = $TG_MOCK_URL/openai/v1
+idle_timeout = 1000
+
 [provider dead]
 type = openai
 flavor = openai
@@ -81,6 +87,9 @@ target = openai:openai-chat, deepseek:deepseek-chat
 
 [route fb-slow]
 target = slowfirst:openai-chat, deepseek:deepseek-chat
+
+[route fb-slow-stream]
+target = slowstream:openai-chat, deepseek:deepseek-chat
 
 [route fb-dead]
 target = dead:openai-chat, deepseek:deepseek-chat
@@ -358,6 +367,22 @@ tg_mock_config '{"fail":"hang","fail_model":"openai-chat"}'
 fallback_case "first target times out" fb-slow
 tg_mock_wait_idle >/dev/null
 assert_eq "first target times out: the gateway gave up on it" 1 \
+	"$(tg_mock_tried openai-chat failed)"
+
+# A stream whose first target stays silent past its idle_timeout before
+# any byte: the second target serves the stream.
+tg_mock_reset
+tg_mock_config '{"fail":"hang","fail_model":"openai-chat"}'
+tg_http POST /v1/chat/completions "$KEY" \
+	"$(tg_chat_body fb-slow-stream "$USAGE_ON")" -N
+assert_eq "streamed, first target silent: served" 200 "$TG_STATUS"
+assert_file_eq "streamed, first target silent: the second target's stream" \
+	"$FIXTURES/deepseek-chat-stream.sse" "$TG_BODY"
+tg_check_row "streamed, first target silent: record" "$TG_RID" \
+	"provider, upstream_model, failed_attempts, prompt_tokens,
+	 completion_tokens, usage_source" "deepseek|deepseek-chat|1|11|11|reported"
+tg_mock_wait_idle >/dev/null
+assert_eq "streamed, first target silent: the gateway gave up on it" 1 \
 	"$(tg_mock_tried openai-chat failed)"
 
 tg_mock_reset
