@@ -253,6 +253,14 @@ target = openai:openai-chat
 
 [route openai-chat-stream]
 target = openai:openai-chat-stream
+
+[provider anthropic]
+type = anthropic
+base_url = $MOCK_URL/anthropic/v1
+api_key_env = BENCH_UPSTREAM_KEY
+
+[route claude-via-openai]
+target = anthropic:anthropic-messages
 EOF
 }
 
@@ -342,17 +350,19 @@ wait_rows() {
 	echo "$n"
 }
 
-# scenario NAME MODEL STREAM CHUNK_DELAY_MS PROMPT COMPLETION : measures the
-# mock directly and through the gateway, then checks the usage records of
-# the gateway run: one per request, each 200 with the fixture's tokens as
-# reported by the provider.
+# scenario NAME MODEL STREAM CHUNK_DELAY_MS PROMPT COMPLETION [GW_MODEL] :
+# measures the mock directly and through the gateway (asking for GW_MODEL
+# there, MODEL by default), then checks the usage records of the gateway
+# run: one per request, each 200 with the fixture's tokens as reported by
+# the provider.
 scenario() {
 	local name=$1 model=$2 stream=$3 delay=$4 prompt=$5 completion=$6
-	local body since rows bad n
+	local gw_model=${7:-$2} body gw_body since rows bad n
 	body='{"model":"'$model'","messages":[{"role":"user","content":"Hello, who are you?"}]'
 	[ "$stream" = 1 ] &&
 		body+=',"stream":true,"stream_options":{"include_usage":true}'
 	body+='}'
+	gw_body=${body/\"$model\"/\"$gw_model\"}
 
 	mock_post /_mock/reset
 	mock_post /_mock/config '{"latency_ms":0,"chunk_delay_ms":'"$delay"'}'
@@ -364,7 +374,7 @@ scenario() {
 	mock_post /_mock/reset
 	mock_post /_mock/config '{"latency_ms":0,"chunk_delay_ms":'"$delay"'}'
 	since=$(psql_q "SELECT now()")
-	run_wrk "$name-gateway" "$GW_URL/v1/chat/completions" "$body"
+	run_wrk "$name-gateway" "$GW_URL/v1/chat/completions" "$gw_body"
 	n=$(mock_stat requests)
 	[ "$n" = "$R_REQ" ] ||
 		fail "$name: the mock received $n requests from the gateway, wrk completed $R_REQ"
@@ -414,7 +424,7 @@ main() {
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
 
-	export TOLLGATE_KEY_SECRET
+	export TOLLGATE_KEY_SECRET BENCH_UPSTREAM_KEY=bench-upstream-key
 	TOLLGATE_KEY_SECRET=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
 	say "build $BUILD, PostgreSQL $PG_BINDIR, work directory $TMP"
 	start_pg
@@ -437,6 +447,10 @@ main() {
 	scenario chat openai-chat 0 0 1200 85
 	scenario stream openai-chat-stream 1 0 25 9
 	scenario stream-5ms-chunks openai-chat-stream 1 5 25 9
+	# An OpenAI chat request routed to an Anthropic model: the request,
+	# the answer and the usage translated (direct: the same request to the
+	# mock's OpenAI endpoint).
+	scenario chat-via-anthropic openai-chat 0 0 2098 120 claude-via-openai
 	# The admission path on: the tenant under a monthly token quota and
 	# the tenant and its key under rate limits, all too high to refuse
 	# anything, so every request pays for the checks, a reservation and a
