@@ -47,4 +47,8 @@ void worker_set_config(struct worker *w, struct config *cfg);
 void worker_drain(struct worker *w, int wait_ms);
 void worker_join(struct worker *w);
 
+/* Frees a joined worker. Its event base lives until then, so the quota
+ * thread may still activate the events of requests parked on it. */
+void worker_free(struct worker *w);
+
 #endif

@@ -294,7 +294,11 @@ main(int argc, char **argv)
 		evhttp_free(admin);
 	for (int i = 0; i < 3; i++)
 		event_free(sigs[i]);
+	/* The quota thread goes before the workers' event bases: it may
+	 * still answer a request left parked at the end of the bound. */
 	quota_stop();
+	for (int i = 0; i < nworkers; i++)
+		worker_free(workers[i]);
 	pgwriter_stop(SHIP_AT_STOP_MS);
 	spool_close();
 	keystore_stop();

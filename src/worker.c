@@ -299,13 +299,19 @@ worker_drain(struct worker *w, int wait_ms)
 	event_active(w->w_stop_ev, EV_READ, 0);
 }
 
-/* Waits for a drained worker's thread to end, and frees it. */
+/* Waits for a drained worker's thread to end. */
 void
 worker_join(struct worker *w)
 {
+	pthread_join(w->w_thread, NULL);
+}
+
+/* Frees a joined worker. */
+void
+worker_free(struct worker *w)
+{
 	struct worker_priv *wp = (struct worker_priv *)w;
 
-	pthread_join(w->w_thread, NULL);
 	if (w->w_http != NULL)
 		evhttp_free(w->w_http);
 	upstream_free(w);
