@@ -35,6 +35,22 @@ clock_wall_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* The wall-clock time ms from now, for pthread_cond_timedwait. */
+static inline struct timespec
+clock_deadline(int64_t ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += (time_t)(ms / 1000);
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	return ts;
+}
+
 /* The gateway's policy clock (rate-limit minutes, quota periods), in
  * milliseconds since the epoch: the wall clock plus an offset that only a
  * gateway started with test_clock = yes lets its admin endpoint move. */

@@ -32,8 +32,6 @@ void http_error_json(struct evbuffer *out, enum wire wire, int status,
 		     const char *type, const char *code, const char *param,
 		     const char *message);
 
-/* Anthropic's error type for an HTTP status ("rate_limit_error"). */
-const char *http_anthropic_error_type(int status);
 
 /* The HTTP reason phrase for a status code. */
 const char *http_reason(int status);

@@ -62,6 +62,10 @@ const char *meter_source_name(enum usage_source s);
  * or NULL when the text is not one. */
 #define METER_STR_MAX 1024
 char *meter_record_encode(const struct usage_record *rec, size_t *len);
+/* The same after head bytes left free for the caller to fill (the JSON
+ * starts at the buffer + head), so a framed line needs no copy. */
+char *meter_record_encode_at(const struct usage_record *rec, size_t head,
+			     size_t *len);
 struct usage_record *meter_record_decode(const char *json, size_t len);
 
 #endif

@@ -41,4 +41,8 @@ int sse_parser_feed(struct sse_parser *p, const char *buf, size_t len)
  * pointer is borrowed until the next feed or free. */
 const char *sse_parser_pending(const struct sse_parser *p, size_t *len);
 
+/* Whether an event's data is OpenAI's "data: [DONE]" terminator (blanks
+ * around it allowed). */
+int sse_is_done(const char *data, size_t len);
+
 #endif

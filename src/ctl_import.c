@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "ctl.h"
+#include "json.h"
 #include "ledger.h"
 #include "meter.h"
 
@@ -238,9 +239,9 @@ static int raw_numbers(const char *line, struct raw_num *out, int max)
 static int raw_int(const struct raw_num *raws, int nraw, const char *name,
 		   int64_t lo, int64_t hi, int64_t *v, const char **why)
 {
-	size_t len = strlen(name), i;
+	size_t len = strlen(name);
 	const struct raw_num *r = NULL;
-	int k, neg;
+	int k;
 	int64_t x = 0;
 
 	for (k = 0; k < nraw && r == NULL; k++)
@@ -251,24 +252,14 @@ static int raw_int(const struct raw_num *raws, int nraw, const char *name,
 		*why = "member names with escapes are not supported";
 		return -1;
 	}
-	neg = r->val[0] == '-';
-	if (r->vallen == (size_t)neg) {
+	switch (json_parse_int(r->val, r->vallen, &x)) {
+	case -1:
 		*why = "not an integer";
 		return -1;
+	case -2:
+		*why = "too large";
+		return -1;
 	}
-	for (i = (size_t)neg; i < r->vallen; i++) {
-		if (r->val[i] < '0' || r->val[i] > '9') {
-			*why = "not an integer";
-			return -1;
-		}
-		if (__builtin_mul_overflow(x, 10, &x) ||
-		    __builtin_add_overflow(x, r->val[i] - '0', &x)) {
-			*why = "too large";
-			return -1;
-		}
-	}
-	if (neg)
-		x = -x;
 	if (x < lo) {
 		*why = "below zero";
 		return -1;

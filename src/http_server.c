@@ -15,6 +15,7 @@
 #include "keystore.h"
 #include "log.h"
 #include "request.h"
+#include "translate.h"
 #include "worker.h"
 
 static const struct endpoint endpoints[] = {
@@ -124,23 +125,6 @@ http_reply_error(struct evhttp_request *req, enum wire wire, int status,
 		evbuffer_free(buf);
 }
 
-/* Anthropic's error type for a status (docs: errors). */
-const char *
-http_anthropic_error_type(int status)
-{
-	switch (status) {
-	case 400: return "invalid_request_error";
-	case 401: return "authentication_error";
-	case 402: return "billing_error";
-	case 403: return "permission_error";
-	case 404: return "not_found_error";
-	case 413: return "request_too_large";
-	case 429: return "rate_limit_error";
-	case 529: return "overloaded_error";
-	default: return status < 500 ? "invalid_request_error" : "api_error";
-	}
-}
-
 /* Appends an error object in the wire's shape and a newline to out:
  * Anthropic's {"type":"error","error":{"type","message"}} for the
  * Messages API, OpenAI's {"error":{"message","type","param","code"}}
@@ -156,7 +140,7 @@ http_error_json(struct evbuffer *out, enum wire wire, int status,
 	if (wire == WIRE_ANTHROPIC) {
 		cJSON_AddStringToObject(root, "type", "error");
 		cJSON_AddStringToObject(err, "type",
-					http_anthropic_error_type(status));
+					tr_anthropic_error_type(status));
 		cJSON_AddStringToObject(err, "message", message);
 	} else {
 		cJSON_AddStringToObject(err, "message", message);

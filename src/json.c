@@ -1,5 +1,10 @@
 /*
- * json.c - locating top-level members in raw JSON bytes.
+ * json.c - locating top-level members in raw JSON bytes, and reading
+ * integers from their digits.
+ *
+ * cJSON keeps numbers as doubles; where an integer must be exact whatever
+ * its size (counts, times, anything that becomes money), it is read from
+ * the digits here instead.
  */
 #include <string.h>
 
@@ -123,4 +128,79 @@ json_object_end(const char *buf, size_t len)
 	if (end == 0 || end > len || buf[end - 1] != '}')
 		return -1;
 	return (long)(end - 1);
+}
+
+/* Parses the integer text s[0..n) (an optional minus, then digits only). */
+int
+json_parse_int(const char *s, size_t n, int64_t *v)
+{
+	int neg = n > 0 && s[0] == '-';
+	int64_t x = 0;
+
+	if (n == (size_t)neg)
+		return -1;
+	for (size_t i = (size_t)neg; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		if (__builtin_mul_overflow(x, 10, &x) ||
+		    __builtin_add_overflow(x, s[i] - '0', &x))
+			return -2;
+	}
+	*v = neg ? -x : x;
+	return 0;
+}
+
+/* Reads a top-level integer member from its digits. */
+int
+json_member_int(const char *buf, size_t len, const char *key, int64_t *v)
+{
+	size_t vs, ve;
+
+	if (json_member_span(buf, len, key, &vs, &ve) != 0)
+		return 0;
+	if (ve - vs == 4 && memcmp(buf + vs, "null", 4) == 0)
+		return 0;
+	return json_parse_int(buf + vs, ve - vs, v) == 0 ? 1 : -1;
+}
+
+/* Parses exactly one JSON value. */
+cJSON *
+json_parse_exact(const char *buf, size_t len)
+{
+	const char *end = NULL;
+	cJSON *root = cJSON_ParseWithLengthOpts(buf, len, &end, 0);
+
+	if (root == NULL)
+		return NULL;
+	while (end < buf + len && (*end == ' ' || *end == '\t' ||
+				   *end == '\r' || *end == '\n'))
+		end++;
+	if (end != buf + len) {
+		cJSON_Delete(root);
+		return NULL;
+	}
+	return root;
+}
+
+/* Reads obj[key] as a count from a parsed tree. */
+int
+json_count(const cJSON *obj, const char *key, int64_t *out)
+{
+	const cJSON *it;
+	double d;
+
+	if (!cJSON_IsObject(obj))
+		return 0;
+	it = cJSON_GetObjectItemCaseSensitive(obj, key);
+	if (it == NULL || cJSON_IsNull(it))
+		return 0;
+	if (!cJSON_IsNumber(it))
+		return -1;
+	/* Below 2^53 every integer is exact in cJSON's double; anything
+	 * else (a fraction, a huge number) is refused, not rounded. */
+	d = it->valuedouble;
+	if (!(d >= 0.0 && d < JSON_EXACT_LIMIT) || (double)(int64_t)d != d)
+		return -1;
+	*out = (int64_t)d;
+	return 1;
 }

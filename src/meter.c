@@ -13,6 +13,7 @@
 #include <string.h>
 #include <cjson/cJSON.h>
 
+#include "json.h"
 #include "meter.h"
 
 /* Allocates a zeroed record. */
@@ -177,13 +178,17 @@ ob_jstr(struct obuf *b, const char *name, const char *s)
 	ob_add(b, "\"", 1);
 }
 
-/* Encodes rec as one line of JSON (no newline). Returns malloc'd text and
- * its length in *len, or NULL when out of memory. */
+/* Encodes rec as one line of JSON (no newline) after head bytes left for
+ * the caller (the journal's checksum). Returns the malloc'd buffer, the
+ * JSON's length in *len, or NULL when out of memory. */
 char *
-meter_record_encode(const struct usage_record *rec, size_t *len)
+meter_record_encode_at(const struct usage_record *rec, size_t head,
+		       size_t *len)
 {
 	struct obuf b = { 0 };
 
+	ob_reserve(&b, head + 512);
+	b.len = b.oom ? 0 : head;
 	ob_str(&b, "{\"v\":1");
 	ob_jstr(&b, "id", rec->request_id);
 	ob_int(&b, "ts", rec->ts_us);
@@ -213,31 +218,34 @@ meter_record_encode(const struct usage_record *rec, size_t *len)
 		free(b.p);
 		return NULL;
 	}
-	*len = b.len - 1;
+	*len = b.len - 1 - head;
 	return b.p;
 }
 
-/* An integer member, or def when absent; -1 in *bad when not a number. */
-static int64_t
-j_int(const cJSON *o, const char *name, int64_t def, int *bad)
+/* Encodes rec as one line of JSON, from the buffer's start. */
+char *
+meter_record_encode(const struct usage_record *rec, size_t *len)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
-	double d;
+	return meter_record_encode_at(rec, 0, len);
+}
 
-	if (v == NULL || cJSON_IsNull(v))
-		return def;
-	if (!cJSON_IsNumber(v)) {
+/* The text being decoded; integers are read from its digits. */
+struct jtext {
+	const char *p;
+	size_t len;
+};
+
+/* An integer member, or def when absent or null; *bad when it is not an
+ * integer that fits. Read from the digits, never through a double. */
+static int64_t
+j_int(const struct jtext *t, const char *name, int64_t def, int *bad)
+{
+	int64_t v;
+	int rc = json_member_int(t->p, t->len, name, &v);
+
+	if (rc < 0)
 		*bad = 1;
-		return def;
-	}
-	d = v->valuedouble;
-	/* Counts and times are below 2^53, where a double is exact. */
-	if (d < -9007199254740992.0 || d > 9007199254740992.0 ||
-	    d != (double)(int64_t)d) {
-		*bad = 1;
-		return def;
-	}
-	return (int64_t)d;
+	return rc == 1 ? v : def;
 }
 
 /* A string member, NULL when absent or null; *bad when another type. */
@@ -267,29 +275,25 @@ struct usage_record *
 meter_record_decode(const char *json, size_t len)
 {
 	struct usage_record *rec;
-	const char *id, *ep, *src, *refusal, *end = NULL;
-	cJSON *o = cJSON_ParseWithLengthOpts(json, len, &end, 0);
+	const char *id, *ep, *src, *refusal;
+	const struct jtext t = { json, len };
+	cJSON *o = json_parse_exact(json, len); /* nothing after the record */
 	int bad = 0;
 
-	if (o == NULL)
-		return NULL;
-	while (end != NULL && end < json + len &&
-	       (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\0'))
-		end++;
-	if (end != json + len) { /* bytes after the record */
+	if (!cJSON_IsObject(o)) {
 		cJSON_Delete(o);
 		return NULL;
 	}
 	rec = meter_record_new();
-	if (rec == NULL || j_int(o, "v", 0, &bad) != 1)
+	if (rec == NULL || j_int(&t, "v", 0, &bad) != 1)
 		goto fail;
 	id = j_str(o, "id", &bad);
 	if (id == NULL || *id == '\0' || strlen(id) >= sizeof rec->request_id)
 		goto fail;
 	memcpy(rec->request_id, id, strlen(id) + 1);
-	rec->ts_us = j_int(o, "ts", 0, &bad);
-	rec->tenant_id = j_int(o, "tenant_id", 0, &bad);
-	rec->key_id = j_int(o, "key_id", 0, &bad);
+	rec->ts_us = j_int(&t, "ts", 0, &bad);
+	rec->tenant_id = j_int(&t, "tenant_id", 0, &bad);
+	rec->key_id = j_int(&t, "key_id", 0, &bad);
 	rec->tenant = dup_or_null(j_str(o, "tenant", &bad));
 	ep = j_str(o, "endpoint", &bad);
 	if (ep != NULL && strlen(ep) >= sizeof rec->endpoint_buf)
@@ -301,16 +305,16 @@ meter_record_decode(const char *json, size_t len)
 	rec->requested_model = dup_or_null(j_str(o, "model", &bad));
 	rec->provider = dup_or_null(j_str(o, "provider", &bad));
 	rec->upstream_model = dup_or_null(j_str(o, "upstream_model", &bad));
-	rec->streamed = j_int(o, "stream", 0, &bad) != 0;
+	rec->streamed = j_int(&t, "stream", 0, &bad) != 0;
 	{
-		int64_t st = j_int(o, "status", 0, &bad);
+		int64_t st = j_int(&t, "status", 0, &bad);
 		rec->status = st < 0 || st > 999 ? -1 : (int)st;
 	}
-	rec->usage.prompt = j_int(o, "prompt", 0, &bad);
-	rec->usage.completion = j_int(o, "completion", 0, &bad);
-	rec->usage.cached = j_int(o, "cached", 0, &bad);
-	rec->usage.cache_write = j_int(o, "cache_write", 0, &bad);
-	rec->usage.reasoning = j_int(o, "reasoning", 0, &bad);
+	rec->usage.prompt = j_int(&t, "prompt", 0, &bad);
+	rec->usage.completion = j_int(&t, "completion", 0, &bad);
+	rec->usage.cached = j_int(&t, "cached", 0, &bad);
+	rec->usage.cache_write = j_int(&t, "cache_write", 0, &bad);
+	rec->usage.reasoning = j_int(&t, "reasoning", 0, &bad);
 	rec->usage.present = rec->usage.prompt != 0 || rec->usage.completion != 0;
 	src = j_str(o, "source", &bad);
 	if (src != NULL && strcmp(src, "reported") == 0)
@@ -319,12 +323,12 @@ meter_record_decode(const char *json, size_t len)
 		rec->source = USAGE_ESTIMATED;
 	else
 		rec->source = USAGE_NONE;
-	rec->client_aborted = j_int(o, "aborted", 0, &bad) != 0;
-	rec->latency_ms = j_int(o, "latency_ms", 0, &bad);
-	rec->ttfb_ms = j_int(o, "ttfb_ms", -1, &bad);
+	rec->client_aborted = j_int(&t, "aborted", 0, &bad) != 0;
+	rec->latency_ms = j_int(&t, "latency_ms", 0, &bad);
+	rec->ttfb_ms = j_int(&t, "ttfb_ms", -1, &bad);
 	rec->error = dup_or_null(j_str(o, "error", &bad));
 	{
-		int64_t fa = j_int(o, "failed_attempts", 0, &bad);
+		int64_t fa = j_int(&t, "failed_attempts", 0, &bad);
 		rec->failed_attempts = fa < 0 || fa > 1000 ? -1 : (int)fa;
 	}
 	refusal = j_str(o, "refusal", &bad);

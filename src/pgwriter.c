@@ -254,11 +254,7 @@ wait_due(int ms)
 
 	pthread_mutex_lock(&w.lock);
 	if (!w.stopping && ms > 0 && w.pending + w.nmem < w.batch) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += (long)ms * 1000000L;
-		ts.tv_sec += ts.tv_nsec / 1000000000L;
-		ts.tv_nsec %= 1000000000L;
+		struct timespec ts = clock_deadline(ms);
 		pthread_cond_timedwait(&w.cond, &w.lock, &ts);
 	}
 	stop = w.stopping;

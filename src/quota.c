@@ -525,11 +525,7 @@ quota_main(void *arg)
 		int nj = 0, ns = 0, rc;
 
 		if (q.jobs == NULL && q.settles == NULL && !q.stop) {
-			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += LEASE_EVERY_MS * 1000000L;
-			ts.tv_sec += ts.tv_nsec / 1000000000L;
-			ts.tv_nsec %= 1000000000L;
+			struct timespec ts = clock_deadline(LEASE_EVERY_MS);
 			pthread_cond_timedwait(&q.cond, &q.lock, &ts);
 		}
 		if (clock_mono_ms() >= next_renew) {
@@ -576,11 +572,7 @@ quota_main(void *arg)
 				q.stail = &q.settles;
 		} else if (ns > 0) {
 			/* Retry the settlements after a pause. */
-			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += 200 * 1000000L;
-			ts.tv_sec += ts.tv_nsec / 1000000000L;
-			ts.tv_nsec %= 1000000000L;
+			struct timespec ts = clock_deadline(200);
 			pthread_cond_timedwait(&q.cond, &q.lock, &ts);
 		}
 	}

@@ -313,18 +313,19 @@ translate_stream_start(struct request *req)
 	return req->rq_tr != NULL ? 0 : -1;
 }
 
-/* One upstream event, translated into rq_resp. */
+/* One upstream event, translated into rq_resp (through a buffer the
+ * request keeps for its whole stream). */
 static void
 translate_event(struct request *req, const struct sse_event *ev)
 {
-	struct tr_buf out = { 0 };
+	struct tr_buf *out = &req->rq_trout;
 
 	if (ev->data == NULL)
 		return;
+	tr_buf_reset(out);
 	if (tr_stream_event(req->rq_tr, ev->event, ev->data, ev->data_len,
-			    &out) == 0 && out.len > 0)
-		evbuffer_add(req->rq_resp, out.data, out.len);
-	tr_buf_free(&out);
+			    out) == 0 && out->len > 0)
+		evbuffer_add(req->rq_resp, out->data, out->len);
 }
 
 static void
@@ -333,6 +334,7 @@ translate_free(struct request *req)
 	if (req->rq_tr != NULL)
 		tr_stream_free(req->rq_tr);
 	req->rq_tr = NULL;
+	tr_buf_free(&req->rq_trout);
 }
 
 /* Whether an event reports an error: {"error": ...} in the data, as

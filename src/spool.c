@@ -291,12 +291,8 @@ sync_main(void *arg)
 
 		if (!stop) {
 			if (s.fsync_ms > 0 || s.failing) {
-				struct timespec ts;
-				long ms = s.fsync_ms > 0 ? s.fsync_ms : 1000;
-				clock_gettime(CLOCK_REALTIME, &ts);
-				ts.tv_nsec += ms * 1000000L;
-				ts.tv_sec += ts.tv_nsec / 1000000000L;
-				ts.tv_nsec %= 1000000000L;
+				struct timespec ts = clock_deadline(
+					s.fsync_ms > 0 ? s.fsync_ms : 1000);
 				pthread_cond_timedwait(&s.wake_sync, &s.lock,
 						       &ts);
 			} else if (s.cur_size == s.synced_size &&
@@ -509,26 +505,21 @@ spool_close(void)
 	reset();
 }
 
-/* Frames rec as a journal line into a malloc'd buffer. */
+/* Frames rec as a journal line into a malloc'd buffer: the record is
+ * encoded after room for its checksum, which is then written in front. */
 static char *
 frame(const struct usage_record *rec, size_t *len)
 {
 	size_t jlen;
-	char *json = meter_record_encode(rec, &jlen), *line;
+	char *line = meter_record_encode_at(rec, 9, &jlen);
 	char crc[16];
 
-	if (json == NULL)
+	if (line == NULL)
 		return NULL;
-	line = realloc(json, jlen + 10);
-	if (line == NULL) {
-		free(json);
-		return NULL;
-	}
-	memmove(line + 9, line, jlen);
 	snprintf(crc, sizeof crc, "%08" PRIx32, spool_crc32c(0, line + 9, jlen));
 	memcpy(line, crc, 8);
 	line[8] = ' ';
-	line[9 + jlen] = '\n';
+	line[9 + jlen] = '\n'; /* where the encoder's NUL was */
 	*len = jlen + 10;
 	return line;
 }

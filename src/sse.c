@@ -345,3 +345,17 @@ fail:
 	p->failed = 1;
 	return -1;
 }
+
+/* Whether data is the "[DONE]" sentinel, blanks around allowed. */
+int
+sse_is_done(const char *data, size_t len)
+{
+	while (len > 0 && (data[0] == ' ' || data[0] == '\t')) {
+		data++;
+		len--;
+	}
+	while (len > 0 && (data[len - 1] == ' ' || data[len - 1] == '\t' ||
+			   data[len - 1] == '\r' || data[len - 1] == '\n'))
+		len--;
+	return len == 6 && memcmp(data, "[DONE]", 6) == 0;
+}

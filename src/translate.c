@@ -171,27 +171,6 @@ tr_buf_free(struct tr_buf *b)
 /* Helpers shared with translate_resp.c and translate_stream.c        */
 /* ------------------------------------------------------------------ */
 
-/* Parses exactly one JSON value filling data (blanks around allowed);
- * NULL when data is anything else. */
-cJSON *
-tr_parse_exact(const char *data, size_t len)
-{
-	const char *end = NULL;
-	cJSON *root;
-
-	root = cJSON_ParseWithLengthOpts(data, len, &end, 0);
-	if (root == NULL)
-		return NULL;
-	while (end < data + len && (*end == ' ' || *end == '\t' ||
-				    *end == '\r' || *end == '\n'))
-		end++;
-	if (end != data + len) {
-		cJSON_Delete(root);
-		return NULL;
-	}
-	return root;
-}
-
 /* Prints root (then deletes it) unless the build failed; the printed
  * body, or NULL with *cause set. */
 char *
@@ -571,14 +550,13 @@ chat_messages(struct bld *b, const cJSON *messages, cJSON *system,
 	return 0;
 }
 
-/* Translates the chat tools into Anthropic tools. */
+/* Starts the "tools" array of out for a request's tools member, either
+ * wire: 1 with *arr set, 0 when there are none, -1 (with *cause) when it
+ * is not an array. */
 static int
-chat_tools(struct bld *b, cJSON *out, const cJSON *tools, char **cause)
+tools_begin(struct bld *b, cJSON *out, const cJSON *tools, cJSON **arr,
+	    char **cause)
 {
-	const cJSON *t;
-	cJSON *arr;
-	int ti = 0;
-
 	if (tools == NULL || cJSON_IsNull(tools))
 		return 0;
 	if (!cJSON_IsArray(tools)) {
@@ -587,7 +565,20 @@ chat_tools(struct bld *b, cJSON *out, const cJSON *tools, char **cause)
 	}
 	if (cJSON_GetArraySize(tools) == 0)
 		return 0;
-	arr = b_arr(b, out, "tools");
+	*arr = b_arr(b, out, "tools");
+	return 1;
+}
+
+/* Translates the chat tools into Anthropic tools. */
+static int
+chat_tools(struct bld *b, cJSON *out, const cJSON *tools, char **cause)
+{
+	const cJSON *t;
+	cJSON *arr;
+	int ti = 0, rc = tools_begin(b, out, tools, &arr, cause);
+
+	if (rc <= 0)
+		return rc;
 	cJSON_ArrayForEach(t, tools) {
 		const cJSON *fn = get(t, "function");
 		const cJSON *params = get(fn, "parameters");
@@ -744,10 +735,10 @@ chat_params(struct bld *b, cJSON *out, const cJSON *req, char **cause)
 static int
 chat_max_tokens(const cJSON *req, int64_t *mt, char **cause)
 {
-	int r = get_int(req, "max_completion_tokens", mt);
+	int r = json_count(req, "max_completion_tokens", mt);
 
 	if (r == 0)
-		r = get_int(req, "max_tokens", mt);
+		r = json_count(req, "max_tokens", mt);
 	if (r < 0 || (r > 0 && *mt < 1)) {
 		fail(cause, "max_tokens must be a positive integer");
 		return -1;
@@ -772,7 +763,7 @@ tr_chat_to_messages(const cJSON *req, const char *model, size_t *len,
 		return fail(cause, "the request body is not a JSON object");
 	if (!cJSON_IsArray(messages) || cJSON_GetArraySize(messages) == 0)
 		return fail(cause, "messages must be a non-empty array");
-	r = get_int(req, "n", &n);
+	r = json_count(req, "n", &n);
 	if (r < 0 || (r > 0 && n != 1))
 		return fail(cause, "n other than 1 is not supported by "
 			    "Anthropic models");
@@ -1129,17 +1120,10 @@ msg_tools(struct bld *b, cJSON *out, const cJSON *tools, char **cause)
 {
 	const cJSON *t;
 	cJSON *arr;
-	int ti = 0;
+	int ti = 0, rc = tools_begin(b, out, tools, &arr, cause);
 
-	if (tools == NULL || cJSON_IsNull(tools))
-		return 0;
-	if (!cJSON_IsArray(tools)) {
-		fail(cause, "tools must be an array");
-		return -1;
-	}
-	if (cJSON_GetArraySize(tools) == 0)
-		return 0;
-	arr = b_arr(b, out, "tools");
+	if (rc <= 0)
+		return rc;
 	cJSON_ArrayForEach(t, tools) {
 		const char *name = get_str(t, "name");
 		const char *desc = get_str(t, "description");
@@ -1214,7 +1198,7 @@ tr_messages_to_chat(const cJSON *req, const char *model, int include_usage,
 		return fail(cause, "the request body is not a JSON object");
 	if (!cJSON_IsArray(messages) || cJSON_GetArraySize(messages) == 0)
 		return fail(cause, "messages must be a non-empty array");
-	rmt = get_int(req, "max_tokens", &mt);
+	rmt = json_count(req, "max_tokens", &mt);
 	if (rmt < 0)
 		return fail(cause, "max_tokens must be a positive integer");
 	if ((out = cJSON_CreateObject()) == NULL)

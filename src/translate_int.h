@@ -14,8 +14,8 @@
 #include <string.h>
 #include <cjson/cJSON.h>
 
-/* 2^53: every integer below it is exact in a double. */
-#define TR_INT_LIMIT 9007199254740992.0
+#include "json.h"
+#include "sse.h"
 
 /* A tree under construction: any failed allocation sets oom, checked once
  * before the tree is printed. */
@@ -72,25 +72,6 @@ absent(const cJSON *obj, const char *key)
 	const cJSON *it = get(obj, key);
 
 	return it == NULL || cJSON_IsNull(it);
-}
-
-/* Reads an exact non-negative integer: 1 and *out set, 0 when absent or
- * null, -1 for any other value. */
-static inline int
-get_int(const cJSON *obj, const char *key, int64_t *out)
-{
-	const cJSON *it = get(obj, key);
-	double d;
-
-	if (it == NULL || cJSON_IsNull(it))
-		return 0;
-	if (!cJSON_IsNumber(it))
-		return -1;
-	d = it->valuedouble;
-	if (!(d >= 0.0 && d < TR_INT_LIMIT) || (double)(int64_t)d != d)
-		return -1;
-	*out = (int64_t)d;
-	return 1;
 }
 
 /* Whether s equals the string member obj[key]. */
@@ -217,8 +198,6 @@ struct tr_counts {
 
 /* translate.c */
 
-/* Parses exactly one JSON value filling data; NULL otherwise. */
-cJSON *tr_parse_exact(const char *data, size_t len);
 /* Prints and deletes root unless the build failed; NULL with *cause. */
 char *tr_print(struct bld *b, cJSON *root, size_t *len, char **cause);
 /* Adds a text block (skipped when s is empty). */

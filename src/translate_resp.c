@@ -53,10 +53,10 @@ tr_stop_reason(const char *finish)
 void
 tr_counts_merge(struct tr_counts *c, const cJSON *u)
 {
-	get_int(u, "input_tokens", &c->input);
-	get_int(u, "cache_creation_input_tokens", &c->cache_write);
-	get_int(u, "cache_read_input_tokens", &c->cache_read);
-	get_int(u, "output_tokens", &c->output);
+	json_count(u, "input_tokens", &c->input);
+	json_count(u, "cache_creation_input_tokens", &c->cache_write);
+	json_count(u, "cache_read_input_tokens", &c->cache_read);
+	json_count(u, "output_tokens", &c->output);
 }
 
 /* Adds an OpenAI usage object for Anthropic counts. */
@@ -89,15 +89,15 @@ tr_counts_from_chat(struct tr_counts *c, const cJSON *root)
 				break;
 			}
 	}
-	if (u == NULL || (get_int(u, "prompt_tokens", &prompt) <= 0 &&
-			  get_int(u, "completion_tokens", &completion) <= 0))
+	if (u == NULL || (json_count(u, "prompt_tokens", &prompt) <= 0 &&
+			  json_count(u, "completion_tokens", &completion) <= 0))
 		return 0;
-	get_int(u, "completion_tokens", &completion);
-	if (get_int(get(u, "prompt_tokens_details"), "cached_tokens",
+	json_count(u, "completion_tokens", &completion);
+	if (json_count(get(u, "prompt_tokens_details"), "cached_tokens",
 		    &cached) <= 0 &&
-	    get_int(u, "prompt_cache_hit_tokens", &cached) <= 0)
-		get_int(u, "cached_tokens", &cached);
-	get_int(get(u, "prompt_tokens_details"), "cache_write_tokens", &write);
+	    json_count(u, "prompt_cache_hit_tokens", &cached) <= 0)
+		json_count(u, "cached_tokens", &cached);
+	json_count(get(u, "prompt_tokens_details"), "cache_write_tokens", &write);
 	if (cached > prompt)
 		cached = prompt;
 	if (write > prompt - cached)
@@ -369,7 +369,7 @@ tr_chat_error_body(struct bld *b, const char *atype, const char *message)
 char *
 tr_error_to_chat(int status, const char *body, size_t body_len, size_t *len)
 {
-	cJSON *root = body_len > 0 ? tr_parse_exact(body, body_len) : NULL;
+	cJSON *root = body_len > 0 ? json_parse_exact(body, body_len) : NULL;
 	const char *atype = get_str(get(root, "error"), "type");
 	struct bld b = { 0 };
 	char *msg = error_message(root, body, body_len, status), *s;
@@ -404,7 +404,7 @@ char *
 tr_error_to_messages(int status, const char *body, size_t body_len,
 		     size_t *len)
 {
-	cJSON *root = body_len > 0 ? tr_parse_exact(body, body_len) : NULL;
+	cJSON *root = body_len > 0 ? json_parse_exact(body, body_len) : NULL;
 	struct bld b = { 0 };
 	char *msg = error_message(root, body, body_len, status), *s;
 	cJSON *out;

@@ -34,7 +34,7 @@ stream_error_type(const cJSON *err)
 		return "rate_limit_error";
 	if (code != NULL && (n = strtol(code, NULL, 10)) >= 400 && n < 600)
 		return tr_anthropic_error_type((int)n);
-	if (get_int(err, "code", &n) > 0 && n >= 400 && n < 600)
+	if (json_count(err, "code", &n) > 0 && n >= 400 && n < 600)
 		return tr_anthropic_error_type((int)n);
 	if (type != NULL && strcmp(type, "invalid_request_error") == 0)
 		return "invalid_request_error";
@@ -222,7 +222,7 @@ a2c_event(struct tr_stream *tr, struct bld *b, const cJSON *ev,
 		const cJSON *blk = get(ev, "content_block");
 		const char *text = get_str(blk, "text");
 
-		if (get_int(ev, "index", &idx) <= 0)
+		if (json_count(ev, "index", &idx) <= 0)
 			return -1;
 		if (str_is(blk, "type", "text") && text != NULL && *text) {
 			root = chunk_new(b, tr, &delta, NULL);
@@ -252,7 +252,7 @@ a2c_event(struct tr_stream *tr, struct bld *b, const cJSON *ev,
 		const cJSON *d = get(ev, "delta");
 		const char *s;
 
-		if (get_int(ev, "index", &idx) <= 0)
+		if (json_count(ev, "index", &idx) <= 0)
 			return -1;
 		if (str_is(d, "type", "text_delta") &&
 		    (s = get_str(d, "text")) != NULL) {
@@ -421,7 +421,7 @@ c2a_tools(struct tr_stream *tr, struct bld *b, const cJSON *calls,
 		const char *args = get_str(fn, "arguments");
 		int64_t k = 0;
 
-		if (get_int(tc, "index", &k) < 0 ||
+		if (json_count(tc, "index", &k) < 0 ||
 		    map_grow(&tr->tool_blk, &tr->ntool_slots, (int)k,
 			     TR_MAX_TOOLS) < 0)
 			return -1;
@@ -495,7 +495,7 @@ c2a_chunk(struct tr_stream *tr, struct bld *b, const cJSON *chunk,
 	if (choice != NULL && !cJSON_IsObject(choice))
 		return -1;
 	cJSON_ArrayForEach(tc, arr_of(get(delta, "tool_calls")))
-		if (get_int(tc, "index", &k) < 0 || k >= TR_MAX_TOOLS)
+		if (json_count(tc, "index", &k) < 0 || k >= TR_MAX_TOOLS)
 			return -1;
 	if (cJSON_IsObject(err)) {
 		const char *m = get_str(err, "message");
@@ -531,20 +531,6 @@ c2a_chunk(struct tr_stream *tr, struct bld *b, const cJSON *chunk,
 	return 0;
 }
 
-/* Whether data is the "[DONE]" sentinel, blanks around allowed. */
-static int
-is_done(const char *data, size_t len)
-{
-	while (len > 0 && (*data == ' ' || *data == '\t')) {
-		data++;
-		len--;
-	}
-	while (len > 0 && (data[len - 1] == ' ' || data[len - 1] == '\t' ||
-			   data[len - 1] == '\r' || data[len - 1] == '\n'))
-		len--;
-	return len == 6 && memcmp(data, "[DONE]", 6) == 0;
-}
-
 /* Translates one upstream event. Every check that can reject an event
  * comes before its first output or state change, so a rejected event
  * leaves both as they were; out is cut back to its length on entry in any
@@ -561,10 +547,10 @@ tr_stream_event(struct tr_stream *tr, const char *event, const char *data,
 
 	if (tr->done || data == NULL)
 		return 0;	/* after the end, or an event without data */
-	if (tr->dir == TR_CHAT_TO_ANTHROPIC && is_done(data, data_len)) {
+	if (tr->dir == TR_CHAT_TO_ANTHROPIC && sse_is_done(data, data_len)) {
 		r = c2a_end(tr, &b, out);
 	} else {
-		ev = tr_parse_exact(data, data_len);
+		ev = json_parse_exact(data, data_len);
 		if (!cJSON_IsObject(ev)) {
 			cJSON_Delete(ev);
 			return -1;

@@ -28,10 +28,9 @@
 #include <string.h>
 
 #include "estimate.h"
+#include "json.h"
+#include "sse.h"
 #include "usage.h"
-
-/* 2^53: every integer below it is exact in a double. */
-#define USAGE_COUNT_LIMIT 9007199254740992.0
 
 /* Per-flavor facts, indexed by enum flavor. */
 static const struct {
@@ -82,30 +81,6 @@ flavor_needs_include_usage(enum flavor f)
 	return flavors[f].needs_include_usage;
 }
 
-/* Reads obj[key] as a count: 1 and *out set, 0 when absent or null, -1 when
- * it is not an exact non-negative integer. */
-static int
-get_count(const cJSON *obj, const char *key, int64_t *out)
-{
-	const cJSON *it;
-	double d;
-
-	if (!cJSON_IsObject(obj))
-		return 0;
-	it = cJSON_GetObjectItemCaseSensitive(obj, key);
-	if (it == NULL || cJSON_IsNull(it))
-		return 0;
-	if (!cJSON_IsNumber(it))
-		return -1;
-	d = it->valuedouble;
-	if (!(d >= 0.0 && d < USAGE_COUNT_LIMIT))
-		return -1;
-	if ((double)(int64_t)d != d)
-		return -1;
-	*out = (int64_t)d;
-	return 1;
-}
-
 /* Returns obj[key] when it is an object, else NULL. */
 static const cJSON *
 get_object(const cJSON *obj, const char *key)
@@ -125,22 +100,22 @@ parse_openai(const cJSON *o, struct usage *u)
 	int rp, rc, r;
 
 	memset(u, 0, sizeof(*u));
-	rp = get_count(o, "prompt_tokens", &u->prompt);
-	rc = get_count(o, "completion_tokens", &u->completion);
+	rp = json_count(o, "prompt_tokens", &u->prompt);
+	rc = json_count(o, "completion_tokens", &u->completion);
 	if (rp < 0 || rc < 0)
 		return -1;
 	if (rp == 0 && rc == 0)
 		return 0;
 	pd = get_object(o, "prompt_tokens_details");
-	r = get_count(pd, "cached_tokens", &u->cached);
+	r = json_count(pd, "cached_tokens", &u->cached);
 	if (r == 0)
-		r = get_count(o, "prompt_cache_hit_tokens", &u->cached);
+		r = json_count(o, "prompt_cache_hit_tokens", &u->cached);
 	if (r == 0)
-		r = get_count(o, "cached_tokens", &u->cached);
+		r = json_count(o, "cached_tokens", &u->cached);
 	if (r < 0)
 		return -1;
 	cd = get_object(o, "completion_tokens_details");
-	if (get_count(cd, "reasoning_tokens", &u->reasoning) < 0)
+	if (json_count(cd, "reasoning_tokens", &u->reasoning) < 0)
 		return -1;
 	u->present = 1;
 	return 1;
@@ -154,17 +129,17 @@ parse_responses(const cJSON *o, struct usage *u)
 	int ri, ro;
 
 	memset(u, 0, sizeof(*u));
-	ri = get_count(o, "input_tokens", &u->prompt);
-	ro = get_count(o, "output_tokens", &u->completion);
+	ri = json_count(o, "input_tokens", &u->prompt);
+	ro = json_count(o, "output_tokens", &u->completion);
 	if (ri < 0 || ro < 0)
 		return -1;
 	if (ri == 0 && ro == 0)
 		return 0;
 	id = get_object(o, "input_tokens_details");
 	od = get_object(o, "output_tokens_details");
-	if (get_count(id, "cached_tokens", &u->cached) < 0 ||
-	    get_count(id, "cache_write_tokens", &u->cache_write) < 0 ||
-	    get_count(od, "reasoning_tokens", &u->reasoning) < 0)
+	if (json_count(id, "cached_tokens", &u->cached) < 0 ||
+	    json_count(id, "cache_write_tokens", &u->cache_write) < 0 ||
+	    json_count(od, "reasoning_tokens", &u->reasoning) < 0)
 		return -1;
 	u->present = 1;
 	return 1;
@@ -185,10 +160,10 @@ anthropic_merge(const cJSON *o, struct anthropic_counts *c)
 {
 	int r[4], i;
 
-	r[0] = get_count(o, "input_tokens", &c->input);
-	r[1] = get_count(o, "cache_creation_input_tokens", &c->cache_write);
-	r[2] = get_count(o, "cache_read_input_tokens", &c->cache_read);
-	r[3] = get_count(o, "output_tokens", &c->output);
+	r[0] = json_count(o, "input_tokens", &c->input);
+	r[1] = json_count(o, "cache_creation_input_tokens", &c->cache_write);
+	r[2] = json_count(o, "cache_read_input_tokens", &c->cache_read);
+	r[3] = json_count(o, "output_tokens", &c->output);
 	for (i = 0; i < 4; i++) {
 		if (r[i] < 0)
 			return -1;
@@ -302,40 +277,6 @@ usage_stream_init(struct usage_stream *st, enum wire w, enum flavor f)
 	st->flavor = f;
 }
 
-/* Whether data is exactly the "[DONE]" sentinel, blanks around allowed. */
-static int
-is_done_sentinel(const char *data, size_t len)
-{
-	while (len > 0 && (data[0] == ' ' || data[0] == '\t')) {
-		data++;
-		len--;
-	}
-	while (len > 0 && (data[len - 1] == ' ' || data[len - 1] == '\t' ||
-			   data[len - 1] == '\r' || data[len - 1] == '\n'))
-		len--;
-	return len == 6 && memcmp(data, "[DONE]", 6) == 0;
-}
-
-/* Parses data as exactly one JSON value; NULL when it is not. */
-static cJSON *
-parse_exact(const char *data, size_t len)
-{
-	const char *end = NULL;
-	cJSON *root;
-
-	root = cJSON_ParseWithLengthOpts(data, len, &end, 0);
-	if (root == NULL)
-		return NULL;
-	while (end < data + len && (*end == ' ' || *end == '\t' ||
-				    *end == '\r' || *end == '\n'))
-		end++;
-	if (end != data + len) {
-		cJSON_Delete(root);
-		return NULL;
-	}
-	return root;
-}
-
 /* Returns the event type: the data's "type" member, else the SSE name. */
 static const char *
 event_type(const cJSON *root, const char *event)
@@ -427,11 +368,11 @@ usage_stream_event(struct usage_stream *st, const char *event, const char *data,
 
 	if (data == NULL || data_len == 0)
 		return 0;
-	if (is_done_sentinel(data, data_len)) {
+	if (sse_is_done(data, data_len)) {
 		st->done = 1;
 		return USAGE_EV_DONE;
 	}
-	root = parse_exact(data, data_len);
+	root = json_parse_exact(data, data_len);
 	if (root == NULL)
 		return USAGE_EV_BAD_JSON;
 	switch (st->wire) {
@@ -465,7 +406,7 @@ usage_strip(const char *data, size_t data_len)
 
 	if (data == NULL)
 		return NULL;
-	root = parse_exact(data, data_len);
+	root = json_parse_exact(data, data_len);
 	if (root == NULL)
 		return NULL;
 	if (!cJSON_IsObject(root)) {

@@ -20,6 +20,7 @@
 #include <event2/http.h>
 #include <event2/util.h>
 
+#include "clock.h"
 #include "config.h"
 #include "http_server.h"
 #include "log.h"
@@ -194,8 +195,7 @@ worker_set_config(struct worker *w, struct config *cfg)
 	stale = wp->reload_cfg;
 	wp->reload_cfg = config_ref(cfg);
 	event_active(wp->reload_ev, EV_READ, 0);
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += 1;
+	ts = clock_deadline(1000);
 	while (wp->reload_cfg != NULL &&
 	       pthread_cond_timedwait(&wp->reload_done, &wp->reload_lock,
 				      &ts) == 0)
