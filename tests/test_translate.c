@@ -261,7 +261,7 @@ load_sse(const char *name, struct evs *out)
  * go to out. Returns the translator (caller frees); *fails counts -1s. */
 static struct tr_stream *
 run_stream(enum tr_stream_dir dir, int include_usage, const struct evs *in,
-	   size_t n, struct tr_buf *out, int *fails)
+	   size_t n, struct buf *out, int *fails)
 {
 	struct tr_stream *tr = tr_stream_new(dir, "client-model",
 					     include_usage, CREATED);
@@ -294,12 +294,12 @@ meter(const struct evs *e, enum wire w, enum flavor f)
 struct tool_acc {
 	char id[128];
 	char name[128];
-	struct tr_buf args;
+	struct buf args;
 };
 
 /* What a client library would rebuild from a stream. */
 struct reasm {
-	struct tr_buf text;
+	struct buf text;
 	struct tool_acc tools[MAX_TOOLS];
 	int ntools;
 	char finish[32];      /* finish_reason / stop_reason */
@@ -318,16 +318,16 @@ struct reasm {
 static void
 reasm_free(struct reasm *r)
 {
-	tr_buf_free(&r->text);
+	buf_free(&r->text);
 	for (int i = 0; i < MAX_TOOLS; i++)
-		tr_buf_free(&r->tools[i].args);
+		buf_free(&r->tools[i].args);
 }
 
 /* Appends a string to a buffer; aborts when out of memory. */
 static void
-buf_add(struct tr_buf *b, const char *s)
+must_add(struct buf *b, const char *s)
 {
-	if (tr_buf_append(b, s, strlen(s)) < 0)
+	if (buf_str(b, s) < 0)
 		abort();
 }
 
@@ -389,7 +389,7 @@ reasm_chat(const struct evs *e, struct reasm *r, int envelope)
 		ch = jp(c, "choices[0]");
 		delta = jp(ch, "delta");
 		if (js(delta, "content") != NULL)
-			buf_add(&r->text, js(delta, "content"));
+			must_add(&r->text, js(delta, "content"));
 		cJSON_ArrayForEach(tc, jp(delta, "tool_calls")) {
 			long long k = ji(tc, "index");
 			struct tool_acc *t;
@@ -408,7 +408,7 @@ reasm_chat(const struct evs *e, struct reasm *r, int envelope)
 				snprintf(t->name, sizeof(t->name), "%s",
 					 js(tc, "function.name"));
 			if (js(tc, "function.arguments") != NULL)
-				buf_add(&t->args, js(tc, "function.arguments"));
+				must_add(&t->args, js(tc, "function.arguments"));
 		}
 		if (js(ch, "finish_reason") != NULL)
 			snprintf(r->finish, sizeof(r->finish), "%s",
@@ -481,10 +481,10 @@ reasm_anthropic(const struct evs *e, struct reasm *r)
 			if (idx != open)
 				r->order_ok = 0;
 			if (strcmp(dt, "text_delta") == 0)
-				buf_add(&r->text, js(c, "delta.text"));
+				must_add(&r->text, js(c, "delta.text"));
 			else if (strcmp(dt, "input_json_delta") == 0 &&
 				 idx >= 0 && idx < 64 && blk_tool[idx] >= 0)
-				buf_add(&r->tools[blk_tool[idx]].args,
+				must_add(&r->tools[blk_tool[idx]].args,
 					js(c, "delta.partial_json"));
 		} else if (strcmp(type, "content_block_stop") == 0) {
 			if (idx != open)
@@ -1369,7 +1369,7 @@ static void
 test_stream_a2c(const char *file, const char *msg_id)
 {
 	struct evs in, outev;
-	struct tr_buf out = { 0 };
+	struct buf out = { 0 };
 	struct reasm src, got;
 	struct usage_stream us, uc;
 	struct tr_stream *tr;
@@ -1418,7 +1418,7 @@ test_stream_a2c(const char *file, const char *msg_id)
 	reasm_free(&got);
 
 	/* Without include_usage: no usage chunk, no usage member. */
-	tr_buf_reset(&out);
+	buf_reset(&out, 0);
 	tr = run_stream(TR_ANTHROPIC_TO_CHAT, 0, &in, in.n, &out, &fails);
 	tr_stream_free(tr);
 	parse_sse(out.data, out.len, &outev);
@@ -1432,13 +1432,13 @@ test_stream_a2c(const char *file, const char *msg_id)
 	reasm_free(&got);
 
 	/* Cut before message_stop: no [DONE] invented. */
-	tr_buf_reset(&out);
+	buf_reset(&out, 0);
 	tr = run_stream(TR_ANTHROPIC_TO_CHAT, 1, &in, in.n - 1, &out, &fails);
 	ok(!tr_stream_done(tr) && strstr(out.data, "[DONE]") == NULL,
 	   "%s: cut stream left open", file);
 	tr_stream_free(tr);
 
-	tr_buf_free(&out);
+	buf_free(&out);
 	reasm_free(&src);
 	evs_free(&in);
 }
@@ -1468,7 +1468,7 @@ static void
 test_stream_c2a(const struct c2a_case *c)
 {
 	struct evs in, outev;
-	struct tr_buf out = { 0 };
+	struct buf out = { 0 };
 	struct reasm src, got;
 	struct usage_stream us, ua;
 	struct tr_stream *tr;
@@ -1515,13 +1515,13 @@ test_stream_c2a(const struct c2a_case *c)
 	reasm_free(&got);
 
 	/* Cut before [DONE] (after the finish chunk): no message_stop. */
-	tr_buf_reset(&out);
+	buf_reset(&out, 0);
 	tr = run_stream(TR_CHAT_TO_ANTHROPIC, 0, &in, in.n - 1, &out, &fails);
 	ok(!tr_stream_done(tr) && (out.data == NULL ||
 				   strstr(out.data, "message_stop") == NULL),
 	   "%s: cut stream left open", c->file);
 	tr_stream_free(tr);
-	tr_buf_free(&out);
+	buf_free(&out);
 	reasm_free(&src);
 	evs_free(&in);
 }
@@ -1546,7 +1546,7 @@ test_stream_errors(void)
 	static const char cerr[] = "{\"error\":{\"message\":\"Rate limit "
 		"reached\",\"type\":\"requests\",\"code\":"
 		"\"rate_limit_exceeded\"}}";
-	struct tr_buf out = { 0 };
+	struct buf out = { 0 };
 	struct tr_stream *tr;
 	struct evs ev;
 	cJSON *e;
@@ -1582,7 +1582,7 @@ test_stream_errors(void)
 	evs_free(&ev);
 	tr_stream_free(tr);
 
-	tr_buf_reset(&out);
+	buf_reset(&out, 0);
 	tr = tr_stream_new(TR_CHAT_TO_ANTHROPIC, "m", 0, 0);
 	ok(FEED(tr, NULL, chunk, &out) == 0,
 	   "text chunk");
@@ -1609,7 +1609,7 @@ test_stream_errors(void)
 	tr_stream_free(tr);
 
 	/* [DONE] alone still gives a complete (empty) message. */
-	tr_buf_reset(&out);
+	buf_reset(&out, 0);
 	tr = tr_stream_new(TR_CHAT_TO_ANTHROPIC, "m", 0, 0);
 	ok(FEED(tr, NULL, "[DONE]", &out) == 0 &&
 	   tr_stream_done(tr), "[DONE] with nothing before");
@@ -1617,7 +1617,7 @@ test_stream_errors(void)
 	is_int(ev.n, 3, "message_start, message_delta, message_stop");
 	evs_free(&ev);
 	tr_stream_free(tr);
-	tr_buf_free(&out);
+	buf_free(&out);
 }
 
 /* The Anthropic type given to an error met inside a chat stream. */
@@ -1642,7 +1642,7 @@ test_stream_error_types(void)
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct tr_stream *tr = tr_stream_new(TR_CHAT_TO_ANTHROPIC, "m",
 						     0, 0);
-		struct tr_buf out = { 0 };
+		struct buf out = { 0 };
 		struct evs ev;
 		cJSON *e;
 
@@ -1654,7 +1654,7 @@ test_stream_error_types(void)
 		       cases[i][1]);
 		cJSON_Delete(e);
 		evs_free(&ev);
-		tr_buf_free(&out);
+		buf_free(&out);
 		tr_stream_free(tr);
 	}
 }
@@ -1873,7 +1873,7 @@ static void
 fuzz_stream(const char *file, enum tr_stream_dir dir)
 {
 	struct evs in;
-	struct tr_buf clean = { 0 }, out = { 0 };
+	struct buf clean = { 0 }, out = { 0 };
 	struct tr_stream *tr;
 	int fails, refused_ok = 1, nrefused = 0;
 
@@ -1924,14 +1924,14 @@ fuzz_stream(const char *file, enum tr_stream_dir dir)
 			    out.len != before)
 				refused_ok = 0;
 			tr_stream_free(tr);
-			tr_buf_reset(&out);
+			buf_reset(&out, 0);
 			free(d);
 		}
 	}
 	ok(refused_ok, "%s: flipped bytes never crash, refusals write nothing",
 	   file);
-	tr_buf_free(&out);
-	tr_buf_free(&clean);
+	buf_free(&out);
+	buf_free(&clean);
 	evs_free(&in);
 }
 

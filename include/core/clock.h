@@ -1,6 +1,7 @@
 /*
  * clock.h - the two clocks: monotonic for durations and timeouts, wall
- * for timestamps that are stored.
+ * for timestamps that are stored; and the one formatter of timestamps and
+ * civil dates, exact integer arithmetic in UTC.
  */
 #ifndef TOLLGATE_CLOCK_H
 #define TOLLGATE_CLOCK_H
@@ -56,5 +57,22 @@ clock_deadline(int64_t ms)
  * gateway started with test_clock = yes lets its admin endpoint move. */
 int64_t clock_policy_ms(void);
 void clock_advance_ms(int64_t ms);
+
+/* How clock_format() writes a time. */
+enum clock_style {
+	CLOCK_SQL,    /* "2026-11-03 10:00:00.000000+00", a timestamptz literal */
+	CLOCK_ISO_MS, /* "2026-11-03T10:00:00.123Z", for logs */
+	CLOCK_ISO,    /* "2026-11-03T10:00:00Z" */
+};
+
+#define CLOCK_TEXT_MAX 40
+
+/* Writes microseconds since the epoch (negative too) as UTC text into buf
+ * (at least CLOCK_TEXT_MAX bytes). Returns the length. */
+size_t clock_format(int64_t us, enum clock_style style, char *buf);
+
+/* Days from 1970-01-01 to y-m-d, and back (proleptic Gregorian). */
+int64_t clock_days_from_civil(int y, int m, int d);
+void clock_civil_from_days(int64_t days, int *y, int *m, int *d);
 
 #endif

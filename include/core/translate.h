@@ -14,21 +14,7 @@
 #include <stdint.h>
 #include <cjson/cJSON.h>
 
-/* A growable byte buffer the stream translator appends to. Start it zeroed
- * ({0}); data is NUL-terminated whenever it is non-NULL. */
-struct tr_buf {
-	char *data;
-	size_t len;
-	size_t cap;
-};
-
-/* Appends n bytes; 0, or -1 when out of memory (b unchanged). */
-int tr_buf_append(struct tr_buf *b, const void *p, size_t n)
-	__attribute__((warn_unused_result));
-/* Empties b, keeping its memory for the next use. */
-void tr_buf_reset(struct tr_buf *b);
-/* Frees b's memory and zeroes it. */
-void tr_buf_free(struct tr_buf *b);
+#include "buf.h"
 
 /*
  * Requests. model is the upstream model to write into the body. Each
@@ -104,7 +90,7 @@ void tr_stream_free(struct tr_stream *tr);
  * on with the next event. -1 also when memory ran out (nothing appended;
  * the stream should end). Events after the terminal one are ignored. */
 int tr_stream_event(struct tr_stream *tr, const char *event,
-		    const char *data, size_t data_len, struct tr_buf *out)
+		    const char *data, size_t data_len, struct buf *out)
 	__attribute__((warn_unused_result));
 
 /* Whether the terminal client event was written: [DONE] (after a usage

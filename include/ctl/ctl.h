@@ -23,6 +23,8 @@
 #include <libpq-fe.h>
 #include <cjson/cJSON.h>
 
+#include "clock.h"
+
 #define CTL_EXIT_USAGE 1
 #define CTL_EXIT_FAIL  2
 
@@ -150,16 +152,13 @@ int ctl_json_print(cJSON *root);
  * timestamptz text in UTC for query parameters. */
 struct ctl_time {
 	int64_t us;
-	char text[40];
+	char text[CLOCK_TEXT_MAX];
 };
 
 /* Parses "YYYY-MM-DD" (*date_only = 1, *us its midnight in UTC) or an RFC
  * 3339 timestamp "YYYY-MM-DDTHH:MM:SS[.ffffff](Z|+HH:MM|-HH:MM)" (at most
  * six decimals). 0, or -1 when s is neither or not a real date. */
 int ctl_parse_time(const char *s, int *date_only, int64_t *us);
-
-/* Formats microseconds since the epoch as timestamptz text in UTC. */
-void ctl_format_us(int64_t us, char *buf, size_t size);
 
 /* Checks arg with ctl_parse_time(); 0, or -1 after reporting an invalid
  * option opt ("--from"). Needs no database. */

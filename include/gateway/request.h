@@ -76,7 +76,7 @@ struct request {
 	const struct route_target *rq_target;
 	enum wire rq_uwire;               /* the wire upstream speaks */
 	struct tr_stream *rq_tr;          /* translating a stream */
-	struct tr_buf rq_trout;           /* its output, one event at a time */
+	struct buf rq_trout;              /* its output, one event at a time */
 	char *rq_tr_cause;                /* why the request cannot be
 	                                     translated */
 	CURL *rq_easy;

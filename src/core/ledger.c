@@ -19,112 +19,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "clock.h"
 #include "ledger.h"
 #include "price.h"
 #include "promo.h"
+#include "sqlarr.h"
 
-/* A growing text buffer for SQL array literals. */
-struct sbuf {
-	char *s;
-	size_t len, cap;
-	int failed;
-};
-
-/* Appends n bytes. */
+/* Frees the array literals. */
 static void
-sb_add(struct sbuf *b, const char *s, size_t n)
-{
-	if (b->failed)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = (b->len + n + 1) * 2;
-		char *ns = realloc(b->s, cap);
-		if (ns == NULL) {
-			b->failed = 1;
-			return;
-		}
-		b->s = ns;
-		b->cap = cap;
-	}
-	memcpy(b->s + b->len, s, n);
-	b->len += n;
-	b->s[b->len] = '\0';
-}
-
-/* Appends a NUL-terminated string. */
-static void
-sb_str(struct sbuf *b, const char *s)
-{
-	sb_add(b, s, strlen(s));
-}
-
-/* One array literal per column: "{a,b,...}" with quoted text elements. */
-struct arr {
-	struct sbuf b;
-	int n;
-};
-
-/* Adds an element: NULL, a number, or (quoted) text. */
-static void
-arr_add(struct arr *a, const char *v, int quote)
-{
-	sb_str(&a->b, a->n++ == 0 ? "{" : ",");
-	if (v == NULL) {
-		sb_str(&a->b, "NULL");
-		return;
-	}
-	if (!quote) {
-		sb_str(&a->b, v);
-		return;
-	}
-	sb_str(&a->b, "\"");
-	for (const char *p = v; *p != '\0'; p++) {
-		if (*p == '"' || *p == '\\')
-			sb_add(&a->b, "\\", 1);
-		sb_add(&a->b, p, 1);
-	}
-	sb_str(&a->b, "\"");
-}
-
-/* Adds an integer element. */
-static void
-arr_int(struct arr *a, long long v)
-{
-	char buf[32];
-
-	snprintf(buf, sizeof buf, "%lld", v);
-	arr_add(a, buf, 0);
-}
-
-/* Closes the literal and returns it (owned by a). */
-static const char *
-arr_end(struct arr *a)
-{
-	sb_str(&a->b, a->n == 0 ? "{}" : "}");
-	return a->b.failed ? NULL : a->b.s;
-}
-
-/* Frees the array buffers. */
-static void
-arrs_free(struct arr *a, int n)
+arrs_free(struct sqlarr *a, int n)
 {
 	for (int i = 0; i < n; i++)
-		free(a[i].b.s);
-}
-
-/* Formats microseconds since the epoch as a UTC timestamp literal. */
-static void
-format_ts(int64_t us, char *buf, size_t size)
-{
-	time_t secs = (time_t)(us / 1000000);
-	struct tm tm;
-	size_t n;
-
-	gmtime_r(&secs, &tm);
-	n = strftime(buf, size, "%Y-%m-%d %H:%M:%S", &tm);
-	snprintf(buf + n, size - n, ".%06d+00", (int)(us % 1000000));
+		sqlarr_free(&a[i]);
 }
 
 /* Formats a cause. */
@@ -190,22 +97,23 @@ ensure_partitions(PGconn *conn, struct usage_record **recs, int n,
 	int months[64], nmonths = 0;
 
 	for (int i = 0; i < n; i++) {
-		time_t secs = (time_t)(recs[i]->ts_us / 1000000);
-		struct tm tm;
-		int m, seen = 0;
-		char ts[48];
+		int64_t secs = recs[i]->ts_us / 1000000;
+		int y, mo, d, m, seen = 0;
+		char ts[CLOCK_TEXT_MAX];
 		const char *params[1] = { ts };
 		PGresult *res;
 
-		gmtime_r(&secs, &tm);
-		m = (tm.tm_year + 1900) * 100 + tm.tm_mon + 1;
+		clock_civil_from_days((secs - (secs % 86400 + 86400) % 86400) /
+					      86400,
+				      &y, &mo, &d);
+		m = y * 100 + mo;
 		for (int k = 0; k < nmonths && !seen; k++)
 			seen = months[k] == m;
 		if (seen)
 			continue;
 		if (nmonths < 64)
 			months[nmonths++] = m;
-		format_ts(recs[i]->ts_us, ts, sizeof ts);
+		clock_format(recs[i]->ts_us, CLOCK_SQL, ts);
 		res = exec(conn, "usage partition",
 			   "SELECT tollgate_usage_partition($1)", 1, params,
 			   PGRES_TUPLES_OK, cause);
@@ -264,7 +172,7 @@ insert_records(PGconn *conn, struct usage_record **recs, int n, char **cause)
 		"$20::text[], $21::text[], $22::integer[]) "
 		"ON CONFLICT DO NOTHING RETURNING request_id, "
 		"(extract(epoch FROM ts) * 1000000)::bigint";
-	struct arr a[NC];
+	struct sqlarr a[NC];
 	const char *params[NC];
 	PGresult *res;
 	int added = -1;
@@ -274,41 +182,41 @@ insert_records(PGconn *conn, struct usage_record **recs, int n, char **cause)
 		struct usage_record *r = recs[i];
 		char ts[48];
 
-		format_ts(r->ts_us, ts, sizeof ts);
-		arr_add(&a[0], r->request_id, 1);
-		arr_add(&a[1], ts, 1);
+		clock_format(r->ts_us, CLOCK_SQL, ts);
+		sqlarr_text(&a[0], r->request_id);
+		sqlarr_text(&a[1], ts);
 		if (r->tenant_id)
-			arr_int(&a[2], r->tenant_id);
+			sqlarr_int(&a[2], r->tenant_id);
 		else
-			arr_add(&a[2], NULL, 0);
+			sqlarr_raw(&a[2], NULL);
 		if (r->key_id)
-			arr_int(&a[3], r->key_id);
+			sqlarr_int(&a[3], r->key_id);
 		else
-			arr_add(&a[3], NULL, 0);
-		arr_add(&a[4], r->endpoint, 1);
-		arr_add(&a[5], r->requested_model, 1);
-		arr_add(&a[6], r->provider, 1);
-		arr_add(&a[7], r->upstream_model, 1);
-		arr_add(&a[8], r->streamed ? "t" : "f", 0);
-		arr_int(&a[9], r->status);
-		arr_int(&a[10], r->usage.prompt);
-		arr_int(&a[11], r->usage.completion);
-		arr_int(&a[12], r->usage.cached);
-		arr_int(&a[13], r->usage.cache_write);
-		arr_int(&a[14], r->usage.reasoning);
-		arr_add(&a[15], meter_source_name(r->source), 1);
-		arr_add(&a[16], r->client_aborted ? "t" : "f", 0);
-		arr_int(&a[17], r->latency_ms);
+			sqlarr_raw(&a[3], NULL);
+		sqlarr_text(&a[4], r->endpoint);
+		sqlarr_text(&a[5], r->requested_model);
+		sqlarr_text(&a[6], r->provider);
+		sqlarr_text(&a[7], r->upstream_model);
+		sqlarr_raw(&a[8], r->streamed ? "t" : "f");
+		sqlarr_int(&a[9], r->status);
+		sqlarr_int(&a[10], r->usage.prompt);
+		sqlarr_int(&a[11], r->usage.completion);
+		sqlarr_int(&a[12], r->usage.cached);
+		sqlarr_int(&a[13], r->usage.cache_write);
+		sqlarr_int(&a[14], r->usage.reasoning);
+		sqlarr_text(&a[15], meter_source_name(r->source));
+		sqlarr_raw(&a[16], r->client_aborted ? "t" : "f");
+		sqlarr_int(&a[17], r->latency_ms);
 		if (r->ttfb_ms >= 0)
-			arr_int(&a[18], r->ttfb_ms);
+			sqlarr_int(&a[18], r->ttfb_ms);
 		else
-			arr_add(&a[18], NULL, 0);
-		arr_add(&a[19], r->error, 1);
-		arr_add(&a[20], r->refusal[0] != '\0' ? r->refusal : NULL, 1);
-		arr_int(&a[21], r->failed_attempts);
+			sqlarr_raw(&a[18], NULL);
+		sqlarr_text(&a[19], r->error);
+		sqlarr_text(&a[20], r->refusal[0] != '\0' ? r->refusal : NULL);
+		sqlarr_int(&a[21], r->failed_attempts);
 	}
 	for (int c = 0; c < NC; c++) {
-		params[c] = arr_end(&a[c]);
+		params[c] = sqlarr_end(&a[c]);
 		if (params[c] == NULL) {
 			*cause = strdup("out of memory");
 			goto out;
@@ -385,7 +293,7 @@ static int
 load_pricing(PGconn *conn, struct usage_record **recs, int n,
 	     struct pricing *pr, char **cause)
 {
-	struct arr a[4];
+	struct sqlarr a[4];
 	const char *params[4];
 	int64_t min_ts = INT64_MAX, max_ts = INT64_MIN;
 	char tmin[48], tmax[48];
@@ -396,16 +304,16 @@ load_pricing(PGconn *conn, struct usage_record **recs, int n,
 	for (int i = 0; i < n; i++) {
 		if (!priceable(recs[i]))
 			continue;
-		arr_int(&a[0], recs[i]->tenant_id);
-		arr_add(&a[1], recs[i]->provider, 1);
-		arr_add(&a[2], recs[i]->upstream_model, 1);
+		sqlarr_int(&a[0], recs[i]->tenant_id);
+		sqlarr_text(&a[1], recs[i]->provider);
+		sqlarr_text(&a[2], recs[i]->upstream_model);
 		if (recs[i]->ts_us < min_ts)
 			min_ts = recs[i]->ts_us;
 		if (recs[i]->ts_us > max_ts)
 			max_ts = recs[i]->ts_us;
 	}
 	for (int c = 0; c < 3; c++)
-		if ((params[c] = arr_end(&a[c])) == NULL)
+		if ((params[c] = sqlarr_end(&a[c])) == NULL)
 			goto nomem;
 
 	res = exec(conn, "tenants",
@@ -476,8 +384,8 @@ load_pricing(PGconn *conn, struct usage_record **recs, int n,
 	}
 	PQclear(res);
 
-	format_ts(min_ts == INT64_MAX ? 0 : min_ts, tmin, sizeof tmin);
-	format_ts(max_ts == INT64_MIN ? 0 : max_ts, tmax, sizeof tmax);
+	clock_format(min_ts == INT64_MAX ? 0 : min_ts, CLOCK_SQL, tmin);
+	clock_format(max_ts == INT64_MIN ? 0 : max_ts, CLOCK_SQL, tmax);
 	{
 		const char *pp[3] = { tmin, tmax, params[0] };
 		res = exec(conn, "promotions",
@@ -590,7 +498,7 @@ static int
 lock_balances(PGconn *conn, struct usage_record **recs, int n,
 	      struct pricing *pr, char **cause)
 {
-	struct arr a[2];
+	struct sqlarr a[2];
 	const char *params[2];
 	PGresult *res = NULL;
 	int rc = -1, cap = 16, k = 0;
@@ -633,11 +541,11 @@ lock_balances(PGconn *conn, struct usage_record **recs, int n,
 	      by_balance_key);
 	memset(a, 0, sizeof a);
 	for (int i = 0; i < pr->nbalances; i++) {
-		arr_int(&a[0], pr->balances[i].promo->id);
-		arr_int(&a[1], pr->balances[i].tenant_id);
+		sqlarr_int(&a[0], pr->balances[i].promo->id);
+		sqlarr_int(&a[1], pr->balances[i].tenant_id);
 	}
-	params[0] = arr_end(&a[0]);
-	params[1] = arr_end(&a[1]);
+	params[0] = sqlarr_end(&a[0]);
+	params[1] = sqlarr_end(&a[1]);
 	if (params[0] == NULL || params[1] == NULL)
 		goto nomem_arr;
 	if (run(conn, "grant balances",
@@ -736,7 +644,7 @@ store_costs(PGconn *conn, struct usage_record **recs, int n,
 	    struct pricing *pr, char **cause)
 {
 	enum { NC = 16 };
-	struct arr a[NC], g[8], b[3];
+	struct sqlarr a[NC], g[8], b[3];
 	const char *params[NC], *gp[8], *bp[3];
 	int rc = -1, ngrant_rows = 0;
 
@@ -748,40 +656,40 @@ store_costs(PGconn *conn, struct usage_record **recs, int n,
 		char ts[48];
 		if (!priceable(r))
 			continue;
-		format_ts(r->ts_us, ts, sizeof ts);
-		arr_add(&a[0], r->request_id, 1);
-		arr_add(&a[1], ts, 1);
-		arr_int(&a[2], r->tenant_id);
+		clock_format(r->ts_us, CLOCK_SQL, ts);
+		sqlarr_text(&a[0], r->request_id);
+		sqlarr_text(&a[1], ts);
+		sqlarr_int(&a[2], r->tenant_id);
 		if (r->price_id)
-			arr_int(&a[3], r->price_id);
+			sqlarr_int(&a[3], r->price_id);
 		else
-			arr_add(&a[3], NULL, 0);
-		arr_add(&a[4], r->price_id ? r->currency : NULL, 1);
-		arr_add(&a[5], r->unpriced ? "t" : "f", 0);
+			sqlarr_raw(&a[3], NULL);
+		sqlarr_text(&a[4], r->price_id ? r->currency : NULL);
+		sqlarr_raw(&a[5], r->unpriced ? "t" : "f");
 		for (int c = 0; c < TC__COUNT; c++)
-			arr_int(&a[6 + c], r->cost.free.n[c]);
+			sqlarr_int(&a[6 + c], r->cost.free.n[c]);
 		if (r->cost.discount_id)
-			arr_int(&a[10], r->cost.discount_id);
+			sqlarr_int(&a[10], r->cost.discount_id);
 		else
-			arr_add(&a[10], NULL, 0);
-		arr_int(&a[11], r->cost.discount_bp);
-		arr_int(&a[12], r->cost.list_nanos);
-		arr_int(&a[13], r->cost.free_nanos);
-		arr_int(&a[14], r->cost.discount_nanos);
-		arr_int(&a[15], r->cost.billed_nanos);
+			sqlarr_raw(&a[10], NULL);
+		sqlarr_int(&a[11], r->cost.discount_bp);
+		sqlarr_int(&a[12], r->cost.list_nanos);
+		sqlarr_int(&a[13], r->cost.free_nanos);
+		sqlarr_int(&a[14], r->cost.discount_nanos);
+		sqlarr_int(&a[15], r->cost.billed_nanos);
 		for (int k = 0; k < r->cost.ngrants; k++) {
-			arr_add(&g[0], r->request_id, 1);
-			arr_add(&g[1], ts, 1);
-			arr_int(&g[2], r->cost.grants[k].promotion_id);
-			arr_int(&g[3], r->tenant_id);
+			sqlarr_text(&g[0], r->request_id);
+			sqlarr_text(&g[1], ts);
+			sqlarr_int(&g[2], r->cost.grants[k].promotion_id);
+			sqlarr_int(&g[3], r->tenant_id);
 			for (int c = 0; c < TC__COUNT; c++)
-				arr_int(&g[4 + c],
+				sqlarr_int(&g[4 + c],
 					r->cost.grants[k].covered.n[c]);
 			ngrant_rows++;
 		}
 	}
 	for (int c = 0; c < NC; c++)
-		if ((params[c] = arr_end(&a[c])) == NULL)
+		if ((params[c] = sqlarr_end(&a[c])) == NULL)
 			goto nomem;
 	if (run(conn, "usage costs",
 		"UPDATE usage_records u SET price_id = v.price_id, "
@@ -811,7 +719,7 @@ store_costs(PGconn *conn, struct usage_record **recs, int n,
 		goto out;
 	if (ngrant_rows > 0) {
 		for (int c = 0; c < 8; c++)
-			if ((gp[c] = arr_end(&g[c])) == NULL)
+			if ((gp[c] = sqlarr_end(&g[c])) == NULL)
 				goto nomem;
 		if (run(conn, "usage grants",
 			"INSERT INTO usage_grants (request_id, ts, promotion_id, "
@@ -825,13 +733,13 @@ store_costs(PGconn *conn, struct usage_record **recs, int n,
 	for (int i = 0; i < pr->nbalances; i++) {
 		if (pr->balances[i].used == pr->balances[i].used_before)
 			continue;
-		arr_int(&b[0], pr->balances[i].promo->id);
-		arr_int(&b[1], pr->balances[i].tenant_id);
-		arr_int(&b[2], pr->balances[i].used);
+		sqlarr_int(&b[0], pr->balances[i].promo->id);
+		sqlarr_int(&b[1], pr->balances[i].tenant_id);
+		sqlarr_int(&b[2], pr->balances[i].used);
 	}
 	if (b[0].n > 0) {
 		for (int c = 0; c < 3; c++)
-			if ((bp[c] = arr_end(&b[c])) == NULL)
+			if ((bp[c] = sqlarr_end(&b[c])) == NULL)
 				goto nomem;
 		if (run(conn, "grant balances",
 			"UPDATE grant_balances g SET used = v.used FROM "
@@ -856,7 +764,7 @@ out:
 static int
 settle_spend(PGconn *conn, struct usage_record **recs, int n, char **cause)
 {
-	struct arr a[2];
+	struct sqlarr a[2];
 	const char *params[2];
 	int rc = -1;
 
@@ -865,14 +773,14 @@ settle_spend(PGconn *conn, struct usage_record **recs, int n, char **cause)
 		char ts[48];
 		if (!recs[i]->inserted || recs[i]->tenant_id == 0)
 			continue;
-		format_ts(recs[i]->ts_us, ts, sizeof ts);
-		arr_add(&a[0], recs[i]->request_id, 1);
-		arr_add(&a[1], ts, 1);
+		clock_format(recs[i]->ts_us, CLOCK_SQL, ts);
+		sqlarr_text(&a[0], recs[i]->request_id);
+		sqlarr_text(&a[1], ts);
 	}
 	if (a[0].n == 0)
 		return 0;
-	params[0] = arr_end(&a[0]);
-	params[1] = arr_end(&a[1]);
+	params[0] = sqlarr_end(&a[0]);
+	params[1] = sqlarr_end(&a[1]);
 	if (params[0] == NULL || params[1] == NULL)
 		*cause = strdup("out of memory");
 	else {

@@ -13,10 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
-#include <sys/time.h>
 
+#include "clock.h"
 #include "log.h"
 
 static enum log_level log_level = LOG_INFO;
@@ -181,29 +180,23 @@ void
 log_vmsg(enum log_level level, const char *prefix, const char *fmt,
 	 va_list ap)
 {
-	char msg[2048], line[4608], ts[32];
-	struct timeval tv;
-	struct tm tm;
+	char msg[2048], line[4608], ts[CLOCK_TEXT_MAX];
 	size_t off;
 
 	if (!log_enabled(level))
 		return;
 	vsnprintf(msg, sizeof msg, fmt, ap);
-	gettimeofday(&tv, NULL);
-	gmtime_r(&tv.tv_sec, &tm);
-	strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+	clock_format(clock_wall_us(), CLOCK_ISO_MS, ts);
 	if (log_json) {
 		off = (size_t)snprintf(line, sizeof line,
-				       "{\"ts\":\"%s.%03dZ\",\"level\":\"%s\","
-				       "\"msg\":\"", ts, (int)(tv.tv_usec / 1000),
-				       level_names[level]);
+				       "{\"ts\":\"%s\",\"level\":\"%s\","
+				       "\"msg\":\"", ts, level_names[level]);
 		if (prefix != NULL)
 			off = json_escape(line, sizeof line, off, prefix);
 		off = json_escape(line, sizeof line, off, msg);
 		off += (size_t)snprintf(line + off, sizeof line - off, "\"}\n");
 	} else {
-		off = (size_t)snprintf(line, sizeof line, "%s.%03dZ %s %s%s\n",
-				       ts, (int)(tv.tv_usec / 1000),
+		off = (size_t)snprintf(line, sizeof line, "%s %s %s%s\n", ts,
 				       level_names[level],
 				       prefix != NULL ? prefix : "", msg);
 	}

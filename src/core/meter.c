@@ -13,6 +13,7 @@
 #include <string.h>
 #include <cjson/cJSON.h>
 
+#include "buf.h"
 #include "json.h"
 #include "meter.h"
 
@@ -52,57 +53,11 @@ meter_source_name(enum usage_source s)
 	}
 }
 
-/* A growing output buffer; on allocation failure it stops growing and
- * remembers it. */
-struct obuf {
-	char *p;
-	size_t len, cap;
-	int oom;
-};
-
+/* Appends ,"name":v. */
 static void
-ob_reserve(struct obuf *b, size_t more)
+put_int(struct buf *b, const char *name, int64_t v)
 {
-	char *np;
-	size_t cap;
-
-	if (b->oom || b->len + more <= b->cap)
-		return;
-	cap = b->cap != 0 ? b->cap : 512;
-	while (cap < b->len + more)
-		cap *= 2;
-	np = realloc(b->p, cap);
-	if (np == NULL) {
-		b->oom = 1;
-		return;
-	}
-	b->p = np;
-	b->cap = cap;
-}
-
-static void
-ob_add(struct obuf *b, const char *s, size_t n)
-{
-	ob_reserve(b, n);
-	if (b->oom)
-		return;
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-}
-
-static void
-ob_str(struct obuf *b, const char *s)
-{
-	ob_add(b, s, strlen(s));
-}
-
-static void
-ob_int(struct obuf *b, const char *name, int64_t v)
-{
-	char tmp[64];
-	int n = snprintf(tmp, sizeof tmp, ",\"%s\":%" PRId64, name, v);
-
-	ob_add(b, tmp, (size_t)n);
+	buf_printf(b, ",\"%s\":%" PRId64, name, v);
 }
 
 /* Length of the valid UTF-8 sequence at s (at most n bytes), or 0. */
@@ -137,18 +92,18 @@ utf8_len(const unsigned char *s, size_t n)
 
 /* Writes ,"name":"value" (or null), escaped, valid UTF-8, cut. */
 static void
-ob_jstr(struct obuf *b, const char *name, const char *s)
+put_str(struct buf *b, const char *name, const char *s)
 {
 	const unsigned char *p = (const unsigned char *)s;
 	size_t n, i = 0, out = 0;
 
-	ob_add(b, ",\"", 2);
-	ob_str(b, name);
+	buf_add(b, ",\"", 2);
+	buf_str(b, name);
 	if (s == NULL) {
-		ob_add(b, "\":null", 6);
+		buf_add(b, "\":null", 6);
 		return;
 	}
-	ob_add(b, "\":\"", 3);
+	buf_add(b, "\":\"", 3);
 	n = strlen(s);
 	while (i < n) {
 		size_t k = utf8_len(p + i, n - i);
@@ -157,7 +112,7 @@ ob_jstr(struct obuf *b, const char *name, const char *s)
 		if (out + (k == 0 ? 3 : k) > METER_STR_MAX)
 			break;
 		if (k == 0) {
-			ob_add(b, "\xef\xbf\xbd", 3); /* U+FFFD */
+			buf_add(b, "\xef\xbf\xbd", 3); /* U+FFFD */
 			i++;
 			out += 3;
 			continue;
@@ -165,17 +120,17 @@ ob_jstr(struct obuf *b, const char *name, const char *s)
 		if (p[i] == '"' || p[i] == '\\') {
 			esc[0] = '\\';
 			esc[1] = (char)p[i];
-			ob_add(b, esc, 2);
+			buf_add(b, esc, 2);
 		} else if (p[i] < 0x20 || p[i] == 0x7f) {
 			snprintf(esc, sizeof esc, "\\u%04x", p[i]);
-			ob_add(b, esc, 6);
+			buf_add(b, esc, 6);
 		} else {
-			ob_add(b, s + i, k);
+			buf_add(b, s + i, k);
 		}
 		i += k;
 		out += k;
 	}
-	ob_add(b, "\"", 1);
+	buf_add(b, "\"", 1);
 }
 
 /* Encodes rec as one line of JSON (no newline) after head bytes left for
@@ -185,41 +140,42 @@ char *
 meter_record_encode_at(const struct usage_record *rec, size_t head,
 		       size_t *len)
 {
-	struct obuf b = { 0 };
+	struct buf b = BUF_INIT;
 
-	ob_reserve(&b, head + 512);
-	b.len = b.oom ? 0 : head;
-	ob_str(&b, "{\"v\":1");
-	ob_jstr(&b, "id", rec->request_id);
-	ob_int(&b, "ts", rec->ts_us);
-	ob_int(&b, "tenant_id", rec->tenant_id);
-	ob_int(&b, "key_id", rec->key_id);
-	ob_jstr(&b, "tenant", rec->tenant);
-	ob_jstr(&b, "endpoint", rec->endpoint);
-	ob_jstr(&b, "model", rec->requested_model);
-	ob_jstr(&b, "provider", rec->provider);
-	ob_jstr(&b, "upstream_model", rec->upstream_model);
-	ob_int(&b, "stream", rec->streamed != 0);
-	ob_int(&b, "status", rec->status);
-	ob_int(&b, "prompt", rec->usage.prompt);
-	ob_int(&b, "completion", rec->usage.completion);
-	ob_int(&b, "cached", rec->usage.cached);
-	ob_int(&b, "cache_write", rec->usage.cache_write);
-	ob_int(&b, "reasoning", rec->usage.reasoning);
-	ob_jstr(&b, "source", meter_source_name(rec->source));
-	ob_int(&b, "aborted", rec->client_aborted != 0);
-	ob_int(&b, "latency_ms", rec->latency_ms);
-	ob_int(&b, "ttfb_ms", rec->ttfb_ms);
-	ob_jstr(&b, "error", rec->error);
-	ob_jstr(&b, "refusal", rec->refusal);
-	ob_int(&b, "failed_attempts", rec->failed_attempts);
-	ob_add(&b, "}\0", 2); /* NUL-terminated, not counted */
-	if (b.oom) {
-		free(b.p);
+	/* The head is left for the caller to fill. */
+	if (buf_reserve(&b, head + 512) == 0)
+		b.len = head;
+	buf_str(&b, "{\"v\":1");
+	put_str(&b, "id", rec->request_id);
+	put_int(&b, "ts", rec->ts_us);
+	put_int(&b, "tenant_id", rec->tenant_id);
+	put_int(&b, "key_id", rec->key_id);
+	put_str(&b, "tenant", rec->tenant);
+	put_str(&b, "endpoint", rec->endpoint);
+	put_str(&b, "model", rec->requested_model);
+	put_str(&b, "provider", rec->provider);
+	put_str(&b, "upstream_model", rec->upstream_model);
+	put_int(&b, "stream", rec->streamed != 0);
+	put_int(&b, "status", rec->status);
+	put_int(&b, "prompt", rec->usage.prompt);
+	put_int(&b, "completion", rec->usage.completion);
+	put_int(&b, "cached", rec->usage.cached);
+	put_int(&b, "cache_write", rec->usage.cache_write);
+	put_int(&b, "reasoning", rec->usage.reasoning);
+	put_str(&b, "source", meter_source_name(rec->source));
+	put_int(&b, "aborted", rec->client_aborted != 0);
+	put_int(&b, "latency_ms", rec->latency_ms);
+	put_int(&b, "ttfb_ms", rec->ttfb_ms);
+	put_str(&b, "error", rec->error);
+	put_str(&b, "refusal", rec->refusal);
+	put_int(&b, "failed_attempts", rec->failed_attempts);
+	buf_add(&b, "}", 1);
+	if (b.failed) {
+		buf_free(&b);
 		return NULL;
 	}
-	*len = b.len - 1 - head;
-	return b.p;
+	*len = b.len - head;
+	return buf_detach(&b, NULL);
 }
 
 /* Encodes rec as one line of JSON, from the buffer's start. */

@@ -30,25 +30,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "sse.h"
 
 /* Buffers larger than this are released after the event that grew them. */
 #define SSE_KEEP_CAP (64 * 1024)
 
-/* A growable byte buffer owned by the parser. */
-struct sse_buf {
-	char *b;
-	size_t len;
-	size_t cap;
-};
-
 struct sse_parser {
 	size_t max_event;
 	sse_event_cb cb;
 	void *arg;
-	struct sse_buf raw;   /* current event bytes from earlier feeds */
-	struct sse_buf data;  /* joined data lines, NUL-terminated */
-	struct sse_buf event; /* last event name, NUL-terminated */
+	struct buf raw;   /* current event bytes from earlier feeds */
+	struct buf data;  /* joined data lines, NUL-terminated */
+	struct buf event; /* last event name, NUL-terminated */
 	size_t line_off;      /* start of the partial line in raw */
 	int line_in_raw;      /* a partial line begins in raw */
 	int has_data;
@@ -60,53 +54,6 @@ struct sse_parser {
 	int seen_first_line;  /* the BOM check is done */
 	int failed;           /* an event outgrew max_event or memory ran out */
 };
-
-/* Makes room for need more bytes plus a NUL in b; 0 or -1. */
-static int
-buf_reserve(struct sse_buf *b, size_t need)
-{
-	size_t cap;
-	char *nb;
-
-	if (need > (size_t)-1 - b->len - 1)
-		return -1;
-	if (b->len + need + 1 <= b->cap)
-		return 0;
-	cap = b->cap ? b->cap : 256;
-	while (cap < b->len + need + 1)
-		cap = cap > (size_t)-1 / 2 ? b->len + need + 1 : cap * 2;
-	nb = realloc(b->b, cap);
-	if (nb == NULL)
-		return -1;
-	b->b = nb;
-	b->cap = cap;
-	return 0;
-}
-
-/* Appends n bytes to b, keeping it NUL-terminated; 0 or -1. */
-static int
-buf_append(struct sse_buf *b, const char *s, size_t n)
-{
-	if (buf_reserve(b, n) < 0)
-		return -1;
-	if (n > 0)
-		memcpy(b->b + b->len, s, n);
-	b->len += n;
-	b->b[b->len] = '\0';
-	return 0;
-}
-
-/* Empties b, releasing its memory when it grew unusually large. */
-static void
-buf_reset(struct sse_buf *b)
-{
-	b->len = 0;
-	if (b->cap > SSE_KEEP_CAP) {
-		free(b->b);
-		b->b = NULL;
-		b->cap = 0;
-	}
-}
 
 /* Creates a parser; NULL when out of memory. */
 struct sse_parser *
@@ -129,9 +76,9 @@ sse_parser_free(struct sse_parser *p)
 {
 	if (p == NULL)
 		return;
-	free(p->raw.b);
-	free(p->data.b);
-	free(p->event.b);
+	buf_free(&p->raw);
+	buf_free(&p->data);
+	buf_free(&p->event);
 	free(p);
 }
 
@@ -140,16 +87,16 @@ const char *
 sse_parser_pending(const struct sse_parser *p, size_t *len)
 {
 	*len = p->raw.len;
-	return p->raw.len ? p->raw.b : "";
+	return p->raw.len ? p->raw.data : "";
 }
 
 /* Forgets the fields and raw bytes of the current event. */
 static void
 event_reset(struct sse_parser *p)
 {
-	buf_reset(&p->raw);
-	buf_reset(&p->data);
-	buf_reset(&p->event);
+	buf_reset(&p->raw, SSE_KEEP_CAP);
+	buf_reset(&p->data, SSE_KEEP_CAP);
+	buf_reset(&p->event, SSE_KEEP_CAP);
 	p->line_off = 0;
 	p->line_in_raw = 0;
 	p->has_data = 0;
@@ -190,14 +137,14 @@ process_line(struct sse_parser *p, const char *s, size_t n)
 		vlen--;
 	}
 	if (nlen == 4 && memcmp(s, "data", 4) == 0) {
-		if (p->has_data && buf_append(&p->data, "\n", 1) < 0)
+		if (p->has_data && buf_add(&p->data, "\n", 1) < 0)
 			return -1;
-		if (buf_append(&p->data, val, vlen) < 0)
+		if (buf_add(&p->data, val, vlen) < 0)
 			return -1;
 		p->has_data = 1;
 	} else if (nlen == 5 && memcmp(s, "event", 5) == 0) {
 		p->event.len = 0;
-		if (buf_append(&p->event, val, vlen) < 0)
+		if (buf_add(&p->event, val, vlen) < 0)
 			return -1;
 		p->has_event = 1;
 	}
@@ -214,16 +161,16 @@ dispatch(struct sse_parser *p, const char *from, const char *to)
 	int rc;
 
 	if (p->raw.len > 0) {
-		if (buf_append(&p->raw, from, (size_t)(to - from)) < 0)
+		if (buf_add(&p->raw, from, (size_t)(to - from)) < 0)
 			return -1;
-		ev.raw = p->raw.b;
+		ev.raw = p->raw.data;
 		ev.raw_len = p->raw.len;
 	} else {
 		ev.raw = from;
 		ev.raw_len = (size_t)(to - from);
 	}
-	ev.event = p->has_event ? p->event.b : NULL;
-	ev.data = p->has_data ? p->data.b : NULL;
+	ev.event = p->has_event ? p->event.data : NULL;
+	ev.data = p->has_data ? p->data.data : NULL;
 	ev.data_len = p->has_data ? p->data.len : 0;
 	ev.comment_only = p->ncomments > 0 && p->nfields == 0;
 	p->seen_first_line = 1;
@@ -299,10 +246,10 @@ sse_parser_feed(struct sse_parser *p, const char *buf, size_t len)
 			goto fail;
 		if (line == NULL) {
 			/* The line began in an earlier slice: make it whole. */
-			if (buf_append(&p->raw, ev, (size_t)(eol - ev)) < 0)
+			if (buf_add(&p->raw, ev, (size_t)(eol - ev)) < 0)
 				goto fail;
 			ev = eol;
-			ls = p->raw.b + p->line_off;
+			ls = p->raw.data + p->line_off;
 			ln = p->raw.len - p->line_off;
 		} else {
 			ls = line;
@@ -334,7 +281,7 @@ sse_parser_feed(struct sse_parser *p, const char *buf, size_t len)
 			p->line_off = p->raw.len + (size_t)(line - ev);
 			p->line_in_raw = 1;
 		}
-		if (buf_append(&p->raw, ev, (size_t)(end - ev)) < 0)
+		if (buf_add(&p->raw, ev, (size_t)(end - ev)) < 0)
 			goto fail;
 	}
 	return 0;

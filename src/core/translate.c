@@ -117,57 +117,6 @@
 #define TR_DEFAULT_MAX_TOKENS 4096
 
 /* ------------------------------------------------------------------ */
-/* Byte buffer                                                        */
-/* ------------------------------------------------------------------ */
-
-/* Appends n bytes, growing by doubling. */
-int
-tr_buf_append(struct tr_buf *b, const void *p, size_t n)
-{
-	size_t need = b->len + n + 1, cap;
-	char *d;
-
-	if (need < b->len)
-		return -1;
-	if (need > b->cap) {
-		cap = b->cap ? b->cap : 256;
-		while (cap < need) {
-			if (cap > SIZE_MAX / 2)
-				return -1;
-			cap *= 2;
-		}
-		d = realloc(b->data, cap);
-		if (d == NULL)
-			return -1;
-		b->data = d;
-		b->cap = cap;
-	}
-	if (n > 0)
-		memcpy(b->data + b->len, p, n);
-	b->len += n;
-	b->data[b->len] = '\0';
-	return 0;
-}
-
-/* Empties b, keeping its memory. */
-void
-tr_buf_reset(struct tr_buf *b)
-{
-	b->len = 0;
-	if (b->data != NULL)
-		b->data[0] = '\0';
-}
-
-/* Frees b's memory. */
-void
-tr_buf_free(struct tr_buf *b)
-{
-	free(b->data);
-	b->data = NULL;
-	b->len = b->cap = 0;
-}
-
-/* ------------------------------------------------------------------ */
 /* Helpers shared with translate_resp.c and translate_stream.c        */
 /* ------------------------------------------------------------------ */
 

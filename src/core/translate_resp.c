@@ -151,7 +151,7 @@ tr_messages_resp_to_chat(const cJSON *resp, const char *model,
 	const char *id = get_str(resp, "id");
 	struct tr_counts c = { 0 };
 	struct bld b = { 0 };
-	struct tr_buf text = { 0 };
+	struct buf text = { 0 };
 	cJSON *out, *choice, *msg, *calls = NULL;
 	char *cid;
 
@@ -178,7 +178,7 @@ tr_messages_resp_to_chat(const cJSON *resp, const char *model,
 		const char *name = get_str(blk, "name");
 
 		if (str_is(blk, "type", "text") && t != NULL) {
-			if (tr_buf_append(&text, t, strlen(t)) < 0)
+			if (buf_add(&text, t, strlen(t)) < 0)
 				b.oom = 1;
 		} else if (str_is(blk, "type", "tool_use") && tid != NULL &&
 			   name != NULL) {
@@ -191,7 +191,7 @@ tr_messages_resp_to_chat(const cJSON *resp, const char *model,
 		b_str(&b, msg, "content", text.data != NULL ? text.data : "");
 	else
 		b_null(&b, msg, "content");
-	tr_buf_free(&text);
+	buf_free(&text);
 	b_null(&b, msg, "refusal");
 	if (calls != NULL)
 		b_add(&b, msg, "tool_calls", calls);

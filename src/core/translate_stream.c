@@ -128,7 +128,7 @@ map_grow(int **map, int *n, int i, int cap)
 /* Prints root (then deletes it) as one SSE event: "event: name\n" when
  * name is not NULL, then "data: JSON\n\n". */
 static int
-emit(struct bld *b, struct tr_buf *out, const char *name, cJSON *root)
+emit(struct bld *b, struct buf *out, const char *name, cJSON *root)
 {
 	char *s = b->oom ? NULL : cJSON_PrintUnformatted(root);
 	int r = -1;
@@ -139,12 +139,12 @@ emit(struct bld *b, struct tr_buf *out, const char *name, cJSON *root)
 		return -1;
 	}
 	if ((name == NULL ||
-	     (tr_buf_append(out, "event: ", 7) == 0 &&
-	      tr_buf_append(out, name, strlen(name)) == 0 &&
-	      tr_buf_append(out, "\n", 1) == 0)) &&
-	    tr_buf_append(out, "data: ", 6) == 0 &&
-	    tr_buf_append(out, s, strlen(s)) == 0 &&
-	    tr_buf_append(out, "\n\n", 2) == 0)
+	     (buf_add(out, "event: ", 7) == 0 &&
+	      buf_add(out, name, strlen(name)) == 0 &&
+	      buf_add(out, "\n", 1) == 0)) &&
+	    buf_add(out, "data: ", 6) == 0 &&
+	    buf_add(out, s, strlen(s)) == 0 &&
+	    buf_add(out, "\n\n", 2) == 0)
 		r = 0;
 	free(s);
 	if (r < 0)
@@ -190,7 +190,7 @@ tool_delta(struct bld *b, cJSON *delta, int k)
 /* Handles one Anthropic event for a chat client. */
 static int
 a2c_event(struct tr_stream *tr, struct bld *b, const cJSON *ev,
-	  const char *type, struct tr_buf *out)
+	  const char *type, struct buf *out)
 {
 	cJSON *root, *delta, *tc, *fn;
 	int64_t idx;
@@ -294,7 +294,7 @@ a2c_event(struct tr_stream *tr, struct bld *b, const cJSON *ev,
 			if (emit(b, out, NULL, root) < 0)
 				return -1;
 		}
-		if (tr_buf_append(out, "data: [DONE]\n\n", 14) < 0)
+		if (buf_add(out, "data: [DONE]\n\n", 14) < 0)
 			return -1;
 		tr->done = 1;
 		return 0;
@@ -319,7 +319,7 @@ a2c_event(struct tr_stream *tr, struct bld *b, const cJSON *ev,
 
 /* Closes the open content block, if any. */
 static int
-c2a_close_block(struct tr_stream *tr, struct bld *b, struct tr_buf *out)
+c2a_close_block(struct tr_stream *tr, struct bld *b, struct buf *out)
 {
 	cJSON *root;
 
@@ -337,7 +337,7 @@ c2a_close_block(struct tr_stream *tr, struct bld *b, struct tr_buf *out)
 /* Writes message_start once, with the id of the first chunk. */
 static int
 c2a_start(struct tr_stream *tr, struct bld *b, const cJSON *chunk,
-	  struct tr_buf *out)
+	  struct buf *out)
 {
 	cJSON *root, *msg;
 
@@ -365,7 +365,7 @@ c2a_start(struct tr_stream *tr, struct bld *b, const cJSON *chunk,
 /* Opens a content block: text, or tool_use with id and name. */
 static int
 c2a_open_block(struct tr_stream *tr, struct bld *b, const char *id,
-	       const char *name, struct tr_buf *out)
+	       const char *name, struct buf *out)
 {
 	cJSON *root, *blk;
 
@@ -393,7 +393,7 @@ c2a_open_block(struct tr_stream *tr, struct bld *b, const char *id,
 
 /* Writes a content_block_delta of the given delta type and field. */
 static int
-c2a_delta(struct bld *b, struct tr_buf *out, int blk, const char *dtype,
+c2a_delta(struct bld *b, struct buf *out, int blk, const char *dtype,
 	  const char *field, const char *s)
 {
 	cJSON *root = cJSON_CreateObject(), *d;
@@ -409,7 +409,7 @@ c2a_delta(struct bld *b, struct tr_buf *out, int blk, const char *dtype,
 /* Handles the tool_calls of one chunk's delta. */
 static int
 c2a_tools(struct tr_stream *tr, struct bld *b, const cJSON *calls,
-	  struct tr_buf *out)
+	  struct buf *out)
 {
 	const cJSON *tc;
 	char idbuf[32];
@@ -450,7 +450,7 @@ c2a_tools(struct tr_stream *tr, struct bld *b, const cJSON *calls,
 
 /* Writes the closing events: block stop, message_delta, message_stop. */
 static int
-c2a_end(struct tr_stream *tr, struct bld *b, struct tr_buf *out)
+c2a_end(struct tr_stream *tr, struct bld *b, struct buf *out)
 {
 	cJSON *root, *d;
 
@@ -476,7 +476,7 @@ c2a_end(struct tr_stream *tr, struct bld *b, struct tr_buf *out)
 /* Handles one chat chunk for an Anthropic client. */
 static int
 c2a_chunk(struct tr_stream *tr, struct bld *b, const cJSON *chunk,
-	  struct tr_buf *out)
+	  struct buf *out)
 {
 	const cJSON *choices = get(chunk, "choices");
 	const cJSON *choice = cJSON_IsArray(choices) ?
@@ -537,7 +537,7 @@ c2a_chunk(struct tr_stream *tr, struct bld *b, const cJSON *chunk,
  * failure. */
 int
 tr_stream_event(struct tr_stream *tr, const char *event, const char *data,
-		size_t data_len, struct tr_buf *out)
+		size_t data_len, struct buf *out)
 {
 	struct bld b = { 0 };
 	size_t mark = out->len;

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "ctl.h"
 
 /* Reads exactly n decimal digits at s into *v; 0, or -1. */
@@ -41,35 +42,6 @@ static int month_days(int y, int m)
 	return days[m - 1];
 }
 
-/* Days from 1970-01-01 to y-m-d (proleptic Gregorian). */
-static int64_t days_from_civil(int y, int m, int d)
-{
-	int64_t era, yoe, doy, doe;
-
-	y -= m <= 2;
-	era = (y >= 0 ? y : y - 399) / 400;
-	yoe = y - era * 400;
-	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + doe - 719468;
-}
-
-/* The civil date of a day count from 1970-01-01. */
-static void civil_from_days(int64_t z, int *y, int *m, int *d)
-{
-	int64_t era, doe, yoe, doy, mp;
-
-	z += 719468;
-	era = (z >= 0 ? z : z - 146096) / 146097;
-	doe = z - era * 146097;
-	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-	mp = (5 * doy + 2) / 153;
-	*d = (int)(doy - (153 * mp + 2) / 5 + 1);
-	*m = (int)(mp < 10 ? mp + 3 : mp - 9);
-	*y = (int)(yoe + era * 400 + (*m <= 2));
-}
-
 /* Parses "YYYY-MM-DD" at s into y, m, d; 0, or -1 when not a real date. */
 static int parse_date(const char *s, int *y, int *m, int *d)
 {
@@ -92,7 +64,7 @@ int ctl_parse_time(const char *s, int *date_only, int64_t *us)
 
 	if (s == NULL || strlen(s) < 10 || parse_date(s, &y, &mo, &d) < 0)
 		return -1;
-	t = days_from_civil(y, mo, d) * 86400;
+	t = clock_days_from_civil(y, mo, d) * 86400;
 	if (s[10] == '\0') {
 		*date_only = 1;
 		*us = t * 1000000;
@@ -137,29 +109,6 @@ int ctl_parse_time(const char *s, int *date_only, int64_t *us)
 	return 0;
 }
 
-/* Formats microseconds since the epoch as PostgreSQL timestamptz text in
- * UTC ("2026-11-03 10:00:00.000000+00"). */
-void ctl_format_us(int64_t us, char *buf, size_t size)
-{
-	int64_t secs = us / 1000000, frac = us % 1000000, days, rem;
-	int y, m, d;
-
-	if (frac < 0) {
-		frac += 1000000;
-		secs--;
-	}
-	days = secs / 86400;
-	rem = secs % 86400;
-	if (rem < 0) {
-		rem += 86400;
-		days--;
-	}
-	civil_from_days(days, &y, &m, &d);
-	snprintf(buf, size, "%04d-%02d-%02d %02d:%02d:%02d.%06" PRId64 "+00",
-		 y, m, d, (int)(rem / 3600), (int)(rem / 60 % 60),
-		 (int)(rem % 60), frac);
-}
-
 /* Checks the syntax of a time option; see ctl.h. */
 int ctl_check_time(const char *opt, const char *arg)
 {
@@ -196,7 +145,7 @@ int ctl_resolve_time(struct ctl *ctl, const char *arg, const char *tz,
 		out->us = strtoll(PQgetvalue(res, 0, 0), &end, 10);
 		PQclear(res);
 	}
-	ctl_format_us(out->us, out->text, sizeof(out->text));
+	clock_format(out->us, CLOCK_SQL, out->text);
 	return 0;
 }
 

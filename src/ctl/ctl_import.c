@@ -22,6 +22,7 @@
 #include "json.h"
 #include "ledger.h"
 #include "meter.h"
+#include "strmap.h"
 
 static const char import_usage[] =
 	"usage: tollctl usage import FILE|- [--dry-run]\n"
@@ -46,97 +47,6 @@ static const char import_usage[] =
 /* Bad lines printed before the rest are only counted. */
 #define IMPORT_MAX_SHOWN 20
 
-/* A string set with an int64 pair per entry, for interned strings and
- * lookup caches. Open addressing; keys are owned copies. */
-struct strmap {
-	char **keys;
-	int64_t (*vals)[2];
-	size_t cap, n;
-};
-
-/* FNV-1a of s. */
-static uint64_t str_hash(const char *s)
-{
-	uint64_t h = 14695981039346656037ULL;
-
-	for (; *s != '\0'; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-	return h;
-}
-
-/* The slot of key in m: where it is, or the empty slot it would go to. */
-static size_t strmap_slot(const struct strmap *m, const char *key)
-{
-	size_t i = (size_t)str_hash(key) & (m->cap - 1);
-
-	while (m->keys[i] != NULL && strcmp(m->keys[i], key) != 0)
-		i = (i + 1) & (m->cap - 1);
-	return i;
-}
-
-/* Doubles the table. 0, or -1 when out of memory. */
-static int strmap_grow(struct strmap *m)
-{
-	struct strmap g = { NULL, NULL, m->cap == 0 ? 64 : m->cap * 2, m->n };
-	size_t i, k;
-
-	g.keys = calloc(g.cap, sizeof(*g.keys));
-	g.vals = calloc(g.cap, sizeof(*g.vals));
-	if (g.keys == NULL || g.vals == NULL) {
-		free(g.keys);
-		free(g.vals);
-		return -1;
-	}
-	for (i = 0; i < m->cap; i++) {
-		if (m->keys[i] == NULL)
-			continue;
-		k = strmap_slot(&g, m->keys[i]);
-		g.keys[k] = m->keys[i];
-		memcpy(g.vals[k], m->vals[i], sizeof(g.vals[k]));
-	}
-	free(m->keys);
-	free(m->vals);
-	*m = g;
-	return 0;
-}
-
-/* Finds key; with add, inserts it (values 0) when missing. Returns the
- * entry's values, and its owned key in *owned when not NULL; NULL when
- * missing (without add) or out of memory. */
-static int64_t *strmap_get(struct strmap *m, const char *key, int add,
-			   const char **owned)
-{
-	size_t i;
-
-	if (m->cap == 0 || (m->n + 1) * 2 > m->cap) {
-		if (!add && m->cap == 0)
-			return NULL;
-		if (add && strmap_grow(m) < 0)
-			return NULL;
-	}
-	i = strmap_slot(m, key);
-	if (m->keys[i] == NULL) {
-		if (!add || (m->keys[i] = strdup(key)) == NULL)
-			return NULL;
-		m->vals[i][0] = m->vals[i][1] = 0;
-		m->n++;
-	}
-	if (owned != NULL)
-		*owned = m->keys[i];
-	return m->vals[i];
-}
-
-/* Frees the table and its keys. */
-static void strmap_free(struct strmap *m)
-{
-	size_t i;
-
-	for (i = 0; i < m->cap; i++)
-		free(m->keys[i]);
-	free(m->keys);
-	free(m->vals);
-	memset(m, 0, sizeof(*m));
-}
 
 /* A checked record waiting to be written; strings other than error are
  * interned in the import's string set. */
@@ -319,7 +229,7 @@ static const char *intern(struct import *im, const char *s)
 
 	if (s == NULL)
 		return NULL;
-	if (strmap_get(&im->strings, s, 1, &owned) == NULL)
+	if (strmap_add(&im->strings, s, &owned) == NULL)
 		im->failed = 1;
 	return owned;
 }
@@ -329,7 +239,7 @@ static const char *intern(struct import *im, const char *s)
 static int64_t lookup_tenant(struct import *im, const char *name)
 {
 	const char *params[1] = { name };
-	int64_t *v = strmap_get(&im->tenants, name, 0, NULL);
+	int64_t *v = strmap_get(&im->tenants, name);
 	PGresult *res;
 
 	if (v != NULL)
@@ -337,7 +247,7 @@ static int64_t lookup_tenant(struct import *im, const char *name)
 	res = ctl_query(im->ctl, "usage import",
 			"SELECT id FROM tenants WHERE name = $1", 1, params);
 	if (res == NULL ||
-	    (v = strmap_get(&im->tenants, name, 1, NULL)) == NULL) {
+	    (v = strmap_add(&im->tenants, name, NULL)) == NULL) {
 		PQclear(res);
 		return -1;
 	}
@@ -353,7 +263,7 @@ static int64_t lookup_tenant(struct import *im, const char *name)
 static int key_lookup(struct import *im, const char *what, int64_t out[2])
 {
 	const char *params[1];
-	int64_t *v = strmap_get(&im->keys, what, 0, NULL);
+	int64_t *v = strmap_get(&im->keys, what);
 	char idtext[24];
 	PGresult *res;
 
@@ -372,7 +282,7 @@ static int key_lookup(struct import *im, const char *what, int64_t out[2])
 					params);
 		}
 		if (res == NULL ||
-		    (v = strmap_get(&im->keys, what, 1, NULL)) == NULL) {
+		    (v = strmap_add(&im->keys, what, NULL)) == NULL) {
 			PQclear(res);
 			return -1;
 		}
@@ -901,6 +811,9 @@ int ctl_usage_import(struct ctl *ctl, int argc, char **argv)
 		return CTL_EXIT_FAIL;
 	}
 	memset(&im, 0, sizeof(im));
+	strmap_init(&im.strings, 0);
+	strmap_init(&im.tenants, 2 * sizeof(int64_t));
+	strmap_init(&im.keys, 2 * sizeof(int64_t));
 	im.ctl = ctl;
 	if (ctl_connect(ctl) < 0)
 		goto out;

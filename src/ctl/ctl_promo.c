@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "ctl.h"
 
 static const char promo_usage[] =
@@ -588,7 +589,7 @@ static int promo_end(struct ctl *ctl, int argc, char **argv)
 		goto out;
 	if (at == NULL) {
 		when.us = now_us;
-		ctl_format_us(now_us, when.text, sizeof(when.text));
+		clock_format(now_us, CLOCK_SQL, when.text);
 	}
 	PQclear(res);
 	res = NULL;

@@ -19,6 +19,7 @@
 #include "metrics.h"
 #include "pgwriter.h"
 #include "spool.h"
+#include "strmap.h"
 
 #define MAX_SERIES 20000
 
@@ -27,22 +28,25 @@ static const int64_t buckets_ms[] = { 50, 100, 250, 500, 1000, 2500, 5000,
 				      10000, 30000, 60000, 120000 };
 #define NBUCKETS ((int)(sizeof buckets_ms / sizeof *buckets_ms))
 
-enum family { F_REQUESTS, F_SPEND, F_LATENCY };
+enum family { F_REQUESTS, F_SPEND, F_LATENCY, F__COUNT };
 
+/* A labelled series' numbers; its labels, rendered (tenant="a",...), are
+ * its key in the family's table. */
 struct series {
-	enum family fam;
-	char *labels;               /* rendered: tenant="a",model="b",... */
 	int64_t v[5];               /* requests, prompt, completion, cached,
-	                               reasoning; or spend: billed, list; */
+	                               reasoning; or spend: billed, list */
 	int64_t hist[NBUCKETS + 1]; /* latency buckets, +Inf last */
 	int64_t sum;                /* latency sum (ms) */
 };
 
 static struct {
 	pthread_mutex_t lock;
-	struct series *s;
-	size_t cap, n;
-} m = { .lock = PTHREAD_MUTEX_INITIALIZER };
+	struct strmap fam[F__COUNT];
+	size_t n;                   /* series in all families */
+} m = { .lock = PTHREAD_MUTEX_INITIALIZER,
+	.fam = { { .vsize = sizeof(struct series) },
+		 { .vsize = sizeof(struct series) },
+		 { .vsize = sizeof(struct series) } } };
 
 static atomic_llong streamed, aborted, unmetered, soft_quota;
 
@@ -90,63 +94,25 @@ labels(char *buf, size_t size, const char *const *kv)
 	}
 }
 
-/* FNV-1a over a family and its labels. */
-static size_t
-hash(enum family fam, const char *l)
-{
-	uint64_t h = 1469598103934665603ULL ^ (uint64_t)fam;
-
-	for (; *l != '\0'; l++)
-		h = (h ^ (unsigned char)*l) * 1099511628211ULL;
-	return (size_t)h;
-}
-
-/* Finds or adds a series. Caller holds the lock. NULL when out of memory. */
-static struct series *
-do_series(enum family fam, const char *l)
-{
-	size_t i;
-
-	if (m.n * 2 >= m.cap) {
-		size_t ncap = m.cap ? m.cap * 2 : 1024;
-		struct series *ns = calloc(ncap, sizeof *ns);
-		if (ns == NULL)
-			return NULL;
-		for (size_t k = 0; k < m.cap; k++) {
-			if (m.s[k].labels == NULL)
-				continue;
-			i = hash(m.s[k].fam, m.s[k].labels) & (ncap - 1);
-			while (ns[i].labels != NULL)
-				i = (i + 1) & (ncap - 1);
-			ns[i] = m.s[k];
-		}
-		free(m.s);
-		m.s = ns;
-		m.cap = ncap;
-	}
-	i = hash(fam, l) & (m.cap - 1);
-	while (m.s[i].labels != NULL) {
-		if (m.s[i].fam == fam && strcmp(m.s[i].labels, l) == 0)
-			return &m.s[i];
-		i = (i + 1) & (m.cap - 1);
-	}
-	if (m.n >= MAX_SERIES)
-		return NULL;
-	m.s[i].labels = strdup(l);
-	if (m.s[i].labels == NULL)
-		return NULL;
-	m.s[i].fam = fam;
-	m.n++;
-	return &m.s[i];
-}
-
-/* The series for labels, or the overflow series once the table is full. */
+/* The series of a family for labels; past MAX_SERIES, new label sets
+ * are counted under tenant="other". Caller holds the lock. NULL when out
+ * of memory. */
 static struct series *
 series(enum family fam, const char *l)
 {
-	struct series *s = do_series(fam, l);
+	struct strmap *t = &m.fam[fam];
+	struct series *s = strmap_get(t, l);
 
-	return s != NULL ? s : do_series(fam, "tenant=\"other\"");
+	if (s != NULL)
+		return s;
+	if (m.n >= MAX_SERIES) {
+		l = "tenant=\"other\"";
+		if ((s = strmap_get(t, l)) != NULL)
+			return s;
+	}
+	if ((s = strmap_add(t, l, NULL)) != NULL)
+		m.n++;
+	return s;
 }
 
 /* Counts one finished request. */
@@ -216,68 +182,57 @@ render_series(struct evbuffer *b)
 {
 	static const char *const tok[] = { NULL, "prompt", "completion",
 					   "cached", "reasoning" };
+	const char *l;
+	struct series *s;
+	size_t it;
 
 	evbuffer_add_printf(b, "# HELP tollgate_requests_total Requests "
 			    "finished, by tenant, requested model and status.\n"
 			    "# TYPE tollgate_requests_total counter\n");
-	for (size_t i = 0; i < m.cap; i++)
-		if (m.s[i].labels != NULL && m.s[i].fam == F_REQUESTS)
-			evbuffer_add_printf(b, "tollgate_requests_total{%s} %lld\n",
-					    m.s[i].labels,
-					    (long long)m.s[i].v[0]);
+	for (it = 0; strmap_next(&m.fam[F_REQUESTS], &it, &l, (void **)&s);)
+		evbuffer_add_printf(b, "tollgate_requests_total{%s} %lld\n", l,
+				    (long long)s->v[0]);
 	evbuffer_add_printf(b, "# HELP tollgate_tokens_total Tokens metered, "
 			    "by tenant, requested model, status and class.\n"
 			    "# TYPE tollgate_tokens_total counter\n");
-	for (size_t i = 0; i < m.cap; i++) {
-		if (m.s[i].labels == NULL || m.s[i].fam != F_REQUESTS)
-			continue;
+	for (it = 0; strmap_next(&m.fam[F_REQUESTS], &it, &l, (void **)&s);)
 		for (int k = 1; k < 5; k++)
 			evbuffer_add_printf(b, "tollgate_tokens_total{%s,"
-					    "class=\"%s\"} %lld\n",
-					    m.s[i].labels, tok[k],
-					    (long long)m.s[i].v[k]);
-	}
+					    "class=\"%s\"} %lld\n", l, tok[k],
+					    (long long)s->v[k]);
 	evbuffer_add_printf(b, "# HELP tollgate_spend_nanos_total Cost of "
 			    "the usage written to the ledger, in nano-units "
 			    "of its currency: billed (after promotions) and "
 			    "at list price.\n"
 			    "# TYPE tollgate_spend_nanos_total counter\n");
-	for (size_t i = 0; i < m.cap; i++) {
-		if (m.s[i].labels == NULL || m.s[i].fam != F_SPEND)
-			continue;
+	for (it = 0; strmap_next(&m.fam[F_SPEND], &it, &l, (void **)&s);)
 		evbuffer_add_printf(b, "tollgate_spend_nanos_total{%s,"
 				    "kind=\"billed\"} %lld\n"
 				    "tollgate_spend_nanos_total{%s,"
 				    "kind=\"list\"} %lld\n",
-				    m.s[i].labels, (long long)m.s[i].v[0],
-				    m.s[i].labels, (long long)m.s[i].v[1]);
-	}
+				    l, (long long)s->v[0], l,
+				    (long long)s->v[1]);
 	evbuffer_add_printf(b, "# HELP tollgate_request_duration_ms Time from "
 			    "a request's arrival to its end, for requests "
 			    "that reached a provider.\n"
 			    "# TYPE tollgate_request_duration_ms histogram\n");
-	for (size_t i = 0; i < m.cap; i++) {
+	for (it = 0; strmap_next(&m.fam[F_LATENCY], &it, &l, (void **)&s);) {
 		int64_t cum = 0;
-		if (m.s[i].labels == NULL || m.s[i].fam != F_LATENCY)
-			continue;
 		for (int k = 0; k <= NBUCKETS; k++) {
-			cum += m.s[i].hist[k];
+			char le[24];
+			cum += s->hist[k];
 			if (k < NBUCKETS)
-				evbuffer_add_printf(b, "tollgate_request_duration_"
-						    "ms_bucket{%s,le=\"%lld\"} "
-						    "%lld\n", m.s[i].labels,
-						    (long long)buckets_ms[k],
-						    (long long)cum);
+				snprintf(le, sizeof le, "%lld",
+					 (long long)buckets_ms[k]);
 			else
-				evbuffer_add_printf(b, "tollgate_request_duration_"
-						    "ms_bucket{%s,le=\"+Inf\"} "
-						    "%lld\n", m.s[i].labels,
-						    (long long)cum);
+				snprintf(le, sizeof le, "+Inf");
+			evbuffer_add_printf(b, "tollgate_request_duration_ms_"
+					    "bucket{%s,le=\"%s\"} %lld\n", l,
+					    le, (long long)cum);
 		}
-		evbuffer_add_printf(b, "tollgate_request_duration_ms_sum{%s} %lld\n"
-				    "tollgate_request_duration_ms_count{%s} "
-				    "%lld\n", m.s[i].labels,
-				    (long long)m.s[i].sum, m.s[i].labels,
+		evbuffer_add_printf(b, "tollgate_request_duration_ms_sum{%s} "
+				    "%lld\ntollgate_request_duration_ms_count"
+				    "{%s} %lld\n", l, (long long)s->sum, l,
 				    (long long)cum);
 	}
 }

@@ -10,28 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "config.h"
 #include "json.h"
 #include "provider.h"
 #include "request.h"
-
-/* Appends n bytes to a growing buffer. */
-static int
-buf_add(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
-{
-	if (*len + n + 1 > *cap) {
-		size_t ncap = (*len + n + 1) * 2;
-		char *nb = realloc(*buf, ncap);
-		if (nb == NULL)
-			return -1;
-		*buf = nb;
-		*cap = ncap;
-	}
-	memcpy(*buf + *len, s, n);
-	*len += n;
-	(*buf)[*len] = '\0';
-	return 0;
-}
 
 /* Whether the client asked for a stream with include_usage on. */
 static int
@@ -49,8 +32,9 @@ provider_rewrite_body(const struct provider_conf *p, enum wire w,
 		      const char *body, size_t len, const cJSON *json,
 		      const char *model, int *injected, size_t *outlen)
 {
-	size_t ms, me, ss = 0, se = 0, olen = 0, cap = len + 128;
-	char *out = malloc(cap), *mq = NULL, *so_text = NULL;
+	size_t ms, me, ss = 0, se = 0;
+	struct buf out = BUF_INIT;
+	char *mq = NULL, *so_text = NULL;
 	int stream = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(json,
 								   "stream"));
 	int has_so, model_added = 0;
@@ -58,9 +42,8 @@ provider_rewrite_body(const struct provider_conf *p, enum wire w,
 	cJSON *mj;
 
 	*injected = 0;
-	if (out == NULL)
+	if (buf_reserve(&out, len + 128) != 0)
 		return NULL;
-	out[0] = '\0';
 	if (json_member_span(body, len, "model", &ms, &me) != 0) {
 		/* No model (Azure's shape names it in the path): insert one
 		 * right after the opening brace. */
@@ -128,11 +111,8 @@ provider_rewrite_body(const struct provider_conf *p, enum wire w,
 		}
 		for (int i = 0; i < nrep; i++) {
 			int k = order[i];
-			if (buf_add(&out, &olen, &cap, body + pos,
-				    cuts[k][0] - pos) != 0 ||
-			    buf_add(&out, &olen, &cap, reps[k],
-				    strlen(reps[k])) != 0)
-				goto fail;
+			buf_add(&out, body + pos, cuts[k][0] - pos);
+			buf_str(&out, reps[k]);
 			pos = cuts[k][1];
 		}
 		if (*injected && !has_so) {
@@ -141,23 +121,19 @@ provider_rewrite_body(const struct provider_conf *p, enum wire w,
 			end = json_object_end(body, len);
 			if (end < 0 || (size_t)end < pos)
 				goto fail;
-			if (buf_add(&out, &olen, &cap, body + pos,
-				    (size_t)end - pos) != 0 ||
-			    buf_add(&out, &olen, &cap, add, sizeof add - 1) != 0)
-				goto fail;
+			buf_add(&out, body + pos, (size_t)end - pos);
+			buf_add(&out, add, sizeof add - 1);
 			pos = (size_t)end;
 		}
-		if (buf_add(&out, &olen, &cap, body + pos, len - pos) != 0)
-			goto fail;
+		buf_add(&out, body + pos, len - pos);
 	}
 	cJSON_free(mq);
 	cJSON_free(so_text);
-	*outlen = olen;
-	return out;
+	return buf_detach(&out, outlen);
 fail:
 	cJSON_free(mq);
 	cJSON_free(so_text);
-	free(out);
+	buf_free(&out);
 	return NULL;
 }
 

@@ -23,7 +23,6 @@
  * vanish in a quota's last tenth, or when smaller than four requests' worst
  * case, where each request is reserved on its own again.
  */
-#include <stdarg.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +35,7 @@
 #include "clock.h"
 #include "log.h"
 #include "quota.h"
+#include "sqlarr.h"
 
 #define EXPIRE_EVERY_MS 60000
 
@@ -201,65 +201,6 @@ ensure_conn(void)
 	return 0;
 }
 
-/* Formats milliseconds since the epoch as a UTC timestamp literal. */
-static void
-format_ms(int64_t ms, char *buf, size_t size)
-{
-	time_t secs = (time_t)(ms / 1000);
-	struct tm tm;
-	size_t n;
-
-	gmtime_r(&secs, &tm);
-	n = strftime(buf, size, "%Y-%m-%d %H:%M:%S", &tm);
-	snprintf(buf + n, size - n, ".%03d+00", (int)(ms % 1000));
-}
-
-/* A growing string for array literals. */
-struct abuf {
-	char *s;
-	size_t len, cap;
-};
-
-/* Appends formatted text; on failure the buffer is left as it was. */
-static void
-ab_printf(struct abuf *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void
-ab_printf(struct abuf *b, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(NULL, 0, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	if (b->len + (size_t)n + 1 > b->cap) {
-		size_t cap = (b->len + (size_t)n + 1) * 2;
-		char *ns = realloc(b->s, cap);
-		if (ns == NULL)
-			return;
-		b->s = ns;
-		b->cap = cap;
-	}
-	va_start(ap, fmt);
-	vsnprintf(b->s + b->len, b->cap - b->len, fmt, ap);
-	va_end(ap);
-	b->len += (size_t)n;
-}
-
-/* Appends a quoted array element (names may hold any character). */
-static void
-ab_quoted(struct abuf *b, int i, const char *v)
-{
-	ab_printf(b, "%s\"", i ? "," : "{");
-	for (; *v != '\0'; v++)
-		ab_printf(b, "%s%c", *v == '"' || *v == '\\' ? "\\" : "", *v);
-	ab_printf(b, "\"");
-}
-
 /* Reads the reservation rows of a batch into its jobs. */
 static void
 reserve_results(struct quota_job **jobs, int njobs, PGresult *res)
@@ -311,9 +252,9 @@ run_batch(struct quota_job **jobs, int njobs, struct settle **settles,
 		"$3::bigint[], $4::text[], $5::text[], $6::timestamptz)";
 	static const char settle_sql[] =
 		"SELECT tollgate_quota_settle($1::text[], $2::bigint[])";
-	struct abuf a[7];
+	struct sqlarr a[7];
 	const char *params[6];
-	char now[48];
+	char now[CLOCK_TEXT_MAX];
 	int nstmt = 0, rc = 0, failed = 0;
 
 	memset(a, 0, sizeof a);
@@ -324,28 +265,22 @@ run_batch(struct quota_job **jobs, int njobs, struct settle **settles,
 	if (njobs > 0) {
 		for (int i = 0; i < njobs; i++) {
 			const struct quota_job *job = jobs[i];
-			ab_printf(&a[0], "%s\"%s\"", i ? "," : "{",
-				  job->request_id);
-			ab_printf(&a[1], "%s\"{", i ? "," : "{");
+			struct sqlarr ids = SQLARR_INIT;
 			for (int k = 0; k < job->n; k++)
-				ab_printf(&a[1], "%s%lld", k ? "," : "",
-					  (long long)job->ids[k]);
-			ab_printf(&a[1], "}\"");
-			ab_printf(&a[2], "%s%lld", i ? "," : "{",
-				  (long long)job->tokens);
-			ab_quoted(&a[5], i, job->provider);
-			ab_quoted(&a[6], i, job->model);
+				sqlarr_int(&ids, job->ids[k]);
+			sqlarr_text(&a[0], job->request_id);
+			sqlarr_text(&a[1], sqlarr_end(&ids));
+			sqlarr_int(&a[2], job->tokens);
+			sqlarr_text(&a[5], job->provider);
+			sqlarr_text(&a[6], job->model);
+			sqlarr_free(&ids);
 		}
-		for (int k = 0; k < 3; k++)
-			ab_printf(&a[k], "}");
-		ab_printf(&a[5], "}");
-		ab_printf(&a[6], "}");
-		format_ms(jobs[0]->now_ms, now, sizeof now);
-		params[0] = a[0].s;
-		params[1] = a[1].s;
-		params[2] = a[2].s;
-		params[3] = a[5].s;
-		params[4] = a[6].s;
+		clock_format(jobs[0]->now_ms * 1000, CLOCK_SQL, now);
+		params[0] = sqlarr_end(&a[0]);
+		params[1] = sqlarr_end(&a[1]);
+		params[2] = sqlarr_end(&a[2]);
+		params[3] = sqlarr_end(&a[5]);
+		params[4] = sqlarr_end(&a[6]);
 		params[5] = now;
 		if (params[0] == NULL || params[1] == NULL || params[2] == NULL ||
 		    params[3] == NULL || params[4] == NULL ||
@@ -357,15 +292,11 @@ run_batch(struct quota_job **jobs, int njobs, struct settle **settles,
 	}
 	if (nsettles > 0) {
 		for (int i = 0; i < nsettles; i++) {
-			ab_printf(&a[3], "%s\"%s\"", i ? "," : "{",
-				  settles[i]->request_id);
-			ab_printf(&a[4], "%s%lld", i ? "," : "{",
-				  (long long)settles[i]->tokens);
+			sqlarr_text(&a[3], settles[i]->request_id);
+			sqlarr_int(&a[4], settles[i]->tokens);
 		}
-		ab_printf(&a[3], "}");
-		ab_printf(&a[4], "}");
-		params[0] = a[3].s;
-		params[1] = a[4].s;
+		params[0] = sqlarr_end(&a[3]);
+		params[1] = sqlarr_end(&a[4]);
 		if (params[0] == NULL || params[1] == NULL ||
 		    !PQsendQueryParams(q.conn, settle_sql, 2, NULL, params,
 				       NULL, NULL, 0) ||
@@ -409,7 +340,7 @@ broken:
 	failed = 1;
 out:
 	for (int k = 0; k < 7; k++)
-		free(a[k].s);
+		sqlarr_free(&a[k]);
 	return failed ? -1 : rc;
 }
 
@@ -421,7 +352,7 @@ renew_leases(int stopping)
 	int64_t now = clock_policy_ms();
 
 	for (int i = 0;; i++) {
-		char qid[24], used[24], name[64], at[48], min[24];
+		char qid[24], used[24], name[64], at[CLOCK_TEXT_MAX], min[24];
 		const char *params[6] = { name, qid, used, NULL, min, at };
 		int64_t pending, quota_id;
 		int give_back;
@@ -451,7 +382,7 @@ renew_leases(int stopping)
 		snprintf(qid, sizeof qid, "%lld", (long long)quota_id);
 		snprintf(used, sizeof used, "%lld", (long long)pending);
 		params[3] = give_back ? "0" : LEASE_FRACTION;
-		format_ms(now, at, sizeof at);
+		clock_format(now * 1000, CLOCK_SQL, at);
 		res = ensure_conn() != 0 ? NULL :
 			PQexecParams(q.conn,
 				     "SELECT CASE WHEN period_end = 'infinity' "

@@ -318,11 +318,11 @@ translate_stream_start(struct request *req)
 static void
 translate_event(struct request *req, const struct sse_event *ev)
 {
-	struct tr_buf *out = &req->rq_trout;
+	struct buf *out = &req->rq_trout;
 
 	if (ev->data == NULL)
 		return;
-	tr_buf_reset(out);
+	buf_reset(out, 0);
 	if (tr_stream_event(req->rq_tr, ev->event, ev->data, ev->data_len,
 			    out) == 0 && out->len > 0)
 		evbuffer_add(req->rq_resp, out->data, out->len);
@@ -334,7 +334,7 @@ translate_free(struct request *req)
 	if (req->rq_tr != NULL)
 		tr_stream_free(req->rq_tr);
 	req->rq_tr = NULL;
-	tr_buf_free(&req->rq_trout);
+	buf_free(&req->rq_trout);
 }
 
 /* Whether an event reports an error: {"error": ...} in the data, as

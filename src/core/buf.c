@@ -1,0 +1,142 @@
+/*
+ * buf.c - the growable byte buffer (buf.h).
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+
+#define BUF_FIRST 256 /* the first allocation */
+
+/* Makes room for more bytes and the NUL, growing by doubling. */
+int
+buf_reserve(struct buf *b, size_t more)
+{
+	size_t need, cap;
+	char *d;
+
+	if (b->failed)
+		return -1;
+	if (more > SIZE_MAX - b->len - 1)
+		goto fail;
+	need = b->len + more + 1;
+	if (need <= b->cap)
+		return 0;
+	cap = b->cap != 0 ? b->cap : BUF_FIRST;
+	while (cap < need)
+		cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+	d = realloc(b->data, cap);
+	if (d == NULL)
+		goto fail;
+	b->data = d;
+	b->cap = cap;
+	return 0;
+fail:
+	b->failed = 1;
+	return -1;
+}
+
+/* Appends n bytes. */
+int
+buf_add(struct buf *b, const void *p, size_t n)
+{
+	if (buf_reserve(b, n) != 0)
+		return -1;
+	if (n > 0)
+		memcpy(b->data + b->len, p, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+	return 0;
+}
+
+/* Appends a string. */
+int
+buf_str(struct buf *b, const char *s)
+{
+	return buf_add(b, s, strlen(s));
+}
+
+/* Appends formatted text, formatting once when it fits. */
+int
+buf_vprintf(struct buf *b, const char *fmt, va_list ap)
+{
+	va_list again;
+	int n;
+
+	if (buf_reserve(b, 64) != 0)
+		return -1;
+	va_copy(again, ap);
+	n = vsnprintf(b->data + b->len, b->cap - b->len, fmt, ap);
+	if (n >= 0 && (size_t)n >= b->cap - b->len) {
+		if (buf_reserve(b, (size_t)n) == 0)
+			n = vsnprintf(b->data + b->len, b->cap - b->len, fmt,
+				      again);
+		else
+			n = -1;
+	}
+	va_end(again);
+	if (n < 0) {
+		b->data[b->len] = '\0';
+		b->failed = 1;
+		return -1;
+	}
+	b->len += (size_t)n;
+	return 0;
+}
+
+int
+buf_printf(struct buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	rc = buf_vprintf(b, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+/* Empties the buffer, keeping at most keep bytes of memory. */
+void
+buf_reset(struct buf *b, size_t keep)
+{
+	if (keep != 0 && b->cap > keep) {
+		buf_free(b);
+		return;
+	}
+	b->len = 0;
+	b->failed = 0;
+	if (b->data != NULL)
+		b->data[0] = '\0';
+}
+
+/* Frees the memory. */
+void
+buf_free(struct buf *b)
+{
+	free(b->data);
+	b->data = NULL;
+	b->len = b->cap = 0;
+	b->failed = 0;
+}
+
+/* Takes the bytes out. */
+char *
+buf_detach(struct buf *b, size_t *len)
+{
+	char *d;
+
+	if (b->failed || buf_reserve(b, 0) != 0) {
+		buf_free(b);
+		return NULL;
+	}
+	d = b->data;
+	d[b->len] = '\0';
+	if (len != NULL)
+		*len = b->len;
+	b->data = NULL;
+	b->len = b->cap = 0;
+	return d;
+}

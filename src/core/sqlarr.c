@@ -1,0 +1,65 @@
+/*
+ * sqlarr.c - PostgreSQL array literals (sqlarr.h).
+ */
+#include <inttypes.h>
+#include <stdio.h>
+
+#include "sqlarr.h"
+
+/* Opens the literal or separates the next element. */
+static void
+next(struct sqlarr *a)
+{
+	buf_add(&a->b, a->n++ == 0 ? "{" : ",", 1);
+}
+
+/* Adds a quoted text element, or NULL. */
+void
+sqlarr_text(struct sqlarr *a, const char *v)
+{
+	next(a);
+	if (v == NULL) {
+		buf_str(&a->b, "NULL");
+		return;
+	}
+	buf_add(&a->b, "\"", 1);
+	for (const char *p = v; *p != '\0'; p++) {
+		if (*p == '"' || *p == '\\')
+			buf_add(&a->b, "\\", 1);
+		buf_add(&a->b, p, 1);
+	}
+	buf_add(&a->b, "\"", 1);
+}
+
+/* Adds an integer element. */
+void
+sqlarr_int(struct sqlarr *a, int64_t v)
+{
+	char num[24];
+
+	snprintf(num, sizeof num, "%" PRId64, v);
+	sqlarr_raw(a, num);
+}
+
+/* Adds an element as written. */
+void
+sqlarr_raw(struct sqlarr *a, const char *v)
+{
+	next(a);
+	buf_str(&a->b, v != NULL ? v : "NULL");
+}
+
+/* Closes the literal. */
+const char *
+sqlarr_end(struct sqlarr *a)
+{
+	buf_str(&a->b, a->n == 0 ? "{}" : "}");
+	return a->b.failed ? NULL : a->b.data;
+}
+
+void
+sqlarr_free(struct sqlarr *a)
+{
+	buf_free(&a->b);
+	a->n = 0;
+}

@@ -1,0 +1,165 @@
+/*
+ * test_util.c - table tests for the utility layer every module builds
+ * on: the growable buffer, the string-keyed hash table, PostgreSQL array
+ * literals and the timestamp formatter.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "clock.h"
+#include "sqlarr.h"
+#include "strmap.h"
+#include "tap.h"
+
+struct time_case {
+	int64_t us;
+	enum clock_style style;
+	const char *want;
+};
+
+static const struct time_case time_cases[] = {
+	{ 0, CLOCK_SQL, "1970-01-01 00:00:00.000000+00" },
+	{ 0, CLOCK_ISO_MS, "1970-01-01T00:00:00.000Z" },
+	{ 0, CLOCK_ISO, "1970-01-01T00:00:00Z" },
+	{ 1762164000123456LL, CLOCK_SQL, "2025-11-03 10:00:00.123456+00" },
+	{ 1762164000123456LL, CLOCK_ISO_MS, "2025-11-03T10:00:00.123Z" },
+	/* a leap day, and the last microsecond of a year */
+	{ 1709164800000000LL, CLOCK_ISO, "2024-02-29T00:00:00Z" },
+	{ 1735689599999999LL, CLOCK_SQL, "2024-12-31 23:59:59.999999+00" },
+	/* before the epoch: the fraction still counts forward */
+	{ -1, CLOCK_SQL, "1969-12-31 23:59:59.999999+00" },
+	{ -86400000000LL, CLOCK_ISO, "1969-12-31T00:00:00Z" },
+	{ 951782400000000LL, CLOCK_ISO, "2000-02-29T00:00:00Z" },
+	{ 253402300799000000LL, CLOCK_ISO, "9999-12-31T23:59:59Z" },
+};
+
+/* Every style of every case, and the day counts both ways. */
+static void
+test_clock(void)
+{
+	char got[CLOCK_TEXT_MAX];
+	int y, m, d;
+
+	for (size_t i = 0; i < sizeof time_cases / sizeof *time_cases; i++) {
+		const struct time_case *c = &time_cases[i];
+		size_t n = clock_format(c->us, c->style, got);
+		is_str(got, c->want, "clock_format(%lld)", (long long)c->us);
+		is_int((int64_t)n, (int64_t)strlen(c->want), "its length");
+	}
+	is_int(clock_days_from_civil(1970, 1, 1), 0, "epoch day");
+	is_int(clock_days_from_civil(2024, 3, 1), 19783, "2024-03-01");
+	is_int(clock_days_from_civil(1969, 12, 31), -1, "the day before");
+	for (int64_t day = -800000; day <= 800000; day += 997) {
+		clock_civil_from_days(day, &y, &m, &d);
+		if (clock_days_from_civil(y, m, d) != day) {
+			ok(0, "day %lld round trip", (long long)day);
+			return;
+		}
+	}
+	ok(1, "days round trip through civil dates over 4,000 years");
+}
+
+/* Appending, formatting, detaching and reuse. */
+static void
+test_buf(void)
+{
+	struct buf b = BUF_INIT;
+	char *text;
+	size_t len;
+
+	ok(buf_str(&b, "abc") == 0 && b.len == 3, "appends a string");
+	is_str(b.data, "abc", "NUL-terminated");
+	for (int i = 0; i < 1000; i++)
+		buf_printf(&b, "%d,", i);
+	ok(!b.failed && b.len == 3 + 3890, "grows past its first allocation");
+	ok(memcmp(b.data + b.len - 4, "999,", 4) == 0, "keeps every byte");
+	buf_reset(&b, 0);
+	ok(b.len == 0 && b.data != NULL && b.data[0] == '\0',
+	   "reset empties and keeps the memory");
+	buf_reset(&b, 16);
+	ok(b.data == NULL, "reset over the kept size frees");
+	buf_add(&b, "x\0y", 3);
+	text = buf_detach(&b, &len);
+	ok(text != NULL && len == 3 && memcmp(text, "x\0y", 4) == 0,
+	   "detach hands over the bytes, NUL included");
+	ok(b.data == NULL && b.len == 0, "and leaves the buffer empty");
+	free(text);
+	b.failed = 1;
+	ok(buf_str(&b, "z") == -1 && b.len == 0, "a failed buffer adds nothing");
+	ok(buf_detach(&b, NULL) == NULL, "nor detaches");
+	buf_free(&b);
+}
+
+/* Adding, finding, growing and walking. */
+static void
+test_strmap(void)
+{
+	struct strmap m;
+	char key[32];
+	const char *owned, *k;
+	int64_t *v, sum = 0;
+	size_t it = 0, seen = 0;
+
+	strmap_init(&m, sizeof(int64_t));
+	ok(strmap_get(&m, "a") == NULL, "an empty table finds nothing");
+	for (int i = 0; i < 5000; i++) {
+		snprintf(key, sizeof key, "tenant-%d", i);
+		v = strmap_add(&m, key, &owned);
+		if (v == NULL || *v != 0 || strcmp(owned, key) != 0)
+			break;
+		*v = i;
+	}
+	is_int((int64_t)m.n, 5000, "5000 keys added, each value zeroed");
+	v = strmap_add(&m, "tenant-42", NULL);
+	ok(v != NULL && *v == 42 && m.n == 5000, "adding a key again finds it");
+	v = strmap_get(&m, "tenant-4999");
+	ok(v != NULL && *v == 4999, "finds a key after the table grew");
+	ok(strmap_get(&m, "tenant-5000") == NULL, "misses an absent key");
+	while (strmap_next(&m, &it, &k, (void **)&v)) {
+		seen++;
+		sum += *v;
+	}
+	ok(seen == 5000 && sum == 4999LL * 5000 / 2, "a walk sees every entry");
+	strmap_free(&m);
+	ok(m.n == 0 && strmap_get(&m, "tenant-1") == NULL, "free empties it");
+	is_int((int64_t)strmap_hash(""), (int64_t)14695981039346656037ULL,
+	       "FNV-1a offset basis");
+}
+
+/* Array literals as PostgreSQL reads them. */
+static void
+test_sqlarr(void)
+{
+	struct sqlarr a = SQLARR_INIT, e = SQLARR_INIT, n = SQLARR_INIT;
+
+	sqlarr_text(&a, "plain");
+	sqlarr_text(&a, "quote\" and \\ backslash, comma {}");
+	sqlarr_text(&a, NULL);
+	sqlarr_text(&a, "");
+	is_str(sqlarr_end(&a),
+	       "{\"plain\",\"quote\\\" and \\\\ backslash, comma {}\",NULL,"
+	       "\"\"}", "text elements are quoted and escaped");
+	is_str(sqlarr_end(&e), "{}", "an empty array");
+	sqlarr_int(&n, -9223372036854775807LL - 1);
+	sqlarr_int(&n, 42);
+	sqlarr_raw(&n, NULL);
+	sqlarr_raw(&n, "t");
+	is_str(sqlarr_end(&n), "{-9223372036854775808,42,NULL,t}",
+	       "integers and raw elements");
+	sqlarr_free(&a);
+	sqlarr_free(&e);
+	sqlarr_free(&n);
+}
+
+int
+main(void)
+{
+	test_clock();
+	test_buf();
+	test_strmap();
+	test_sqlarr();
+	return done_testing();
+}
