@@ -11,7 +11,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include "usage.h"
+#include "tollgate.h"
 
 #define CONFIG_MAX_LISTEN  8
 #define CONFIG_MAX_TARGETS 8

@@ -16,7 +16,7 @@
 #include <stdint.h>
 #include <cjson/cJSON.h>
 
-#include "usage.h"
+#include "tollgate.h"
 
 /* Estimated tokens in len bytes of UTF-8 text; a byte that is not valid
  * UTF-8 counts as one token. */

@@ -3,8 +3,8 @@
  *
  * One line per message on stderr, written with a single write(2) so lines
  * from several threads never interleave, or queued for a logger thread
- * (log_start_async) so that no event loop waits on stderr. Request logs go through rlog_*()
- * in request.h, which put the request id and tenant first.
+ * (log_start_async) so that no event loop waits on stderr. A request's
+ * lines go through log_request(), which puts its id and tenant first.
  */
 #ifndef TOLLGATE_LOG_H
 #define TOLLGATE_LOG_H
@@ -23,6 +23,11 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void log_vmsg(enum log_level level, const char *prefix, const char *fmt,
 	      va_list ap);
+
+/* Logs a line about a request: its id and tenant ("-" when NULL) first. */
+void log_request(enum log_level level, const char *request_id,
+		 const char *tenant, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
 
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
 #define log_warn(...)  log_msg(LOG_WARN, __VA_ARGS__)

@@ -1,9 +1,11 @@
 /*
  * meter.h - the usage record: what one request used and how it ended.
  *
- * Every request that reaches admission produces exactly one record, built
- * by request_close() and handed to the writer (pgwriter.h), which owns it
- * from then on. The record's key is the request id.
+ * Every request that reaches admission produces exactly one record, filled
+ * as the request goes, settled by meter_settle() when it ends (the
+ * metering decision: reported, estimated, or nothing) and handed to the
+ * journal (spool_submit), which owns it from then on. The record's key is
+ * the request id.
  */
 #ifndef TOLLGATE_METER_H
 #define TOLLGATE_METER_H
@@ -51,6 +53,26 @@ struct usage_record {
 	struct promo_result cost;
 	struct usage_record *next; /* queue link, owned by the writer */
 };
+
+/* What a request knew about its usage when it ended: the metering
+ * decision's input. */
+struct meter_end {
+	struct usage reported;   /* the provider's counts, when present */
+	int64_t output_tokens;   /* estimated tokens of the output text seen */
+	int64_t prompt_tokens;   /* the prompt's estimate from admission */
+	int body_read;           /* admission read the body (prompt_tokens
+	                            is meaningful) */
+	int delivered;           /* the provider got the whole request */
+	int upstream_status;     /* the provider's HTTP status, 0 = none */
+};
+
+/* Settles rec's usage: the provider's counts when it reported any; else
+ * an estimate (the prompt and the output seen) when the provider got the
+ * request and either succeeded (a silent provider, a cut stream) or lost
+ * its client while it worked; else nothing: refusals, provider errors and
+ * requests that never reached the provider bill zero. A status still 0 is
+ * set to the provider's. */
+void meter_settle(struct usage_record *rec, const struct meter_end *end);
 
 struct usage_record *meter_record_new(void);
 void meter_record_free(struct usage_record *rec);

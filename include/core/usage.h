@@ -13,29 +13,7 @@
 #include <stddef.h>
 #include <cjson/cJSON.h>
 
-/* The API shape of a response body or stream. */
-enum wire {
-	WIRE_OPENAI_CHAT,        /* chat.completion(.chunk) */
-	WIRE_OPENAI_COMPLETIONS, /* legacy text_completion */
-	WIRE_OPENAI_EMBEDDINGS,
-	WIRE_OPENAI_RESPONSES,   /* Responses API */
-	WIRE_ANTHROPIC,          /* Messages API */
-};
-
-/* The provider, for its usage quirks. */
-enum flavor {
-	FLAVOR_OPENAI,
-	FLAVOR_AZURE,
-	FLAVOR_ANTHROPIC,
-	FLAVOR_ZHIPU,
-	FLAVOR_DASHSCOPE,
-	FLAVOR_QIANFAN,
-	FLAVOR_BAICHUAN,
-	FLAVOR_YI,
-	FLAVOR_MOONSHOT,
-	FLAVOR_DEEPSEEK,
-	FLAVOR__COUNT
-};
+#include "tollgate.h"
 
 struct usage {
 	int64_t prompt;      /* all input tokens, cached and cache-write included */

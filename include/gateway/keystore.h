@@ -45,6 +45,5 @@ int keystore_model_allowed(const struct key_grant *g, const char *model);
 
 int keystore_ready(void);      /* loaded at least once */
 int64_t keystore_count(void);  /* keys in the cache */
-int keystore_db_ok(void);
 
 #endif

@@ -1,25 +1,56 @@
 /*
- * metrics.h - the gateway's counters for /metrics (Prometheus text).
+ * metrics.h - the gateway's figures for /metrics (Prometheus text).
  *
- * Requests and tokens by tenant, model and status, spend by tenant and
- * currency, upstream latency by provider, and the state of the writer and
- * the key cache. Updated once per finished request (and per ingested
- * record for spend); rendered by the admin server.
+ * A leaf: it includes no other module of the gateway. Requests, tokens
+ * and spend are pushed by the modules that know them (request.c when a
+ * request ends, the usage writer when the ledger priced a record); the
+ * gateway's own event counters are added to by name; any module's other
+ * figures (the journal's depth, the database's state) are registered as
+ * readers and read when /metrics is rendered.
  */
 #ifndef TOLLGATE_METRICS_H
 #define TOLLGATE_METRICS_H
 
-struct usage_record;
+#include <stdint.h>
+
 struct evbuffer;
 
-/* Counts one finished request from its usage record. */
-void metrics_count(const struct usage_record *rec);
+/* What one finished request adds to the counters. Strings are borrowed
+ * for the call; NULL tenant and model count as "-". */
+struct metrics_request {
+	const char *tenant;
+	const char *model;       /* as requested */
+	const char *provider;    /* NULL when it reached none */
+	int status;
+	int64_t prompt, completion, cached, reasoning;
+	int64_t latency_ms;
+	int64_t ttfb_ms;         /* -1 when no byte reached the client */
+	int streamed;
+	int aborted;             /* the client left */
+	int unmetered;           /* succeeded without usage */
+};
 
-/* Counts the cost of a record the ledger just priced. */
-void metrics_spend(const struct usage_record *rec);
+/* Counts one finished request. */
+void metrics_request(const struct metrics_request *r);
 
-/* Counts a request served over a soft quota. */
-void metrics_soft_quota(void);
+/* Counts the cost of a record the ledger priced, in nano-units of
+ * currency. */
+void metrics_spend(const char *tenant, const char *currency,
+		   int64_t billed_nanos, int64_t list_nanos);
+
+/* Events the gateway counts. */
+enum metrics_counter {
+	METRIC_SOFT_QUOTA, /* a request served over a soft quota */
+	METRIC__COUNT
+};
+
+void metrics_add(enum metrics_counter c, int64_t n);
+
+/* Registers a figure another module owns: its name, Prometheus type
+ * ("counter" or "gauge"), help text, and the function that reads it (any
+ * thread). Figures render in the order registered. */
+void metrics_register(const char *name, const char *type, const char *help,
+		      int64_t (*read)(void));
 
 /* Appends the exposition text to buf. */
 void metrics_render(struct evbuffer *buf);

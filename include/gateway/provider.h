@@ -10,10 +10,11 @@
 #include <stddef.h>
 #include <curl/curl.h>
 #include <cjson/cJSON.h>
-#include "usage.h"
+#include "tollgate.h"
 
 struct provider_conf;
-struct endpoint;
+struct route_conf;
+struct route_target;
 
 /* The body to send upstream: the client's bytes with the model's value
  * replaced by model and, for a stream to a flavor that needs it,
@@ -40,8 +41,14 @@ char *provider_url(const struct provider_conf *p, enum wire uw,
 struct curl_slist *provider_headers(const struct provider_conf *p,
 				    const char *beta);
 
-/* Applies the provider's connection settings (timeouts, proxy, TLS) to an
- * easy handle. stream selects the idle timeout instead of the total one. */
-void provider_setopt(const struct provider_conf *p, CURL *easy, int stream);
+/* The index of the first target of route, from index from on, whose
+ * provider takes requests sent in the client's wire cw; -1 when none. */
+int provider_first_target(const struct route_conf *route, int from,
+			  enum wire cw);
+
+/* The model to ask a target for: its own, or the requested one when the
+ * target names "*". Borrowed. */
+const char *provider_target_model(const struct route_target *t,
+				  const char *requested);
 
 #endif

@@ -2,11 +2,13 @@
  * spool.h - the local journal every usage record passes through before it
  * reaches PostgreSQL.
  *
- * Workers append (spool_append) a finished request's record before the
- * last byte of its response leaves; the usage writer reads the journal
- * back in order (spool_next), ships each batch and, once the commit is
- * through, trims it (spool_commit). On start, whatever an earlier run left
- * is read first. See spool.c for the format and the guarantees.
+ * A request hands its finished record to spool_submit() before the last
+ * byte of its response leaves: the journal owns it from then on, on disk
+ * or, while the disk fails, in memory. The usage writer waits for a batch
+ * (spool_wait), reads records back in order (spool_next), ships them and,
+ * once the commit is through, trims the journal (spool_commit). On start,
+ * whatever an earlier run left is read first. See spool.c for the format
+ * and the guarantees.
  */
 #ifndef TOLLGATE_SPOOL_H
 #define TOLLGATE_SPOOL_H
@@ -26,20 +28,40 @@ int spool_open(const char *dir, int64_t segment_size, int fsync_ms,
  * not shipped stays for the next start. */
 void spool_close(void);
 
-/* Appends a record (any thread). 0, or -1 when it could not be written:
- * the journal is then failing (spool_failing) and the caller keeps the
- * record. Never waits on the disk beyond one write(). */
+/* Takes a finished request's record (any thread; takes ownership):
+ * appended to the journal, or kept in memory when the journal cannot take
+ * it. Never waits on the disk beyond one write(), nor on the database. */
+void spool_submit(struct usage_record *rec);
+
+/* Appends a record to the journal alone (the journal format's entry, for
+ * spool_submit and tests). 0, or -1 when it could not be written: the
+ * journal is then failing (spool_failing). */
 int spool_append(const struct usage_record *rec);
 
-/* Usage writer only. Reads up to max records following the last commit
- * into a list at *head (caller frees each with meter_record_free). Returns
- * how many; 0 when the journal holds nothing more yet. Call spool_commit
- * once they are in the ledger before reading again. */
+/* Usage writer only. Waits until batch records are waiting, spool_wake()
+ * was called, or ms passed. */
+void spool_wait(int batch, int ms);
+
+/* Ends the writer's current or next spool_wait() at once. */
+void spool_wake(void);
+
+/* Usage writer only. Takes up to max records into a list at *head (caller
+ * frees each with meter_record_free): those kept in memory first, then the
+ * journal's, following the last commit. Returns how many; 0 when nothing
+ * waits. Call spool_commit once they are in the ledger before reading
+ * again. */
 int spool_next(int max, struct usage_record **head);
 
 /* Usage writer only: the records spool_next last returned are committed;
  * trims what the journal no longer needs. */
 void spool_commit(void);
+
+/* Usage writer only: hands back records spool_next last returned that it
+ * could not ship (stopping): journaled ones stay in the journal, the ones
+ * from memory are kept again (and counted as lost at spool_close). */
+void spool_return(struct usage_record *head);
+
+int64_t spool_in_memory(void);     /* records the journal could not take */
 
 /* Appends a record the ledger rejected to dir/rejected.jnl (kept for an
  * operator, never shipped again). 0 or -1. */

@@ -17,6 +17,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "usage.h"
 
 enum key_type {
 	KT_STRING, /* char *, NULL when empty */
@@ -475,17 +476,198 @@ validate(struct config *cfg, const char *path, char **cause)
 	return 0;
 }
 
+/* A configuration file being read. */
+struct parse {
+	const char *path;
+	int lineno;
+	struct config *cfg;
+	enum { SEC_NONE, SEC_GLOBAL, SEC_PROVIDER, SEC_ROUTE } sec;
+	struct provider_conf *prov, **ptail;
+	struct route_conf *route, **rtail;
+	int nlisten;
+	char *cause;
+};
+
+/* Fails the parse at the current line; returns -1. */
+static int __attribute__((format(printf, 2, 3)))
+parse_error(struct parse *ps, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	ps->cause = errorf(ps->path, ps->lineno, "%s", msg);
+	return -1;
+}
+
+/* Starts a [provider NAME] section. 0 or -1. */
+static int
+begin_provider(struct parse *ps, const char *name)
+{
+	struct provider_conf *prov;
+
+	if (config_provider(ps->cfg, name) != NULL)
+		return parse_error(ps, "provider %s defined twice", name);
+	prov = calloc(1, sizeof *prov);
+	if (prov == NULL || (prov->name = strdup(name)) == NULL) {
+		free(prov);
+		return parse_error(ps, "out of memory");
+	}
+	set_defaults(prov, provider_keys);
+	*ps->ptail = prov;
+	ps->ptail = &prov->next;
+	ps->prov = prov;
+	ps->sec = SEC_PROVIDER;
+	return 0;
+}
+
+/* Starts a [route NAME] section. 0 or -1. */
+static int
+begin_route(struct parse *ps, const char *name)
+{
+	struct route_conf *route;
+
+	for (route = ps->cfg->routes; route; route = route->next)
+		if (strcmp(route->name, name) == 0)
+			return parse_error(ps, "route %s defined twice", name);
+	route = calloc(1, sizeof *route);
+	if (route == NULL || (route->name = strdup(name)) == NULL) {
+		free(route);
+		return parse_error(ps, "out of memory");
+	}
+	*ps->rtail = route;
+	ps->rtail = &route->next;
+	ps->route = route;
+	ps->sec = SEC_ROUTE;
+	return 0;
+}
+
+/* A section header line, "[tollgate]", "[provider NAME]" or
+ * "[route NAME]". 0 or -1. */
+static int
+parse_section(struct parse *ps, char *s)
+{
+	char *end = strchr(s, ']'), *name;
+
+	if (end == NULL || *trim(end + 1) != '\0')
+		return parse_error(ps, "bad section header: %s", s);
+	*end = '\0';
+	s = trim(s + 1);
+	name = strchr(s, ' ');
+	if (name != NULL) {
+		*name++ = '\0';
+		name = trim(name);
+	}
+	if (strcmp(s, "tollgate") == 0 && name == NULL) {
+		ps->sec = SEC_GLOBAL;
+		return 0;
+	}
+	if (strcmp(s, "provider") == 0 && name != NULL && *name != '\0')
+		return begin_provider(ps, name);
+	if (strcmp(s, "route") == 0 && name != NULL && *name != '\0')
+		return begin_route(ps, name);
+	return parse_error(ps, "unknown section [%s%s%s]", s, name ? " " : "",
+			   name ? name : "");
+}
+
+/* A [tollgate] key. The error, or NULL. */
+static const char *
+set_global(struct parse *ps, const struct key_def *def, const char *val)
+{
+	if (def->type == KT_LIST && ps->nlisten == 0) {
+		/* The first value replaces the default. */
+		for (int i = 0; i < CONFIG_MAX_LISTEN; i++) {
+			free(ps->cfg->listen[i]);
+			ps->cfg->listen[i] = NULL;
+		}
+	}
+	if (def->type == KT_LIST && *val == '\0')
+		return NULL;
+	return set_key(ps->cfg, def, val, &ps->nlisten);
+}
+
+/* A "key = value" line in the current section. 0 or -1. */
+static int
+parse_key(struct parse *ps, char *s)
+{
+	char *eq = strchr(s, '='), *key, *val, *c;
+	const struct key_def *def;
+	const char *err;
+
+	if (eq == NULL)
+		return parse_error(ps, "expected key = value: %s", s);
+	*eq = '\0';
+	key = trim(s);
+	val = eq + 1;
+	/* An inline comment starts at " ;" or " #". */
+	for (c = val; *c != '\0'; c++) {
+		if ((*c == ';' || *c == '#') &&
+		    (c == val || isspace((unsigned char)c[-1]))) {
+			*c = '\0';
+			break;
+		}
+	}
+	val = trim(val);
+	switch (ps->sec) {
+	case SEC_GLOBAL:
+		if ((def = find_key(global_keys, key)) == NULL)
+			return parse_error(ps, "unknown key '%s' in [tollgate]",
+					   key);
+		err = set_global(ps, def, val);
+		break;
+	case SEC_PROVIDER:
+		if ((def = find_key(provider_keys, key)) == NULL)
+			return parse_error(ps, "unknown key '%s' in [provider "
+					   "%s]", key, ps->prov->name);
+		err = set_key(ps->prov, def, val, &ps->nlisten);
+		break;
+	case SEC_ROUTE:
+		if (strcmp(key, "target") != 0)
+			return parse_error(ps, "unknown key '%s' in [route %s]",
+					   key, ps->route->name);
+		if (ps->route->ntargets > 0)
+			return parse_error(ps, "target: given twice");
+		err = parse_targets(ps->cfg, ps->route, val);
+		break;
+	default:
+		return parse_error(ps, "%s: key outside of a section", key);
+	}
+	if (err != NULL)
+		return parse_error(ps, "%s: %s: '%s'", key, err, val);
+	return 0;
+}
+
+/* Reads every line of f into ps->cfg. 0 or -1. */
+static int
+parse_file(struct parse *ps, FILE *f)
+{
+	char line[4096];
+
+	while (fgets(line, sizeof line, f) != NULL) {
+		char *s;
+
+		ps->lineno++;
+		if (strchr(line, '\n') == NULL && !feof(f))
+			return parse_error(ps, "line too long");
+		s = trim(line);
+		if (*s == '\0' || *s == ';' || *s == '#')
+			continue;
+		if ((*s == '[' ? parse_section(ps, s) : parse_key(ps, s)) != 0)
+			return -1;
+	}
+	return 0;
+}
+
 /* Reads and validates a configuration file. */
 struct config *
 config_load(const char *path, int flags, char **cause)
 {
-	enum { SEC_NONE, SEC_GLOBAL, SEC_PROVIDER, SEC_ROUTE } sec = SEC_NONE;
-	struct provider_conf *prov = NULL, **ptail;
-	struct route_conf *route = NULL, **rtail;
+	struct parse ps = { .path = path };
 	struct config *cfg;
-	char line[4096];
-	int lineno = 0, nlisten = 0;
 	FILE *f;
+	int rc;
 
 	*cause = NULL;
 	f = fopen(path, "r");
@@ -494,162 +676,24 @@ config_load(const char *path, int flags, char **cause)
 		return NULL;
 	}
 	cfg = calloc(1, sizeof *cfg);
-	if (cfg == NULL)
-		goto nomem;
-	cfg->refs = 1;
-	cfg->path = strdup(path);
-	set_defaults(cfg, global_keys);
-	ptail = &cfg->providers;
-	rtail = &cfg->routes;
-
-	while (fgets(line, sizeof line, f) != NULL) {
-		char *s, *eq, *key, *val, *c;
-		const char *err;
-		const struct key_def *def;
-
-		lineno++;
-		if (strchr(line, '\n') == NULL && !feof(f)) {
-			*cause = errorf(path, lineno, "line too long");
-			goto fail;
-		}
-		s = trim(line);
-		if (*s == '\0' || *s == ';' || *s == '#')
-			continue;
-		if (*s == '[') {
-			char *end = strchr(s, ']'), *name;
-			if (end == NULL || *trim(end + 1) != '\0') {
-				*cause = errorf(path, lineno, "bad section "
-						"header: %s", s);
-				goto fail;
-			}
-			*end = '\0';
-			s = trim(s + 1);
-			name = strchr(s, ' ');
-			if (name != NULL) {
-				*name++ = '\0';
-				name = trim(name);
-			}
-			if (strcmp(s, "tollgate") == 0 && name == NULL) {
-				sec = SEC_GLOBAL;
-			} else if (strcmp(s, "provider") == 0 && name != NULL &&
-				   *name != '\0') {
-				if (config_provider(cfg, name) != NULL) {
-					*cause = errorf(path, lineno, "provider "
-							"%s defined twice", name);
-					goto fail;
-				}
-				prov = calloc(1, sizeof *prov);
-				if (prov == NULL)
-					goto nomem;
-				prov->name = strdup(name);
-				set_defaults(prov, provider_keys);
-				*ptail = prov;
-				ptail = &prov->next;
-				sec = SEC_PROVIDER;
-			} else if (strcmp(s, "route") == 0 && name != NULL &&
-				   *name != '\0') {
-				for (route = cfg->routes; route;
-				     route = route->next) {
-					if (strcmp(route->name, name) == 0) {
-						*cause = errorf(path, lineno,
-								"route %s "
-								"defined twice",
-								name);
-						goto fail;
-					}
-				}
-				route = calloc(1, sizeof *route);
-				if (route == NULL)
-					goto nomem;
-				route->name = strdup(name);
-				*rtail = route;
-				rtail = &route->next;
-				sec = SEC_ROUTE;
-			} else {
-				*cause = errorf(path, lineno, "unknown section "
-						"[%s%s%s]", s, name ? " " : "",
-						name ? name : "");
-				goto fail;
-			}
-			continue;
-		}
-		eq = strchr(s, '=');
-		if (eq == NULL) {
-			*cause = errorf(path, lineno, "expected key = value: %s",
-					s);
-			goto fail;
-		}
-		*eq = '\0';
-		key = trim(s);
-		val = eq + 1;
-		/* An inline comment starts at " ;" or " #". */
-		for (c = val; *c != '\0'; c++) {
-			if ((*c == ';' || *c == '#') &&
-			    (c == val || isspace((unsigned char)c[-1]))) {
-				*c = '\0';
-				break;
-			}
-		}
-		val = trim(val);
-		switch (sec) {
-		case SEC_NONE:
-			*cause = errorf(path, lineno, "%s: key outside of a "
-					"section", key);
-			goto fail;
-		case SEC_GLOBAL:
-			def = find_key(global_keys, key);
-			if (def == NULL) {
-				*cause = errorf(path, lineno, "unknown key '%s' "
-						"in [tollgate]", key);
-				goto fail;
-			}
-			if (def->type == KT_LIST && nlisten == 0) {
-				/* The first value replaces the default. */
-				for (int i = 0; i < CONFIG_MAX_LISTEN; i++) {
-					free(cfg->listen[i]);
-					cfg->listen[i] = NULL;
-				}
-			}
-			if (def->type == KT_LIST && *val == '\0')
-				continue;
-			err = set_key(cfg, def, val, &nlisten);
-			break;
-		case SEC_PROVIDER:
-			def = find_key(provider_keys, key);
-			if (def == NULL) {
-				*cause = errorf(path, lineno, "unknown key '%s' "
-						"in [provider %s]", key,
-						prov->name);
-				goto fail;
-			}
-			err = set_key(prov, def, val, &nlisten);
-			break;
-		case SEC_ROUTE:
-			if (strcmp(key, "target") != 0) {
-				*cause = errorf(path, lineno, "unknown key '%s' "
-						"in [route %s]", key,
-						route->name);
-				goto fail;
-			}
-			if (route->ntargets > 0) {
-				*cause = errorf(path, lineno, "target: given "
-						"twice");
-				goto fail;
-			}
-			err = parse_targets(cfg, route, val);
-			break;
-		default:
-			err = "internal error";
-		}
-		if (err != NULL) {
-			*cause = errorf(path, lineno, "%s: %s: '%s'", key, err,
-					val);
-			goto fail;
-		}
+	if (cfg == NULL || (cfg->path = strdup(path)) == NULL) {
+		free(cfg);
+		fclose(f);
+		*cause = errorf(path, 0, "out of memory");
+		return NULL;
 	}
+	cfg->refs = 1;
+	set_defaults(cfg, global_keys);
+	ps.cfg = cfg;
+	ps.ptail = &cfg->providers;
+	ps.rtail = &cfg->routes;
+	rc = parse_file(&ps, f);
 	fclose(f);
-	f = NULL;
-	cfg->nlisten = nlisten;
+	if (rc != 0) {
+		*cause = ps.cause;
+		goto fail;
+	}
+	cfg->nlisten = ps.nlisten;
 	if (cfg->nlisten == 0 && cfg->listen[0] != NULL)
 		cfg->nlisten = 1;
 	if (validate(cfg, path, cause) != 0)
@@ -662,12 +706,7 @@ config_load(const char *path, int flags, char **cause)
 			goto fail;
 	}
 	return cfg;
-
-nomem:
-	*cause = errorf(path, lineno, "out of memory");
 fail:
-	if (f != NULL)
-		fclose(f);
 	config_free(cfg);
 	return NULL;
 }

@@ -235,143 +235,170 @@ marks_cost(int64_t n)
 	return n <= 5 ? cost[n] : cost[5] + (n - 5) * 45;
 }
 
+/* A walk over UTF-8 text, cut into the pieces a BPE tokenizer makes. */
+struct scan {
+	const unsigned char *s;
+	size_t len;
+	size_t i;          /* where the current character starts */
+	struct uchar u;    /* the current character */
+	int ahead;         /* u holds the character at i already */
+	enum prefix pfx;   /* what the last piece leaves for a next word */
+};
+
+/* Moves past the current character and reads the next: 1 when there is
+ * one, 0 at the end. */
+static inline int
+advance(struct scan *sc)
+{
+	sc->i += sc->u.len;
+	if (sc->i >= sc->len)
+		return 0;
+	next_char(sc->s + sc->i, sc->len - sc->i, &sc->u);
+	return 1;
+}
+
+/* A run of blanks: the newlines (with the blanks before them) are one
+ * token; of the blanks after the last newline, the last joins a
+ * following word or mark. */
+static int64_t
+blanks_cost(struct scan *sc)
+{
+	int64_t cost = 0, tail = 0;
+	int nl = 0, more;
+
+	do {
+		if (sc->u.cls == CC_NEWLINE)
+			nl = 1, tail = 0;
+		else
+			tail++;
+		more = advance(sc);
+	} while (more && (sc->u.cls == CC_SPACE || sc->u.cls == CC_NEWLINE));
+	sc->ahead = more;
+	if (nl)
+		cost += TOKEN;
+	sc->pfx = PFX_NONE;
+	if (tail == 0)
+		return cost;
+	if (!more || sc->u.cls == CC_DIGIT) {
+		cost += TOKEN;
+	} else {
+		if (tail > 1)
+			cost += TOKEN;
+		sc->pfx = PFX_SPACE;
+	}
+	return cost;
+}
+
+/* A word, cut at camelCase humps. */
+static int64_t
+word_run_cost(struct scan *sc)
+{
+	int64_t cost = 0, ascii = 0, upper = 0, extra = 0;
+	int lower_last = 0, more;
+
+	do {
+		if (sc->u.cls == CC_LETTER) {
+			int up = sc->u.cp <= 'Z';
+
+			if (up && lower_last) {
+				cost += word_cost(ascii, upper, extra, sc->pfx);
+				ascii = upper = extra = 0;
+				sc->pfx = PFX_NONE;
+			}
+			ascii++;
+			upper += up;
+			lower_last = !up;
+		} else {
+			extra += sc->u.cost;
+			lower_last = 0;
+		}
+		more = advance(sc);
+	} while (more && (sc->u.cls == CC_LETTER || sc->u.cls == CC_XLETTER));
+	sc->ahead = more;
+	cost += word_cost(ascii, upper, extra, sc->pfx);
+	sc->pfx = PFX_NONE;
+	return cost;
+}
+
+/* A run of digits: one token per three. */
+static int64_t
+digits_cost(struct scan *sc)
+{
+	int64_t n = 0;
+
+	while (sc->i < sc->len && sc->s[sc->i] >= '0' && sc->s[sc->i] <= '9')
+		sc->i++, n++;
+	sc->pfx = PFX_NONE;
+	return (n + 2) / 3 * TOKEN;
+}
+
+/* A run of marks: one mark before a word joins it, unless a space came
+ * first; else the run is a piece of its own that takes the newlines
+ * after it. */
+static int64_t
+marks_run_cost(struct scan *sc)
+{
+	int64_t n = 0, cost;
+	int more;
+
+	do {
+		n++;
+		more = advance(sc);
+	} while (more && sc->u.cls == CC_MARK);
+	sc->ahead = more;
+	if (n == 1 && more && sc->pfx != PFX_SPACE &&
+	    (sc->u.cls == CC_LETTER || sc->u.cls == CC_XLETTER)) {
+		sc->pfx = PFX_MARK;
+		return 0;
+	}
+	cost = marks_cost(n);
+	if (more && sc->u.cls == CC_NEWLINE) {
+		while (sc->i < sc->len &&
+		       (sc->s[sc->i] == '\n' || sc->s[sc->i] == '\r'))
+			sc->i++;
+		sc->ahead = 0;
+	}
+	sc->pfx = PFX_NONE;
+	return cost;
+}
+
 /* Cost, in hundredths of a token, of UTF-8 text. */
 static int64_t
 text_cost(const char *text, size_t len)
 {
-	const unsigned char *s = (const unsigned char *)text;
-	enum prefix pfx = PFX_NONE;
-	struct uchar u;
+	struct scan sc = { .s = (const unsigned char *)text, .len = len };
 	int64_t cost = 0;
-	size_t i = 0;
-	int ahead = 0; /* u holds the character at i already */
 
-	if (s == NULL)
+	if (text == NULL)
 		return 0;
-	while (i < len) {
-		if (!ahead)
-			next_char(s + i, len - i, &u);
-		ahead = 0;
-		switch (u.cls) {
+	while (sc.i < sc.len) {
+		if (!sc.ahead)
+			next_char(sc.s + sc.i, sc.len - sc.i, &sc.u);
+		sc.ahead = 0;
+		switch (sc.u.cls) {
 		case CC_SPACE:
-		case CC_NEWLINE: {
-			/* The newlines (with the blanks before them) are one
-			 * token; of the blanks after the last newline, the
-			 * last joins a following word or mark. */
-			int64_t tail = 0;
-			int nl = 0;
-
-			for (;;) {
-				if (u.cls == CC_NEWLINE)
-					nl = 1, tail = 0;
-				else
-					tail++;
-				i += u.len;
-				if (i >= len)
-					break;
-				next_char(s + i, len - i, &u);
-				if (u.cls != CC_SPACE && u.cls != CC_NEWLINE)
-					break;
-			}
-			ahead = i < len;
-			if (nl)
-				cost += TOKEN;
-			pfx = PFX_NONE;
-			if (tail == 0)
-				break;
-			if (i >= len || u.cls == CC_DIGIT) {
-				cost += TOKEN;
-			} else {
-				if (tail > 1)
-					cost += TOKEN;
-				pfx = PFX_SPACE;
-			}
+		case CC_NEWLINE:
+			cost += blanks_cost(&sc);
 			break;
-		}
 		case CC_LETTER:
-		case CC_XLETTER: {
-			/* A word, cut at camelCase humps. */
-			int64_t ascii = 0, upper = 0, extra = 0;
-			int lower_last = 0;
-
-			for (;;) {
-				if (u.cls == CC_LETTER) {
-					int up = u.cp <= 'Z';
-
-					if (up && lower_last) {
-						cost += word_cost(ascii, upper,
-								  extra, pfx);
-						ascii = upper = extra = 0;
-						pfx = PFX_NONE;
-					}
-					ascii++;
-					upper += up;
-					lower_last = !up;
-				} else {
-					extra += u.cost;
-					lower_last = 0;
-				}
-				i += u.len;
-				if (i >= len)
-					break;
-				next_char(s + i, len - i, &u);
-				if (u.cls != CC_LETTER && u.cls != CC_XLETTER)
-					break;
-			}
-			ahead = i < len;
-			cost += word_cost(ascii, upper, extra, pfx);
-			pfx = PFX_NONE;
+		case CC_XLETTER:
+			cost += word_run_cost(&sc);
 			break;
-		}
-		case CC_DIGIT: {
-			int64_t n = 0;
-
-			while (i < len && s[i] >= '0' && s[i] <= '9')
-				i++, n++;
-			cost += (n + 2) / 3 * TOKEN;
-			pfx = PFX_NONE;
+		case CC_DIGIT:
+			cost += digits_cost(&sc);
 			break;
-		}
-		case CC_MARK: {
-			/* One mark before a word joins it, unless a space came
-			 * first; else the run is a piece of its own that takes
-			 * the newlines after it. */
-			int64_t n = 0;
-
-			for (;;) {
-				n++;
-				i += u.len;
-				if (i >= len)
-					break;
-				next_char(s + i, len - i, &u);
-				if (u.cls != CC_MARK)
-					break;
-			}
-			ahead = i < len;
-			if (n == 1 && ahead && pfx != PFX_SPACE &&
-			    (u.cls == CC_LETTER || u.cls == CC_XLETTER)) {
-				pfx = PFX_MARK;
-				break;
-			}
-			cost += marks_cost(n);
-			if (ahead && u.cls == CC_NEWLINE) {
-				while (i < len &&
-				       (s[i] == '\n' || s[i] == '\r'))
-					i++;
-				ahead = 0;
-			}
-			pfx = PFX_NONE;
+		case CC_MARK:
+			cost += marks_run_cost(&sc);
 			break;
-		}
 		case CC_CJK:
 			cost += CJK_COST;
-			i += u.len;
-			pfx = PFX_NONE;
+			sc.i += sc.u.len;
+			sc.pfx = PFX_NONE;
 			break;
 		case CC_SYMBOL:
-			cost += u.cost;
-			i += u.len;
-			pfx = PFX_NONE;
+			cost += sc.u.cost;
+			sc.i += sc.u.len;
+			sc.pfx = PFX_NONE;
 			break;
 		}
 	}

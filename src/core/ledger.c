@@ -288,125 +288,131 @@ priceable(const struct usage_record *r)
 	       (r->usage.prompt > 0 || r->usage.completion > 0);
 }
 
-/* Loads tenants' currencies, candidate prices and promotions. 0 or -1. */
+/* Reads the currencies of the batch's tenants ($1 their ids). 0 or -1. */
 static int
-load_pricing(PGconn *conn, struct usage_record **recs, int n,
-	     struct pricing *pr, char **cause)
+load_tenants(PGconn *conn, const char *ids, struct pricing *pr, char **cause)
 {
-	struct sqlarr a[4];
-	const char *params[4];
-	int64_t min_ts = INT64_MAX, max_ts = INT64_MIN;
-	char tmin[48], tmax[48];
-	PGresult *res = NULL;
-	int rc = -1;
+	const char *params[1] = { ids };
+	PGresult *res = exec(conn, "tenants",
+			     "SELECT id, currency FROM tenants "
+			     "WHERE id = ANY($1::bigint[])",
+			     1, params, PGRES_TUPLES_OK, cause);
 
-	memset(a, 0, sizeof a);
-	for (int i = 0; i < n; i++) {
-		if (!priceable(recs[i]))
-			continue;
-		sqlarr_int(&a[0], recs[i]->tenant_id);
-		sqlarr_text(&a[1], recs[i]->provider);
-		sqlarr_text(&a[2], recs[i]->upstream_model);
-		if (recs[i]->ts_us < min_ts)
-			min_ts = recs[i]->ts_us;
-		if (recs[i]->ts_us > max_ts)
-			max_ts = recs[i]->ts_us;
-	}
-	for (int c = 0; c < 3; c++)
-		if ((params[c] = sqlarr_end(&a[c])) == NULL)
-			goto nomem;
-
-	res = exec(conn, "tenants",
-		   "SELECT id, currency FROM tenants WHERE id = ANY($1::bigint[])",
-		   1, params, PGRES_TUPLES_OK, cause);
 	if (res == NULL)
-		goto out;
+		return -1;
 	pr->ntenants = PQntuples(res);
 	pr->tenant_ids = calloc((size_t)pr->ntenants + 1, sizeof *pr->tenant_ids);
 	pr->tenant_currency = calloc((size_t)pr->ntenants + 1,
 				     sizeof *pr->tenant_currency);
-	if (pr->tenant_ids == NULL || pr->tenant_currency == NULL)
-		goto nomem;
+	if (pr->tenant_ids == NULL || pr->tenant_currency == NULL) {
+		PQclear(res);
+		*cause = strdup("out of memory");
+		return -1;
+	}
 	for (int i = 0; i < pr->ntenants; i++) {
 		pr->tenant_ids[i] = strtoll(PQgetvalue(res, i, 0), NULL, 10);
 		snprintf(pr->tenant_currency[i], 4, "%s", PQgetvalue(res, i, 1));
 	}
 	PQclear(res);
+	return 0;
+}
 
-	{
-		const char *pp[3] = { params[1], params[2], params[0] };
-		res = exec(conn, "prices",
-			   "SELECT id, provider, model, coalesce(tenant_id, 0), "
-			   "currency, input::text, coalesce(cached_input, input)"
-			   "::text, coalesce(cache_write, input)::text, "
-			   "output::text, (extract(epoch FROM effective_from) "
-			   "* 1000000)::bigint FROM prices "
-			   "WHERE provider = ANY($1::text[]) "
-			   "AND model = ANY($2::text[]) "
-			   "AND (tenant_id IS NULL OR tenant_id = ANY($3::bigint[]))",
-			   3, pp, PGRES_TUPLES_OK, cause);
+/* Reads one price row of res into pr's row i. 0, or -1 with *cause. */
+static int
+read_price(const PGresult *res, int i, struct pricing *pr, char **cause)
+{
+	struct price *p = &pr->prices[i];
+	const char *why = NULL;
+
+	p->id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+	snprintf(pr->price_provider[i], 128, "%s", PQgetvalue(res, i, 1));
+	snprintf(pr->price_model[i], 128, "%s", PQgetvalue(res, i, 2));
+	pr->price_tenant[i] = strtoll(PQgetvalue(res, i, 3), NULL, 10);
+	snprintf(p->currency, sizeof p->currency, "%s", PQgetvalue(res, i, 4));
+	for (int c = 0; c < TC__COUNT; c++) {
+		if (price_parse(PQgetvalue(res, i, 5 + c), &p->per_mtok[c],
+				&why) != 0) {
+			char msg[256];
+			snprintf(msg, sizeof msg, "price %lld: %s",
+				 (long long)p->id, why);
+			*cause = strdup(msg);
+			return -1;
+		}
 	}
+	pr->price_from[i] = strtoll(PQgetvalue(res, i, 9), NULL, 10);
+	return 0;
+}
+
+/* Reads the price rows of the batch's providers ($1), models ($2) and
+ * tenants ($3): list prices and contract prices. 0 or -1. */
+static int
+load_prices(PGconn *conn, const char *const *params, struct pricing *pr,
+	    char **cause)
+{
+	PGresult *res = exec(conn, "prices",
+			     "SELECT id, provider, model, "
+			     "coalesce(tenant_id, 0), currency, input::text, "
+			     "coalesce(cached_input, input)::text, "
+			     "coalesce(cache_write, input)::text, "
+			     "output::text, (extract(epoch FROM effective_from) "
+			     "* 1000000)::bigint FROM prices "
+			     "WHERE provider = ANY($1::text[]) "
+			     "AND model = ANY($2::text[]) "
+			     "AND (tenant_id IS NULL OR "
+			     "tenant_id = ANY($3::bigint[]))",
+			     3, params, PGRES_TUPLES_OK, cause);
+	size_t n;
+	int rc = 0;
+
 	if (res == NULL)
-		goto out;
+		return -1;
 	pr->nprices = PQntuples(res);
-	pr->prices = calloc((size_t)pr->nprices + 1, sizeof *pr->prices);
-	pr->price_from = calloc((size_t)pr->nprices + 1, sizeof *pr->price_from);
-	pr->price_tenant = calloc((size_t)pr->nprices + 1,
-				  sizeof *pr->price_tenant);
-	pr->price_provider = calloc((size_t)pr->nprices + 1,
-				    sizeof *pr->price_provider);
-	pr->price_model = calloc((size_t)pr->nprices + 1,
-				 sizeof *pr->price_model);
+	n = (size_t)pr->nprices + 1;
+	pr->prices = calloc(n, sizeof *pr->prices);
+	pr->price_from = calloc(n, sizeof *pr->price_from);
+	pr->price_tenant = calloc(n, sizeof *pr->price_tenant);
+	pr->price_provider = calloc(n, sizeof *pr->price_provider);
+	pr->price_model = calloc(n, sizeof *pr->price_model);
 	if (pr->prices == NULL || pr->price_from == NULL ||
 	    pr->price_tenant == NULL || pr->price_provider == NULL ||
-	    pr->price_model == NULL)
-		goto nomem;
-	for (int i = 0; i < pr->nprices; i++) {
-		struct price *p = &pr->prices[i];
-		const char *why = NULL;
-		p->id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
-		snprintf(pr->price_provider[i], 128, "%s", PQgetvalue(res, i, 1));
-		snprintf(pr->price_model[i], 128, "%s", PQgetvalue(res, i, 2));
-		pr->price_tenant[i] = strtoll(PQgetvalue(res, i, 3), NULL, 10);
-		snprintf(p->currency, sizeof p->currency, "%s",
-			 PQgetvalue(res, i, 4));
-		for (int c = 0; c < TC__COUNT; c++) {
-			if (price_parse(PQgetvalue(res, i, 5 + c),
-					&p->per_mtok[c], &why) != 0) {
-				char msg[256];
-				snprintf(msg, sizeof msg, "price %lld: %s",
-					 (long long)p->id, why);
-				*cause = strdup(msg);
-				goto out;
-			}
-		}
-		pr->price_from[i] = strtoll(PQgetvalue(res, i, 9), NULL, 10);
+	    pr->price_model == NULL) {
+		*cause = strdup("out of memory");
+		rc = -1;
 	}
+	for (int i = 0; rc == 0 && i < pr->nprices; i++)
+		rc = read_price(res, i, pr, cause);
 	PQclear(res);
+	return rc;
+}
 
-	clock_format(min_ts == INT64_MAX ? 0 : min_ts, CLOCK_SQL, tmin);
-	clock_format(max_ts == INT64_MIN ? 0 : max_ts, CLOCK_SQL, tmax);
-	{
-		const char *pp[3] = { tmin, tmax, params[0] };
-		res = exec(conn, "promotions",
-			   "SELECT id, kind, coalesce(tenant_id, 0), "
-			   "model_pattern, provider, coalesce(free_tokens, 0), "
-			   "coalesce(discount_bp, 0), "
-			   "(extract(epoch FROM starts) * 1000000)::bigint, "
-			   "(extract(epoch FROM least(ends, coalesce(ended_at, "
-			   "ends))) * 1000000)::bigint FROM promotions "
-			   "WHERE starts <= $2 AND least(ends, "
-			   "coalesce(ended_at, ends)) > $1 "
-			   "AND (tenant_id IS NULL OR "
-			   "tenant_id = ANY($3::bigint[])) ORDER BY id",
-			   3, pp, PGRES_TUPLES_OK, cause);
-	}
+/* Reads the promotions in force between the batch's first and last
+ * record ($1, $2) for its tenants ($3) or all. 0 or -1. */
+static int
+load_promotions(PGconn *conn, const char *const *params, struct pricing *pr,
+		char **cause)
+{
+	PGresult *res = exec(conn, "promotions",
+			     "SELECT id, kind, coalesce(tenant_id, 0), "
+			     "model_pattern, provider, coalesce(free_tokens, 0), "
+			     "coalesce(discount_bp, 0), "
+			     "(extract(epoch FROM starts) * 1000000)::bigint, "
+			     "(extract(epoch FROM least(ends, coalesce(ended_at, "
+			     "ends))) * 1000000)::bigint FROM promotions "
+			     "WHERE starts <= $2 AND least(ends, "
+			     "coalesce(ended_at, ends)) > $1 "
+			     "AND (tenant_id IS NULL OR "
+			     "tenant_id = ANY($3::bigint[])) ORDER BY id",
+			     3, params, PGRES_TUPLES_OK, cause);
+
 	if (res == NULL)
-		goto out;
+		return -1;
 	pr->npromos = PQntuples(res);
 	pr->promos = calloc((size_t)pr->npromos + 1, sizeof *pr->promos);
-	if (pr->promos == NULL)
-		goto nomem;
+	if (pr->promos == NULL) {
+		PQclear(res);
+		*cause = strdup("out of memory");
+		return -1;
+	}
 	for (int i = 0; i < pr->npromos; i++) {
 		struct promotion *p = &pr->promos[i];
 		p->id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
@@ -425,13 +431,49 @@ load_pricing(PGconn *conn, struct usage_record **recs, int n,
 		p->starts_us = strtoll(PQgetvalue(res, i, 7), NULL, 10);
 		p->ends_us = strtoll(PQgetvalue(res, i, 8), NULL, 10);
 	}
-	rc = 0;
-	goto out;
-nomem:
-	*cause = strdup("out of memory");
-out:
 	PQclear(res);
-	arrs_free(a, 4);
+	return 0;
+}
+
+/* Loads tenants' currencies, candidate prices and promotions. 0 or -1. */
+static int
+load_pricing(PGconn *conn, struct usage_record **recs, int n,
+	     struct pricing *pr, char **cause)
+{
+	struct sqlarr a[3];
+	const char *ids, *prices[3], *promos[3];
+	int64_t min_ts = INT64_MAX, max_ts = INT64_MIN;
+	char tmin[CLOCK_TEXT_MAX], tmax[CLOCK_TEXT_MAX];
+	int rc = -1;
+
+	memset(a, 0, sizeof a);
+	for (int i = 0; i < n; i++) {
+		if (!priceable(recs[i]))
+			continue;
+		sqlarr_int(&a[0], recs[i]->tenant_id);
+		sqlarr_text(&a[1], recs[i]->provider);
+		sqlarr_text(&a[2], recs[i]->upstream_model);
+		if (recs[i]->ts_us < min_ts)
+			min_ts = recs[i]->ts_us;
+		if (recs[i]->ts_us > max_ts)
+			max_ts = recs[i]->ts_us;
+	}
+	ids = sqlarr_end(&a[0]);
+	prices[0] = sqlarr_end(&a[1]);
+	prices[1] = sqlarr_end(&a[2]);
+	prices[2] = ids;
+	clock_format(min_ts == INT64_MAX ? 0 : min_ts, CLOCK_SQL, tmin);
+	clock_format(max_ts == INT64_MIN ? 0 : max_ts, CLOCK_SQL, tmax);
+	promos[0] = tmin;
+	promos[1] = tmax;
+	promos[2] = ids;
+	if (ids == NULL || prices[0] == NULL || prices[1] == NULL)
+		*cause = strdup("out of memory");
+	else if (load_tenants(conn, ids, pr, cause) == 0 &&
+		 load_prices(conn, prices, pr, cause) == 0 &&
+		 load_promotions(conn, promos, pr, cause) == 0)
+		rc = 0;
+	arrs_free(a, 3);
 	return rc;
 }
 

@@ -219,6 +219,23 @@ log_msg(enum log_level level, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* Logs a line about a request. */
+void
+log_request(enum log_level level, const char *request_id, const char *tenant,
+	    const char *fmt, ...)
+{
+	char prefix[160];
+	va_list ap;
+
+	if (!log_enabled(level))
+		return;
+	snprintf(prefix, sizeof prefix, "%s tenant=%s ", request_id,
+		 tenant != NULL ? tenant : "-");
+	va_start(ap, fmt);
+	log_vmsg(level, prefix, fmt, ap);
+	va_end(ap);
+}
+
 /* Logs an error and exits 1. */
 void
 fatalx(const char *fmt, ...)

@@ -42,6 +42,34 @@ meter_record_free(struct usage_record *rec)
 	free(rec);
 }
 
+/* Whether a request without reported usage is billed by estimate. */
+static int
+needs_estimate(const struct usage_record *rec, const struct meter_end *end)
+{
+	if (!end->delivered || !end->body_read)
+		return 0;
+	if (end->upstream_status >= 200 && end->upstream_status < 300)
+		return 1;
+	return end->upstream_status == 0 && rec->client_aborted;
+}
+
+/* The metering decision. */
+void
+meter_settle(struct usage_record *rec, const struct meter_end *end)
+{
+	if (rec->status == 0)
+		rec->status = end->upstream_status;
+	if (end->reported.present) {
+		rec->usage = end->reported;
+		rec->source = USAGE_REPORTED;
+	} else if (needs_estimate(rec, end)) {
+		memset(&rec->usage, 0, sizeof rec->usage);
+		rec->usage.prompt = end->prompt_tokens;
+		rec->usage.completion = end->output_tokens;
+		rec->source = USAGE_ESTIMATED;
+	}
+}
+
 /* The name stored in usage_records.usage_source. */
 const char *
 meter_source_name(enum usage_source s)

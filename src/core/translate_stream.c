@@ -187,134 +187,183 @@ tool_delta(struct bld *b, cJSON *delta, int k)
 	return tc;
 }
 
+/* message_start: the id, and the first chunk with the role. */
+static int
+a2c_message_start(struct tr_stream *tr, struct bld *b, const cJSON *ev,
+		  struct buf *out)
+{
+	const cJSON *msg = get(ev, "message");
+	const char *id = get_str(msg, "id");
+	char *old = tr->id;
+	cJSON *root, *delta;
+
+	tr->id = concat("chatcmpl-", id != NULL ? id : "");
+	if (tr->id == NULL) {
+		tr->id = old;
+		return -1;
+	}
+	root = chunk_new(b, tr, &delta, NULL);
+	b_str(b, delta, "role", "assistant");
+	b_str(b, delta, "content", "");
+	if (emit(b, out, NULL, root) < 0) {
+		free(tr->id);
+		tr->id = old;
+		return -1;
+	}
+	free(old);
+	tr_counts_merge(&tr->ac, get(msg, "usage"));
+	return 0;
+}
+
+/* content_block_start: a text block's first text, or a tool call's id
+ * and name. */
+static int
+a2c_block_start(struct tr_stream *tr, struct bld *b, const cJSON *ev,
+		struct buf *out)
+{
+	const cJSON *blk = get(ev, "content_block");
+	const char *text = get_str(blk, "text");
+	cJSON *root, *delta, *tc, *fn;
+	int64_t idx;
+
+	if (json_count(ev, "index", &idx) <= 0)
+		return -1;
+	if (str_is(blk, "type", "text") && text != NULL && *text) {
+		root = chunk_new(b, tr, &delta, NULL);
+		b_str(b, delta, "content", text);
+		return emit(b, out, NULL, root);
+	}
+	if (!str_is(blk, "type", "tool_use") || get_str(blk, "id") == NULL ||
+	    get_str(blk, "name") == NULL)
+		return 0;
+	if (tr->ntools >= TR_MAX_TOOLS ||
+	    map_grow(&tr->blk_tool, &tr->nblk, (int)idx, TR_MAX_BLOCKS) < 0)
+		return -1;
+	root = chunk_new(b, tr, &delta, NULL);
+	tc = tool_delta(b, delta, tr->ntools);
+	b_str(b, tc, "id", get_str(blk, "id"));
+	b_str(b, tc, "type", "function");
+	fn = b_obj(b, tc, "function");
+	b_str(b, fn, "name", get_str(blk, "name"));
+	b_str(b, fn, "arguments", "");
+	if (emit(b, out, NULL, root) < 0)
+		return -1;
+	tr->blk_tool[idx] = tr->ntools++;
+	return 0;
+}
+
+/* content_block_delta: text, or a tool call's arguments. */
+static int
+a2c_block_delta(struct tr_stream *tr, struct bld *b, const cJSON *ev,
+		struct buf *out)
+{
+	const cJSON *d = get(ev, "delta");
+	cJSON *root, *delta, *tc;
+	const char *s;
+	int64_t idx;
+
+	if (json_count(ev, "index", &idx) <= 0)
+		return -1;
+	if (str_is(d, "type", "text_delta") &&
+	    (s = get_str(d, "text")) != NULL) {
+		if (*s == '\0')
+			return 0;
+		root = chunk_new(b, tr, &delta, NULL);
+		b_str(b, delta, "content", s);
+		return emit(b, out, NULL, root);
+	}
+	if (str_is(d, "type", "input_json_delta") &&
+	    (s = get_str(d, "partial_json")) != NULL && *s != '\0' &&
+	    idx < tr->nblk && tr->blk_tool[idx] >= 0) {
+		root = chunk_new(b, tr, &delta, NULL);
+		tc = tool_delta(b, delta, tr->blk_tool[idx]);
+		b_str(b, b_obj(b, tc, "function"), "arguments", s);
+		return emit(b, out, NULL, root);
+	}
+	return 0;
+}
+
+/* message_delta: the usage so far, and the finish reason. */
+static int
+a2c_message_delta(struct tr_stream *tr, struct bld *b, const cJSON *ev,
+		  struct buf *out)
+{
+	const char *stop = get_str(get(ev, "delta"), "stop_reason");
+	cJSON *root, *delta;
+
+	tr_counts_merge(&tr->ac, get(ev, "usage"));
+	if (stop == NULL)
+		return 0;
+	root = chunk_new(b, tr, &delta, tr_finish_reason(stop));
+	return emit(b, out, NULL, root);
+}
+
+/* message_stop: the usage chunk when the client asked, then [DONE]. */
+static int
+a2c_message_stop(struct tr_stream *tr, struct bld *b, const cJSON *ev,
+		 struct buf *out)
+{
+	cJSON *root;
+
+	(void)ev;
+	if (tr->include_usage) {
+		root = cJSON_CreateObject();
+		b_str(b, root, "id", tr->id != NULL ? tr->id : "chatcmpl-");
+		b_str(b, root, "object", "chat.completion.chunk");
+		b_num(b, root, "created", (double)tr->created);
+		b_str(b, root, "model", tr->model);
+		b_arr(b, root, "choices");
+		tr_chat_usage(b, root, &tr->ac);
+		if (emit(b, out, NULL, root) < 0)
+			return -1;
+	}
+	if (buf_add(out, "data: [DONE]\n\n", 14) < 0)
+		return -1;
+	tr->done = 1;
+	return 0;
+}
+
+/* error: OpenAI's mid-stream error object, which ends the stream. */
+static int
+a2c_error(struct tr_stream *tr, struct bld *b, const cJSON *ev,
+	  struct buf *out)
+{
+	const cJSON *err = get(ev, "error");
+	const char *etype = get_str(err, "type");
+	const char *m = get_str(err, "message");
+
+	if (etype == NULL)
+		etype = "api_error";
+	if (m == NULL)
+		m = "upstream stream error";
+	if (emit(b, out, NULL, tr_chat_error_body(b, etype, m)) < 0)
+		return -1;
+	tr->done = 1;
+	return 0;
+}
+
 /* Handles one Anthropic event for a chat client. */
 static int
 a2c_event(struct tr_stream *tr, struct bld *b, const cJSON *ev,
 	  const char *type, struct buf *out)
 {
-	cJSON *root, *delta, *tc, *fn;
-	int64_t idx;
+	static const struct {
+		const char *type;
+		int (*fn)(struct tr_stream *, struct bld *, const cJSON *,
+			  struct buf *);
+	} events[] = {
+		{ "message_start", a2c_message_start },
+		{ "content_block_start", a2c_block_start },
+		{ "content_block_delta", a2c_block_delta },
+		{ "message_delta", a2c_message_delta },
+		{ "message_stop", a2c_message_stop },
+		{ "error", a2c_error },
+	};
 
-	if (strcmp(type, "message_start") == 0) {
-		const cJSON *msg = get(ev, "message");
-		const char *id = get_str(msg, "id");
-
-		char *old = tr->id;
-
-		tr->id = concat("chatcmpl-", id != NULL ? id : "");
-		if (tr->id == NULL) {
-			tr->id = old;
-			return -1;
-		}
-		root = chunk_new(b, tr, &delta, NULL);
-		b_str(b, delta, "role", "assistant");
-		b_str(b, delta, "content", "");
-		if (emit(b, out, NULL, root) < 0) {
-			free(tr->id);
-			tr->id = old;
-			return -1;
-		}
-		free(old);
-		tr_counts_merge(&tr->ac, get(msg, "usage"));
-		return 0;
-	}
-	if (strcmp(type, "content_block_start") == 0) {
-		const cJSON *blk = get(ev, "content_block");
-		const char *text = get_str(blk, "text");
-
-		if (json_count(ev, "index", &idx) <= 0)
-			return -1;
-		if (str_is(blk, "type", "text") && text != NULL && *text) {
-			root = chunk_new(b, tr, &delta, NULL);
-			b_str(b, delta, "content", text);
-			return emit(b, out, NULL, root);
-		}
-		if (!str_is(blk, "type", "tool_use") ||
-		    get_str(blk, "id") == NULL || get_str(blk, "name") == NULL)
-			return 0;
-		if (tr->ntools >= TR_MAX_TOOLS ||
-		    map_grow(&tr->blk_tool, &tr->nblk, (int)idx,
-			     TR_MAX_BLOCKS) < 0)
-			return -1;
-		root = chunk_new(b, tr, &delta, NULL);
-		tc = tool_delta(b, delta, tr->ntools);
-		b_str(b, tc, "id", get_str(blk, "id"));
-		b_str(b, tc, "type", "function");
-		fn = b_obj(b, tc, "function");
-		b_str(b, fn, "name", get_str(blk, "name"));
-		b_str(b, fn, "arguments", "");
-		if (emit(b, out, NULL, root) < 0)
-			return -1;
-		tr->blk_tool[idx] = tr->ntools++;
-		return 0;
-	}
-	if (strcmp(type, "content_block_delta") == 0) {
-		const cJSON *d = get(ev, "delta");
-		const char *s;
-
-		if (json_count(ev, "index", &idx) <= 0)
-			return -1;
-		if (str_is(d, "type", "text_delta") &&
-		    (s = get_str(d, "text")) != NULL) {
-			if (*s == '\0')
-				return 0;
-			root = chunk_new(b, tr, &delta, NULL);
-			b_str(b, delta, "content", s);
-			return emit(b, out, NULL, root);
-		}
-		if (str_is(d, "type", "input_json_delta") &&
-		    (s = get_str(d, "partial_json")) != NULL && *s != '\0' &&
-		    idx < tr->nblk && tr->blk_tool[idx] >= 0) {
-			root = chunk_new(b, tr, &delta, NULL);
-			tc = tool_delta(b, delta, tr->blk_tool[idx]);
-			b_str(b, b_obj(b, tc, "function"), "arguments", s);
-			return emit(b, out, NULL, root);
-		}
-		return 0;
-	}
-	if (strcmp(type, "message_delta") == 0) {
-		const char *stop = get_str(get(ev, "delta"), "stop_reason");
-
-		tr_counts_merge(&tr->ac, get(ev, "usage"));
-		if (stop == NULL)
-			return 0;
-		root = chunk_new(b, tr, &delta, tr_finish_reason(stop));
-		return emit(b, out, NULL, root);
-	}
-	if (strcmp(type, "message_stop") == 0) {
-		if (tr->include_usage) {
-			root = cJSON_CreateObject();
-			b_str(b, root, "id", tr->id != NULL ? tr->id
-							    : "chatcmpl-");
-			b_str(b, root, "object", "chat.completion.chunk");
-			b_num(b, root, "created", (double)tr->created);
-			b_str(b, root, "model", tr->model);
-			b_arr(b, root, "choices");
-			tr_chat_usage(b, root, &tr->ac);
-			if (emit(b, out, NULL, root) < 0)
-				return -1;
-		}
-		if (buf_add(out, "data: [DONE]\n\n", 14) < 0)
-			return -1;
-		tr->done = 1;
-		return 0;
-	}
-	if (strcmp(type, "error") == 0) {
-		const cJSON *err = get(ev, "error");
-		const char *etype = get_str(err, "type");
-		const char *m = get_str(err, "message");
-
-		if (etype == NULL)
-			etype = "api_error";
-		if (m == NULL)
-			m = "upstream stream error";
-		root = tr_chat_error_body(b, etype, m);
-		if (emit(b, out, NULL, root) < 0)
-			return -1;
-		tr->done = 1;
-		return 0;
-	}
-	return 0;	/* ping, content_block_stop, unknown events */
+	for (size_t i = 0; i < sizeof events / sizeof *events; i++)
+		if (strcmp(type, events[i].type) == 0)
+			return events[i].fn(tr, b, ev, out);
+	return 0; /* ping, content_block_stop, unknown events */
 }
 
 /* Closes the open content block, if any. */

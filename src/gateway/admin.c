@@ -2,7 +2,9 @@
  * admin.c - /healthz, /readyz and /metrics on the admin address.
  *
  * Runs on the main thread's event loop, apart from the data plane, so a
- * busy gateway still answers its health checks.
+ * busy gateway still answers its health checks. It is also where the
+ * figures of the journal, the usage writer and the key cache are
+ * registered with /metrics, so none of those modules depends on it.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,6 +101,46 @@ admin_cb(struct evhttp_request *req, void *arg)
 	evbuffer_free(buf);
 }
 
+/* Whether the journal takes appends, as a figure. */
+static int64_t
+spool_up(void)
+{
+	return !spool_failing(NULL, 0);
+}
+
+/* Whether the usage writer reaches PostgreSQL, as a figure. */
+static int64_t
+database_up(void)
+{
+	return pgwriter_db_ok();
+}
+
+/* The figures of the other modules that /metrics shows. */
+static const struct {
+	const char *name, *type, *help;
+	int64_t (*read)(void);
+} figures[] = {
+	{ "tollgate_spool_pending_bytes", "gauge",
+	  "Journal bytes not yet in the database.", spool_pending_bytes },
+	{ "tollgate_spool_torn_records_total", "counter",
+	  "Torn or corrupt journal records skipped.", spool_torn },
+	{ "tollgate_spool_write_errors_total", "counter",
+	  "Journal appends that failed.", spool_write_errors },
+	{ "tollgate_spool_up", "gauge", "Whether the journal takes appends.",
+	  spool_up },
+	{ "tollgate_usage_in_memory", "gauge",
+	  "Usage records the journal could not take, waiting in memory.",
+	  spool_in_memory },
+	{ "tollgate_usage_rejected_total", "counter",
+	  "Usage records the ledger refused, kept in rejected.jnl.",
+	  pgwriter_rejected },
+	{ "tollgate_usage_written_total", "counter",
+	  "Usage records committed.", pgwriter_written },
+	{ "tollgate_database_up", "gauge",
+	  "Whether the usage writer reaches PostgreSQL.", database_up },
+	{ "tollgate_keys", "gauge", "Keys in the cache.", keystore_count },
+};
+
 /* Starts the admin server. */
 struct evhttp *
 admin_start(struct event_base *base, const char *addr,
@@ -128,6 +170,9 @@ admin_start(struct event_base *base, const char *addr,
 	evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD |
 					 EVHTTP_REQ_POST);
 	evhttp_set_gencb(http, admin_cb, (void *)cfgp);
+	for (size_t i = 0; i < sizeof figures / sizeof *figures; i++)
+		metrics_register(figures[i].name, figures[i].type,
+				 figures[i].help, figures[i].read);
 	return http;
 fail:
 	if (http != NULL)

@@ -1,5 +1,7 @@
 /*
- * http_server.c - dispatch of data-plane requests and shared replies.
+ * http_server.c - the data plane's dispatcher: a request's method and path
+ * pick its endpoint (request.c takes it from there), /v1/models, or an
+ * error in the shape of the API the path belongs to.
  */
 #include <stdio.h>
 #include <string.h>
@@ -7,162 +9,31 @@
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
-#include <openssl/rand.h>
 #include <cjson/cJSON.h>
 
+#include "admit.h"
 #include "config.h"
 #include "http_server.h"
-#include "keystore.h"
-#include "log.h"
+#include "reply.h"
 #include "request.h"
-#include "translate.h"
 #include "worker.h"
 
 static const struct endpoint endpoints[] = {
-	{ "/v1/chat/completions", "/chat/completions", "chat/completions",
-	  WIRE_OPENAI_CHAT },
-	{ "/v1/completions", "/completions", "completions",
-	  WIRE_OPENAI_COMPLETIONS },
-	{ "/v1/embeddings", "/embeddings", "embeddings",
-	  WIRE_OPENAI_EMBEDDINGS },
-	{ "/v1/responses", "/responses", "responses", WIRE_OPENAI_RESPONSES },
-	{ "/v1/messages", "/messages", "messages", WIRE_ANTHROPIC },
+	{ "/v1/chat/completions", "chat/completions", WIRE_OPENAI_CHAT },
+	{ "/v1/completions", "completions", WIRE_OPENAI_COMPLETIONS },
+	{ "/v1/embeddings", "embeddings", WIRE_OPENAI_EMBEDDINGS },
+	{ "/v1/responses", "responses", WIRE_OPENAI_RESPONSES },
+	{ "/v1/messages", "messages", WIRE_ANTHROPIC },
 };
 
 /* Azure OpenAI's shape: /openai/deployments/{name}/<path>?api-version=,
  * the deployment name being the requested model. */
 #define AZURE_PREFIX "/openai/deployments/"
 static const struct endpoint azure_endpoints[] = {
-	{ "/chat/completions", "/chat/completions", "chat/completions",
-	  WIRE_OPENAI_CHAT },
-	{ "/completions", "/completions", "completions",
-	  WIRE_OPENAI_COMPLETIONS },
-	{ "/embeddings", "/embeddings", "embeddings",
-	  WIRE_OPENAI_EMBEDDINGS },
+	{ "/chat/completions", "chat/completions", WIRE_OPENAI_CHAT },
+	{ "/completions", "completions", WIRE_OPENAI_COMPLETIONS },
+	{ "/embeddings", "embeddings", WIRE_OPENAI_EMBEDDINGS },
 };
-
-/* The reason phrase for a status; evhttp's own table stops at 417. */
-const char *
-http_reason(int status)
-{
-	switch (status) {
-	case 200: return "OK";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 402: return "Payment Required";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 408: return "Request Timeout";
-	case 409: return "Conflict";
-	case 413: return "Payload Too Large";
-	case 422: return "Unprocessable Entity";
-	case 429: return "Too Many Requests";
-	case 500: return "Internal Server Error";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	case 504: return "Gateway Timeout";
-	case 529: return "Overloaded";
-	default: return status < 300 ? "OK" : status < 500 ? "Client Error"
-							    : "Server Error";
-	}
-}
-
-/* Writes a new random request id. */
-void
-http_request_id(char id[40])
-{
-	static const char hex[] = "0123456789abcdef";
-	unsigned char raw[12];
-
-	if (RAND_bytes(raw, sizeof raw) != 1)
-		memset(raw, 0, sizeof raw);
-	memcpy(id, "req_", 4);
-	for (size_t i = 0; i < sizeof raw; i++) {
-		id[4 + 2 * i] = hex[raw[i] >> 4];
-		id[5 + 2 * i] = hex[raw[i] & 15];
-	}
-	id[4 + 2 * sizeof raw] = '\0';
-}
-
-/* Finds the presented API key in the request headers. */
-const char *
-http_api_key(struct evhttp_request *req, size_t *len)
-{
-	struct evkeyvalq *h = evhttp_request_get_input_headers(req);
-	const char *v = evhttp_find_header(h, "Authorization");
-
-	if (v != NULL) {
-		if (strncasecmp(v, "Bearer ", 7) != 0)
-			return NULL;
-		v += 7;
-		while (*v == ' ')
-			v++;
-	} else if ((v = evhttp_find_header(h, "x-api-key")) == NULL &&
-		   (v = evhttp_find_header(h, "api-key")) == NULL) {
-		return NULL;
-	}
-	*len = strlen(v);
-	while (*len > 0 && v[*len - 1] == ' ')
-		(*len)--;
-	return *len > 0 ? v : NULL;
-}
-
-/* Sends an error reply in the wire's shape. */
-void
-http_reply_error(struct evhttp_request *req, enum wire wire, int status,
-		 const char *type, const char *code, const char *param,
-		 const char *message)
-{
-	struct evbuffer *buf = evbuffer_new();
-
-	if (buf != NULL)
-		http_error_json(buf, wire, status, type, code, param, message);
-	evhttp_add_header(evhttp_request_get_output_headers(req),
-			  "Content-Type", "application/json");
-	evhttp_send_reply(req, status, http_reason(status), buf);
-	if (buf != NULL)
-		evbuffer_free(buf);
-}
-
-/* Appends an error object in the wire's shape and a newline to out:
- * Anthropic's {"type":"error","error":{"type","message"}} for the
- * Messages API, OpenAI's {"error":{"message","type","param","code"}}
- * for the rest. */
-void
-http_error_json(struct evbuffer *out, enum wire wire, int status,
-		const char *type, const char *code, const char *param,
-		const char *message)
-{
-	cJSON *root = cJSON_CreateObject(), *err = cJSON_CreateObject();
-	char *text;
-
-	if (wire == WIRE_ANTHROPIC) {
-		cJSON_AddStringToObject(root, "type", "error");
-		cJSON_AddStringToObject(err, "type",
-					tr_anthropic_error_type(status));
-		cJSON_AddStringToObject(err, "message", message);
-	} else {
-		cJSON_AddStringToObject(err, "message", message);
-		cJSON_AddStringToObject(err, "type", type);
-		if (param != NULL)
-			cJSON_AddStringToObject(err, "param", param);
-		else
-			cJSON_AddNullToObject(err, "param");
-		if (code != NULL)
-			cJSON_AddStringToObject(err, "code", code);
-		else
-			cJSON_AddNullToObject(err, "code");
-	}
-	cJSON_AddItemToObject(root, "error", err);
-	text = cJSON_PrintUnformatted(root);
-	cJSON_Delete(root);
-	if (text != NULL) {
-		evbuffer_add(out, text, strlen(text));
-		evbuffer_add(out, "\n", 1);
-	}
-	cJSON_free(text);
-}
 
 /* GET /v1/models: the routes the presented key may use, in OpenAI's list
  * shape, or Anthropic's when the client sends anthropic-version. */
@@ -173,18 +44,17 @@ list_models(struct worker *w, struct evhttp_request *req)
 	int anthropic = evhttp_find_header(in, "anthropic-version") != NULL;
 	enum wire wire = anthropic ? WIRE_ANTHROPIC : WIRE_OPENAI_CHAT;
 	const char *first = NULL, *last = NULL;
+	static const struct reply_error unauthorized = {
+		401, "invalid_request_error", "invalid_api_key", NULL,
+		"Incorrect or missing API key."
+	};
 	struct key_grant g;
-	const char *key;
-	size_t len = 0;
 	cJSON *root, *data;
 	struct evbuffer *buf;
 	char *text;
 
-	key = http_api_key(req, &len);
-	if (key == NULL || keystore_lookup(key, len, &g) != KEY_OK) {
-		http_reply_error(req, wire, 401, "invalid_request_error",
-				 "invalid_api_key",
-				 NULL, "Incorrect or missing API key.");
+	if (admit_key(req, &g) != KEY_OK) {
+		reply_error(req, wire, &unauthorized);
 		return;
 	}
 	root = cJSON_CreateObject();
@@ -229,12 +99,12 @@ list_models(struct worker *w, struct evhttp_request *req)
 	text = cJSON_PrintUnformatted(root);
 	cJSON_Delete(root);
 	buf = evbuffer_new();
-	evbuffer_add(buf, text, strlen(text));
+	if (buf != NULL && text != NULL)
+		evbuffer_add(buf, text, strlen(text));
 	cJSON_free(text);
-	evhttp_add_header(evhttp_request_get_output_headers(req),
-			  "Content-Type", "application/json");
-	evhttp_send_reply(req, 200, "OK", buf);
-	evbuffer_free(buf);
+	reply_send(req, 200, "application/json", buf);
+	if (buf != NULL)
+		evbuffer_free(buf);
 }
 
 /* Refuses a method the path does not take. */
@@ -242,12 +112,13 @@ static void
 wrong_method(struct evhttp_request *req, enum wire wire, const char *allow)
 {
 	char msg[64];
+	struct reply_error err = { 405, "invalid_request_error",
+				   "method_not_allowed", NULL, msg };
 
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
 			  allow);
 	snprintf(msg, sizeof msg, "Only %s is allowed here.", allow);
-	http_reply_error(req, wire, 405, "invalid_request_error",
-			 "method_not_allowed", NULL, msg);
+	reply_error(req, wire, &err);
 }
 
 /* Matches /openai/deployments/{name}/<endpoint>: the endpoint, with the
@@ -283,7 +154,11 @@ dispatch(struct evhttp_request *req, void *arg)
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
 	const struct endpoint *ep = NULL;
-	char id[40], deployment[256];
+	static const struct reply_error unknown = {
+		404, "invalid_request_error", "unknown_url", NULL,
+		"Unknown request URL."
+	};
+	char id[REPLY_ID_SIZE], deployment[256];
 
 	if (path == NULL)
 		path = "";
@@ -300,7 +175,7 @@ dispatch(struct evhttp_request *req, void *arg)
 			      ? deployment : NULL);
 		return;
 	}
-	http_request_id(id);
+	reply_request_id(id);
 	evhttp_add_header(out, "x-request-id", id);
 	if (ep != NULL) {
 		wrong_method(req, ep->wire, "POST");
@@ -313,8 +188,7 @@ dispatch(struct evhttp_request *req, void *arg)
 			list_models(w, req);
 		return;
 	}
-	http_reply_error(req, WIRE_OPENAI_CHAT, 404, "invalid_request_error",
-			 "unknown_url", NULL, "Unknown request URL.");
+	reply_error(req, WIRE_OPENAI_CHAT, &unknown);
 }
 
 /* Installs the dispatcher. */

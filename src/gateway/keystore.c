@@ -7,7 +7,7 @@
  * array was swapped. The loader thread owns a blocking libpq connection,
  * LISTENs on tollgate_keys, and reloads on each notification (bursts are
  * coalesced) and every refresh_ms. While the database is away the last
- * cache stays in force and the thread reconnects with backoff.
+ * cache stays in force and the thread reconnects with backoff (pgconn.c).
  */
 #include <fnmatch.h>
 #include <poll.h>
@@ -23,6 +23,10 @@
 #include "keystore.h"
 #include "clock.h"
 #include "log.h"
+#include "pgconn.h"
+
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
 
 struct key_entry {
 	char hash[KEY_HASH_HEXLEN + 1];
@@ -46,13 +50,11 @@ static struct {
 	pthread_t thread;
 	pthread_mutex_t lock;        /* guards cache and refs */
 	struct key_cache *cache;
-	char *conninfo;
+	struct pgconn *db;
 	char *secret;
 	int refresh_ms;
 	int pipe[2];                 /* wakes the thread to stop */
-	PGconn *conn;
 	atomic_int ready;
-	atomic_int db_ok;
 	atomic_llong count;
 } ks = { .lock = PTHREAD_MUTEX_INITIALIZER, .pipe = { -1, -1 } };
 
@@ -96,9 +98,9 @@ cache_free(struct key_cache *c)
 
 /* Gives each key the quotas of its tenant and its own. 0 or -1. */
 static int
-attach_quotas(struct key_cache *c)
+attach_quotas(PGconn *conn, struct key_cache *c)
 {
-	PGresult *res = PQexec(ks.conn,
+	PGresult *res = PQexec(conn,
 			       "SELECT id, tenant_id, coalesce(key_id, 0), "
 			       "coalesce(model_pattern, ''), hard, "
 			       "spend_limit IS NOT NULL "
@@ -140,7 +142,7 @@ attach_quotas(struct key_cache *c)
 
 /* Reads every usable key into a new cache. NULL on error. */
 static struct key_cache *
-load_keys(void)
+load_keys(PGconn *conn)
 {
 	static const char sql[] =
 		"SELECT k.hash, k.id, k.tenant_id, t.name, "
@@ -155,7 +157,7 @@ load_keys(void)
 		"LEFT JOIN rate_limits kl ON kl.key_id = k.id "
 		"WHERE k.revoked_at IS NULL AND NOT t.disabled";
 	struct key_cache *c;
-	PGresult *res = PQexec(ks.conn, sql);
+	PGresult *res = PQexec(conn, sql);
 	int n;
 
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -195,7 +197,7 @@ load_keys(void)
 		c->n++;
 	}
 	PQclear(res);
-	if (attach_quotas(c) != 0) {
+	if (attach_quotas(conn, c) != 0) {
 		cache_free(c);
 		return NULL;
 	}
@@ -205,9 +207,9 @@ load_keys(void)
 
 /* Replaces the cache with a fresh load. 0 or -1. */
 static int
-reload(void)
+reload(PGconn *conn)
 {
-	struct key_cache *c = load_keys(), *old;
+	struct key_cache *c = load_keys(conn), *old;
 
 	if (c == NULL)
 		return -1;
@@ -224,99 +226,95 @@ reload(void)
 	return 0;
 }
 
-/* Connects and LISTENs. 0 or -1. */
+/* A new connection LISTENs, then loads the cache. 0 or -1. */
 static int
-connect_listen(void)
+on_connect(PGconn *conn, void *arg)
 {
-	PGresult *res;
+	PGresult *res = PQexec(conn, "LISTEN tollgate_keys");
+	int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
 
-	ks.conn = PQconnectdb(ks.conninfo);
-	if (PQstatus(ks.conn) != CONNECTION_OK) {
-		log_warn("keystore: database: %s", PQerrorMessage(ks.conn));
-		goto fail;
-	}
-	res = PQexec(ks.conn, "LISTEN tollgate_keys");
-	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+	(void)arg;
+	if (!ok)
 		log_warn("keystore: LISTEN: %s", PQresultErrorMessage(res));
-		PQclear(res);
-		goto fail;
-	}
 	PQclear(res);
-	return 0;
-fail:
-	PQfinish(ks.conn);
-	ks.conn = NULL;
-	return -1;
+	return ok ? reload(conn) : -1;
 }
 
-/* The loader thread: connect, load, wait for notifications. */
+/* Waits up to ms for the stop pipe; 1 when asked to stop. */
+static int
+wait_stop(int ms)
+{
+	struct pollfd pfd = { .fd = ks.pipe[0], .events = POLLIN };
+
+	return poll(&pfd, 1, ms) > 0;
+}
+
+/* Reads what the connection received; 1 when a key or tenant changed,
+ * -1 when the connection is lost. */
+static int
+read_notifications(PGconn *conn)
+{
+	PGnotify *nf;
+	int notified = 0;
+
+	if (!PQconsumeInput(conn))
+		return -1;
+	while ((nf = PQnotifies(conn)) != NULL) {
+		notified = 1;
+		PQfreemem(nf);
+	}
+	return notified;
+}
+
+/* The loader thread: connect (which loads), then reload on each
+ * notification and every refresh_ms, until asked to stop. */
 static void *
 keystore_main(void *arg)
 {
-	int backoff = 100;
+	PGconn *seen = NULL;
 	int64_t next_refresh = 0;
 
+	(void)arg;
 	for (;;) {
+		PGconn *conn = pgconn_get(ks.db);
 		struct pollfd pfd[2];
 		int64_t now = clock_mono_ms();
-		int notified = 0, timeout;
+		int notified = 0;
 
-		if (ks.conn == NULL) {
-			if (connect_listen() != 0 || reload() != 0) {
-				atomic_store(&ks.db_ok, 0);
-				if (ks.conn != NULL) {
-					PQfinish(ks.conn);
-					ks.conn = NULL;
-				}
-				pfd[0].fd = ks.pipe[0];
-				pfd[0].events = POLLIN;
-				if (poll(pfd, 1, backoff) > 0)
-					break;
-				backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
-				continue;
-			}
-			atomic_store(&ks.db_ok, 1);
-			backoff = 100;
-			next_refresh = clock_mono_ms() + ks.refresh_ms;
+		if (conn == NULL) {
+			int ms = pgconn_backoff_ms(ks.db);
+			if (wait_stop(ms > 0 ? ms : 100))
+				break;
 			continue;
 		}
-		timeout = next_refresh > now ? (int)(next_refresh - now) : 0;
+		if (conn != seen) {
+			/* A new connection loaded the cache already. */
+			seen = conn;
+			next_refresh = now + ks.refresh_ms;
+		}
 		pfd[0].fd = ks.pipe[0];
 		pfd[0].events = POLLIN;
-		pfd[1].fd = PQsocket(ks.conn);
+		pfd[1].fd = PQsocket(conn);
 		pfd[1].events = POLLIN;
-		if (poll(pfd, 2, timeout) < 0)
+		if (poll(pfd, 2, next_refresh > now ? (int)(next_refresh - now)
+						    : 0) < 0)
 			continue;
 		if (pfd[0].revents)
 			break;
-		if (pfd[1].revents) {
-			PGnotify *nf;
-			if (!PQconsumeInput(ks.conn)) {
-				log_warn("keystore: database connection lost: "
-					 "%s", PQerrorMessage(ks.conn));
-				PQfinish(ks.conn);
-				ks.conn = NULL;
-				atomic_store(&ks.db_ok, 0);
-				continue;
-			}
-			while ((nf = PQnotifies(ks.conn)) != NULL) {
-				notified = 1;
-				PQfreemem(nf);
-			}
+		if (pfd[1].revents &&
+		    (notified = read_notifications(conn)) < 0) {
+			pgconn_fail(ks.db, PQerrorMessage(conn));
+			continue;
 		}
 		if (notified || clock_mono_ms() >= next_refresh) {
-			if (reload() != 0) {
-				PQfinish(ks.conn);
-				ks.conn = NULL;
-				atomic_store(&ks.db_ok, 0);
+			if (reload(conn) != 0) {
+				pgconn_fail(ks.db, "loading the keys failed");
 				continue;
 			}
+			pgconn_ok(ks.db);
 			next_refresh = clock_mono_ms() + ks.refresh_ms;
 		}
 	}
-	if (ks.conn != NULL)
-		PQfinish(ks.conn);
-	ks.conn = NULL;
 	return NULL;
 }
 
@@ -326,8 +324,12 @@ keystore_start(const char *conninfo, const char *secret, int refresh_ms)
 {
 	if (pipe(ks.pipe) != 0)
 		return -1;
-	ks.conninfo = strdup(conninfo != NULL ? conninfo : "");
+	ks.db = pgconn_new("keystore", conninfo, BACKOFF_MIN_MS,
+			   BACKOFF_MAX_MS);
 	ks.secret = strdup(secret != NULL ? secret : "");
+	if (ks.db == NULL || ks.secret == NULL)
+		return -1;
+	pgconn_on_connect(ks.db, on_connect, NULL);
 	ks.refresh_ms = refresh_ms;
 	if (pthread_create(&ks.thread, NULL, keystore_main, NULL) != 0) {
 		log_error("keystore: cannot start its thread");
@@ -350,7 +352,8 @@ keystore_stop(void)
 	ks.pipe[0] = ks.pipe[1] = -1;
 	cache_unref(ks.cache);
 	ks.cache = NULL;
-	free(ks.conninfo);
+	pgconn_free(ks.db);
+	ks.db = NULL;
 	free(ks.secret);
 }
 
@@ -445,11 +448,4 @@ int64_t
 keystore_count(void)
 {
 	return atomic_load(&ks.count);
-}
-
-/* Whether the loader's connection is up. */
-int
-keystore_db_ok(void)
-{
-	return atomic_load(&ks.db_ok);
 }

@@ -1,11 +1,13 @@
 /*
- * metrics.c - counters for /metrics.
+ * metrics.c - the figures /metrics shows.
  *
- * Labelled series live in one table under a mutex, keyed by their
- * rendered label set; a request takes the lock once, at its end. The
+ * Labelled series live in one table per family under a mutex, keyed by
+ * their rendered label set; a request takes the lock once, at its end. The
  * number of series is bounded (tenants x models x statuses can grow with
  * what clients send): past MAX_SERIES new label sets are counted under
- * tenant="other".
+ * tenant="other". Event counters are atomics; other modules' figures are
+ * registered readers, called at render time, so this file depends on none
+ * of them.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -14,14 +16,11 @@
 #include <string.h>
 #include <event2/buffer.h>
 
-#include "keystore.h"
-#include "meter.h"
 #include "metrics.h"
-#include "pgwriter.h"
-#include "spool.h"
 #include "strmap.h"
 
-#define MAX_SERIES 20000
+#define MAX_SERIES  20000
+#define MAX_READERS 32
 
 /* Upper bounds of the latency buckets, in milliseconds. */
 static const int64_t buckets_ms[] = { 50, 100, 250, 500, 1000, 2500, 5000,
@@ -48,13 +47,36 @@ static struct {
 		 { .vsize = sizeof(struct series) },
 		 { .vsize = sizeof(struct series) } } };
 
-static atomic_llong streamed, aborted, unmetered, soft_quota;
+static atomic_llong streamed, aborted, unmetered;
+static atomic_llong counters[METRIC__COUNT];
 
-/* Counts a request served over a soft quota. */
+/* Figures of other modules, read at render time. */
+static struct {
+	pthread_mutex_t lock;
+	struct reader {
+		const char *name, *type, *help;
+		int64_t (*read)(void);
+	} r[MAX_READERS];
+	int n;
+} readers = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+/* Adds to one of the gateway's event counters. */
 void
-metrics_soft_quota(void)
+metrics_add(enum metrics_counter c, int64_t n)
 {
-	atomic_fetch_add(&soft_quota, 1);
+	atomic_fetch_add(&counters[c], n);
+}
+
+/* Registers a figure another module owns. */
+void
+metrics_register(const char *name, const char *type, const char *help,
+		 int64_t (*read)(void))
+{
+	pthread_mutex_lock(&readers.lock);
+	if (readers.n < MAX_READERS)
+		readers.r[readers.n++] = (struct reader){ name, type, help,
+							  read };
+	pthread_mutex_unlock(&readers.lock);
 }
 
 /* Appends a label value to buf, escaped as Prometheus wants. */
@@ -117,40 +139,38 @@ series(enum family fam, const char *l)
 
 /* Counts one finished request. */
 void
-metrics_count(const struct usage_record *rec)
+metrics_request(const struct metrics_request *r)
 {
 	char l[512], status[16];
 	struct series *s;
 
-	snprintf(status, sizeof status, "%d", rec->status);
+	snprintf(status, sizeof status, "%d", r->status);
 	labels(l, sizeof l, (const char *const[]){
-		"tenant", rec->tenant ? rec->tenant : "-", "model",
-		rec->requested_model ? rec->requested_model : "-", "status",
-		status, NULL });
-	if (rec->streamed)
+		"tenant", r->tenant ? r->tenant : "-", "model",
+		r->model ? r->model : "-", "status", status, NULL });
+	if (r->streamed)
 		atomic_fetch_add(&streamed, 1);
-	if (rec->client_aborted)
+	if (r->aborted)
 		atomic_fetch_add(&aborted, 1);
-	if (rec->status >= 200 && rec->status < 300 &&
-	    rec->source == USAGE_NONE)
+	if (r->unmetered)
 		atomic_fetch_add(&unmetered, 1);
 	pthread_mutex_lock(&m.lock);
 	if ((s = series(F_REQUESTS, l)) != NULL) {
 		s->v[0]++;
-		s->v[1] += rec->usage.prompt;
-		s->v[2] += rec->usage.completion;
-		s->v[3] += rec->usage.cached;
-		s->v[4] += rec->usage.reasoning;
+		s->v[1] += r->prompt;
+		s->v[2] += r->completion;
+		s->v[3] += r->cached;
+		s->v[4] += r->reasoning;
 	}
-	if (rec->provider != NULL && rec->ttfb_ms >= 0) {
+	if (r->provider != NULL && r->ttfb_ms >= 0) {
 		labels(l, sizeof l, (const char *const[]){
-			"provider", rec->provider, NULL });
+			"provider", r->provider, NULL });
 		if ((s = series(F_LATENCY, l)) != NULL) {
 			int b = 0;
-			while (b < NBUCKETS && rec->latency_ms > buckets_ms[b])
+			while (b < NBUCKETS && r->latency_ms > buckets_ms[b])
 				b++;
 			s->hist[b]++;
-			s->sum += rec->latency_ms;
+			s->sum += r->latency_ms;
 		}
 	}
 	pthread_mutex_unlock(&m.lock);
@@ -158,20 +178,18 @@ metrics_count(const struct usage_record *rec)
 
 /* Counts a priced record's cost. */
 void
-metrics_spend(const struct usage_record *rec)
+metrics_spend(const char *tenant, const char *currency, int64_t billed_nanos,
+	      int64_t list_nanos)
 {
 	char l[256];
 	struct series *s;
 
-	if (rec->price_id == 0)
-		return;
 	labels(l, sizeof l, (const char *const[]){
-		"tenant", rec->tenant ? rec->tenant : "-", "currency",
-		rec->currency, NULL });
+		"tenant", tenant ? tenant : "-", "currency", currency, NULL });
 	pthread_mutex_lock(&m.lock);
 	if ((s = series(F_SPEND, l)) != NULL) {
-		s->v[0] += rec->cost.billed_nanos;
-		s->v[1] += rec->cost.list_nanos;
+		s->v[0] += billed_nanos;
+		s->v[1] += list_nanos;
 	}
 	pthread_mutex_unlock(&m.lock);
 }
@@ -237,6 +255,15 @@ render_series(struct evbuffer *b)
 	}
 }
 
+/* Renders one unlabelled figure. */
+static void
+render_one(struct evbuffer *b, const char *name, const char *type,
+	   const char *help, int64_t v)
+{
+	evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %lld\n", name,
+			    help, name, type, name, (long long)v);
+}
+
 /* Renders every metric. */
 void
 metrics_render(struct evbuffer *b)
@@ -244,61 +271,19 @@ metrics_render(struct evbuffer *b)
 	pthread_mutex_lock(&m.lock);
 	render_series(b);
 	pthread_mutex_unlock(&m.lock);
-	evbuffer_add_printf(b,
-		"# HELP tollgate_streamed_requests_total Streamed requests.\n"
-		"# TYPE tollgate_streamed_requests_total counter\n"
-		"tollgate_streamed_requests_total %lld\n"
-		"# HELP tollgate_client_aborted_total Requests the client left.\n"
-		"# TYPE tollgate_client_aborted_total counter\n"
-		"tollgate_client_aborted_total %lld\n"
-		"# HELP tollgate_unmetered_success_total Successful requests "
-		"without usage.\n"
-		"# TYPE tollgate_unmetered_success_total counter\n"
-		"tollgate_unmetered_success_total %lld\n"
-		"# HELP tollgate_soft_quota_exceeded_total Requests served "
-		"over a soft quota.\n"
-		"# TYPE tollgate_soft_quota_exceeded_total counter\n"
-		"tollgate_soft_quota_exceeded_total %lld\n"
-		"# HELP tollgate_spool_pending_bytes Journal bytes not yet "
-		"in the database.\n"
-		"# TYPE tollgate_spool_pending_bytes gauge\n"
-		"tollgate_spool_pending_bytes %lld\n"
-		"# HELP tollgate_spool_torn_records_total Torn or corrupt "
-		"journal records skipped.\n"
-		"# TYPE tollgate_spool_torn_records_total counter\n"
-		"tollgate_spool_torn_records_total %lld\n"
-		"# HELP tollgate_spool_write_errors_total Journal appends that "
-		"failed.\n"
-		"# TYPE tollgate_spool_write_errors_total counter\n"
-		"tollgate_spool_write_errors_total %lld\n"
-		"# HELP tollgate_spool_up Whether the journal takes appends.\n"
-		"# TYPE tollgate_spool_up gauge\n"
-		"tollgate_spool_up %d\n"
-		"# HELP tollgate_usage_in_memory Usage records the journal "
-		"could not take, waiting in memory.\n"
-		"# TYPE tollgate_usage_in_memory gauge\n"
-		"tollgate_usage_in_memory %lld\n"
-		"# HELP tollgate_usage_rejected_total Usage records the ledger "
-		"refused, kept in rejected.jnl.\n"
-		"# TYPE tollgate_usage_rejected_total counter\n"
-		"tollgate_usage_rejected_total %lld\n"
-		"# HELP tollgate_usage_written_total Usage records committed.\n"
-		"# TYPE tollgate_usage_written_total counter\n"
-		"tollgate_usage_written_total %lld\n"
-		"# HELP tollgate_database_up Whether the usage writer reaches "
-		"PostgreSQL.\n"
-		"# TYPE tollgate_database_up gauge\n"
-		"tollgate_database_up %d\n"
-		"# HELP tollgate_keys Keys in the cache.\n"
-		"# TYPE tollgate_keys gauge\n"
-		"tollgate_keys %lld\n",
-		(long long)atomic_load(&streamed),
-		(long long)atomic_load(&aborted),
-		(long long)atomic_load(&unmetered),
-		(long long)atomic_load(&soft_quota),
-		(long long)spool_pending_bytes(), (long long)spool_torn(),
-		(long long)spool_write_errors(), !spool_failing(NULL, 0),
-		(long long)pgwriter_in_memory(), (long long)pgwriter_rejected(),
-		(long long)pgwriter_written(),
-		pgwriter_db_ok(), (long long)keystore_count());
+	render_one(b, "tollgate_streamed_requests_total", "counter",
+		   "Streamed requests.", atomic_load(&streamed));
+	render_one(b, "tollgate_client_aborted_total", "counter",
+		   "Requests the client left.", atomic_load(&aborted));
+	render_one(b, "tollgate_unmetered_success_total", "counter",
+		   "Successful requests without usage.",
+		   atomic_load(&unmetered));
+	render_one(b, "tollgate_soft_quota_exceeded_total", "counter",
+		   "Requests served over a soft quota.",
+		   atomic_load(&counters[METRIC_SOFT_QUOTA]));
+	pthread_mutex_lock(&readers.lock);
+	for (int i = 0; i < readers.n; i++)
+		render_one(b, readers.r[i].name, readers.r[i].type,
+			   readers.r[i].help, readers.r[i].read());
+	pthread_mutex_unlock(&readers.lock);
 }

@@ -1,23 +1,22 @@
 /*
- * pgwriter.c - ships usage records from the spool to PostgreSQL.
+ * pgwriter.c - ships usage records from the journal to PostgreSQL.
  *
  * Principle: a record leaves the journal only after the transaction that
- * inserted it committed. The request path appends the finished record to
- * the spool (spool.c) and, at most, signals a condition variable. One
- * writer thread owns a blocking libpq connection; it waits until a batch
- * is due (usage_batch records pending, or usage_flush ms), reads the batch
- * back from the journal and hands it to ledger_write(), which inserts and
- * prices it in one transaction, then trims the journal. On a lost
- * connection the same batch is retried with exponential backoff while the
- * journal grows; each row's key is (request_id, ts) and the insert does
- * nothing on conflict, so a batch replayed after an unknown commit outcome,
- * or after a crash between commit and trim, is written, and priced, once.
+ * inserted it committed. Requests hand their finished records to the
+ * journal (spool.c), which wakes this thread when a batch is due. The
+ * thread owns a blocking libpq connection; it waits until a batch is due
+ * (usage_batch records, or usage_flush ms), reads the batch back and hands
+ * it to ledger_write(), which inserts and prices it in one transaction,
+ * then trims the journal. On a lost connection the same batch is retried
+ * with exponential backoff (pgconn.c) while the journal grows; each row's
+ * key is (request_id, ts) and the insert does nothing on conflict, so a
+ * batch replayed after an unknown commit outcome, or after a crash between
+ * commit and trim, is written, and priced, once.
  *
  * A batch the server refuses for its data (SQLSTATE class 22 or 23: a value
  * out of range, a constraint) would block the queue forever; it is retried
  * one record at a time and the record that still fails goes to the spool's
- * rejected.jnl, logged by request id. Records the journal could not take
- * (a full disk) wait in memory and are shipped first.
+ * rejected.jnl, logged by request id.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -31,92 +30,44 @@
 #include "ledger.h"
 #include "log.h"
 #include "metrics.h"
+#include "pgconn.h"
 #include "pgwriter.h"
 #include "spool.h"
 
-#define PING_IDLE_MS 1000 /* an idle writer checks the database this often */
+#define PING_IDLE_MS   1000 /* an idle writer checks the database this often */
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
 
 static struct {
 	pthread_t thread;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	struct usage_record *mem, **mem_tail; /* not journaled: disk failing */
-	int64_t nmem;
-	int64_t pending;          /* appended, not yet read back (a hint) */
-	int stopping;
-	int64_t stop_deadline_ms;
-	char *conninfo;
+	struct pgconn *db;
 	int batch;
 	int flush_ms;
-	PGconn *conn;
-	int64_t last_contact_ms;
-	atomic_int db_ok;
+	atomic_int stopping;
+	int64_t stop_deadline_ms;
 	atomic_llong written;
 	atomic_llong rejected;
-} w = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
+} w;
 
-/* Journals a finished record, or keeps it in memory when the journal
- * cannot take it; takes ownership. Never waits on the database. */
-void
-pgwriter_submit(struct usage_record *rec)
-{
-	int journaled = spool_append(rec) == 0;
-
-	pthread_mutex_lock(&w.lock);
-	if (journaled) {
-		w.pending++;
-	} else {
-		rec->next = NULL;
-		*w.mem_tail = rec;
-		w.mem_tail = &rec->next;
-		w.nmem++;
-		rec = NULL;
-	}
-	if (w.pending + w.nmem >= w.batch)
-		pthread_cond_signal(&w.cond);
-	pthread_mutex_unlock(&w.lock);
-	meter_record_free(rec);
-}
-
-/* Connects, or reports why not. 0 or -1. */
-static int
-writer_connect(void)
-{
-	if (w.conn != NULL && PQstatus(w.conn) == CONNECTION_OK)
-		return 0;
-	if (w.conn != NULL)
-		PQfinish(w.conn);
-	w.conn = PQconnectdb(w.conninfo);
-	if (PQstatus(w.conn) != CONNECTION_OK) {
-		if (atomic_load(&w.db_ok))
-			log_warn("usage writer: database: %s",
-				 PQerrorMessage(w.conn));
-		PQfinish(w.conn);
-		w.conn = NULL;
-		return -1;
-	}
-	log_info("usage writer: connected to the database");
-	return 0;
-}
-
-/* Drops the connection after a failure. */
+/* Counts the cost of the records the ledger newly priced. */
 static void
-writer_disconnect(void)
+count_spend(const struct usage_record *r, int n)
 {
-	if (w.conn != NULL)
-		PQfinish(w.conn);
-	w.conn = NULL;
+	for (; n-- > 0 && r != NULL; r = r->next)
+		if (r->inserted && r->price_id != 0)
+			metrics_spend(r->tenant, r->currency,
+				      r->cost.billed_nanos, r->cost.list_nanos);
 }
 
 /* Whether a ledger failure is about the records themselves (SQLSTATE
  * class 22 data exception or 23 integrity violation) on a live
  * connection, rather than about the database being away. */
 static int
-data_error(const char *cause)
+data_error(PGconn *conn, const char *cause)
 {
 	const char *st = cause != NULL ? strstr(cause, "[SQLSTATE ") : NULL;
 
-	if (w.conn == NULL || PQstatus(w.conn) != CONNECTION_OK || st == NULL)
+	if (PQstatus(conn) != CONNECTION_OK || st == NULL)
 		return 0;
 	st += 10;
 	return strncmp(st, "22", 2) == 0 || strncmp(st, "23", 2) == 0;
@@ -125,25 +76,23 @@ data_error(const char *cause)
 /* Writes one record alone; a data error sends it to rejected.jnl. 0, or
  * -1 when the database failed. */
 static int
-write_one(struct usage_record *r)
+write_one(PGconn *conn, struct usage_record *r)
 {
 	struct usage_record *next = r->next;
 	char *cause = NULL;
 	int rc;
 
 	r->next = NULL;
-	rc = ledger_write(w.conn, r, 1, &cause);
+	rc = ledger_write(conn, r, 1, &cause);
 	r->next = next;
 	if (rc >= 0) {
-		if (r->inserted)
-			metrics_spend(r);
+		count_spend(r, 1);
 		free(cause);
 		return 0;
 	}
-	if (!data_error(cause)) {
-		log_warn("usage writer: %s", cause ? cause : "failed");
+	if (!data_error(conn, cause)) {
+		pgconn_fail(w.db, cause != NULL ? cause : "failed");
 		free(cause);
-		writer_disconnect();
 		return -1;
 	}
 	atomic_fetch_add(&w.rejected, 1);
@@ -158,84 +107,35 @@ write_one(struct usage_record *r)
 static int
 write_batch(struct usage_record *batch, int n)
 {
+	PGconn *conn = pgconn_get(w.db);
 	char *cause = NULL;
 
-	if (writer_connect() != 0)
+	if (conn == NULL)
 		return -1;
-	w.last_contact_ms = clock_mono_ms();
-	if (ledger_write(w.conn, batch, n, &cause) < 0) {
-		if (data_error(cause)) {
-			log_warn("usage writer: batch of %d records: %s; "
-				 "writing them one by one", n, cause);
-			free(cause);
-			for (struct usage_record *r = batch; n-- > 0 && r;
-			     r = r->next)
-				if (write_one(r) != 0)
-					return -1;
-			return 0;
-		}
+	pgconn_touch(w.db);
+	if (ledger_write(conn, batch, n, &cause) >= 0) {
+		count_spend(batch, n);
+		pgconn_ok(w.db);
+		return 0;
+	}
+	if (!data_error(conn, cause)) {
 		log_warn("usage writer: batch of %d records: %s", n,
 			 cause != NULL ? cause : "failed");
+		pgconn_fail(w.db, cause);
 		free(cause);
-		writer_disconnect();
 		return -1;
 	}
-	for (struct usage_record *r = batch; n-- > 0 && r != NULL; r = r->next)
-		if (r->inserted)
-			metrics_spend(r);
+	log_warn("usage writer: batch of %d records: %s; writing them one by "
+		 "one", n, cause);
+	free(cause);
+	for (struct usage_record *r = batch; n-- > 0 && r; r = r->next)
+		if (write_one(conn, r) != 0)
+			return -1;
+	pgconn_ok(w.db);
 	return 0;
 }
 
-/* An idle writer checks now and then that the database is there, so
- * /readyz and on_db_down follow it without traffic. */
-static void
-ping(void)
-{
-	PGresult *res;
-
-	if (clock_mono_ms() - w.last_contact_ms < PING_IDLE_MS)
-		return;
-	w.last_contact_ms = clock_mono_ms();
-	if (writer_connect() != 0) {
-		atomic_store(&w.db_ok, 0);
-		return;
-	}
-	res = PQexec(w.conn, "SELECT 1");
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		atomic_store(&w.db_ok, 0);
-		writer_disconnect();
-	} else {
-		if (!atomic_load(&w.db_ok))
-			log_info("usage writer: database is back");
-		atomic_store(&w.db_ok, 1);
-	}
-	PQclear(res);
-}
-
-/* Takes up to a batch of in-memory records. */
-static int
-take_memory(struct usage_record **head)
-{
-	struct usage_record *r, *last = NULL;
-	int n = 0;
-
-	pthread_mutex_lock(&w.lock);
-	*head = w.mem;
-	for (r = w.mem; r != NULL && n < w.batch; r = r->next) {
-		last = r;
-		n++;
-	}
-	if (last != NULL) {
-		w.mem = last->next;
-		last->next = NULL;
-		if (w.mem == NULL)
-			w.mem_tail = &w.mem;
-	}
-	w.nmem -= n;
-	pthread_mutex_unlock(&w.lock);
-	return n;
-}
-
+/* Frees a list of records. */
 static void
 free_list(struct usage_record *r)
 {
@@ -246,63 +146,38 @@ free_list(struct usage_record *r)
 	}
 }
 
-/* Waits for a batch to be due, a stop, or ms. Returns stopping. */
-static int
-wait_due(int ms)
-{
-	int stop;
-
-	pthread_mutex_lock(&w.lock);
-	if (!w.stopping && ms > 0 && w.pending + w.nmem < w.batch) {
-		struct timespec ts = clock_deadline(ms);
-		pthread_cond_timedwait(&w.cond, &w.lock, &ts);
-	}
-	stop = w.stopping;
-	pthread_mutex_unlock(&w.lock);
-	return stop;
-}
-
-/* The writer thread. */
+/* The writer thread: wait for a batch, read it, ship it, trim. A batch
+ * that failed is kept in hand and retried after the backoff. */
 static void *
 writer_main(void *arg)
 {
 	struct usage_record *hand = NULL;
-	int n = 0, from_spool = 0, backoff = 0, more = 0;
+	int n = 0, more = 0;
 
 	(void)arg;
-	if (writer_connect() == 0)
-		atomic_store(&w.db_ok, 1);
-	w.last_contact_ms = clock_mono_ms();
+	if (pgconn_get(w.db) != NULL)
+		pgconn_touch(w.db);
 	for (;;) {
-		int stop = wait_due(backoff > 0 ? backoff
-				    : hand != NULL || more ? 0 : w.flush_ms);
+		int backoff = pgconn_backoff_ms(w.db);
+		int stop = atomic_load(&w.stopping);
 
+		if (!stop)
+			spool_wait(w.batch, backoff > 0 ? backoff
+				   : hand != NULL || more ? 0 : w.flush_ms);
+		stop = atomic_load(&w.stopping);
 		if (hand == NULL) {
-			n = take_memory(&hand);
-			from_spool = n == 0;
-			if (from_spool) {
-				n = spool_next(w.batch, &hand);
-				pthread_mutex_lock(&w.lock);
-				w.pending = w.pending > n ? w.pending - n : 0;
-				pthread_mutex_unlock(&w.lock);
-				more = n == w.batch;
-			}
+			n = spool_next(w.batch, &hand);
+			more = n == w.batch;
 		}
 		if (hand == NULL) {
 			if (stop)
 				break;
-			ping();
+			pgconn_ping(w.db, PING_IDLE_MS);
 			continue;
 		}
 		if (stop && clock_mono_ms() > w.stop_deadline_ms)
 			break;
 		if (write_batch(hand, n) != 0) {
-			if (atomic_exchange(&w.db_ok, 0))
-				log_warn("usage writer: database unreachable; "
-					 "usage records wait in the spool");
-			backoff = backoff == 0 ? 100 : backoff * 2;
-			if (backoff > 5000)
-				backoff = 5000;
 			if (stop) {
 				/* Stopping: retry until the deadline. */
 				struct timespec ts = { 0, 100000000L };
@@ -310,33 +185,12 @@ writer_main(void *arg)
 			}
 			continue;
 		}
-		if (!atomic_exchange(&w.db_ok, 1))
-			log_info("usage writer: database is back; shipping "
-				 "the spool");
-		backoff = 0;
 		atomic_fetch_add(&w.written, n);
-		if (from_spool)
-			spool_commit();
+		spool_commit();
 		free_list(hand);
 		hand = NULL;
 	}
-	if (hand != NULL && !from_spool) {
-		/* Not journaled and not shipped: put back, counted as lost
-		 * by pgwriter_stop(). */
-		pthread_mutex_lock(&w.lock);
-		struct usage_record *last = hand;
-		while (last->next != NULL)
-			last = last->next;
-		last->next = w.mem;
-		if (w.mem == NULL)
-			w.mem_tail = &last->next;
-		w.mem = hand;
-		w.nmem += n;
-		pthread_mutex_unlock(&w.lock);
-		hand = NULL;
-	}
-	free_list(hand);
-	writer_disconnect();
+	spool_return(hand);
 	return NULL;
 }
 
@@ -344,12 +198,13 @@ writer_main(void *arg)
 int
 pgwriter_start(const char *conninfo, int batch, int flush_ms)
 {
-	w.mem = NULL;
-	w.mem_tail = &w.mem;
-	w.conninfo = strdup(conninfo != NULL ? conninfo : "");
+	w.db = pgconn_new("usage writer", conninfo, BACKOFF_MIN_MS,
+			  BACKOFF_MAX_MS);
+	if (w.db == NULL)
+		return -1;
 	w.batch = batch;
 	w.flush_ms = flush_ms;
-	w.stopping = 0;
+	atomic_store(&w.stopping, 0);
 	if (pthread_create(&w.thread, NULL, writer_main, NULL) != 0) {
 		log_error("usage writer: cannot start its thread");
 		return -1;
@@ -358,51 +213,22 @@ pgwriter_start(const char *conninfo, int batch, int flush_ms)
 }
 
 /* Ships what it can within wait_ms and stops the thread. */
-int64_t
+void
 pgwriter_stop(int wait_ms)
 {
-	int64_t lost = 0;
-
-	pthread_mutex_lock(&w.lock);
-	w.stopping = 1;
 	w.stop_deadline_ms = clock_mono_ms() + wait_ms;
-	pthread_cond_signal(&w.cond);
-	pthread_mutex_unlock(&w.lock);
+	atomic_store(&w.stopping, 1);
+	spool_wake();
 	pthread_join(w.thread, NULL);
-	/* Journaled records stay in the spool; these were never journaled. */
-	while (w.mem != NULL) {
-		struct usage_record *r = w.mem;
-		w.mem = r->next;
-		meter_record_free(r);
-		lost++;
-	}
-	w.mem_tail = &w.mem;
-	w.nmem = 0;
-	free(w.conninfo);
-	w.conninfo = NULL;
-	if (lost > 0)
-		log_error("usage writer: %lld records neither journaled nor "
-			  "written are lost", (long long)lost);
-	return lost;
+	pgconn_free(w.db);
+	w.db = NULL;
 }
 
 /* Whether the last database operation succeeded. */
 int
 pgwriter_db_ok(void)
 {
-	return atomic_load(&w.db_ok);
-}
-
-/* Records waiting in memory because the journal could not take them. */
-int64_t
-pgwriter_in_memory(void)
-{
-	int64_t n;
-
-	pthread_mutex_lock(&w.lock);
-	n = w.nmem;
-	pthread_mutex_unlock(&w.lock);
-	return n;
+	return pgconn_up(w.db);
 }
 
 /* Records committed since start. */

@@ -14,7 +14,7 @@
 #include "config.h"
 #include "json.h"
 #include "provider.h"
-#include "request.h"
+#include "usage.h"
 
 /* Whether the client asked for a stream with include_usage on. */
 static int
@@ -253,23 +253,19 @@ fail:
 	return NULL;
 }
 
-/* Applies timeouts, proxy and TLS settings. */
-void
-provider_setopt(const struct provider_conf *p, CURL *easy, int stream)
+/* The first target from index from on that takes the client's wire. */
+int
+provider_first_target(const struct route_conf *route, int from, enum wire cw)
 {
-	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
-			 (long)p->connect_timeout_ms);
-	/* A stream has no overall bound; request.c ends one that stays
-	 * silent for idle_timeout. */
-	if (!stream)
-		curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long)p->timeout_ms);
-	if (p->proxy != NULL)
-		curl_easy_setopt(easy, CURLOPT_PROXY, p->proxy);
-	curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, p->tls_verify ? 1L : 0L);
-	curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, p->tls_verify ? 2L : 0L);
-	if (p->ca_file != NULL)
-		curl_easy_setopt(easy, CURLOPT_CAINFO, p->ca_file);
-	curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
-	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(easy, CURLOPT_USERAGENT, "tollgate/" PACKAGE_VERSION);
+	for (int i = from; i < route->ntargets; i++)
+		if (provider_upstream_wire(route->targets[i].provider, cw) >= 0)
+			return i;
+	return -1;
+}
+
+/* The model a target is asked for. */
+const char *
+provider_target_model(const struct route_target *t, const char *requested)
+{
+	return strcmp(t->model, "*") == 0 ? requested : t->model;
 }

@@ -34,6 +34,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "pgconn.h"
 #include "quota.h"
 #include "sqlarr.h"
 
@@ -53,8 +54,7 @@ static struct {
 	struct quota_job *jobs, **jtail;
 	struct settle *settles, **stail;
 	int stop;
-	char *conninfo;
-	PGconn *conn;
+	struct pgconn *db;
 	int started;
 } q = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
 
@@ -183,24 +183,6 @@ quota_settle(const char *request_id, int64_t tokens)
 	pthread_mutex_unlock(&q.lock);
 }
 
-/* Connects if needed. 0 or -1. */
-static int
-ensure_conn(void)
-{
-	if (q.conn != NULL && PQstatus(q.conn) == CONNECTION_OK)
-		return 0;
-	if (q.conn != NULL)
-		PQfinish(q.conn);
-	q.conn = PQconnectdb(q.conninfo);
-	if (PQstatus(q.conn) != CONNECTION_OK) {
-		log_warn("quota: database: %s", PQerrorMessage(q.conn));
-		PQfinish(q.conn);
-		q.conn = NULL;
-		return -1;
-	}
-	return 0;
-}
-
 /* Reads the reservation rows of a batch into its jobs. */
 static void
 reserve_results(struct quota_job **jobs, int njobs, PGresult *res)
@@ -256,12 +238,17 @@ run_batch(struct quota_job **jobs, int njobs, struct settle **settles,
 	const char *params[6];
 	char now[CLOCK_TEXT_MAX];
 	int nstmt = 0, rc = 0, failed = 0;
+	PGconn *conn = pgconn_get(q.db);
 
 	memset(a, 0, sizeof a);
 	for (int i = 0; i < njobs; i++)
 		jobs[i]->status = -1;
-	if (ensure_conn() != 0 || PQenterPipelineMode(q.conn) != 1)
+	if (conn == NULL)
 		return -1;
+	if (PQenterPipelineMode(conn) != 1) {
+		pgconn_fail(q.db, NULL);
+		return -1;
+	}
 	if (njobs > 0) {
 		for (int i = 0; i < njobs; i++) {
 			const struct quota_job *job = jobs[i];
@@ -284,9 +271,9 @@ run_batch(struct quota_job **jobs, int njobs, struct settle **settles,
 		params[5] = now;
 		if (params[0] == NULL || params[1] == NULL || params[2] == NULL ||
 		    params[3] == NULL || params[4] == NULL ||
-		    !PQsendQueryParams(q.conn, reserve_sql, 6, NULL, params,
+		    !PQsendQueryParams(conn, reserve_sql, 6, NULL, params,
 				       NULL, NULL, 0) ||
-		    PQpipelineSync(q.conn) != 1)
+		    PQpipelineSync(conn) != 1)
 			goto broken;
 		nstmt++;
 	}
@@ -298,9 +285,9 @@ run_batch(struct quota_job **jobs, int njobs, struct settle **settles,
 		params[0] = sqlarr_end(&a[3]);
 		params[1] = sqlarr_end(&a[4]);
 		if (params[0] == NULL || params[1] == NULL ||
-		    !PQsendQueryParams(q.conn, settle_sql, 2, NULL, params,
+		    !PQsendQueryParams(conn, settle_sql, 2, NULL, params,
 				       NULL, NULL, 0) ||
-		    PQpipelineSync(q.conn) != 1)
+		    PQpipelineSync(conn) != 1)
 			goto broken;
 		nstmt++;
 	}
@@ -308,7 +295,7 @@ run_batch(struct quota_job **jobs, int njobs, struct settle **settles,
 		int reserving = s == 0 && njobs > 0;
 		PGresult *res;
 		/* The statement's result, its NULL end, then the sync. */
-		while ((res = PQgetResult(q.conn)) != NULL) {
+		while ((res = PQgetResult(conn)) != NULL) {
 			if (PQresultStatus(res) == PGRES_TUPLES_OK) {
 				if (reserving)
 					reserve_results(jobs, njobs, res);
@@ -321,27 +308,77 @@ run_batch(struct quota_job **jobs, int njobs, struct settle **settles,
 			}
 			PQclear(res);
 		}
-		res = PQgetResult(q.conn);
+		res = PQgetResult(conn);
 		if (res == NULL || PQresultStatus(res) != PGRES_PIPELINE_SYNC) {
 			PQclear(res);
 			goto broken;
 		}
 		PQclear(res);
 	}
-	if (PQexitPipelineMode(q.conn) != 1)
+	if (PQexitPipelineMode(conn) != 1)
 		goto broken;
+	pgconn_ok(q.db);
 	goto out;
 broken:
-	log_warn("quota: database: %s", PQerrorMessage(q.conn));
 	for (int i = 0; i < njobs; i++)
 		jobs[i]->status = -1;
-	PQfinish(q.conn);
-	q.conn = NULL;
+	pgconn_fail(q.db, NULL);
 	failed = 1;
 out:
 	for (int k = 0; k < 7; k++)
 		sqlarr_free(&a[k]);
 	return failed ? -1 : rc;
+}
+
+/* What the database answered for a lease. */
+enum lease_answer { LEASE_UNREACHABLE, LEASE_REFUSED, LEASE_NONE, LEASE_OK };
+
+/* Reports the tokens a lease's requests used and asks for its renewal
+ * (fraction of what its quota has left, "0" to give it back, min the
+ * least worth holding); fills *end_ms and *leased on LEASE_OK. */
+static enum lease_answer
+lease_call(int64_t quota_id, int64_t used, const char *fraction,
+	   int64_t min, int64_t now, int64_t *end_ms, int64_t *leased)
+{
+	char qid[24], u[24], name[64], at[CLOCK_TEXT_MAX], m[24];
+	const char *params[6] = { name, qid, u, fraction, m, at };
+	PGconn *conn = pgconn_get(q.db);
+	enum lease_answer ans;
+	PGresult *res;
+
+	if (conn == NULL)
+		return LEASE_UNREACHABLE;
+	snprintf(name, sizeof name, "lease:%s:%lld", lt.gateway,
+		 (long long)quota_id);
+	snprintf(qid, sizeof qid, "%lld", (long long)quota_id);
+	snprintf(u, sizeof u, "%lld", (long long)used);
+	snprintf(m, sizeof m, "%lld", (long long)min);
+	clock_format(now * 1000, CLOCK_SQL, at);
+	res = PQexecParams(conn,
+			   "SELECT CASE WHEN period_end = 'infinity' "
+			   "THEN 9223372036854775807 ELSE "
+			   "(extract(epoch FROM period_end) * 1000)"
+			   "::bigint END, leased FROM "
+			   "tollgate_quota_lease($1, $2::bigint, $3::bigint, "
+			   "$4::numeric, $5::bigint, $6::timestamptz)",
+			   6, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		ans = PQstatus(conn) == CONNECTION_OK ? LEASE_REFUSED
+						      : LEASE_UNREACHABLE;
+		log_warn("quota: lease %s: %s", name,
+			 PQresultErrorMessage(res));
+		pgconn_fail(q.db, PQresultErrorMessage(res));
+	} else if (PQntuples(res) == 0) {
+		pgconn_ok(q.db);
+		ans = LEASE_NONE;
+	} else {
+		pgconn_ok(q.db);
+		*end_ms = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+		*leased = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+		ans = LEASE_OK;
+	}
+	PQclear(res);
+	return ans;
 }
 
 /* Reports and renews every lease that is wanted or holds tokens; gives
@@ -352,11 +389,9 @@ renew_leases(int stopping)
 	int64_t now = clock_policy_ms();
 
 	for (int i = 0;; i++) {
-		char qid[24], used[24], name[64], at[CLOCK_TEXT_MAX], min[24];
-		const char *params[6] = { name, qid, used, NULL, min, at };
-		int64_t pending, quota_id;
+		int64_t pending, quota_id, min, end_ms = 0, leased = 0;
+		enum lease_answer ans;
 		int give_back;
-		PGresult *res;
 
 		pthread_mutex_lock(&lt.lock);
 		if (i >= lt.n) {
@@ -373,53 +408,37 @@ renew_leases(int stopping)
 		lt.l[i].pending = 0;
 		give_back = stopping || now - lt.l[i].last_ms > LEASE_IDLE_MS;
 		/* A lease is worth holding when it admits a few requests. */
-		snprintf(min, sizeof min, "%lld",
-			 (long long)(4 * lt.l[i].max_worst));
+		min = 4 * lt.l[i].max_worst;
 		pthread_mutex_unlock(&lt.lock);
 
-		snprintf(name, sizeof name, "lease:%s:%lld", lt.gateway,
-			 (long long)quota_id);
-		snprintf(qid, sizeof qid, "%lld", (long long)quota_id);
-		snprintf(used, sizeof used, "%lld", (long long)pending);
-		params[3] = give_back ? "0" : LEASE_FRACTION;
-		clock_format(now * 1000, CLOCK_SQL, at);
-		res = ensure_conn() != 0 ? NULL :
-			PQexecParams(q.conn,
-				     "SELECT CASE WHEN period_end = 'infinity' "
-				     "THEN 9223372036854775807 ELSE "
-				     "(extract(epoch FROM period_end) * 1000)"
-				     "::bigint END, leased FROM "
-				     "tollgate_quota_lease($1, $2::bigint, "
-				     "$3::bigint, $4::numeric, $5::bigint, "
-				     "$6::timestamptz)",
-				     6, NULL, params, NULL, NULL, 0);
+		ans = lease_call(quota_id, pending,
+				 give_back ? "0" : LEASE_FRACTION, min, now,
+				 &end_ms, &leased);
 		pthread_mutex_lock(&lt.lock);
-		if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
+		switch (ans) {
+		case LEASE_REFUSED:
+			/* A lease the database refused is dropped. */
+			lt.l[i].end_ms = 0;
+			/* FALLTHROUGH */
+		case LEASE_UNREACHABLE:
 			/* Keep what was used for the next report. While the
 			 * database is away the lease, reserved in the counter
-			 * already, goes on admitting what it holds; a lease
-			 * the database refused is dropped. */
+			 * already, goes on admitting what it holds. */
 			lt.l[i].pending += pending;
-			if (res != NULL && PQstatus(q.conn) == CONNECTION_OK)
-				lt.l[i].end_ms = 0;
-			if (res != NULL) {
-				log_warn("quota: lease %s: %s", name,
-					 PQresultErrorMessage(res));
-				PQfinish(q.conn);
-				q.conn = NULL;
-			}
-		} else if (PQntuples(res) == 0) {
+			break;
+		case LEASE_NONE:
 			lt.l[i].leased = 0;
 			lt.l[i].end_ms = 0;
 			lt.l[i].want = 0;
-		} else {
-			lt.l[i].end_ms = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-			lt.l[i].leased = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+			break;
+		case LEASE_OK:
+			lt.l[i].end_ms = end_ms;
+			lt.l[i].leased = leased;
 			if (give_back)
 				lt.l[i].want = 0;
+			break;
 		}
 		pthread_mutex_unlock(&lt.lock);
-		PQclear(res);
 	}
 }
 
@@ -427,11 +446,12 @@ renew_leases(int stopping)
 static void
 run_expire(void)
 {
+	PGconn *conn = pgconn_get(q.db);
 	PGresult *res;
 
-	if (ensure_conn() != 0)
+	if (conn == NULL)
 		return;
-	res = PQexec(q.conn, "SELECT tollgate_quota_expire('1 hour')");
+	res = PQexec(conn, "SELECT tollgate_quota_expire('1 hour')");
 	if (PQresultStatus(res) == PGRES_TUPLES_OK &&
 	    atoi(PQgetvalue(res, 0, 0)) > 0)
 		log_warn("quota: released %s reservations older than an hour",
@@ -509,9 +529,6 @@ quota_main(void *arg)
 	}
 	pthread_mutex_unlock(&q.lock);
 	renew_leases(1);
-	if (q.conn != NULL)
-		PQfinish(q.conn);
-	q.conn = NULL;
 	return NULL;
 }
 
@@ -527,7 +544,11 @@ quota_start(const char *conninfo)
 		memset(raw, 0, sizeof raw);
 	for (size_t i = 0; i < sizeof raw; i++)
 		snprintf(lt.gateway + 2 * i, 3, "%02x", raw[i]);
-	q.conninfo = strdup(conninfo != NULL ? conninfo : "");
+	/* No backoff: each batch tries, and fails fast while the database
+	 * is away, so requests under a hard quota are refused at once. */
+	q.db = pgconn_new("quota", conninfo, 0, 0);
+	if (q.db == NULL)
+		return -1;
 	if (pthread_create(&q.thread, NULL, quota_main, NULL) != 0)
 		return -1;
 	q.started = 1;
@@ -546,6 +567,6 @@ quota_stop(void)
 	pthread_mutex_unlock(&q.lock);
 	pthread_join(q.thread, NULL);
 	q.started = 0;
-	free(q.conninfo);
-	q.conninfo = NULL;
+	pgconn_free(q.db);
+	q.db = NULL;
 }

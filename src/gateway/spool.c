@@ -27,7 +27,9 @@
  * When an append fails (a full disk), the bytes it left are cut off again
  * (or, if that fails too, the next append starts with a newline so they
  * stay a line of their own), the failure is reported by spool_failing()
- * and the caller keeps the record in memory.
+ * and the record waits in memory: spool_next() hands those out first, so
+ * they are shipped directly while the disk is failing. The usage writer
+ * waits in spool_wait() until a batch is due.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -87,12 +89,25 @@ static struct {
 	char *rbuf;
 	size_t rcap;
 
+	/* Records the journal could not take (a full disk), oldest first,
+	 * and what the writer is waiting for; under lock. */
+	struct usage_record *mem, **mem_tail;
+	int64_t nmem;
+	int64_t unread;       /* appended, not yet read back (a hint) */
+	int batch;            /* records that make a batch due */
+	int woken;            /* spool_wake() since the last spool_wait() */
+	pthread_cond_t due;
+	int from_mem;         /* spool_next's last records came from memory */
+
 	atomic_llong pending_bytes;
 	atomic_llong torn;
 	atomic_llong write_errors;
 } s = {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
 	.wake_sync = PTHREAD_COND_INITIALIZER,
+	.due = PTHREAD_COND_INITIALIZER,
+	.mem_tail = &s.mem,
+	.batch = 1,
 	.dirfd = -1, .lockfd = -1, .cur_fd = -1, .rfd = -1,
 };
 
@@ -372,6 +387,8 @@ reset(void)
 	s.roff = s.rcommit = 0;
 	s.rbuf = NULL;
 	s.rcap = 0;
+	s.unread = 0;
+	s.woken = s.from_mem = 0;
 	atomic_store(&s.pending_bytes, 0);
 }
 
@@ -491,6 +508,16 @@ spool_close(void)
 	}
 	if (s.rfd >= 0)
 		close(s.rfd);
+	if (s.nmem > 0)
+		log_error("spool: %lld usage records neither journaled nor "
+			  "written are lost", (long long)s.nmem);
+	while (s.mem != NULL) {
+		struct usage_record *r = s.mem;
+		s.mem = r->next;
+		meter_record_free(r);
+	}
+	s.mem_tail = &s.mem;
+	s.nmem = 0;
 	if (atomic_load(&s.pending_bytes) > 0)
 		log_info("spool: %lld bytes of usage records stay in %s for "
 			 "the next start", (long long)atomic_load(&s.pending_bytes),
@@ -633,6 +660,118 @@ spool_append(const struct usage_record *rec)
 	return -1;
 }
 
+/* Takes a finished request's record: journaled, or kept in memory when
+ * the journal cannot take it; wakes the writer when a batch is due. */
+void
+spool_submit(struct usage_record *rec)
+{
+	int journaled = spool_append(rec) == 0;
+
+	pthread_mutex_lock(&s.lock);
+	if (journaled) {
+		s.unread++;
+	} else {
+		rec->next = NULL;
+		*s.mem_tail = rec;
+		s.mem_tail = &rec->next;
+		s.nmem++;
+		rec = NULL;
+	}
+	if (s.unread + s.nmem >= s.batch)
+		pthread_cond_signal(&s.due);
+	pthread_mutex_unlock(&s.lock);
+	meter_record_free(rec);
+}
+
+/* Waits until batch records wait, spool_wake(), or ms. */
+void
+spool_wait(int batch, int ms)
+{
+	pthread_mutex_lock(&s.lock);
+	s.batch = batch > 0 ? batch : 1;
+	if (!s.woken && ms > 0 && s.unread + s.nmem < s.batch) {
+		struct timespec ts = clock_deadline(ms);
+		pthread_cond_timedwait(&s.due, &s.lock, &ts);
+	}
+	s.woken = 0;
+	pthread_mutex_unlock(&s.lock);
+}
+
+/* Ends a spool_wait() now, or the next one at once. */
+void
+spool_wake(void)
+{
+	pthread_mutex_lock(&s.lock);
+	s.woken = 1;
+	pthread_cond_signal(&s.due);
+	pthread_mutex_unlock(&s.lock);
+}
+
+/* Takes up to max records kept in memory. */
+static int
+next_in_memory(int max, struct usage_record **head)
+{
+	struct usage_record *r, *last = NULL;
+	int n = 0;
+
+	pthread_mutex_lock(&s.lock);
+	*head = s.mem;
+	for (r = s.mem; r != NULL && n < max; r = r->next) {
+		last = r;
+		n++;
+	}
+	if (last != NULL) {
+		s.mem = last->next;
+		last->next = NULL;
+		if (s.mem == NULL)
+			s.mem_tail = &s.mem;
+	}
+	s.nmem -= n;
+	pthread_mutex_unlock(&s.lock);
+	return n;
+}
+
+/* Takes back records spool_next() handed out that were not shipped. */
+void
+spool_return(struct usage_record *head)
+{
+	struct usage_record *last, *r;
+	int64_t n = 0;
+
+	if (!s.from_mem) {
+		/* Journaled: they stay in the journal for the next start. */
+		while (head != NULL) {
+			r = head->next;
+			meter_record_free(head);
+			head = r;
+		}
+		return;
+	}
+	if (head == NULL)
+		return;
+	for (last = head, n = 1; last->next != NULL; last = last->next)
+		n++;
+	pthread_mutex_lock(&s.lock);
+	last->next = s.mem;
+	if (s.mem == NULL)
+		s.mem_tail = &last->next;
+	s.mem = head;
+	s.nmem += n;
+	pthread_mutex_unlock(&s.lock);
+}
+
+/* Records waiting in memory. */
+int64_t
+spool_in_memory(void)
+{
+	int64_t n;
+
+	pthread_mutex_lock(&s.lock);
+	n = s.nmem;
+	pthread_mutex_unlock(&s.lock);
+	return n;
+}
+
 /* Appends a rejected record to dir/rejected.jnl. */
 int
 spool_reject(const struct usage_record *rec)
@@ -704,9 +843,28 @@ decode_line(const char *p, size_t n)
 	return meter_record_decode(p + 9, n - 9);
 }
 
-/* Reads the next records. */
+static int read_journal(int max, struct usage_record **head);
+
+/* Reads the next records: those kept in memory first, then the
+ * journal's. */
 int
 spool_next(int max, struct usage_record **head)
+{
+	int n = next_in_memory(max, head);
+
+	s.from_mem = n > 0;
+	if (n > 0)
+		return n;
+	n = read_journal(max, head);
+	pthread_mutex_lock(&s.lock);
+	s.unread = s.unread > n ? s.unread - n : 0;
+	pthread_mutex_unlock(&s.lock);
+	return n;
+}
+
+/* Reads the journal's next records. */
+static int
+read_journal(int max, struct usage_record **head)
 {
 	struct usage_record **tail = head;
 	int n = 0;
@@ -813,6 +971,8 @@ spool_next(int max, struct usage_record **head)
 void
 spool_commit(void)
 {
+	if (s.from_mem)
+		return;
 	atomic_fetch_sub(&s.pending_bytes, s.roff - s.rcommit);
 	s.rcommit = s.roff;
 	pthread_mutex_lock(&s.lock);

@@ -54,6 +54,7 @@ struct daemon {
 	struct event_base *base;
 	const char *path;
 	struct config *cfg;         /* current; admin reads it on this thread */
+	struct evhttp *admin;       /* the admin server, or NULL */
 	struct worker **workers;
 	int nworkers;
 };
@@ -153,8 +154,13 @@ libevent_log(int severity, const char *msg)
 		log_debug("libevent: %s", msg);
 }
 
-int
-main(int argc, char **argv)
+/* What the command line asks for. */
+enum mode { MODE_RUN, MODE_TEST, MODE_PRINT };
+
+/* Parses the command line: 0 to go on (*path and *mode set), else the
+ * exit status plus one. */
+static int
+parse_args(int argc, char **argv, const char **path, enum mode *mode)
 {
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
@@ -165,49 +171,132 @@ main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
-	const char *path = "/etc/tollgate/tollgate.conf";
-	struct worker *workers[MAX_WORKERS];
-	struct event *sigs[3];
-	struct event_base *base;
-	struct evhttp *admin = NULL;
-	struct config *cfg;
-	struct daemon d;
-	char *cause = NULL, *pid_file = NULL;
-	int test = 0, print = 0, c, nworkers;
+	struct config *defaults;
+	int c;
 
 	while ((c = getopt_long(argc, argv, "c:tVh", opts, NULL)) != -1) {
 		switch (c) {
-		case 'c': path = optarg; break;
-		case 't': test = 1; break;
-		case 'P': print = 1; break;
-		case 'D': {
-			struct config *defaults = config_defaults();
+		case 'c': *path = optarg; break;
+		case 't': *mode = MODE_TEST; break;
+		case 'P': *mode = MODE_PRINT; break;
+		case 'D':
+			defaults = config_defaults();
 			config_print(defaults, 1);
 			config_free(defaults);
-			return 0;
-		}
-		case 'V': printf("tollgated %s\n", PACKAGE_VERSION); return 0;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+			return 1;
+		case 'V': printf("tollgated %s\n", PACKAGE_VERSION); return 1;
+		case 'h': usage(stdout); return 1;
+		default: usage(stderr); return 3;
 		}
 	}
 	if (optind != argc) {
 		usage(stderr);
-		return 2;
+		return 3;
 	}
-	cfg = config_load(path, test || print ? CONFIG_NO_SECRETS : 0, &cause);
+	return 0;
+}
+
+/* Starts the journal, the database threads, the admin server and the
+ * workers; exits on failure. */
+static void
+start(struct daemon *d, struct config *cfg)
+{
+	char *cause = NULL;
+	int n = cfg->workers > 0 ? (int)cfg->workers
+				 : (int)sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (spool_open(cfg->spool_dir, cfg->spool_segment_size,
+		       (int)cfg->spool_fsync_ms, &cause) != 0)
+		fatalx("%s", cause);
+	if (keystore_start(cfg->database, cfg->key_secret,
+			   (int)cfg->keys_refresh_ms) != 0 ||
+	    pgwriter_start(cfg->database, (int)cfg->usage_batch,
+			   (int)cfg->usage_flush_ms) != 0 ||
+	    quota_start(cfg->database) != 0)
+		fatalx("cannot start the database threads");
+	if (cfg->admin_listen != NULL) {
+		d->admin = admin_start(d->base, cfg->admin_listen, &d->cfg,
+				       &cause);
+		if (d->admin == NULL)
+			fatalx("%s", cause);
+	}
+	n = n < 1 ? 1 : n > MAX_WORKERS ? MAX_WORKERS : n;
+	for (int i = 0; i < n; i++) {
+		d->workers[i] = worker_start(i, cfg, &cause);
+		if (d->workers[i] == NULL)
+			fatalx("%s", cause);
+		d->nworkers++;
+	}
+	for (int i = 0; i < cfg->nlisten; i++)
+		log_info("listening on %s (%d workers)", cfg->listen[i], n);
+	if (cfg->admin_listen != NULL)
+		log_info("admin on %s", cfg->admin_listen);
+	if (cfg->test_clock)
+		log_warn("test_clock is on: POST /clock/advance moves the "
+			 "policy clock; never in production");
+}
+
+/* Stops everything start() started, in the order that loses nothing:
+ * stop accepting, drain the workers, settle quotas, ship the journal. */
+static void
+stop(struct daemon *d)
+{
+	/* Every worker stops accepting at once, then all drain together. */
+	for (int i = 0; i < d->nworkers; i++)
+		worker_drain(d->workers[i], (int)d->cfg->shutdown_timeout_ms);
+	for (int i = 0; i < d->nworkers; i++)
+		worker_join(d->workers[i]);
+	if (d->admin != NULL)
+		evhttp_free(d->admin);
+	/* The quota thread goes before the workers' event bases: it may
+	 * still answer a request left parked at the end of the bound. */
+	quota_stop();
+	for (int i = 0; i < d->nworkers; i++)
+		worker_free(d->workers[i]);
+	pgwriter_stop(SHIP_AT_STOP_MS);
+	spool_close();
+	keystore_stop();
+}
+
+/* Writes the pid file; exits on failure. */
+static char *
+write_pid(const char *path)
+{
+	FILE *f = fopen(path, "w");
+
+	if (f == NULL)
+		fatalx("pid_file %s: cannot write", path);
+	fprintf(f, "%ld\n", (long)getpid());
+	fclose(f);
+	return strdup(path);
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *path = "/etc/tollgate/tollgate.conf";
+	struct worker *workers[MAX_WORKERS];
+	struct event *sigs[3];
+	enum mode mode = MODE_RUN;
+	struct config *cfg;
+	struct daemon d;
+	char *cause = NULL, *pid_file = NULL;
+	int rc;
+
+	if ((rc = parse_args(argc, argv, &path, &mode)) != 0)
+		return rc - 1;
+	cfg = config_load(path, mode != MODE_RUN ? CONFIG_NO_SECRETS : 0,
+			  &cause);
 	if (cfg == NULL) {
 		fprintf(stderr, "tollgated: %s\n", cause ? cause : path);
 		free(cause);
 		return 1;
 	}
-	if (print) {
-		config_print(cfg, 0);
-		config_free(cfg);
-		return 0;
-	}
-	if (test) {
-		printf("tollgated: %s: configuration OK\n", path);
+	if (mode != MODE_RUN) {
+		if (mode == MODE_PRINT)
+			config_print(cfg, 0);
+		else
+			printf("tollgated: %s: configuration OK\n", path);
 		config_free(cfg);
 		return 0;
 	}
@@ -225,88 +314,32 @@ main(int argc, char **argv)
 		fatalx("libevent: no thread support");
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		fatalx("curl_global_init failed");
-	base = event_base_new();
-	if (base == NULL)
+	memset(&d, 0, sizeof d);
+	d.base = event_base_new();
+	if (d.base == NULL)
 		fatalx("event_base_new failed");
-	d.base = base;
 	d.path = path;
 	d.cfg = cfg;
 	d.workers = workers;
-	d.nworkers = 0;
-
-	if (spool_open(cfg->spool_dir, cfg->spool_segment_size,
-		       (int)cfg->spool_fsync_ms, &cause) != 0)
-		fatalx("%s", cause);
-	if (keystore_start(cfg->database, cfg->key_secret,
-			   (int)cfg->keys_refresh_ms) != 0 ||
-	    pgwriter_start(cfg->database, (int)cfg->usage_batch,
-			   (int)cfg->usage_flush_ms) != 0 ||
-	    quota_start(cfg->database) != 0)
-		fatalx("cannot start the database threads");
-
-	if (cfg->admin_listen != NULL) {
-		admin = admin_start(base, cfg->admin_listen, &d.cfg, &cause);
-		if (admin == NULL)
-			fatalx("%s", cause);
-	}
-	nworkers = cfg->workers > 0 ? (int)cfg->workers
-				    : (int)sysconf(_SC_NPROCESSORS_ONLN);
-	if (nworkers < 1)
-		nworkers = 1;
-	if (nworkers > MAX_WORKERS)
-		nworkers = MAX_WORKERS;
-	for (int i = 0; i < nworkers; i++) {
-		workers[i] = worker_start(i, cfg, &cause);
-		if (workers[i] == NULL)
-			fatalx("%s", cause);
-		d.nworkers++;
-	}
-	sigs[0] = evsignal_new(base, SIGTERM, on_stop, &d);
-	sigs[1] = evsignal_new(base, SIGINT, on_stop, &d);
-	sigs[2] = evsignal_new(base, SIGHUP, on_hup, &d);
+	start(&d, cfg);
+	sigs[0] = evsignal_new(d.base, SIGTERM, on_stop, &d);
+	sigs[1] = evsignal_new(d.base, SIGINT, on_stop, &d);
+	sigs[2] = evsignal_new(d.base, SIGHUP, on_hup, &d);
 	for (int i = 0; i < 3; i++)
 		event_add(sigs[i], NULL);
-	if (cfg->pid_file != NULL) {
-		FILE *f = fopen(cfg->pid_file, "w");
-		if (f == NULL)
-			fatalx("pid_file %s: cannot write", cfg->pid_file);
-		fprintf(f, "%ld\n", (long)getpid());
-		fclose(f);
-		pid_file = strdup(cfg->pid_file);
-	}
-	for (int i = 0; i < cfg->nlisten; i++)
-		log_info("listening on %s (%d workers)", cfg->listen[i],
-			 nworkers);
-	if (cfg->admin_listen != NULL)
-		log_info("admin on %s", cfg->admin_listen);
-	if (cfg->test_clock)
-		log_warn("test_clock is on: POST /clock/advance moves the "
-			 "policy clock; never in production");
+	if (cfg->pid_file != NULL)
+		pid_file = write_pid(cfg->pid_file);
 
-	event_base_dispatch(base);
+	event_base_dispatch(d.base);
 
-	/* Every worker stops accepting at once, then all drain together. */
-	for (int i = 0; i < nworkers; i++)
-		worker_drain(workers[i], (int)d.cfg->shutdown_timeout_ms);
-	for (int i = 0; i < nworkers; i++)
-		worker_join(workers[i]);
-	if (admin != NULL)
-		evhttp_free(admin);
+	stop(&d);
 	for (int i = 0; i < 3; i++)
 		event_free(sigs[i]);
-	/* The quota thread goes before the workers' event bases: it may
-	 * still answer a request left parked at the end of the bound. */
-	quota_stop();
-	for (int i = 0; i < nworkers; i++)
-		worker_free(workers[i]);
-	pgwriter_stop(SHIP_AT_STOP_MS);
-	spool_close();
-	keystore_stop();
 	if (pid_file != NULL)
 		unlink(pid_file);
 	free(pid_file);
 	config_unref(d.cfg);
-	event_base_free(base);
+	event_base_free(d.base);
 	curl_global_cleanup();
 	libevent_global_shutdown();
 	log_info("stopped");

@@ -5,13 +5,14 @@
  * persistent libevent event that calls curl_multi_socket_action() when it
  * fires. curl's timer callback arms one timer event. After every action,
  * finished transfers are read with curl_multi_info_read(), detached from
- * the multi handle and handed to their request (CURLOPT_PRIVATE).
+ * the multi handle, their easy handle freed, and their caller told
+ * (CURLOPT_PRIVATE points back to the call).
  */
 #include <stdlib.h>
 #include <event2/event.h>
 
+#include "config.h"
 #include "log.h"
-#include "request.h"
 #include "upstream.h"
 #include "worker.h"
 
@@ -20,7 +21,33 @@ struct sock_ctx {
 	struct worker *w;
 };
 
-/* Hands every finished transfer back to its request. */
+/* Notes what the call tells about delivery: the provider answered, or
+ * the body went out in full. A finished call's status is read first; a
+ * cancelled one keeps what the caller saw of it. */
+static void
+note_delivery(struct upstream_call *c, int finished)
+{
+	curl_off_t up = 0;
+
+	if (finished && c->status == 0)
+		curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &c->status);
+	if (c->status != 0 ||
+	    (curl_easy_getinfo(c->easy, CURLINFO_SIZE_UPLOAD_T, &up) ==
+		     CURLE_OK && up >= (curl_off_t)c->body_len))
+		c->sent_all = 1;
+}
+
+/* Detaches a call's easy handle from the multi handle and frees it. */
+static void
+detach(struct upstream_call *c, int finished)
+{
+	note_delivery(c, finished);
+	curl_multi_remove_handle(c->worker->w_multi, c->easy);
+	curl_easy_cleanup(c->easy);
+	c->easy = NULL;
+}
+
+/* Hands every finished transfer back to its caller. */
 static void
 check_multi_info(struct worker *w)
 {
@@ -28,16 +55,19 @@ check_multi_info(struct worker *w)
 	int left;
 
 	while ((msg = curl_multi_info_read(w->w_multi, &left)) != NULL) {
-		struct request *req = NULL;
-		CURL *easy = msg->easy_handle;
+		struct upstream_call *c = NULL;
 		CURLcode res = msg->data.result;
 
 		if (msg->msg != CURLMSG_DONE)
 			continue;
-		curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&req);
-		curl_multi_remove_handle(w->w_multi, easy);
-		if (req != NULL)
-			request_upstream_done(req, res);
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE,
+				  (char **)&c);
+		if (c == NULL) {
+			curl_multi_remove_handle(w->w_multi, msg->easy_handle);
+			continue;
+		}
+		detach(c, 1);
+		c->on_done(c->arg, res);
 	}
 }
 
@@ -143,22 +173,114 @@ upstream_free(struct worker *w)
 	w->w_curl_timer = NULL;
 }
 
-/* Starts a transfer. */
-int
-upstream_add(struct worker *w, CURL *easy)
+/* curl delivers response body bytes. */
+static size_t
+write_cb(char *data, size_t size, size_t nmemb, void *arg)
 {
-	CURLMcode rc = curl_multi_add_handle(w->w_multi, easy);
+	struct upstream_call *c = arg;
 
+	return c->on_data(c->arg, data, size * nmemb);
+}
+
+/* curl delivers one response header line. */
+static size_t
+header_cb(char *line, size_t size, size_t nmemb, void *arg)
+{
+	struct upstream_call *c = arg;
+
+	return c->on_header(c->arg, line, size * nmemb);
+}
+
+/* Applies the provider's timeouts, proxy and TLS settings. */
+static void
+provider_opts(CURL *easy, const struct provider_conf *p, int stream)
+{
+	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
+			 (long)p->connect_timeout_ms);
+	/* A stream has no overall bound; relay.c ends one that stays silent
+	 * for idle_timeout. */
+	if (!stream)
+		curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long)p->timeout_ms);
+	if (p->proxy != NULL)
+		curl_easy_setopt(easy, CURLOPT_PROXY, p->proxy);
+	curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, p->tls_verify ? 1L : 0L);
+	curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, p->tls_verify ? 2L : 0L);
+	if (p->ca_file != NULL)
+		curl_easy_setopt(easy, CURLOPT_CAINFO, p->ca_file);
+	curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(easy, CURLOPT_USERAGENT, "tollgate/" PACKAGE_VERSION);
+}
+
+/* Starts a call. */
+int
+upstream_start(struct worker *w, struct upstream_call *c,
+	       const struct provider_conf *p, const char *url,
+	       const struct curl_slist *headers, const char *body,
+	       size_t body_len, int stream)
+{
+	CURL *easy = curl_easy_init();
+	CURLMcode rc;
+
+	c->status = 0;
+	c->sent_all = 0;
+	c->errbuf[0] = '\0';
+	if (easy == NULL)
+		return -1;
+	curl_easy_setopt(easy, CURLOPT_URL, url);
+	curl_easy_setopt(easy, CURLOPT_POST, 1L);
+	curl_easy_setopt(easy, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE,
+			 (curl_off_t)body_len);
+	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
+	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, write_cb);
+	curl_easy_setopt(easy, CURLOPT_WRITEDATA, c);
+	curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, header_cb);
+	curl_easy_setopt(easy, CURLOPT_HEADERDATA, c);
+	curl_easy_setopt(easy, CURLOPT_PRIVATE, c);
+	curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, c->errbuf);
+	provider_opts(easy, p, stream);
+	rc = curl_multi_add_handle(w->w_multi, easy);
 	if (rc != CURLM_OK) {
 		log_error("curl_multi_add_handle: %s", curl_multi_strerror(rc));
+		curl_easy_cleanup(easy);
 		return -1;
 	}
+	c->easy = easy;
+	c->worker = w;
+	c->body_len = body_len;
 	return 0;
 }
 
-/* Cancels a transfer that has not finished. */
+/* Stops a running call without telling its caller. */
 void
-upstream_remove(struct worker *w, CURL *easy)
+upstream_cancel(struct upstream_call *c)
 {
-	curl_multi_remove_handle(w->w_multi, easy);
+	if (c->easy != NULL)
+		detach(c, 0);
+}
+
+/* Lets a paused call deliver again; curl schedules the held bytes through
+ * its timer. */
+void
+upstream_resume(struct upstream_call *c)
+{
+	if (c->easy != NULL)
+		curl_easy_pause(c->easy, CURLPAUSE_CONT);
+}
+
+/* The response's status. */
+long
+upstream_status(struct upstream_call *c)
+{
+	if (c->status == 0 && c->easy != NULL)
+		curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &c->status);
+	return c->status;
+}
+
+/* Why a call failed. */
+const char *
+upstream_strerror(const struct upstream_call *c, CURLcode result)
+{
+	return c->errbuf[0] != '\0' ? c->errbuf : curl_easy_strerror(result);
 }

@@ -1,0 +1,112 @@
+/*
+ * admit.h - admission: whether a request may go upstream, and what it
+ * holds if so.
+ *
+ * Authentication (the key, its tenant and grants), the body (size, depth,
+ * JSON, the model), routing (a target that takes this endpoint), the
+ * worst case it may use, the rate limits and the quotas that apply. Each
+ * step either lets the request through or returns a refusal: the status
+ * and error to answer, with the tag its usage record keeps. Admission adds
+ * the headers its decisions carry (x-ratelimit-*, Retry-After, a soft
+ * quota's warning); request.c sends the answer.
+ */
+#ifndef TOLLGATE_ADMIT_H
+#define TOLLGATE_ADMIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <cjson/cJSON.h>
+
+#include "keystore.h"
+#include "quota.h"
+#include "ratelimit.h"
+#include "reply.h"
+#include "tollgate.h"
+
+struct config;
+struct evhttp_request;
+struct route_conf;
+struct usage_record;
+
+/* Why a request was refused: the error to answer (its headers, such as
+ * Retry-After, are already on the reply). */
+struct refusal {
+	struct reply_error err;  /* message points into msg */
+	char msg[512];
+};
+
+/* What admission found and holds for a request it let through, or
+ * partly filled for one it refused. Zero it before admit_request(); free
+ * with admit_free(). */
+struct admission {
+	struct key_grant grant;   /* the key's tenant, limits and quotas */
+	char *body;               /* the client's body, NUL-terminated */
+	size_t body_len;
+	cJSON *json;              /* body parsed; NULL when it was not read */
+	const char *model;        /* the requested model (json's, or the
+	                             path's for Azure) */
+	char *path_model;         /* the model a path named, owned */
+	int stream;               /* the client asked for a stream */
+	int client_usage;         /* ...with stream_options.include_usage */
+	const struct route_conf *route;
+	int target;               /* the first route target that takes the
+	                             endpoint */
+	int64_t prompt_tokens;    /* the prompt estimated, once */
+	int64_t worst;            /* prompt plus the output it allows */
+	struct rl_ticket ticket;  /* what the rate limits counted */
+	struct quota_job qjob;    /* the quotas that apply */
+	unsigned holds;           /* ADMIT_HOLDS_* still to give back */
+};
+
+#define ADMIT_HOLDS_RATE  0x1 /* a rate-limit ticket */
+#define ADMIT_HOLDS_LEASE 0x2 /* tokens of this gateway's quota leases */
+#define ADMIT_HOLDS_QUOTA 0x4 /* a reservation in the database */
+
+/* The API key the client presented (Authorization: Bearer, x-api-key or
+ * api-key), or NULL. *len is set to its length. Borrowed from http. */
+const char *admit_api_key(struct evhttp_request *http, size_t *len);
+
+/* Looks the presented key up into *g (free with keystore_grant_clear):
+ * KEY_OK, or why not (KEY_UNKNOWN also when no key was presented). */
+enum key_status admit_key(struct evhttp_request *http, struct key_grant *g);
+
+/* Authenticates, reads the body, routes and applies the rate limits.
+ * path_model is the model a path named (Azure) or NULL. Fills rec's
+ * tenant, key, model, stream flag, provider and refusal tag as it learns
+ * them. 0 when the request may go on, or -1 with *r filled. */
+int admit_request(const struct config *cfg, struct evhttp_request *http,
+		  const struct endpoint *ep, const char *path_model,
+		  struct admission *a, struct usage_record *rec,
+		  struct refusal *r) __attribute__((warn_unused_result));
+
+/* What admit_quotas() decided. */
+enum admit_quota {
+	ADMIT_QUOTA_NONE,   /* no quota applies, or the leases admitted it */
+	ADMIT_QUOTA_RESERVE /* a->qjob must be reserved by the quota thread */
+};
+
+/* Checks the grant's quotas that apply to the admitted request: against
+ * this gateway's leases when it can, else prepares the reservation in
+ * a->qjob (its ev is the caller's to set). */
+enum admit_quota admit_quotas(struct admission *a,
+			      const struct usage_record *rec);
+
+/* Takes note of the quota thread's answer to a->qjob: a reservation it
+ * made is held from now on (until admit_release), whatever becomes of the
+ * request. */
+void admit_quota_reserved(struct admission *a);
+
+/* Reads the quota thread's answer to a->qjob: 0 to go on (a soft quota
+ * exceeded adds its warning header to out and logs), or -1 with *r. */
+int admit_quota_answer(struct admission *a, struct usage_record *rec,
+		       struct evkeyvalq *out, struct refusal *r);
+
+/* Gives back what admission holds, settled to the tokens the request
+ * used. */
+void admit_release(struct admission *a, const char *request_id,
+		   int64_t used);
+
+/* Frees what admission owns; releases nothing (see admit_release). */
+void admit_free(struct admission *a);
+
+#endif

@@ -1,0 +1,459 @@
+/*
+ * admit.c - admission: authentication, the body, routing, rate limits and
+ * quotas, each step a pass or a refusal.
+ *
+ * Principle: a request spends nothing upstream until every policy that
+ * applies to it has said yes, and whatever it was refused for is what its
+ * usage record says (the refusal tag) and what its client reads (the
+ * error, in the shape of the API it called). The order is fixed: the key
+ * first (nothing about a request without one is worth reading), then the
+ * ledger's state when the gateway refuses while it is away, the body,
+ * routing, the worst case the request may use, the rate limits, and last
+ * the quotas, which may need a round trip to PostgreSQL (request.c parks
+ * the request meanwhile) unless this gateway's leases admit it locally.
+ *
+ * The prompt is estimated once, here; the worst case and, when no usage
+ * is reported, the bill (meter.c) both use that estimate.
+ */
+#include <fnmatch.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "admit.h"
+#include "clock.h"
+#include "config.h"
+#include "estimate.h"
+#include "json.h"
+#include "log.h"
+#include "meter.h"
+#include "metrics.h"
+#include "pgwriter.h"
+#include "price.h"
+#include "provider.h"
+
+/* Fills a refusal; the message is formatted into it. Returns -1, what a
+ * refusing step returns. */
+static int __attribute__((format(printf, 6, 7)))
+refuse(struct refusal *r, int status, const char *type, const char *code,
+       const char *param, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(r->msg, sizeof r->msg, fmt, ap);
+	va_end(ap);
+	r->err.status = status;
+	r->err.type = type;
+	r->err.code = code;
+	r->err.param = param;
+	r->err.message = r->msg;
+	return -1;
+}
+
+/* Finds the presented API key in the request headers. */
+const char *
+admit_api_key(struct evhttp_request *http, size_t *len)
+{
+	struct evkeyvalq *h = evhttp_request_get_input_headers(http);
+	const char *v = evhttp_find_header(h, "Authorization");
+
+	if (v != NULL) {
+		if (strncasecmp(v, "Bearer ", 7) != 0)
+			return NULL;
+		v += 7;
+		while (*v == ' ')
+			v++;
+	} else if ((v = evhttp_find_header(h, "x-api-key")) == NULL &&
+		   (v = evhttp_find_header(h, "api-key")) == NULL) {
+		return NULL;
+	}
+	*len = strlen(v);
+	while (*len > 0 && v[*len - 1] == ' ')
+		(*len)--;
+	return *len > 0 ? v : NULL;
+}
+
+/* Looks the presented key up. */
+enum key_status
+admit_key(struct evhttp_request *http, struct key_grant *g)
+{
+	size_t len = 0;
+	const char *key = admit_api_key(http, &len);
+
+	memset(g, 0, sizeof *g);
+	return key != NULL ? keystore_lookup(key, len, g) : KEY_UNKNOWN;
+}
+
+/* The key: present, known, not expired. */
+static int
+admit_auth(struct evhttp_request *http, const struct endpoint *ep,
+	   struct admission *a, struct usage_record *rec, struct refusal *r)
+{
+	size_t len = 0;
+	const char *key = admit_api_key(http, &len);
+
+	if (key == NULL)
+		return refuse(r, 401, "invalid_request_error",
+			      "invalid_api_key", NULL, "%s",
+			      ep->wire == WIRE_ANTHROPIC
+			      ? "You didn't provide an API key. Send it as "
+				"'x-api-key: tg-...'."
+			      : "You didn't provide an API key. Send it as "
+				"'Authorization: Bearer tg-...'.");
+	switch (keystore_lookup(key, len, &a->grant)) {
+	case KEY_OK:
+		break;
+	case KEY_EXPIRED:
+		return refuse(r, 401, "invalid_request_error",
+			      "invalid_api_key", NULL,
+			      "The API key has expired.");
+	default:
+		return refuse(r, 401, "invalid_request_error",
+			      "invalid_api_key", NULL,
+			      "Incorrect API key provided.");
+	}
+	rec->tenant_id = a->grant.tenant_id;
+	rec->key_id = a->grant.key_id;
+	rec->tenant = strdup(a->grant.tenant);
+	return 0;
+}
+
+/* The body: within max_body_size and max_json_depth, a JSON object. */
+static int
+admit_body(const struct config *cfg, struct evhttp_request *http,
+	   struct admission *a, struct refusal *r)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(http);
+	int depth;
+
+	a->body_len = evbuffer_get_length(in);
+	if (a->body_len > (size_t)cfg->max_body_size)
+		return refuse(r, 413, "invalid_request_error",
+			      "invalid_request_error", NULL,
+			      "Request body of %zu bytes exceeds the limit of "
+			      "%lld bytes.", a->body_len,
+			      (long long)cfg->max_body_size);
+	a->body = malloc(a->body_len + 1);
+	if (a->body == NULL)
+		return refuse(r, 500, "server_error", NULL, NULL,
+			      "Out of memory.");
+	evbuffer_copyout(in, a->body, a->body_len);
+	a->body[a->body_len] = '\0';
+	depth = json_depth(a->body, a->body_len);
+	if (depth > cfg->max_json_depth)
+		return refuse(r, 400, "invalid_request_error",
+			      "invalid_request_error", NULL,
+			      "Request body nests deeper than %lld levels.",
+			      (long long)cfg->max_json_depth);
+	a->json = depth < 0 ? NULL
+			    : cJSON_ParseWithLength(a->body, a->body_len);
+	if (!cJSON_IsObject(a->json))
+		return refuse(r, 400, "invalid_request_error",
+			      "invalid_request_error", NULL,
+			      "We could not parse the JSON body of your "
+			      "request. The body must be a JSON object.");
+	return 0;
+}
+
+/* What the body asks for: the model (the path's for Azure), a stream,
+ * usage in it. */
+static int
+admit_model(const char *path_model, struct admission *a,
+	    struct usage_record *rec, struct refusal *r)
+{
+	const cJSON *model, *so;
+
+	model = cJSON_GetObjectItemCaseSensitive(a->json, "model");
+	if (path_model != NULL) {
+		/* Azure's shape: the deployment in the path is the model. */
+		a->path_model = strdup(path_model);
+		if (a->path_model == NULL)
+			return refuse(r, 500, "server_error", NULL, NULL,
+				      "Out of memory.");
+		a->model = a->path_model;
+	} else if (!cJSON_IsString(model) || *model->valuestring == '\0') {
+		return refuse(r, 400, "invalid_request_error",
+			      "invalid_request_error", "model",
+			      "You must provide a model parameter.");
+	} else {
+		a->model = model->valuestring;
+	}
+	rec->requested_model = strdup(a->model);
+	a->stream = cJSON_IsTrue(
+		cJSON_GetObjectItemCaseSensitive(a->json, "stream"));
+	rec->streamed = a->stream;
+	so = cJSON_GetObjectItemCaseSensitive(a->json, "stream_options");
+	a->client_usage = cJSON_IsTrue(
+		cJSON_GetObjectItemCaseSensitive(so, "include_usage"));
+	return 0;
+}
+
+/* The route: the key may use the model, a route serves it, and one of its
+ * targets takes this endpoint (recorded as the provider). */
+static int
+admit_route(const struct config *cfg, const struct endpoint *ep,
+	    struct admission *a, struct usage_record *rec, struct refusal *r)
+{
+	const struct route_conf *route;
+	const struct route_target *t;
+
+	if (!keystore_model_allowed(&a->grant, a->model))
+		return refuse(r, 403, "invalid_request_error",
+			      "model_not_allowed", "model",
+			      "This API key is not allowed to use the model "
+			      "'%.200s'.", a->model);
+	route = config_route(cfg, a->model);
+	if (route == NULL)
+		return refuse(r, 404, "invalid_request_error",
+			      "model_not_found", "model",
+			      "The model '%.200s' does not exist or you do "
+			      "not have access to it.", a->model);
+	a->route = route;
+	a->target = provider_first_target(route, 0, ep->wire);
+	if (a->target < 0)
+		return refuse(r, 400, "invalid_request_error",
+			      "unsupported_endpoint", "model",
+			      "The model '%.200s' is served by provider '%s', "
+			      "which does not take %s requests.", a->model,
+			      route->targets[0].provider->name, ep->path);
+	t = &route->targets[a->target];
+	rec->provider = strdup(t->provider->name);
+	rec->upstream_model = strdup(provider_target_model(t, a->model));
+	return 0;
+}
+
+/* The most tokens a request can use: its estimated prompt plus the
+ * output it allows (max_tokens, or the configured cap when it sets none). */
+static void
+worst_case(const struct config *cfg, const struct endpoint *ep,
+	   struct admission *a)
+{
+	static const char *const caps[] = { "max_completion_tokens",
+					    "max_tokens", "max_output_tokens",
+					    NULL };
+	int64_t out = cfg->default_output_cap;
+
+	if (ep->wire == WIRE_OPENAI_EMBEDDINGS)
+		out = 0;
+	for (int i = 0; caps[i] != NULL; i++) {
+		const cJSON *m = cJSON_GetObjectItemCaseSensitive(a->json,
+								  caps[i]);
+		if (cJSON_IsNumber(m) && m->valuedouble >= 1 &&
+		    m->valuedouble <= 1e9) {
+			out = (int64_t)m->valuedouble;
+			break;
+		}
+	}
+	a->prompt_tokens = estimate_prompt(a->json, ep->wire);
+	a->worst = a->prompt_tokens + out;
+}
+
+/* The tenant's and the key's rate limits; what does not fit is refused
+ * with 429 and Retry-After. Every answer carries x-ratelimit-*. */
+static int
+admit_rate_limits(struct evhttp_request *http, struct admission *a,
+		  struct usage_record *rec, struct refusal *r)
+{
+	struct evkeyvalq *out = evhttp_request_get_output_headers(http);
+	const struct key_grant *g = &a->grant;
+	struct rl_status st;
+	char v[32];
+	int64_t retry_s;
+	int tokens;
+
+	if (ratelimit_admit(g->tenant_id, &g->rl_tenant, g->key_id, &g->rl_key,
+			    a->worst, clock_policy_ms(), &a->ticket,
+			    &st) == 0) {
+		a->holds |= ADMIT_HOLDS_RATE;
+		reply_ratelimit_headers(out, &st);
+		return 0;
+	}
+	reply_ratelimit_headers(out, &st);
+	tokens = strcmp(st.refused, "tokens") == 0;
+	if (tokens && st.retry_after_ms == 0) {
+		snprintf(rec->refusal, sizeof rec->refusal, "rate_limit:tokens");
+		return refuse(r, 429, "tokens", "rate_limit_exceeded", NULL,
+			      "Request too large: it may use %lld tokens, more "
+			      "than the %s's limit of %lld tokens per minute. "
+			      "Lower max_tokens or the prompt.",
+			      (long long)a->worst, st.scope,
+			      (long long)st.limit);
+	}
+	retry_s = (st.retry_after_ms + 999) / 1000;
+	snprintf(v, sizeof v, "%lld", (long long)(retry_s > 0 ? retry_s : 1));
+	evhttp_add_header(out, "Retry-After", v);
+	if (strcmp(st.refused, "concurrency") == 0) {
+		snprintf(rec->refusal, sizeof rec->refusal,
+			 "rate_limit:concurrency");
+		return refuse(r, 429, st.refused, "rate_limit_exceeded", NULL,
+			      "Too many concurrent requests for this %s: "
+			      "limit %lld, in flight %lld. Please try again "
+			      "shortly.", st.scope, (long long)st.limit,
+			      (long long)st.used);
+	}
+	snprintf(rec->refusal, sizeof rec->refusal, "%s",
+		 tokens ? "rate_limit:tokens" : "rate_limit:requests");
+	return refuse(r, 429, st.refused, "rate_limit_exceeded", NULL,
+		      "Rate limit reached for %s per minute (%s) of this %s: "
+		      "Limit %lld, Used %lld, Requested %lld. Please try again "
+		      "in %llds.", st.refused, tokens ? "TPM" : "RPM", st.scope,
+		      (long long)st.limit, (long long)st.used,
+		      (long long)(tokens ? a->worst : 1), (long long)retry_s);
+}
+
+/* Runs every step up to the quotas. */
+int
+admit_request(const struct config *cfg, struct evhttp_request *http,
+	      const struct endpoint *ep, const char *path_model,
+	      struct admission *a, struct usage_record *rec,
+	      struct refusal *r)
+{
+	if (admit_auth(http, ep, a, rec, r) != 0)
+		return -1;
+	if (cfg->db_down_refuse && !pgwriter_db_ok()) {
+		snprintf(rec->refusal, sizeof rec->refusal, "ledger");
+		return refuse(r, 503, "server_error", "ledger_unavailable",
+			      NULL, "The usage ledger is unreachable and this "
+			      "gateway is set to refuse requests meanwhile "
+			      "(on_db_down = refuse). Please try again "
+			      "shortly.");
+	}
+	if (admit_body(cfg, http, a, r) != 0 ||
+	    admit_model(path_model, a, rec, r) != 0 ||
+	    admit_route(cfg, ep, a, rec, r) != 0)
+		return -1;
+	worst_case(cfg, ep, a);
+	return admit_rate_limits(http, a, rec, r);
+}
+
+/* Checks the quotas that apply: on the leases, or to be reserved. */
+enum admit_quota
+admit_quotas(struct admission *a, const struct usage_record *rec)
+{
+	const struct key_grant *g = &a->grant;
+	struct quota_job *job = &a->qjob;
+	int leasable = 1;
+
+	memset(job, 0, sizeof *job);
+	for (int i = 0; i < g->nquotas && job->n < QUOTA_MAX; i++) {
+		const struct quota_ref *q = &g->quotas[i];
+		if (q->model_pattern[0] != '\0' &&
+		    fnmatch(q->model_pattern, a->model, 0) != 0)
+			continue;
+		job->ids[job->n++] = q->id;
+		/* Soft quotas warn and spend is settled by the ledger: those
+		 * are reserved per request. */
+		if (!q->hard || q->spend)
+			leasable = 0;
+		if (q->hard)
+			job->any_hard = 1;
+	}
+	if (job->n == 0)
+		return ADMIT_QUOTA_NONE;
+	job->tokens = a->worst;
+	if (leasable && quota_lease_take(job->ids, job->n, job->tokens,
+					 clock_policy_ms())) {
+		a->holds |= ADMIT_HOLDS_LEASE;
+		return ADMIT_QUOTA_NONE;
+	}
+	memcpy(job->request_id, rec->request_id, sizeof job->request_id);
+	snprintf(job->provider, sizeof job->provider, "%s", rec->provider);
+	snprintf(job->model, sizeof job->model, "%s", rec->upstream_model);
+	job->now_ms = clock_policy_ms();
+	return ADMIT_QUOTA_RESERVE;
+}
+
+/* Takes note of a reservation the quota thread made. */
+void
+admit_quota_reserved(struct admission *a)
+{
+	if (a->qjob.status == 0)
+		a->holds |= ADMIT_HOLDS_QUOTA;
+}
+
+/* Reads the quota thread's answer. */
+int
+admit_quota_answer(struct admission *a, struct usage_record *rec,
+		   struct evkeyvalq *out, struct refusal *r)
+{
+	const struct quota_job *job = &a->qjob;
+	char used[32], lim[32], v[160];
+
+	if (job->status == 1) {
+		snprintf(rec->refusal, sizeof rec->refusal, "quota:%lld",
+			 (long long)job->quota_id);
+		if (!job->spend)
+			return refuse(r, 429, "insufficient_quota",
+				      "insufficient_quota", NULL,
+				      "You exceeded quota %lld: %lld of %lld "
+				      "tokens used or reserved in this period, "
+				      "and this request may use %lld.",
+				      (long long)job->quota_id,
+				      (long long)(job->used + job->reserved),
+				      (long long)job->limit,
+				      (long long)job->tokens);
+		price_format(job->used + job->reserved, used, sizeof used);
+		price_format(job->limit, lim, sizeof lim);
+		return refuse(r, 429, "insufficient_quota",
+			      "insufficient_quota", NULL,
+			      "You exceeded quota %lld: %s of its spend limit "
+			      "of %s (in your billing currency) used or "
+			      "reserved in this period.",
+			      (long long)job->quota_id, used, lim);
+	}
+	if (job->status < 0 && !job->any_hard) {
+		/* Soft quotas only warn: serve while their state is away. */
+		log_request(LOG_WARN, rec->request_id, rec->tenant,
+			    "quota state unreachable; soft quotas not checked "
+			    "for this request");
+	} else if (job->status < 0) {
+		snprintf(rec->refusal, sizeof rec->refusal,
+			 "quota:unavailable");
+		return refuse(r, 503, "server_error", "quota_unavailable",
+			      NULL, "The quota state cannot be reached; "
+			      "please try again shortly.");
+	}
+	if (job->soft_exceeded) {
+		snprintf(v, sizeof v, "quota %lld exceeded: %lld of %lld "
+			 "tokens used or reserved", (long long)job->quota_id,
+			 (long long)(job->used + job->reserved + job->tokens),
+			 (long long)job->limit);
+		evhttp_add_header(out, "x-tollgate-quota-warning", v);
+		log_request(LOG_WARN, rec->request_id, rec->tenant, "soft %s",
+			    v);
+		metrics_add(METRIC_SOFT_QUOTA, 1);
+	}
+	return 0;
+}
+
+/* Gives back what admission holds. */
+void
+admit_release(struct admission *a, const char *request_id, int64_t used)
+{
+	if (a->holds & ADMIT_HOLDS_LEASE)
+		quota_lease_return(a->qjob.ids, a->qjob.n, a->qjob.tokens,
+				   used);
+	if (a->holds & ADMIT_HOLDS_QUOTA)
+		quota_settle(request_id, used);
+	if (a->holds & ADMIT_HOLDS_RATE)
+		ratelimit_settle(&a->ticket, used, clock_policy_ms());
+	a->holds = 0;
+}
+
+/* Frees what admission owns. */
+void
+admit_free(struct admission *a)
+{
+	keystore_grant_clear(&a->grant);
+	cJSON_Delete(a->json);
+	free(a->body);
+	free(a->path_model);
+	a->json = NULL;
+	a->body = NULL;
+	a->path_model = NULL;
+}

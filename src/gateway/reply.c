@@ -1,0 +1,161 @@
+/*
+ * reply.c - answers in the shape of the API the client called (reply.h).
+ */
+#include <stdio.h>
+#include <string.h>
+#include <cjson/cJSON.h>
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <openssl/rand.h>
+
+#include "ratelimit.h"
+#include "reply.h"
+#include "translate.h"
+
+/* The reason phrase for a status; evhttp's own table stops at 417. */
+const char *
+reply_reason(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 402: return "Payment Required";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 409: return "Conflict";
+	case 413: return "Payload Too Large";
+	case 422: return "Unprocessable Entity";
+	case 429: return "Too Many Requests";
+	case 500: return "Internal Server Error";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	case 529: return "Overloaded";
+	default: return status < 300 ? "OK" : status < 500 ? "Client Error"
+							    : "Server Error";
+	}
+}
+
+/* Writes a new random request id. */
+void
+reply_request_id(char id[REPLY_ID_SIZE])
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char raw[12];
+
+	if (RAND_bytes(raw, sizeof raw) != 1)
+		memset(raw, 0, sizeof raw);
+	memcpy(id, "req_", 4);
+	for (size_t i = 0; i < sizeof raw; i++) {
+		id[4 + 2 * i] = hex[raw[i] >> 4];
+		id[5 + 2 * i] = hex[raw[i] & 15];
+	}
+	id[4 + 2 * sizeof raw] = '\0';
+}
+
+/* Appends an error object in the wire's shape and a newline to out. */
+void
+reply_error_json(struct evbuffer *out, enum wire wire,
+		 const struct reply_error *e)
+{
+	cJSON *root = cJSON_CreateObject(), *err = cJSON_CreateObject();
+	char *text;
+
+	if (wire == WIRE_ANTHROPIC) {
+		cJSON_AddStringToObject(root, "type", "error");
+		cJSON_AddStringToObject(err, "type",
+					tr_anthropic_error_type(e->status));
+		cJSON_AddStringToObject(err, "message", e->message);
+	} else {
+		cJSON_AddStringToObject(err, "message", e->message);
+		cJSON_AddStringToObject(err, "type", e->type);
+		if (e->param != NULL)
+			cJSON_AddStringToObject(err, "param", e->param);
+		else
+			cJSON_AddNullToObject(err, "param");
+		if (e->code != NULL)
+			cJSON_AddStringToObject(err, "code", e->code);
+		else
+			cJSON_AddNullToObject(err, "code");
+	}
+	cJSON_AddItemToObject(root, "error", err);
+	text = cJSON_PrintUnformatted(root);
+	cJSON_Delete(root);
+	if (text != NULL) {
+		evbuffer_add(out, text, strlen(text));
+		evbuffer_add(out, "\n", 1);
+	}
+	cJSON_free(text);
+}
+
+/* Sends a whole reply. */
+void
+reply_send(struct evhttp_request *req, int status, const char *ctype,
+	   struct evbuffer *body)
+{
+	if (ctype != NULL)
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+				  "Content-Type", ctype);
+	evhttp_send_reply(req, status, reply_reason(status), body);
+}
+
+/* Sends an error reply in the wire's shape. */
+void
+reply_error(struct evhttp_request *req, enum wire wire,
+	    const struct reply_error *err)
+{
+	struct evbuffer *buf = evbuffer_new();
+
+	if (buf != NULL)
+		reply_error_json(buf, wire, err);
+	reply_send(req, err->status, "application/json", buf);
+	if (buf != NULL)
+		evbuffer_free(buf);
+}
+
+/* Formats a duration as OpenAI's reset headers do: "20ms", "6s", "1m0s". */
+static void
+format_reset(int64_t ms, char *buf, size_t size)
+{
+	if (ms < 1000)
+		snprintf(buf, size, "%lldms", (long long)ms);
+	else if (ms < 60000)
+		snprintf(buf, size, "%llds", (long long)((ms + 999) / 1000));
+	else
+		snprintf(buf, size, "%lldm%llds", (long long)(ms / 60000),
+			 (long long)(ms % 60000 + 999) / 1000);
+}
+
+/* Adds one kind's limit, remaining and reset headers. */
+static void
+add_limit(struct evkeyvalq *out, const char *kind, int64_t limit,
+	  int64_t remaining, int64_t reset_ms)
+{
+	char name[48], v[32];
+
+	snprintf(name, sizeof name, "x-ratelimit-limit-%s", kind);
+	snprintf(v, sizeof v, "%lld", (long long)limit);
+	evhttp_add_header(out, name, v);
+	snprintf(name, sizeof name, "x-ratelimit-remaining-%s", kind);
+	snprintf(v, sizeof v, "%lld", (long long)remaining);
+	evhttp_add_header(out, name, v);
+	snprintf(name, sizeof name, "x-ratelimit-reset-%s", kind);
+	format_reset(reset_ms, v, sizeof v);
+	evhttp_add_header(out, name, v);
+}
+
+/* Adds the x-ratelimit-* headers of the tightest limit. */
+void
+reply_ratelimit_headers(struct evkeyvalq *out, const struct rl_status *st)
+{
+	if (st->limit_requests > 0)
+		add_limit(out, "requests", st->limit_requests,
+			  st->remaining_requests, st->reset_requests_ms);
+	if (st->limit_tokens > 0)
+		add_limit(out, "tokens", st->limit_tokens,
+			  st->remaining_tokens, st->reset_tokens_ms);
+}
