@@ -6,9 +6,10 @@
 #ifndef TOLLGATE_HTTP_SERVER_H
 #define TOLLGATE_HTTP_SERVER_H
 
-struct worker;
+struct evhttp;
+struct request_loop;
 
-/* Installs the dispatcher on the worker's evhttp. */
-void http_server_setup(struct worker *w);
+/* Installs the dispatcher on an evhttp whose requests belong to loop. */
+void http_server_setup(struct evhttp *http, struct request_loop *loop);
 
 #endif

@@ -19,10 +19,11 @@
 
 struct admission;
 struct config;
+struct event_base;
 struct evhttp_request;
 struct meter_end;
+struct upstream;
 struct usage_record;
-struct worker;
 
 struct relay;
 
@@ -48,7 +49,8 @@ struct relay_events {
 
 /* What a relay works with; everything is borrowed until relay_free. */
 struct relay_input {
-	struct worker *worker;
+	struct event_base *base;
+	struct upstream *upstream;       /* the loop's calls */
 	const struct config *cfg;
 	struct evhttp_request *http;     /* the client */
 	const struct endpoint *ep;

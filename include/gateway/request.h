@@ -9,19 +9,36 @@
 #ifndef TOLLGATE_REQUEST_H
 #define TOLLGATE_REQUEST_H
 
+#include <stdint.h>
+
+struct config;
 struct endpoint;
+struct event_base;
 struct evhttp_request;
-struct worker;
+struct request;
+struct upstream;
+
+/* The requests of one event loop and what they share: the loop, its
+ * upstream calls, and the configuration new requests start on (a
+ * reference, swapped on reload). Owned by the worker that runs the loop;
+ * used on its thread only. */
+struct request_loop {
+	struct event_base *base;
+	struct upstream *upstream;
+	struct config *cfg;
+	struct request *requests;  /* in flight, for shutdown */
+	int64_t inflight;
+};
 
 /* Handles a data-plane request for a known endpoint (http_server.c).
  * path_model is the model the path named (Azure), borrowed for the call,
  * or NULL. */
-void request_start(struct worker *w, struct evhttp_request *http,
+void request_start(struct request_loop *loop, struct evhttp_request *http,
 		   const struct endpoint *ep, const char *path_model);
 
-/* Ends every request of the worker that is not parked on the quota
- * thread, with reason (shutdown at the end of its bound): streams end
- * where they are and are billed by estimate, the rest are answered 503. */
-void request_cut_all(struct worker *w, const char *reason);
+/* Ends every request of the loop that is not parked on the quota thread,
+ * with reason (shutdown at the end of its bound): streams end where they
+ * are and are billed by estimate, the rest are answered 503. */
+void request_cut_all(struct request_loop *loop, const char *reason);
 
 #endif

@@ -15,8 +15,11 @@
 #include <stddef.h>
 #include <curl/curl.h>
 
-struct worker;
+struct event_base;
 struct provider_conf;
+
+/* One event loop's calls (its multi handle and timer). */
+struct upstream;
 
 /* A data callback's answer that holds the transfer until upstream_resume
  * (curl delivers the same bytes again then). */
@@ -38,7 +41,7 @@ struct upstream_call {
 
 	/* Kept by upstream.c: */
 	CURL *easy;
-	struct worker *worker;
+	struct upstream *u;
 	size_t body_len;
 	long status;                   /* the response's HTTP status, 0 = none */
 	int sent_all;                  /* the body went out in full, or the
@@ -46,14 +49,16 @@ struct upstream_call {
 	char errbuf[CURL_ERROR_SIZE];
 };
 
-/* Sets up the worker's multi handle and its timer. 0 or -1. */
-int upstream_init(struct worker *w) __attribute__((warn_unused_result));
-void upstream_free(struct worker *w);
+/* The calls of the event loop base; NULL when out of memory. */
+struct upstream *upstream_new(struct event_base *base);
+
+/* Frees a loop's calls; every call must have ended. */
+void upstream_free(struct upstream *u);
 
 /* Starts a POST of body to url with headers, under the provider's
  * connection settings (timeouts, proxy, TLS); stream selects the idle
  * timeout over the total one. 0, or -1 when it could not start. */
-int upstream_start(struct worker *w, struct upstream_call *c,
+int upstream_start(struct upstream *u, struct upstream_call *c,
 		   const struct provider_conf *p, const char *url,
 		   const struct curl_slist *headers, const char *body,
 		   size_t body_len, int stream)

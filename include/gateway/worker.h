@@ -1,34 +1,12 @@
 /*
  * worker.h - an event-loop thread: its own event base, HTTP server on the
- * shared listen ports (SO_REUSEPORT), and libcurl multi handle.
+ * shared listen ports (SO_REUSEPORT), upstream calls and requests.
  */
 #ifndef TOLLGATE_WORKER_H
 #define TOLLGATE_WORKER_H
 
-#include <pthread.h>
-#include <stdint.h>
-#include <curl/curl.h>
-
 struct config;
-struct request;
-struct event_base;
-struct evhttp;
-struct event;
-
-struct worker {
-	int w_id;
-	pthread_t w_thread;
-	struct event_base *w_base;
-	struct evhttp *w_http;
-	CURLM *w_multi;
-	struct event *w_curl_timer;
-	struct event *w_stop_ev;
-	struct config *w_cfg;         /* a reference; swapped on reload */
-	int64_t w_inflight;           /* requests not yet closed */
-	struct request *w_requests;   /* those requests, for shutdown */
-	int w_draining;
-	uint64_t w_seq;               /* request counter, part of ids */
-};
+struct worker;
 
 /* Creates a worker (taking a reference to cfg), opens its own
  * SO_REUSEPORT socket for each listen address and starts its thread. NULL

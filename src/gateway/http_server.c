@@ -16,7 +16,6 @@
 #include "http_server.h"
 #include "reply.h"
 #include "request.h"
-#include "worker.h"
 
 static const struct endpoint endpoints[] = {
 	{ "/v1/chat/completions", "chat/completions", WIRE_OPENAI_CHAT },
@@ -38,7 +37,7 @@ static const struct endpoint azure_endpoints[] = {
 /* GET /v1/models: the routes the presented key may use, in OpenAI's list
  * shape, or Anthropic's when the client sends anthropic-version. */
 static void
-list_models(struct worker *w, struct evhttp_request *req)
+list_models(const struct config *cfg, struct evhttp_request *req)
 {
 	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
 	int anthropic = evhttp_find_header(in, "anthropic-version") != NULL;
@@ -61,7 +60,7 @@ list_models(struct worker *w, struct evhttp_request *req)
 	if (!anthropic)
 		cJSON_AddStringToObject(root, "object", "list");
 	data = cJSON_AddArrayToObject(root, "data");
-	for (const struct route_conf *r = w->w_cfg->routes; r; r = r->next) {
+	for (const struct route_conf *r = cfg->routes; r; r = r->next) {
 		cJSON *m;
 		if (strcmp(r->name, "*") == 0 ||
 		    !keystore_model_allowed(&g, r->name))
@@ -148,7 +147,7 @@ match_azure(const char *path, char *name, size_t size)
 static void
 dispatch(struct evhttp_request *req, void *arg)
 {
-	struct worker *w = arg;
+	struct request_loop *loop = arg;
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
@@ -168,7 +167,7 @@ dispatch(struct evhttp_request *req, void *arg)
 	if (ep == NULL)
 		ep = match_azure(path, deployment, sizeof deployment);
 	if (ep != NULL && cmd == EVHTTP_REQ_POST) {
-		request_start(w, req, ep,
+		request_start(loop, req, ep,
 			      ep >= azure_endpoints &&
 			      ep < azure_endpoints + sizeof azure_endpoints /
 						     sizeof *azure_endpoints
@@ -185,7 +184,7 @@ dispatch(struct evhttp_request *req, void *arg)
 		if (cmd != EVHTTP_REQ_GET)
 			wrong_method(req, WIRE_OPENAI_CHAT, "GET");
 		else
-			list_models(w, req);
+			list_models(loop->cfg, req);
 		return;
 	}
 	reply_error(req, WIRE_OPENAI_CHAT, &unknown);
@@ -193,7 +192,7 @@ dispatch(struct evhttp_request *req, void *arg)
 
 /* Installs the dispatcher. */
 void
-http_server_setup(struct worker *w)
+http_server_setup(struct evhttp *http, struct request_loop *loop)
 {
-	evhttp_set_gencb(w->w_http, dispatch, w);
+	evhttp_set_gencb(http, dispatch, loop);
 }

@@ -48,7 +48,6 @@
 #include "translate.h"
 #include "upstream.h"
 #include "usage.h"
-#include "worker.h"
 
 #define RESPONSE_MAX (64u << 20) /* largest non-streamed upstream body */
 #define EVENT_MAX    (16u << 20) /* largest single SSE event */
@@ -617,7 +616,7 @@ start_call(struct relay *r)
 	r->call.on_done = on_done;
 	r->call.arg = r;
 	rc = r->upbody == NULL || url == NULL || r->hdrs == NULL ||
-	     upstream_start(r->in.worker, &r->call, p, url, r->hdrs,
+	     upstream_start(r->in.upstream, &r->call, p, url, r->hdrs,
 			    r->upbody, r->uplen, a->stream) != 0
 		     ? -1 : 0;
 	free(url);
@@ -629,7 +628,7 @@ start_call(struct relay *r)
 		struct timeval tv = { (time_t)(ms / 1000),
 				      (suseconds_t)(ms % 1000) * 1000 };
 		r->last_rx_us = clock_mono_us();
-		r->idle = evtimer_new(r->in.worker->w_base, idle_cb, r);
+		r->idle = evtimer_new(r->in.base, idle_cb, r);
 		if (r->idle != NULL)
 			evtimer_add(r->idle, &tv);
 	}

@@ -38,7 +38,6 @@
 #include "reply.h"
 #include "request.h"
 #include "spool.h"
-#include "worker.h"
 
 /*
  * A request's states. Each names what the request waits for; drive() is
@@ -72,10 +71,10 @@ enum request_event {
 };
 
 struct request {
-	struct worker *rq_worker;
+	struct request_loop *rq_loop;
 	struct config *rq_cfg;            /* a reference: the configuration
 					     the request started on */
-	struct request *rq_next, **rq_prevp; /* the worker's w_requests */
+	struct request *rq_next, **rq_prevp; /* the loop's requests */
 	struct evhttp_request *rq_http;   /* NULL once the client is gone */
 	const struct endpoint *rq_ep;
 	enum request_state rq_state;
@@ -137,7 +136,7 @@ watch_client(struct request *req)
 
 	if (fd < 0)
 		return;
-	req->rq_watch = event_new(req->rq_worker->w_base, fd,
+	req->rq_watch = event_new(req->rq_loop->base, fd,
 				  EV_READ | EV_PERSIST, client_watch, req);
 	if (req->rq_watch != NULL)
 		event_add(req->rq_watch, NULL);
@@ -178,7 +177,7 @@ refuse(struct request *req, const struct reply_error *err,
 	return REQ_CLOSING;
 }
 
-/* The quota thread answered (on this worker's loop). */
+/* The quota thread answered (on the request's loop). */
 static void
 quota_answered(evutil_socket_t fd, short what, void *arg)
 {
@@ -214,7 +213,8 @@ static enum request_state
 go_upstream(struct request *req, const char **reason)
 {
 	struct relay_input in = {
-		.worker = req->rq_worker,
+		.base = req->rq_loop->base,
+		.upstream = req->rq_loop->upstream,
 		.cfg = req->rq_cfg,
 		.http = req->rq_http,
 		.ep = req->rq_ep,
@@ -246,7 +246,7 @@ admit(struct request *req, const char *path_model, const char **reason)
 			  &req->rq_refusal) != 0)
 		return refuse(req, &req->rq_refusal.err, reason);
 	if (admit_quotas(a, req->rq_rec) == ADMIT_QUOTA_RESERVE) {
-		a->qjob.ev = event_new(req->rq_worker->w_base, -1, 0,
+		a->qjob.ev = event_new(req->rq_loop->base, -1, 0,
 				       quota_answered, req);
 		if (a->qjob.ev != NULL) {
 			quota_reserve(&a->qjob);
@@ -350,7 +350,7 @@ drive(struct request *req, enum request_event ev, const void *data)
 
 /* Handles a data-plane request for a known endpoint. */
 void
-request_start(struct worker *w, struct evhttp_request *http,
+request_start(struct request_loop *loop, struct evhttp_request *http,
 	      const struct endpoint *ep, const char *path_model)
 {
 	struct request *req = calloc(1, sizeof *req);
@@ -364,8 +364,8 @@ request_start(struct worker *w, struct evhttp_request *http,
 		reply_error(http, ep->wire, &oom);
 		return;
 	}
-	req->rq_worker = w;
-	req->rq_cfg = config_ref(w->w_cfg);
+	req->rq_loop = loop;
+	req->rq_cfg = config_ref(loop->cfg);
 	req->rq_http = http;
 	req->rq_ep = ep;
 	req->rq_state = REQ_ADMISSION;
@@ -375,12 +375,12 @@ request_start(struct worker *w, struct evhttp_request *http,
 	memcpy(req->rq_rec->request_id, req->rq_id, sizeof req->rq_id);
 	req->rq_rec->ts_us = req->rq_start_us;
 	req->rq_rec->endpoint = ep->name;
-	w->w_inflight++;
-	req->rq_next = w->w_requests;
-	if (w->w_requests != NULL)
-		w->w_requests->rq_prevp = &req->rq_next;
-	req->rq_prevp = &w->w_requests;
-	w->w_requests = req;
+	loop->inflight++;
+	req->rq_next = loop->requests;
+	if (loop->requests != NULL)
+		loop->requests->rq_prevp = &req->rq_next;
+	req->rq_prevp = &loop->requests;
+	loop->requests = req;
 	evhttp_add_header(evhttp_request_get_output_headers(http),
 			  "x-request-id", req->rq_id);
 	evhttp_connection_set_closecb(evcon, client_closed, req);
@@ -449,7 +449,7 @@ account(struct request *req, const char *reason)
 static void
 request_free(struct request *req)
 {
-	struct worker *w = req->rq_worker;
+	struct request_loop *loop = req->rq_loop;
 
 	relay_free(req->rq_relay);
 	admit_free(&req->rq_adm);
@@ -459,7 +459,7 @@ request_free(struct request *req)
 	if (req->rq_next != NULL)
 		req->rq_next->rq_prevp = req->rq_prevp;
 	free(req);
-	w->w_inflight--;
+	loop->inflight--;
 }
 
 /* Ends a request (REQ_CLOSING, from drive() only): settle its usage
@@ -491,11 +491,11 @@ request_close(struct request *req, const char *reason)
 	request_free(req);
 }
 
-/* Ends every request of the worker not parked on the quota thread. */
+/* Ends every request of the loop not parked on the quota thread. */
 void
-request_cut_all(struct worker *w, const char *reason)
+request_cut_all(struct request_loop *loop, const char *reason)
 {
-	struct request *req = w->w_requests, *next;
+	struct request *req = loop->requests, *next;
 
 	for (; req != NULL; req = next) {
 		next = req->rq_next;

@@ -14,11 +14,18 @@
 #include "config.h"
 #include "log.h"
 #include "upstream.h"
-#include "worker.h"
 
+/* One event loop's calls: curl's multi handle and its timer. */
+struct upstream {
+	struct event_base *base;
+	CURLM *multi;
+	struct event *timer;
+};
+
+/* A socket curl watches. */
 struct sock_ctx {
 	struct event *ev;
-	struct worker *w;
+	struct upstream *u;
 };
 
 /* Notes what the call tells about delivery: the provider answered, or
@@ -42,19 +49,19 @@ static void
 detach(struct upstream_call *c, int finished)
 {
 	note_delivery(c, finished);
-	curl_multi_remove_handle(c->worker->w_multi, c->easy);
+	curl_multi_remove_handle(c->u->multi, c->easy);
 	curl_easy_cleanup(c->easy);
 	c->easy = NULL;
 }
 
 /* Hands every finished transfer back to its caller. */
 static void
-check_multi_info(struct worker *w)
+check_multi_info(struct upstream *u)
 {
 	CURLMsg *msg;
 	int left;
 
-	while ((msg = curl_multi_info_read(w->w_multi, &left)) != NULL) {
+	while ((msg = curl_multi_info_read(u->multi, &left)) != NULL) {
 		struct upstream_call *c = NULL;
 		CURLcode res = msg->data.result;
 
@@ -63,7 +70,7 @@ check_multi_info(struct worker *w)
 		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE,
 				  (char **)&c);
 		if (c == NULL) {
-			curl_multi_remove_handle(w->w_multi, msg->easy_handle);
+			curl_multi_remove_handle(u->multi, msg->easy_handle);
 			continue;
 		}
 		detach(c, 1);
@@ -75,40 +82,40 @@ check_multi_info(struct worker *w)
 static void
 event_cb(evutil_socket_t fd, short kind, void *arg)
 {
-	struct worker *w = arg;
+	struct upstream *u = arg;
 	int action = (kind & EV_READ ? CURL_CSELECT_IN : 0) |
 		     (kind & EV_WRITE ? CURL_CSELECT_OUT : 0);
 	int running;
 
-	curl_multi_socket_action(w->w_multi, fd, action, &running);
-	check_multi_info(w);
+	curl_multi_socket_action(u->multi, fd, action, &running);
+	check_multi_info(u);
 }
 
 /* curl's timer expired. */
 static void
 timer_cb(evutil_socket_t fd, short kind, void *arg)
 {
-	struct worker *w = arg;
+	struct upstream *u = arg;
 	int running;
 
-	curl_multi_socket_action(w->w_multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	check_multi_info(w);
+	curl_multi_socket_action(u->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	check_multi_info(u);
 }
 
 /* curl asks for a new timeout: arm, or disarm when negative. */
 static int
 multi_timer_cb(CURLM *multi, long timeout_ms, void *userp)
 {
-	struct worker *w = userp;
+	struct upstream *u = userp;
 	struct timeval tv;
 
 	if (timeout_ms < 0) {
-		evtimer_del(w->w_curl_timer);
+		evtimer_del(u->timer);
 		return 0;
 	}
 	tv.tv_sec = timeout_ms / 1000;
 	tv.tv_usec = (timeout_ms % 1000) * 1000;
-	evtimer_add(w->w_curl_timer, &tv);
+	evtimer_add(u->timer, &tv);
 	return 0;
 }
 
@@ -116,7 +123,7 @@ multi_timer_cb(CURLM *multi, long timeout_ms, void *userp)
 static int
 multi_sock_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *sockp)
 {
-	struct worker *w = userp;
+	struct upstream *u = userp;
 	struct sock_ctx *ctx = sockp;
 	short kind;
 
@@ -124,7 +131,7 @@ multi_sock_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *sockp)
 		if (ctx != NULL) {
 			event_free(ctx->ev);
 			free(ctx);
-			curl_multi_assign(w->w_multi, s, NULL);
+			curl_multi_assign(u->multi, s, NULL);
 		}
 		return 0;
 	}
@@ -134,43 +141,51 @@ multi_sock_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *sockp)
 		ctx = calloc(1, sizeof *ctx);
 		if (ctx == NULL)
 			return -1;
-		ctx->w = w;
-		curl_multi_assign(w->w_multi, s, ctx);
+		ctx->u = u;
+		curl_multi_assign(u->multi, s, ctx);
 	} else {
 		event_free(ctx->ev);
 	}
-	ctx->ev = event_new(w->w_base, s, kind, event_cb, w);
+	ctx->ev = event_new(u->base, s, kind, event_cb, u);
 	if (ctx->ev == NULL || event_add(ctx->ev, NULL) != 0)
 		return -1;
 	return 0;
 }
 
-/* Creates the worker's multi handle and its timer. */
-int
-upstream_init(struct worker *w)
+/* Creates a loop's multi handle and its timer. */
+struct upstream *
+upstream_new(struct event_base *base)
 {
-	w->w_multi = curl_multi_init();
-	w->w_curl_timer = evtimer_new(w->w_base, timer_cb, w);
-	if (w->w_multi == NULL || w->w_curl_timer == NULL)
-		return -1;
-	curl_multi_setopt(w->w_multi, CURLMOPT_SOCKETFUNCTION, multi_sock_cb);
-	curl_multi_setopt(w->w_multi, CURLMOPT_SOCKETDATA, w);
-	curl_multi_setopt(w->w_multi, CURLMOPT_TIMERFUNCTION, multi_timer_cb);
-	curl_multi_setopt(w->w_multi, CURLMOPT_TIMERDATA, w);
-	curl_multi_setopt(w->w_multi, CURLMOPT_MAXCONNECTS, 256L);
-	return 0;
+	struct upstream *u = calloc(1, sizeof *u);
+
+	if (u == NULL)
+		return NULL;
+	u->base = base;
+	u->multi = curl_multi_init();
+	u->timer = evtimer_new(base, timer_cb, u);
+	if (u->multi == NULL || u->timer == NULL) {
+		upstream_free(u);
+		return NULL;
+	}
+	curl_multi_setopt(u->multi, CURLMOPT_SOCKETFUNCTION, multi_sock_cb);
+	curl_multi_setopt(u->multi, CURLMOPT_SOCKETDATA, u);
+	curl_multi_setopt(u->multi, CURLMOPT_TIMERFUNCTION, multi_timer_cb);
+	curl_multi_setopt(u->multi, CURLMOPT_TIMERDATA, u);
+	curl_multi_setopt(u->multi, CURLMOPT_MAXCONNECTS, 256L);
+	return u;
 }
 
-/* Frees the multi handle; every transfer must have been removed. */
+/* Frees the multi handle; every call must have ended. */
 void
-upstream_free(struct worker *w)
+upstream_free(struct upstream *u)
 {
-	if (w->w_multi != NULL)
-		curl_multi_cleanup(w->w_multi);
-	if (w->w_curl_timer != NULL)
-		event_free(w->w_curl_timer);
-	w->w_multi = NULL;
-	w->w_curl_timer = NULL;
+	if (u == NULL)
+		return;
+	if (u->multi != NULL)
+		curl_multi_cleanup(u->multi);
+	if (u->timer != NULL)
+		event_free(u->timer);
+	free(u);
 }
 
 /* curl delivers response body bytes. */
@@ -214,7 +229,7 @@ provider_opts(CURL *easy, const struct provider_conf *p, int stream)
 
 /* Starts a call. */
 int
-upstream_start(struct worker *w, struct upstream_call *c,
+upstream_start(struct upstream *u, struct upstream_call *c,
 	       const struct provider_conf *p, const char *url,
 	       const struct curl_slist *headers, const char *body,
 	       size_t body_len, int stream)
@@ -240,14 +255,14 @@ upstream_start(struct worker *w, struct upstream_call *c,
 	curl_easy_setopt(easy, CURLOPT_PRIVATE, c);
 	curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, c->errbuf);
 	provider_opts(easy, p, stream);
-	rc = curl_multi_add_handle(w->w_multi, easy);
+	rc = curl_multi_add_handle(u->multi, easy);
 	if (rc != CURLM_OK) {
 		log_error("curl_multi_add_handle: %s", curl_multi_strerror(rc));
 		curl_easy_cleanup(easy);
 		return -1;
 	}
 	c->easy = easy;
-	c->worker = w;
+	c->u = u;
 	c->body_len = body_len;
 	return 0;
 }

@@ -8,6 +8,7 @@
  * lets in-flight requests finish within a bound.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <time.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -30,16 +31,23 @@
 
 #define STOP_POLL_MS 50
 
-struct worker_priv {
-	struct worker w;
-	struct event *stop_timer;
-	int64_t stop_left_ms;
-	struct event *reload_ev;
-	pthread_mutex_t reload_lock;
-	pthread_cond_t reload_done;
-	struct config *reload_cfg;   /* handed over, not yet in use */
-	struct evhttp_bound_socket *bound[CONFIG_MAX_LISTEN];
-	int nbound;
+/* An event-loop thread and what it owns. */
+struct worker {
+	int w_id;
+	pthread_t w_thread;
+	struct event_base *w_base;
+	struct evhttp *w_http;
+	struct request_loop w_loop;    /* its requests, upstream calls and
+	                                  configuration (swapped on reload) */
+	struct event *w_stop_ev;       /* asks the loop to stop accepting */
+	struct event *w_stop_timer;    /* polls the drain */
+	int64_t w_stop_left_ms;
+	struct event *w_reload_ev;     /* asks the loop to take reload_cfg */
+	pthread_mutex_t w_reload_lock;
+	pthread_cond_t w_reload_done;
+	struct config *w_reload_cfg;   /* handed over, not yet in use */
+	struct evhttp_bound_socket *w_bound[CONFIG_MAX_LISTEN];
+	int w_nbound;
 };
 
 /* Splits "host:port" (IPv6 as "[addr]:port"). 0 or -1. */
@@ -131,53 +139,53 @@ worker_main(void *arg)
 static void
 stop_check(evutil_socket_t fd, short what, void *arg)
 {
-	struct worker_priv *wp = arg;
+	struct worker *w = arg;
 	struct timeval tv = { 0, STOP_POLL_MS * 1000 };
 
 	(void)fd;
 	(void)what;
-	if (wp->w.w_inflight <= 0) {
-		event_base_loopbreak(wp->w.w_base);
+	if (w->w_loop.inflight <= 0) {
+		event_base_loopbreak(w->w_base);
 		return;
 	}
-	wp->stop_left_ms -= STOP_POLL_MS;
-	if (wp->stop_left_ms <= 0 && wp->w.w_requests != NULL) {
+	w->w_stop_left_ms -= STOP_POLL_MS;
+	if (w->w_stop_left_ms <= 0 && w->w_loop.requests != NULL) {
 		log_warn("worker %d: cutting %lld requests still in flight at "
-			 "the end of shutdown_timeout", wp->w.w_id,
-			 (long long)wp->w.w_inflight);
-		request_cut_all(&wp->w, "shutdown: cut at the end of "
+			 "the end of shutdown_timeout", w->w_id,
+			 (long long)w->w_loop.inflight);
+		request_cut_all(&w->w_loop, "shutdown: cut at the end of "
 				"shutdown_timeout");
-	} else if (wp->stop_left_ms <= -1000) {
+	} else if (w->w_stop_left_ms <= -1000) {
 		/* Parked on the quota thread past the bound and a second. */
 		log_warn("worker %d: %lld requests left at shutdown",
-			 wp->w.w_id, (long long)wp->w.w_inflight);
-		event_base_loopbreak(wp->w.w_base);
+			 w->w_id, (long long)w->w_loop.inflight);
+		event_base_loopbreak(w->w_base);
 		return;
 	}
-	evtimer_add(wp->stop_timer, &tv);
+	evtimer_add(w->w_stop_timer, &tv);
 }
 
 /* Runs on the worker's thread: swap in the configuration handed over. */
 static void
 reload_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct worker_priv *wp = arg;
-	struct config *old = wp->w.w_cfg, *cfg;
+	struct worker *w = arg;
+	struct config *old = w->w_loop.cfg, *cfg;
 
 	(void)fd;
 	(void)what;
-	pthread_mutex_lock(&wp->reload_lock);
-	cfg = wp->reload_cfg;
-	wp->reload_cfg = NULL;
+	pthread_mutex_lock(&w->w_reload_lock);
+	cfg = w->w_reload_cfg;
+	w->w_reload_cfg = NULL;
 	if (cfg != NULL) {
-		wp->w.w_cfg = cfg;
-		evhttp_set_max_body_size(wp->w.w_http,
+		w->w_loop.cfg = cfg;
+		evhttp_set_max_body_size(w->w_http,
 					 cfg->max_body_size * 2 + 65536);
-		evhttp_set_timeout(wp->w.w_http,
+		evhttp_set_timeout(w->w_http,
 				   (int)((cfg->header_timeout_ms + 999) / 1000));
 	}
-	pthread_cond_broadcast(&wp->reload_done);
-	pthread_mutex_unlock(&wp->reload_lock);
+	pthread_cond_broadcast(&w->w_reload_done);
+	pthread_mutex_unlock(&w->w_reload_lock);
 	if (cfg != NULL)
 		config_unref(old);
 }
@@ -187,20 +195,19 @@ reload_cb(evutil_socket_t fd, short what, void *arg)
 void
 worker_set_config(struct worker *w, struct config *cfg)
 {
-	struct worker_priv *wp = (struct worker_priv *)w;
 	struct config *stale;
 	struct timespec ts;
 
-	pthread_mutex_lock(&wp->reload_lock);
-	stale = wp->reload_cfg;
-	wp->reload_cfg = config_ref(cfg);
-	event_active(wp->reload_ev, EV_READ, 0);
+	pthread_mutex_lock(&w->w_reload_lock);
+	stale = w->w_reload_cfg;
+	w->w_reload_cfg = config_ref(cfg);
+	event_active(w->w_reload_ev, EV_READ, 0);
 	ts = clock_deadline(1000);
-	while (wp->reload_cfg != NULL &&
-	       pthread_cond_timedwait(&wp->reload_done, &wp->reload_lock,
+	while (w->w_reload_cfg != NULL &&
+	       pthread_cond_timedwait(&w->w_reload_done, &w->w_reload_lock,
 				      &ts) == 0)
 		;
-	pthread_mutex_unlock(&wp->reload_lock);
+	pthread_mutex_unlock(&w->w_reload_lock);
 	config_unref(stale);
 }
 
@@ -208,42 +215,63 @@ worker_set_config(struct worker *w, struct config *cfg)
 static void
 stop_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct worker_priv *wp = arg;
+	struct worker *w = arg;
 	struct timeval tv = { 0, 0 };
 
-	wp->w.w_draining = 1;
-	for (int i = 0; i < wp->nbound; i++)
-		evhttp_del_accept_socket(wp->w.w_http, wp->bound[i]);
-	wp->nbound = 0;
-	evtimer_add(wp->stop_timer, &tv);
+	for (int i = 0; i < w->w_nbound; i++)
+		evhttp_del_accept_socket(w->w_http, w->w_bound[i]);
+	w->w_nbound = 0;
+	evtimer_add(w->w_stop_timer, &tv);
+}
+
+/* Frees what worker_start() made of a worker. */
+static void
+worker_destroy(struct worker *w)
+{
+	if (w->w_http != NULL)
+		evhttp_free(w->w_http);
+	upstream_free(w->w_loop.upstream);
+	if (w->w_stop_timer != NULL)
+		event_free(w->w_stop_timer);
+	if (w->w_reload_ev != NULL)
+		event_free(w->w_reload_ev);
+	if (w->w_stop_ev != NULL)
+		event_free(w->w_stop_ev);
+	if (w->w_base != NULL)
+		event_base_free(w->w_base);
+	config_unref(w->w_reload_cfg);
+	config_unref(w->w_loop.cfg);
+	pthread_mutex_destroy(&w->w_reload_lock);
+	pthread_cond_destroy(&w->w_reload_done);
+	free(w);
 }
 
 /* Creates a worker and starts its thread. */
 struct worker *
 worker_start(int id, struct config *cfg, char **cause)
 {
-	struct worker_priv *wp = calloc(1, sizeof *wp);
-	struct worker *w;
+	struct worker *w = calloc(1, sizeof *w);
 
-	if (wp == NULL) {
+	if (w == NULL) {
 		*cause = strdup("out of memory");
 		return NULL;
 	}
-	w = &wp->w;
 	w->w_id = id;
-	w->w_cfg = config_ref(cfg);
-	pthread_mutex_init(&wp->reload_lock, NULL);
-	pthread_cond_init(&wp->reload_done, NULL);
+	w->w_loop.cfg = config_ref(cfg);
+	pthread_mutex_init(&w->w_reload_lock, NULL);
+	pthread_cond_init(&w->w_reload_done, NULL);
 	w->w_base = event_base_new();
 	if (w->w_base == NULL)
 		goto fail_msg;
+	w->w_loop.base = w->w_base;
+	w->w_loop.upstream = upstream_new(w->w_base);
 	w->w_http = evhttp_new(w->w_base);
-	w->w_stop_ev = event_new(w->w_base, -1, 0, stop_cb, wp);
-	wp->stop_timer = evtimer_new(w->w_base, stop_check, wp);
-	wp->reload_ev = event_new(w->w_base, -1, 0, reload_cb, wp);
+	w->w_stop_ev = event_new(w->w_base, -1, 0, stop_cb, w);
+	w->w_stop_timer = evtimer_new(w->w_base, stop_check, w);
+	w->w_reload_ev = event_new(w->w_base, -1, 0, reload_cb, w);
 	if (w->w_http == NULL || w->w_stop_ev == NULL ||
-	    wp->stop_timer == NULL || wp->reload_ev == NULL ||
-	    upstream_init(w) != 0)
+	    w->w_stop_timer == NULL || w->w_reload_ev == NULL ||
+	    w->w_loop.upstream == NULL)
 		goto fail_msg;
 	/* evhttp's own limit is a backstop above ours, which answers 413 in
 	 * the API's error shape. */
@@ -254,14 +282,14 @@ worker_start(int id, struct config *cfg, char **cause)
 					      EVHTTP_REQ_PUT |
 					      EVHTTP_REQ_DELETE |
 					      EVHTTP_REQ_PATCH);
-	http_server_setup(w);
+	http_server_setup(w->w_http, &w->w_loop);
 	for (int i = 0; i < cfg->nlisten; i++) {
 		int fd = open_listener(cfg->listen[i], cause);
 		if (fd < 0)
 			goto fail;
-		wp->bound[wp->nbound] = evhttp_accept_socket_with_handle(
+		w->w_bound[w->w_nbound] = evhttp_accept_socket_with_handle(
 			w->w_http, fd);
-		if (wp->bound[wp->nbound++] == NULL) {
+		if (w->w_bound[w->w_nbound++] == NULL) {
 			close(fd);
 			*cause = strdup("evhttp_accept_socket failed");
 			goto fail;
@@ -273,19 +301,7 @@ worker_start(int id, struct config *cfg, char **cause)
 fail_msg:
 	*cause = strdup("cannot create the worker's event loop");
 fail:
-	if (w->w_http != NULL)
-		evhttp_free(w->w_http);
-	upstream_free(w);
-	if (wp->stop_timer != NULL)
-		event_free(wp->stop_timer);
-	if (wp->reload_ev != NULL)
-		event_free(wp->reload_ev);
-	if (w->w_stop_ev != NULL)
-		event_free(w->w_stop_ev);
-	if (w->w_base != NULL)
-		event_base_free(w->w_base);
-	config_unref(w->w_cfg);
-	free(wp);
+	worker_destroy(w);
 	return NULL;
 }
 
@@ -293,9 +309,7 @@ fail:
 void
 worker_drain(struct worker *w, int wait_ms)
 {
-	struct worker_priv *wp = (struct worker_priv *)w;
-
-	wp->stop_left_ms = wait_ms;
+	w->w_stop_left_ms = wait_ms;
 	event_active(w->w_stop_ev, EV_READ, 0);
 }
 
@@ -310,18 +324,5 @@ worker_join(struct worker *w)
 void
 worker_free(struct worker *w)
 {
-	struct worker_priv *wp = (struct worker_priv *)w;
-
-	if (w->w_http != NULL)
-		evhttp_free(w->w_http);
-	upstream_free(w);
-	event_free(wp->stop_timer);
-	event_free(wp->reload_ev);
-	event_free(w->w_stop_ev);
-	event_base_free(w->w_base);
-	config_unref(wp->reload_cfg);
-	config_unref(w->w_cfg);
-	pthread_mutex_destroy(&wp->reload_lock);
-	pthread_cond_destroy(&wp->reload_done);
-	free(wp);
+	worker_destroy(w);
 }
