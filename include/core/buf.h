@@ -14,13 +14,16 @@
 #include <stddef.h>
 
 struct buf {
-	char *data;  /* owned; NULL until something was added */
-	size_t len;  /* bytes, the terminating NUL not counted */
-	size_t cap;  /* bytes allocated */
-	int failed;  /* an allocation failed: the content is incomplete */
+	char *data; /* owned; NULL until something was added */
+	size_t len; /* bytes, the terminating NUL not counted */
+	size_t cap; /* bytes allocated */
+	int failed; /* an allocation failed: the content is incomplete */
 };
 
-#define BUF_INIT { NULL, 0, 0, 0 }
+#define BUF_INIT                                                               \
+	{                                                                      \
+		NULL, 0, 0, 0                                                  \
+	}
 
 /* Makes room for more bytes and a NUL. 0, or -1 (and failed). */
 int buf_reserve(struct buf *b, size_t more);

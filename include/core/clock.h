@@ -60,7 +60,7 @@ void clock_advance_ms(int64_t ms);
 
 /* How clock_format() writes a time. */
 enum clock_style {
-	CLOCK_SQL,    /* "2026-11-03 10:00:00.000000+00", a timestamptz literal */
+	CLOCK_SQL, /* "2026-11-03 10:00:00.000000+00", a timestamptz literal */
 	CLOCK_ISO_MS, /* "2026-11-03T10:00:00.123Z", for logs */
 	CLOCK_ISO,    /* "2026-11-03T10:00:00Z" */
 };

@@ -27,13 +27,13 @@ struct provider_conf {
 	char *name;
 	enum provider_type type;
 	enum flavor flavor;
-	char *base_url;        /* no trailing slash */
-	char *api_key_env;     /* variable holding the credential */
-	char *api_key_file;    /* or a file holding it */
-	char *api_key;         /* resolved credential; never logged */
-	char *proxy;           /* parent proxy for libcurl, or NULL */
+	char *base_url;     /* no trailing slash */
+	char *api_key_env;  /* variable holding the credential */
+	char *api_key_file; /* or a file holding it */
+	char *api_key;      /* resolved credential; never logged */
+	char *proxy;        /* parent proxy for libcurl, or NULL */
 	int64_t connect_timeout_ms;
-	int64_t timeout_ms;    /* whole non-streamed transfer */
+	int64_t timeout_ms;      /* whole non-streamed transfer */
 	int64_t idle_timeout_ms; /* no byte from upstream for this long */
 	int tls_verify;
 	char *ca_file;
@@ -49,14 +49,14 @@ struct route_target {
 };
 
 struct route_conf {
-	char *name;            /* requested model, or "*" */
+	char *name; /* requested model, or "*" */
 	int ntargets;
 	struct route_target targets[CONFIG_MAX_TARGETS];
 	struct route_conf *next;
 };
 
 struct config {
-	int refs;               /* config_ref/config_unref */
+	int refs; /* config_ref/config_unref */
 	char *path;
 	char *listen[CONFIG_MAX_LISTEN];
 	int nlisten;
@@ -64,22 +64,23 @@ struct config {
 	int64_t workers;
 	char *database;
 	char *key_secret_file;
-	char *key_secret;      /* resolved; never logged */
+	char *key_secret; /* resolved; never logged */
 	int64_t max_body_size;
 	int64_t max_json_depth;
 	int64_t header_timeout_ms;
 	int64_t keys_refresh_ms;
 	int64_t usage_batch;
 	int64_t usage_flush_ms;
-	int64_t stream_buffer;  /* client output bytes before upstream pauses */
+	int64_t stream_buffer; /* client output bytes before upstream pauses */
 	int64_t shutdown_timeout_ms;
 	char *spool_dir;
 	int64_t spool_fsync_ms;
 	int64_t spool_segment_size;
-	char *on_db_down;       /* "serve" or "refuse" */
-	int db_down_refuse;     /* on_db_down = refuse */
-	int64_t default_output_cap; /* worst-case output when max_tokens is absent */
-	int test_clock;         /* the admin endpoint may move the policy clock */
+	char *on_db_down;           /* "serve" or "refuse" */
+	int db_down_refuse;         /* on_db_down = refuse */
+	int64_t default_output_cap; /* worst-case output when max_tokens is
+				       absent */
+	int test_clock; /* the admin endpoint may move the policy clock */
 	char *log_level;
 	char *log_format;
 	char *pid_file;

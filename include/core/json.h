@@ -34,8 +34,7 @@ int json_parse_int(const char *s, size_t n, int64_t *v);
 
 /* Reads the top-level member key of an object from its digits: 1 with *v
  * set, 0 when absent or null, -1 when not an integer that fits. */
-int json_member_int(const char *buf, size_t len, const char *key,
-		    int64_t *v);
+int json_member_int(const char *buf, size_t len, const char *key, int64_t *v);
 
 /* 2^53: every integer below it is exact in cJSON's double. */
 #define JSON_EXACT_LIMIT 9007199254740992.0

@@ -11,7 +11,7 @@
 #include <stddef.h>
 
 #define KEY_PREFIX      "tg-"
-#define KEY_LEN         46  /* "tg-" + 43 */
+#define KEY_LEN         46 /* "tg-" + 43 */
 #define KEY_HASH_HEXLEN 64
 
 /* Writes a new random key (KEY_LEN chars + NUL) into out. 0 or -1. */

@@ -32,8 +32,11 @@ void log_request(enum log_level level, const char *request_id,
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
 #define log_warn(...)  log_msg(LOG_WARN, __VA_ARGS__)
 #define log_info(...)  log_msg(LOG_INFO, __VA_ARGS__)
-#define log_debug(...) \
-	do { if (log_enabled(LOG_DEBUG)) log_msg(LOG_DEBUG, __VA_ARGS__); } while (0)
+#define log_debug(...)                                                         \
+	do {                                                                   \
+		if (log_enabled(LOG_DEBUG))                                    \
+			log_msg(LOG_DEBUG, __VA_ARGS__);                       \
+	} while (0)
 
 /* Hands writing to a logger thread, so that callers never wait on
  * stderr; log_stop_async() writes what is queued and stops it. */
@@ -41,6 +44,7 @@ int log_start_async(void) __attribute__((warn_unused_result));
 void log_stop_async(void);
 
 /* Logs and exits 1. */
-void fatalx(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+void fatalx(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2), noreturn));
 
 #endif

@@ -16,40 +16,40 @@
 #include "usage.h"
 
 enum usage_source {
-	USAGE_NONE,      /* no tokens: refused, error, or never reached upstream */
+	USAGE_NONE, /* no tokens: refused, error, or never reached upstream */
 	USAGE_REPORTED,  /* counts came from the provider */
 	USAGE_ESTIMATED, /* counted by the gateway (estimate.h) */
 };
 
 struct usage_record {
 	char request_id[40];
-	int64_t ts_us;           /* request start, microseconds since the epoch */
-	int64_t tenant_id;       /* 0 when no valid key was given */
+	int64_t ts_us;     /* request start, microseconds since the epoch */
+	int64_t tenant_id; /* 0 when no valid key was given */
 	int64_t key_id;
-	char *tenant;            /* owned tenant name, for logs and metrics */
-	const char *endpoint;    /* e.g. "chat/completions": a static string,
-	                            or endpoint_buf when decoded */
+	char *tenant;         /* owned tenant name, for logs and metrics */
+	const char *endpoint; /* e.g. "chat/completions": a static string,
+				 or endpoint_buf when decoded */
 	char endpoint_buf[32];
-	char *requested_model;   /* owned, may be NULL */
-	char *provider;          /* owned, may be NULL */
-	char *upstream_model;    /* owned, may be NULL */
+	char *requested_model; /* owned, may be NULL */
+	char *provider;        /* owned, may be NULL */
+	char *upstream_model;  /* owned, may be NULL */
 	int streamed;
 	int status;
 	struct usage usage;
 	enum usage_source source;
 	int client_aborted;
 	int64_t latency_ms;
-	int64_t ttfb_ms;         /* -1 when no byte reached the client */
-	char *error;             /* owned reason for refusals and failures */
-	int failed_attempts;     /* route targets that failed before this */
-	char refusal[32];        /* which policy refused it
-	                            ("rate_limit:requests", "quota:12"), or "" */
+	int64_t ttfb_ms;     /* -1 when no byte reached the client */
+	char *error;         /* owned reason for refusals and failures */
+	int failed_attempts; /* route targets that failed before this */
+	char refusal[32];    /* which policy refused it
+				("rate_limit:requests", "quota:12"), or "" */
 
 	/* Filled by ledger_write() when the record is ingested. */
-	int inserted;            /* new in the ledger (not a replay) */
-	int64_t price_id;        /* 0 when unpriced or nothing to price */
+	int inserted;     /* new in the ledger (not a replay) */
+	int64_t price_id; /* 0 when unpriced or nothing to price */
 	char currency[4];
-	int unpriced;            /* tokens but no price row */
+	int unpriced; /* tokens but no price row */
 	struct promo_result cost;
 	struct usage_record *next; /* queue link, owned by the writer */
 };
@@ -57,13 +57,13 @@ struct usage_record {
 /* What a request knew about its usage when it ended: the metering
  * decision's input. */
 struct meter_end {
-	struct usage reported;   /* the provider's counts, when present */
-	int64_t output_tokens;   /* estimated tokens of the output text seen */
-	int64_t prompt_tokens;   /* the prompt's estimate from admission */
-	int body_read;           /* admission read the body (prompt_tokens
-	                            is meaningful) */
-	int delivered;           /* the provider got the whole request */
-	int upstream_status;     /* the provider's HTTP status, 0 = none */
+	struct usage reported; /* the provider's counts, when present */
+	int64_t output_tokens; /* estimated tokens of the output text seen */
+	int64_t prompt_tokens; /* the prompt's estimate from admission */
+	int body_read;         /* admission read the body (prompt_tokens
+				  is meaningful) */
+	int delivered;         /* the provider got the whole request */
+	int upstream_status;   /* the provider's HTTP status, 0 = none */
 };
 
 /* Settles rec's usage: the provider's counts when it reported any; else
@@ -80,8 +80,8 @@ const char *meter_source_name(enum usage_source s);
 
 /* The journal form (spool.h): one line of JSON, no newline inside, strings
  * valid UTF-8 and cut at METER_STR_MAX bytes. encode returns malloc'd,
- * NUL-terminated text (length in *len) or NULL when out of memory; decode returns a new record
- * or NULL when the text is not one. */
+ * NUL-terminated text (length in *len) or NULL when out of memory; decode
+ * returns a new record or NULL when the text is not one. */
 #define METER_STR_MAX 1024
 char *meter_record_encode(const struct usage_record *rec, size_t *len);
 /* The same after head bytes left free for the caller to fill (the JSON

@@ -14,8 +14,8 @@
 
 #include "usage.h"
 
-#define PRICE_NANOS 1000000000LL  /* nano-units per unit of currency */
-#define PRICE_MTOK  1000000LL     /* tokens a price is quoted for */
+#define PRICE_NANOS 1000000000LL /* nano-units per unit of currency */
+#define PRICE_MTOK  1000000LL    /* tokens a price is quoted for */
 #define PRICE_MAX   (1000000LL * PRICE_NANOS) /* 1,000,000 a million tokens */
 
 /* The four token classes a price distinguishes. */

@@ -18,7 +18,10 @@ struct sqlarr {
 	int n; /* elements so far */
 };
 
-#define SQLARR_INIT { BUF_INIT, 0 }
+#define SQLARR_INIT                                                            \
+	{                                                                      \
+		BUF_INIT, 0                                                    \
+	}
 
 /* Adds a text element (quoted), or NULL when v is NULL. */
 void sqlarr_text(struct sqlarr *a, const char *v);

@@ -13,13 +13,13 @@
 #include <stddef.h>
 
 struct sse_event {
-	const char *raw;     /* exact bytes of the event, terminator included */
+	const char *raw; /* exact bytes of the event, terminator included */
 	size_t raw_len;
-	const char *event;   /* value of the last "event:" field, or NULL */
-	const char *data;    /* "data:" lines joined by '\n', NUL-terminated,
-	                        or NULL when the event had no data field */
+	const char *event; /* value of the last "event:" field, or NULL */
+	const char *data;  /* "data:" lines joined by '\n', NUL-terminated,
+			      or NULL when the event had no data field */
 	size_t data_len;
-	int comment_only;    /* only comment lines (e.g. ": keep-alive") */
+	int comment_only; /* only comment lines (e.g. ": keep-alive") */
 };
 
 /* Called for each complete event; the pointers are valid only during the

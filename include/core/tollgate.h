@@ -10,8 +10,8 @@ enum wire {
 	WIRE_OPENAI_CHAT,        /* chat.completion(.chunk) */
 	WIRE_OPENAI_COMPLETIONS, /* legacy text_completion */
 	WIRE_OPENAI_EMBEDDINGS,
-	WIRE_OPENAI_RESPONSES,   /* Responses API */
-	WIRE_ANTHROPIC,          /* Messages API */
+	WIRE_OPENAI_RESPONSES, /* Responses API */
+	WIRE_ANTHROPIC,        /* Messages API */
 };
 
 /* The provider, for its usage quirks (usage.h). */

@@ -24,9 +24,8 @@
  * not an object, no messages, a field of the wrong type, or a feature the
  * other wire lacks (n > 1, legacy functions, audio input, server tools).
  */
-char *tr_chat_to_messages(const cJSON *chat_req, const char *model,
-			  size_t *len, char **cause)
-	__attribute__((warn_unused_result));
+char *tr_chat_to_messages(const cJSON *chat_req, const char *model, size_t *len,
+			  char **cause) __attribute__((warn_unused_result));
 /* include_usage: add "stream_options":{"include_usage":true} to a
  * streamed request (not for providers that reject it). */
 char *tr_messages_to_chat(const cJSON *msg_req, const char *model,
@@ -89,8 +88,8 @@ void tr_stream_free(struct tr_stream *tr);
  * appended and the translator's state is unchanged, so the caller may go
  * on with the next event. -1 also when memory ran out (nothing appended;
  * the stream should end). Events after the terminal one are ignored. */
-int tr_stream_event(struct tr_stream *tr, const char *event,
-		    const char *data, size_t data_len, struct buf *out)
+int tr_stream_event(struct tr_stream *tr, const char *event, const char *data,
+		    size_t data_len, struct buf *out)
 	__attribute__((warn_unused_result));
 
 /* Whether the terminal client event was written: [DONE] (after a usage

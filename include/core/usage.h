@@ -16,7 +16,7 @@
 #include "tollgate.h"
 
 struct usage {
-	int64_t prompt;      /* all input tokens, cached and cache-write included */
+	int64_t prompt; /* all input tokens, cached and cache-write included */
 	int64_t completion;  /* all output tokens, reasoning included */
 	int64_t cached;      /* cache reads, part of prompt */
 	int64_t cache_write; /* cache writes, part of prompt */
@@ -45,18 +45,20 @@ struct usage_stream {
 	struct usage last;
 	int done;            /* a terminal event was seen */
 	int64_t text_tokens; /* estimated tokens of the output text seen, for
-	                        when no usage arrives (estimate.h) */
+				when no usage arrives (estimate.h) */
 };
 
 void usage_stream_init(struct usage_stream *st, enum wire w, enum flavor f);
 
 /* What usage_stream_event() learned about one event. */
-#define USAGE_EV_HAS_USAGE  0x1 /* carried a non-null usage */
-#define USAGE_EV_USAGE_ONLY 0x2 /* carried only usage: "choices":[] with a
-                                   non-null usage (the include_usage chunk) */
-#define USAGE_EV_DONE       0x4 /* terminal: [DONE], message_stop,
-                                   response.completed/incomplete/failed */
-#define USAGE_EV_BAD_JSON   0x8 /* data was not JSON (and not [DONE]) */
+#define USAGE_EV_HAS_USAGE 0x1 /* carried a non-null usage */
+#define USAGE_EV_USAGE_ONLY                                                    \
+	0x2 /* carried only usage: "choices":[] with a                         \
+	       non-null usage (the include_usage chunk) */
+#define USAGE_EV_DONE                                                          \
+	0x4                   /* terminal: [DONE], message_stop,               \
+				 response.completed/incomplete/failed */
+#define USAGE_EV_BAD_JSON 0x8 /* data was not JSON (and not [DONE]) */
 
 /* Feeds one SSE event (its "event:" name or NULL, and its data). Returns
  * a mask of USAGE_EV_* flags. */

@@ -31,7 +31,7 @@ struct usage_record;
 /* Why a request was refused: the error to answer (its headers, such as
  * Retry-After, are already on the reply). */
 struct refusal {
-	struct reply_error err;  /* message points into msg */
+	struct reply_error err; /* message points into msg */
 	char msg[512];
 };
 
@@ -39,23 +39,23 @@ struct refusal {
  * partly filled for one it refused. Zero it before admit_request(); free
  * with admit_free(). */
 struct admission {
-	struct key_grant grant;   /* the key's tenant, limits and quotas */
-	char *body;               /* the client's body, NUL-terminated */
+	struct key_grant grant; /* the key's tenant, limits and quotas */
+	char *body;             /* the client's body, NUL-terminated */
 	size_t body_len;
-	cJSON *json;              /* body parsed; NULL when it was not read */
-	const char *model;        /* the requested model (json's, or the
-	                             path's for Azure) */
-	char *path_model;         /* the model a path named, owned */
-	int stream;               /* the client asked for a stream */
-	int client_usage;         /* ...with stream_options.include_usage */
+	cJSON *json;       /* body parsed; NULL when it was not read */
+	const char *model; /* the requested model (json's, or the
+			      path's for Azure) */
+	char *path_model;  /* the model a path named, owned */
+	int stream;        /* the client asked for a stream */
+	int client_usage;  /* ...with stream_options.include_usage */
 	const struct route_conf *route;
-	int target;               /* the first route target that takes the
-	                             endpoint */
-	int64_t prompt_tokens;    /* the prompt estimated, once */
-	int64_t worst;            /* prompt plus the output it allows */
-	struct rl_ticket ticket;  /* what the rate limits counted */
-	struct quota_job qjob;    /* the quotas that apply */
-	unsigned holds;           /* ADMIT_HOLDS_* still to give back */
+	int target;              /* the first route target that takes the
+				    endpoint */
+	int64_t prompt_tokens;   /* the prompt estimated, once */
+	int64_t worst;           /* prompt plus the output it allows */
+	struct rl_ticket ticket; /* what the rate limits counted */
+	struct quota_job qjob;   /* the quotas that apply */
+	unsigned holds;          /* ADMIT_HOLDS_* still to give back */
 };
 
 #define ADMIT_HOLDS_RATE  0x1 /* a rate-limit ticket */
@@ -103,8 +103,7 @@ int admit_quota_answer(struct admission *a, struct usage_record *rec,
 
 /* Gives back what admission holds, settled to the tokens the request
  * used. */
-void admit_release(struct admission *a, const char *request_id,
-		   int64_t used);
+void admit_release(struct admission *a, const char *request_id, int64_t used);
 
 /* Frees what admission owns; releases nothing (see admit_release). */
 void admit_free(struct admission *a);

@@ -20,8 +20,8 @@
 struct key_grant {
 	int64_t key_id;
 	int64_t tenant_id;
-	char *tenant;   /* tenant name */
-	char *models;   /* allowed patterns, comma separated; NULL = any */
+	char *tenant; /* tenant name */
+	char *models; /* allowed patterns, comma separated; NULL = any */
 	struct rl_limits rl_tenant; /* the tenant's rate limits */
 	struct rl_limits rl_key;    /* the key's own */
 	struct quota_ref *quotas;   /* the tenant's and the key's quotas */
@@ -43,7 +43,7 @@ void keystore_grant_clear(struct key_grant *g);
 /* Whether a model name is allowed by a grant's patterns. */
 int keystore_model_allowed(const struct key_grant *g, const char *model);
 
-int keystore_ready(void);      /* loaded at least once */
-int64_t keystore_count(void);  /* keys in the cache */
+int keystore_ready(void);     /* loaded at least once */
+int64_t keystore_count(void); /* keys in the cache */
 
 #endif

@@ -19,15 +19,15 @@ struct evbuffer;
  * for the call; NULL tenant and model count as "-". */
 struct metrics_request {
 	const char *tenant;
-	const char *model;       /* as requested */
-	const char *provider;    /* NULL when it reached none */
+	const char *model;    /* as requested */
+	const char *provider; /* NULL when it reached none */
 	int status;
 	int64_t prompt, completion, cached, reasoning;
 	int64_t latency_ms;
-	int64_t ttfb_ms;         /* -1 when no byte reached the client */
+	int64_t ttfb_ms; /* -1 when no byte reached the client */
 	int streamed;
-	int aborted;             /* the client left */
-	int unmetered;           /* succeeded without usage */
+	int aborted;   /* the client left */
+	int unmetered; /* succeeded without usage */
 };
 
 /* Counts one finished request. */

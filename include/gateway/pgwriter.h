@@ -23,8 +23,8 @@ int pgwriter_start(const char *conninfo, int batch, int flush_ms)
  * thread; what is left stays in the journal. */
 void pgwriter_stop(int wait_ms);
 
-int pgwriter_db_ok(void);         /* the last database operation succeeded */
-int64_t pgwriter_written(void);   /* records committed since start */
-int64_t pgwriter_rejected(void);  /* refused by the ledger, set aside */
+int pgwriter_db_ok(void);        /* the last database operation succeeded */
+int64_t pgwriter_written(void);  /* records committed since start */
+int64_t pgwriter_rejected(void); /* refused by the ledger, set aside */
 
 #endif

@@ -22,9 +22,9 @@ struct rl_limits {
 
 /* What admission took, to be given back by ratelimit_settle(). */
 struct rl_ticket {
-	int64_t ids[2];        /* tenant and key counted against, 0 = none */
-	int64_t tokens;        /* tokens counted at admission */
-	int64_t minute;        /* the minute they were counted in */
+	int64_t ids[2]; /* tenant and key counted against, 0 = none */
+	int64_t tokens; /* tokens counted at admission */
+	int64_t minute; /* the minute they were counted in */
 };
 
 /* What a response reports in its x-ratelimit-* headers: the tightest of
@@ -33,8 +33,8 @@ struct rl_status {
 	int64_t limit_requests, remaining_requests, reset_requests_ms;
 	int64_t limit_tokens, remaining_tokens, reset_tokens_ms;
 	/* On refusal: */
-	const char *refused;   /* "requests", "tokens" or "concurrency" */
-	const char *scope;     /* "tenant" or "key" */
+	const char *refused; /* "requests", "tokens" or "concurrency" */
+	const char *scope;   /* "tenant" or "key" */
 	int64_t limit, used;
 	int64_t retry_after_ms;
 };

@@ -36,8 +36,8 @@ enum relay_outcome {
 
 struct relay_end {
 	enum relay_outcome outcome;
-	struct reply_error err;    /* RELAY_FAILED: what to answer */
-	const char *reason;        /* RELAY_CUT and RELAY_FAILED: why */
+	struct reply_error err; /* RELAY_FAILED: what to answer */
+	const char *reason;     /* RELAY_CUT and RELAY_FAILED: why */
 };
 
 /* What a relay tells its request (arg). */
@@ -50,14 +50,14 @@ struct relay_events {
 /* What a relay works with; everything is borrowed until relay_free. */
 struct relay_input {
 	struct event_base *base;
-	struct upstream *upstream;       /* the loop's calls */
+	struct upstream *upstream; /* the loop's calls */
 	const struct config *cfg;
-	struct evhttp_request *http;     /* the client */
+	struct evhttp_request *http; /* the client */
 	const struct endpoint *ep;
 	const struct admission *adm;
-	struct usage_record *rec;        /* provider, model, attempts,
-					    mid-stream errors, ttfb */
-	int64_t start_us;                /* wall clock, for translations */
+	struct usage_record *rec; /* provider, model, attempts,
+				     mid-stream errors, ttfb */
+	int64_t start_us;         /* wall clock, for translations */
 	int64_t start_mono_us;
 	const struct relay_events *events;
 	void *arg;

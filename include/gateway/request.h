@@ -26,7 +26,7 @@ struct request_loop {
 	struct event_base *base;
 	struct upstream *upstream;
 	struct config *cfg;
-	struct request *requests;  /* in flight, for shutdown */
+	struct request *requests; /* in flight, for shutdown */
 	int64_t inflight;
 };
 

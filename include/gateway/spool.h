@@ -61,7 +61,7 @@ void spool_commit(void);
  * from memory are kept again (and counted as lost at spool_close). */
 void spool_return(struct usage_record *head);
 
-int64_t spool_in_memory(void);     /* records the journal could not take */
+int64_t spool_in_memory(void); /* records the journal could not take */
 
 /* Appends a record the ledger rejected to dir/rejected.jnl (kept for an
  * operator, never shipped again). 0 or -1. */

@@ -43,9 +43,9 @@ struct upstream_call {
 	CURL *easy;
 	struct upstream *u;
 	size_t body_len;
-	long status;                   /* the response's HTTP status, 0 = none */
-	int sent_all;                  /* the body went out in full, or the
-	                                  provider answered */
+	long status;  /* the response's HTTP status, 0 = none */
+	int sent_all; /* the body went out in full, or the
+			 provider answered */
 	char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -75,7 +75,6 @@ void upstream_resume(struct upstream_call *c);
 long upstream_status(struct upstream_call *c);
 
 /* Why a call failed: curl's message for it, or its result's text. */
-const char *upstream_strerror(const struct upstream_call *c,
-			      CURLcode result);
+const char *upstream_strerror(const struct upstream_call *c, CURLcode result);
 
 #endif

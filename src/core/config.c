@@ -59,8 +59,8 @@ static const struct key_def global_keys[] = {
 	  "deepest JSON nesting in a request" },
 	{ "header_timeout", KT_MS, GOFF(header_timeout_ms), "30000", 100,
 	  3600000, "time to receive a request's headers and body (ms)" },
-	{ "keys_refresh", KT_MS, GOFF(keys_refresh_ms), "60000", 100,
-	  86400000, "periodic key cache reload besides NOTIFY (ms)" },
+	{ "keys_refresh", KT_MS, GOFF(keys_refresh_ms), "60000", 100, 86400000,
+	  "periodic key cache reload besides NOTIFY (ms)" },
 	{ "usage_batch", KT_INT, GOFF(usage_batch), "500", 1, 5000,
 	  "usage records per database batch" },
 	{ "usage_flush", KT_MS, GOFF(usage_flush_ms), "200", 1, 60000,
@@ -69,19 +69,19 @@ static const struct key_def global_keys[] = {
 	  INT64_C(1) << 30, "client output bytes before upstream pauses" },
 	{ "shutdown_timeout", KT_MS, GOFF(shutdown_timeout_ms), "30000", 0,
 	  3600000, "time in-flight requests get to finish on SIGTERM (ms)" },
-	{ "spool_dir", KT_STRING, GOFF(spool_dir), "/var/lib/tollgate/spool",
-	  0, 0, "local journal of usage records; one per gateway process" },
+	{ "spool_dir", KT_STRING, GOFF(spool_dir), "/var/lib/tollgate/spool", 0,
+	  0, "local journal of usage records; one per gateway process" },
 	{ "spool_fsync", KT_MS, GOFF(spool_fsync_ms), "20", 0, 10000,
 	  "group-commit interval of the journal's fdatasync (ms); 0 syncs "
 	  "as soon as anything was appended" },
-	{ "spool_segment_size", KT_SIZE, GOFF(spool_segment_size), "16M",
-	  65536, INT64_C(1) << 32, "journal segment size before a new one "
-	  "starts" },
+	{ "spool_segment_size", KT_SIZE, GOFF(spool_segment_size), "16M", 65536,
+	  INT64_C(1) << 32, "journal segment size before a new one starts" },
 	{ "on_db_down", KT_STRING, GOFF(on_db_down), "serve", 0, 0,
 	  "serve (keep serving, usage waits in the spool) or refuse (503 "
 	  "while the database is unreachable)" },
 	{ "default_output_cap", KT_INT, GOFF(default_output_cap), "4096", 1,
-	  10000000, "output tokens a request may use when it sets no "
+	  10000000,
+	  "output tokens a request may use when it sets no "
 	  "max_tokens, for rate limits and quotas" },
 	{ "test_clock", KT_BOOL, GOFF(test_clock), "no", 0, 0,
 	  "let POST /clock/advance on the admin address move the policy "
@@ -121,14 +121,13 @@ static const struct key_def provider_keys[] = {
 	  "CA bundle for tls_verify" },
 	{ "api_version", KT_STRING, POFF(api_version), "2024-10-21", 0, 0,
 	  "type azure: the api-version query parameter" },
-	{ "anthropic_version", KT_STRING, POFF(anthropic_version),
-	  "2023-06-01", 0, 0, "type anthropic: the anthropic-version header" },
+	{ "anthropic_version", KT_STRING, POFF(anthropic_version), "2023-06-01",
+	  0, 0, "type anthropic: the anthropic-version header" },
 	{ NULL, 0, 0, NULL, 0, 0, NULL }
 };
 
-static const char *const ptype_names[] = {
-	"openai", "openai-compatible", "azure", "anthropic", NULL
-};
+static const char *const ptype_names[] = { "openai", "openai-compatible",
+					   "azure", "anthropic", NULL };
 
 /* Formats a "FILE:LINE: message" into a new string. */
 static char *
@@ -183,10 +182,20 @@ parse_int(const char *v, int sizes, int64_t *out)
 	if (sizes && *end != '\0') {
 		int shift = 0;
 		switch (*end) {
-		case 'k': case 'K': shift = 10; break;
-		case 'm': case 'M': shift = 20; break;
-		case 'g': case 'G': shift = 30; break;
-		default: return -1;
+		case 'k':
+		case 'K':
+			shift = 10;
+			break;
+		case 'm':
+		case 'M':
+			shift = 20;
+			break;
+		case 'g':
+		case 'G':
+			shift = 30;
+			break;
+		default:
+			return -1;
 		}
 		end++;
 		if (n > (INT64_MAX >> shift))
@@ -242,8 +251,9 @@ set_key(void *base, const struct key_def *def, const char *v, int *nlist)
 	case KT_MS:
 	case KT_SIZE:
 		if (parse_int(v, def->type == KT_SIZE, &n) != 0)
-			return def->type == KT_SIZE ? "expected a size (e.g. 4M)"
-						    : "expected a whole number";
+			return def->type == KT_SIZE
+				       ? "expected a size (e.g. 4M)"
+				       : "expected a whole number";
 		if (n < def->min || n > def->max)
 			return "out of range";
 		*(int64_t *)p = n;
@@ -256,7 +266,8 @@ set_key(void *base, const struct key_def *def, const char *v, int *nlist)
 	case KT_PTYPE:
 		for (int i = 0; ptype_names[i] != NULL; i++) {
 			if (strcmp(v, ptype_names[i]) == 0) {
-				*(enum provider_type *)p = (enum provider_type)i;
+				*(enum provider_type *)p =
+					(enum provider_type)i;
 				return NULL;
 			}
 		}
@@ -358,7 +369,8 @@ resolve_provider_key(const char *path, struct provider_conf *p, char **cause)
 		if (v == NULL || *v == '\0') {
 			*cause = errorf(path, 0,
 					"provider %s: environment variable %s "
-					"is not set", p->name, p->api_key_env);
+					"is not set",
+					p->name, p->api_key_env);
 			return -1;
 		}
 		p->api_key = strdup(v);
@@ -416,9 +428,11 @@ validate(struct config *cfg, const char *path, char **cause)
 		*cause = errorf(path, 0, "log_format: expected text or json");
 		return -1;
 	}
-	if (cfg->on_db_down == NULL || (strcmp(cfg->on_db_down, "serve") != 0 &&
-					strcmp(cfg->on_db_down, "refuse") != 0)) {
-		*cause = errorf(path, 0, "on_db_down: expected serve or refuse");
+	if (cfg->on_db_down == NULL ||
+	    (strcmp(cfg->on_db_down, "serve") != 0 &&
+	     strcmp(cfg->on_db_down, "refuse") != 0)) {
+		*cause =
+			errorf(path, 0, "on_db_down: expected serve or refuse");
 		return -1;
 	}
 	cfg->db_down_refuse = strcmp(cfg->on_db_down, "refuse") == 0;
@@ -429,13 +443,15 @@ validate(struct config *cfg, const char *path, char **cause)
 	for (struct provider_conf *p = cfg->providers; p; p = p->next) {
 		size_t n;
 		if (p->base_url == NULL) {
-			*cause = errorf(path, 0, "provider %s: base_url is "
-					"required", p->name);
+			*cause = errorf(path, 0,
+					"provider %s: base_url is required",
+					p->name);
 			return -1;
 		}
 		if (strncmp(p->base_url, "http://", 7) != 0 &&
 		    strncmp(p->base_url, "https://", 8) != 0) {
-			*cause = errorf(path, 0, "provider %s: base_url must "
+			*cause = errorf(path, 0,
+					"provider %s: base_url must "
 					"start with http:// or https://",
 					p->name);
 			return -1;
@@ -450,26 +466,30 @@ validate(struct config *cfg, const char *path, char **cause)
 		else if (p->type == PROVIDER_AZURE)
 			p->flavor = FLAVOR_AZURE;
 		else if (p->flavor == FLAVOR_ANTHROPIC) {
-			*cause = errorf(path, 0, "provider %s: flavor anthropic "
-					"needs type = anthropic", p->name);
+			*cause = errorf(path, 0,
+					"provider %s: flavor anthropic "
+					"needs type = anthropic",
+					p->name);
 			return -1;
 		}
 		if (p->type == PROVIDER_AZURE &&
 		    (p->api_version == NULL || strlen(p->api_version) < 10)) {
-			*cause = errorf(path, 0, "provider %s: api_version must "
-					"look like 2024-10-21", p->name);
+			*cause = errorf(path, 0,
+					"provider %s: api_version must "
+					"look like 2024-10-21",
+					p->name);
 			return -1;
 		}
 		/* Azure api-versions before 2024-10-21 reject
 		 * stream_options: their streams are metered by estimate. */
-		p->no_stream_options = p->type == PROVIDER_AZURE &&
-				       strncmp(p->api_version, "2024-10-21",
-					       10) < 0;
+		p->no_stream_options =
+			p->type == PROVIDER_AZURE &&
+			strncmp(p->api_version, "2024-10-21", 10) < 0;
 	}
 	for (struct route_conf *r = cfg->routes; r; r = r->next) {
 		if (r->ntargets == 0) {
-			*cause = errorf(path, 0, "route %s: target is "
-					"required", r->name);
+			*cause = errorf(path, 0, "route %s: target is required",
+					r->name);
 			return -1;
 		}
 	}
@@ -619,8 +639,9 @@ parse_key(struct parse *ps, char *s)
 		break;
 	case SEC_PROVIDER:
 		if ((def = find_key(provider_keys, key)) == NULL)
-			return parse_error(ps, "unknown key '%s' in [provider "
-					   "%s]", key, ps->prov->name);
+			return parse_error(ps,
+					   "unknown key '%s' in [provider %s]",
+					   key, ps->prov->name);
 		err = set_key(ps->prov, def, val, &ps->nlisten);
 		break;
 	case SEC_ROUTE:

@@ -40,19 +40,19 @@
 #include "estimate.h"
 
 /* Costs in hundredths of a token. */
-#define TOKEN 100
-#define CJK_COST 100     /* one Han, kana or hangul character */
-#define SYMBOL_COST 100  /* a symbol from the BMP: arrow, dingbat */
-#define EMOJI_COST 200   /* a character beyond the BMP: emoji */
-#define JOINER_COST 50   /* zero-width joiner, variation selector */
-#define XLETTER2_COST 45 /* a two-byte letter: é, ж, λ */
-#define XLETTER3_COST 80 /* a three-byte letter: Devanagari, Thai */
+#define TOKEN         100
+#define CJK_COST      100 /* one Han, kana or hangul character */
+#define SYMBOL_COST   100 /* a symbol from the BMP: arrow, dingbat */
+#define EMOJI_COST    200 /* a character beyond the BMP: emoji */
+#define JOINER_COST   50  /* zero-width joiner, variation selector */
+#define XLETTER2_COST 45  /* a two-byte letter: é, ж, λ */
+#define XLETTER3_COST 80  /* a three-byte letter: Devanagari, Thai */
 
 /* Tokens a chat message costs beyond its text: OpenAI documents 3 for the
  * framing of each message, and the role is a fourth. A name costs one
  * more than its text. */
 #define MESSAGE_OVERHEAD 4
-#define NAME_OVERHEAD 1
+#define NAME_OVERHEAD    1
 /* Tokens that prime every chat reply. */
 #define REPLY_PRIMING 3
 /* Tokens that frame a tool call in the model's output (call and end
@@ -84,9 +84,9 @@ enum prefix {
 /* One decoded character. */
 struct uchar {
 	uint32_t cp;
-	unsigned len;    /* bytes */
+	unsigned len; /* bytes */
 	enum cclass cls;
-	int cost;        /* CC_SYMBOL and CC_XLETTER: hundredths */
+	int cost; /* CC_SYMBOL and CC_XLETTER: hundredths */
 };
 
 /* Decodes one UTF-8 sequence at s, rejecting bad continuation bytes,
@@ -135,16 +135,16 @@ is_cjk(uint32_t cp)
 	       (cp >= 0xf900 && cp <= 0xfaff) || /* compatibility ideographs */
 	       (cp >= 0xfe30 && cp <= 0xfe4f) || /* compatibility forms */
 	       (cp >= 0xff00 && cp <= 0xffef) || /* full and half width */
-	       (cp >= 0x20000 && cp <= 0x3ffff);  /* ideographs ext B .. */
+	       (cp >= 0x20000 && cp <= 0x3ffff); /* ideographs ext B .. */
 }
 
 /* Classes of the ASCII characters; the rest are marks (CC_MARK is 0). */
 static const unsigned char ascii_class[128] = {
-	['\t'] = CC_SPACE, ['\v'] = CC_SPACE, ['\f'] = CC_SPACE,
-	[' '] = CC_SPACE,
-	['\n'] = CC_NEWLINE, ['\r'] = CC_NEWLINE,
-	['0' ... '9'] = CC_DIGIT,
-	['A' ... 'Z'] = CC_LETTER, ['a' ... 'z'] = CC_LETTER,
+	['\t'] = CC_SPACE,         ['\v'] = CC_SPACE,
+	['\f'] = CC_SPACE,         [' '] = CC_SPACE,
+	['\n'] = CC_NEWLINE,       ['\r'] = CC_NEWLINE,
+	['0' ... '9'] = CC_DIGIT,  ['A' ... 'Z'] = CC_LETTER,
+	['a' ... 'z'] = CC_LETTER,
 };
 
 /* Classifies the character at s (len > 0 bytes left). */
@@ -239,10 +239,10 @@ marks_cost(int64_t n)
 struct scan {
 	const unsigned char *s;
 	size_t len;
-	size_t i;          /* where the current character starts */
-	struct uchar u;    /* the current character */
-	int ahead;         /* u holds the character at i already */
-	enum prefix pfx;   /* what the last piece leaves for a next word */
+	size_t i;        /* where the current character starts */
+	struct uchar u;  /* the current character */
+	int ahead;       /* u holds the character at i already */
+	enum prefix pfx; /* what the last piece leaves for a next word */
 };
 
 /* Moves past the current character and reads the next: 1 when there is
@@ -470,7 +470,7 @@ json_cost(const cJSON *v, int depth)
 	if (!cJSON_IsArray(v) && !cJSON_IsObject(v))
 		return TOKEN; /* true, false, null */
 	n = TOKEN;
-	cJSON_ArrayForEach(c, v) {
+	cJSON_ArrayForEach (c, v) {
 		if (c->string != NULL)
 			n += text_cost(c->string, strlen(c->string)) + TOKEN;
 		n += json_cost(c, depth + 1) + TOKEN;
@@ -486,9 +486,8 @@ static int64_t content_cost(const cJSON *content, int depth);
 static int64_t
 part_cost(const cJSON *part, int depth)
 {
-	static const char *const strs[] = { "text",      "thinking",
-					    "refusal",   "arguments",
-					    "output",    "name",
+	static const char *const strs[] = { "text",      "thinking", "refusal",
+					    "arguments", "output",   "name",
 					    NULL };
 	const cJSON *type, *input;
 	int64_t n = 0;
@@ -519,7 +518,7 @@ content_cost(const cJSON *content, int depth)
 		return str_cost(content);
 	if (!cJSON_IsArray(content))
 		return 0;
-	cJSON_ArrayForEach(part, content)
+	cJSON_ArrayForEach (part, content)
 		n += part_cost(part, depth);
 	return n;
 }
@@ -545,7 +544,7 @@ calls_cost(const cJSON *m)
 	const cJSON *call;
 	int64_t n = 0;
 
-	cJSON_ArrayForEach(call, field(m, "tool_calls"))
+	cJSON_ArrayForEach (call, field(m, "tool_calls"))
 		n += call_cost(field(call, "function"));
 	return n + call_cost(field(m, "function_call"));
 }
@@ -560,7 +559,7 @@ messages_cost(const cJSON *msgs)
 
 	if (!cJSON_IsArray(msgs))
 		return content_cost(msgs, 0);
-	cJSON_ArrayForEach(m, msgs) {
+	cJSON_ArrayForEach (m, msgs) {
 		n += MESSAGE_OVERHEAD * TOKEN;
 		if (!cJSON_IsObject(m)) {
 			n += content_cost(m, 0);
@@ -688,7 +687,7 @@ responses_output(const cJSON *obj)
 		return has_type(item, "function_call") ? call_cost(item) : 0;
 	}
 	n += str_cost(field(obj, "delta"));
-	cJSON_ArrayForEach(item, field(obj, "output"))
+	cJSON_ArrayForEach (item, field(obj, "output"))
 		n += responses_item(item);
 	return n;
 }
@@ -707,7 +706,7 @@ anthropic_output(const cJSON *obj)
 		n += str_cost(field(delta, "thinking"));
 	}
 	n += anthropic_block(field(obj, "content_block"));
-	cJSON_ArrayForEach(item, field(obj, "content"))
+	cJSON_ArrayForEach (item, field(obj, "content"))
 		n += anthropic_block(item);
 	return n;
 }
@@ -724,7 +723,7 @@ estimate_output(const cJSON *obj, enum wire w)
 	switch (w) {
 	case WIRE_OPENAI_CHAT:
 	case WIRE_OPENAI_COMPLETIONS:
-		cJSON_ArrayForEach(c, field(obj, "choices")) {
+		cJSON_ArrayForEach (c, field(obj, "choices")) {
 			n += str_cost(field(c, "text"));
 			n += message_output(field(c, "delta"));
 			n += message_output(field(c, "message"));

@@ -14,8 +14,8 @@
 static size_t
 skip_ws(const char *b, size_t len, size_t i)
 {
-	while (i < len && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' ||
-			   b[i] == '\r'))
+	while (i < len &&
+	       (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r'))
 		i++;
 	return i;
 }
@@ -84,8 +84,8 @@ json_depth(const char *buf, size_t len)
 
 /* Finds a top-level member's value span. */
 int
-json_member_span(const char *buf, size_t len, const char *key,
-		 size_t *vstart, size_t *vend)
+json_member_span(const char *buf, size_t len, const char *key, size_t *vstart,
+		 size_t *vend)
 {
 	size_t klen = strlen(key), i = skip_ws(buf, len, 0);
 
@@ -172,8 +172,8 @@ json_parse_exact(const char *buf, size_t len)
 
 	if (root == NULL)
 		return NULL;
-	while (end < buf + len && (*end == ' ' || *end == '\t' ||
-				   *end == '\r' || *end == '\n'))
+	while (end < buf + len &&
+	       (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n'))
 		end++;
 	if (end != buf + len) {
 		cJSON_Delete(root);

@@ -24,8 +24,8 @@ keyhash_generate(char out[KEY_LEN + 1])
 	raw[32] = 0;
 	memcpy(out, KEY_PREFIX, o);
 	for (int i = 0; i < 33; i += 3) {
-		unsigned v = (unsigned)raw[i] << 16 | (unsigned)raw[i + 1] << 8 |
-			     (unsigned)raw[i + 2];
+		unsigned v = (unsigned)raw[i] << 16 |
+			     (unsigned)raw[i + 1] << 8 | (unsigned)raw[i + 2];
 		out[o++] = b64url[v >> 18 & 63];
 		out[o++] = b64url[v >> 12 & 63];
 		if (o < KEY_LEN)

@@ -38,10 +38,10 @@ arrs_free(struct sqlarr *a, int n)
 static char *
 fail_msg(const char *what, PGconn *conn, PGresult *res)
 {
-	const char *err = res != NULL ? PQresultErrorMessage(res)
-				      : PQerrorMessage(conn);
-	const char *state = res != NULL ? PQresultErrorField(res,
-						PG_DIAG_SQLSTATE) : NULL;
+	const char *err =
+		res != NULL ? PQresultErrorMessage(res) : PQerrorMessage(conn);
+	const char *state =
+		res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 	size_t n = strlen(what) + strlen(err) + 32;
 	char *s = malloc(n);
 	size_t len;
@@ -64,8 +64,8 @@ static PGresult *
 exec(PGconn *conn, const char *what, const char *sql, int nparams,
      const char *const *params, ExecStatusType ok, char **cause)
 {
-	PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL,
-				     NULL, 0);
+	PGresult *res =
+		PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
 
 	if (PQresultStatus(res) != ok) {
 		*cause = fail_msg(what, conn, res);
@@ -80,8 +80,8 @@ static int
 run(PGconn *conn, const char *what, const char *sql, int nparams,
     const char *const *params, char **cause)
 {
-	PGresult *res = exec(conn, what, sql, nparams, params,
-			     PGRES_COMMAND_OK, cause);
+	PGresult *res =
+		exec(conn, what, sql, nparams, params, PGRES_COMMAND_OK, cause);
 
 	if (res == NULL)
 		return -1;
@@ -91,8 +91,7 @@ run(PGconn *conn, const char *what, const char *sql, int nparams,
 
 /* Creates the month partitions the batch needs. 0 or -1. */
 static int
-ensure_partitions(PGconn *conn, struct usage_record **recs, int n,
-		  char **cause)
+ensure_partitions(PGconn *conn, struct usage_record **recs, int n, char **cause)
 {
 	int months[64], nmonths = 0;
 
@@ -158,14 +157,16 @@ insert_records(PGconn *conn, struct usage_record **recs, int n, char **cause)
 	enum { NC = 22 };
 	static const char sql[] =
 		"INSERT INTO usage_records (request_id, ts, tenant_id, key_id, "
-		"endpoint, requested_model, provider, upstream_model, streamed, "
+		"endpoint, requested_model, provider, upstream_model, "
+		"streamed, "
 		"status, prompt_tokens, completion_tokens, cached_tokens, "
 		"cache_write_tokens, reasoning_tokens, usage_source, "
 		"client_aborted, latency_ms, ttfb_ms, error, refusal, "
 		"failed_attempts, ingested_at) "
 		"SELECT *, clock_timestamp() FROM unnest($1::text[], "
 		"$2::timestamptz[], "
-		"$3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::text[], "
+		"$3::bigint[], $4::bigint[], $5::text[], $6::text[], "
+		"$7::text[], "
 		"$8::text[], $9::boolean[], $10::integer[], $11::bigint[], "
 		"$12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[], "
 		"$16::text[], $17::boolean[], $18::integer[], $19::integer[], "
@@ -246,8 +247,8 @@ out:
 /* Everything loaded to price one batch. */
 struct pricing {
 	struct price *prices;
-	int64_t *price_from;    /* effective_from, microseconds */
-	int64_t *price_tenant;  /* 0 = list price */
+	int64_t *price_from;   /* effective_from, microseconds */
+	int64_t *price_tenant; /* 0 = list price */
 	char (*price_provider)[128];
 	char (*price_model)[128];
 	int nprices;
@@ -301,9 +302,10 @@ load_tenants(PGconn *conn, const char *ids, struct pricing *pr, char **cause)
 	if (res == NULL)
 		return -1;
 	pr->ntenants = PQntuples(res);
-	pr->tenant_ids = calloc((size_t)pr->ntenants + 1, sizeof *pr->tenant_ids);
-	pr->tenant_currency = calloc((size_t)pr->ntenants + 1,
-				     sizeof *pr->tenant_currency);
+	pr->tenant_ids =
+		calloc((size_t)pr->ntenants + 1, sizeof *pr->tenant_ids);
+	pr->tenant_currency =
+		calloc((size_t)pr->ntenants + 1, sizeof *pr->tenant_currency);
 	if (pr->tenant_ids == NULL || pr->tenant_currency == NULL) {
 		PQclear(res);
 		*cause = strdup("out of memory");
@@ -311,7 +313,8 @@ load_tenants(PGconn *conn, const char *ids, struct pricing *pr, char **cause)
 	}
 	for (int i = 0; i < pr->ntenants; i++) {
 		pr->tenant_ids[i] = strtoll(PQgetvalue(res, i, 0), NULL, 10);
-		snprintf(pr->tenant_currency[i], 4, "%s", PQgetvalue(res, i, 1));
+		snprintf(pr->tenant_currency[i], 4, "%s",
+			 PQgetvalue(res, i, 1));
 	}
 	PQclear(res);
 	return 0;
@@ -349,18 +352,18 @@ static int
 load_prices(PGconn *conn, const char *const *params, struct pricing *pr,
 	    char **cause)
 {
-	PGresult *res = exec(conn, "prices",
-			     "SELECT id, provider, model, "
-			     "coalesce(tenant_id, 0), currency, input::text, "
-			     "coalesce(cached_input, input)::text, "
-			     "coalesce(cache_write, input)::text, "
-			     "output::text, (extract(epoch FROM effective_from) "
-			     "* 1000000)::bigint FROM prices "
-			     "WHERE provider = ANY($1::text[]) "
-			     "AND model = ANY($2::text[]) "
-			     "AND (tenant_id IS NULL OR "
-			     "tenant_id = ANY($3::bigint[]))",
-			     3, params, PGRES_TUPLES_OK, cause);
+	PGresult *res =
+		exec(conn, "prices",
+		     "SELECT id, provider, model, "
+		     "coalesce(tenant_id, 0), currency, input::text, "
+		     "coalesce(cached_input, input)::text, "
+		     "coalesce(cache_write, input)::text, "
+		     "output::text, (extract(epoch FROM effective_from) "
+		     "* 1000000)::bigint FROM prices "
+		     "WHERE provider = ANY($1::text[]) "
+		     "AND model = ANY($2::text[]) AND (tenant_id IS NULL OR "
+		     "tenant_id = ANY($3::bigint[]))",
+		     3, params, PGRES_TUPLES_OK, cause);
 	size_t n;
 	int rc = 0;
 
@@ -391,18 +394,18 @@ static int
 load_promotions(PGconn *conn, const char *const *params, struct pricing *pr,
 		char **cause)
 {
-	PGresult *res = exec(conn, "promotions",
-			     "SELECT id, kind, coalesce(tenant_id, 0), "
-			     "model_pattern, provider, coalesce(free_tokens, 0), "
-			     "coalesce(discount_bp, 0), "
-			     "(extract(epoch FROM starts) * 1000000)::bigint, "
-			     "(extract(epoch FROM least(ends, coalesce(ended_at, "
-			     "ends))) * 1000000)::bigint FROM promotions "
-			     "WHERE starts <= $2 AND least(ends, "
-			     "coalesce(ended_at, ends)) > $1 "
-			     "AND (tenant_id IS NULL OR "
-			     "tenant_id = ANY($3::bigint[])) ORDER BY id",
-			     3, params, PGRES_TUPLES_OK, cause);
+	PGresult *res =
+		exec(conn, "promotions",
+		     "SELECT id, kind, coalesce(tenant_id, 0), "
+		     "model_pattern, provider, coalesce(free_tokens, 0), "
+		     "coalesce(discount_bp, 0), "
+		     "(extract(epoch FROM starts) * 1000000)::bigint, "
+		     "(extract(epoch FROM least(ends, coalesce(ended_at, "
+		     "ends))) * 1000000)::bigint FROM promotions "
+		     "WHERE starts <= $2 AND least(ends, "
+		     "coalesce(ended_at, ends)) > $1 AND (tenant_id IS NULL OR "
+		     "tenant_id = ANY($3::bigint[])) ORDER BY id",
+		     3, params, PGRES_TUPLES_OK, cause);
 
 	if (res == NULL)
 		return -1;
@@ -555,14 +558,16 @@ lock_balances(PGconn *conn, struct usage_record **recs, int n,
 		for (int j = 0; j < pr->npromos; j++) {
 			struct promotion *p = &pr->promos[j];
 			struct grant_balance key = { .promo = p,
-						     .tenant_id = r->tenant_id };
+						     .tenant_id =
+							     r->tenant_id };
 			int seen = 0;
 			if (p->kind != PROMO_FREE_TOKENS ||
 			    !promo_matches(p, r->ts_us, r->tenant_id,
 					   r->provider, r->upstream_model))
 				continue;
 			for (int m = 0; m < pr->nbalances && !seen; m++)
-				seen = by_balance_key(&pr->balances[m], &key) == 0;
+				seen = by_balance_key(&pr->balances[m], &key) ==
+				       0;
 			if (seen)
 				continue;
 			if (pr->nbalances == cap) {
@@ -593,7 +598,8 @@ lock_balances(PGconn *conn, struct usage_record **recs, int n,
 	if (run(conn, "grant balances",
 		"INSERT INTO grant_balances (promotion_id, tenant_id) "
 		"SELECT * FROM unnest($1::bigint[], $2::bigint[]) "
-		"ORDER BY 1, 2 ON CONFLICT DO NOTHING", 2, params, cause) != 0)
+		"ORDER BY 1, 2 ON CONFLICT DO NOTHING",
+		2, params, cause) != 0)
 		goto out;
 	res = exec(conn, "grant balances",
 		   "SELECT promotion_id, tenant_id, used FROM grant_balances "
@@ -607,9 +613,8 @@ lock_balances(PGconn *conn, struct usage_record **recs, int n,
 		int64_t pid = strtoll(PQgetvalue(res, i, 0), NULL, 10);
 		int64_t tid = strtoll(PQgetvalue(res, i, 1), NULL, 10);
 		/* Both lists are in key order. */
-		while (k < pr->nbalances &&
-		       (pr->balances[k].promo->id != pid ||
-			pr->balances[k].tenant_id != tid))
+		while (k < pr->nbalances && (pr->balances[k].promo->id != pid ||
+					     pr->balances[k].tenant_id != tid))
 			k++;
 		if (k == pr->nbalances)
 			break;
@@ -682,8 +687,8 @@ price_record(struct pricing *pr, struct usage_record *r, char **cause)
 
 /* Writes costs, grant coverage and balances back. 0 or -1. */
 static int
-store_costs(PGconn *conn, struct usage_record **recs, int n,
-	    struct pricing *pr, char **cause)
+store_costs(PGconn *conn, struct usage_record **recs, int n, struct pricing *pr,
+	    char **cause)
 {
 	enum { NC = 16 };
 	struct sqlarr a[NC], g[8], b[3];
@@ -726,7 +731,7 @@ store_costs(PGconn *conn, struct usage_record **recs, int n,
 			sqlarr_int(&g[3], r->tenant_id);
 			for (int c = 0; c < TC__COUNT; c++)
 				sqlarr_int(&g[4 + c],
-					r->cost.grants[k].covered.n[c]);
+					   r->cost.grants[k].covered.n[c]);
 			ngrant_rows++;
 		}
 	}
@@ -764,12 +769,13 @@ store_costs(PGconn *conn, struct usage_record **recs, int n,
 			if ((gp[c] = sqlarr_end(&g[c])) == NULL)
 				goto nomem;
 		if (run(conn, "usage grants",
-			"INSERT INTO usage_grants (request_id, ts, promotion_id, "
-			"tenant_id, input_tokens, cached_tokens, "
+			"INSERT INTO usage_grants (request_id, ts, "
+			"promotion_id, tenant_id, input_tokens, cached_tokens, "
 			"cache_write_tokens, output_tokens) SELECT * FROM "
 			"unnest($1::text[], $2::timestamptz[], $3::bigint[], "
-			"$4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], "
-			"$8::bigint[])", 8, gp, cause) != 0)
+			"$4::bigint[], $5::bigint[], $6::bigint[], "
+			"$7::bigint[], $8::bigint[])",
+			8, gp, cause) != 0)
 			goto out;
 	}
 	for (int i = 0; i < pr->nbalances; i++) {
@@ -787,7 +793,8 @@ store_costs(PGconn *conn, struct usage_record **recs, int n,
 			"UPDATE grant_balances g SET used = v.used FROM "
 			"unnest($1::bigint[], $2::bigint[], $3::bigint[]) "
 			"AS v(pid, tid, used) WHERE g.promotion_id = v.pid "
-			"AND g.tenant_id = v.tid", 3, bp, cause) != 0)
+			"AND g.tenant_id = v.tid",
+			3, bp, cause) != 0)
 			goto out;
 	}
 	rc = 0;
@@ -828,8 +835,8 @@ settle_spend(PGconn *conn, struct usage_record **recs, int n, char **cause)
 	else {
 		PGresult *res = exec(conn, "quota spend",
 				     "SELECT tollgate_quota_settle_spend("
-				     "$1::text[], $2::timestamptz[])", 2,
-				     params, PGRES_TUPLES_OK, cause);
+				     "$1::text[], $2::timestamptz[])",
+				     2, params, PGRES_TUPLES_OK, cause);
 		rc = res != NULL ? 0 : -1;
 		PQclear(res);
 	}

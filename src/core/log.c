@@ -141,8 +141,10 @@ async_main(void *arg)
 		write_all(out, n);
 		if (dropped > 0) {
 			char note[96];
-			int k = snprintf(note, sizeof note, "log: %lld lines "
-					 "dropped (stderr too slow)\n", dropped);
+			int k = snprintf(note, sizeof note,
+					 "log: %lld lines "
+					 "dropped (stderr too slow)\n",
+					 dropped);
 			write_all(note, (size_t)k);
 		}
 		pthread_mutex_lock(&async.lock);
@@ -177,8 +179,7 @@ log_stop_async(void)
 
 /* Formats one message; writes it with one write(2), or queues it. */
 void
-log_vmsg(enum log_level level, const char *prefix, const char *fmt,
-	 va_list ap)
+log_vmsg(enum log_level level, const char *prefix, const char *fmt, va_list ap)
 {
 	char msg[2048], line[4608], ts[CLOCK_TEXT_MAX];
 	size_t off;
@@ -190,7 +191,8 @@ log_vmsg(enum log_level level, const char *prefix, const char *fmt,
 	if (log_json) {
 		off = (size_t)snprintf(line, sizeof line,
 				       "{\"ts\":\"%s\",\"level\":\"%s\","
-				       "\"msg\":\"", ts, level_names[level]);
+				       "\"msg\":\"",
+				       ts, level_names[level]);
 		if (prefix != NULL)
 			off = json_escape(line, sizeof line, off, prefix);
 		off = json_escape(line, sizeof line, off, msg);

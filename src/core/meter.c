@@ -75,9 +75,12 @@ const char *
 meter_source_name(enum usage_source s)
 {
 	switch (s) {
-	case USAGE_REPORTED: return "reported";
-	case USAGE_ESTIMATED: return "estimated";
-	default: return "none";
+	case USAGE_REPORTED:
+		return "reported";
+	case USAGE_ESTIMATED:
+		return "estimated";
+	default:
+		return "none";
 	}
 }
 
@@ -165,8 +168,7 @@ put_str(struct buf *b, const char *name, const char *s)
  * the caller (the journal's checksum). Returns the malloc'd buffer, the
  * JSON's length in *len, or NULL when out of memory. */
 char *
-meter_record_encode_at(const struct usage_record *rec, size_t head,
-		       size_t *len)
+meter_record_encode_at(const struct usage_record *rec, size_t head, size_t *len)
 {
 	struct buf b = BUF_INIT;
 
@@ -299,7 +301,8 @@ meter_record_decode(const char *json, size_t len)
 	rec->usage.cached = j_int(&t, "cached", 0, &bad);
 	rec->usage.cache_write = j_int(&t, "cache_write", 0, &bad);
 	rec->usage.reasoning = j_int(&t, "reasoning", 0, &bad);
-	rec->usage.present = rec->usage.prompt != 0 || rec->usage.completion != 0;
+	rec->usage.present =
+		rec->usage.prompt != 0 || rec->usage.completion != 0;
 	src = j_str(o, "source", &bad);
 	if (src != NULL && strcmp(src, "reported") == 0)
 		rec->source = USAGE_REPORTED;
@@ -321,8 +324,8 @@ meter_record_decode(const char *json, size_t len)
 	if (bad || rec->ts_us <= 0 || rec->usage.prompt < 0 ||
 	    rec->usage.completion < 0 || rec->usage.cached < 0 ||
 	    rec->usage.cache_write < 0 || rec->usage.reasoning < 0 ||
-	    rec->status < 0 || rec->status > 999 ||
-	    rec->failed_attempts < 0 || rec->failed_attempts > 1000)
+	    rec->status < 0 || rec->status > 999 || rec->failed_attempts < 0 ||
+	    rec->failed_attempts > 1000)
 		goto fail;
 	cJSON_Delete(o);
 	return rec;

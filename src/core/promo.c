@@ -65,7 +65,8 @@ promo_apply(const struct price *p, const struct token_counts *counts,
 		}
 	}
 	for (int i = 0; i < ndiscounts; i++)
-		if (best == NULL || discounts[i]->discount_bp > best->discount_bp ||
+		if (best == NULL ||
+		    discounts[i]->discount_bp > best->discount_bp ||
 		    (discounts[i]->discount_bp == best->discount_bp &&
 		     discounts[i]->id < best->id))
 			best = discounts[i];

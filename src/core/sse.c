@@ -43,16 +43,16 @@ struct sse_parser {
 	struct buf raw;   /* current event bytes from earlier feeds */
 	struct buf data;  /* joined data lines, NUL-terminated */
 	struct buf event; /* last event name, NUL-terminated */
-	size_t line_off;      /* start of the partial line in raw */
-	int line_in_raw;      /* a partial line begins in raw */
+	size_t line_off;  /* start of the partial line in raw */
+	int line_in_raw;  /* a partial line begins in raw */
 	int has_data;
 	int has_event;
-	int nfields;          /* non-comment lines in the current event */
-	int ncomments;        /* comment lines in the current event */
-	int skip_lf;          /* last byte fed was a CR ending a line */
-	int dispatch_held;    /* that CR ended the event: report it next feed */
-	int seen_first_line;  /* the BOM check is done */
-	int failed;           /* an event outgrew max_event or memory ran out */
+	int nfields;         /* non-comment lines in the current event */
+	int ncomments;       /* comment lines in the current event */
+	int skip_lf;         /* last byte fed was a CR ending a line */
+	int dispatch_held;   /* that CR ended the event: report it next feed */
+	int seen_first_line; /* the BOM check is done */
+	int failed;          /* an event outgrew max_event or memory ran out */
 };
 
 /* Creates a parser; NULL when out of memory. */
@@ -205,8 +205,8 @@ int
 sse_parser_feed(struct sse_parser *p, const char *buf, size_t len)
 {
 	const char *cur = buf, *end = buf + len;
-	const char *ev = buf;   /* slice bytes of the event not yet in raw */
-	const char *line;       /* line start in the slice; NULL: in raw */
+	const char *ev = buf; /* slice bytes of the event not yet in raw */
+	const char *line;     /* line start in the slice; NULL: in raw */
 	const char *cr = NULL, *lf = NULL;
 	const char *eol, *next, *ls;
 	size_t ln;

@@ -59,8 +59,7 @@ grow(struct strmap *m)
 			continue;
 		k = slot(&g, m->keys[i]);
 		g.keys[k] = m->keys[i];
-		memcpy(g.vals + k * m->vsize, m->vals + i * m->vsize,
-		       m->vsize);
+		memcpy(g.vals + k * m->vsize, m->vals + i * m->vsize, m->vsize);
 	}
 	free(m->keys);
 	free(m->vals);
@@ -102,8 +101,7 @@ strmap_add(struct strmap *m, const char *key, const char **owned)
 
 /* The next entry of a walk. */
 int
-strmap_next(const struct strmap *m, size_t *it, const char **key,
-	    void **val)
+strmap_next(const struct strmap *m, size_t *it, const char **key, void **val)
 {
 	for (; *it < m->cap; (*it)++) {
 		if (m->keys[*it] == NULL)

@@ -206,11 +206,13 @@ image_url_block(struct bld *b, cJSON *arr, const cJSON *part, int mi,
 	}
 	b64 = strstr(url + 5, ";base64,");
 	if (b64 == NULL) {
-		fail(cause, "messages[%d]: only base64 data: URLs are "
-		     "supported for images", mi);
+		fail(cause,
+		     "messages[%d]: only base64 data: URLs are "
+		     "supported for images",
+		     mi);
 		return -1;
 	}
-	semi = strchr(url + 5, ';');	/* at or before b64 */
+	semi = strchr(url + 5, ';'); /* at or before b64 */
 	mt = memdup0(url + 5, (size_t)(semi - (url + 5)));
 	if (mt == NULL) {
 		b->oom = 1;
@@ -232,8 +234,10 @@ file_block(struct bld *b, cJSON *arr, const cJSON *part, int mi, char **cause)
 	cJSON *blk, *src;
 
 	if (data == NULL || strncmp(data, prefix, sizeof(prefix) - 1) != 0) {
-		fail(cause, "messages[%d]: only PDF file_data (a base64 data: "
-		     "URL) is supported in file parts", mi);
+		fail(cause,
+		     "messages[%d]: only PDF file_data (a base64 data: "
+		     "URL) is supported in file parts",
+		     mi);
 		return -1;
 	}
 	blk = b_obj(b, arr, NULL);
@@ -265,7 +269,7 @@ content_blocks(struct bld *b, cJSON *arr, const cJSON *content, int what,
 		     "messages[%d]: content must be a string or an array", mi);
 		return -1;
 	}
-	cJSON_ArrayForEach(part, content) {
+	cJSON_ArrayForEach (part, content) {
 		const char *type = get_str(part, "type");
 		const char *text;
 
@@ -287,8 +291,10 @@ content_blocks(struct bld *b, cJSON *arr, const cJSON *content, int what,
 			if (file_block(b, arr, part, mi, cause) < 0)
 				return -1;
 		} else {
-			fail(cause, "messages[%d]: content part \"%s\" cannot "
-			     "be sent to an Anthropic model", mi, type);
+			fail(cause,
+			     "messages[%d]: content part \"%s\" cannot "
+			     "be sent to an Anthropic model",
+			     mi, type);
 			return -1;
 		}
 	}
@@ -308,7 +314,7 @@ tool_use_blocks(struct bld *b, cJSON *arr, const cJSON *calls, int mi,
 		fail(cause, "messages[%d]: tool_calls must be an array", mi);
 		return -1;
 	}
-	cJSON_ArrayForEach(tc, calls) {
+	cJSON_ArrayForEach (tc, calls) {
 		const cJSON *fn = get(tc, "function");
 		const char *id = get_str(tc, "id");
 		const char *name = get_str(fn, "name");
@@ -316,13 +322,17 @@ tool_use_blocks(struct bld *b, cJSON *arr, const cJSON *calls, int mi,
 		char *tid;
 
 		if (!absent(tc, "type") && !str_is(tc, "type", "function")) {
-			fail(cause, "messages[%d]: only function tool calls "
-			     "can be sent to an Anthropic model", mi);
+			fail(cause,
+			     "messages[%d]: only function tool calls "
+			     "can be sent to an Anthropic model",
+			     mi);
 			return -1;
 		}
 		if (id == NULL || name == NULL) {
-			fail(cause, "messages[%d]: a tool call needs an id and "
-			     "a function name", mi);
+			fail(cause,
+			     "messages[%d]: a tool call needs an id and "
+			     "a function name",
+			     mi);
 			return -1;
 		}
 		blk = b_obj(b, arr, NULL);
@@ -444,13 +454,15 @@ chat_turn(struct bld *b, const cJSON *m, const char **role, int mi,
 		r = content_blocks(b, blocks, content, 2, mi, cause);
 	} else if (strcmp(*role, "assistant") == 0) {
 		if (!absent(m, "function_call")) {
-			fail(cause, "messages[%d]: legacy function_call is "
-			     "not translated; use tool_calls", mi);
+			fail(cause,
+			     "messages[%d]: legacy function_call is "
+			     "not translated; use tool_calls",
+			     mi);
 			r = -1;
 		} else if ((r = content_blocks(b, blocks, content, 1, mi,
 					       cause)) == 0) {
-			r = tool_use_blocks(b, blocks, get(m, "tool_calls"),
-					    mi, cause);
+			r = tool_use_blocks(b, blocks, get(m, "tool_calls"), mi,
+					    cause);
 		}
 	} else if (strcmp(*role, "tool") == 0) {
 		r = tool_result_block(b, blocks, m, mi, cause);
@@ -469,14 +481,14 @@ chat_turn(struct bld *b, const cJSON *m, const char **role, int mi,
 
 /* Translates the chat "messages" into "system" blocks and turns. */
 static int
-chat_messages(struct bld *b, const cJSON *messages, cJSON *system,
-	      cJSON *msgs, char **cause)
+chat_messages(struct bld *b, const cJSON *messages, cJSON *system, cJSON *msgs,
+	      char **cause)
 {
 	const cJSON *m;
 	cJSON *blocks;
 	int mi = 0;
 
-	cJSON_ArrayForEach(m, messages) {
+	cJSON_ArrayForEach (m, messages) {
 		const char *role = get_str(m, "role");
 
 		if (role == NULL) {
@@ -528,7 +540,7 @@ chat_tools(struct bld *b, cJSON *out, const cJSON *tools, char **cause)
 
 	if (rc <= 0)
 		return rc;
-	cJSON_ArrayForEach(t, tools) {
+	cJSON_ArrayForEach (t, tools) {
 		const cJSON *fn = get(t, "function");
 		const cJSON *params = get(fn, "parameters");
 		const char *name = get_str(fn, "name");
@@ -536,8 +548,10 @@ chat_tools(struct bld *b, cJSON *out, const cJSON *tools, char **cause)
 		cJSON *o, *schema;
 
 		if (!str_is(t, "type", "function") || name == NULL) {
-			fail(cause, "tools[%d]: only function tools with a "
-			     "name can be sent to an Anthropic model", ti);
+			fail(cause,
+			     "tools[%d]: only function tools with a "
+			     "name can be sent to an Anthropic model",
+			     ti);
 			return -1;
 		}
 		o = b_obj(b, arr, NULL);
@@ -576,9 +590,10 @@ chat_tool_choice(struct bld *b, cJSON *out, const cJSON *req, char **cause)
 		b_str(b, o, "type", "auto");
 	} else if (cJSON_IsString(tc)) {
 		const char *s = tc->valuestring;
-		const char *type = strcmp(s, "auto") == 0 ? "auto" :
-				   strcmp(s, "none") == 0 ? "none" :
-				   strcmp(s, "required") == 0 ? "any" : NULL;
+		const char *type = strcmp(s, "auto") == 0       ? "auto"
+				   : strcmp(s, "none") == 0     ? "none"
+				   : strcmp(s, "required") == 0 ? "any"
+								: NULL;
 		if (type == NULL) {
 			fail(cause, "tool_choice \"%s\" is not translated", s);
 			return -1;
@@ -592,7 +607,7 @@ chat_tool_choice(struct bld *b, cJSON *out, const cJSON *req, char **cause)
 		b_str(b, o, "name", name);
 	} else {
 		fail(cause, "tool_choice must be \"auto\", \"none\", "
-		     "\"required\" or a named function");
+			    "\"required\" or a named function");
 		return -1;
 	}
 	if (cJSON_IsFalse(ptc) && !str_is(o, "type", "none"))
@@ -650,11 +665,11 @@ chat_params(struct bld *b, cJSON *out, const cJSON *req, char **cause)
 		arr = cJSON_CreateArray();
 		if (cJSON_IsString(stop) && has_ink(stop->valuestring))
 			b_str(b, arr, NULL, stop->valuestring);
-		cJSON_ArrayForEach(s, arr_of(stop)) {
+		cJSON_ArrayForEach (s, arr_of(stop)) {
 			if (!cJSON_IsString(s)) {
 				cJSON_Delete(arr);
 				fail(cause, "stop must be a string or an array "
-				     "of strings");
+					    "of strings");
 				return -1;
 			}
 			if (has_ink(s->valuestring))
@@ -715,10 +730,10 @@ tr_chat_to_messages(const cJSON *req, const char *model, size_t *len,
 	r = json_count(req, "n", &n);
 	if (r < 0 || (r > 0 && n != 1))
 		return fail(cause, "n other than 1 is not supported by "
-			    "Anthropic models");
+				   "Anthropic models");
 	if (!absent(req, "functions") || !absent(req, "function_call"))
 		return fail(cause, "legacy functions are not translated; use "
-			    "tools");
+				   "tools");
 	if (chat_max_tokens(req, &mt, cause) < 0)
 		return NULL;
 	out = cJSON_CreateObject();
@@ -734,7 +749,7 @@ tr_chat_to_messages(const cJSON *req, const char *model, size_t *len,
 		fail(cause, "no user or assistant message has content");
 		goto fail;
 	}
-	cJSON_ArrayForEach(turn, msgs)
+	cJSON_ArrayForEach (turn, msgs)
 		collapse_text(&b, turn, "content");
 	b_str(&b, out, "model", model);
 	b_num(&b, out, "max_tokens", (double)mt);
@@ -787,8 +802,7 @@ b_text_part(struct bld *b, cJSON *parts, const char *s)
 
 /* Adds an image block as an image_url part. */
 static int
-image_part(struct bld *b, cJSON *parts, const cJSON *blk, int mi,
-	   char **cause)
+image_part(struct bld *b, cJSON *parts, const cJSON *blk, int mi, char **cause)
 {
 	const cJSON *src = get(blk, "source");
 	const char *mt = get_str(src, "media_type");
@@ -806,8 +820,10 @@ image_part(struct bld *b, cJSON *parts, const cJSON *blk, int mi,
 		snprintf(u, n, "data:%s;base64,%s", mt, data);
 		url = u;
 	} else if (!str_is(src, "type", "url") || url == NULL) {
-		fail(cause, "messages[%d]: only base64 and url image sources "
-		     "are translated", mi);
+		fail(cause,
+		     "messages[%d]: only base64 and url image sources "
+		     "are translated",
+		     mi);
 		return -1;
 	}
 	p = b_obj(b, parts, NULL);
@@ -834,8 +850,10 @@ document_part(struct bld *b, cJSON *parts, const cJSON *blk, int mi,
 	}
 	if (!str_is(src, "type", "base64") ||
 	    !str_is(src, "media_type", "application/pdf") || data == NULL) {
-		fail(cause, "messages[%d]: only base64 PDF and text documents "
-		     "are translated", mi);
+		fail(cause,
+		     "messages[%d]: only base64 PDF and text documents "
+		     "are translated",
+		     mi);
 		return -1;
 	}
 	if ((u = concat("data:application/pdf;base64,", data)) == NULL) {
@@ -853,8 +871,8 @@ document_part(struct bld *b, cJSON *parts, const cJSON *blk, int mi,
 
 /* Adds a tool_result block as a tool message; its images go to extra. */
 static int
-tool_message(struct bld *b, cJSON *msgs, cJSON *extra, const cJSON *blk,
-	     int mi, char **cause)
+tool_message(struct bld *b, cJSON *msgs, cJSON *extra, const cJSON *blk, int mi,
+	     char **cause)
 {
 	const char *id = get_str(blk, "tool_use_id");
 	const cJSON *content = get(blk, "content"), *c;
@@ -877,12 +895,14 @@ tool_message(struct bld *b, cJSON *msgs, cJSON *extra, const cJSON *blk,
 		return 0;
 	}
 	if (!cJSON_IsArray(content)) {
-		fail(cause, "messages[%d]: tool_result content must be a "
-		     "string or an array", mi);
+		fail(cause,
+		     "messages[%d]: tool_result content must be a "
+		     "string or an array",
+		     mi);
 		return -1;
 	}
 	parts = b_arr(b, m, "content");
-	cJSON_ArrayForEach(c, content) {
+	cJSON_ArrayForEach (c, content) {
 		const char *text = get_str(c, "text");
 
 		if (str_is(c, "type", "text") && text != NULL) {
@@ -891,9 +911,10 @@ tool_message(struct bld *b, cJSON *msgs, cJSON *extra, const cJSON *blk,
 			if (image_part(b, extra, c, mi, cause) < 0)
 				return -1;
 		} else {
-			fail(cause, "messages[%d]: tool_result block \"%s\" is "
-			     "not translated", mi,
-			     get_str(c, "type") ? get_str(c, "type") : "?");
+			fail(cause,
+			     "messages[%d]: tool_result block \"%s\" is "
+			     "not translated",
+			     mi, get_str(c, "type") ? get_str(c, "type") : "?");
 			return -1;
 		}
 	}
@@ -926,7 +947,7 @@ user_turn(struct bld *b, cJSON *msgs, const cJSON *content, int mi,
 		b->oom = 1;
 		return 0;
 	}
-	cJSON_ArrayForEach(blk, content) {
+	cJSON_ArrayForEach (blk, content) {
 		const char *type = get_str(blk, "type");
 		const char *text = get_str(blk, "text");
 		int r = 0;
@@ -944,8 +965,10 @@ user_turn(struct bld *b, cJSON *msgs, const cJSON *content, int mi,
 		} else if (strcmp(type, "tool_result") == 0) {
 			r = tool_message(b, msgs, parts, blk, mi, cause);
 		} else {
-			fail(cause, "messages[%d]: content block \"%s\" cannot "
-			     "be sent to an OpenAI model", mi, type);
+			fail(cause,
+			     "messages[%d]: content block \"%s\" cannot "
+			     "be sent to an OpenAI model",
+			     mi, type);
 			r = -1;
 		}
 		if (r < 0) {
@@ -984,7 +1007,7 @@ assistant_turn(struct bld *b, cJSON *msgs, const cJSON *content, int mi,
 		return -1;
 	}
 	parts = b_arr(b, m, "content");
-	cJSON_ArrayForEach(blk, content) {
+	cJSON_ArrayForEach (blk, content) {
 		const char *type = get_str(blk, "type");
 		const char *text = get_str(blk, "text");
 		const char *id = get_str(blk, "id");
@@ -1009,16 +1032,20 @@ assistant_turn(struct bld *b, cJSON *msgs, const cJSON *content, int mi,
 			b_str(b, tc, "type", "function");
 			fn = b_obj(b, tc, "function");
 			b_str(b, fn, "name", name);
-			args = cJSON_IsObject(get(blk, "input")) ?
-			       cJSON_PrintUnformatted(get(blk, "input")) : NULL;
+			args = cJSON_IsObject(get(blk, "input"))
+				       ? cJSON_PrintUnformatted(
+						 get(blk, "input"))
+				       : NULL;
 			b_str(b, fn, "arguments", args != NULL ? args : "{}");
 			free(args);
 		} else if (strcmp(type, "thinking") == 0 ||
 			   strcmp(type, "redacted_thinking") == 0) {
 			continue;
 		} else {
-			fail(cause, "messages[%d]: content block \"%s\" cannot "
-			     "be sent to an OpenAI model", mi, type);
+			fail(cause,
+			     "messages[%d]: content block \"%s\" cannot "
+			     "be sent to an OpenAI model",
+			     mi, type);
 			return -1;
 		}
 	}
@@ -1049,12 +1076,12 @@ msg_system(struct bld *b, cJSON *msgs, const cJSON *system, char **cause)
 		     "system must be a string or an array of text blocks");
 		return -1;
 	}
-	cJSON_ArrayForEach(blk, system) {
+	cJSON_ArrayForEach (blk, system) {
 		const char *text = get_str(blk, "text");
 
 		if (!str_is(blk, "type", "text") || text == NULL) {
 			fail(cause, "system must be a string or an array of "
-			     "text blocks");
+				    "text blocks");
 			return -1;
 		}
 		if (*text != '\0')
@@ -1073,7 +1100,7 @@ msg_tools(struct bld *b, cJSON *out, const cJSON *tools, char **cause)
 
 	if (rc <= 0)
 		return rc;
-	cJSON_ArrayForEach(t, tools) {
+	cJSON_ArrayForEach (t, tools) {
 		const char *name = get_str(t, "name");
 		const char *desc = get_str(t, "description");
 		const cJSON *schema = get(t, "input_schema");
@@ -1081,9 +1108,11 @@ msg_tools(struct bld *b, cJSON *out, const cJSON *tools, char **cause)
 
 		if ((!absent(t, "type") && !str_is(t, "type", "custom")) ||
 		    name == NULL || !cJSON_IsObject(schema)) {
-			fail(cause, "tools[%d]: only custom tools with a name "
+			fail(cause,
+			     "tools[%d]: only custom tools with a name "
 			     "and an input_schema can be sent to an OpenAI "
-			     "model (not server tools)", ti);
+			     "model (not server tools)",
+			     ti);
 			return -1;
 		}
 		o = b_obj(b, arr, NULL);
@@ -1156,7 +1185,7 @@ tr_messages_to_chat(const cJSON *req, const char *model, int include_usage,
 	msgs = b_arr(&b, out, "messages");
 	if (msg_system(&b, msgs, get(req, "system"), cause) < 0)
 		goto fail;
-	cJSON_ArrayForEach(m, messages) {
+	cJSON_ArrayForEach (m, messages) {
 		const char *role = get_str(m, "role");
 		const cJSON *content = get(m, "content");
 
@@ -1170,8 +1199,9 @@ tr_messages_to_chat(const cJSON *req, const char *model, int include_usage,
 		} else if (strcmp(role, "system") == 0) {
 			r = msg_system(&b, msgs, content, cause);
 		} else {
-			fail(cause, "messages[%d]: role \"%s\" is not "
-			     "translated", mi, role);
+			fail(cause,
+			     "messages[%d]: role \"%s\" is not translated", mi,
+			     role);
 			goto fail;
 		}
 		if (r < 0)
@@ -1191,10 +1221,10 @@ tr_messages_to_chat(const cJSON *req, const char *model, int include_usage,
 	stop = get(req, "stop_sequences");
 	if (cJSON_IsArray(stop) && cJSON_GetArraySize(stop) > 0) {
 		arr = b_arr(&b, out, "stop");
-		cJSON_ArrayForEach(s, stop) {
+		cJSON_ArrayForEach (s, stop) {
 			if (!cJSON_IsString(s)) {
 				fail(cause, "stop_sequences must be an array "
-				     "of strings");
+					    "of strings");
 				goto fail;
 			}
 			b_str(&b, arr, NULL, s->valuestring);

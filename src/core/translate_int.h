@@ -222,7 +222,6 @@ char *tr_msg_id(const char *id);
 /* Error bodies of each wire; the chat one maps the Anthropic type. */
 cJSON *tr_chat_error_body(struct bld *b, const char *atype,
 			  const char *message);
-cJSON *tr_msg_error_body(struct bld *b, const char *type,
-			 const char *message);
+cJSON *tr_msg_error_body(struct bld *b, const char *type, const char *message);
 
 #endif

@@ -83,7 +83,7 @@ tr_counts_from_chat(struct tr_counts *c, const cJSON *root)
 
 	if (!cJSON_IsObject(u)) {
 		u = NULL;
-		cJSON_ArrayForEach(ch, arr_of(get(root, "choices")))
+		cJSON_ArrayForEach (ch, arr_of(get(root, "choices")))
 			if (cJSON_IsObject(get(ch, "usage"))) {
 				u = get(ch, "usage");
 				break;
@@ -94,10 +94,11 @@ tr_counts_from_chat(struct tr_counts *c, const cJSON *root)
 		return 0;
 	json_count(u, "completion_tokens", &completion);
 	if (json_count(get(u, "prompt_tokens_details"), "cached_tokens",
-		    &cached) <= 0 &&
+		       &cached) <= 0 &&
 	    json_count(u, "prompt_cache_hit_tokens", &cached) <= 0)
 		json_count(u, "cached_tokens", &cached);
-	json_count(get(u, "prompt_tokens_details"), "cache_write_tokens", &write);
+	json_count(get(u, "prompt_tokens_details"), "cache_write_tokens",
+		   &write);
 	if (cached > prompt)
 		cached = prompt;
 	if (write > prompt - cached)
@@ -131,8 +132,8 @@ b_tool_call(struct bld *b, cJSON *calls, const char *id, const char *name,
 	    const cJSON *input)
 {
 	cJSON *tc = b_obj(b, calls, NULL), *fn;
-	char *args = cJSON_IsObject(input) ? cJSON_PrintUnformatted(input)
-					   : NULL;
+	char *args =
+		cJSON_IsObject(input) ? cJSON_PrintUnformatted(input) : NULL;
 
 	b_str(b, tc, "id", id);
 	b_str(b, tc, "type", "function");
@@ -144,8 +145,8 @@ b_tool_call(struct bld *b, cJSON *calls, const char *id, const char *name,
 
 /* Anthropic message -> chat.completion. */
 char *
-tr_messages_resp_to_chat(const cJSON *resp, const char *model,
-			 int64_t created, size_t *len, char **cause)
+tr_messages_resp_to_chat(const cJSON *resp, const char *model, int64_t created,
+			 size_t *len, char **cause)
 {
 	const cJSON *content = get(resp, "content"), *blk;
 	const char *id = get_str(resp, "id");
@@ -158,7 +159,7 @@ tr_messages_resp_to_chat(const cJSON *resp, const char *model,
 	if (!str_is(resp, "type", "message") || id == NULL ||
 	    !cJSON_IsArray(content))
 		return fail(cause, "upstream answer is not an Anthropic "
-			    "message");
+				   "message");
 	if ((out = cJSON_CreateObject()) == NULL)
 		return fail(cause, "out of memory");
 	if ((cid = concat("chatcmpl-", id)) == NULL)
@@ -172,7 +173,7 @@ tr_messages_resp_to_chat(const cJSON *resp, const char *model,
 	b_num(&b, choice, "index", 0);
 	msg = b_obj(&b, choice, "message");
 	b_str(&b, msg, "role", "assistant");
-	cJSON_ArrayForEach(blk, content) {
+	cJSON_ArrayForEach (blk, content) {
 		const char *t = get_str(blk, "text");
 		const char *tid = get_str(blk, "id");
 		const char *name = get_str(blk, "name");
@@ -221,8 +222,8 @@ tr_chat_resp_to_messages(const cJSON *resp, const char *model, size_t *len,
 			 char **cause)
 {
 	const cJSON *choices = get(resp, "choices");
-	const cJSON *choice = cJSON_IsArray(choices) ?
-			      cJSON_GetArrayItem(choices, 0) : NULL;
+	const cJSON *choice =
+		cJSON_IsArray(choices) ? cJSON_GetArrayItem(choices, 0) : NULL;
 	const cJSON *msg = get(choice, "message"), *tc;
 	const char *text = get_str(msg, "content");
 	const char *refusal = get_str(msg, "refusal");
@@ -248,7 +249,7 @@ tr_chat_resp_to_messages(const cJSON *resp, const char *model, size_t *len,
 		tr_text_block(&b, content, text);
 	else if (refusal != NULL)
 		tr_text_block(&b, content, refusal);
-	cJSON_ArrayForEach(tc, arr_of(get(msg, "tool_calls"))) {
+	cJSON_ArrayForEach (tc, arr_of(get(msg, "tool_calls"))) {
 		const cJSON *fn = get(tc, "function");
 		const char *tid = get_str(tc, "id");
 		const char *name = get_str(fn, "name");
@@ -278,13 +279,20 @@ const char *
 tr_anthropic_error_type(int status)
 {
 	switch (status) {
-	case 400: return "invalid_request_error";
-	case 401: return "authentication_error";
-	case 403: return "permission_error";
-	case 404: return "not_found_error";
-	case 413: return "request_too_large";
-	case 429: return "rate_limit_error";
-	case 529: return "overloaded_error";
+	case 400:
+		return "invalid_request_error";
+	case 401:
+		return "authentication_error";
+	case 403:
+		return "permission_error";
+	case 404:
+		return "not_found_error";
+	case 413:
+		return "request_too_large";
+	case 429:
+		return "rate_limit_error";
+	case 529:
+		return "overloaded_error";
 	default:
 		return status >= 400 && status < 500 ? "invalid_request_error"
 						     : "api_error";
@@ -322,8 +330,7 @@ chat_error_type(const char *atype, const char **code)
  * else the body itself when it is short text, else a generic one. Returns
  * a malloc'd string (NULL when out of memory). */
 static char *
-error_message(const cJSON *root, const char *body, size_t body_len,
-	      int status)
+error_message(const cJSON *root, const char *body, size_t body_len, int status)
 {
 	const char *m = get_str(get(root, "error"), "message");
 	char buf[64];
@@ -401,8 +408,7 @@ tr_msg_error_body(struct bld *b, const char *type, const char *message)
 
 /* Upstream OpenAI-shaped error body -> Anthropic error body. */
 char *
-tr_error_to_messages(int status, const char *body, size_t body_len,
-		     size_t *len)
+tr_error_to_messages(int status, const char *body, size_t body_len, size_t *len)
 {
 	cJSON *root = body_len > 0 ? json_parse_exact(body, body_len) : NULL;
 	struct bld b = { 0 };
@@ -410,7 +416,7 @@ tr_error_to_messages(int status, const char *body, size_t body_len,
 	cJSON *out;
 
 	out = tr_msg_error_body(&b, tr_anthropic_error_type(status),
-			     msg != NULL ? msg : "");
+				msg != NULL ? msg : "");
 	if (msg == NULL)
 		b.oom = 1;
 	s = tr_print(&b, out, len, NULL);

@@ -14,7 +14,7 @@
 
 /* Caps on stream bookkeeping, far above any real answer. */
 #define TR_MAX_BLOCKS 4096
-#define TR_MAX_TOOLS 1024
+#define TR_MAX_TOOLS  1024
 
 /* The Anthropic type of an error met inside a chat stream, where no HTTP
  * status tells: from the error's own code or type. */
@@ -43,25 +43,25 @@ stream_error_type(const cJSON *err)
 
 struct tr_stream {
 	enum tr_stream_dir dir;
-	char *model;          /* the client's model */
-	int include_usage;    /* chat client asked for the usage chunk */
+	char *model;       /* the client's model */
+	int include_usage; /* chat client asked for the usage chunk */
 	int64_t created;
-	int done;             /* terminal client event written */
-	char *id;             /* client-facing id, once known */
-	struct tr_counts ac;  /* usage so far, Anthropic's way */
+	int done;            /* terminal client event written */
+	char *id;            /* client-facing id, once known */
+	struct tr_counts ac; /* usage so far, Anthropic's way */
 	/* TR_ANTHROPIC_TO_CHAT: Anthropic block index -> tool call index
 	 * (-1: not a tool_use block) */
 	int *blk_tool;
 	int nblk;
 	int ntools;
 	/* TR_CHAT_TO_ANTHROPIC */
-	int started;          /* message_start written */
-	int open_blk;         /* index of the open content block, -1 none */
-	int open_text;        /* the open block is text */
-	int next_blk;         /* index of the next content block */
-	int *tool_blk;        /* OpenAI tool index -> block index, -1 none */
+	int started;   /* message_start written */
+	int open_blk;  /* index of the open content block, -1 none */
+	int open_text; /* the open block is text */
+	int next_blk;  /* index of the next content block */
+	int *tool_blk; /* OpenAI tool index -> block index, -1 none */
 	int ntool_slots;
-	const char *stop;     /* stop_reason from finish_reason, or NULL */
+	const char *stop; /* stop_reason from finish_reason, or NULL */
 };
 
 /* Starts a stream translator. */
@@ -138,12 +138,10 @@ emit(struct bld *b, struct buf *out, const char *name, cJSON *root)
 		b->oom = 1;
 		return -1;
 	}
-	if ((name == NULL ||
-	     (buf_add(out, "event: ", 7) == 0 &&
-	      buf_add(out, name, strlen(name)) == 0 &&
-	      buf_add(out, "\n", 1) == 0)) &&
-	    buf_add(out, "data: ", 6) == 0 &&
-	    buf_add(out, s, strlen(s)) == 0 &&
+	if ((name == NULL || (buf_add(out, "event: ", 7) == 0 &&
+			      buf_add(out, name, strlen(name)) == 0 &&
+			      buf_add(out, "\n", 1) == 0)) &&
+	    buf_add(out, "data: ", 6) == 0 && buf_add(out, s, strlen(s)) == 0 &&
 	    buf_add(out, "\n\n", 2) == 0)
 		r = 0;
 	free(s);
@@ -325,8 +323,7 @@ a2c_message_stop(struct tr_stream *tr, struct bld *b, const cJSON *ev,
 
 /* error: OpenAI's mid-stream error object, which ends the stream. */
 static int
-a2c_error(struct tr_stream *tr, struct bld *b, const cJSON *ev,
-	  struct buf *out)
+a2c_error(struct tr_stream *tr, struct bld *b, const cJSON *ev, struct buf *out)
 {
 	const cJSON *err = get(ev, "error");
 	const char *etype = get_str(err, "type");
@@ -463,7 +460,7 @@ c2a_tools(struct tr_stream *tr, struct bld *b, const cJSON *calls,
 	const cJSON *tc;
 	char idbuf[32];
 
-	cJSON_ArrayForEach(tc, calls) {
+	cJSON_ArrayForEach (tc, calls) {
 		const cJSON *fn = get(tc, "function");
 		const char *id = get_str(tc, "id");
 		const char *name = get_str(fn, "name");
@@ -476,7 +473,7 @@ c2a_tools(struct tr_stream *tr, struct bld *b, const cJSON *calls,
 			return -1;
 		if (tr->tool_blk[k] < 0) {
 			if (name == NULL)
-				continue;	/* arguments before the name */
+				continue; /* arguments before the name */
 			if (id == NULL) {
 				snprintf(idbuf, sizeof(idbuf), "toolu_tg_%d",
 					 (int)k);
@@ -503,8 +500,7 @@ c2a_end(struct tr_stream *tr, struct bld *b, struct buf *out)
 {
 	cJSON *root, *d;
 
-	if (c2a_start(tr, b, NULL, out) < 0 ||
-	    c2a_close_block(tr, b, out) < 0)
+	if (c2a_start(tr, b, NULL, out) < 0 || c2a_close_block(tr, b, out) < 0)
 		return -1;
 	root = cJSON_CreateObject();
 	b_str(b, root, "type", "message_delta");
@@ -528,8 +524,8 @@ c2a_chunk(struct tr_stream *tr, struct bld *b, const cJSON *chunk,
 	  struct buf *out)
 {
 	const cJSON *choices = get(chunk, "choices");
-	const cJSON *choice = cJSON_IsArray(choices) ?
-			      cJSON_GetArrayItem(choices, 0) : NULL;
+	const cJSON *choice =
+		cJSON_IsArray(choices) ? cJSON_GetArrayItem(choices, 0) : NULL;
 	const cJSON *delta = get(choice, "delta");
 	const char *text = get_str(delta, "content");
 	const char *finish_reason = get_str(choice, "finish_reason");
@@ -543,14 +539,15 @@ c2a_chunk(struct tr_stream *tr, struct bld *b, const cJSON *chunk,
 		return -1;
 	if (choice != NULL && !cJSON_IsObject(choice))
 		return -1;
-	cJSON_ArrayForEach(tc, arr_of(get(delta, "tool_calls")))
+	cJSON_ArrayForEach (tc, arr_of(get(delta, "tool_calls")))
 		if (json_count(tc, "index", &k) < 0 || k >= TR_MAX_TOOLS)
 			return -1;
 	if (cJSON_IsObject(err)) {
 		const char *m = get_str(err, "message");
 
 		root = tr_msg_error_body(b, stream_error_type(err),
-				      m != NULL ? m : "upstream stream error");
+					 m != NULL ? m
+						   : "upstream stream error");
 		if (emit(b, out, "error", root) < 0)
 			return -1;
 		tr->done = 1;
@@ -595,7 +592,7 @@ tr_stream_event(struct tr_stream *tr, const char *event, const char *data,
 	int r;
 
 	if (tr->done || data == NULL)
-		return 0;	/* after the end, or an event without data */
+		return 0; /* after the end, or an event without data */
 	if (tr->dir == TR_CHAT_TO_ANTHROPIC && sse_is_done(data, data_len)) {
 		r = c2a_end(tr, &b, out);
 	} else {

@@ -37,16 +37,16 @@ static const struct {
 	const char *name;
 	int needs_include_usage;
 } flavors[FLAVOR__COUNT] = {
-	[FLAVOR_OPENAI]    = { "openai", 1 },
-	[FLAVOR_AZURE]     = { "azure", 1 },
+	[FLAVOR_OPENAI] = { "openai", 1 },
+	[FLAVOR_AZURE] = { "azure", 1 },
 	[FLAVOR_ANTHROPIC] = { "anthropic", 0 },
-	[FLAVOR_ZHIPU]     = { "zhipu", 0 },
+	[FLAVOR_ZHIPU] = { "zhipu", 0 },
 	[FLAVOR_DASHSCOPE] = { "dashscope", 1 },
-	[FLAVOR_QIANFAN]   = { "qianfan", 1 },
-	[FLAVOR_BAICHUAN]  = { "baichuan", 0 },
-	[FLAVOR_YI]        = { "yi", 0 },
-	[FLAVOR_MOONSHOT]  = { "moonshot", 0 },
-	[FLAVOR_DEEPSEEK]  = { "deepseek", 0 },
+	[FLAVOR_QIANFAN] = { "qianfan", 1 },
+	[FLAVOR_BAICHUAN] = { "baichuan", 0 },
+	[FLAVOR_YI] = { "yi", 0 },
+	[FLAVOR_MOONSHOT] = { "moonshot", 0 },
+	[FLAVOR_DEEPSEEK] = { "deepseek", 0 },
 };
 
 /* Maps a configured flavor name to its enum; -1 when unknown. */
@@ -151,7 +151,7 @@ struct anthropic_counts {
 	int64_t cache_write;
 	int64_t cache_read;
 	int64_t output;
-	int seen;       /* how many of the four were present */
+	int seen; /* how many of the four were present */
 };
 
 /* Overrides the counts present in o; 0, or -1 when one is bad. */
@@ -226,7 +226,7 @@ find_chat_usage(const cJSON *root)
 	ch = cJSON_GetObjectItemCaseSensitive(root, "choices");
 	if (!cJSON_IsArray(ch))
 		return NULL;
-	cJSON_ArrayForEach(it, ch) {
+	cJSON_ArrayForEach (it, ch) {
 		o = get_object(it, "usage");
 		if (o != NULL)
 			return o;
@@ -361,7 +361,7 @@ chat_event(struct usage_stream *st, const cJSON *root)
 /* Feeds one SSE event; returns a mask of USAGE_EV_* flags. */
 int
 usage_stream_event(struct usage_stream *st, const char *event, const char *data,
-                   size_t data_len)
+		   size_t data_len)
 {
 	cJSON *root;
 	int flags;
@@ -416,10 +416,10 @@ usage_strip(const char *data, size_t data_len)
 	cJSON_DeleteItemFromObjectCaseSensitive(root, "usage");
 	ch = cJSON_GetObjectItemCaseSensitive(root, "choices");
 	if (cJSON_IsArray(ch))
-		cJSON_ArrayForEach(it, ch)
+		cJSON_ArrayForEach (it, ch)
 			if (cJSON_IsObject(it))
-				cJSON_DeleteItemFromObjectCaseSensitive(it,
-								       "usage");
+				cJSON_DeleteItemFromObjectCaseSensitive(
+					it, "usage");
 	/* cJSON allocates with malloc unless hooks are installed; none are. */
 	out = cJSON_PrintUnformatted(root);
 	cJSON_Delete(root);

@@ -25,7 +25,8 @@
 static int
 advance_clock(struct evhttp_request *req, struct evbuffer *buf)
 {
-	const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+	const char *q =
+		evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
 	struct evkeyvalq params;
 	const char *ms;
 	char *end;
@@ -58,7 +59,8 @@ admin_cb(struct evhttp_request *req, void *arg)
 {
 	struct config *const *cfgp = arg;
 	const struct config *cfg = *cfgp;
-	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+	const char *path =
+		evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
 	struct evbuffer *buf = evbuffer_new();
 	int status = 200;
 	const char *ctype = "text/plain; charset=utf-8";
@@ -75,17 +77,15 @@ admin_cb(struct evhttp_request *req, void *arg)
 		 * spool; a journal that takes nothing is not. */
 		if (!keys || spool_bad || (!db && cfg->db_down_refuse))
 			status = 503;
-		evbuffer_add_printf(buf, "%s\nkeys: %s\ndatabase: %s%s\n"
-				    "spool: %s%s\n",
-				    status == 200 ? "ready" : "not ready",
-				    keys ? "loaded" : "not loaded",
-				    db ? "up" : "down",
-				    db ? "" : cfg->db_down_refuse
-					      ? " (on_db_down = refuse)"
+		evbuffer_add_printf(
+			buf, "%s\nkeys: %s\ndatabase: %s%s\nspool: %s%s\n",
+			status == 200 ? "ready" : "not ready",
+			keys ? "loaded" : "not loaded", db ? "up" : "down",
+			db                    ? ""
+			: cfg->db_down_refuse ? " (on_db_down = refuse)"
 					      : " (serving; usage waits in the "
 						"spool)",
-				    spool_bad ? "failing: " : "ok",
-				    spool_bad ? why : "");
+			spool_bad ? "failing: " : "ok", spool_bad ? why : "");
 	} else if (strcmp(path, "/clock/advance") == 0 && cfg->test_clock) {
 		status = advance_clock(req, buf);
 	} else if (strcmp(path, "/metrics") == 0) {
@@ -134,8 +134,8 @@ static const struct {
 	{ "tollgate_usage_rejected_total", "counter",
 	  "Usage records the ledger refused, kept in rejected.jnl.",
 	  pgwriter_rejected },
-	{ "tollgate_usage_written_total", "counter",
-	  "Usage records committed.", pgwriter_written },
+	{ "tollgate_usage_written_total", "counter", "Usage records committed.",
+	  pgwriter_written },
 	{ "tollgate_database_up", "gauge",
 	  "Whether the usage writer reaches PostgreSQL.", database_up },
 	{ "tollgate_keys", "gauge", "Keys in the cache.", keystore_count },
@@ -144,8 +144,7 @@ static const struct {
 /* Starts the admin server. */
 struct evhttp *
 admin_start(struct event_base *base, const char *addr,
-	    struct config *const *cfgp,
-	    char **cause)
+	    struct config *const *cfgp, char **cause)
 {
 	struct evhttp *http = evhttp_new(base);
 	char host[256], msg[512];
@@ -168,7 +167,7 @@ admin_start(struct event_base *base, const char *addr,
 		goto fail;
 	}
 	evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD |
-					 EVHTTP_REQ_POST);
+						 EVHTTP_REQ_POST);
 	evhttp_set_gencb(http, admin_cb, (void *)cfgp);
 	for (size_t i = 0; i < sizeof figures / sizeof *figures; i++)
 		metrics_register(figures[i].name, figures[i].type,

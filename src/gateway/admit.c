@@ -98,13 +98,14 @@ admit_auth(struct evhttp_request *http, const struct endpoint *ep,
 	const char *key = admit_api_key(http, &len);
 
 	if (key == NULL)
-		return refuse(r, 401, "invalid_request_error",
-			      "invalid_api_key", NULL, "%s",
-			      ep->wire == WIRE_ANTHROPIC
-			      ? "You didn't provide an API key. Send it as "
-				"'x-api-key: tg-...'."
-			      : "You didn't provide an API key. Send it as "
-				"'Authorization: Bearer tg-...'.");
+		return refuse(
+			r, 401, "invalid_request_error", "invalid_api_key",
+			NULL, "%s",
+			ep->wire == WIRE_ANTHROPIC
+				? "You didn't provide an API key. Send it as "
+				  "'x-api-key: tg-...'."
+				: "You didn't provide an API key. Send it as "
+				  "'Authorization: Bearer tg-...'.");
 	switch (keystore_lookup(key, len, &a->grant)) {
 	case KEY_OK:
 		break;
@@ -136,8 +137,8 @@ admit_body(const struct config *cfg, struct evhttp_request *http,
 		return refuse(r, 413, "invalid_request_error",
 			      "invalid_request_error", NULL,
 			      "Request body of %zu bytes exceeds the limit of "
-			      "%lld bytes.", a->body_len,
-			      (long long)cfg->max_body_size);
+			      "%lld bytes.",
+			      a->body_len, (long long)cfg->max_body_size);
 	a->body = malloc(a->body_len + 1);
 	if (a->body == NULL)
 		return refuse(r, 500, "server_error", NULL, NULL,
@@ -150,8 +151,8 @@ admit_body(const struct config *cfg, struct evhttp_request *http,
 			      "invalid_request_error", NULL,
 			      "Request body nests deeper than %lld levels.",
 			      (long long)cfg->max_json_depth);
-	a->json = depth < 0 ? NULL
-			    : cJSON_ParseWithLength(a->body, a->body_len);
+	a->json =
+		depth < 0 ? NULL : cJSON_ParseWithLength(a->body, a->body_len);
 	if (!cJSON_IsObject(a->json))
 		return refuse(r, 400, "invalid_request_error",
 			      "invalid_request_error", NULL,
@@ -206,21 +207,24 @@ admit_route(const struct config *cfg, const struct endpoint *ep,
 		return refuse(r, 403, "invalid_request_error",
 			      "model_not_allowed", "model",
 			      "This API key is not allowed to use the model "
-			      "'%.200s'.", a->model);
+			      "'%.200s'.",
+			      a->model);
 	route = config_route(cfg, a->model);
 	if (route == NULL)
 		return refuse(r, 404, "invalid_request_error",
 			      "model_not_found", "model",
 			      "The model '%.200s' does not exist or you do "
-			      "not have access to it.", a->model);
+			      "not have access to it.",
+			      a->model);
 	a->route = route;
 	a->target = provider_first_target(route, 0, ep->wire);
 	if (a->target < 0)
 		return refuse(r, 400, "invalid_request_error",
 			      "unsupported_endpoint", "model",
 			      "The model '%.200s' is served by provider '%s', "
-			      "which does not take %s requests.", a->model,
-			      route->targets[0].provider->name, ep->path);
+			      "which does not take %s requests.",
+			      a->model, route->targets[0].provider->name,
+			      ep->path);
 	t = &route->targets[a->target];
 	rec->provider = strdup(t->provider->name);
 	rec->upstream_model = strdup(provider_target_model(t, a->model));
@@ -241,8 +245,8 @@ worst_case(const struct config *cfg, const struct endpoint *ep,
 	if (ep->wire == WIRE_OPENAI_EMBEDDINGS)
 		out = 0;
 	for (int i = 0; caps[i] != NULL; i++) {
-		const cJSON *m = cJSON_GetObjectItemCaseSensitive(a->json,
-								  caps[i]);
+		const cJSON *m =
+			cJSON_GetObjectItemCaseSensitive(a->json, caps[i]);
 		if (cJSON_IsNumber(m) && m->valuedouble >= 1 &&
 		    m->valuedouble <= 1e9) {
 			out = (int64_t)m->valuedouble;
@@ -276,7 +280,8 @@ admit_rate_limits(struct evhttp_request *http, struct admission *a,
 	reply_ratelimit_headers(out, &st);
 	tokens = strcmp(st.refused, "tokens") == 0;
 	if (tokens && st.retry_after_ms == 0) {
-		snprintf(rec->refusal, sizeof rec->refusal, "rate_limit:tokens");
+		snprintf(rec->refusal, sizeof rec->refusal,
+			 "rate_limit:tokens");
 		return refuse(r, 429, "tokens", "rate_limit_exceeded", NULL,
 			      "Request too large: it may use %lld tokens, more "
 			      "than the %s's limit of %lld tokens per minute. "
@@ -293,7 +298,8 @@ admit_rate_limits(struct evhttp_request *http, struct admission *a,
 		return refuse(r, 429, st.refused, "rate_limit_exceeded", NULL,
 			      "Too many concurrent requests for this %s: "
 			      "limit %lld, in flight %lld. Please try again "
-			      "shortly.", st.scope, (long long)st.limit,
+			      "shortly.",
+			      st.scope, (long long)st.limit,
 			      (long long)st.used);
 	}
 	snprintf(rec->refusal, sizeof rec->refusal, "%s",
@@ -301,7 +307,8 @@ admit_rate_limits(struct evhttp_request *http, struct admission *a,
 	return refuse(r, 429, st.refused, "rate_limit_exceeded", NULL,
 		      "Rate limit reached for %s per minute (%s) of this %s: "
 		      "Limit %lld, Used %lld, Requested %lld. Please try again "
-		      "in %llds.", st.refused, tokens ? "TPM" : "RPM", st.scope,
+		      "in %llds.",
+		      st.refused, tokens ? "TPM" : "RPM", st.scope,
 		      (long long)st.limit, (long long)st.used,
 		      (long long)(tokens ? a->worst : 1), (long long)retry_s);
 }
@@ -310,15 +317,15 @@ admit_rate_limits(struct evhttp_request *http, struct admission *a,
 int
 admit_request(const struct config *cfg, struct evhttp_request *http,
 	      const struct endpoint *ep, const char *path_model,
-	      struct admission *a, struct usage_record *rec,
-	      struct refusal *r)
+	      struct admission *a, struct usage_record *rec, struct refusal *r)
 {
 	if (admit_auth(http, ep, a, rec, r) != 0)
 		return -1;
 	if (cfg->db_down_refuse && !pgwriter_db_ok()) {
 		snprintf(rec->refusal, sizeof rec->refusal, "ledger");
 		return refuse(r, 503, "server_error", "ledger_unavailable",
-			      NULL, "The usage ledger is unreachable and this "
+			      NULL,
+			      "The usage ledger is unreachable and this "
 			      "gateway is set to refuse requests meanwhile "
 			      "(on_db_down = refuse). Please try again "
 			      "shortly.");
@@ -414,13 +421,15 @@ admit_quota_answer(struct admission *a, struct usage_record *rec,
 	} else if (job->status < 0) {
 		snprintf(rec->refusal, sizeof rec->refusal,
 			 "quota:unavailable");
-		return refuse(r, 503, "server_error", "quota_unavailable",
-			      NULL, "The quota state cannot be reached; "
+		return refuse(r, 503, "server_error", "quota_unavailable", NULL,
+			      "The quota state cannot be reached; "
 			      "please try again shortly.");
 	}
 	if (job->soft_exceeded) {
-		snprintf(v, sizeof v, "quota %lld exceeded: %lld of %lld "
-			 "tokens used or reserved", (long long)job->quota_id,
+		snprintf(v, sizeof v,
+			 "quota %lld exceeded: %lld of %lld "
+			 "tokens used or reserved",
+			 (long long)job->quota_id,
 			 (long long)(job->used + job->reserved + job->tokens),
 			 (long long)job->limit);
 		evhttp_add_header(out, "x-tollgate-quota-warning", v);

@@ -153,10 +153,10 @@ dispatch(struct evhttp_request *req, void *arg)
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
 	const struct endpoint *ep = NULL;
-	static const struct reply_error unknown = {
-		404, "invalid_request_error", "unknown_url", NULL,
-		"Unknown request URL."
-	};
+	static const struct reply_error unknown = { 404,
+						    "invalid_request_error",
+						    "unknown_url", NULL,
+						    "Unknown request URL." };
 	char id[REPLY_ID_SIZE], deployment[256];
 
 	if (path == NULL)
@@ -167,11 +167,14 @@ dispatch(struct evhttp_request *req, void *arg)
 	if (ep == NULL)
 		ep = match_azure(path, deployment, sizeof deployment);
 	if (ep != NULL && cmd == EVHTTP_REQ_POST) {
-		request_start(loop, req, ep,
-			      ep >= azure_endpoints &&
-			      ep < azure_endpoints + sizeof azure_endpoints /
-						     sizeof *azure_endpoints
-			      ? deployment : NULL);
+		request_start(
+			loop, req, ep,
+			ep >= azure_endpoints &&
+					ep < azure_endpoints +
+							sizeof azure_endpoints /
+								sizeof *azure_endpoints
+				? deployment
+				: NULL);
 		return;
 	}
 	reply_request_id(id);

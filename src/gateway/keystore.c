@@ -32,7 +32,7 @@ struct key_entry {
 	char hash[KEY_HASH_HEXLEN + 1];
 	int64_t key_id;
 	int64_t tenant_id;
-	int64_t expires_at;  /* seconds since the epoch; 0 = never */
+	int64_t expires_at; /* seconds since the epoch; 0 = never */
 	char *tenant;
 	char *models;
 	struct rl_limits rl_tenant, rl_key;
@@ -48,12 +48,12 @@ struct key_cache {
 
 static struct {
 	pthread_t thread;
-	pthread_mutex_t lock;        /* guards cache and refs */
+	pthread_mutex_t lock; /* guards cache and refs */
 	struct key_cache *cache;
 	struct pgconn *db;
 	char *secret;
 	int refresh_ms;
-	int pipe[2];                 /* wakes the thread to stop */
+	int pipe[2]; /* wakes the thread to stop */
 	atomic_int ready;
 	atomic_llong count;
 } ks = { .lock = PTHREAD_MUTEX_INITIALIZER, .pipe = { -1, -1 } };
@@ -100,11 +100,10 @@ cache_free(struct key_cache *c)
 static int
 attach_quotas(PGconn *conn, struct key_cache *c)
 {
-	PGresult *res = PQexec(conn,
-			       "SELECT id, tenant_id, coalesce(key_id, 0), "
-			       "coalesce(model_pattern, ''), hard, "
-			       "spend_limit IS NOT NULL "
-			       "FROM quotas ORDER BY id");
+	PGresult *res =
+		PQexec(conn, "SELECT id, tenant_id, coalesce(key_id, 0), "
+			     "coalesce(model_pattern, ''), hard, "
+			     "spend_limit IS NOT NULL FROM quotas ORDER BY id");
 	int n;
 
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -120,18 +119,20 @@ attach_quotas(PGconn *conn, struct key_cache *c)
 			int64_t tid = strtoll(PQgetvalue(res, i, 1), NULL, 10);
 			int64_t kid = strtoll(PQgetvalue(res, i, 2), NULL, 10);
 			struct quota_ref *r;
-			if (tid != e->tenant_id || (kid != 0 && kid != e->key_id) ||
+			if (tid != e->tenant_id ||
+			    (kid != 0 && kid != e->key_id) ||
 			    e->nquotas >= QUOTA_MAX)
 				continue;
 			if (e->quotas == NULL &&
-			    (e->quotas = calloc(QUOTA_MAX, sizeof *e->quotas)) == NULL) {
+			    (e->quotas = calloc(QUOTA_MAX,
+						sizeof *e->quotas)) == NULL) {
 				PQclear(res);
 				return -1;
 			}
 			r = &e->quotas[e->nquotas++];
 			r->id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
-			snprintf(r->model_pattern, sizeof r->model_pattern, "%s",
-				 PQgetvalue(res, i, 3));
+			snprintf(r->model_pattern, sizeof r->model_pattern,
+				 "%s", PQgetvalue(res, i, 3));
 			r->hard = PQgetvalue(res, i, 4)[0] == 't';
 			r->spend = PQgetvalue(res, i, 5)[0] == 't';
 		}
@@ -189,11 +190,12 @@ load_keys(PGconn *conn)
 		e->expires_at = strtoll(PQgetvalue(res, i, 5), NULL, 10);
 		e->rl_tenant.rpm = strtoll(PQgetvalue(res, i, 6), NULL, 10);
 		e->rl_tenant.tpm = strtoll(PQgetvalue(res, i, 7), NULL, 10);
-		e->rl_tenant.concurrency = strtoll(PQgetvalue(res, i, 8), NULL,
-						   10);
+		e->rl_tenant.concurrency =
+			strtoll(PQgetvalue(res, i, 8), NULL, 10);
 		e->rl_key.rpm = strtoll(PQgetvalue(res, i, 9), NULL, 10);
 		e->rl_key.tpm = strtoll(PQgetvalue(res, i, 10), NULL, 10);
-		e->rl_key.concurrency = strtoll(PQgetvalue(res, i, 11), NULL, 10);
+		e->rl_key.concurrency =
+			strtoll(PQgetvalue(res, i, 11), NULL, 10);
 		c->n++;
 	}
 	PQclear(res);
@@ -296,8 +298,9 @@ keystore_main(void *arg)
 		pfd[0].events = POLLIN;
 		pfd[1].fd = PQsocket(conn);
 		pfd[1].events = POLLIN;
-		if (poll(pfd, 2, next_refresh > now ? (int)(next_refresh - now)
-						    : 0) < 0)
+		if (poll(pfd, 2,
+			 next_refresh > now ? (int)(next_refresh - now) : 0) <
+		    0)
 			continue;
 		if (pfd[0].revents)
 			break;

@@ -23,8 +23,8 @@
 #define MAX_READERS 32
 
 /* Upper bounds of the latency buckets, in milliseconds. */
-static const int64_t buckets_ms[] = { 50, 100, 250, 500, 1000, 2500, 5000,
-				      10000, 30000, 60000, 120000 };
+static const int64_t buckets_ms[] = { 50,   100,   250,   500,   1000,  2500,
+				      5000, 10000, 30000, 60000, 120000 };
 #define NBUCKETS ((int)(sizeof buckets_ms / sizeof *buckets_ms))
 
 enum family { F_REQUESTS, F_SPEND, F_LATENCY, F__COUNT };
@@ -33,7 +33,7 @@ enum family { F_REQUESTS, F_SPEND, F_LATENCY, F__COUNT };
  * its key in the family's table. */
 struct series {
 	int64_t v[5];               /* requests, prompt, completion, cached,
-	                               reasoning; or spend: billed, list */
+				       reasoning; or spend: billed, list */
 	int64_t hist[NBUCKETS + 1]; /* latency buckets, +Inf last */
 	int64_t sum;                /* latency sum (ms) */
 };
@@ -41,7 +41,7 @@ struct series {
 static struct {
 	pthread_mutex_t lock;
 	struct strmap fam[F__COUNT];
-	size_t n;                   /* series in all families */
+	size_t n; /* series in all families */
 } m = { .lock = PTHREAD_MUTEX_INITIALIZER,
 	.fam = { { .vsize = sizeof(struct series) },
 		 { .vsize = sizeof(struct series) },
@@ -74,8 +74,8 @@ metrics_register(const char *name, const char *type, const char *help,
 {
 	pthread_mutex_lock(&readers.lock);
 	if (readers.n < MAX_READERS)
-		readers.r[readers.n++] = (struct reader){ name, type, help,
-							  read };
+		readers.r[readers.n++] =
+			(struct reader){ name, type, help, read };
 	pthread_mutex_unlock(&readers.lock);
 }
 
@@ -145,9 +145,10 @@ metrics_request(const struct metrics_request *r)
 	struct series *s;
 
 	snprintf(status, sizeof status, "%d", r->status);
-	labels(l, sizeof l, (const char *const[]){
-		"tenant", r->tenant ? r->tenant : "-", "model",
-		r->model ? r->model : "-", "status", status, NULL });
+	labels(l, sizeof l,
+	       (const char *const[]){ "tenant", r->tenant ? r->tenant : "-",
+				      "model", r->model ? r->model : "-",
+				      "status", status, NULL });
 	if (r->streamed)
 		atomic_fetch_add(&streamed, 1);
 	if (r->aborted)
@@ -163,8 +164,8 @@ metrics_request(const struct metrics_request *r)
 		s->v[4] += r->reasoning;
 	}
 	if (r->provider != NULL && r->ttfb_ms >= 0) {
-		labels(l, sizeof l, (const char *const[]){
-			"provider", r->provider, NULL });
+		labels(l, sizeof l,
+		       (const char *const[]){ "provider", r->provider, NULL });
 		if ((s = series(F_LATENCY, l)) != NULL) {
 			int b = 0;
 			while (b < NBUCKETS && r->latency_ms > buckets_ms[b])
@@ -184,8 +185,9 @@ metrics_spend(const char *tenant, const char *currency, int64_t billed_nanos,
 	char l[256];
 	struct series *s;
 
-	labels(l, sizeof l, (const char *const[]){
-		"tenant", tenant ? tenant : "-", "currency", currency, NULL });
+	labels(l, sizeof l,
+	       (const char *const[]){ "tenant", tenant ? tenant : "-",
+				      "currency", currency, NULL });
 	pthread_mutex_lock(&m.lock);
 	if ((s = series(F_SPEND, l)) != NULL) {
 		s->v[0] += billed_nanos;
@@ -204,33 +206,37 @@ render_series(struct evbuffer *b)
 	struct series *s;
 	size_t it;
 
-	evbuffer_add_printf(b, "# HELP tollgate_requests_total Requests "
+	evbuffer_add_printf(b,
+			    "# HELP tollgate_requests_total Requests "
 			    "finished, by tenant, requested model and status.\n"
 			    "# TYPE tollgate_requests_total counter\n");
 	for (it = 0; strmap_next(&m.fam[F_REQUESTS], &it, &l, (void **)&s);)
 		evbuffer_add_printf(b, "tollgate_requests_total{%s} %lld\n", l,
 				    (long long)s->v[0]);
 	evbuffer_add_printf(b, "# HELP tollgate_tokens_total Tokens metered, "
-			    "by tenant, requested model, status and class.\n"
-			    "# TYPE tollgate_tokens_total counter\n");
+			       "by tenant, requested model, status and class.\n"
+			       "# TYPE tollgate_tokens_total counter\n");
 	for (it = 0; strmap_next(&m.fam[F_REQUESTS], &it, &l, (void **)&s);)
 		for (int k = 1; k < 5; k++)
-			evbuffer_add_printf(b, "tollgate_tokens_total{%s,"
-					    "class=\"%s\"} %lld\n", l, tok[k],
-					    (long long)s->v[k]);
+			evbuffer_add_printf(b,
+					    "tollgate_tokens_total{%s,"
+					    "class=\"%s\"} %lld\n",
+					    l, tok[k], (long long)s->v[k]);
 	evbuffer_add_printf(b, "# HELP tollgate_spend_nanos_total Cost of "
-			    "the usage written to the ledger, in nano-units "
-			    "of its currency: billed (after promotions) and "
-			    "at list price.\n"
-			    "# TYPE tollgate_spend_nanos_total counter\n");
+			       "the usage written to the ledger, in nano-units "
+			       "of its currency: billed (after promotions) and "
+			       "at list price.\n"
+			       "# TYPE tollgate_spend_nanos_total counter\n");
 	for (it = 0; strmap_next(&m.fam[F_SPEND], &it, &l, (void **)&s);)
-		evbuffer_add_printf(b, "tollgate_spend_nanos_total{%s,"
+		evbuffer_add_printf(b,
+				    "tollgate_spend_nanos_total{%s,"
 				    "kind=\"billed\"} %lld\n"
 				    "tollgate_spend_nanos_total{%s,"
 				    "kind=\"list\"} %lld\n",
 				    l, (long long)s->v[0], l,
 				    (long long)s->v[1]);
-	evbuffer_add_printf(b, "# HELP tollgate_request_duration_ms Time from "
+	evbuffer_add_printf(b,
+			    "# HELP tollgate_request_duration_ms Time from "
 			    "a request's arrival to its end, for requests "
 			    "that reached a provider.\n"
 			    "# TYPE tollgate_request_duration_ms histogram\n");
@@ -244,14 +250,16 @@ render_series(struct evbuffer *b)
 					 (long long)buckets_ms[k]);
 			else
 				snprintf(le, sizeof le, "+Inf");
-			evbuffer_add_printf(b, "tollgate_request_duration_ms_"
-					    "bucket{%s,le=\"%s\"} %lld\n", l,
-					    le, (long long)cum);
+			evbuffer_add_printf(b,
+					    "tollgate_request_duration_ms_"
+					    "bucket{%s,le=\"%s\"} %lld\n",
+					    l, le, (long long)cum);
 		}
-		evbuffer_add_printf(b, "tollgate_request_duration_ms_sum{%s} "
+		evbuffer_add_printf(b,
+				    "tollgate_request_duration_ms_sum{%s} "
 				    "%lld\ntollgate_request_duration_ms_count"
-				    "{%s} %lld\n", l, (long long)s->sum, l,
-				    (long long)cum);
+				    "{%s} %lld\n",
+				    l, (long long)s->sum, l, (long long)cum);
 	}
 }
 

@@ -23,10 +23,10 @@ struct pgconn {
 	int (*on_connect)(PGconn *, void *);
 	void *on_connect_arg;
 	int min_backoff_ms, max_backoff_ms;
-	int backoff_ms;          /* the current wait after a failure */
-	int64_t next_try_ms;     /* monotonic: no attempt before */
+	int backoff_ms;      /* the current wait after a failure */
+	int64_t next_try_ms; /* monotonic: no attempt before */
 	int64_t last_used_ms;
-	int outage;              /* an outage was logged and has not ended */
+	int outage; /* an outage was logged and has not ended */
 	atomic_int up;
 };
 
@@ -35,7 +35,8 @@ static void
 notice(void *arg, const PGresult *res)
 {
 	const struct pgconn *c = arg;
-	const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+	const char *sev =
+		PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
 	const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
 
 	if (sev != NULL && strcmp(sev, "WARNING") == 0)
@@ -96,8 +97,9 @@ pgconn_fail(struct pgconn *c, const char *why)
 	size_t n;
 
 	snprintf(reason, sizeof reason, "%s",
-		 why != NULL ? why
-		 : c->conn != NULL ? PQerrorMessage(c->conn) : "failed");
+		 why != NULL       ? why
+		 : c->conn != NULL ? PQerrorMessage(c->conn)
+				   : "failed");
 	n = strlen(reason);
 	while (n > 0 && (reason[n - 1] == '\n' || reason[n - 1] == ' '))
 		reason[--n] = '\0';
@@ -110,8 +112,8 @@ pgconn_fail(struct pgconn *c, const char *why)
 		log_debug("%s: database: %s", c->name, reason);
 	c->outage = 1;
 	atomic_store(&c->up, 0);
-	c->backoff_ms = c->backoff_ms == 0 ? c->min_backoff_ms
-					   : c->backoff_ms * 2;
+	c->backoff_ms =
+		c->backoff_ms == 0 ? c->min_backoff_ms : c->backoff_ms * 2;
 	if (c->backoff_ms > c->max_backoff_ms)
 		c->backoff_ms = c->max_backoff_ms;
 	c->next_try_ms = clock_mono_ms() + c->backoff_ms;

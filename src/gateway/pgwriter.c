@@ -97,7 +97,8 @@ write_one(PGconn *conn, struct usage_record *r)
 	}
 	atomic_fetch_add(&w.rejected, 1);
 	log_error("usage writer: the ledger rejects record %s (%s); kept in "
-		  "the spool's rejected.jnl%s", r->request_id, cause,
+		  "the spool's rejected.jnl%s",
+		  r->request_id, cause,
 		  spool_reject(r) == 0 ? "" : " (and that failed too)");
 	free(cause);
 	return 0;
@@ -126,7 +127,8 @@ write_batch(struct usage_record *batch, int n)
 		return -1;
 	}
 	log_warn("usage writer: batch of %d records: %s; writing them one by "
-		 "one", n, cause);
+		 "one",
+		 n, cause);
 	free(cause);
 	for (struct usage_record *r = batch; n-- > 0 && r; r = r->next)
 		if (write_one(conn, r) != 0)
@@ -163,7 +165,9 @@ writer_main(void *arg)
 
 		if (!stop)
 			spool_wait(w.batch, backoff > 0 ? backoff
-				   : hand != NULL || more ? 0 : w.flush_ms);
+					    : hand != NULL || more
+						    ? 0
+						    : w.flush_ms);
 		stop = atomic_load(&w.stopping);
 		if (hand == NULL) {
 			n = spool_next(w.batch, &hand);

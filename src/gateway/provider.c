@@ -20,10 +20,10 @@
 static int
 client_include_usage(const cJSON *json)
 {
-	const cJSON *so = cJSON_GetObjectItemCaseSensitive(json,
-							   "stream_options");
-	return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(so,
-							     "include_usage"));
+	const cJSON *so =
+		cJSON_GetObjectItemCaseSensitive(json, "stream_options");
+	return cJSON_IsTrue(
+		cJSON_GetObjectItemCaseSensitive(so, "include_usage"));
 }
 
 /* Builds the upstream body. */
@@ -35,8 +35,8 @@ provider_rewrite_body(const struct provider_conf *p, enum wire w,
 	size_t ms, me, ss = 0, se = 0;
 	struct buf out = BUF_INIT;
 	char *mq = NULL, *so_text = NULL;
-	int stream = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(json,
-								   "stream"));
+	int stream =
+		cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(json, "stream"));
 	int has_so, model_added = 0;
 	long end;
 	cJSON *mj;
@@ -77,19 +77,21 @@ provider_rewrite_body(const struct provider_conf *p, enum wire w,
 	/* Chat and legacy completions streams carry usage only when asked;
 	 * the Responses API always reports it (and takes no such option). */
 	if (stream && (w == WIRE_OPENAI_CHAT || w == WIRE_OPENAI_COMPLETIONS) &&
-	    flavor_needs_include_usage(p->flavor) &&
-	    !p->no_stream_options && !client_include_usage(json)) {
+	    flavor_needs_include_usage(p->flavor) && !p->no_stream_options &&
+	    !client_include_usage(json)) {
 		*injected = 1;
 		if (has_so) {
 			/* Keep the client's other options; switch usage on. */
-			cJSON *so = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(
-				json, "stream_options"), 1);
+			cJSON *so = cJSON_Duplicate(
+				cJSON_GetObjectItemCaseSensitive(
+					json, "stream_options"),
+				1);
 			if (!cJSON_IsObject(so)) {
 				cJSON_Delete(so);
 				so = cJSON_CreateObject();
 			}
-			cJSON_DeleteItemFromObjectCaseSensitive(so,
-								"include_usage");
+			cJSON_DeleteItemFromObjectCaseSensitive(
+				so, "include_usage");
 			cJSON_AddTrueToObject(so, "include_usage");
 			so_text = cJSON_PrintUnformatted(so);
 			cJSON_Delete(so);
@@ -142,11 +144,16 @@ static const char *
 wire_path(enum wire w)
 {
 	switch (w) {
-	case WIRE_OPENAI_CHAT: return "/chat/completions";
-	case WIRE_OPENAI_COMPLETIONS: return "/completions";
-	case WIRE_OPENAI_EMBEDDINGS: return "/embeddings";
-	case WIRE_OPENAI_RESPONSES: return "/responses";
-	case WIRE_ANTHROPIC: return "/messages";
+	case WIRE_OPENAI_CHAT:
+		return "/chat/completions";
+	case WIRE_OPENAI_COMPLETIONS:
+		return "/completions";
+	case WIRE_OPENAI_EMBEDDINGS:
+		return "/embeddings";
+	case WIRE_OPENAI_RESPONSES:
+		return "/responses";
+	case WIRE_ANTHROPIC:
+		return "/messages";
 	}
 	return "/";
 }
@@ -232,9 +239,11 @@ provider_headers(const struct provider_conf *p, const char *beta)
 	}
 	if (p->api_key != NULL) {
 		/* Each type's own credential header. */
-		const char *fmt = p->type == PROVIDER_ANTHROPIC ? "x-api-key: %s"
-				  : p->type == PROVIDER_AZURE ? "api-key: %s"
-				  : "Authorization: Bearer %s";
+		const char *fmt = p->type == PROVIDER_ANTHROPIC
+					  ? "x-api-key: %s"
+				  : p->type == PROVIDER_AZURE
+					  ? "api-key: %s"
+					  : "Authorization: Bearer %s";
 		size_t n = strlen(p->api_key) + 32;
 		char *line = malloc(n);
 		if (line == NULL)

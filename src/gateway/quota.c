@@ -63,19 +63,19 @@ static struct {
  * them. avail = leased - inflight - pending. */
 struct lease {
 	int64_t quota_id;
-	int64_t end_ms;          /* the period's end on the policy clock */
-	int64_t leased;          /* tokens the lease holds in the counter */
-	int64_t inflight;        /* worst cases of requests admitted on it */
-	int64_t pending;         /* tokens used, not yet reported */
-	int64_t last_ms;         /* last admission asked of it */
-	int64_t max_worst;       /* the largest worst case asked of it */
-	int want;                /* asked for, or must keep being renewed */
+	int64_t end_ms;    /* the period's end on the policy clock */
+	int64_t leased;    /* tokens the lease holds in the counter */
+	int64_t inflight;  /* worst cases of requests admitted on it */
+	int64_t pending;   /* tokens used, not yet reported */
+	int64_t last_ms;   /* last admission asked of it */
+	int64_t max_worst; /* the largest worst case asked of it */
+	int want;          /* asked for, or must keep being renewed */
 };
 
-#define LEASE_MAX       1024
-#define LEASE_EVERY_MS  200     /* renewal period */
-#define LEASE_IDLE_MS   30000   /* an unused lease is given back */
-#define LEASE_FRACTION  "0.125" /* of what a quota has left, per gateway */
+#define LEASE_MAX      1024
+#define LEASE_EVERY_MS 200     /* renewal period */
+#define LEASE_IDLE_MS  30000   /* an unused lease is given back */
+#define LEASE_FRACTION "0.125" /* of what a quota has left, per gateway */
 
 static struct {
 	pthread_mutex_t lock;
@@ -171,7 +171,8 @@ quota_settle(const char *request_id, int64_t tokens)
 
 	if (s == NULL) {
 		log_error("quota: out of memory; request %s stays reserved "
-			  "until it expires", request_id);
+			  "until it expires",
+			  request_id);
 		return;
 	}
 	snprintf(s->request_id, sizeof s->request_id, "%s", request_id);
@@ -205,12 +206,13 @@ reserve_results(struct quota_job **jobs, int njobs, PGresult *res)
 		job->reserved = strtoll(PQgetvalue(res, r, 5), NULL, 10);
 		/* Over on spend rather than tokens: report that. */
 		if (!PQgetisnull(res, r, 7) &&
-		    (job->limit == 0 || job->used + job->reserved + job->tokens <=
-					       job->limit)) {
+		    (job->limit == 0 ||
+		     job->used + job->reserved + job->tokens <= job->limit)) {
 			job->spend = 1;
 			job->limit = strtoll(PQgetvalue(res, r, 7), NULL, 10);
 			job->used = strtoll(PQgetvalue(res, r, 8), NULL, 10);
-			job->reserved = strtoll(PQgetvalue(res, r, 9), NULL, 10);
+			job->reserved =
+				strtoll(PQgetvalue(res, r, 9), NULL, 10);
 		}
 		if (hard)
 			job->status = 1;
@@ -269,10 +271,11 @@ run_batch(struct quota_job **jobs, int njobs, struct settle **settles,
 		params[3] = sqlarr_end(&a[5]);
 		params[4] = sqlarr_end(&a[6]);
 		params[5] = now;
-		if (params[0] == NULL || params[1] == NULL || params[2] == NULL ||
-		    params[3] == NULL || params[4] == NULL ||
-		    !PQsendQueryParams(conn, reserve_sql, 6, NULL, params,
-				       NULL, NULL, 0) ||
+		if (params[0] == NULL || params[1] == NULL ||
+		    params[2] == NULL || params[3] == NULL ||
+		    params[4] == NULL ||
+		    !PQsendQueryParams(conn, reserve_sql, 6, NULL, params, NULL,
+				       NULL, 0) ||
 		    PQpipelineSync(conn) != 1)
 			goto broken;
 		nstmt++;
@@ -285,8 +288,8 @@ run_batch(struct quota_job **jobs, int njobs, struct settle **settles,
 		params[0] = sqlarr_end(&a[3]);
 		params[1] = sqlarr_end(&a[4]);
 		if (params[0] == NULL || params[1] == NULL ||
-		    !PQsendQueryParams(conn, settle_sql, 2, NULL, params,
-				       NULL, NULL, 0) ||
+		    !PQsendQueryParams(conn, settle_sql, 2, NULL, params, NULL,
+				       NULL, 0) ||
 		    PQpipelineSync(conn) != 1)
 			goto broken;
 		nstmt++;
@@ -300,8 +303,8 @@ run_batch(struct quota_job **jobs, int njobs, struct settle **settles,
 				if (reserving)
 					reserve_results(jobs, njobs, res);
 			} else {
-				log_warn("quota: %s: %s", reserving ? "reserve"
-								    : "settle",
+				log_warn("quota: %s: %s",
+					 reserving ? "reserve" : "settle",
 					 PQresultErrorMessage(res));
 				if (!reserving)
 					rc = -1;
@@ -337,8 +340,8 @@ enum lease_answer { LEASE_UNREACHABLE, LEASE_REFUSED, LEASE_NONE, LEASE_OK };
  * (fraction of what its quota has left, "0" to give it back, min the
  * least worth holding); fills *end_ms and *leased on LEASE_OK. */
 static enum lease_answer
-lease_call(int64_t quota_id, int64_t used, const char *fraction,
-	   int64_t min, int64_t now, int64_t *end_ms, int64_t *leased)
+lease_call(int64_t quota_id, int64_t used, const char *fraction, int64_t min,
+	   int64_t now, int64_t *end_ms, int64_t *leased)
 {
 	char qid[24], u[24], name[64], at[CLOCK_TEXT_MAX], m[24];
 	const char *params[6] = { name, qid, u, fraction, m, at };

@@ -18,9 +18,9 @@
 #define MINUTE_MS 60000
 
 struct rl_slot {
-	int64_t kind;          /* 0 empty, 1 tenant, 2 key */
+	int64_t kind; /* 0 empty, 1 tenant, 2 key */
 	int64_t id;
-	int64_t minute;        /* the current fixed minute (ms / 60000) */
+	int64_t minute; /* the current fixed minute (ms / 60000) */
 	int64_t cur_req, prev_req;
 	int64_t cur_tok, prev_tok;
 	int64_t inflight;
@@ -105,7 +105,8 @@ wait_ms(const struct rl_slot *s, int req, int64_t add, int64_t limit,
 		struct rl_slot f = *s;
 		roll(&f, now_ms + t);
 		if (window(req ? f.cur_req : f.cur_tok,
-			   req ? f.prev_req : f.prev_tok, now_ms + t) + add <=
+			   req ? f.prev_req : f.prev_tok, now_ms + t) +
+			    add <=
 		    limit)
 			return t;
 	}
@@ -115,8 +116,8 @@ wait_ms(const struct rl_slot *s, int req, int64_t add, int64_t limit,
 /* Tightens the reported status with one scope's numbers. Reset times are
  * until the window is back to its initial state, as OpenAI reports them. */
 static void
-report(struct rl_status *st, const struct rl_limits *l,
-       const struct rl_slot *s, int64_t now_ms)
+report(struct rl_status *st, const struct rl_limits *l, const struct rl_slot *s,
+       int64_t now_ms)
 {
 	if (l->rpm > 0) {
 		int64_t used = window(s->cur_req, s->prev_req, now_ms);
@@ -124,8 +125,8 @@ report(struct rl_status *st, const struct rl_limits *l,
 		if (st->limit_requests == 0 || left < st->remaining_requests) {
 			st->limit_requests = l->rpm;
 			st->remaining_requests = left;
-			st->reset_requests_ms = used == 0 ? 0 :
-				wait_ms(s, 1, 0, 0, now_ms);
+			st->reset_requests_ms =
+				used == 0 ? 0 : wait_ms(s, 1, 0, 0, now_ms);
 		}
 	}
 	if (l->tpm > 0) {
@@ -134,8 +135,8 @@ report(struct rl_status *st, const struct rl_limits *l,
 		if (st->limit_tokens == 0 || left < st->remaining_tokens) {
 			st->limit_tokens = l->tpm;
 			st->remaining_tokens = left;
-			st->reset_tokens_ms = used == 0 ? 0 :
-				wait_ms(s, 0, 0, 0, now_ms);
+			st->reset_tokens_ms =
+				used == 0 ? 0 : wait_ms(s, 0, 0, 0, now_ms);
 		}
 	}
 }
@@ -162,8 +163,9 @@ check(const struct rl_limits *l, const struct rl_slot *s, int64_t tokens,
 		st->limit = l->tpm;
 		st->used = window(s->cur_tok, s->prev_tok, now_ms);
 		/* A request larger than the whole limit never fits. */
-		st->retry_after_ms = tokens > l->tpm ? 0 :
-			wait_ms(s, 0, tokens, l->tpm, now_ms);
+		st->retry_after_ms =
+			tokens > l->tpm ? 0
+					: wait_ms(s, 0, tokens, l->tpm, now_ms);
 	} else {
 		return 0;
 	}
@@ -187,14 +189,15 @@ ratelimit_admit(int64_t tenant_id, const struct rl_limits *tl, int64_t key_id,
 	pthread_mutex_lock(&rl.lock);
 	for (int i = 0; i < 2; i++) {
 		const struct rl_limits *l = lims[i];
-		if (l == NULL || (l->rpm == 0 && l->tpm == 0 &&
-				  l->concurrency == 0))
+		if (l == NULL ||
+		    (l->rpm == 0 && l->tpm == 0 && l->concurrency == 0))
 			continue;
 		s[i] = do_slot(i + 1, i == 0 ? tenant_id : key_id);
 		if (s[i] == NULL)
 			continue;
 		roll(s[i], now_ms);
-		if (rc == 0 && check(l, s[i], tokens, now_ms, scopes[i], st) != 0)
+		if (rc == 0 &&
+		    check(l, s[i], tokens, now_ms, scopes[i], st) != 0)
 			rc = -1;
 	}
 	if (rc == 0) {

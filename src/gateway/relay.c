@@ -67,35 +67,35 @@ enum phase {
 struct relay {
 	struct relay_input in;
 	enum phase phase;
-	int target;                       /* the route target being tried */
+	int target; /* the route target being tried */
 	const struct route_target *t;
-	enum wire uwire;                  /* the wire upstream speaks */
+	enum wire uwire; /* the wire upstream speaks */
 	struct upstream_call call;
-	char *upbody;                     /* body sent upstream */
+	char *upbody; /* body sent upstream */
 	size_t uplen;
 	struct curl_slist *hdrs;
-	char *ctype;                      /* upstream Content-Type */
+	char *ctype; /* upstream Content-Type */
 	char *retry_after;
-	int injected_usage;               /* the gateway added include_usage */
-	int paused;                       /* the call waits for the client */
-	struct event *idle;               /* a stream's idle timer */
-	int64_t last_rx_us;               /* last byte from upstream */
-	struct evbuffer *out;             /* the buffered answer, or stream
-					     bytes not yet sent */
+	int injected_usage;   /* the gateway added include_usage */
+	int paused;           /* the call waits for the client */
+	struct event *idle;   /* a stream's idle timer */
+	int64_t last_rx_us;   /* last byte from upstream */
+	struct evbuffer *out; /* the buffered answer, or stream
+				 bytes not yet sent */
 	struct sse_parser *sse;
 	struct usage_stream ust;
-	struct tr_stream *tr;             /* translating a stream */
-	struct buf trout;                 /* its output, one event at a time */
-	char *tr_cause;                   /* why the request cannot be
-					     translated */
+	struct tr_stream *tr; /* translating a stream */
+	struct buf trout;     /* its output, one event at a time */
+	char *tr_cause;       /* why the request cannot be
+				 translated */
 	char reason[CURL_ERROR_SIZE + 160];
 };
 
 static int fall_back(struct relay *r, CURLcode result);
 
 /* Logs a line about the relay's request. */
-#define rlog(r, level, ...)                                                  \
-	log_request(level, (r)->in.rec->request_id, (r)->in.rec->tenant,     \
+#define rlog(r, level, ...)                                                    \
+	log_request(level, (r)->in.rec->request_id, (r)->in.rec->tenant,       \
 		    __VA_ARGS__)
 
 /* Reports the end of the transfer; the relay may be freed by the time
@@ -177,10 +177,10 @@ translate_request(struct relay *r, size_t *len)
 	if (r->uwire == WIRE_ANTHROPIC)
 		body = tr_chat_to_messages(a->json, model, len, &cause);
 	else
-		body = tr_messages_to_chat(a->json, model,
-					   a->stream &&
-						   !r->t->provider->no_stream_options,
-					   len, &cause);
+		body = tr_messages_to_chat(
+			a->json, model,
+			a->stream && !r->t->provider->no_stream_options, len,
+			&cause);
 	if (body == NULL) {
 		free(r->tr_cause);
 		r->tr_cause = cause != NULL ? cause : strdup("out of memory");
@@ -202,21 +202,24 @@ translate_body(struct relay *r, const cJSON *body)
 
 	if (status >= 200 && status < 300 && body != NULL) {
 		out = client_anthropic
-			? tr_chat_resp_to_messages(body, model, &len, &cause)
-			: tr_messages_resp_to_chat(body, model,
-						   r->in.start_us / 1000000,
-						   &len, &cause);
+			      ? tr_chat_resp_to_messages(body, model, &len,
+							 &cause)
+			      : tr_messages_resp_to_chat(
+					body, model, r->in.start_us / 1000000,
+					&len, &cause);
 		if (out == NULL) {
-			rlog(r, LOG_WARN, "cannot translate the provider's "
-			     "answer: %s", cause ? cause : "out of memory");
+			rlog(r, LOG_WARN,
+			     "cannot translate the provider's answer: %s",
+			     cause ? cause : "out of memory");
 			free(cause);
 			r->call.status = status = 502;
 		}
 	}
 	if (out == NULL && status >= 400)
-		out = client_anthropic
-			? tr_error_to_messages((int)status, raw, rawlen, &len)
-			: tr_error_to_chat((int)status, raw, rawlen, &len);
+		out = client_anthropic ? tr_error_to_messages((int)status, raw,
+							      rawlen, &len)
+				       : tr_error_to_chat((int)status, raw,
+							  rawlen, &len);
 	if (out == NULL)
 		return;
 	evbuffer_drain(r->out, rawlen);
@@ -280,8 +283,9 @@ relay_event(const struct sse_event *ev, void *arg)
 		r->phase = PH_HOLDING;
 	if (ev->data != NULL && rec->error == NULL && is_error_event(ev)) {
 		char msg[320];
-		snprintf(msg, sizeof msg, "upstream sent an error mid-stream: "
-			 "%.*s", (int)(ev->data_len < 256 ? ev->data_len : 256),
+		snprintf(msg, sizeof msg,
+			 "upstream sent an error mid-stream: %.*s",
+			 (int)(ev->data_len < 256 ? ev->data_len : 256),
 			 ev->data);
 		rec->error = strdup(msg);
 	}
@@ -290,7 +294,8 @@ relay_event(const struct sse_event *ev, void *arg)
 			return 0;
 		buf_reset(&r->trout, 0);
 		if (tr_stream_event(r->tr, ev->event, ev->data, ev->data_len,
-				    &r->trout) == 0 && r->trout.len > 0)
+				    &r->trout) == 0 &&
+		    r->trout.len > 0)
 			evbuffer_add(r->out, r->trout.data, r->trout.len);
 		return 0;
 	}
@@ -468,9 +473,9 @@ on_done(void *arg, CURLcode result)
 	if (streaming(r)) {
 		r->phase = PH_STREAMED;
 		if (result != CURLE_OK) {
-			snprintf(r->reason, sizeof r->reason, "upstream stream "
-				 "failed: %s", upstream_strerror(&r->call,
-								  result));
+			snprintf(r->reason, sizeof r->reason,
+				 "upstream stream failed: %s",
+				 upstream_strerror(&r->call, result));
 			report(r, RELAY_CUT, 0, NULL, NULL);
 			return;
 		}
@@ -523,9 +528,10 @@ idle_cb(evutil_socket_t fd, short what, void *arg)
 		evtimer_add(r->idle, &tv);
 		return;
 	}
-	snprintf(r->reason, sizeof r->reason, "upstream idle timeout: "
-		 "provider '%s' sent nothing for %lld ms", p->name,
-		 (long long)p->idle_timeout_ms);
+	snprintf(r->reason, sizeof r->reason,
+		 "upstream idle timeout: "
+		 "provider '%s' sent nothing for %lld ms",
+		 p->name, (long long)p->idle_timeout_ms);
 	if (r->call.easy != NULL &&
 	    should_fall_back(r, CURLE_OPERATION_TIMEDOUT)) {
 		/* Silent before any byte: the next target may answer. */
@@ -552,13 +558,13 @@ use_target(struct relay *r, int i)
 
 	r->target = i;
 	r->t = t;
-	r->uwire = (enum wire)provider_upstream_wire(t->provider,
-						     r->in.ep->wire);
+	r->uwire =
+		(enum wire)provider_upstream_wire(t->provider, r->in.ep->wire);
 	free(rec->provider);
 	free(rec->upstream_model);
 	rec->provider = strdup(t->provider->name);
-	rec->upstream_model = strdup(provider_target_model(t,
-							   r->in.adm->model));
+	rec->upstream_model =
+		strdup(provider_target_model(t, r->in.adm->model));
 	usage_stream_init(&r->ust, r->uwire, t->provider->flavor);
 }
 
@@ -599,10 +605,9 @@ start_call(struct relay *r)
 	int rc;
 
 	if (r->uwire == r->in.ep->wire)
-		r->upbody = provider_rewrite_body(p, r->uwire, a->body,
-						  a->body_len, a->json, model,
-						  &r->injected_usage,
-						  &r->uplen);
+		r->upbody = provider_rewrite_body(
+			p, r->uwire, a->body, a->body_len, a->json, model,
+			&r->injected_usage, &r->uplen);
 	else
 		r->upbody = translate_request(r, &r->uplen);
 	if (r->in.ep->wire == WIRE_ANTHROPIC)
@@ -616,9 +621,11 @@ start_call(struct relay *r)
 	r->call.on_done = on_done;
 	r->call.arg = r;
 	rc = r->upbody == NULL || url == NULL || r->hdrs == NULL ||
-	     upstream_start(r->in.upstream, &r->call, p, url, r->hdrs,
-			    r->upbody, r->uplen, a->stream) != 0
-		     ? -1 : 0;
+			     upstream_start(r->in.upstream, &r->call, p, url,
+					    r->hdrs, r->upbody, r->uplen,
+					    a->stream) != 0
+		     ? -1
+		     : 0;
 	free(url);
 	if (rc != 0)
 		return -1;
@@ -695,7 +702,8 @@ relay_start(struct relay *r, struct reply_error *err)
 	err->param = NULL;
 	err->message = r->reason;
 	if (r->tr_cause != NULL) {
-		snprintf(r->reason, sizeof r->reason, "The request cannot be "
+		snprintf(r->reason, sizeof r->reason,
+			 "The request cannot be "
 			 "sent to provider '%s' in its API: %s",
 			 r->t->provider->name, r->tr_cause);
 		err->status = 400;

@@ -13,31 +13,41 @@
 #include "reply.h"
 #include "translate.h"
 
-/* The reason phrase for a status; evhttp's own table stops at 417. */
+/* The reason phrases the gateway sends; evhttp's own table stops at
+ * 417. */
+static const struct {
+	int status;
+	const char *reason;
+} reasons[] = {
+	{ 200, "OK" },
+	{ 400, "Bad Request" },
+	{ 401, "Unauthorized" },
+	{ 402, "Payment Required" },
+	{ 403, "Forbidden" },
+	{ 404, "Not Found" },
+	{ 405, "Method Not Allowed" },
+	{ 408, "Request Timeout" },
+	{ 409, "Conflict" },
+	{ 413, "Payload Too Large" },
+	{ 422, "Unprocessable Entity" },
+	{ 429, "Too Many Requests" },
+	{ 500, "Internal Server Error" },
+	{ 502, "Bad Gateway" },
+	{ 503, "Service Unavailable" },
+	{ 504, "Gateway Timeout" },
+	{ 529, "Overloaded" },
+};
+
+/* The reason phrase for a status. */
 const char *
 reply_reason(int status)
 {
-	switch (status) {
-	case 200: return "OK";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 402: return "Payment Required";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 408: return "Request Timeout";
-	case 409: return "Conflict";
-	case 413: return "Payload Too Large";
-	case 422: return "Unprocessable Entity";
-	case 429: return "Too Many Requests";
-	case 500: return "Internal Server Error";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	case 504: return "Gateway Timeout";
-	case 529: return "Overloaded";
-	default: return status < 300 ? "OK" : status < 500 ? "Client Error"
-							    : "Server Error";
-	}
+	for (size_t i = 0; i < sizeof reasons / sizeof *reasons; i++)
+		if (reasons[i].status == status)
+			return reasons[i].reason;
+	if (status < 300)
+		return "OK";
+	return status < 500 ? "Client Error" : "Server Error";
 }
 
 /* Writes a new random request id. */
@@ -156,6 +166,6 @@ reply_ratelimit_headers(struct evkeyvalq *out, const struct rl_status *st)
 		add_limit(out, "requests", st->limit_requests,
 			  st->remaining_requests, st->reset_requests_ms);
 	if (st->limit_tokens > 0)
-		add_limit(out, "tokens", st->limit_tokens,
-			  st->remaining_tokens, st->reset_tokens_ms);
+		add_limit(out, "tokens", st->limit_tokens, st->remaining_tokens,
+			  st->reset_tokens_ms);
 }

@@ -51,47 +51,46 @@
 enum request_state {
 	REQ_ADMISSION, /* headers and body are in: admission runs */
 	REQ_QUOTA,     /* parked while the quota thread reserves the worst
-	                  case; it cannot be freed until the answer arrives */
+			  case; it cannot be freed until the answer arrives */
 	REQ_ABANDONED, /* ended while parked: closes when the answer comes */
 	REQ_UPSTREAM,  /* the upstream transfer runs; nothing sent yet */
 	REQ_RELAYING,  /* a streamed reply has started */
 	REQ_CLOSING,   /* request_close() runs: record settled and journaled,
-	                  reply finished or abandoned, memory freed */
+			  reply finished or abandoned, memory freed */
 };
 
 /* What happens to a request. */
 enum request_event {
-	EV_START,      /* it arrived */
-	EV_QUOTA,      /* the quota thread answered */
-	EV_STREAMING,  /* the relay started a streamed reply */
-	EV_RELAY_DONE, /* the relay ended (struct relay_end) */
-	EV_CLIENT_GONE,/* the client left (its connection closed, or end of
-	                  file on its socket) */
-	EV_CUT,        /* shutdown ends it (reason) */
+	EV_START,       /* it arrived */
+	EV_QUOTA,       /* the quota thread answered */
+	EV_STREAMING,   /* the relay started a streamed reply */
+	EV_RELAY_DONE,  /* the relay ended (struct relay_end) */
+	EV_CLIENT_GONE, /* the client left (its connection closed, or end of
+			   file on its socket) */
+	EV_CUT,         /* shutdown ends it (reason) */
 };
 
 struct request {
 	struct request_loop *rq_loop;
-	struct config *rq_cfg;            /* a reference: the configuration
-					     the request started on */
+	struct config *rq_cfg;               /* a reference: the configuration
+						the request started on */
 	struct request *rq_next, **rq_prevp; /* the loop's requests */
-	struct evhttp_request *rq_http;   /* NULL once the client is gone */
+	struct evhttp_request *rq_http;      /* NULL once the client is gone */
 	const struct endpoint *rq_ep;
 	enum request_state rq_state;
 	char rq_id[REPLY_ID_SIZE];
 	int64_t rq_start_us;
 	int64_t rq_start_mono_us;
 	struct admission rq_adm;
-	struct relay *rq_relay;           /* from REQ_UPSTREAM on */
-	struct refusal rq_refusal;        /* the answer when refused */
+	struct relay *rq_relay;    /* from REQ_UPSTREAM on */
+	struct refusal rq_refusal; /* the answer when refused */
 	int rq_refused;
-	struct event *rq_watch;           /* the client's socket, for EOF */
-	char *rq_abandoned;               /* REQ_ABANDONED: why */
-	struct usage_record *rq_rec;      /* filled as the request goes */
+	struct event *rq_watch;      /* the client's socket, for EOF */
+	char *rq_abandoned;          /* REQ_ABANDONED: why */
+	struct usage_record *rq_rec; /* filled as the request goes */
 };
 
-static void drive(struct request *req, enum request_event ev,
-		  const void *data);
+static void drive(struct request *req, enum request_event ev, const void *data);
 static void request_close(struct request *req, const char *reason);
 
 /* Stops watching the client's socket. */
@@ -115,8 +114,8 @@ client_watch(evutil_socket_t fd, short what, void *arg)
 	ssize_t n = recv(fd, &c, 1, MSG_PEEK);
 
 	(void)what;
-	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK ||
-		      errno == EINTR))
+	if (n < 0 &&
+	    (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 		return;
 	unwatch_client(req);
 	if (n > 0)
@@ -136,8 +135,8 @@ watch_client(struct request *req)
 
 	if (fd < 0)
 		return;
-	req->rq_watch = event_new(req->rq_loop->base, fd,
-				  EV_READ | EV_PERSIST, client_watch, req);
+	req->rq_watch = event_new(req->rq_loop->base, fd, EV_READ | EV_PERSIST,
+				  client_watch, req);
 	if (req->rq_watch != NULL)
 		event_add(req->rq_watch, NULL);
 }
@@ -162,8 +161,7 @@ client_closed(struct evhttp_connection *evcon, void *arg)
 /* Refuses the request: its error goes out once the record is journaled.
  * Returns REQ_CLOSING, with the error's message as the reason. */
 static enum request_state
-refuse(struct request *req, const struct reply_error *err,
-       const char **reason)
+refuse(struct request *req, const struct reply_error *err, const char **reason)
 {
 	if (err != &req->rq_refusal.err) {
 		req->rq_refusal.err = *err;
@@ -205,8 +203,7 @@ relay_done(void *arg, const struct relay_end *end)
 	drive(arg, EV_RELAY_DONE, end);
 }
 
-static const struct relay_events relay_events = { relay_streaming,
-						  relay_done };
+static const struct relay_events relay_events = { relay_streaming, relay_done };
 
 /* Starts the upstream transfer: REQ_UPSTREAM, or REQ_CLOSING refused. */
 static enum request_state
@@ -241,9 +238,8 @@ admit(struct request *req, const char *path_model, const char **reason)
 {
 	struct admission *a = &req->rq_adm;
 
-	if (admit_request(req->rq_cfg, req->rq_http, req->rq_ep, path_model,
-			  a, req->rq_rec,
-			  &req->rq_refusal) != 0)
+	if (admit_request(req->rq_cfg, req->rq_http, req->rq_ep, path_model, a,
+			  req->rq_rec, &req->rq_refusal) != 0)
 		return refuse(req, &req->rq_refusal.err, reason);
 	if (admit_quotas(a, req->rq_rec) == ADMIT_QUOTA_RESERVE) {
 		a->qjob.ev = event_new(req->rq_loop->base, -1, 0,
@@ -297,7 +293,8 @@ cut(struct request *req, const char *why, const char **reason)
 
 /* Moves a request on after ev: the one place its state changes. data is
  * the event's (the path's model or NULL for EV_START, a struct relay_end
- * for EV_RELAY_DONE, the reason for EV_CUT). A request that reaches REQ_CLOSING is closed and freed. */
+ * for EV_RELAY_DONE, the reason for EV_CUT). A request that reaches REQ_CLOSING
+ * is closed and freed. */
 static void
 drive(struct request *req, enum request_event ev, const void *data)
 {
@@ -316,9 +313,9 @@ drive(struct request *req, enum request_event ev, const void *data)
 			break;
 		}
 		/* The quota thread still holds this request. */
-		req->rq_abandoned = strdup(ev == EV_CUT
-					   ? (const char *)data
-					   : "client closed the connection");
+		req->rq_abandoned =
+			strdup(ev == EV_CUT ? (const char *)data
+					    : "client closed the connection");
 		next = REQ_ABANDONED;
 		break;
 	case REQ_ABANDONED:
@@ -401,11 +398,12 @@ finish_reply(struct request *req, const char *reason)
 	if (http == NULL)
 		return;
 	req->rq_http = NULL;
-	evhttp_connection_set_closecb(evhttp_request_get_connection(http),
-				      NULL, NULL);
+	evhttp_connection_set_closecb(evhttp_request_get_connection(http), NULL,
+				      NULL);
 	if (req->rq_refused)
 		reply_error(http, req->rq_ep->wire, &req->rq_refusal.err);
-	else if (req->rq_relay == NULL || relay_finish(req->rq_relay, http) != 0)
+	else if (req->rq_relay == NULL ||
+		 relay_finish(req->rq_relay, http) != 0)
 		reply_error(http, req->rq_ep->wire, &internal);
 }
 
@@ -434,8 +432,8 @@ account(struct request *req, const char *reason)
 	log_request(reason != NULL && rec->status < 400 ? LOG_WARN : LOG_INFO,
 		    rec->request_id, rec->tenant,
 		    "%s %s model=%s provider=%s status=%d prompt=%lld "
-		    "completion=%lld %s ms=%lld%s%s", rec->endpoint,
-		    rec->streamed ? "stream" : "json",
+		    "completion=%lld %s ms=%lld%s%s",
+		    rec->endpoint, rec->streamed ? "stream" : "json",
 		    rec->requested_model ? rec->requested_model : "-",
 		    rec->provider ? rec->provider : "-", rec->status,
 		    (long long)rec->usage.prompt,

@@ -68,11 +68,11 @@ static struct {
 	uint64_t cur_seq;
 	int cur_fd;
 	int64_t cur_size;
-	uint64_t cur_gen;     /* bumped when the live file changes identity or
-	                         is truncated: what a sync covered */
+	uint64_t cur_gen; /* bumped when the live file changes identity or
+			     is truncated: what a sync covered */
 	int64_t synced_size;
-	int need_newline;     /* stray bytes of a failed append precede */
-	int *retired;         /* rolled segments' fds, synced then closed */
+	int need_newline; /* stray bytes of a failed append precede */
+	int *retired;     /* rolled segments' fds, synced then closed */
 	size_t nretired, cap_retired;
 	int dir_dirty;
 	int stopping;
@@ -80,9 +80,9 @@ static struct {
 	char fail_reason[128];
 
 	/* Read side: the usage writer's thread only. */
-	uint64_t *old;        /* segments found at start, ascending */
+	uint64_t *old; /* segments found at start, ascending */
 	size_t nold, iold;
-	uint64_t first_new;   /* first segment this process created */
+	uint64_t first_new; /* first segment this process created */
 	uint64_t rseq;
 	int rfd;
 	int64_t roff, rcommit;
@@ -93,11 +93,11 @@ static struct {
 	 * and what the writer is waiting for; under lock. */
 	struct usage_record *mem, **mem_tail;
 	int64_t nmem;
-	int64_t unread;       /* appended, not yet read back (a hint) */
-	int batch;            /* records that make a batch due */
-	int woken;            /* spool_wake() since the last spool_wait() */
+	int64_t unread; /* appended, not yet read back (a hint) */
+	int batch;      /* records that make a batch due */
+	int woken;      /* spool_wake() since the last spool_wait() */
 	pthread_cond_t due;
-	int from_mem;         /* spool_next's last records came from memory */
+	int from_mem; /* spool_next's last records came from memory */
 
 	atomic_llong pending_bytes;
 	atomic_llong torn;
@@ -108,7 +108,10 @@ static struct {
 	.due = PTHREAD_COND_INITIALIZER,
 	.mem_tail = &s.mem,
 	.batch = 1,
-	.dirfd = -1, .lockfd = -1, .cur_fd = -1, .rfd = -1,
+	.dirfd = -1,
+	.lockfd = -1,
+	.cur_fd = -1,
+	.rfd = -1,
 };
 
 static uint32_t crc_table[256];
@@ -156,8 +159,9 @@ seg_seq(const char *name)
 		return 0;
 	for (int i = 6; i < 22; i++) {
 		char c = name[i];
-		int d = c >= '0' && c <= '9' ? c - '0'
-			: c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+		int d = c >= '0' && c <= '9'   ? c - '0'
+			: c >= 'a' && c <= 'f' ? c - 'a' + 10
+					       : -1;
 		if (d < 0)
 			return 0;
 		seq = seq << 4 | (uint64_t)d;
@@ -197,8 +201,7 @@ mkdirs(const char *dir)
 }
 
 /* Returns a malloc'd message. */
-static char *
-errmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *errmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static char *
 errmsg(const char *fmt, ...)
 {
@@ -254,8 +257,8 @@ scan_old(char **cause)
 	atomic_store(&s.pending_bytes, bytes);
 	if (s.nold > 0)
 		log_info("spool: %zu segment%s (%" PRId64 " bytes) left by an "
-			 "earlier run; shipping them first", s.nold,
-			 s.nold == 1 ? "" : "s", bytes);
+			 "earlier run; shipping them first",
+			 s.nold, s.nold == 1 ? "" : "s", bytes);
 	return 0;
 }
 
@@ -448,7 +451,8 @@ spool_open(const char *dir, int64_t segment_size, int fsync_ms, char **cause)
 		return open_failed();
 	}
 	n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
-	if (ftruncate(s.lockfd, 0) != 0 || pwrite(s.lockfd, pid, (size_t)n, 0) != n)
+	if (ftruncate(s.lockfd, 0) != 0 ||
+	    pwrite(s.lockfd, pid, (size_t)n, 0) != n)
 		log_warn("spool: cannot write the pid to %s", path);
 	if (scan_old(cause) != 0)
 		return open_failed();
@@ -510,7 +514,8 @@ spool_close(void)
 		close(s.rfd);
 	if (s.nmem > 0)
 		log_error("spool: %lld usage records neither journaled nor "
-			  "written are lost", (long long)s.nmem);
+			  "written are lost",
+			  (long long)s.nmem);
 	while (s.mem != NULL) {
 		struct usage_record *r = s.mem;
 		s.mem = r->next;
@@ -520,8 +525,8 @@ spool_close(void)
 	s.nmem = 0;
 	if (atomic_load(&s.pending_bytes) > 0)
 		log_info("spool: %lld bytes of usage records stay in %s for "
-			 "the next start", (long long)atomic_load(&s.pending_bytes),
-			 s.dir);
+			 "the next start",
+			 (long long)atomic_load(&s.pending_bytes), s.dir);
 	if (s.dirfd >= 0)
 		close(s.dirfd);
 	if (s.lockfd >= 0)
@@ -543,7 +548,8 @@ frame(const struct usage_record *rec, size_t *len)
 
 	if (line == NULL)
 		return NULL;
-	snprintf(crc, sizeof crc, "%08" PRIx32, spool_crc32c(0, line + 9, jlen));
+	snprintf(crc, sizeof crc, "%08" PRIx32,
+		 spool_crc32c(0, line + 9, jlen));
 	memcpy(line, crc, 8);
 	line[8] = ' ';
 	line[9 + jlen] = '\n'; /* where the encoder's NUL was */
@@ -832,8 +838,9 @@ decode_line(const char *p, size_t n)
 		return NULL;
 	for (int i = 0; i < 8; i++) {
 		char c = p[i];
-		int d = c >= '0' && c <= '9' ? c - '0'
-			: c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+		int d = c >= '0' && c <= '9'   ? c - '0'
+			: c >= 'a' && c <= 'f' ? c - 'a' + 10
+					       : -1;
 		if (d < 0)
 			return NULL;
 		want = want << 4 | (uint32_t)d;
@@ -888,7 +895,8 @@ read_journal(int max, struct usage_record **head)
 			if (s.rfd < 0) {
 				if (live)
 					return n;
-				log_error("spool: %s: %s", path, strerror(errno));
+				log_error("spool: %s: %s", path,
+					  strerror(errno));
 				next_segment();
 				continue;
 			}
@@ -920,8 +928,8 @@ read_journal(int max, struct usage_record **head)
 		}
 		if (got <= 0) {
 			log_error("spool: reading segment %016" PRIx64 ": %s",
-				  s.rseq, got < 0 ? strerror(errno)
-						  : "unexpected end");
+				  s.rseq,
+				  got < 0 ? strerror(errno) : "unexpected end");
 			return n;
 		}
 		p = s.rbuf;
@@ -976,8 +984,8 @@ spool_commit(void)
 	atomic_fetch_sub(&s.pending_bytes, s.roff - s.rcommit);
 	s.rcommit = s.roff;
 	pthread_mutex_lock(&s.lock);
-	if (s.rseq == s.cur_seq && s.rcommit == s.cur_size &&
-	    s.cur_size > 0 && !s.need_newline) {
+	if (s.rseq == s.cur_seq && s.rcommit == s.cur_size && s.cur_size > 0 &&
+	    !s.need_newline) {
 		/* Caught up with the live segment: empty it. */
 		if (ftruncate(s.cur_fd, 0) == 0) {
 			s.cur_gen++;

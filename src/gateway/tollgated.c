@@ -32,29 +32,28 @@
 #include "spool.h"
 #include "worker.h"
 
-#define MAX_WORKERS 256
+#define MAX_WORKERS     256
 #define SHIP_AT_STOP_MS 5000 /* shipping the spool at exit; the rest waits */
 
 /* Prints usage to f. */
 static void
 usage(FILE *f)
 {
-	fprintf(f,
-		"usage: tollgated [-c FILE] [-t] [--print-defaults] [-V]\n"
-		"  -c, --config FILE   configuration (default "
-		"/etc/tollgate/tollgate.conf)\n"
-		"  -t, --test          check the configuration and exit\n"
-		"      --print-config  print the effective configuration\n"
-		"      --print-defaults print every key with its default\n"
-		"  -V, --version       print the version\n");
+	fprintf(f, "usage: tollgated [-c FILE] [-t] [--print-defaults] [-V]\n"
+		   "  -c, --config FILE   configuration (default "
+		   "/etc/tollgate/tollgate.conf)\n"
+		   "  -t, --test          check the configuration and exit\n"
+		   "      --print-config  print the effective configuration\n"
+		   "      --print-defaults print every key with its default\n"
+		   "  -V, --version       print the version\n");
 }
 
 /* What the signal handlers work on: the main loop's state. */
 struct daemon {
 	struct event_base *base;
 	const char *path;
-	struct config *cfg;         /* current; admin reads it on this thread */
-	struct evhttp *admin;       /* the admin server, or NULL */
+	struct config *cfg;   /* current; admin reads it on this thread */
+	struct evhttp *admin; /* the admin server, or NULL */
 	struct worker **workers;
 	int nworkers;
 };
@@ -88,12 +87,12 @@ warn_restart_only(const struct config *old, const struct config *new)
 	if (listen)
 		log_warn("reload: listen changed; it needs a restart (still "
 			 "listening on the old addresses)");
-#define RESTART_ONLY(field, name)                                            \
-	if (old->field != new->field)                                        \
-		log_warn("reload: " name " changed; it needs a restart")
-#define RESTART_ONLY_STR(field, name)                                        \
-	if (differs(old->field, new->field))                                 \
-		log_warn("reload: " name " changed; it needs a restart")
+#define RESTART_ONLY(field, name)                                              \
+	if (old->field != new->field)                                          \
+	log_warn("reload: " name " changed; it needs a restart")
+#define RESTART_ONLY_STR(field, name)                                          \
+	if (differs(old->field, new->field))                                   \
+	log_warn("reload: " name " changed; it needs a restart")
 	RESTART_ONLY_STR(admin_listen, "admin_listen");
 	RESTART_ONLY(workers, "workers");
 	RESTART_ONLY_STR(database, "database");
@@ -123,7 +122,8 @@ on_hup(evutil_socket_t sig, short what, void *arg)
 	cfg = config_load(d->path, 0, &cause);
 	if (cfg == NULL) {
 		log_error("SIGHUP: reload failed: %s; the running "
-			  "configuration stays", cause ? cause : d->path);
+			  "configuration stays",
+			  cause ? cause : d->path);
 		free(cause);
 		return;
 	}
@@ -139,7 +139,8 @@ on_hup(evutil_socket_t sig, short what, void *arg)
 	for (const struct provider_conf *p = cfg->providers; p; p = p->next)
 		nproviders++;
 	log_info("SIGHUP: configuration reloaded from %s (%d providers, %d "
-		 "routes)", d->path, nproviders, nroutes);
+		 "routes)",
+		 d->path, nproviders, nroutes);
 }
 
 /* Routes libevent's messages into the log. */
@@ -176,17 +177,29 @@ parse_args(int argc, char **argv, const char **path, enum mode *mode)
 
 	while ((c = getopt_long(argc, argv, "c:tVh", opts, NULL)) != -1) {
 		switch (c) {
-		case 'c': *path = optarg; break;
-		case 't': *mode = MODE_TEST; break;
-		case 'P': *mode = MODE_PRINT; break;
+		case 'c':
+			*path = optarg;
+			break;
+		case 't':
+			*mode = MODE_TEST;
+			break;
+		case 'P':
+			*mode = MODE_PRINT;
+			break;
 		case 'D':
 			defaults = config_defaults();
 			config_print(defaults, 1);
 			config_free(defaults);
 			return 1;
-		case 'V': printf("tollgated %s\n", PACKAGE_VERSION); return 1;
-		case 'h': usage(stdout); return 1;
-		default: usage(stderr); return 3;
+		case 'V':
+			printf("tollgated %s\n", PACKAGE_VERSION);
+			return 1;
+		case 'h':
+			usage(stdout);
+			return 1;
+		default:
+			usage(stderr);
+			return 3;
 		}
 	}
 	if (optind != argc) {

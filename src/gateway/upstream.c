@@ -40,7 +40,8 @@ note_delivery(struct upstream_call *c, int finished)
 		curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &c->status);
 	if (c->status != 0 ||
 	    (curl_easy_getinfo(c->easy, CURLINFO_SIZE_UPLOAD_T, &up) ==
-		     CURLE_OK && up >= (curl_off_t)c->body_len))
+		     CURLE_OK &&
+	     up >= (curl_off_t)c->body_len))
 		c->sent_all = 1;
 }
 

@@ -37,15 +37,15 @@ struct worker {
 	pthread_t w_thread;
 	struct event_base *w_base;
 	struct evhttp *w_http;
-	struct request_loop w_loop;    /* its requests, upstream calls and
-	                                  configuration (swapped on reload) */
-	struct event *w_stop_ev;       /* asks the loop to stop accepting */
-	struct event *w_stop_timer;    /* polls the drain */
+	struct request_loop w_loop; /* its requests, upstream calls and
+				       configuration (swapped on reload) */
+	struct event *w_stop_ev;    /* asks the loop to stop accepting */
+	struct event *w_stop_timer; /* polls the drain */
 	int64_t w_stop_left_ms;
-	struct event *w_reload_ev;     /* asks the loop to take reload_cfg */
+	struct event *w_reload_ev; /* asks the loop to take reload_cfg */
 	pthread_mutex_t w_reload_lock;
 	pthread_cond_t w_reload_done;
-	struct config *w_reload_cfg;   /* handed over, not yet in use */
+	struct config *w_reload_cfg; /* handed over, not yet in use */
 	struct evhttp_bound_socket *w_bound[CONFIG_MAX_LISTEN];
 	int w_nbound;
 };
@@ -151,14 +151,14 @@ stop_check(evutil_socket_t fd, short what, void *arg)
 	w->w_stop_left_ms -= STOP_POLL_MS;
 	if (w->w_stop_left_ms <= 0 && w->w_loop.requests != NULL) {
 		log_warn("worker %d: cutting %lld requests still in flight at "
-			 "the end of shutdown_timeout", w->w_id,
-			 (long long)w->w_loop.inflight);
+			 "the end of shutdown_timeout",
+			 w->w_id, (long long)w->w_loop.inflight);
 		request_cut_all(&w->w_loop, "shutdown: cut at the end of "
-				"shutdown_timeout");
+					    "shutdown_timeout");
 	} else if (w->w_stop_left_ms <= -1000) {
 		/* Parked on the quota thread past the bound and a second. */
-		log_warn("worker %d: %lld requests left at shutdown",
-			 w->w_id, (long long)w->w_loop.inflight);
+		log_warn("worker %d: %lld requests left at shutdown", w->w_id,
+			 (long long)w->w_loop.inflight);
 		event_base_loopbreak(w->w_base);
 		return;
 	}
@@ -181,8 +181,9 @@ reload_cb(evutil_socket_t fd, short what, void *arg)
 		w->w_loop.cfg = cfg;
 		evhttp_set_max_body_size(w->w_http,
 					 cfg->max_body_size * 2 + 65536);
-		evhttp_set_timeout(w->w_http,
-				   (int)((cfg->header_timeout_ms + 999) / 1000));
+		evhttp_set_timeout(
+			w->w_http,
+			(int)((cfg->header_timeout_ms + 999) / 1000));
 	}
 	pthread_cond_broadcast(&w->w_reload_done);
 	pthread_mutex_unlock(&w->w_reload_lock);
@@ -277,18 +278,18 @@ worker_start(int id, struct config *cfg, char **cause)
 	 * the API's error shape. */
 	evhttp_set_max_body_size(w->w_http, cfg->max_body_size * 2 + 65536);
 	evhttp_set_max_headers_size(w->w_http, 64 * 1024);
-	evhttp_set_timeout(w->w_http, (int)((cfg->header_timeout_ms + 999) / 1000));
-	evhttp_set_allowed_methods(w->w_http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
-					      EVHTTP_REQ_PUT |
-					      EVHTTP_REQ_DELETE |
-					      EVHTTP_REQ_PATCH);
+	evhttp_set_timeout(w->w_http,
+			   (int)((cfg->header_timeout_ms + 999) / 1000));
+	evhttp_set_allowed_methods(
+		w->w_http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
+				   EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH);
 	http_server_setup(w->w_http, &w->w_loop);
 	for (int i = 0; i < cfg->nlisten; i++) {
 		int fd = open_listener(cfg->listen[i], cause);
 		if (fd < 0)
 			goto fail;
-		w->w_bound[w->w_nbound] = evhttp_accept_socket_with_handle(
-			w->w_http, fd);
+		w->w_bound[w->w_nbound] =
+			evhttp_accept_socket_with_handle(w->w_http, fd);
 		if (w->w_bound[w->w_nbound++] == NULL) {
 			close(fd);
 			*cause = strdup("evhttp_accept_socket failed");
