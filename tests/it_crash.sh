@@ -95,11 +95,7 @@ tg_mock_config '{"latency_ms":20,"chunk_delay_ms":5}' ||
 	tg_bail "cannot configure the mock"
 tg_load crashA "$KEY" 1200 16 &
 LOAD_PID=$!
-for ((i = 0; i < 600; i++)); do
-	[ "$(tg_load_done crashA)" -ge 400 ] && break
-	kill -0 "$LOAD_PID" 2>/dev/null || break
-	sleep 0.05
-done
+tg_wait_load crashA 400 "$LOAD_PID"
 tg_kill_gateway
 tg_log "tollgated killed after $(tg_load_done crashA) answers"
 # The rest of the first load fails against the dead gateway, quickly.
@@ -273,12 +269,7 @@ if [ "$TINY_MOUNTED" = 1 ] && [ -n "$TG_GW_PID" ]; then
 	rm -f "$TINY/fill"
 	# No request meanwhile: a load balancer that took the gateway out of
 	# rotation on the 503 sends none, and must see it come back.
-	for ((i = 0; i < 100; i++)); do
-		tg_readyz
-		[ "$TG_READY_STATUS" = 200 ] && break
-		sleep 0.1
-	done
-	if [ "$TG_READY_STATUS" = 200 ]; then
+	if tg_wait_readyz 200 10; then
 		tg_ok "disk: /readyz back to 200 once space is free"
 	else
 		before="$TG_READY_STATUS $(tr '\n' ' ' <<<"$TG_READY_BODY")"
@@ -309,17 +300,11 @@ tg_restart_gateway || tg_bail "tollgated did not start again"
 P2=$(tg_free_port) || tg_bail "no free port"
 A2=$(tg_free_port) || tg_bail "no free port"
 # Other ports, same spool: only the spool can stop it.
-sed -e "s|^listen = .*|listen = 127.0.0.1:$P2|" \
-	-e "s|^admin_listen = .*|admin_listen = 127.0.0.1:$A2|" \
-	"$TG_TMP/tollgate.conf" >"$TG_TMP/tollgate-second.conf"
+tg_write_config "$TG_TMP/tollgate-second.conf" "" "$P2" "$A2" "$SPOOL"
 "$TG_GATEWAY_BIN" -c "$TG_TMP/tollgate-second.conf" \
 	>"$TG_TMP/gateway-second.log" 2>&1 &
 GW2_PID=$!
-for ((i = 0; i < 100; i++)); do
-	kill -0 "$GW2_PID" 2>/dev/null || break
-	sleep 0.1
-done
-if kill -0 "$GW2_PID" 2>/dev/null; then
+if ! tg_wait_until 10 tg_gone "$GW2_PID"; then
 	kill -KILL "$GW2_PID" 2>/dev/null
 	wait "$GW2_PID" 2>/dev/null
 	GW2_PID=

@@ -67,18 +67,6 @@ check_refusal() {
 	esac
 }
 
-# wait_status KEY MODEL STATUS : repeats a chat request until it answers
-# STATUS, for at most 10 s.
-wait_status() {
-	local key=$1 model=$2 want=$3 i
-	for ((i = 0; i < 50; i++)); do
-		tg_http POST /v1/chat/completions "$key" "$(tg_chat_body "$model")"
-		[ "$TG_STATUS" = "$want" ] && return 0
-		sleep 0.2
-	done
-	return 1
-}
-
 # Prints the id of the newest key.
 newest_key_id() {
 	tg_psql "SELECT max(id) FROM api_keys"
@@ -150,21 +138,21 @@ tg_http POST /v1/chat/completions "$REVOKED" "$BODY"
 assert_eq "key to revoke works before" 200 "$TG_STATUS"
 out=$(tg_ctl key revoke "$REVOKED_ID" 2>&1)
 assert_eq "tollctl key revoke succeeds" 0 "$?"
-assert_true "revoked key refused within 10 s" wait_status "$REVOKED" openai-chat 401
+assert_true "revoked key refused within 10 s" tg_wait_chat_status "$REVOKED" openai-chat 401
 check_refusal "revoked key" 401 invalid_api_key null
 
 tg_http POST /v1/chat/completions "$EXPIRED" "$BODY"
 assert_eq "key to expire works before" 200 "$TG_STATUS"
 tg_psql "UPDATE api_keys SET expires_at = now() - interval '1 minute'
 	 WHERE id = $EXPIRED_ID" >/dev/null
-assert_true "expired key refused within 10 s" wait_status "$EXPIRED" openai-chat 401
+assert_true "expired key refused within 10 s" tg_wait_chat_status "$EXPIRED" openai-chat 401
 check_refusal "expired key" 401 invalid_api_key null
 
 # A key that expires while cached, with no change in the database after.
 tg_psql "UPDATE api_keys SET expires_at = now() + interval '3 seconds'
 	 WHERE id = $EXPIRING_ID" >/dev/null
 assert_true "key expiring in 3 s refused within 10 s" \
-	wait_status "$EXPIRING" openai-chat 401
+	tg_wait_chat_status "$EXPIRING" openai-chat 401
 check_refusal "key expired while cached" 401 invalid_api_key null
 
 # Model and route refusals.

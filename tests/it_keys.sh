@@ -4,18 +4,6 @@
 
 . "$(dirname "$0")/lib.sh"
 
-# wait_status KEY STATUS : repeats a chat request until it answers STATUS,
-# for at most 10 s.
-wait_status() {
-	local key=$1 want=$2 i
-	for ((i = 0; i < 50; i++)); do
-		tg_http POST /v1/chat/completions "$key" "$(tg_chat_body zhipu-chat)"
-		[ "$TG_STATUS" = "$want" ] && return 0
-		sleep 0.2
-	done
-	return 1
-}
-
 # Prints the model ids of the last /v1/models answer, sorted, one a line.
 model_ids() {
 	jq -r '.data[].id' "$TG_BODY" 2>/dev/null | sort
@@ -46,7 +34,7 @@ tg_start_gateway
 # A key issued while the gateway runs.
 K1=$(tg_issue_key keys-a --name live)
 assert_match "key issue -q prints only the key" '^tg-[A-Za-z0-9_-]{43}$' "$K1"
-assert_true "new key accepted within 10 s" wait_status "$K1" 200
+assert_true "new key accepted within 10 s" tg_wait_chat_status "$K1" zhipu-chat 200
 assert_file_eq "new key: response body" "$FIXTURES/zhipu-chat.json" "$TG_BODY"
 tg_check_row "new key: record has its tenant and key" "$TG_RID" \
 	"tenant_id = (SELECT id FROM tenants WHERE name = 'keys-a'),
@@ -56,31 +44,31 @@ tg_check_row "new key: record has its tenant and key" "$TG_RID" \
 K1_ID=$(tg_psql "SELECT id FROM api_keys WHERE name = 'live'")
 out=$(tg_ctl key revoke "$K1_ID" 2>&1)
 assert_eq "key revoke by id exits 0" 0 "$?"
-assert_true "revoked key refused within 10 s" wait_status "$K1" 401
+assert_true "revoked key refused within 10 s" tg_wait_chat_status "$K1" zhipu-chat 401
 assert_eq "revoked key: invalid_api_key" invalid_api_key \
 	"$(jq -r .error.code "$TG_BODY" 2>&1)"
 
 # Revocation by prefix.
 K2=$(tg_issue_key keys-a --name by-prefix)
-assert_true "second key accepted within 10 s" wait_status "$K2" 200
+assert_true "second key accepted within 10 s" tg_wait_chat_status "$K2" zhipu-chat 200
 K2_PREFIX=$(tg_psql "SELECT prefix FROM api_keys WHERE name = 'by-prefix'")
 assert_true "stored prefix is the key's start" \
 	test -n "$K2_PREFIX" -a "${K2:0:${#K2_PREFIX}}" = "$K2_PREFIX"
 out=$(tg_ctl key revoke "$K2_PREFIX" 2>&1)
 assert_eq "key revoke by prefix exits 0" 0 "$?"
-assert_true "key revoked by prefix refused within 10 s" wait_status "$K2" 401
+assert_true "key revoked by prefix refused within 10 s" tg_wait_chat_status "$K2" zhipu-chat 401
 
 # Disabling a tenant stops all its keys, and only its keys.
 KA1=$(tg_issue_key keys-a)
 KA2=$(tg_issue_key keys-a)
 KB=$(tg_issue_key keys-b)
-assert_true "tenant A key 1 accepted" wait_status "$KA1" 200
-assert_true "tenant A key 2 accepted" wait_status "$KA2" 200
-assert_true "tenant B key accepted" wait_status "$KB" 200
+assert_true "tenant A key 1 accepted" tg_wait_chat_status "$KA1" zhipu-chat 200
+assert_true "tenant A key 2 accepted" tg_wait_chat_status "$KA2" zhipu-chat 200
+assert_true "tenant B key accepted" tg_wait_chat_status "$KB" zhipu-chat 200
 out=$(tg_ctl tenant disable keys-a 2>&1)
 assert_eq "tenant disable exits 0" 0 "$?"
-assert_true "disabled tenant's key 1 refused within 10 s" wait_status "$KA1" 401
-assert_true "disabled tenant's key 2 refused within 10 s" wait_status "$KA2" 401
+assert_true "disabled tenant's key 1 refused within 10 s" tg_wait_chat_status "$KA1" zhipu-chat 401
+assert_true "disabled tenant's key 2 refused within 10 s" tg_wait_chat_status "$KA2" zhipu-chat 401
 tg_http POST /v1/chat/completions "$KB" "$(tg_chat_body zhipu-chat)"
 assert_eq "other tenant's key still accepted" 200 "$TG_STATUS"
 
@@ -96,7 +84,7 @@ assert_eq "/v1/models: unrestricted key sees every route" \
 
 PATS='zhipu-*,openai-chat,deepseek-*-chat'
 KM=$(tg_issue_key keys-b --models "$PATS")
-assert_true "restricted key accepted within 10 s" wait_status "$KM" 200
+assert_true "restricted key accepted within 10 s" tg_wait_chat_status "$KM" zhipu-chat 200
 tg_http GET /v1/models "$KM"
 assert_eq "/v1/models with --models '$PATS': status" 200 "$TG_STATUS"
 assert_eq "/v1/models with --models '$PATS': matching routes only" \

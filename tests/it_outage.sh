@@ -101,11 +101,7 @@ tg_mock_config '{"latency_ms":20,"chunk_delay_ms":3}' ||
 
 tg_load serve "$KEY" "$N_LOAD" "$LOAD_PAR" &
 LOAD_PID=$!
-for ((i = 0; i < 600; i++)); do
-	[ "$(tg_load_done serve)" -ge $((N_LOAD / 10)) ] && break
-	kill -0 "$LOAD_PID" 2>/dev/null || break
-	sleep 0.05
-done
+tg_wait_load serve $((N_LOAD / 10)) "$LOAD_PID"
 [ "$(tg_load_done serve)" -ge $((N_LOAD / 10)) ] ||
 	tg_bail "the load did not get going ($(tg_load_done serve) answers)"
 
@@ -204,10 +200,7 @@ tg_check_row "ledger: the outage's soft quota request recorded" \
 	"${RID_SOFT:-none}" status 200
 tg_check_row "ledger: the outage's hard quota request recorded" \
 	"${RID_HARD:-none}" status 200
-for ((i = 0; i < 50; i++)); do
-	[ "$(tg_metric tollgate_spool_pending_bytes)" = 0 ] && break
-	sleep 0.2
-done
+tg_wait_until -i 0.2 10 '[ "$(tg_metric tollgate_spool_pending_bytes)" = 0 ]'
 assert_eq "metrics: tollgate_spool_pending_bytes back to 0 once shipped" \
 	0 "$(tg_metric tollgate_spool_pending_bytes)"
 
@@ -224,11 +217,7 @@ chat "$KEY_R" openai-chat
 assert_eq "refuse: served while the database is up" 200 "$TG_STATUS"
 
 tg_stop_pg
-for ((i = 0; i < 150; i++)); do
-	tg_readyz
-	[ "$TG_READY_STATUS" = 503 ] && break
-	sleep 0.1
-done
+tg_wait_readyz 503 15
 assert_eq "refuse: /readyz 503 with the database down" 503 "$TG_READY_STATUS"
 assert_match "refuse: /readyz says 'database: down'" "database: down" \
 	"$TG_READY_BODY"
@@ -243,11 +232,7 @@ for req in "openai-chat" "deepseek-chat" "openai-chat stream" \
 done
 
 tg_restart_pg
-for ((i = 0; i < 300; i++)); do
-	tg_readyz
-	[ "$TG_READY_STATUS" = 200 ] && break
-	sleep 0.1
-done
+tg_wait_readyz 200 30
 assert_eq "refuse: /readyz 200 once the database is back" 200 "$TG_READY_STATUS"
 chat "$KEY_R" deepseek-chat
 assert_eq "refuse: served again after the restart" 200 "$TG_STATUS"

@@ -9,24 +9,6 @@
 
 . "$(dirname "$0")/lib.sh"
 
-GW2_PID=
-GW2_URL=
-
-# Kills the second gateway when the script ends early and shows its log
-# after a failure; keeps the exit status for tg_cleanup.
-gw2_cleanup() {
-	local rc=$?
-	if [ -n "$GW2_PID" ]; then
-		kill -KILL "$GW2_PID" 2>/dev/null
-		wait "$GW2_PID" 2>/dev/null
-		GW2_PID=
-	fi
-	if [ "$rc" != 0 ] || [ "$TG_FAIL" != 0 ]; then
-		tg_tail_log "second tollgated" "$TG_TMP/gateway2.log"
-	fi
-	return "$rc"
-}
-trap 'gw2_cleanup; tg_cleanup' EXIT
 
 # Moves the gateway's policy clock forward by N milliseconds.
 advance_ms() {
@@ -49,13 +31,9 @@ chat() {
 # answers STATUS (quota changes reach the gateway through NOTIFY), for at
 # most 10 s.
 wait_status() {
-	local i
-	for ((i = 0; i < 50; i++)); do
-		chat "$2" "$3" "${4:-}"
-		[ "$TG_STATUS" = "$1" ] && return 0
-		sleep 0.2
-	done
-	return 1
+	local want=$1 key=$2 model=$3 max=${4:-}
+	tg_wait_until -i 0.2 10 \
+		'chat "$key" "$model" "$max"; [ "$TG_STATUS" = "$want" ]'
 }
 
 # quota_set ARGS... : `tollctl quota set ARGS`; QID is the quota's id.
@@ -84,12 +62,9 @@ tenant_records() {
 # wait_records TENANT STATUS COUNT : polls the ledger until TENANT has
 # COUNT records with STATUS, for at most 20 s.
 wait_records() {
-	local i
-	for ((i = 0; i < 100; i++)); do
-		[ "$(tenant_records "$1" "$2")" = "$3" ] && return 0
-		sleep 0.2
-	done
-	return 1
+	local tenant=$1 status=$2 count=$3
+	tg_wait_until -i 0.2 20 \
+		'[ "$(tenant_records "$tenant" "$status")" = "$count" ]'
 }
 
 # Prints the count of model requests the mock has received.
@@ -193,11 +168,8 @@ check_burst() {
 	# are reserved at once (a refused request may have fitted once the
 	# others settled at less): what must hold is that nothing stays
 	# reserved once they all ended, so the rest of the quota is usable.
-	for ((i = 0; i < 50; i++)); do
-		[ "$(tg_psql "SELECT reserved_tokens FROM quota_counters
-			WHERE quota_id = $id")" = 0 ] && break
-		sleep 0.1
-	done
+	tg_wait_until 5 '[ "$(tg_psql "SELECT reserved_tokens FROM
+		quota_counters WHERE quota_id = $id")" = 0 ]'
 	assert_eq "$desc: nothing left reserved" 0 \
 		"$(tg_psql "SELECT reserved_tokens FROM quota_counters WHERE quota_id = $id")"
 	assert_eq "$desc: the counter holds what the ledger holds" "$used" \
@@ -206,43 +178,6 @@ check_burst() {
 		chat_stream_one "$tenant_key"
 		assert_eq "$desc: what is left is still served" 200 "$TG_STATUS"
 	fi
-}
-
-# Starts a second tollgated on the same database and mock, on ports and a
-# spool of its own; GW2_URL is its data plane.
-start_gateway2() {
-	local attempt i port admin
-	for ((attempt = 1; attempt <= 3; attempt++)); do
-		port=$(tg_free_port) || tg_bail "no free port"
-		admin=$(tg_free_port) || tg_bail "no free port"
-		[ "$port" = "$admin" ] && continue
-		sed -e "s/^listen = .*/listen = 127.0.0.1:$port/" \
-			-e "s/^admin_listen = .*/admin_listen = 127.0.0.1:$admin/" \
-			-e "s|^spool_dir = .*|spool_dir = $TG_TMP/spool2|" \
-			"$TG_TMP/tollgate.conf" >"$TG_TMP/tollgate2.conf"
-		[ -f "$TG_TMP/gateway2.log" ] &&
-			mv "$TG_TMP/gateway2.log" "$TG_TMP/gateway2-attempt$attempt.log"
-		"$TG_GATEWAY_BIN" -c "$TG_TMP/tollgate2.conf" \
-			>"$TG_TMP/gateway2.log" 2>&1 &
-		GW2_PID=$!
-		GW2_URL=http://127.0.0.1:$port
-		for ((i = 0; i < 300; i++)); do
-			if [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 \
-				"http://127.0.0.1:$admin/readyz")" = 200 ]; then
-				return 0
-			fi
-			kill -0 "$GW2_PID" 2>/dev/null || break
-			sleep 0.1
-		done
-		if kill -0 "$GW2_PID" 2>/dev/null; then
-			tg_bail "second tollgated not ready (/readyz) within 30 s"
-		fi
-		wait "$GW2_PID" 2>/dev/null
-		tg_log "second tollgated exited with status $? during start" \
-			"(attempt $attempt)"
-		GW2_PID=
-	done
-	tg_bail "second tollgated did not start"
 }
 
 tg_start_pg
@@ -338,10 +273,7 @@ assert_eq "soft: all 180 tokens counted" 180 "$(tenant_tokens q4)"
 assert_match "soft: counted in /metrics" \
 	'tollgate_soft_quota_exceeded_total 2' "$(curl -sS "$TG_ADMIN_URL/metrics")"
 # The gateway logs through a thread of its own: allow it a moment.
-for ((i = 0; i < 20; i++)); do
-	grep -q "soft quota $Q4 exceeded" "$TG_TMP/gateway.log" && break
-	sleep 0.1
-done
+tg_wait_until 2 grep -q "soft quota $Q4 exceeded" "$TG_TMP/gateway.log"
 assert_true "soft: logged" grep -q "soft quota $Q4 exceeded" "$TG_TMP/gateway.log"
 
 # 7. A key's quota refuses that key only.
@@ -391,7 +323,9 @@ assert_true "change: cleared quota serves anything within 10 s" \
 	wait_status 200 "$K5" zhipu-chat 5000
 
 # 3. Two gateways on one database respect one hard quota together.
-start_gateway2
+tg_start_gateway -n 2 "test_clock = yes"
+GW2_PID=$TG_NAMED_PID
+GW2_URL=$TG_NAMED_URL
 burst b3 "$K3" 64 "$TG_URL" "$GW2_URL"
 check_burst "two gateways" b3 64 q3 1000 "$Q3" "$K3"
 SERVED1=0
@@ -461,10 +395,7 @@ served10=$(cat "$TG_TMP"/lease.* | grep -c '^200$')
 refused10=$(cat "$TG_TMP"/lease.* | grep -c '^429$')
 tg_log "leases: $served10 served, $refused10 refused"
 assert_eq "leases: every answer 200 or 429" 800 $((served10 + refused10))
-for ((i = 0; i < 100; i++)); do
-	[ "$(tenant_records q10 200)" = "$served10" ] && break
-	sleep 0.1
-done
+tg_wait_until 10 '[ "$(tenant_records q10 200)" = "$served10" ]'
 used10=$(tenant_tokens q10)
 assert_true "leases: never over the quota ($used10 <= 20000)" \
 	test "$used10" -le 20000
@@ -474,11 +405,8 @@ assert_eq "leases: a lease was taken" 1 \
 	"$(tg_psql "SELECT count(*) FROM quota_reservations
 		WHERE quota_id = $Q10 AND request_id LIKE 'lease:%'")"
 # Once reported, the counter holds exactly what the ledger holds.
-for ((i = 0; i < 50; i++)); do
-	c=$(tg_psql "SELECT used_tokens FROM quota_counters WHERE quota_id = $Q10")
-	[ "$c" = "$used10" ] && break
-	sleep 0.1
-done
+tg_wait_until 5 'c=$(tg_psql "SELECT used_tokens FROM quota_counters
+	WHERE quota_id = $Q10"); [ "$c" = "$used10" ]'
 assert_eq "leases: the counter agrees with the ledger" "$used10" "$c"
 
 # 6. A day quota starts again on the next day of the policy clock (last:

@@ -23,13 +23,8 @@ chat() {
 # wait_status STATUS MODEL [MAX_TOKENS] : repeats a request until it
 # answers STATUS (limits reach the gateway through NOTIFY), for at most 10 s.
 wait_status() {
-	local i
-	for ((i = 0; i < 50; i++)); do
-		chat "$2" "${3:-}"
-		[ "$TG_STATUS" = "$1" ] && return 0
-		sleep 0.2
-	done
-	return 1
+	local want=$1 model=$2 max=${3:-}
+	tg_wait_until -i 0.2 10 'chat "$model" "$max"; [ "$TG_STATUS" = "$want" ]'
 }
 
 tg_start_pg
@@ -130,21 +125,15 @@ assert_eq "concurrency: 2 of 5 parallel requests served" 2 \
 assert_eq "concurrency: 3 refused" 3 "$(cat "$TG_TMP"/conc.* | grep -c '^429$')"
 chat zhipu-chat
 assert_eq "concurrency: served when the others are done" 200 "$TG_STATUS"
-for ((i = 0; i < 50; i++)); do
-	n=$(tg_psql "SELECT count(*) FROM usage_records WHERE refusal = 'rate_limit:concurrency'")
-	[ "$n" = 3 ] && break
-	sleep 0.2
-done
+q="SELECT count(*) FROM usage_records WHERE refusal = 'rate_limit:concurrency'"
+tg_wait_until -i 0.2 10 'n=$(tg_psql "$q"); [ "$n" = 3 ]'
 assert_eq "concurrency refusals in the ledger" 3 "$n"
 
 # Clearing the limits takes the headers away.
 tg_ctl limit clear --tenant rl >/dev/null
 assert_true "no limits again" wait_status 200 zhipu-chat
-for ((i = 0; i < 50; i++)); do
-	chat zhipu-chat
-	[ -z "$(tg_header x-ratelimit-limit-requests)" ] && break
-	sleep 0.2
-done
+tg_wait_until -i 0.2 10 \
+	'chat zhipu-chat; [ -z "$(tg_header x-ratelimit-limit-requests)" ]'
 assert_eq "cleared: headers gone" "" "$(tg_header x-ratelimit-limit-tokens)"
 
 tg_done

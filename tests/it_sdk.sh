@@ -131,11 +131,8 @@ ledger() {
 		tg_not_ok "$desc: usage record" "the SDK saw no x-request-id"
 		return
 	fi
-	for ((i = 0; i < 100; i++)); do
-		n=$(tg_record_count "$rid" 2>/dev/null)
-		[ "${n:-0}" -ge 1 ] && break
-		sleep 0.1
-	done
+	tg_wait_until 10 'n=$(tg_record_count "$rid" 2>/dev/null)
+		[ "${n:-0}" -ge 1 ]'
 	assert_eq "$desc: one usage record" 1 "$n"
 	[ "$n" = 1 ] || return
 	assert_eq "$desc: usage record" "$want" "$(tg_row "$rid" "$cols")"

@@ -43,19 +43,19 @@ start_stream() {
 	STREAM_PID=$!
 }
 
+# Whether every file given is non-empty.
+all_nonempty() {
+	local f
+	for f in "$@"; do
+		[ -s "$f" ] || return 1
+	done
+}
+
 # wait_first_bytes SECONDS FILE... : waits until every file is non-empty.
 wait_first_bytes() {
-	local secs=$1 f i all
+	local secs=$1
 	shift
-	for ((i = 0; i < secs * 20; i++)); do
-		all=1
-		for f in "$@"; do
-			[ -s "$f" ] || { all=0; break; }
-		done
-		[ "$all" = 1 ] && return 0
-		sleep 0.05
-	done
-	return 1
+	tg_wait_until -i 0.05 "$secs" all_nonempty "$@"
 }
 
 # Whether any of the given pids has ended.
@@ -80,12 +80,8 @@ any_alive() {
 # signalling it again. TG_STOP_STATUS is its exit status, or 137 when it
 # still ran after SECONDS and was killed.
 wait_exit() {
-	local pid=$1 secs=$2 i
-	for ((i = 0; i < secs * 10; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	if kill -0 "$pid" 2>/dev/null; then
+	local pid=$1 secs=$2
+	if ! tg_wait_until "$secs" tg_gone "$pid"; then
 		tg_log "pid $pid still runs ${secs} s after the signal; killing it"
 		kill -KILL "$pid" 2>/dev/null
 		wait "$pid" 2>/dev/null
@@ -104,12 +100,8 @@ log_count() {
 # wait_log STRING COUNT SECONDS : waits until more than COUNT lines of the
 # gateway log contain STRING.
 wait_log() {
-	local i
-	for ((i = 0; i < $3 * 20; i++)); do
-		[ "$(log_count "$1")" -gt "$2" ] && return 0
-		sleep 0.05
-	done
-	return 1
+	local s=$1 count=$2
+	tg_wait_until -i 0.05 "$3" '[ "$(log_count "$s")" -gt "$count" ]'
 }
 
 # Prints the request ids of the header files given, one per line.
@@ -131,14 +123,28 @@ sql_id_list() {
 # wait_rows ID_LIST COUNT SECONDS : polls until COUNT records of the ids
 # exist; prints the last count.
 wait_rows() {
-	local n=0 i
-	for ((i = 0; i < $3 * 10; i++)); do
-		n=$(tg_psql "SELECT count(*) FROM usage_records
-			     WHERE request_id IN ($1)")
-		[ "$n" = "$2" ] && break
-		sleep 0.1
-	done
+	local ids=$1 want=$2 n=0
+	tg_wait_until "$3" 'n=$(tg_psql "SELECT count(*) FROM usage_records
+		WHERE request_id IN ($ids)"); [ "$n" = "$want" ]'
 	echo "$n"
+}
+
+# Joins the load's answers ($LOAD/all), the fixture each body came from
+# ($LOAD/labels) and the usage records, one line per request in
+# $LOAD/joined: rid name kind start end rc status label provider
+# upstream_model (the last two missing while its record is not in).
+join_records() {
+	tg_psql "SELECT request_id, provider, upstream_model FROM usage_records
+		 WHERE requested_model = 'alias-chat'" | sort >"$LOAD/records"
+	join -1 1 -2 1 <(sort "$LOAD/all") "$LOAD/labels" |
+		awk '{ print $7, $1, $2, $3, $4, $5, $6, $8 }' | sort |
+		join -a 1 -1 1 -2 1 - <(tr '|' ' ' <"$LOAD/records") \
+			>"$LOAD/joined"
+}
+
+# Whether every request of the load has its record in $LOAD/joined.
+all_joined() {
+	[ "$(awk 'NF == 10' "$LOAD/joined" | grep -c .)" = "$total" ]
 }
 
 # Whether nothing accepts connections on 127.0.0.1:PORT.
@@ -186,15 +192,9 @@ kill -TERM "$TG_GW_PID"
 # Probe the data-plane port until a connection is refused. Closing the
 # listeners takes the daemon moments, the streams take seconds more: the
 # refusal must come before any stream ended, and last.
-refused=0
-while ! any_ended "${pids[@]}"; do
-	if ! tg_port_busy "$TG_GW_PORT"; then
-		refused=1
-		break
-	fi
-	sleep 0.05
-done
-if [ "$refused" = 1 ]; then
+tg_wait_until -i 0.05 60 \
+	'! tg_port_busy "$TG_GW_PORT" || any_ended "${pids[@]}"'
+if ! any_ended "${pids[@]}" && ! tg_port_busy "$TG_GW_PORT"; then
 	tg_ok "SIGTERM: new connections refused before any stream in flight ended"
 else
 	tg_not_ok "SIGTERM: new connections refused before any stream in flight ended" \
@@ -424,8 +424,6 @@ total=$(grep -c . "$LOAD/all")
 (cd "$LOAD" && md5sum -- [0-9]*.body) | while read -r sum file; do
 	echo "${file%.body} ${label[$sum]:-other}"
 done | sort >"$LOAD/labels"
-tg_psql "SELECT request_id, provider, upstream_model FROM usage_records
-	 WHERE requested_model = 'alias-chat'" | sort >"$LOAD/records"
 
 failed=$(awk '$5 != 0 || $6 != 200' "$LOAD/all")
 if [ "$total" -gt 0 ] && [ -z "$failed" ]; then
@@ -435,10 +433,7 @@ else
 		"$(echo "$failed" | head -n 8)" "$(cat "$LOAD"/*.err | sort | uniq -c | head -n 5)"
 fi
 
-# name kind start end rc status rid label provider/upstream_model
-join -1 1 -2 1 <(sort "$LOAD/all") "$LOAD/labels" |
-	awk '{ print $7, $1, $2, $3, $4, $5, $6, $8 }' | sort |
-	join -a 1 -1 1 -2 1 - <(tr '|' ' ' <"$LOAD/records") >"$LOAD/joined"
+join_records
 # joined: rid name kind start end rc status label provider upstream_model
 before=$(awk -v t="$t_hup" '$5 < t' "$LOAD/joined")
 after=$(awk -v t="$t_reloaded" '$4 > t' "$LOAD/joined")
@@ -460,15 +455,7 @@ else
 fi
 # Around the reload either route may apply, but each record names the
 # provider whose bytes the client got (records may still be in flight).
-for ((i = 0; i < 50; i++)); do
-	[ "$(awk 'NF == 10' "$LOAD/joined" | grep -c .)" = "$total" ] && break
-	sleep 0.2
-	tg_psql "SELECT request_id, provider, upstream_model FROM usage_records
-		 WHERE requested_model = 'alias-chat'" | sort >"$LOAD/records"
-	join -1 1 -2 1 <(sort "$LOAD/all") "$LOAD/labels" |
-		awk '{ print $7, $1, $2, $3, $4, $5, $6, $8 }' | sort |
-		join -a 1 -1 1 -2 1 - <(tr '|' ' ' <"$LOAD/records") >"$LOAD/joined"
-done
+tg_wait_until -i 0.2 10 'all_joined || { join_records; false; }'
 wrong=$(awk 'NF != 10 || $8 != $9 || $10 != $9 "-chat"' "$LOAD/joined")
 if [ -z "$wrong" ]; then
 	tg_ok "SIGHUP: each of the $total requests has a record naming the provider that served it"
@@ -515,10 +502,8 @@ NEW_PORT=$(tg_free_port) || tg_bail "no free port"
 rewrite_config "$ROUTE_DEEPSEEK" "$NEW_PORT"
 restart_before=$(grep -c -i 'restart' "$TG_TMP/gateway.log")
 kill -HUP "$TG_GW_PID"
-for ((i = 0; i < 100; i++)); do
-	[ "$(grep -c -i 'restart' "$TG_TMP/gateway.log")" -gt "$restart_before" ] && break
-	sleep 0.05
-done
+tg_wait_until -i 0.05 5 \
+	'[ "$(grep -c -i restart "$TG_TMP/gateway.log")" -gt "$restart_before" ]'
 line=$(grep -i 'restart' "$TG_TMP/gateway.log" | tail -n +$((restart_before + 1)) | head -n 1)
 assert_match "SIGHUP with a new listen: logged as needing a restart" \
 	'listen.*restart|restart.*listen' "$line"

@@ -145,11 +145,8 @@ id_list=$(cut -d'|' -f1 "$TG_TMP/par/expected" | grep . |
 	sed "s/'/''/g; s/.*/'&'/" | paste -sd,)
 [ -n "$id_list" ] || id_list="''"
 rows=0
-for ((i = 0; i < 100; i++)); do
-	rows=$(tg_psql "SELECT count(*) FROM usage_records WHERE request_id IN ($id_list)")
-	[ "$rows" = "$N_PARALLEL" ] && break
-	sleep 0.1
-done
+tg_wait_until 10 'rows=$(tg_psql "SELECT count(*) FROM usage_records
+	WHERE request_id IN ($id_list)"); [ "$rows" = "$N_PARALLEL" ]'
 assert_eq "$N_PARALLEL parallel streams: $N_PARALLEL records within 10 s" \
 	"$N_PARALLEL" "$rows"
 tg_psql "SELECT request_id, prompt_tokens, completion_tokens, usage_source,

@@ -40,14 +40,9 @@ expect_fail() {
 
 # wait_rows N TENANT : polls until TENANT has N usage records (10 s).
 wait_rows() {
-	local n=$1 tenant=$2 i got
-	for ((i = 0; i < 100; i++)); do
-		got=$(tg_psql "SELECT count(*) FROM usage_records u JOIN tenants t
-			ON t.id = u.tenant_id WHERE t.name = '$tenant'")
-		[ "$got" = "$n" ] && return 0
-		sleep 0.1
-	done
-	return 1
+	local n=$1 q="SELECT count(*) FROM usage_records u JOIN tenants t
+		ON t.id = u.tenant_id WHERE t.name = '$2'"
+	tg_wait_until 10 '[ "$(tg_psql "$q")" = "$n" ]'
 }
 
 tg_start_pg

@@ -65,11 +65,9 @@ tg_check_row "via proxy: metered" "$TG_RID" \
 # once the ledger priced it (176 input at 2.5, 1024 cached at 1.25, 85
 # output at 10 per million: 2,570,000 nano-USD), and its latency.
 # Spend is counted just after the ledger's commit: poll briefly.
-for ((i = 0; i < 50; i++)); do
-	metrics=$(curl -sS "$TG_ADMIN_URL/metrics")
-	[[ $metrics == *'kind="billed"} 2570000'* ]] && break
-	sleep 0.1
-done
+billed='kind="billed"} 2570000'
+tg_wait_until 5 'metrics=$(curl -sS "$TG_ADMIN_URL/metrics")
+	[[ $metrics == *"$billed"* ]]'
 assert_match "metrics: requests by tenant, model, status" \
 	'tollgate_requests_total\{tenant="up",model="proxied",status="200"\} 1' \
 	"$metrics"

@@ -45,6 +45,7 @@ TG_URL=
 TG_ADMIN_URL=
 TG_ROUTES=()
 TG_SEQ=0
+TG_GW_NAMED_PIDS=()
 
 # Prints a message to stderr, prefixed with the script's name.
 tg_log() {
@@ -94,14 +95,11 @@ tg_tail_log() {
 # Stops a process we started: SIGTERM, a bounded wait, then SIGKILL. Sets
 # TG_STOP_STATUS to its exit status (or 137 when it had to be killed).
 tg_stop_pid() {
-	local pid=$1 i
+	local pid=$1
 	TG_STOP_STATUS=0
 	[ -n "$pid" ] || return 0
 	kill -TERM "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; TG_STOP_STATUS=$?; return 0; }
-	for ((i = 0; i < 100; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
+	tg_wait_until 10 tg_gone "$pid"
 	if kill -0 "$pid" 2>/dev/null; then
 		tg_log "pid $pid did not stop on SIGTERM within 10 s; killing it"
 		kill -KILL "$pid" 2>/dev/null
@@ -116,17 +114,24 @@ tg_stop_pid() {
 # EXIT trap: shows logs after a failure, stops everything, removes the
 # temporary directory.
 tg_cleanup() {
-	local rc=$?
+	local rc=$? f pid
 	trap - EXIT INT TERM
 	if [ "$rc" != 0 ] || [ "$TG_FAIL" != 0 ]; then
 		tg_tail_log tollgated "$TG_TMP/gateway.log"
+		for f in "$TG_TMP"/gateway-[!0-9]*.log; do
+			case $f in
+			*-attempt*.log | *-run*.log) ;;
+			*) tg_tail_log "tollgated ${f##*/gateway-}" "$f" ;;
+			esac
+		done
 		tg_tail_log mock_upstream "$TG_TMP/mock.log"
 		tg_tail_log postgresql "$TG_TMP/pg.log"
 	fi
-	if [ -n "$TG_GW_PID" ]; then
-		kill -KILL "$TG_GW_PID" 2>/dev/null
-		wait "$TG_GW_PID" 2>/dev/null
-	fi
+	for pid in "$TG_GW_PID" "${TG_GW_NAMED_PIDS[@]}"; do
+		[ -n "$pid" ] || continue
+		kill -KILL "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+	done
 	if [ -n "$TG_MOCK_PID" ]; then
 		kill -KILL "$TG_MOCK_PID" 2>/dev/null
 		wait "$TG_MOCK_PID" 2>/dev/null
@@ -285,6 +290,40 @@ tg_check_sanitizers() {
 # ---------------------------------------------------------------------------
 # Ports and waiting.
 
+# tg_wait_until [-i STEP] SECONDS COMMAND... : runs COMMAND every STEP
+# seconds (0.1 by default) until it succeeds, for SECONDS worth of tries;
+# returns 1 when it never did. A single COMMAND argument is shell code,
+# evaluated where tg_wait_until is called from (its variables in scope).
+tg_wait_until() {
+	local _tw_step=0.1 _tw_n _tw_i
+	if [ "$1" = -i ]; then
+		_tw_step=$2
+		shift 2
+	fi
+	_tw_n=$(awk -v s="$1" -v t="$_tw_step" \
+		'BEGIN { n = int(s / t + 0.5); print (n > 0 ? n : 1) }')
+	shift
+	for ((_tw_i = 0; _tw_i < _tw_n; _tw_i++)); do
+		if [ $# -eq 1 ]; then
+			eval "$1" && return 0
+		else
+			"$@" && return 0
+		fi
+		((_tw_i + 1 < _tw_n)) && sleep "$_tw_step"
+	done
+	return 1
+}
+
+# Whether process PID has ended.
+tg_gone() {
+	! kill -0 "$1" 2>/dev/null
+}
+
+# Prints the HTTP status URL answers (000 when it does not).
+tg_http_code() {
+	curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$1"
+}
+
 # Whether something accepts connections on 127.0.0.1:PORT.
 tg_port_busy() {
 	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
@@ -306,16 +345,14 @@ tg_free_port() {
 	return 1
 }
 
+# tg_http_is URL STATUS : whether URL answers STATUS.
+tg_http_is() {
+	[ "$(tg_http_code "$1")" = "$2" ]
+}
+
 # tg_wait_http URL STATUS SECONDS : polls URL until it answers STATUS.
 tg_wait_http() {
-	local url=$1 want=$2 secs=$3 code i n
-	n=$((secs * 10))
-	for ((i = 0; i < n; i++)); do
-		code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url")
-		[ "$code" = "$want" ] && return 0
-		sleep 0.1
-	done
-	return 1
+	tg_wait_until "$3" tg_http_is "$1" "$2"
 }
 
 # ---------------------------------------------------------------------------
@@ -366,15 +403,10 @@ tg_sql_quote() {
 
 # tg_wait_row REQUEST_ID [SECONDS] : polls until the usage record exists.
 tg_wait_row() {
-	local rid=$1 secs=${2:-10} i n q
-	[ -n "$rid" ] || return 1
-	q="SELECT count(*) FROM usage_records WHERE request_id = $(tg_sql_quote "$rid")"
-	n=$((secs * 10))
-	for ((i = 0; i < n; i++)); do
-		[ "$(tg_psql "$q" 2>/dev/null)" = 1 ] && return 0
-		sleep 0.1
-	done
-	return 1
+	local q
+	[ -n "$1" ] || return 1
+	q="SELECT count(*) FROM usage_records WHERE request_id = $(tg_sql_quote "$1")"
+	tg_wait_until "${2:-10}" '[ "$(tg_psql "$q" 2>/dev/null)" = 1 ]'
 }
 
 # tg_row REQUEST_ID COLUMNS : prints the record's columns, '|' separated.
@@ -415,26 +447,27 @@ tg_issue_key() {
 # ---------------------------------------------------------------------------
 # Mock upstream and gateway.
 
+# Whether the mock wrote its port and answers there (or has died).
+tg_mock_up_or_gone() {
+	if [ -s "$TG_TMP/mock.port" ]; then
+		TG_MOCK_PORT=$(tr -dc 0-9 <"$TG_TMP/mock.port")
+		if [ -n "$TG_MOCK_PORT" ] &&
+			tg_wait_http "http://127.0.0.1:$TG_MOCK_PORT/_mock/stats" 200 2; then
+			TG_MOCK_URL=http://127.0.0.1:$TG_MOCK_PORT
+			return 0
+		fi
+	fi
+	tg_gone "$TG_MOCK_PID"
+}
+
 # Starts the mock upstream on a port of its choosing.
 tg_start_mock() {
-	local i
 	rm -f "$TG_TMP/mock.port"
 	"$TG_MOCK_BIN" --port 0 --port-file "$TG_TMP/mock.port" \
 		--fixtures "$FIXTURES" --quiet >"$TG_TMP/mock.log" 2>&1 &
 	TG_MOCK_PID=$!
-	for ((i = 0; i < 100; i++)); do
-		if [ -s "$TG_TMP/mock.port" ]; then
-			TG_MOCK_PORT=$(tr -dc 0-9 <"$TG_TMP/mock.port")
-			if [ -n "$TG_MOCK_PORT" ] &&
-				tg_wait_http "http://127.0.0.1:$TG_MOCK_PORT/_mock/stats" 200 2; then
-				TG_MOCK_URL=http://127.0.0.1:$TG_MOCK_PORT
-				return 0
-			fi
-		fi
-		kill -0 "$TG_MOCK_PID" 2>/dev/null || break
-		sleep 0.1
-	done
-	tg_bail "mock_upstream did not start"
+	tg_wait_until 10 tg_mock_up_or_gone
+	[ -n "$TG_MOCK_URL" ] || tg_bail "mock_upstream did not start"
 }
 
 # tg_mock_config JSON : sets the mock's fault and delay knobs.
@@ -469,19 +502,21 @@ tg_fixture_routes() {
 	done | sort -u
 }
 
-# tg_write_config FILE [EXTRA_LINES] : a gateway config for the mock, with
-# EXTRA_LINES added to the [tollgate] section and $TG_EXTRA_SECTIONS at the
-# end.
+# tg_write_config FILE [EXTRA_LINES [PORT ADMIN_PORT SPOOL_DIR]] : a
+# gateway config for the mock, with EXTRA_LINES added to the [tollgate]
+# section and $TG_EXTRA_SECTIONS at the end. The ports and spool default
+# to the first gateway's.
 tg_write_config() {
-	local file=$1 extra=${2:-} p r
+	local file=$1 extra=${2:-} port=${3:-$TG_GW_PORT}
+	local admin=${4:-$TG_GW_ADMIN_PORT} spool=${5:-$TG_TMP/spool} p r
 	{
 		echo "[tollgate]"
-		echo "listen = 127.0.0.1:$TG_GW_PORT"
-		echo "admin_listen = 127.0.0.1:$TG_GW_ADMIN_PORT"
+		echo "listen = 127.0.0.1:$port"
+		echo "admin_listen = 127.0.0.1:$admin"
 		echo "workers = 2"
 		echo "database = $TOLLGATE_DATABASE"
 		echo "usage_flush = 50"
-		echo "spool_dir = $TG_TMP/spool"
+		echo "spool_dir = $spool"
 		echo "log_level = ${TG_LOG_LEVEL:-info}"
 		[ -n "$extra" ] && printf '%s\n' "$extra"
 		for p in $TG_PROVIDERS; do
@@ -507,41 +542,80 @@ tg_write_config() {
 	} >"$file"
 }
 
-# tg_start_gateway [EXTRA_CONFIG_LINES] : starts tollgated on free ports
-# against the mock and waits until /readyz answers 200. Retries on fresh
-# ports when the daemon dies early (a port taken meanwhile).
+# tg_ready_or_gone ADMIN_URL : whether the gateway TG_SPAWNED_PID answers
+# 200 at ADMIN_URL/readyz, or has died.
+tg_ready_or_gone() {
+	tg_http_is "$1/readyz" 200 || tg_gone "$TG_SPAWNED_PID"
+}
+
+# tg_spawn_gateway CONF LOG ADMIN_URL : starts tollgated on CONF, its
+# output in LOG, and waits until ADMIN_URL/readyz answers 200. Returns 0
+# (TG_SPAWNED_PID is its pid); 1 when it exited meanwhile (its status is
+# logged, TG_SPAWNED_PID empty); 2 when it was not ready within 30 s (it
+# still runs).
+tg_spawn_gateway() {
+	local conf=$1 log=$2 admin=$3 st
+	"$TG_GATEWAY_BIN" -c "$conf" >"$log" 2>&1 &
+	TG_SPAWNED_PID=$!
+	tg_wait_until 30 tg_ready_or_gone "$admin"
+	if ! tg_gone "$TG_SPAWNED_PID"; then
+		[ "$(tg_http_code "$admin/readyz")" = 200 ] && return 0
+		return 2
+	fi
+	wait "$TG_SPAWNED_PID" 2>/dev/null
+	st=$?
+	tg_log "tollgated (${conf##*/}) exited with status $st during start"
+	TG_SPAWNED_PID=
+	return 1
+}
+
+# tg_start_gateway [-n NAME] [EXTRA_CONFIG_LINES] : starts tollgated on
+# free ports against the mock and waits until /readyz answers 200,
+# retrying on fresh ports when the daemon dies early (a port taken
+# meanwhile). The first gateway writes tollgate.conf, logs to gateway.log
+# and sets TG_GW_PID, TG_GW_PORT, TG_GW_ADMIN_PORT, TG_URL and
+# TG_ADMIN_URL. One named NAME (another gateway on the same database and
+# mock) writes tollgate-NAME.conf, has a spool of its own, logs to
+# gateway-NAME.log and sets TG_NAMED_PID, TG_NAMED_URL and
+# TG_NAMED_ADMIN_URL; it is killed at exit if still running.
 tg_start_gateway() {
-	local extra=${1:-} attempt i
+	local name= extra attempt port admin conf log spool rc=1
+	if [ "${1:-}" = -n ]; then
+		name=$2
+		shift 2
+	fi
+	extra=${1:-}
 	[ -n "$TG_MOCK_URL" ] || tg_bail "tg_start_gateway needs tg_start_mock first"
 	mapfile -t TG_ROUTES < <(tg_fixture_routes)
-	for ((attempt = 1; attempt <= 3; attempt++)); do
-		TG_GW_PORT=$(tg_free_port) || tg_bail "no free port"
-		TG_GW_ADMIN_PORT=$(tg_free_port) || tg_bail "no free port"
-		[ "$TG_GW_PORT" = "$TG_GW_ADMIN_PORT" ] && continue
-		tg_write_config "$TG_TMP/tollgate.conf" "$extra"
-		[ -f "$TG_TMP/gateway.log" ] &&
-			mv "$TG_TMP/gateway.log" "$TG_TMP/gateway-attempt$attempt.log"
-		"$TG_GATEWAY_BIN" -c "$TG_TMP/tollgate.conf" \
-			>"$TG_TMP/gateway.log" 2>&1 &
-		TG_GW_PID=$!
-		TG_URL=http://127.0.0.1:$TG_GW_PORT
-		TG_ADMIN_URL=http://127.0.0.1:$TG_GW_ADMIN_PORT
-		for ((i = 0; i < 300; i++)); do
-			if [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 \
-				"$TG_ADMIN_URL/readyz")" = 200 ]; then
-				return 0
-			fi
-			kill -0 "$TG_GW_PID" 2>/dev/null || break
-			sleep 0.1
-		done
-		if kill -0 "$TG_GW_PID" 2>/dev/null; then
-			tg_bail "tollgated not ready (/readyz) within 30 s"
-		fi
-		wait "$TG_GW_PID" 2>/dev/null
-		tg_log "tollgated exited with status $? during start (attempt $attempt)"
-		TG_GW_PID=
+	conf=$TG_TMP/tollgate${name:+-$name}.conf
+	log=$TG_TMP/gateway${name:+-$name}.log
+	spool=$TG_TMP/spool${name:+-$name}
+	for ((attempt = 1; attempt <= 3 && rc == 1; attempt++)); do
+		port=$(tg_free_port) || tg_bail "no free port"
+		admin=$(tg_free_port) || tg_bail "no free port"
+		[ "$port" = "$admin" ] && continue
+		tg_write_config "$conf" "$extra" "$port" "$admin" "$spool"
+		[ -f "$log" ] && mv "$log" "${log%.log}-attempt$attempt.log"
+		tg_spawn_gateway "$conf" "$log" "http://127.0.0.1:$admin"
+		rc=$?
+		[ -n "$TG_SPAWNED_PID" ] && [ -n "$name" ] &&
+			TG_GW_NAMED_PIDS+=("$TG_SPAWNED_PID")
+		[ -n "$TG_SPAWNED_PID" ] && [ -z "$name" ] &&
+			TG_GW_PID=$TG_SPAWNED_PID
 	done
-	tg_bail "tollgated did not start"
+	[ "$rc" = 2 ] &&
+		tg_bail "tollgated${name:+ $name} not ready (/readyz) within 30 s"
+	[ "$rc" = 0 ] || tg_bail "tollgated${name:+ $name} did not start"
+	if [ -n "$name" ]; then
+		TG_NAMED_PID=$TG_SPAWNED_PID
+		TG_NAMED_URL=http://127.0.0.1:$port
+		TG_NAMED_ADMIN_URL=http://127.0.0.1:$admin
+		return 0
+	fi
+	TG_GW_PORT=$port
+	TG_GW_ADMIN_PORT=$admin
+	TG_URL=http://127.0.0.1:$port
+	TG_ADMIN_URL=http://127.0.0.1:$admin
 }
 
 # Stops the gateway with SIGTERM; TG_STOP_STATUS holds its exit status.
@@ -651,7 +725,7 @@ tg_kill_gateway() {
 # when the daemon exited or was not ready within 30 s (the caller decides
 # whether that is fatal).
 tg_restart_gateway() {
-	local conf=${1:-$TG_TMP/tollgate.conf} n=1 i
+	local conf=${1:-$TG_TMP/tollgate.conf} n=1 rc
 	[ -z "$TG_GW_PID" ] || tg_bail "tg_restart_gateway: tollgated still runs"
 	if [ -f "$TG_TMP/gateway.log" ]; then
 		while [ -e "$TG_TMP/gateway-run$n.log" ]; do
@@ -659,22 +733,10 @@ tg_restart_gateway() {
 		done
 		mv "$TG_TMP/gateway.log" "$TG_TMP/gateway-run$n.log"
 	fi
-	"$TG_GATEWAY_BIN" -c "$conf" >"$TG_TMP/gateway.log" 2>&1 &
-	TG_GW_PID=$!
-	for ((i = 0; i < 300; i++)); do
-		if [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 \
-			"$TG_ADMIN_URL/readyz")" = 200 ]; then
-			return 0
-		fi
-		if ! kill -0 "$TG_GW_PID" 2>/dev/null; then
-			wait "$TG_GW_PID" 2>/dev/null
-			tg_log "tollgated exited with status $? during restart"
-			TG_GW_PID=
-			return 1
-		fi
-		sleep 0.1
-	done
-	return 1
+	tg_spawn_gateway "$conf" "$TG_TMP/gateway.log" "$TG_ADMIN_URL"
+	rc=$?
+	TG_GW_PID=$TG_SPAWNED_PID
+	[ "$rc" = 0 ]
 }
 
 # tg_readyz : asks /readyz; sets TG_READY_STATUS and TG_READY_BODY.
@@ -683,6 +745,32 @@ tg_readyz() {
 	TG_READY_STATUS=$(curl -s -o "$f" -w '%{http_code}' --max-time 5 \
 		"$TG_ADMIN_URL/readyz")
 	TG_READY_BODY=$(cat "$f" 2>/dev/null)
+}
+
+# tg_readyz_is STATUS : asks /readyz and whether it answered STATUS.
+tg_readyz_is() {
+	tg_readyz
+	[ "$TG_READY_STATUS" = "$1" ]
+}
+
+# tg_wait_readyz STATUS SECONDS : polls /readyz until it answers STATUS;
+# TG_READY_STATUS and TG_READY_BODY hold its last answer.
+tg_wait_readyz() {
+	tg_wait_until "$2" tg_readyz_is "$1"
+}
+
+# tg_chat_is KEY MODEL STATUS : sends a chat request and whether it was
+# answered STATUS (tg_http's variables are set).
+tg_chat_is() {
+	tg_http POST /v1/chat/completions "$1" "$(tg_chat_body "$2")"
+	[ "$TG_STATUS" = "$3" ]
+}
+
+# tg_wait_chat_status KEY MODEL STATUS [SECONDS] : repeats a chat request
+# until it is answered STATUS (a key or limit change reaching the gateway),
+# every 0.2 s for 10 s by default.
+tg_wait_chat_status() {
+	tg_wait_until -i 0.2 "${4:-10}" tg_chat_is "$1" "$2" "$3"
 }
 
 # tg_metric NAME : prints the value of a /metrics series NAME, summed over
@@ -754,6 +842,14 @@ tg_load_done() {
 	echo "${n:-0}"
 }
 
+# tg_wait_load NAME N PID [SECONDS] : waits until load NAME, run in the
+# background by PID, has N answers or has ended (30 s by default).
+tg_wait_load() {
+	local name=$1 n=$2 pid=$3
+	tg_wait_until -i 0.05 "${4:-30}" \
+		'[ "$(tg_load_done "$name")" -ge "$n" ] || tg_gone "$pid"'
+}
+
 # tg_load_summary NAME : reads a finished load. A request counts as
 # answered when curl completed the transfer, the status is 200 and the body
 # is whole (a stream up to its [DONE], a JSON body with its usage). Writes
@@ -794,16 +890,12 @@ tg_rid_table() {
 # tg_wait_rids TABLE [SECONDS] : polls until every request id of TABLE
 # has a usage record (default 60 s). TG_RIDS_FOUND holds the last count.
 tg_wait_rids() {
-	local t=$1 secs=${2:-60} want i n
+	local t=$1 want
 	want=$(tg_psql "SELECT count(DISTINCT rid) FROM $t")
-	n=$((secs * 5))
-	for ((i = 0; i < n; i++)); do
-		TG_RIDS_FOUND=$(tg_psql "SELECT count(DISTINCT t.rid) FROM $t t
-			JOIN usage_records u ON u.request_id = t.rid" 2>/dev/null)
-		[ "$TG_RIDS_FOUND" = "$want" ] && return 0
-		sleep 0.2
-	done
-	return 1
+	tg_wait_until -i 0.2 "${2:-60}" 'TG_RIDS_FOUND=$(tg_psql "SELECT
+		count(DISTINCT t.rid) FROM $t t JOIN usage_records u
+		ON u.request_id = t.rid" 2>/dev/null)
+		[ "$TG_RIDS_FOUND" = "$want" ]'
 }
 
 # ---------------------------------------------------------------------------
@@ -817,18 +909,12 @@ tg_mock_stats() {
 # tg_mock_wait_idle [SECONDS] : polls until the mock has no model request in
 # flight; prints its final counters.
 tg_mock_wait_idle() {
-	local secs=${1:-10} i n stats
-	n=$((secs * 10))
-	for ((i = 0; i < n; i++)); do
-		stats=$(tg_mock_stats) || return 1
-		if [ "$(jq -r .in_flight <<<"$stats")" = 0 ]; then
-			printf '%s\n' "$stats"
-			return 0
-		fi
-		sleep 0.1
-	done
+	local stats rc
+	tg_wait_until "${1:-10}" 'stats=$(tg_mock_stats) &&
+		[ "$(jq -r .in_flight <<<"$stats")" = 0 ]'
+	rc=$?
 	printf '%s\n' "$stats"
-	return 1
+	return "$rc"
 }
 
 # tg_record_count REQUEST_ID : prints how many usage records the id has.
@@ -839,14 +925,9 @@ tg_record_count() {
 # tg_wait_where SQL_CONDITION [SECONDS] : polls until some usage record
 # matches the condition (for requests whose client never saw a request id).
 tg_wait_where() {
-	local cond=$1 secs=${2:-10} i n
-	n=$((secs * 10))
-	for ((i = 0; i < n; i++)); do
-		[ "$(tg_psql "SELECT count(*) > 0 FROM usage_records WHERE $cond" 2>/dev/null)" = t ] &&
-			return 0
-		sleep 0.1
-	done
-	return 1
+	local cond=$1
+	tg_wait_until "${2:-10}" '[ "$(tg_psql "SELECT count(*) > 0
+		FROM usage_records WHERE $cond" 2>/dev/null)" = t ]'
 }
 
 # tg_stream_abort PATH KEY BODY EVENTS : sends a streamed request and
@@ -855,7 +936,7 @@ tg_wait_where() {
 # TG_EVENTS to the data lines received, TG_CURL_RC, and TG_ABORTED to 1
 # when the client did close early (0 when the response ended first).
 tg_stream_abort() {
-	local path=$1 key=$2 body=$3 want=$4 pid i
+	local path=$1 key=$2 body=$3 want=$4 pid
 	TG_SEQ=$((TG_SEQ + 1))
 	TG_BODY=$TG_TMP/resp.$TG_SEQ.body
 	TG_HDRS=$TG_TMP/resp.$TG_SEQ.headers
@@ -868,11 +949,8 @@ tg_stream_abort() {
 		2>"$TG_TMP/resp.$TG_SEQ.err" &
 	pid=$!
 	TG_ABORTED=0
-	for ((i = 0; i < 300; i++)); do
-		[ "$(grep -c '^data:' "$TG_BODY")" -ge "$want" ] && break
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.05
-	done
+	tg_wait_until -i 0.05 15 '[ "$(grep -c "^data:" "$TG_BODY")" -ge "$want" ] ||
+		tg_gone "$pid"'
 	kill -TERM "$pid" 2>/dev/null
 	wait "$pid" 2>/dev/null
 	TG_CURL_RC=$?

@@ -42,6 +42,7 @@ struct worker {
 	struct event *w_stop_ev;    /* asks the loop to stop accepting */
 	struct event *w_stop_timer; /* polls the drain */
 	int64_t w_stop_left_ms;
+	int w_idle_ticks;              /* polls with nothing in flight */
 	struct event *w_reload_ev; /* asks the loop to take reload_cfg */
 	pthread_mutex_t w_reload_lock;
 	pthread_cond_t w_reload_done;
@@ -133,9 +134,9 @@ worker_main(void *arg)
 	return NULL;
 }
 
-/* While stopping: end the loop once nothing is in flight; when time is
- * up, cut what is still open (each request is recorded as it closes) and
- * end on the next tick, once the cut replies went out. */
+/* While stopping: end the loop once nothing was in flight for a tick;
+ * when time is up, cut what is still open (each request is recorded as
+ * it closes) and end once the cut replies went out. */
 static void
 stop_check(evutil_socket_t fd, short what, void *arg)
 {
@@ -144,11 +145,18 @@ stop_check(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	w->w_stop_left_ms -= STOP_POLL_MS;
 	if (w->w_loop.inflight <= 0) {
-		event_base_loopbreak(w->w_base);
+		/* The last replies may still sit in their connections' output
+		 * buffers: end once nothing was in flight for a whole tick. */
+		if (w->w_idle_ticks++ > 0) {
+			event_base_loopbreak(w->w_base);
+			return;
+		}
+		evtimer_add(w->w_stop_timer, &tv);
 		return;
 	}
-	w->w_stop_left_ms -= STOP_POLL_MS;
+	w->w_idle_ticks = 0;
 	if (w->w_stop_left_ms <= 0 && w->w_loop.requests != NULL) {
 		log_warn("worker %d: cutting %lld requests still in flight at "
 			 "the end of shutdown_timeout",
