@@ -1,14 +1,20 @@
 /*
  * ctl.h - shared state and helpers of tollctl, the admin CLI.
  *
- * tollctl.c parses the global options, dispatches to one verb family per
- * file (ctl_db.c, ctl_tenant.c, ctl_key.c, ctl_usage.c with ctl_import.c,
- * ctl_price.c for price and fx, ctl_promo.c, ctl_limit.c for quota and
- * limit, ctl_bill.c with ctl_bill_render.c) and owns what they share: the database connection, the key
- * secret, option parsing that also accepts the global options after the
- * verb, error reporting, aligned tables and JSON output. ctl_args.c holds
- * the argument parsing (times, months, currencies, token counts) and the
- * tenant lookup that the billing verbs share.
+ * Every verb is declared once, beside its handler, as a struct ctl_cmd:
+ * its family and name, usage text, options, required options and
+ * positional arguments (tmux declares its commands the same way).
+ * tollctl.c lists them, dispatches, parses each command line generically
+ * and runs the handler with the parsed arguments; it also owns what the
+ * verbs share: the database connection, the key secret, error reporting,
+ * aligned tables and JSON output, and list verbs described as a query and
+ * a view (the columns of the table and the members of the JSON).
+ * ctl_args.c parses times, months, currencies and counts; ctl_scope.c
+ * resolves a tenant and one of its keys for quotas and rate limits. The
+ * verb families live one per file: ctl_db.c, ctl_tenant.c, ctl_key.c,
+ * ctl_usage.c with ctl_import.c, ctl_price.c (price and fx),
+ * ctl_promo.c, ctl_quota.c, ctl_limit.c, ctl_bill.c with
+ * ctl_bill_render.c.
  *
  * Errors are one line "tollctl: reason" on stderr. A verb returns its exit
  * status: 0, CTL_EXIT_USAGE for a bad command line, CTL_EXIT_FAIL for a
@@ -54,19 +60,99 @@ void ctl_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prints help text to stdout and returns 0, for "VERB --help". */
 int ctl_help(const char *text);
 
-/* A verb of a family ("tenant add"): its word and what runs it, given
- * argv from the verb word on. */
-struct ctl_verb {
-	const char *name;
-	int (*run)(struct ctl *ctl, int argc, char **argv);
+/* An option a verb takes. */
+struct ctl_opt {
+	const char *name; /* long name, "tenant" */
+	int has_arg;      /* no_argument or required_argument */
+	int short_name;   /* a one-letter alias ('q'), or 0 */
 };
 
-/* Runs the verb argv[1] names from verbs (ended by a NULL name) with
- * argv[1..]; "--help" prints usage; a missing or unknown verb is a usage
- * error naming the family's verbs. */
-int ctl_dispatch(struct ctl *ctl, const char *family,
-		 const struct ctl_verb *verbs, const char *usage, int argc,
-		 char **argv);
+struct ctl_cmd;
+
+/* What the command line gave a verb: each option's value ("" for a flag
+ * given, NULL for an option not given) in the order of its command's
+ * opts, then the positional arguments. */
+struct ctl_args {
+	const struct ctl_cmd *cmd;
+	const char *val[CTL_MAX_OPTS];
+	int argc;
+	char **argv;
+};
+
+/* A verb, declared once beside its handler and listed in the table of
+ * tollctl.c, as tmux declares its commands. Parsing is generic: the
+ * options (and the common ones), "--help" printing usage, then the count
+ * of positional arguments (too many: "VERB: unexpected argument 'X'";
+ * too few: "VERB: missing ARG_NAME", or ARG_ERROR for any wrong count),
+ * then the required options, in the order listed ("VERB: --OPT is
+ * required"). The handler runs only on a command line that passed. */
+struct ctl_cmd {
+	const char *family;         /* "quota" */
+	const char *name;           /* "set"; NULL: the family's own verb
+				       ("tollctl usage --tenant T") */
+	const char *usage;          /* what --help prints */
+	const struct ctl_opt *opts; /* ended by a NULL name; NULL: none */
+	const char *const *required; /* option names, each maybe followed
+					by what its value is ("month
+					YYYY-MM"); ended by NULL */
+	int min_args, max_args;     /* positional arguments */
+	const char *arg_name;       /* what a missing argument is called */
+	const char *arg_error;      /* a wrong count's message, if any */
+	int (*run)(struct ctl *ctl, const struct ctl_args *a);
+};
+
+/* The value of a verb's option (borrowed from argv, "" for a flag), or
+ * NULL when not given. */
+const char *ctl_arg(const struct ctl_args *a, const char *name);
+
+/* The verb as messages name it: "quota set", or "usage". */
+const char *ctl_verb(const struct ctl_args *a);
+
+/* How a list verb shows its rows (ctl_print_rows). A table cell and a
+ * JSON member each read one result column; fmt, when set, turns the row
+ * into the text shown (returning buf, or NULL for none). */
+struct ctl_cell {
+	const char *head;  /* column header; NULL ends a list */
+	int col;
+	int right;         /* right-aligned */
+	const char *null;  /* shown for SQL NULL; NULL: "-" */
+	const char *(*fmt)(const PGresult *res, int row, int col, char *buf,
+			   size_t size);
+};
+
+enum ctl_kind {
+	CTL_STR,  /* a string (fmt may rewrite it) */
+	CTL_INT,  /* an integer, from its digits */
+	CTL_BOOL, /* from "t"/"f" */
+	CTL_JSON, /* JSON text, embedded as is */
+};
+
+struct ctl_member {
+	const char *name;  /* JSON member; NULL ends a list */
+	int col;
+	enum ctl_kind kind;
+	const char *(*fmt)(const PGresult *res, int row, int col, char *buf,
+			   size_t size);
+};
+
+struct ctl_view {
+	const struct ctl_cell *cells;     /* the table */
+	const struct ctl_member *members; /* each row's JSON object */
+};
+
+/* One row as a JSON object of the members; NULL when out of memory. */
+cJSON *ctl_row_json(const PGresult *res, int row,
+		    const struct ctl_member *members);
+
+/* Prints every row of res: an aligned table, or with --json an array of
+ * objects. 0, or CTL_EXIT_FAIL after reporting. */
+int ctl_print_rows(struct ctl *ctl, const PGresult *res,
+		   const struct ctl_view *v);
+
+/* A list verb's body: runs sql with params (what names it in errors) and
+ * prints the rows. 0 or CTL_EXIT_FAIL. */
+int ctl_list(struct ctl *ctl, const char *what, const char *sql,
+	     int nparams, const char *const *params, const struct ctl_view *v);
 
 /* getopt_long over argv (argv[0] is the verb word) with the verb's own
  * options plus --json, --database, -c/--config and -h/--help, which it
@@ -187,20 +273,81 @@ int ctl_parse_count(const char *s, int64_t *n, const char **cause);
 int ctl_tenant_lookup(struct ctl *ctl, const char *name, int64_t *id,
 		      char *tz, size_t tzsize);
 
-/* Verb families; argv[0] is the family word ("tenant"). Each returns the
- * process exit status. */
-int ctl_db_main(struct ctl *ctl, int argc, char **argv);
-int ctl_tenant_main(struct ctl *ctl, int argc, char **argv);
-int ctl_key_main(struct ctl *ctl, int argc, char **argv);
-int ctl_usage_main(struct ctl *ctl, int argc, char **argv);
-/* tollctl usage import (ctl_import.c). */
-int ctl_usage_import(struct ctl *ctl, int argc, char **argv);
-int ctl_price_main(struct ctl *ctl, int argc, char **argv);
-int ctl_fx_main(struct ctl *ctl, int argc, char **argv);
-int ctl_promo_main(struct ctl *ctl, int argc, char **argv);
-int ctl_bill_main(struct ctl *ctl, int argc, char **argv);
-/* tollctl quota and tollctl limit (ctl_limit.c). */
-int ctl_quota_main(struct ctl *ctl, int argc, char **argv);
-int ctl_limit_main(struct ctl *ctl, int argc, char **argv);
+/* Whether s is given but empty or only blanks. */
+int ctl_blank(const char *s);
+
+/* Longest numeric id accepted (fits a bigint). */
+#define CTL_ID_MAX_DIGITS 18
+
+/* Whether s is a numeric id that fits a bigint. */
+int ctl_valid_id(const char *s);
+
+/* Parses a count option (ctl_parse_count) above zero and at most max into
+ * decimal text in buf. 0, or -1 after reporting "invalid OPT 'ARG'". */
+int ctl_parse_positive(const char *opt, const char *arg, int64_t max,
+		       char *buf, size_t size);
+
+/* Where a quota or rate limit applies (ctl_scope.c): a tenant, maybe one
+ * of its keys. */
+struct ctl_scope {
+	const char *tenant; /* name, borrowed from argv */
+	char tenant_id[24];
+	char key_id[24];    /* "" for the whole tenant */
+	char prefix[24];    /* the key's prefix, "" for the tenant */
+};
+
+/* Shortest key prefix accepted as --key (as key revoke accepts). */
+#define CTL_KEY_MIN_PREFIX 4
+
+/* The joins a quota or rate limit row set src (as alias) needs for its
+ * tenant (t) and key (k). */
+#define SCOPE_FROM(src, alias)                                               \
+	" FROM " src " " alias " JOIN tenants t ON t.id = " alias           \
+	".tenant_id LEFT JOIN api_keys k ON k.id = " alias ".key_id"
+
+/* Resolves --tenant and --key (NULL for the whole tenant) into s; the
+ * connection must be open. 0, or -1 after reporting. */
+int ctl_scope_find(struct ctl *ctl, const char *tenant, const char *key,
+		   struct ctl_scope *s);
+
+/* Connects and resolves an optional --tenant filter of a list: *param is
+ * the tenant id as a query parameter, or NULL for every tenant. 0, or -1
+ * after reporting. */
+int ctl_scope_filter(struct ctl *ctl, const char *tenant,
+		     struct ctl_scope *s, const char **param);
+
+/* The scope's key id as a query parameter: NULL for the whole tenant. */
+const char *ctl_scope_key(const struct ctl_scope *s);
+
+/* Checks the syntax of --key: an id, a well-formed key or a prefix of at
+ * least CTL_KEY_MIN_PREFIX characters. 0, or -1 after reporting. */
+int ctl_check_key_arg(const char *key);
+
+/* Appends printf-formatted text to the string in buf of size bytes. */
+void ctl_append(char *buf, size_t size, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Adds "replaced" (whether the row existed) to a set verb's JSON object,
+ * and "previous": null when nothing was replaced. Returns the object to
+ * fill with the replaced values, or NULL when nothing was replaced or
+ * memory ran out. */
+cJSON *ctl_set_json(cJSON *o, const char *replaced);
+
+/* The verbs (tollctl.c lists them). */
+extern const struct ctl_cmd ctl_db_migrate_cmd;
+extern const struct ctl_cmd ctl_tenant_add_cmd, ctl_tenant_list_cmd,
+	ctl_tenant_show_cmd, ctl_tenant_disable_cmd, ctl_tenant_enable_cmd;
+extern const struct ctl_cmd ctl_key_issue_cmd, ctl_key_list_cmd,
+	ctl_key_revoke_cmd;
+extern const struct ctl_cmd ctl_usage_cmd, ctl_usage_import_cmd;
+extern const struct ctl_cmd ctl_price_set_cmd, ctl_price_list_cmd;
+extern const struct ctl_cmd ctl_fx_set_cmd, ctl_fx_list_cmd;
+extern const struct ctl_cmd ctl_promo_add_cmd, ctl_promo_list_cmd,
+	ctl_promo_end_cmd;
+extern const struct ctl_cmd ctl_bill_cmd, ctl_bill_close_cmd;
+extern const struct ctl_cmd ctl_quota_set_cmd, ctl_quota_list_cmd,
+	ctl_quota_clear_cmd;
+extern const struct ctl_cmd ctl_limit_set_cmd, ctl_limit_list_cmd,
+	ctl_limit_clear_cmd;
 
 #endif

@@ -242,3 +242,43 @@ int ctl_tenant_lookup(struct ctl *ctl, const char *name, int64_t *id,
 	PQclear(res);
 	return 0;
 }
+
+/* Whether s is given but empty or only blanks. */
+int
+ctl_blank(const char *s)
+{
+	return s != NULL && strspn(s, " \t") == strlen(s);
+}
+
+/* Whether s is a numeric id that fits a bigint. */
+int
+ctl_valid_id(const char *s)
+{
+	return ctl_is_digits(s) && strlen(s) <= CTL_ID_MAX_DIGITS;
+}
+
+/* Parses a positive count option with ctl_parse_count(), at most max, into
+ * decimal text in buf. 0, or -1 after reporting. */
+int
+ctl_parse_positive(const char *opt, const char *arg, int64_t max, char *buf,
+		   size_t size)
+{
+	const char *cause;
+	int64_t n;
+
+	if (ctl_parse_count(arg, &n, &cause) < 0) {
+		ctl_err("invalid %s '%s': %s", opt, arg, cause);
+		return -1;
+	}
+	if (n == 0) {
+		ctl_err("invalid %s '%s': must be above zero", opt, arg);
+		return -1;
+	}
+	if (n > max) {
+		ctl_err("invalid %s '%s': at most %lld", opt, arg,
+			(long long)max);
+		return -1;
+	}
+	snprintf(buf, size, "%lld", (long long)n);
+	return 0;
+}

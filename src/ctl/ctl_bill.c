@@ -711,52 +711,19 @@ static int load_frozen(struct ctl *ctl, const char *month, const char *tenant,
 }
 
 /* tollctl bill --month M [--tenant T] [--format F] [-o FILE] */
-static int bill_show(struct ctl *ctl, int argc, char **argv)
+static int
+bill_show(struct ctl *ctl, const struct ctl_args *a)
 {
-	static const struct option opts[] = {
-		{ "month", required_argument, NULL, 'm' },
-		{ "tenant", required_argument, NULL, 't' },
-		{ "format", required_argument, NULL, 'f' },
-		{ "output", required_argument, NULL, 'o' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *month = NULL, *tenant = NULL, *path = NULL;
-	const char *fmt_arg = NULL, *params[1];
+	const char *month = ctl_arg(a, "month"), *tenant = ctl_arg(a, "tenant");
+	const char *path = ctl_arg(a, "output");
+	const char *fmt_arg = ctl_arg(a, "format"), *params[1];
 	enum format fmt = FMT_TEXT;
 	const char *closed_at = NULL;
 	PGresult *res = NULL;
 	cJSON *docs = NULL, *doc;
-	int c, rc = CTL_EXIT_FAIL;
+	int rc = CTL_EXIT_FAIL;
 	size_t i;
 
-	while ((c = ctl_getopt(ctl, argc, argv, "m:t:f:o:", opts)) != -1) {
-		switch (c) {
-		case 'm':
-			month = optarg;
-			break;
-		case 't':
-			tenant = optarg;
-			break;
-		case 'f':
-			fmt_arg = optarg;
-			break;
-		case 'o':
-			path = optarg;
-			break;
-		case 'h':
-			return ctl_help(bill_usage);
-		default:
-			return CTL_EXIT_USAGE;
-		}
-	}
-	if (optind < argc) {
-		ctl_err("bill: unexpected argument '%s'", argv[optind]);
-		return CTL_EXIT_USAGE;
-	}
-	if (month == NULL) {
-		ctl_err("bill: --month YYYY-MM is required");
-		return CTL_EXIT_USAGE;
-	}
 	if (!ctl_valid_month(month)) {
 		ctl_err("bill: --month '%s' is not YYYY-MM", month);
 		return CTL_EXIT_USAGE;
@@ -872,37 +839,15 @@ oom:
 }
 
 /* tollctl bill close --month M */
-static int bill_close(struct ctl *ctl, int argc, char **argv)
+static int
+bill_close(struct ctl *ctl, const struct ctl_args *a)
 {
-	static const struct option opts[] = {
-		{ "month", required_argument, NULL, 'm' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *month = NULL, *params[1];
+	const char *month = ctl_arg(a, "month"), *params[1];
 	char closed_at[64], closed_iso[32];
 	PGresult *res = NULL;
 	cJSON *docs = NULL, *doc;
-	int c, missing = 0;
+	int missing = 0, rc;
 
-	while ((c = ctl_getopt(ctl, argc, argv, "m:", opts)) != -1) {
-		switch (c) {
-		case 'm':
-			month = optarg;
-			break;
-		case 'h':
-			return ctl_help(bill_usage);
-		default:
-			return CTL_EXIT_USAGE;
-		}
-	}
-	if (optind < argc) {
-		ctl_err("bill close: unexpected argument '%s'", argv[optind]);
-		return CTL_EXIT_USAGE;
-	}
-	if (month == NULL) {
-		ctl_err("bill close: --month YYYY-MM is required");
-		return CTL_EXIT_USAGE;
-	}
 	if (!ctl_valid_month(month)) {
 		ctl_err("bill close: --month '%s' is not YYYY-MM", month);
 		return CTL_EXIT_USAGE;
@@ -977,9 +922,9 @@ static int bill_close(struct ctl *ctl, int argc, char **argv)
 		goto fail;
 	cJSON_ArrayForEach(doc, docs)
 		ctl_bill_warn(doc);
-	c = print_closed(ctl, month, closed_iso, docs);
+	rc = print_closed(ctl, month, closed_iso, docs);
 	cJSON_Delete(docs);
-	return c;
+	return rc;
 fail_tx:
 	rollback(ctl);
 fail:
@@ -988,10 +933,32 @@ fail:
 	return CTL_EXIT_FAIL;
 }
 
-/* tollctl bill ... | bill close ... */
-int ctl_bill_main(struct ctl *ctl, int argc, char **argv)
-{
-	if (argc > 1 && strcmp(argv[1], "close") == 0)
-		return bill_close(ctl, argc - 1, argv + 1);
-	return bill_show(ctl, argc, argv);
-}
+static const struct ctl_opt bill_opts[] = {
+	{ "month", required_argument, 'm' },
+	{ "tenant", required_argument, 't' },
+	{ "format", required_argument, 'f' },
+	{ "output", required_argument, 'o' },
+	{ NULL, 0, 0 },
+};
+
+static const struct ctl_opt bill_close_opts[] = {
+	{ "month", required_argument, 'm' },
+	{ NULL, 0, 0 },
+};
+
+const struct ctl_cmd ctl_bill_cmd = {
+	.family = "bill",
+	.usage = bill_usage,
+	.opts = bill_opts,
+	.required = (const char *const[]){ "month YYYY-MM", NULL },
+	.run = bill_show,
+};
+
+const struct ctl_cmd ctl_bill_close_cmd = {
+	.family = "bill",
+	.name = "close",
+	.usage = bill_usage,
+	.opts = bill_close_opts,
+	.required = (const char *const[]){ "month YYYY-MM", NULL },
+	.run = bill_close,
+};

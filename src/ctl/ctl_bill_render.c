@@ -126,118 +126,178 @@ static void text_status(const cJSON *doc)
 		       ctl_bill_jstr(doc, "month"), ctl_bill_jstr(doc, "issued"));
 }
 
-/* Prints one bill as tables on stdout. 0, or -1 when out of memory. */
-static int text_bill(const cJSON *doc)
+/* Prints a table made by the caller and frees it; 0, or -1 when t is
+ * NULL (memory ran out). */
+static int
+print_table(struct ctl_table *t)
+{
+	if (t == NULL)
+		return -1;
+	ctl_table_print(t);
+	ctl_table_free(t);
+	return 0;
+}
+
+/* The bill's lines, with a note on contract prices. 0 or -1. */
+static int
+text_lines(const cJSON *doc)
 {
 	static const char *const lh[] = {
 		"SECTION", "PROVIDER", "MODEL", "PRICE FROM", "CLASS",
 		"TOKENS", "FREE", "BILLABLE", "UNIT/1M", "LIST", "DISCOUNT",
 		"AMOUNT", "CUR",
 	};
+	struct ctl_table *t;
+	const cJSON *e;
+	char b[3][32], label[48], from[16];
+	int contract = 0;
+
+	if ((t = ctl_table_new(13, lh, "56789:;")) == NULL)
+		return -1;
+	cJSON_ArrayForEach(e, ctl_bill_jarr(doc, "lines")) {
+		date_part(ctl_bill_jstr(e, "price_from"), from, sizeof(from));
+		if (jtrue(e, "contract")) {
+			strcat(from, "*");
+			contract = 1;
+		}
+		ROW(t, line_label(e, label, sizeof(label)),
+		    ctl_bill_jstr(e, "provider"), ctl_bill_jstr(e, "model"), from,
+		    ctl_bill_jstr(e, "token_class"),
+		    jint(e, "tokens", b[0], 32),
+		    jint(e, "free_tokens", b[1], 32),
+		    jint(e, "billable_tokens", b[2], 32),
+		    ctl_bill_jstr(e, "unit_price"),
+		    ctl_bill_jstr(e, "list_amount"),
+		    ctl_bill_jstr(e, "discount"), ctl_bill_jstr(e, "amount"),
+		    ctl_bill_jstr(e, "currency"));
+	}
+	print_table(t);
+	if (contract)
+		puts("* contract price");
+	return 0;
+oom:
+	ctl_table_free(t);
+	return -1;
+}
+
+/* Usage without a price, which is not billed. 0 or -1. */
+static int
+text_unpriced(const cJSON *doc)
+{
 	static const char *const uh[] = {
 		"ORIG", "PROVIDER", "MODEL", "REQUESTS", "INPUT", "CACHED",
 		"CACHE_WRITE", "OUTPUT",
 	};
-	static const char *const gh[] = {
-		"FREE-TOKEN GRANT", "TOKENS", "VALUE", "CUR" };
-	static const char *const dh[] = {
-		"DISCOUNT", "PERCENT", "AMOUNT", "CUR" };
-	static const char *const sh[] = {
-		"SUBTOTAL", "LIST", "DISCOUNT", "AMOUNT", "RATE" };
+	struct ctl_table *t;
+	const cJSON *e;
+	char b[5][32];
+
+	puts("\nWARNING: usage without a price, NOT BILLED:");
+	if ((t = ctl_table_new(8, uh, "34567")) == NULL)
+		return -1;
+	cJSON_ArrayForEach(e, ctl_bill_jarr(doc, "unpriced"))
+		ROW(t, ctl_bill_jstr(e, "original_month"),
+		    ctl_bill_jstr(e, "provider"), ctl_bill_jstr(e, "model"),
+		    jint(e, "requests", b[0], 32),
+		    jint(e, "input_tokens", b[1], 32),
+		    jint(e, "cached_tokens", b[2], 32),
+		    jint(e, "cache_write_tokens", b[3], 32),
+		    jint(e, "output_tokens", b[4], 32));
+	return print_table(t);
+oom:
+	ctl_table_free(t);
+	return -1;
+}
+
+/* What the free-token grants and the discounts took off. 0 or -1. */
+static int
+text_promotions(const cJSON *promos)
+{
+	static const char *const gh[] = { "FREE-TOKEN GRANT", "TOKENS",
+					  "VALUE", "CUR" };
+	static const char *const dh[] = { "DISCOUNT", "PERCENT", "AMOUNT",
+					  "CUR" };
 	struct ctl_table *t = NULL;
 	const cJSON *e;
-	char b[8][32], label[48], from[16];
-	const char *total = ctl_bill_jstr(doc, "total");
-	int contract = 0;
+	char b[32];
 
-	printf("Bill of %s for %s (%s, %s to %s), in %s\n",
-	       ctl_bill_jstr(doc, "tenant"), ctl_bill_jstr(doc, "month"), ctl_bill_jstr(doc, "tz"),
-	       ctl_bill_jstr(doc, "from"), ctl_bill_jstr(doc, "until"), ctl_bill_jstr(doc, "currency"));
-	text_status(doc);
-	putchar('\n');
-	if (jcount(doc, "lines") == 0) {
-		puts("No billable usage.");
-	} else {
-		if ((t = ctl_table_new(13, lh, "56789:;")) == NULL)
-			goto oom;
-		cJSON_ArrayForEach(e, ctl_bill_jarr(doc, "lines")) {
-			date_part(ctl_bill_jstr(e, "price_from"), from, sizeof(from));
-			if (jtrue(e, "contract")) {
-				strcat(from, "*");
-				contract = 1;
-			}
-			ROW(t, line_label(e, label, sizeof(label)),
-			    ctl_bill_jstr(e, "provider"), ctl_bill_jstr(e, "model"), from,
-			    ctl_bill_jstr(e, "token_class"),
-			    jint(e, "tokens", b[0], 32),
-			    jint(e, "free_tokens", b[1], 32),
-			    jint(e, "billable_tokens", b[2], 32),
-			    ctl_bill_jstr(e, "unit_price"), ctl_bill_jstr(e, "list_amount"),
-			    ctl_bill_jstr(e, "discount"), ctl_bill_jstr(e, "amount"),
-			    ctl_bill_jstr(e, "currency"));
-		}
-		ctl_table_print(t);
-		ctl_table_free(t);
-		t = NULL;
-		if (contract)
-			puts("* contract price");
-	}
-	if (jcount(doc, "unpriced") > 0) {
-		puts("\nWARNING: usage without a price, NOT BILLED:");
-		if ((t = ctl_table_new(8, uh, "34567")) == NULL)
-			goto oom;
-		cJSON_ArrayForEach(e, ctl_bill_jarr(doc, "unpriced"))
-			ROW(t, ctl_bill_jstr(e, "original_month"), ctl_bill_jstr(e, "provider"),
-			    ctl_bill_jstr(e, "model"), jint(e, "requests", b[0], 32),
-			    jint(e, "input_tokens", b[1], 32),
-			    jint(e, "cached_tokens", b[2], 32),
-			    jint(e, "cache_write_tokens", b[3], 32),
-			    jint(e, "output_tokens", b[4], 32));
-		ctl_table_print(t);
-		ctl_table_free(t);
-		t = NULL;
-	}
-	e = cJSON_GetObjectItemCaseSensitive(doc, "promotions");
-	if (jcount(e, "grants") > 0) {
-		const cJSON *g;
-
+	if (jcount(promos, "grants") > 0) {
 		putchar('\n');
 		if ((t = ctl_table_new(4, gh, "12")) == NULL)
-			goto oom;
-		cJSON_ArrayForEach(g, ctl_bill_jarr(e, "grants"))
-			ROW(t, ctl_bill_jstr(g, "name"), jint(g, "tokens", b[0], 32),
-			    ctl_bill_jstr(g, "value"), ctl_bill_jstr(g, "currency"));
-		ctl_table_print(t);
-		ctl_table_free(t);
-		t = NULL;
+			return -1;
+		cJSON_ArrayForEach(e, ctl_bill_jarr(promos, "grants"))
+			ROW(t, ctl_bill_jstr(e, "name"), jint(e, "tokens", b, 32),
+			    ctl_bill_jstr(e, "value"),
+			    ctl_bill_jstr(e, "currency"));
+		print_table(t);
 	}
-	if (jcount(e, "discounts") > 0) {
-		const cJSON *d;
-
+	if (jcount(promos, "discounts") > 0) {
 		putchar('\n');
 		if ((t = ctl_table_new(4, dh, "12")) == NULL)
-			goto oom;
-		cJSON_ArrayForEach(d, ctl_bill_jarr(e, "discounts")) {
-			snprintf(b[0], 32, "%s%%", ctl_bill_jstr(d, "percent"));
-			ROW(t, ctl_bill_jstr(d, "name"), b[0], ctl_bill_jstr(d, "amount"),
-			    ctl_bill_jstr(d, "currency"));
+			return -1;
+		cJSON_ArrayForEach(e, ctl_bill_jarr(promos, "discounts")) {
+			snprintf(b, sizeof(b), "%s%%",
+				 ctl_bill_jstr(e, "percent"));
+			ROW(t, ctl_bill_jstr(e, "name"), b,
+			    ctl_bill_jstr(e, "amount"),
+			    ctl_bill_jstr(e, "currency"));
 		}
-		ctl_table_print(t);
-		ctl_table_free(t);
-		t = NULL;
+		print_table(t);
 	}
-	if (jcount(doc, "subtotals") > 0) {
-		putchar('\n');
-		if ((t = ctl_table_new(5, sh, "1234")) == NULL)
-			goto oom;
-		cJSON_ArrayForEach(e, ctl_bill_jarr(doc, "subtotals"))
-			ROW(t, ctl_bill_jstr(e, "currency"), ctl_bill_jstr(e, "list_amount"),
-			    ctl_bill_jstr(e, "discount"), ctl_bill_jstr(e, "amount"),
-			    ctl_bill_jstr(e, "fx_rate"));
-		ctl_table_print(t);
-		ctl_table_free(t);
-		t = NULL;
-	}
+	return 0;
+oom:
+	ctl_table_free(t);
+	return -1;
+}
+
+/* The subtotal of each currency, with the rate that converts it. 0 or
+ * -1. */
+static int
+text_subtotals(const cJSON *doc)
+{
+	static const char *const sh[] = { "SUBTOTAL", "LIST", "DISCOUNT",
+					  "AMOUNT", "RATE" };
+	struct ctl_table *t;
+	const cJSON *e;
+
+	putchar('\n');
+	if ((t = ctl_table_new(5, sh, "1234")) == NULL)
+		return -1;
+	cJSON_ArrayForEach(e, ctl_bill_jarr(doc, "subtotals"))
+		ROW(t, ctl_bill_jstr(e, "currency"),
+		    ctl_bill_jstr(e, "list_amount"),
+		    ctl_bill_jstr(e, "discount"), ctl_bill_jstr(e, "amount"),
+		    ctl_bill_jstr(e, "fx_rate"));
+	return print_table(t);
+oom:
+	ctl_table_free(t);
+	return -1;
+}
+
+/* Prints one bill as tables on stdout. 0, or -1 when out of memory. */
+static int
+text_bill(const cJSON *doc)
+{
+	const char *total = ctl_bill_jstr(doc, "total");
+	const cJSON *e;
+
+	printf("Bill of %s for %s (%s, %s to %s), in %s\n",
+	       ctl_bill_jstr(doc, "tenant"), ctl_bill_jstr(doc, "month"),
+	       ctl_bill_jstr(doc, "tz"), ctl_bill_jstr(doc, "from"),
+	       ctl_bill_jstr(doc, "until"), ctl_bill_jstr(doc, "currency"));
+	text_status(doc);
+	putchar('\n');
+	if (jcount(doc, "lines") == 0)
+		puts("No billable usage.");
+	else if (text_lines(doc) < 0)
+		return -1;
+	if (jcount(doc, "unpriced") > 0 && text_unpriced(doc) < 0)
+		return -1;
+	if (text_promotions(cJSON_GetObjectItemCaseSensitive(doc,
+							     "promotions")) < 0)
+		return -1;
+	if (jcount(doc, "subtotals") > 0 && text_subtotals(doc) < 0)
+		return -1;
 	putchar('\n');
 	if (total != NULL)
 		printf("TOTAL %s %s\n", total, ctl_bill_jstr(doc, "currency"));
@@ -247,9 +307,6 @@ static int text_bill(const cJSON *doc)
 		       ctl_bill_jstr(e, "quote"), ctl_bill_jstr(e, "month"),
 		       ctl_bill_jstr(e, "command"));
 	return 0;
-oom:
-	ctl_table_free(t);
-	return -1;
 }
 
 /* CSV columns; each row fills those that apply to its section. */

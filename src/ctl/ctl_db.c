@@ -348,33 +348,14 @@ static int report(struct ctl *ctl, const struct migration *m,
 }
 
 /* tollctl db migrate [--sql-dir DIR] */
-static int db_migrate(struct ctl *ctl, int argc, char **argv)
+static int
+db_migrate(struct ctl *ctl, const struct ctl_args *a)
 {
-	static const struct option opts[] = {
-		{ "sql-dir", required_argument, NULL, 'd' },
-		{ NULL, 0, NULL, 0 },
-	};
 	static struct migration m[MAX_MIGRATIONS];
 	static int applied[MAX_MIGRATIONS];
-	const char *dir_opt = NULL, *dir;
-	int c, n, i, r, napplied = 0, rc = CTL_EXIT_FAIL;
+	const char *dir = sql_dir(ctl_arg(a, "sql-dir"));
+	int n, i, r, napplied = 0, rc = CTL_EXIT_FAIL;
 
-	while ((c = ctl_getopt(ctl, argc, argv, "", opts)) != -1) {
-		switch (c) {
-		case 'd':
-			dir_opt = optarg;
-			break;
-		case 'h':
-			return ctl_help(db_usage);
-		default:
-			return CTL_EXIT_USAGE;
-		}
-	}
-	if (optind < argc) {
-		ctl_err("db migrate: unexpected argument '%s'", argv[optind]);
-		return CTL_EXIT_USAGE;
-	}
-	dir = sql_dir(dir_opt);
 	if ((n = list_migrations(dir, m)) < 0)
 		return CTL_EXIT_FAIL;
 	if (n == 0) {
@@ -397,13 +378,15 @@ out:
 	return rc;
 }
 
-/* tollctl db VERB ... */
-int ctl_db_main(struct ctl *ctl, int argc, char **argv)
-{
-	static const struct ctl_verb verbs[] = {
-		{ "migrate", db_migrate },
-		{ NULL, NULL }
-	};
+static const struct ctl_opt db_migrate_opts[] = {
+	{ "sql-dir", required_argument, 0 },
+	{ NULL, 0, 0 },
+};
 
-	return ctl_dispatch(ctl, "db", verbs, db_usage, argc, argv);
-}
+const struct ctl_cmd ctl_db_migrate_cmd = {
+	.family = "db",
+	.name = "migrate",
+	.usage = db_usage,
+	.opts = db_migrate_opts,
+	.run = db_migrate,
+};

@@ -354,28 +354,28 @@ static int resolve_owner(struct import *im, struct import_rec *r,
 	return 0;
 }
 
-/* Fills r from the members of obj; ints come from raws. 0, -1 for a bad
- * line (reported), -2 on a database error. */
-static int fill_record(struct import *im, struct import_rec *r,
-		       const cJSON *obj, const struct raw_num *raws, int nraw)
+/* Reads obj's members into m (by member index) and the integers and
+ * booleans among them into ints (from raws, never through a double),
+ * checking names and types. 0, or -1 for a bad line (reported). */
+static int
+read_members(struct import *im, long line, const cJSON *obj,
+	     const struct raw_num *raws, int nraw, const cJSON **m,
+	     int64_t *ints)
 {
-	const cJSON *m[M__COUNT] = { NULL }, *it;
-	int64_t ints[M__COUNT] = { 0 }, sum;
-	const char *why = "not an integer", *s;
-	int i, date_only;
+	const char *why = "not an integer";
+	const cJSON *it;
+	int i;
 
 	cJSON_ArrayForEach(it, obj) {
 		for (i = 0; i < M__COUNT; i++)
 			if (strcmp(it->string, members[i].name) == 0)
 				break;
 		if (i == M__COUNT) {
-			bad_line(im, r->line, "unknown member '%s'",
-				 it->string);
+			bad_line(im, line, "unknown member '%s'", it->string);
 			return -1;
 		}
 		if (m[i] != NULL) {
-			bad_line(im, r->line, "'%s' given twice",
-				 it->string);
+			bad_line(im, line, "'%s' given twice", it->string);
 			return -1;
 		}
 		m[i] = it;
@@ -384,15 +384,15 @@ static int fill_record(struct import *im, struct import_rec *r,
 		switch (members[i].type) {
 		case MT_STR:
 			if (!cJSON_IsString(it)) {
-				bad_line(im, r->line, "'%s' is not a string",
+				bad_line(im, line, "'%s' is not a string",
 					 it->string);
 				return -1;
 			}
 			break;
 		case MT_BOOL:
 			if (!cJSON_IsBool(it)) {
-				bad_line(im, r->line, "'%s' is not true or "
-					 "false", it->string);
+				bad_line(im, line, "'%s' is not true or false",
+					 it->string);
 				return -1;
 			}
 			ints[i] = cJSON_IsTrue(it);
@@ -400,13 +400,14 @@ static int fill_record(struct import *im, struct import_rec *r,
 		case MT_INT:
 			if (!cJSON_IsNumber(it) ||
 			    raw_int(raws, nraw, it->string, 0,
-				    i == M_STATUS ? 999 :
-				    i == M_LATENCY || i == M_TTFB ?
-				    INT32_MAX : INT64_MAX, &ints[i],
-				    &why) < 0) {
-				bad_line(im, r->line, "'%s': %s", it->string,
-					 cJSON_IsNumber(it) ? why :
-					 "not an integer");
+				    i == M_STATUS ? 999
+				    : i == M_LATENCY || i == M_TTFB
+					    ? INT32_MAX
+					    : INT64_MAX,
+				    &ints[i], &why) < 0) {
+				bad_line(im, line, "'%s': %s", it->string,
+					 cJSON_IsNumber(it) ? why
+							    : "not an integer");
 				return -1;
 			}
 			break;
@@ -415,6 +416,67 @@ static int fill_record(struct import *im, struct import_rec *r,
 	for (i = 0; i < M__COUNT; i++)
 		if (m[i] != NULL && cJSON_IsNull(m[i]))
 			m[i] = NULL;
+	return 0;
+}
+
+/* Checks r's token counts against each other and sets its usage source
+ * (given, or reported when it has tokens). 0, or -1 for a bad line. */
+static int
+read_usage(struct import *im, struct import_rec *r, const char *source)
+{
+	int64_t sum;
+
+	if (__builtin_add_overflow(r->usage.cached, r->usage.cache_write,
+				   &sum) || sum > r->usage.prompt) {
+		bad_line(im, r->line, "cached_tokens and cache_write_tokens "
+			 "exceed prompt_tokens, which includes them");
+		return -1;
+	}
+	if (r->usage.reasoning > r->usage.completion) {
+		bad_line(im, r->line, "reasoning_tokens exceed "
+			 "completion_tokens, which include them");
+		return -1;
+	}
+	if (source == NULL)
+		r->source = r->usage.prompt > 0 || r->usage.completion > 0
+				    ? USAGE_REPORTED
+				    : USAGE_NONE;
+	else if (strcmp(source, "reported") == 0)
+		r->source = USAGE_REPORTED;
+	else if (strcmp(source, "estimated") == 0)
+		r->source = USAGE_ESTIMATED;
+	else if (strcmp(source, "none") == 0)
+		r->source = USAGE_NONE;
+	else {
+		bad_line(im, r->line, "'usage_source' must be reported, "
+			 "estimated or none");
+		return -1;
+	}
+	if (r->source == USAGE_NONE &&
+	    (r->usage.prompt > 0 || r->usage.completion > 0)) {
+		bad_line(im, r->line, "usage_source none with tokens");
+		return -1;
+	}
+	r->usage.present = r->source != USAGE_NONE;
+	return 0;
+}
+
+/* The string value of member i, or NULL. */
+#define MSTR(m, i) ((m)[i] != NULL ? (m)[i]->valuestring : NULL)
+
+/* Fills r from the members of obj; ints come from raws. 0, -1 for a bad
+ * line (reported), -2 on a database error. */
+static int
+fill_record(struct import *im, struct import_rec *r, const cJSON *obj,
+	    const struct raw_num *raws, int nraw)
+{
+	const cJSON *m[M__COUNT] = { NULL };
+	int64_t ints[M__COUNT] = { 0 };
+	const char *s;
+	int date_only;
+
+	if (read_members(im, r->line, obj, raws, nraw, m, ints) < 0)
+		return -1;
 	if (m[M_REQUEST_ID] == NULL || m[M_TS] == NULL) {
 		bad_line(im, r->line, "'%s' is required",
 			 m[M_REQUEST_ID] == NULL ? "request_id" : "ts");
@@ -432,18 +494,15 @@ static int fill_record(struct import *im, struct import_rec *r,
 		bad_line(im, r->line, "'ts' is not an RFC 3339 timestamp");
 		return -1;
 	}
-	r->endpoint = intern(im, m[M_ENDPOINT] != NULL ?
-			     m[M_ENDPOINT]->valuestring : "chat/completions");
-	if (m[M_REQUESTED_MODEL] != NULL)
-		r->requested_model = intern(im,
-					    m[M_REQUESTED_MODEL]->valuestring);
-	if (m[M_PROVIDER] != NULL)
-		r->provider = intern(im, m[M_PROVIDER]->valuestring);
-	if (m[M_UPSTREAM_MODEL] != NULL)
-		r->upstream_model = intern(im,
-					   m[M_UPSTREAM_MODEL]->valuestring);
-	if (m[M_ERROR] != NULL &&
-	    (r->error = strdup(m[M_ERROR]->valuestring)) == NULL)
+	s = MSTR(m, M_ENDPOINT);
+	r->endpoint = intern(im, s != NULL ? s : "chat/completions");
+	if ((s = MSTR(m, M_REQUESTED_MODEL)) != NULL)
+		r->requested_model = intern(im, s);
+	if ((s = MSTR(m, M_PROVIDER)) != NULL)
+		r->provider = intern(im, s);
+	if ((s = MSTR(m, M_UPSTREAM_MODEL)) != NULL)
+		r->upstream_model = intern(im, s);
+	if ((s = MSTR(m, M_ERROR)) != NULL && (r->error = strdup(s)) == NULL)
 		im->failed = 1;
 	if (im->failed)
 		return -2;
@@ -457,42 +516,9 @@ static int fill_record(struct import *im, struct import_rec *r,
 	r->usage.cached = ints[M_CACHED];
 	r->usage.cache_write = ints[M_CACHE_WRITE];
 	r->usage.reasoning = ints[M_REASONING];
-	if (__builtin_add_overflow(r->usage.cached, r->usage.cache_write,
-				   &sum) || sum > r->usage.prompt) {
-		bad_line(im, r->line, "cached_tokens and cache_write_tokens "
-			 "exceed prompt_tokens, which includes them");
+	if (read_usage(im, r, MSTR(m, M_SOURCE)) < 0)
 		return -1;
-	}
-	if (r->usage.reasoning > r->usage.completion) {
-		bad_line(im, r->line, "reasoning_tokens exceed "
-			 "completion_tokens, which include them");
-		return -1;
-	}
-	s = m[M_SOURCE] != NULL ? m[M_SOURCE]->valuestring : NULL;
-	if (s == NULL)
-		r->source = r->usage.prompt > 0 || r->usage.completion > 0 ?
-			USAGE_REPORTED : USAGE_NONE;
-	else if (strcmp(s, "reported") == 0)
-		r->source = USAGE_REPORTED;
-	else if (strcmp(s, "estimated") == 0)
-		r->source = USAGE_ESTIMATED;
-	else if (strcmp(s, "none") == 0)
-		r->source = USAGE_NONE;
-	else {
-		bad_line(im, r->line, "'usage_source' must be reported, "
-			 "estimated or none");
-		return -1;
-	}
-	if (r->source == USAGE_NONE &&
-	    (r->usage.prompt > 0 || r->usage.completion > 0)) {
-		bad_line(im, r->line, "usage_source none with tokens");
-		return -1;
-	}
-	r->usage.present = r->source != USAGE_NONE;
-	return resolve_owner(im, r,
-			     m[M_TENANT] != NULL ?
-			     m[M_TENANT]->valuestring : NULL,
-			     m[M_KEY] != NULL ? m[M_KEY]->valuestring : NULL,
+	return resolve_owner(im, r, MSTR(m, M_TENANT), MSTR(m, M_KEY),
 			     m[M_KEY_ID] != NULL ? ints[M_KEY_ID] : 0);
 }
 
@@ -771,39 +797,18 @@ static void import_free(struct import *im)
 }
 
 /* tollctl usage import FILE|- [--dry-run] */
-/* tollctl usage import FILE|- [--dry-run] */
-int ctl_usage_import(struct ctl *ctl, int argc, char **argv)
+static int
+usage_import(struct ctl *ctl, const struct ctl_args *a)
 {
-	static const struct option opts[] = {
-		{ "dry-run", no_argument, NULL, 'n' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct import im;
 	struct import_totals tot = { 0, 0, 0, 0 };
-	const char *path;
+	const char *path = a->argv[0];
+	int dry_run = ctl_arg(a, "dry-run") != NULL, rc = CTL_EXIT_FAIL;
 	char *line = NULL;
 	size_t cap = 0;
 	ssize_t len;
 	FILE *f;
-	int c, dry_run = 0, rc = CTL_EXIT_FAIL;
 
-	while ((c = ctl_getopt(ctl, argc, argv, "n", opts)) != -1) {
-		switch (c) {
-		case 'n':
-			dry_run = 1;
-			break;
-		case 'h':
-			return ctl_help(import_usage);
-		default:
-			return CTL_EXIT_USAGE;
-		}
-	}
-	if (argc - optind != 1) {
-		ctl_err("usage import: expected one FILE, or - for the "
-			"standard input");
-		return CTL_EXIT_USAGE;
-	}
-	path = argv[optind];
 	if (strcmp(path, "-") == 0) {
 		f = stdin;
 	} else if ((f = fopen(path, "r")) == NULL) {
@@ -851,3 +856,19 @@ out:
 	import_free(&im);
 	return rc;
 }
+
+static const struct ctl_opt import_opts[] = {
+	{ "dry-run", no_argument, 'n' },
+	{ NULL, 0, 0 },
+};
+
+const struct ctl_cmd ctl_usage_import_cmd = {
+	.family = "usage",
+	.name = "import",
+	.usage = import_usage,
+	.opts = import_opts,
+	.min_args = 1,
+	.max_args = 1,
+	.arg_error = "expected one FILE, or - for the standard input",
+	.run = usage_import,
+};

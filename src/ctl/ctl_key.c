@@ -81,54 +81,17 @@ static int print_issued(struct ctl *ctl, const char *tenant, const char *key,
 }
 
 /* tollctl key issue --tenant T [--name N] [--models L] [--expires D] [-q] */
-static int key_issue(struct ctl *ctl, int argc, char **argv)
+static int
+key_issue(struct ctl *ctl, const struct ctl_args *a)
 {
-	static const struct option opts[] = {
-		{ "tenant", required_argument, NULL, 't' },
-		{ "name", required_argument, NULL, 'n' },
-		{ "models", required_argument, NULL, 'm' },
-		{ "expires", required_argument, NULL, 'e' },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *tenant = NULL, *name = NULL, *models = NULL;
-	const char *expires = NULL, *secret, *params[6];
+	const char *tenant = ctl_arg(a, "tenant"), *name = ctl_arg(a, "name");
+	const char *models = ctl_arg(a, "models");
+	const char *expires = ctl_arg(a, "expires"), *secret, *params[6];
 	char key[KEY_LEN + 1], hash[KEY_HASH_HEXLEN + 1];
 	char prefix[KEY_SHOWN_PREFIX + 1], tenant_id[24];
 	PGresult *res = NULL;
-	int c, quiet = 0, rc = CTL_EXIT_FAIL;
+	int quiet = ctl_arg(a, "quiet") != NULL, rc = CTL_EXIT_FAIL;
 
-	while ((c = ctl_getopt(ctl, argc, argv, "t:n:m:e:q", opts)) != -1) {
-		switch (c) {
-		case 't':
-			tenant = optarg;
-			break;
-		case 'n':
-			name = optarg;
-			break;
-		case 'm':
-			models = optarg;
-			break;
-		case 'e':
-			expires = optarg;
-			break;
-		case 'q':
-			quiet = 1;
-			break;
-		case 'h':
-			return ctl_help(key_usage);
-		default:
-			return CTL_EXIT_USAGE;
-		}
-	}
-	if (optind < argc) {
-		ctl_err("key issue: unexpected argument '%s'", argv[optind]);
-		return CTL_EXIT_USAGE;
-	}
-	if (tenant == NULL) {
-		ctl_err("key issue: --tenant is required");
-		return CTL_EXIT_USAGE;
-	}
 	if (models != NULL && !models_given(models)) {
 		ctl_err("key issue: --models names no model");
 		return CTL_EXIT_USAGE;
@@ -203,7 +166,7 @@ out:
 	return rc;
 }
 
-/* Key columns for listings, in the order print_list() reads them. */
+/* Key columns for listings, in the order key_view reads them. */
 #define KEY_SELECT \
 	"SELECT k.id, t.name, k.name, k.prefix," \
 	" array_to_string(k.models, ','), array_to_json(k.models)::text, " \
@@ -215,65 +178,32 @@ out:
 	" ELSE 'active' END " \
 	"FROM api_keys k JOIN tenants t ON t.id = k.tenant_id "
 
-/* Prints KEY_SELECT rows as a table or a JSON array. */
-static int print_list(struct ctl *ctl, const PGresult *res)
-{
-	static const char *const head[] = {
-		"ID", "TENANT", "NAME", "PREFIX", "MODELS", "EXPIRES",
-		"STATUS", "CREATED",
-	};
-	struct ctl_table *t;
-	cJSON *arr, *o, *models;
-	const char *mjson;
-	int i;
-
-	if (ctl->json) {
-		arr = cJSON_CreateArray();
-		for (i = 0; arr != NULL && i < PQntuples(res); i++) {
-			if ((o = cJSON_CreateObject()) == NULL)
-				break;
-			ctl_json_int(o, "id", ctl_val(res, i, 0));
-			ctl_json_str(o, "tenant", ctl_val(res, i, 1));
-			ctl_json_str(o, "name", ctl_val(res, i, 2));
-			ctl_json_str(o, "prefix", ctl_val(res, i, 3));
-			mjson = ctl_val(res, i, 5);
-			models = mjson != NULL ? cJSON_Parse(mjson) :
-				cJSON_CreateNull();
-			if (models != NULL)
-				cJSON_AddItemToObject(o, "models", models);
-			ctl_json_str(o, "expires_at", ctl_val(res, i, 6));
-			ctl_json_str(o, "revoked_at", ctl_val(res, i, 7));
-			ctl_json_str(o, "created_at", ctl_val(res, i, 8));
-			ctl_json_str(o, "status", ctl_val(res, i, 9));
-			cJSON_AddItemToArray(arr, o);
-		}
-		return ctl_json_print(arr);
-	}
-	if ((t = ctl_table_new(8, head, "0")) == NULL)
-		goto oom;
-	for (i = 0; i < PQntuples(res); i++) {
-		const char *row[8] = {
-			ctl_val(res, i, 0), ctl_val(res, i, 1),
-			ctl_val(res, i, 2), ctl_val(res, i, 3),
-			ctl_val(res, i, 4) != NULL ? ctl_val(res, i, 4) :
-			"any",
-			ctl_val(res, i, 6) != NULL ? ctl_val(res, i, 6) :
-			"never",
-			ctl_val(res, i, 9), ctl_val(res, i, 8),
-		};
-
-		if (ctl_table_add(t, row) < 0) {
-			ctl_table_free(t);
-			goto oom;
-		}
-	}
-	ctl_table_print(t);
-	ctl_table_free(t);
-	return 0;
-oom:
-	ctl_err("out of memory");
-	return CTL_EXIT_FAIL;
-}
+/* KEY_SELECT rows as a table or JSON. */
+static const struct ctl_view key_view = {
+	(const struct ctl_cell[]){
+		{ "ID", 0, 1, NULL, NULL },
+		{ "TENANT", 1, 0, NULL, NULL },
+		{ "NAME", 2, 0, NULL, NULL },
+		{ "PREFIX", 3, 0, NULL, NULL },
+		{ "MODELS", 4, 0, "any", NULL },
+		{ "EXPIRES", 6, 0, "never", NULL },
+		{ "STATUS", 9, 0, NULL, NULL },
+		{ "CREATED", 8, 0, NULL, NULL },
+		{ NULL, 0, 0, NULL, NULL },
+	},
+	(const struct ctl_member[]){
+		{ "id", 0, CTL_INT, NULL },
+		{ "tenant", 1, CTL_STR, NULL },
+		{ "name", 2, CTL_STR, NULL },
+		{ "prefix", 3, CTL_STR, NULL },
+		{ "models", 5, CTL_JSON, NULL },
+		{ "expires_at", 6, CTL_STR, NULL },
+		{ "revoked_at", 7, CTL_STR, NULL },
+		{ "created_at", 8, CTL_STR, NULL },
+		{ "status", 9, CTL_STR, NULL },
+		{ NULL, 0, 0, NULL },
+	},
+};
 
 /* Whether a tenant called name exists; -1 after reporting. */
 static int tenant_exists(struct ctl *ctl, const char *name)
@@ -292,31 +222,13 @@ static int tenant_exists(struct ctl *ctl, const char *name)
 }
 
 /* tollctl key list [--tenant T] */
-static int key_list(struct ctl *ctl, int argc, char **argv)
+static int
+key_list(struct ctl *ctl, const struct ctl_args *a)
 {
-	static const struct option opts[] = {
-		{ "tenant", required_argument, NULL, 't' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *tenant = NULL, *params[1];
+	const char *tenant = ctl_arg(a, "tenant"), *params[1];
 	PGresult *res;
-	int c, rc;
+	int rc;
 
-	while ((c = ctl_getopt(ctl, argc, argv, "t:", opts)) != -1) {
-		switch (c) {
-		case 't':
-			tenant = optarg;
-			break;
-		case 'h':
-			return ctl_help(key_usage);
-		default:
-			return CTL_EXIT_USAGE;
-		}
-	}
-	if (optind < argc) {
-		ctl_err("key list: unexpected argument '%s'", argv[optind]);
-		return CTL_EXIT_USAGE;
-	}
 	if (ctl_connect(ctl) < 0)
 		return CTL_EXIT_FAIL;
 	params[0] = tenant;
@@ -334,7 +246,7 @@ static int key_list(struct ctl *ctl, int argc, char **argv)
 			return CTL_EXIT_FAIL;
 		}
 	}
-	rc = print_list(ctl, res);
+	rc = ctl_print_rows(ctl, res, &key_view);
 	PQclear(res);
 	return rc;
 }
@@ -364,26 +276,14 @@ static PGresult *find_keys(struct ctl *ctl, const char *arg)
 }
 
 /* tollctl key revoke ID|PREFIX|KEY */
-static int key_revoke(struct ctl *ctl, int argc, char **argv)
+static int
+key_revoke(struct ctl *ctl, const struct ctl_args *a)
 {
-	static const struct option none[] = { { NULL, 0, NULL, 0 } };
-	const char *arg, *params[1];
+	const char *arg = a->argv[0], *params[1];
 	PGresult *res, *upd = NULL;
 	cJSON *o;
-	int c, i, rc = CTL_EXIT_FAIL, already;
+	int i, rc = CTL_EXIT_FAIL, already;
 
-	while ((c = ctl_getopt(ctl, argc, argv, "", none)) != -1)
-		return c == 'h' ? ctl_help(key_usage) : CTL_EXIT_USAGE;
-	if (optind >= argc) {
-		ctl_err("key revoke: missing key id or prefix");
-		return CTL_EXIT_USAGE;
-	}
-	if (optind + 1 < argc) {
-		ctl_err("key revoke: unexpected argument '%s'",
-			argv[optind + 1]);
-		return CTL_EXIT_USAGE;
-	}
-	arg = argv[optind];
 	if (!ctl_is_digits(arg) && !keyhash_well_formed(arg, strlen(arg)) &&
 	    (strlen(arg) < 4 || strlen(arg) > KEY_SHOWN_PREFIX)) {
 		ctl_err("key revoke: '%s' is not a key id, a key prefix (4 to "
@@ -447,15 +347,43 @@ out:
 	return rc;
 }
 
-/* tollctl key VERB ... */
-int ctl_key_main(struct ctl *ctl, int argc, char **argv)
-{
-	static const struct ctl_verb verbs[] = {
-		{ "issue", key_issue },
-		{ "list", key_list },
-		{ "revoke", key_revoke },
-		{ NULL, NULL }
-	};
+static const struct ctl_opt key_issue_opts[] = {
+	{ "tenant", required_argument, 't' },
+	{ "name", required_argument, 'n' },
+	{ "models", required_argument, 'm' },
+	{ "expires", required_argument, 'e' },
+	{ "quiet", no_argument, 'q' },
+	{ NULL, 0, 0 },
+};
 
-	return ctl_dispatch(ctl, "key", verbs, key_usage, argc, argv);
-}
+static const struct ctl_opt key_list_opts[] = {
+	{ "tenant", required_argument, 't' },
+	{ NULL, 0, 0 },
+};
+
+const struct ctl_cmd ctl_key_issue_cmd = {
+	.family = "key",
+	.name = "issue",
+	.usage = key_usage,
+	.opts = key_issue_opts,
+	.required = (const char *const[]){ "tenant", NULL },
+	.run = key_issue,
+};
+
+const struct ctl_cmd ctl_key_list_cmd = {
+	.family = "key",
+	.name = "list",
+	.usage = key_usage,
+	.opts = key_list_opts,
+	.run = key_list,
+};
+
+const struct ctl_cmd ctl_key_revoke_cmd = {
+	.family = "key",
+	.name = "revoke",
+	.usage = key_usage,
+	.min_args = 1,
+	.max_args = 1,
+	.arg_name = "key id or prefix",
+	.run = key_revoke,
+};

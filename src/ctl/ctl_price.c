@@ -76,9 +76,10 @@ enum { PCOL_ID, PCOL_PROVIDER, PCOL_MODEL, PCOL_TENANT, PCOL_CUR,
 
 /* A stored price as canonical decimal text ("5.0" -> "5") in buf, or
  * NULL for SQL NULL. */
-static const char *canon_price(const char *v, char *buf, size_t size)
+static const char *
+canon_price(const PGresult *res, int row, int col, char *buf, size_t size)
 {
-	const char *cause;
+	const char *v = ctl_val(res, row, col), *cause;
 	int64_t nanos;
 
 	if (v == NULL)
@@ -89,74 +90,39 @@ static const char *canon_price(const char *v, char *buf, size_t size)
 	return buf;
 }
 
-/* A price row as a JSON object; prices are decimal strings. */
-static cJSON *price_json(const PGresult *res, int row)
-{
-	static const char *const names[4] = {
-		"input", "cached_input", "cache_write", "output",
-	};
-	cJSON *o = cJSON_CreateObject();
-	char buf[32];
-	int i;
-
-	if (o == NULL)
-		return NULL;
-	ctl_json_int(o, "id", ctl_val(res, row, PCOL_ID));
-	ctl_json_str(o, "provider", ctl_val(res, row, PCOL_PROVIDER));
-	ctl_json_str(o, "model", ctl_val(res, row, PCOL_MODEL));
-	ctl_json_str(o, "tenant", ctl_val(res, row, PCOL_TENANT));
-	ctl_json_str(o, "currency", ctl_val(res, row, PCOL_CUR));
-	for (i = 0; i < 4; i++)
-		ctl_json_str(o, names[i],
-			     canon_price(ctl_val(res, row, PCOL_INPUT + i),
-					 buf, sizeof(buf)));
-	ctl_json_str(o, "effective_from", ctl_val(res, row, PCOL_FROM));
-	ctl_json_str(o, "effective_until", ctl_val(res, row, PCOL_UNTIL));
-	ctl_json_str(o, "source", ctl_val(res, row, PCOL_SOURCE));
-	ctl_json_str(o, "created_at", ctl_val(res, row, PCOL_CREATED));
-	return o;
-}
-
-/* Prints price rows as a table or a JSON array. */
-static int print_prices(struct ctl *ctl, const PGresult *res)
-{
-	static const char *const head[] = {
-		"ID", "PROVIDER", "MODEL", "TENANT", "CUR", "INPUT", "CACHED",
-		"CACHE_WRITE", "OUTPUT", "FROM", "UNTIL",
-	};
-	struct ctl_table *t;
-	char bufs[4][32];
-	cJSON *arr;
-	int i, k;
-
-	if (ctl->json) {
-		arr = cJSON_CreateArray();
-		for (i = 0; arr != NULL && i < PQntuples(res); i++)
-			cJSON_AddItemToArray(arr, price_json(res, i));
-		return ctl_json_print(arr);
-	}
-	if ((t = ctl_table_new(11, head, "05678")) == NULL)
-		goto oom;
-	for (i = 0; i < PQntuples(res); i++) {
-		const char *row[11];
-
-		for (k = 0; k < 11; k++)
-			row[k] = ctl_val(res, i, k);
-		for (k = 0; k < 4; k++)
-			row[PCOL_INPUT + k] = canon_price(row[PCOL_INPUT + k],
-							  bufs[k],
-							  sizeof(bufs[k]));
-		if (ctl_table_add(t, row) < 0)
-			goto oom;
-	}
-	ctl_table_print(t);
-	ctl_table_free(t);
-	return 0;
-oom:
-	ctl_table_free(t);
-	ctl_err("out of memory");
-	return CTL_EXIT_FAIL;
-}
+/* Price rows as a table or JSON; prices are decimal strings. */
+static const struct ctl_view price_view = {
+	(const struct ctl_cell[]){
+		{ "ID", PCOL_ID, 1, NULL, NULL },
+		{ "PROVIDER", PCOL_PROVIDER, 0, NULL, NULL },
+		{ "MODEL", PCOL_MODEL, 0, NULL, NULL },
+		{ "TENANT", PCOL_TENANT, 0, NULL, NULL },
+		{ "CUR", PCOL_CUR, 0, NULL, NULL },
+		{ "INPUT", PCOL_INPUT, 1, NULL, canon_price },
+		{ "CACHED", PCOL_CACHED, 1, NULL, canon_price },
+		{ "CACHE_WRITE", PCOL_CACHE_WRITE, 1, NULL, canon_price },
+		{ "OUTPUT", PCOL_OUTPUT, 1, NULL, canon_price },
+		{ "FROM", PCOL_FROM, 0, NULL, NULL },
+		{ "UNTIL", PCOL_UNTIL, 0, NULL, NULL },
+		{ NULL, 0, 0, NULL, NULL },
+	},
+	(const struct ctl_member[]){
+		{ "id", PCOL_ID, CTL_INT, NULL },
+		{ "provider", PCOL_PROVIDER, CTL_STR, NULL },
+		{ "model", PCOL_MODEL, CTL_STR, NULL },
+		{ "tenant", PCOL_TENANT, CTL_STR, NULL },
+		{ "currency", PCOL_CUR, CTL_STR, NULL },
+		{ "input", PCOL_INPUT, CTL_STR, canon_price },
+		{ "cached_input", PCOL_CACHED, CTL_STR, canon_price },
+		{ "cache_write", PCOL_CACHE_WRITE, CTL_STR, canon_price },
+		{ "output", PCOL_OUTPUT, CTL_STR, canon_price },
+		{ "effective_from", PCOL_FROM, CTL_STR, NULL },
+		{ "effective_until", PCOL_UNTIL, CTL_STR, NULL },
+		{ "source", PCOL_SOURCE, CTL_STR, NULL },
+		{ "created_at", PCOL_CREATED, CTL_STR, NULL },
+		{ NULL, 0, 0, NULL },
+	},
+};
 
 /* Parses a price option into canonical text; 0, or -1 after reporting. */
 static int parse_price_opt(const char *opt, const char *arg, char *buf,
@@ -177,98 +143,28 @@ static int parse_price_opt(const char *opt, const char *arg, char *buf,
 	return 0;
 }
 
-/* Whether s is given but empty or only blanks. */
-static int blank(const char *s)
-{
-	return s != NULL && strspn(s, " \t") == strlen(s);
-}
-
 /* tollctl price set ... */
-static int price_set(struct ctl *ctl, int argc, char **argv)
+static int
+price_set(struct ctl *ctl, const struct ctl_args *a)
 {
-	static const struct option opts[] = {
-		{ "provider", required_argument, NULL, 'P' },
-		{ "model", required_argument, NULL, 'm' },
-		{ "input", required_argument, NULL, 'i' },
-		{ "output", required_argument, NULL, 'o' },
-		{ "cached", required_argument, NULL, 'k' },
-		{ "cache-write", required_argument, NULL, 'w' },
-		{ "currency", required_argument, NULL, 'C' },
-		{ "from", required_argument, NULL, 'f' },
-		{ "tenant", required_argument, NULL, 't' },
-		{ "source", required_argument, NULL, 's' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *provider = NULL, *model = NULL, *input = NULL;
-	const char *output = NULL, *cached = NULL, *cache_write = NULL;
-	const char *currency = NULL, *from = NULL, *tenant = NULL;
-	const char *source = NULL, *params[10], *missing = NULL;
+	const char *provider = ctl_arg(a, "provider");
+	const char *model = ctl_arg(a, "model");
+	const char *input = ctl_arg(a, "input");
+	const char *output = ctl_arg(a, "output");
+	const char *cached = ctl_arg(a, "cached");
+	const char *cache_write = ctl_arg(a, "cache-write");
+	const char *currency = ctl_arg(a, "currency");
+	const char *from = ctl_arg(a, "from");
+	const char *tenant = ctl_arg(a, "tenant");
+	const char *source = ctl_arg(a, "source"), *params[10];
 	char in_s[32], out_s[32], cached_s[32], cw_s[32];
 	char tenant_id[24], id[24], tz[64] = "UTC";
 	struct ctl_time when;
 	int64_t tid;
 	PGresult *res;
-	int c, rc = CTL_EXIT_FAIL;
+	int rc = CTL_EXIT_FAIL;
 
-	while ((c = ctl_getopt(ctl, argc, argv, "", opts)) != -1) {
-		switch (c) {
-		case 'P':
-			provider = optarg;
-			break;
-		case 'm':
-			model = optarg;
-			break;
-		case 'i':
-			input = optarg;
-			break;
-		case 'o':
-			output = optarg;
-			break;
-		case 'k':
-			cached = optarg;
-			break;
-		case 'w':
-			cache_write = optarg;
-			break;
-		case 'C':
-			currency = optarg;
-			break;
-		case 'f':
-			from = optarg;
-			break;
-		case 't':
-			tenant = optarg;
-			break;
-		case 's':
-			source = optarg;
-			break;
-		case 'h':
-			return ctl_help(price_usage);
-		default:
-			return CTL_EXIT_USAGE;
-		}
-	}
-	if (optind < argc) {
-		ctl_err("price set: unexpected argument '%s'", argv[optind]);
-		return CTL_EXIT_USAGE;
-	}
-	if (provider == NULL)
-		missing = "--provider";
-	else if (model == NULL)
-		missing = "--model";
-	else if (input == NULL)
-		missing = "--input";
-	else if (output == NULL)
-		missing = "--output";
-	else if (currency == NULL)
-		missing = "--currency";
-	else if (from == NULL)
-		missing = "--from";
-	if (missing != NULL) {
-		ctl_err("price set: %s is required", missing);
-		return CTL_EXIT_USAGE;
-	}
-	if (blank(provider) || blank(model) || blank(tenant)) {
+	if (ctl_blank(provider) || ctl_blank(model) || ctl_blank(tenant)) {
 		ctl_err("price set: --provider, --model and --tenant cannot "
 			"be empty");
 		return CTL_EXIT_USAGE;
@@ -334,52 +230,21 @@ static int price_set(struct ctl *ctl, int argc, char **argv)
 	res = ctl_query(ctl, "price set", PRICE_SELECT, 5, params);
 	if (res == NULL)
 		return CTL_EXIT_FAIL;
-	rc = print_prices(ctl, res);
+	rc = ctl_print_rows(ctl, res, &price_view);
 	PQclear(res);
 	return rc;
 }
 
 /* tollctl price list [--provider P] [--model M] [--tenant T] [--at TIME] */
-static int price_list(struct ctl *ctl, int argc, char **argv)
+static int
+price_list(struct ctl *ctl, const struct ctl_args *a)
 {
-	static const struct option opts[] = {
-		{ "provider", required_argument, NULL, 'P' },
-		{ "model", required_argument, NULL, 'm' },
-		{ "tenant", required_argument, NULL, 't' },
-		{ "at", required_argument, NULL, 'a' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *tenant = NULL, *at = NULL, *params[5] = { NULL };
+	const char *tenant = ctl_arg(a, "tenant"), *at = ctl_arg(a, "at");
+	const char *params[5] = { ctl_arg(a, "provider"), ctl_arg(a, "model") };
 	char tenant_id[24], tz[64] = "UTC";
 	struct ctl_time when;
 	int64_t tid;
-	PGresult *res;
-	int c, rc;
 
-	while ((c = ctl_getopt(ctl, argc, argv, "", opts)) != -1) {
-		switch (c) {
-		case 'P':
-			params[0] = optarg;
-			break;
-		case 'm':
-			params[1] = optarg;
-			break;
-		case 't':
-			tenant = optarg;
-			break;
-		case 'a':
-			at = optarg;
-			break;
-		case 'h':
-			return ctl_help(price_usage);
-		default:
-			return CTL_EXIT_USAGE;
-		}
-	}
-	if (optind < argc) {
-		ctl_err("price list: unexpected argument '%s'", argv[optind]);
-		return CTL_EXIT_USAGE;
-	}
 	if (at != NULL && ctl_check_time("--at", at) < 0)
 		return CTL_EXIT_USAGE;
 	if (ctl_connect(ctl) < 0)
@@ -396,24 +261,8 @@ static int price_list(struct ctl *ctl, int argc, char **argv)
 			return CTL_EXIT_FAIL;
 		params[3] = when.text;
 	}
-	res = ctl_query(ctl, "price list", PRICE_SELECT, 5, params);
-	if (res == NULL)
-		return CTL_EXIT_FAIL;
-	rc = print_prices(ctl, res);
-	PQclear(res);
-	return rc;
-}
-
-/* tollctl price VERB ... */
-int ctl_price_main(struct ctl *ctl, int argc, char **argv)
-{
-	static const struct ctl_verb verbs[] = {
-		{ "set", price_set },
-		{ "list", price_list },
-		{ NULL, NULL }
-	};
-
-	return ctl_dispatch(ctl, "price", verbs, price_usage, argc, argv);
+	return ctl_list(ctl, "price list", PRICE_SELECT, 5, params,
+			&price_view);
 }
 
 /* "YYYY-MM" to the first day "YYYY-MM-01" in buf. */
@@ -423,13 +272,11 @@ static void month_start(const char *month, char *buf, size_t size)
 }
 
 /* tollctl fx set --month YYYY-MM BASE QUOTE RATE */
-static int fx_set(struct ctl *ctl, int argc, char **argv)
+static int
+fx_set(struct ctl *ctl, const struct ctl_args *a)
 {
-	static const struct option opts[] = {
-		{ "month", required_argument, NULL, 'm' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *month = NULL, *base, *quote, *params[4];
+	const char *month = ctl_arg(a, "month");
+	const char *base = a->argv[0], *quote = a->argv[1], *params[4];
 	const char *cause = "must be above zero";
 	const char *previous = NULL;
 	char first[16], rate[32], prev[64];
@@ -438,27 +285,6 @@ static int fx_set(struct ctl *ctl, int argc, char **argv)
 	cJSON *o;
 	int c;
 
-	while ((c = ctl_getopt(ctl, argc, argv, "", opts)) != -1) {
-		switch (c) {
-		case 'm':
-			month = optarg;
-			break;
-		case 'h':
-			return ctl_help(fx_usage);
-		default:
-			return CTL_EXIT_USAGE;
-		}
-	}
-	if (argc - optind != 3) {
-		ctl_err("fx set: expected BASE QUOTE RATE (e.g. USD CNY 7.12)");
-		return CTL_EXIT_USAGE;
-	}
-	base = argv[optind];
-	quote = argv[optind + 1];
-	if (month == NULL) {
-		ctl_err("fx set: --month is required");
-		return CTL_EXIT_USAGE;
-	}
 	if (!ctl_valid_month(month)) {
 		ctl_err("invalid --month '%s': expected YYYY-MM", month);
 		return CTL_EXIT_USAGE;
@@ -473,8 +299,8 @@ static int fx_set(struct ctl *ctl, int argc, char **argv)
 		ctl_err("fx set: base and quote are both %s", base);
 		return CTL_EXIT_USAGE;
 	}
-	if (price_parse(argv[optind + 2], &nanos, &cause) < 0 || nanos == 0) {
-		ctl_err("invalid rate '%s': %s", argv[optind + 2], cause);
+	if (price_parse(a->argv[2], &nanos, &cause) < 0 || nanos == 0) {
+		ctl_err("invalid rate '%s': %s", a->argv[2], cause);
 		return CTL_EXIT_USAGE;
 	}
 	price_format(nanos, rate, sizeof(rate));
@@ -520,41 +346,33 @@ static int fx_set(struct ctl *ctl, int argc, char **argv)
 	return ctl_json_print(o);
 }
 
-/* tollctl fx list [--month YYYY-MM] */
-static int fx_list(struct ctl *ctl, int argc, char **argv)
-{
-	static const struct option opts[] = {
-		{ "month", required_argument, NULL, 'm' },
-		{ NULL, 0, NULL, 0 },
-	};
-	static const char *const head[] = {
-		"MONTH", "BASE", "QUOTE", "RATE", "SET_AT",
-	};
-	static const char *const names[] = {
-		"month", "base", "quote", "rate", "set_at",
-	};
-	const char *month = NULL, *params[1] = { NULL };
-	struct ctl_table *t = NULL;
-	char first[16];
-	PGresult *res;
-	cJSON *arr, *o;
-	int c, i, k, rc = CTL_EXIT_FAIL;
+/* Exchange rates as a table or JSON. */
+static const struct ctl_view fx_view = {
+	(const struct ctl_cell[]){
+		{ "MONTH", 0, 0, NULL, NULL },
+		{ "BASE", 1, 0, NULL, NULL },
+		{ "QUOTE", 2, 0, NULL, NULL },
+		{ "RATE", 3, 1, NULL, NULL },
+		{ "SET_AT", 4, 0, NULL, NULL },
+		{ NULL, 0, 0, NULL, NULL },
+	},
+	(const struct ctl_member[]){
+		{ "month", 0, CTL_STR, NULL },
+		{ "base", 1, CTL_STR, NULL },
+		{ "quote", 2, CTL_STR, NULL },
+		{ "rate", 3, CTL_STR, NULL },
+		{ "set_at", 4, CTL_STR, NULL },
+		{ NULL, 0, 0, NULL },
+	},
+};
 
-	while ((c = ctl_getopt(ctl, argc, argv, "", opts)) != -1) {
-		switch (c) {
-		case 'm':
-			month = optarg;
-			break;
-		case 'h':
-			return ctl_help(fx_usage);
-		default:
-			return CTL_EXIT_USAGE;
-		}
-	}
-	if (optind < argc) {
-		ctl_err("fx list: unexpected argument '%s'", argv[optind]);
-		return CTL_EXIT_USAGE;
-	}
+/* tollctl fx list [--month YYYY-MM] */
+static int
+fx_list(struct ctl *ctl, const struct ctl_args *a)
+{
+	const char *month = ctl_arg(a, "month"), *params[1] = { NULL };
+	char first[16];
+
 	if (month != NULL && !ctl_valid_month(month)) {
 		ctl_err("invalid --month '%s': expected YYYY-MM", month);
 		return CTL_EXIT_USAGE;
@@ -563,56 +381,75 @@ static int fx_list(struct ctl *ctl, int argc, char **argv)
 		month_start(month, first, sizeof(first));
 		params[0] = first;
 	}
-	if (ctl_connect(ctl) < 0)
-		return CTL_EXIT_FAIL;
-	res = ctl_query(ctl, "fx list",
+	return ctl_list(ctl, "fx list",
 		"SELECT to_char(month, 'YYYY-MM'), base, quote, rate::text, "
 		CTL_TS("set_at") " FROM fx_rates"
 		" WHERE $1::date IS NULL OR month = $1::date"
-		" ORDER BY month, base, quote", 1, params);
-	if (res == NULL)
-		return CTL_EXIT_FAIL;
-	if (ctl->json) {
-		arr = cJSON_CreateArray();
-		for (i = 0; arr != NULL && i < PQntuples(res); i++) {
-			if ((o = cJSON_CreateObject()) == NULL)
-				break;
-			for (k = 0; k < 5; k++)
-				ctl_json_str(o, names[k], ctl_val(res, i, k));
-			cJSON_AddItemToArray(arr, o);
-		}
-		rc = ctl_json_print(arr);
-		goto out;
-	}
-	if ((t = ctl_table_new(5, head, "3")) == NULL)
-		goto oom;
-	for (i = 0; i < PQntuples(res); i++) {
-		const char *row[5];
-
-		for (k = 0; k < 5; k++)
-			row[k] = ctl_val(res, i, k);
-		if (ctl_table_add(t, row) < 0)
-			goto oom;
-	}
-	ctl_table_print(t);
-	rc = 0;
-	goto out;
-oom:
-	ctl_err("out of memory");
-out:
-	ctl_table_free(t);
-	PQclear(res);
-	return rc;
+		" ORDER BY month, base, quote", 1, params, &fx_view);
 }
 
-/* tollctl fx VERB ... */
-int ctl_fx_main(struct ctl *ctl, int argc, char **argv)
-{
-	static const struct ctl_verb verbs[] = {
-		{ "set", fx_set },
-		{ "list", fx_list },
-		{ NULL, NULL }
-	};
+static const struct ctl_opt price_set_opts[] = {
+	{ "provider", required_argument, 0 },
+	{ "model", required_argument, 0 },
+	{ "input", required_argument, 0 },
+	{ "output", required_argument, 0 },
+	{ "cached", required_argument, 0 },
+	{ "cache-write", required_argument, 0 },
+	{ "currency", required_argument, 0 },
+	{ "from", required_argument, 0 },
+	{ "tenant", required_argument, 0 },
+	{ "source", required_argument, 0 },
+	{ NULL, 0, 0 },
+};
 
-	return ctl_dispatch(ctl, "fx", verbs, fx_usage, argc, argv);
-}
+static const struct ctl_opt price_list_opts[] = {
+	{ "provider", required_argument, 0 },
+	{ "model", required_argument, 0 },
+	{ "tenant", required_argument, 0 },
+	{ "at", required_argument, 0 },
+	{ NULL, 0, 0 },
+};
+
+static const struct ctl_opt fx_opts[] = {
+	{ "month", required_argument, 0 },
+	{ NULL, 0, 0 },
+};
+
+const struct ctl_cmd ctl_price_set_cmd = {
+	.family = "price",
+	.name = "set",
+	.usage = price_usage,
+	.opts = price_set_opts,
+	.required = (const char *const[]){ "provider", "model", "input",
+					   "output", "currency", "from",
+					   NULL },
+	.run = price_set,
+};
+
+const struct ctl_cmd ctl_price_list_cmd = {
+	.family = "price",
+	.name = "list",
+	.usage = price_usage,
+	.opts = price_list_opts,
+	.run = price_list,
+};
+
+const struct ctl_cmd ctl_fx_set_cmd = {
+	.family = "fx",
+	.name = "set",
+	.usage = fx_usage,
+	.opts = fx_opts,
+	.required = (const char *const[]){ "month", NULL },
+	.min_args = 3,
+	.max_args = 3,
+	.arg_error = "expected BASE QUOTE RATE (e.g. USD CNY 7.12)",
+	.run = fx_set,
+};
+
+const struct ctl_cmd ctl_fx_list_cmd = {
+	.family = "fx",
+	.name = "list",
+	.usage = fx_usage,
+	.opts = fx_opts,
+	.run = fx_list,
+};

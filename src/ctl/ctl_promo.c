@@ -311,73 +311,23 @@ out:
 }
 
 /* tollctl promo add ... */
-static int promo_add(struct ctl *ctl, int argc, char **argv)
+static int
+promo_add(struct ctl *ctl, const struct ctl_args *a)
 {
-	static const struct option opts[] = {
-		{ "name", required_argument, NULL, 'n' },
-		{ "free-tokens", required_argument, NULL, 'F' },
-		{ "discount", required_argument, NULL, 'd' },
-		{ "tenant", required_argument, NULL, 't' },
-		{ "all", no_argument, NULL, 'A' },
-		{ "model", required_argument, NULL, 'm' },
-		{ "provider", required_argument, NULL, 'P' },
-		{ "from", required_argument, NULL, 'f' },
-		{ "until", required_argument, NULL, 'u' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *name = NULL, *free_arg = NULL, *discount = NULL;
-	const char *tenant = NULL, *model = NULL, *provider = NULL;
-	const char *from = NULL, *until = NULL, *params[9], *cause;
+	const char *name = ctl_arg(a, "name");
+	const char *free_arg = ctl_arg(a, "free-tokens");
+	const char *discount = ctl_arg(a, "discount");
+	const char *tenant = ctl_arg(a, "tenant");
+	const char *model = ctl_arg(a, "model");
+	const char *provider = ctl_arg(a, "provider");
+	const char *from = ctl_arg(a, "from"), *until = ctl_arg(a, "until");
+	const char *params[9], *cause;
 	char tenant_id[24], tz[64] = "UTC", amount[24];
 	struct ctl_time starts, ends;
 	int64_t tid, tokens;
-	int c, all = 0, bp, rc;
+	int all = ctl_arg(a, "all") != NULL, bp, rc;
 	PGresult *res;
 
-	while ((c = ctl_getopt(ctl, argc, argv, "", opts)) != -1) {
-		switch (c) {
-		case 'n':
-			name = optarg;
-			break;
-		case 'F':
-			free_arg = optarg;
-			break;
-		case 'd':
-			discount = optarg;
-			break;
-		case 't':
-			tenant = optarg;
-			break;
-		case 'A':
-			all = 1;
-			break;
-		case 'm':
-			model = optarg;
-			break;
-		case 'P':
-			provider = optarg;
-			break;
-		case 'f':
-			from = optarg;
-			break;
-		case 'u':
-			until = optarg;
-			break;
-		case 'h':
-			return ctl_help(promo_usage);
-		default:
-			return CTL_EXIT_USAGE;
-		}
-	}
-	if (optind < argc) {
-		ctl_err("promo add: unexpected argument '%s'", argv[optind]);
-		return CTL_EXIT_USAGE;
-	}
-	if (name == NULL || from == NULL || until == NULL) {
-		ctl_err("promo add: %s is required", name == NULL ? "--name" :
-			from == NULL ? "--from" : "--until");
-		return CTL_EXIT_USAGE;
-	}
 	if (!valid_name(name)) {
 		ctl_err("invalid --name '%s': letters, digits, '.', '_' and "
 			"'-', starting with a letter or digit, up to 64", name);
@@ -473,36 +423,14 @@ static int promo_add(struct ctl *ctl, int argc, char **argv)
 }
 
 /* tollctl promo list [--tenant T] [--active] */
-static int promo_list(struct ctl *ctl, int argc, char **argv)
+static int
+promo_list(struct ctl *ctl, const struct ctl_args *a)
 {
-	static const struct option opts[] = {
-		{ "tenant", required_argument, NULL, 't' },
-		{ "active", no_argument, NULL, 'a' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *tenant = NULL;
+	const char *tenant = ctl_arg(a, "tenant");
+	int active = ctl_arg(a, "active") != NULL;
 	char tenant_id[24];
 	int64_t tid;
-	int c, active = 0;
 
-	while ((c = ctl_getopt(ctl, argc, argv, "", opts)) != -1) {
-		switch (c) {
-		case 't':
-			tenant = optarg;
-			break;
-		case 'a':
-			active = 1;
-			break;
-		case 'h':
-			return ctl_help(promo_usage);
-		default:
-			return CTL_EXIT_USAGE;
-		}
-	}
-	if (optind < argc) {
-		ctl_err("promo list: unexpected argument '%s'", argv[optind]);
-		return CTL_EXIT_USAGE;
-	}
 	if (ctl_connect(ctl) < 0)
 		return CTL_EXIT_FAIL;
 	if (tenant != NULL) {
@@ -518,40 +446,16 @@ static int promo_list(struct ctl *ctl, int argc, char **argv)
 /* tollctl promo end NAME [--at TIME]: sets ended_at, or brings forward
  * an end set for later; ending an ended promotion again without --at is
  * a no-op. */
-static int promo_end(struct ctl *ctl, int argc, char **argv)
+static int
+promo_end(struct ctl *ctl, const struct ctl_args *a)
 {
-	static const struct option opts[] = {
-		{ "at", required_argument, NULL, 'a' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *name, *at = NULL, *params[2];
+	const char *name = a->argv[0], *at = ctl_arg(a, "at"), *params[2];
 	char id[24], ended[40], ends[40];
 	struct ctl_time when;
 	int64_t now_us, ends_us, ended_us = 0;
-	int c, was_ended, rc = CTL_EXIT_FAIL;
+	int was_ended, rc = CTL_EXIT_FAIL;
 	PGresult *res = NULL;
 
-	while ((c = ctl_getopt(ctl, argc, argv, "", opts)) != -1) {
-		switch (c) {
-		case 'a':
-			at = optarg;
-			break;
-		case 'h':
-			return ctl_help(promo_usage);
-		default:
-			return CTL_EXIT_USAGE;
-		}
-	}
-	if (optind >= argc) {
-		ctl_err("promo end: missing promotion name");
-		return CTL_EXIT_USAGE;
-	}
-	if (optind + 1 < argc) {
-		ctl_err("promo end: unexpected argument '%s'",
-			argv[optind + 1]);
-		return CTL_EXIT_USAGE;
-	}
-	name = argv[optind];
 	if (at != NULL && ctl_check_time("--at", at) < 0)
 		return CTL_EXIT_USAGE;
 	if (ctl_connect(ctl) < 0)
@@ -637,15 +541,54 @@ out:
 	return rc;
 }
 
-/* tollctl promo VERB ... */
-int ctl_promo_main(struct ctl *ctl, int argc, char **argv)
-{
-	static const struct ctl_verb verbs[] = {
-		{ "add", promo_add },
-		{ "list", promo_list },
-		{ "end", promo_end },
-		{ NULL, NULL }
-	};
+static const struct ctl_opt promo_add_opts[] = {
+	{ "name", required_argument, 0 },
+	{ "free-tokens", required_argument, 0 },
+	{ "discount", required_argument, 0 },
+	{ "tenant", required_argument, 0 },
+	{ "all", no_argument, 0 },
+	{ "model", required_argument, 0 },
+	{ "provider", required_argument, 0 },
+	{ "from", required_argument, 0 },
+	{ "until", required_argument, 0 },
+	{ NULL, 0, 0 },
+};
 
-	return ctl_dispatch(ctl, "promo", verbs, promo_usage, argc, argv);
-}
+static const struct ctl_opt promo_list_opts[] = {
+	{ "tenant", required_argument, 0 },
+	{ "active", no_argument, 0 },
+	{ NULL, 0, 0 },
+};
+
+static const struct ctl_opt promo_end_opts[] = {
+	{ "at", required_argument, 0 },
+	{ NULL, 0, 0 },
+};
+
+const struct ctl_cmd ctl_promo_add_cmd = {
+	.family = "promo",
+	.name = "add",
+	.usage = promo_usage,
+	.opts = promo_add_opts,
+	.required = (const char *const[]){ "name", "from", "until", NULL },
+	.run = promo_add,
+};
+
+const struct ctl_cmd ctl_promo_list_cmd = {
+	.family = "promo",
+	.name = "list",
+	.usage = promo_usage,
+	.opts = promo_list_opts,
+	.run = promo_list,
+};
+
+const struct ctl_cmd ctl_promo_end_cmd = {
+	.family = "promo",
+	.name = "end",
+	.usage = promo_usage,
+	.opts = promo_end_opts,
+	.min_args = 1,
+	.max_args = 1,
+	.arg_name = "promotion name",
+	.run = promo_end,
+};

@@ -37,55 +37,43 @@ static const char tenant_usage[] =
 enum { COL_ID, COL_NAME, COL_CUR, COL_TZ, COL_DISABLED, COL_CREATED,
        COL_ACTIVE_KEYS, COL_KEYS };
 
-/* A tenant row as a JSON object. */
-static cJSON *tenant_json(const PGresult *res, int row)
-{
-	cJSON *o = cJSON_CreateObject();
-
-	if (o == NULL)
-		return NULL;
-	ctl_json_int(o, "id", ctl_val(res, row, COL_ID));
-	ctl_json_str(o, "name", ctl_val(res, row, COL_NAME));
-	ctl_json_str(o, "currency", ctl_val(res, row, COL_CUR));
-	ctl_json_str(o, "tz", ctl_val(res, row, COL_TZ));
-	ctl_json_bool(o, "disabled", ctl_val(res, row, COL_DISABLED));
-	ctl_json_str(o, "created_at", ctl_val(res, row, COL_CREATED));
-	ctl_json_int(o, "active_keys", ctl_val(res, row, COL_ACTIVE_KEYS));
-	ctl_json_int(o, "keys", ctl_val(res, row, COL_KEYS));
-	return o;
-}
-
 /* "disabled" or "active" from the disabled column. */
-static const char *tenant_status(const PGresult *res, int row)
+static const char *
+tenant_status(const PGresult *res, int row, int col, char *buf, size_t size)
 {
-	return strcmp(PQgetvalue(res, row, COL_DISABLED), "t") == 0 ?
-		"disabled" : "active";
+	(void)buf;
+	(void)size;
+	return strcmp(PQgetvalue(res, row, col), "t") == 0 ? "disabled"
+							    : "active";
 }
 
-/* Parses "VERB NAME" with no options beyond the common ones; the name,
- * or NULL after reporting (*rc set; 0 when help was printed). */
-static const char *parse_name(struct ctl *ctl, int argc, char **argv,
-			      int *rc)
-{
-	static const struct option none[] = { { NULL, 0, NULL, 0 } };
-	int c;
+/* A tenant row as JSON. */
+static const struct ctl_member tenant_members[] = {
+	{ "id", COL_ID, CTL_INT, NULL },
+	{ "name", COL_NAME, CTL_STR, NULL },
+	{ "currency", COL_CUR, CTL_STR, NULL },
+	{ "tz", COL_TZ, CTL_STR, NULL },
+	{ "disabled", COL_DISABLED, CTL_BOOL, NULL },
+	{ "created_at", COL_CREATED, CTL_STR, NULL },
+	{ "active_keys", COL_ACTIVE_KEYS, CTL_INT, NULL },
+	{ "keys", COL_KEYS, CTL_INT, NULL },
+	{ NULL, 0, 0, NULL },
+};
 
-	while ((c = ctl_getopt(ctl, argc, argv, "", none)) != -1) {
-		*rc = c == 'h' ? ctl_help(tenant_usage) : CTL_EXIT_USAGE;
-		return NULL;
-	}
-	*rc = CTL_EXIT_USAGE;
-	if (optind >= argc) {
-		ctl_err("tenant %s: missing tenant name", argv[0]);
-		return NULL;
-	}
-	if (optind + 1 < argc) {
-		ctl_err("tenant %s: unexpected argument '%s'", argv[0],
-			argv[optind + 1]);
-		return NULL;
-	}
-	return argv[optind];
-}
+/* tenant list: a table, or JSON. */
+static const struct ctl_view tenant_view = {
+	(const struct ctl_cell[]){
+		{ "ID", COL_ID, 1, NULL, NULL },
+		{ "NAME", COL_NAME, 0, NULL, NULL },
+		{ "CURRENCY", COL_CUR, 0, NULL, NULL },
+		{ "TZ", COL_TZ, 0, NULL, NULL },
+		{ "STATUS", COL_DISABLED, 0, NULL, tenant_status },
+		{ "KEYS", COL_ACTIVE_KEYS, 1, NULL, NULL },
+		{ "CREATED", COL_CREATED, 0, NULL, NULL },
+		{ NULL, 0, 0, NULL, NULL },
+	},
+	tenant_members,
+};
 
 /* Reports a failed INSERT into tenants in terms of the rule it broke;
  * returns the exit status (a broken CHECK is a bad command line). */
@@ -120,12 +108,13 @@ static int add_error(const PGresult *res, const char *name,
 static int print_one(struct ctl *ctl, const PGresult *res)
 {
 	if (ctl->json)
-		return ctl_json_print(tenant_json(res, 0));
+		return ctl_json_print(ctl_row_json(res, 0, tenant_members));
 	printf("id:          %s\n", PQgetvalue(res, 0, COL_ID));
 	printf("name:        %s\n", PQgetvalue(res, 0, COL_NAME));
 	printf("currency:    %s\n", PQgetvalue(res, 0, COL_CUR));
 	printf("tz:          %s\n", PQgetvalue(res, 0, COL_TZ));
-	printf("status:      %s\n", tenant_status(res, 0));
+	printf("status:      %s\n",
+	       tenant_status(res, 0, COL_DISABLED, NULL, 0));
 	printf("created:     %s\n", PQgetvalue(res, 0, COL_CREATED));
 	printf("keys:        %s active, %s in all\n",
 	       PQgetvalue(res, 0, COL_ACTIVE_KEYS),
@@ -155,42 +144,19 @@ static int show_by_name(struct ctl *ctl, const char *name)
 }
 
 /* tollctl tenant add NAME [--currency CUR] [--tz ZONE] */
-static int tenant_add(struct ctl *ctl, int argc, char **argv)
+static int
+tenant_add(struct ctl *ctl, const struct ctl_args *a)
 {
-	static const struct option opts[] = {
-		{ "currency", required_argument, NULL, 'C' },
-		{ "tz", required_argument, NULL, 'z' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *name, *currency = "USD", *tz = "UTC";
-	const char *params[3];
+	const char *name = a->argv[0], *params[3];
+	const char *currency = ctl_arg(a, "currency");
+	const char *tz = ctl_arg(a, "tz");
 	PGresult *res;
-	int c, known, rc;
+	int known, rc;
 
-	while ((c = ctl_getopt(ctl, argc, argv, "", opts)) != -1) {
-		switch (c) {
-		case 'C':
-			currency = optarg;
-			break;
-		case 'z':
-			tz = optarg;
-			break;
-		case 'h':
-			return ctl_help(tenant_usage);
-		default:
-			return CTL_EXIT_USAGE;
-		}
-	}
-	if (optind >= argc) {
-		ctl_err("tenant add: missing tenant name");
-		return CTL_EXIT_USAGE;
-	}
-	if (optind + 1 < argc) {
-		ctl_err("tenant add: unexpected argument '%s'",
-			argv[optind + 1]);
-		return CTL_EXIT_USAGE;
-	}
-	name = argv[optind];
+	if (currency == NULL)
+		currency = "USD";
+	if (tz == NULL)
+		tz = "UTC";
 	if (ctl_connect(ctl) < 0)
 		return CTL_EXIT_FAIL;
 	params[0] = tz;
@@ -221,87 +187,31 @@ static int tenant_add(struct ctl *ctl, int argc, char **argv)
 }
 
 /* tollctl tenant list */
-static int tenant_list(struct ctl *ctl, int argc, char **argv)
+static int
+tenant_list(struct ctl *ctl, const struct ctl_args *a)
 {
-	static const char *const head[] = {
-		"ID", "NAME", "CURRENCY", "TZ", "STATUS", "KEYS", "CREATED",
-	};
-	static const struct option none[] = { { NULL, 0, NULL, 0 } };
-	struct ctl_table *t = NULL;
-	PGresult *res;
-	cJSON *arr;
-	int c, i, rc = CTL_EXIT_FAIL;
-
-	while ((c = ctl_getopt(ctl, argc, argv, "", none)) != -1)
-		return c == 'h' ? ctl_help(tenant_usage) : CTL_EXIT_USAGE;
-	if (optind < argc) {
-		ctl_err("tenant list: unexpected argument '%s'", argv[optind]);
-		return CTL_EXIT_USAGE;
-	}
-	if (ctl_connect(ctl) < 0)
-		return CTL_EXIT_FAIL;
-	res = ctl_query(ctl, "tenant list",
-			TENANT_SELECT "ORDER BY t.name", 0, NULL);
-	if (res == NULL)
-		return CTL_EXIT_FAIL;
-	if (ctl->json) {
-		arr = cJSON_CreateArray();
-		for (i = 0; arr != NULL && i < PQntuples(res); i++)
-			cJSON_AddItemToArray(arr, tenant_json(res, i));
-		rc = ctl_json_print(arr);
-		goto out;
-	}
-	if ((t = ctl_table_new(7, head, "05")) == NULL)
-		goto oom;
-	for (i = 0; i < PQntuples(res); i++) {
-		const char *row[7] = {
-			PQgetvalue(res, i, COL_ID),
-			PQgetvalue(res, i, COL_NAME),
-			PQgetvalue(res, i, COL_CUR),
-			PQgetvalue(res, i, COL_TZ),
-			tenant_status(res, i),
-			PQgetvalue(res, i, COL_ACTIVE_KEYS),
-			PQgetvalue(res, i, COL_CREATED),
-		};
-
-		if (ctl_table_add(t, row) < 0)
-			goto oom;
-	}
-	ctl_table_print(t);
-	rc = 0;
-	goto out;
-oom:
-	ctl_err("out of memory");
-out:
-	ctl_table_free(t);
-	PQclear(res);
-	return rc;
+	(void)a;
+	return ctl_list(ctl, "tenant list", TENANT_SELECT "ORDER BY t.name", 0,
+			NULL, &tenant_view);
 }
 
 /* tollctl tenant show NAME */
-static int tenant_show(struct ctl *ctl, int argc, char **argv)
+static int
+tenant_show(struct ctl *ctl, const struct ctl_args *a)
 {
-	const char *name;
-	int rc;
-
-	if ((name = parse_name(ctl, argc, argv, &rc)) == NULL)
-		return rc;
 	if (ctl_connect(ctl) < 0)
 		return CTL_EXIT_FAIL;
-	return show_by_name(ctl, name);
+	return show_by_name(ctl, a->argv[0]);
 }
 
 /* tollctl tenant disable|enable NAME: sets the disabled flag. */
-static int tenant_set_disabled(struct ctl *ctl, int argc, char **argv,
-			       const char *disabled)
+static int
+tenant_set_disabled(struct ctl *ctl, const char *name, const char *disabled)
 {
 	const char *params[2] = { NULL, disabled };
-	const char *name;
 	PGresult *res;
-	int rc, changed;
+	int changed;
 
-	if ((name = parse_name(ctl, argc, argv, &rc)) == NULL)
-		return rc;
 	if (ctl_connect(ctl) < 0)
 		return CTL_EXIT_FAIL;
 	params[0] = name;
@@ -330,29 +240,37 @@ static int tenant_set_disabled(struct ctl *ctl, int argc, char **argv,
 
 /* tollctl tenant disable NAME */
 static int
-tenant_disable(struct ctl *ctl, int argc, char **argv)
+tenant_disable(struct ctl *ctl, const struct ctl_args *a)
 {
-	return tenant_set_disabled(ctl, argc, argv, "t");
+	return tenant_set_disabled(ctl, a->argv[0], "t");
 }
 
 /* tollctl tenant enable NAME */
 static int
-tenant_enable(struct ctl *ctl, int argc, char **argv)
+tenant_enable(struct ctl *ctl, const struct ctl_args *a)
 {
-	return tenant_set_disabled(ctl, argc, argv, "f");
+	return tenant_set_disabled(ctl, a->argv[0], "f");
 }
 
-/* tollctl tenant VERB ... */
-int ctl_tenant_main(struct ctl *ctl, int argc, char **argv)
-{
-	static const struct ctl_verb verbs[] = {
-		{ "add", tenant_add },
-		{ "list", tenant_list },
-		{ "show", tenant_show },
-		{ "disable", tenant_disable },
-		{ "enable", tenant_enable },
-		{ NULL, NULL }
-	};
+static const struct ctl_opt tenant_add_opts[] = {
+	{ "currency", required_argument, 0 },
+	{ "tz", required_argument, 0 },
+	{ NULL, 0, 0 },
+};
 
-	return ctl_dispatch(ctl, "tenant", verbs, tenant_usage, argc, argv);
-}
+/* The tenant verbs: each takes one NAME but list. */
+#define TENANT_CMD(verb, fn, opts_, nargs)                                   \
+	{ .family = "tenant", .name = verb, .usage = tenant_usage,          \
+	  .opts = opts_, .min_args = nargs, .max_args = nargs,              \
+	  .arg_name = "tenant name", .run = fn }
+
+const struct ctl_cmd ctl_tenant_add_cmd =
+	TENANT_CMD("add", tenant_add, tenant_add_opts, 1);
+const struct ctl_cmd ctl_tenant_list_cmd =
+	TENANT_CMD("list", tenant_list, NULL, 0);
+const struct ctl_cmd ctl_tenant_show_cmd =
+	TENANT_CMD("show", tenant_show, NULL, 1);
+const struct ctl_cmd ctl_tenant_disable_cmd =
+	TENANT_CMD("disable", tenant_disable, NULL, 1);
+const struct ctl_cmd ctl_tenant_enable_cmd =
+	TENANT_CMD("enable", tenant_enable, NULL, 1);

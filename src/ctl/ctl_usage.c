@@ -77,19 +77,6 @@ static const struct grouping groupings[] = {
 	  "GROUP BY u.key_id, k.prefix, k.name ORDER BY u.key_id" },
 };
 
-/* Whether s is "YYYY-MM" with a month from 01 to 12. */
-static int valid_month(const char *s)
-{
-	int i;
-
-	if (strlen(s) != 7 || s[4] != '-')
-		return 0;
-	for (i = 0; i < 7; i++)
-		if (i != 4 && (s[i] < '0' || s[i] > '9'))
-			return 0;
-	return (s[5] == '0' && s[6] != '0') || (s[5] == '1' && s[6] <= '2');
-}
-
 /* Adds the sums of row to totals; -1 on a malformed or overflowing sum. */
 static int add_sums(const PGresult *res, int row, int first, int64_t *totals)
 {
@@ -195,48 +182,21 @@ oom:
 }
 
 /* tollctl usage --tenant T [--month YYYY-MM] [--by model|day|key] */
-static int usage_run(struct ctl *ctl, int argc, char **argv)
+static int
+usage_run(struct ctl *ctl, const struct ctl_args *a)
 {
-	static const struct option opts[] = {
-		{ "tenant", required_argument, NULL, 't' },
-		{ "month", required_argument, NULL, 'm' },
-		{ "by", required_argument, NULL, 'b' },
-		{ NULL, 0, NULL, 0 },
-	};
 	const struct grouping *g = &groupings[0];
-	const char *tenant = NULL, *month_arg = NULL, *by = "model";
+	const char *tenant = ctl_arg(a, "tenant");
+	const char *month_arg = ctl_arg(a, "month"), *by = ctl_arg(a, "by");
 	const char *params[4];
 	PGresult *month = NULL, *res = NULL;
 	int64_t totals[NSUMS] = { 0 };
-	int c, r, rc = CTL_EXIT_FAIL;
+	int r, rc = CTL_EXIT_FAIL;
 	size_t i;
 
-	while ((c = ctl_getopt(ctl, argc, argv, "t:m:b:", opts)) != -1) {
-		switch (c) {
-		case 't':
-			tenant = optarg;
-			break;
-		case 'm':
-			month_arg = optarg;
-			break;
-		case 'b':
-			by = optarg;
-			break;
-		case 'h':
-			return ctl_help(usage_usage);
-		default:
-			return CTL_EXIT_USAGE;
-		}
-	}
-	if (optind < argc) {
-		ctl_err("usage: unexpected argument '%s'", argv[optind]);
-		return CTL_EXIT_USAGE;
-	}
-	if (tenant == NULL) {
-		ctl_err("usage: --tenant is required");
-		return CTL_EXIT_USAGE;
-	}
-	if (month_arg != NULL && !valid_month(month_arg)) {
+	if (by == NULL)
+		by = "model";
+	if (month_arg != NULL && !ctl_valid_month(month_arg)) {
 		ctl_err("usage: --month '%s' is not YYYY-MM", month_arg);
 		return CTL_EXIT_USAGE;
 	}
@@ -292,10 +252,17 @@ out:
 	return rc;
 }
 
-/* tollctl usage ... | usage import ... */
-int ctl_usage_main(struct ctl *ctl, int argc, char **argv)
-{
-	if (argc > 1 && strcmp(argv[1], "import") == 0)
-		return ctl_usage_import(ctl, argc - 1, argv + 1);
-	return usage_run(ctl, argc, argv);
-}
+static const struct ctl_opt usage_opts[] = {
+	{ "tenant", required_argument, 't' },
+	{ "month", required_argument, 'm' },
+	{ "by", required_argument, 'b' },
+	{ NULL, 0, 0 },
+};
+
+const struct ctl_cmd ctl_usage_cmd = {
+	.family = "usage",
+	.usage = usage_usage,
+	.opts = usage_opts,
+	.required = (const char *const[]){ "tenant", NULL },
+	.run = usage_run,
+};

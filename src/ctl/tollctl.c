@@ -20,6 +20,7 @@
 enum {
 	OPT_JSON = 0x100,
 	OPT_DATABASE,
+	OPT_VERB = 0x200, /* a verb's long options without a short name */
 };
 
 static const char usage_text[] =
@@ -89,30 +90,6 @@ int ctl_help(const char *text)
 {
 	fputs(text, stdout);
 	return 0;
-}
-
-/* Runs the verb of a family that argv[1] names. */
-int
-ctl_dispatch(struct ctl *ctl, const char *family, const struct ctl_verb *verbs,
-	     const char *usage, int argc, char **argv)
-{
-	const char *verb = argc > 1 ? argv[1] : NULL;
-	char names[256] = "";
-
-	for (const struct ctl_verb *v = verbs; v->name != NULL; v++) {
-		if (verb != NULL && strcmp(verb, v->name) == 0)
-			return v->run(ctl, argc - 1, argv + 1);
-		snprintf(names + strlen(names), sizeof names - strlen(names),
-			 "%s%s", v == verbs ? "" : ", ", v->name);
-	}
-	if (verb != NULL && (strcmp(verb, "--help") == 0 ||
-			     strcmp(verb, "-h") == 0))
-		return ctl_help(usage);
-	if (verb == NULL)
-		ctl_err("%s: missing verb (%s)", family, names);
-	else
-		ctl_err("%s: unknown verb '%s' (%s)", family, verb, names);
-	return CTL_EXIT_USAGE;
 }
 
 /* Builds ctl's merged option table from the verb's and the common ones. */
@@ -556,31 +533,302 @@ int ctl_json_print(cJSON *root)
 	return 0;
 }
 
-struct verb {
-	const char *name;
-	int (*fn)(struct ctl *ctl, int argc, char **argv);
+/* One row as a JSON object of the members. */
+cJSON *
+ctl_row_json(const PGresult *res, int row, const struct ctl_member *m)
+{
+	cJSON *o = cJSON_CreateObject();
+	char buf[128];
+
+	for (; o != NULL && m->name != NULL; m++) {
+		const char *v = m->fmt != NULL
+					? m->fmt(res, row, m->col, buf,
+						 sizeof(buf))
+					: ctl_val(res, row, m->col);
+		cJSON *j;
+
+		switch (m->kind) {
+		case CTL_STR: ctl_json_str(o, m->name, v); break;
+		case CTL_INT: ctl_json_int(o, m->name, v); break;
+		case CTL_BOOL: ctl_json_bool(o, m->name, v); break;
+		case CTL_JSON:
+			j = v != NULL ? cJSON_Parse(v) : cJSON_CreateNull();
+			if (j != NULL)
+				cJSON_AddItemToObject(o, m->name, j);
+			break;
+		}
+	}
+	return o;
+}
+
+/* Prints the rows as a table. 0, or -1 when out of memory. */
+static int
+print_table(const PGresult *res, const struct ctl_cell *cells)
+{
+	const char *head[32], *row[32];
+	char right[33] = "", bufs[32][128];
+	struct ctl_table *t;
+	int n = 0, rc = -1;
+
+	for (; cells[n].head != NULL && n < 32; n++) {
+		head[n] = cells[n].head;
+		if (cells[n].right)
+			right[strlen(right)] = (char)('0' + n);
+	}
+	if ((t = ctl_table_new(n, head, right)) == NULL)
+		return -1;
+	for (int r = 0; r < PQntuples(res); r++) {
+		for (int i = 0; i < n; i++) {
+			const struct ctl_cell *c = &cells[i];
+			row[i] = c->fmt != NULL
+					 ? c->fmt(res, r, c->col, bufs[i],
+						  sizeof(bufs[i]))
+					 : ctl_val(res, r, c->col);
+			if (row[i] == NULL && c->null != NULL)
+				row[i] = c->null;
+		}
+		if (ctl_table_add(t, row) < 0)
+			goto out;
+	}
+	ctl_table_print(t);
+	rc = 0;
+out:
+	ctl_table_free(t);
+	return rc;
+}
+
+/* Prints every row: a table, or a JSON array. */
+int
+ctl_print_rows(struct ctl *ctl, const PGresult *res, const struct ctl_view *v)
+{
+	cJSON *arr;
+
+	if (ctl->json) {
+		arr = cJSON_CreateArray();
+		for (int i = 0; arr != NULL && i < PQntuples(res); i++)
+			cJSON_AddItemToArray(arr,
+					     ctl_row_json(res, i, v->members));
+		return ctl_json_print(arr);
+	}
+	if (print_table(res, v->cells) < 0) {
+		ctl_err("out of memory");
+		return CTL_EXIT_FAIL;
+	}
+	return 0;
+}
+
+/* Runs a list verb's query and prints its rows. */
+int
+ctl_list(struct ctl *ctl, const char *what, const char *sql, int nparams,
+	 const char *const *params, const struct ctl_view *v)
+{
+	PGresult *res;
+	int rc;
+
+	if (ctl_connect(ctl) < 0)
+		return CTL_EXIT_FAIL;
+	res = ctl_query(ctl, what, sql, nparams, params);
+	if (res == NULL)
+		return CTL_EXIT_FAIL;
+	rc = ctl_print_rows(ctl, res, v);
+	PQclear(res);
+	return rc;
+}
+
+/* Every verb, by family in the order the usage text lists them. */
+static const struct ctl_cmd *const commands[] = {
+	&ctl_db_migrate_cmd,
+	&ctl_tenant_add_cmd,
+	&ctl_tenant_list_cmd,
+	&ctl_tenant_show_cmd,
+	&ctl_tenant_disable_cmd,
+	&ctl_tenant_enable_cmd,
+	&ctl_key_issue_cmd,
+	&ctl_key_list_cmd,
+	&ctl_key_revoke_cmd,
+	&ctl_usage_cmd,
+	&ctl_usage_import_cmd,
+	&ctl_price_set_cmd,
+	&ctl_price_list_cmd,
+	&ctl_fx_set_cmd,
+	&ctl_fx_list_cmd,
+	&ctl_promo_add_cmd,
+	&ctl_promo_list_cmd,
+	&ctl_promo_end_cmd,
+	&ctl_bill_cmd,
+	&ctl_bill_close_cmd,
+	&ctl_quota_set_cmd,
+	&ctl_quota_list_cmd,
+	&ctl_quota_clear_cmd,
+	&ctl_limit_set_cmd,
+	&ctl_limit_list_cmd,
+	&ctl_limit_clear_cmd,
 };
 
-static const struct verb verbs[] = {
-	{ "db", ctl_db_main },
-	{ "tenant", ctl_tenant_main },
-	{ "key", ctl_key_main },
-	{ "usage", ctl_usage_main },
-	{ "price", ctl_price_main },
-	{ "fx", ctl_fx_main },
-	{ "promo", ctl_promo_main },
-	{ "bill", ctl_bill_main },
-	{ "quota", ctl_quota_main },
-	{ "limit", ctl_limit_main },
-};
+#define NCOMMANDS ((int)(sizeof(commands) / sizeof(commands[0])))
+
+/* The value of a verb's option, or NULL. */
+const char *
+ctl_arg(const struct ctl_args *a, const char *name)
+{
+	const struct ctl_opt *o = a->cmd->opts;
+
+	for (int i = 0; o != NULL && o[i].name != NULL; i++)
+		if (strcmp(o[i].name, name) == 0)
+			return a->val[i];
+	return NULL;
+}
+
+/* The verb as messages name it. */
+const char *
+ctl_verb(const struct ctl_args *a)
+{
+	static char buf[64];
+
+	if (a->cmd->name == NULL)
+		return a->cmd->family;
+	snprintf(buf, sizeof(buf), "%s %s", a->cmd->family, a->cmd->name);
+	return buf;
+}
+
+/* Checks the positional arguments and the required options. 0, or
+ * CTL_EXIT_USAGE after reporting. */
+static int
+check_args(const struct ctl_args *a)
+{
+	const struct ctl_cmd *cmd = a->cmd;
+
+	if ((a->argc < cmd->min_args || a->argc > cmd->max_args) &&
+	    cmd->arg_error != NULL) {
+		ctl_err("%s: %s", ctl_verb(a), cmd->arg_error);
+		return CTL_EXIT_USAGE;
+	}
+	if (a->argc < cmd->min_args) {
+		ctl_err("%s: missing %s", ctl_verb(a), cmd->arg_name);
+		return CTL_EXIT_USAGE;
+	}
+	if (a->argc > cmd->max_args) {
+		ctl_err("%s: unexpected argument '%s'", ctl_verb(a),
+			a->argv[cmd->max_args]);
+		return CTL_EXIT_USAGE;
+	}
+	for (int i = 0; cmd->required != NULL && cmd->required[i]; i++) {
+		const char *req = cmd->required[i];
+		char name[64];
+
+		snprintf(name, sizeof(name), "%.*s", (int)strcspn(req, " "),
+			 req);
+		if (ctl_arg(a, name) == NULL) {
+			ctl_err("%s: --%s is required", ctl_verb(a), req);
+			return CTL_EXIT_USAGE;
+		}
+	}
+	return 0;
+}
+
+/* Parses a verb's command line (argv[0] is its last word) and runs it. */
+static int
+run_cmd(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv)
+{
+	struct option longopts[CTL_MAX_OPTS];
+	char shortopts[CTL_MAX_OPTS * 2 + 1], *sp = shortopts;
+	struct ctl_args a;
+	int n = 0, c;
+
+	memset(&a, 0, sizeof(a));
+	a.cmd = cmd;
+	for (; cmd->opts != NULL && cmd->opts[n].name != NULL; n++) {
+		const struct ctl_opt *o = &cmd->opts[n];
+		longopts[n] = (struct option){ o->name, o->has_arg, NULL,
+					       o->short_name != 0
+						       ? o->short_name
+						       : OPT_VERB + n };
+		if (o->short_name != 0) {
+			*sp++ = (char)o->short_name;
+			if (o->has_arg == required_argument)
+				*sp++ = ':';
+		}
+	}
+	memset(&longopts[n], 0, sizeof(longopts[n]));
+	*sp = '\0';
+	while ((c = ctl_getopt(ctl, argc, argv, shortopts, longopts)) != -1) {
+		int i;
+		if (c == 'h')
+			return ctl_help(cmd->usage);
+		for (i = 0; i < n && longopts[i].val != c; i++)
+			;
+		if (i == n)
+			return CTL_EXIT_USAGE;
+		a.val[i] = longopts[i].has_arg == required_argument ? optarg
+								    : "";
+	}
+	a.argc = argc - optind;
+	a.argv = argv + optind;
+	if ((c = check_args(&a)) != 0)
+		return c;
+	return cmd->run(ctl, &a);
+}
+
+/* Lists the verbs of a family, "set, list, clear", into buf. */
+static void
+family_verbs(const char *family, char *buf, size_t size)
+{
+	size_t len = 0;
+
+	buf[0] = '\0';
+	for (int i = 0; i < NCOMMANDS; i++)
+		if (strcmp(commands[i]->family, family) == 0 &&
+		    commands[i]->name != NULL)
+			len += (size_t)snprintf(buf + len, size - len, "%s%s",
+						len > 0 ? ", " : "",
+						commands[i]->name);
+}
+
+/* Runs the verb of a family that argv[1] names, or the family's own verb
+ * when it has one and argv[1] names none. */
+static int
+dispatch(struct ctl *ctl, int argc, char **argv)
+{
+	const char *family = argv[0], *verb = argc > 1 ? argv[1] : NULL;
+	const struct ctl_cmd *own = NULL, *any = NULL;
+	char names[256];
+
+	for (int i = 0; i < NCOMMANDS; i++) {
+		const struct ctl_cmd *cmd = commands[i];
+		if (strcmp(cmd->family, family) != 0)
+			continue;
+		any = cmd;
+		if (cmd->name == NULL)
+			own = cmd;
+		else if (verb != NULL && strcmp(verb, cmd->name) == 0)
+			return run_cmd(ctl, cmd, argc - 1, argv + 1);
+	}
+	if (any == NULL) {
+		if (strcmp(family, "help") == 0)
+			return ctl_help(usage_text);
+		ctl_err("unknown verb '%s' (try 'tollctl --help')", family);
+		return CTL_EXIT_USAGE;
+	}
+	if (own != NULL)
+		return run_cmd(ctl, own, argc, argv);
+	if (verb != NULL &&
+	    (strcmp(verb, "--help") == 0 || strcmp(verb, "-h") == 0))
+		return ctl_help(any->usage);
+	family_verbs(family, names, sizeof(names));
+	if (verb == NULL)
+		ctl_err("%s: missing verb (%s)", family, names);
+	else
+		ctl_err("%s: unknown verb '%s' (%s)", family, verb, names);
+	return CTL_EXIT_USAGE;
+}
 
 /* Parses the global options and runs the verb. */
-int main(int argc, char **argv)
+int
+main(int argc, char **argv)
 {
 	static const struct option none[] = { { NULL, 0, NULL, 0 } };
 	struct ctl ctl;
-	size_t i;
-	int c, rc = CTL_EXIT_USAGE;
+	int c, rc;
 
 	memset(&ctl, 0, sizeof(ctl));
 	/* "+": the first non-option is the verb; its options are its own. */
@@ -593,17 +841,7 @@ int main(int argc, char **argv)
 		ctl_err("no verb given (try 'tollctl --help')");
 		return CTL_EXIT_USAGE;
 	}
-	for (i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
-		if (strcmp(argv[optind], verbs[i].name) == 0)
-			break;
-	if (i == sizeof(verbs) / sizeof(verbs[0])) {
-		if (strcmp(argv[optind], "help") == 0)
-			return ctl_help(usage_text);
-		ctl_err("unknown verb '%s' (try 'tollctl --help')",
-			argv[optind]);
-		return CTL_EXIT_USAGE;
-	}
-	rc = verbs[i].fn(&ctl, argc - optind, argv + optind);
+	rc = dispatch(&ctl, argc - optind, argv + optind);
 	if (fflush(stdout) != 0 || ferror(stdout)) {
 		ctl_err("cannot write output: %s", strerror(errno));
 		rc = CTL_EXIT_FAIL;
