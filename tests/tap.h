@@ -123,7 +123,8 @@ tap_is_mem(const void *got, size_t glen, const void *want, size_t wlen,
 }
 
 /* Prints the plan; returns the process exit status. */
-static inline int done_testing(void)
+static inline int
+done_testing(void)
 {
 	printf("1..%d\n", tap_count);
 	if (tap_failed)
@@ -133,13 +134,13 @@ static inline int done_testing(void)
 }
 
 #define ok(cond, ...) tap_ok(!!(cond), __FILE__, __LINE__, __VA_ARGS__)
-#define is_int(got, want, ...) \
-	tap_is_int((long long)(got), (long long)(want), __FILE__, __LINE__, \
+#define is_int(got, want, ...)                                                 \
+	tap_is_int((long long)(got), (long long)(want), __FILE__, __LINE__,    \
 		   __VA_ARGS__)
-#define is_str(got, want, ...) \
+#define is_str(got, want, ...)                                                 \
 	tap_is_str((got), (want), __FILE__, __LINE__, __VA_ARGS__)
-#define is_mem(got, glen, want, wlen, ...) \
-	tap_is_mem((got), (glen), (want), (wlen), __FILE__, __LINE__, \
+#define is_mem(got, glen, want, wlen, ...)                                     \
+	tap_is_mem((got), (glen), (want), (wlen), __FILE__, __LINE__,          \
 		   __VA_ARGS__)
 
 #endif

@@ -78,8 +78,7 @@ static const struct bad_case bad_cases[] = {
 	{ "route without target",
 	  "[provider a]\nbase_url = http://x\n[route m]\n",
 	  "route m: target is required" },
-	{ "provider twice",
-	  "[provider a]\nbase_url = http://x\n[provider a]\n",
+	{ "provider twice", "[provider a]\nbase_url = http://x\n[provider a]\n",
 	  ":3: provider a defined twice" },
 	{ "bad log level", "[tollgate]\nlog_level = loud\n",
 	  "log_level: unknown level 'loud'" },
@@ -98,7 +97,8 @@ test_bad(void)
 		ok(cause != NULL && strstr(cause, bad_cases[i].want) != NULL,
 		   "%s: error '%s' contains '%s'", bad_cases[i].name,
 		   cause ? cause : "(none)", bad_cases[i].want);
-		ok(cause != NULL && strncmp(cause, "/tmp/tg-test-config-", 20) == 0,
+		ok(cause != NULL &&
+			   strncmp(cause, "/tmp/tg-test-config-", 20) == 0,
 		   "%s: error names the file", bad_cases[i].name);
 		free(cause);
 		config_free(cfg);
@@ -119,9 +119,11 @@ test_good(void)
 		"[provider zhipu]\ntype = openai-compatible\nflavor = zhipu\n"
 		"base_url = https://open.bigmodel.cn/api/paas/v4/\n"
 		"proxy = http://egress:3128\ntls_verify = no\n"
-		"[provider ds]\nflavor = deepseek\nbase_url = http://127.0.0.1:9\n"
+		"[provider ds]\nflavor = deepseek\nbase_url = "
+		"http://127.0.0.1:9\n"
 		"[route gpt-4o]\ntarget = zhipu:glm-4-plus, ds:deepseek-chat\n"
-		"[route *]\ntarget = ds:deepseek-chat\n", &cause);
+		"[route *]\ntarget = ds:deepseek-chat\n",
+		&cause);
 	const struct route_conf *r;
 	struct provider_conf *p;
 
@@ -178,8 +180,8 @@ test_defaults(void)
 	config_free(cfg);
 	cfg = config_load("/nonexistent/tollgate.conf", 0, &cause);
 	ok(cfg == NULL && cause != NULL &&
-	   strstr(cause, "No such file") != NULL, "missing file: %s",
-	   cause ? cause : "(none)");
+		   strstr(cause, "No such file") != NULL,
+	   "missing file: %s", cause ? cause : "(none)");
 	free(cause);
 }
 

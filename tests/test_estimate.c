@@ -38,8 +38,7 @@ pct(long long pm, char *buf, size_t len)
 {
 	long long a = pm < 0 ? -pm : pm;
 
-	snprintf(buf, len, "%c%lld.%lld%%", pm < 0 ? '-' : '+', a / 10,
-		 a % 10);
+	snprintf(buf, len, "%c%lld.%lld%%", pm < 0 ? '-' : '+', a / 10, a % 10);
 	return buf;
 }
 
@@ -54,8 +53,8 @@ shown(const char *text)
 
 	for (; *p != '\0' && o + 5 < sizeof buf; p++) {
 		if (*p < 0x20 || *p >= 0xf5 || *p == 0xc0 || *p == 0xc1)
-			o += (size_t)snprintf(buf + o, sizeof buf - o, "\\x%02x",
-					      *p);
+			o += (size_t)snprintf(buf + o, sizeof buf - o,
+					      "\\x%02x", *p);
 		else
 			buf[o++] = (char)*p;
 	}
@@ -121,7 +120,9 @@ test_invalid_utf8(void)
 		{ "\xed\xa0\x80", 3, 3, "UTF-16 surrogate" },
 		{ "\xf4\x90\x80\x80", 4, 4, "past U+10FFFF" },
 		{ "\xe4\xbd", 2, 2, "truncated ideograph" },
-		{ "\xe4" "a", 2, 2, "lead byte then ASCII" },
+		{ "\xe4"
+		  "a",
+		  2, 2, "lead byte then ASCII" },
 		{ "\xe4\xbd\xa0\xe5\xa5\xbd", 4, 2,
 		  "len cuts the second char" },
 		{ "ab\0cd", 5, 2, "NUL inside len: a mark joining \"cd\"" },
@@ -150,13 +151,13 @@ static const struct sentence english[] = {
 	{ "The quick brown fox jumps over the lazy dog.", 10, 10 },
 	{ "I'm sorry, but I can't help with that request.", 13, 11 },
 	{ "The proxy should read usage from the final response body.", 11, 11 },
-	{ "Large language models are trained on vast amounts of text data.",
-	  12, 12 },
-	{ "Please summarize the following article in three bullet points.",
-	  10, 10 },
+	{ "Large language models are trained on vast amounts of text data.", 12,
+	  12 },
+	{ "Please summarize the following article in three bullet points.", 10,
+	  10 },
 	{ "On March 14, 2024, revenue grew 23% to $12.5 billion.", 21, 21 },
-	{ "Tokenization splits text into subword units before embedding.",
-	  11, 11 },
+	{ "Tokenization splits text into subword units before embedding.", 11,
+	  11 },
 	{ "{\"location\":\"Boston, MA\",\"unit\":\"celsius\"}", 12, 12 },
 	{ "    return estimate_tokens(text, strlen(text));\n", 9, 9 },
 };
@@ -169,8 +170,8 @@ static const struct sentence chinese[] = {
 	{ "请把下面这段话翻译成英文。", 17, 11 },
 	{ "人工智能正在改变我们的生活和工作方式。", 17, 10 },
 	{ "今天天气很好，我们去公园散步吧。", 20, 12 },
-	{ "你好，我是 Kimi，由月之暗面"
-	  "科技有限公司开发的人工智能助手。", 31, 18 },
+	{ "你好，我是 Kimi，由月之暗面科技有限公司开发的人工智能助手。", 31,
+	  18 },
 };
 
 /* Checks a table of sentences against cl100k: each within tol_pm permille
@@ -204,7 +205,8 @@ check_sentences(const char *lang, const struct sentence *t, size_t n,
 		abs_sum += absdiff(e, t[i].cl100k);
 	}
 	diag("%s total: estimate %lld, cl100k %lld (%s, absolute error %lld), "
-	     "o200k %lld (%s)", lang, (long long)est_sum, (long long)cl_sum,
+	     "o200k %lld (%s)",
+	     lang, (long long)est_sum, (long long)cl_sum,
 	     pct(permille(est_sum, cl_sum), a, sizeof a), (long long)abs_sum,
 	     (long long)o2_sum, pct(permille(est_sum, o2_sum), b, sizeof b));
 	ok(absdiff(est_sum, cl_sum) * 1000 <= sum_pm * cl_sum,
@@ -265,32 +267,31 @@ parse(const char *s)
 static void
 test_prompt(void)
 {
-	cJSON *chat = parse(
-		"{\"model\":\"m\",\"messages\":["
-		"{\"role\":\"system\",\"content\":\"You are terse.\"},"
-		"{\"role\":\"user\",\"content\":[{\"type\":\"text\","
-		"\"text\":\"你好世界\"}]}]}");
+	cJSON *chat =
+		parse("{\"model\":\"m\",\"messages\":["
+		      "{\"role\":\"system\",\"content\":\"You are terse.\"},"
+		      "{\"role\":\"user\",\"content\":[{\"type\":\"text\","
+		      "\"text\":\"你好世界\"}]}]}");
 	cJSON *comp = parse("{\"model\":\"m\",\"prompt\":\"Say hi\"}");
 	cJSON *emb = parse("{\"model\":\"m\",\"input\":[\"a b\",\"c\"]}");
 	cJSON *none = parse("{\"model\":\"m\"}");
-	cJSON *named = parse(
-		"{\"messages\":[{\"role\":\"user\",\"name\":\"bob\","
-		"\"content\":\"hi\"}]}");
-	cJSON *calls = parse(
-		"{\"messages\":[{\"role\":\"assistant\",\"content\":null,"
-		"\"tool_calls\":[{\"id\":\"c1\",\"type\":\"function\","
-		"\"function\":{\"name\":\"get_weather\","
-		"\"arguments\":\"{\\\"city\\\":\\\"Paris\\\"}\"}}]},"
-		"{\"role\":\"tool\",\"tool_call_id\":\"c1\","
-		"\"content\":\"sunny\"}]}");
-	cJSON *image = parse(
-		"{\"messages\":[{\"role\":\"user\",\"content\":["
-		"{\"type\":\"image_url\","
-		"\"image_url\":{\"url\":\"data:...\"}}]}]}");
-	cJSON *tools = parse(
-		"{\"messages\":[],\"tools\":[{\"type\":\"function\","
-		"\"function\":{\"name\":\"get_weather\","
-		"\"parameters\":{\"type\":\"object\"}}}]}");
+	cJSON *named =
+		parse("{\"messages\":[{\"role\":\"user\",\"name\":\"bob\","
+		      "\"content\":\"hi\"}]}");
+	cJSON *calls =
+		parse("{\"messages\":[{\"role\":\"assistant\",\"content\":null,"
+		      "\"tool_calls\":[{\"id\":\"c1\",\"type\":\"function\","
+		      "\"function\":{\"name\":\"get_weather\","
+		      "\"arguments\":\"{\\\"city\\\":\\\"Paris\\\"}\"}}]},"
+		      "{\"role\":\"tool\",\"tool_call_id\":\"c1\","
+		      "\"content\":\"sunny\"}]}");
+	cJSON *image = parse("{\"messages\":[{\"role\":\"user\",\"content\":["
+			     "{\"type\":\"image_url\","
+			     "\"image_url\":{\"url\":\"data:...\"}}]}]}");
+	cJSON *tools =
+		parse("{\"messages\":[],\"tools\":[{\"type\":\"function\","
+		      "\"function\":{\"name\":\"get_weather\","
+		      "\"parameters\":{\"type\":\"object\"}}}]}");
 	cJSON *anth = parse(
 		"{\"system\":[{\"type\":\"text\",\"text\":\"Be brief.\"}],"
 		"\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":"
@@ -310,8 +311,7 @@ test_prompt(void)
 	       "completions: prompt");
 	is_int(estimate_prompt(emb, WIRE_OPENAI_EMBEDDINGS), 3,
 	       "embeddings: every input");
-	is_int(estimate_prompt(none, WIRE_OPENAI_CHAT), 0,
-	       "no messages: zero");
+	is_int(estimate_prompt(none, WIRE_OPENAI_CHAT), 0, "no messages: zero");
 	/* 4 + 1 ("hi") + 1 + 1 ("bob") + 3 */
 	is_int(estimate_prompt(named, WIRE_OPENAI_CHAT), 10,
 	       "chat: a name costs its text and one more");
@@ -466,8 +466,8 @@ static const struct fixture_case fixtures[] = {
 	{ "openai-chat-stream.sse", WIRE_OPENAI_CHAT, 9, 0, 5, 5 },
 	{ "openai-chat-stream-no-usage.sse", WIRE_OPENAI_CHAT, -1, 0, 6, 6 },
 	{ "openai-completions.json", WIRE_OPENAI_COMPLETIONS, 7, 0, 6, 6 },
-	{ "openai-completions-stream.sse", WIRE_OPENAI_COMPLETIONS,
-	  7, 0, 6, 6 },
+	{ "openai-completions-stream.sse", WIRE_OPENAI_COMPLETIONS, 7, 0, 6,
+	  6 },
 	{ "openai-embeddings.json", WIRE_OPENAI_EMBEDDINGS, 0, 0, 0, 0 },
 	{ "openai-responses.json", WIRE_OPENAI_RESPONSES, 310, 256, 10, 10 },
 	{ "openai-responses-stream.sse", WIRE_OPENAI_RESPONSES, 11, 0, 8, 8 },
@@ -502,8 +502,8 @@ explained(const struct fixture_case *c)
 	int64_t hi = c->cl100k > c->o200k ? c->cl100k : c->o200k;
 	int64_t lo = c->cl100k < c->o200k ? c->cl100k : c->o200k;
 
-	return c->reported >= 0 && c->reasoning == 0 &&
-	       c->reported <= 2 * hi && 2 * c->reported >= lo;
+	return c->reported >= 0 && c->reasoning == 0 && c->reported <= 2 * hi &&
+	       2 * c->reported >= lo;
 }
 
 /* Estimated output tokens of a fixture, summed over a stream's events the
@@ -555,10 +555,10 @@ print_total(const char *what, const struct totals *t)
 	char a[32];
 
 	diag("%s (%d fixtures): estimated %lld, reference %lld; total absolute "
-	     "error %lld; error on the total %+lld (%s)", what, t->n,
-	     (long long)t->est, (long long)t->ref, (long long)t->abs,
-	     (long long)(t->est - t->ref), pct(permille(t->est, t->ref), a,
-						sizeof a));
+	     "error %lld; error on the total %+lld (%s)",
+	     what, t->n, (long long)t->est, (long long)t->ref,
+	     (long long)t->abs, (long long)(t->est - t->ref),
+	     pct(permille(t->est, t->ref), a, sizeof a));
 }
 
 /* The output estimate of each fixture against the completion count its
@@ -590,16 +590,16 @@ test_fixtures(void)
 			snprintf(rep, sizeof rep, "none");
 		diag("%-31s | %8s | %9lld | %5s | %6lld | %5s | %s", c->file,
 		     rep, (long long)est,
-		     c->reported > 0 ? pct(permille(est, c->reported), a,
-					    sizeof a)
-				     : "-",
+		     c->reported > 0
+			     ? pct(permille(est, c->reported), a, sizeof a)
+			     : "-",
 		     (long long)c->cl100k,
 		     c->cl100k > 0 ? pct(permille(est, c->cl100k), b, sizeof b)
 				   : "-",
-		     c->reported < 0     ? "no count"
-		     : ex                ? "explained"
+		     c->reported < 0    ? "no count"
+		     : ex               ? "explained"
 		     : c->reasoning > 0 ? "hidden reasoning"
-					 : "count not in text");
+					: "count not in text");
 		ok(absdiff(est, c->cl100k) <= 2 ||
 			   absdiff(est, c->cl100k) * 4 <= c->cl100k,
 		   "%s: estimate %lld near cl100k %lld", c->file,

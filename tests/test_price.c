@@ -12,7 +12,7 @@
 #include "tap.h"
 
 /* Nano-units per million tokens from a whole and a nine-digit fraction. */
-#define NANOS(whole, frac) ((int64_t)(whole) * PRICE_NANOS + (frac))
+#define NANOS(whole, frac) ((int64_t)(whole)*PRICE_NANOS + (frac))
 
 struct parse_case {
 	const char *text;
@@ -137,17 +137,32 @@ test_classes(void)
 		int64_t in, cached, cw, out;
 		const char *name;
 	} cases[] = {
-		{ { 1200, 85, 1024, 0, 0, 1 }, 176, 1024, 0, 85,
+		{ { 1200, 85, 1024, 0, 0, 1 },
+		  176,
+		  1024,
+		  0,
+		  85,
 		  "openai-chat: 1200 prompt incl. 1024 cached" },
-		{ { 1100, 50, 1024, 0, 0, 1 }, 76, 1024, 0, 50,
+		{ { 1100, 50, 1024, 0, 0, 1 },
+		  76,
+		  1024,
+		  0,
+		  50,
 		  "deepseek-chat: 1100 prompt incl. 1024 cached" },
 		{ { 16, 44, 0, 0, 0, 1 }, 16, 0, 0, 44, "zhipu-chat" },
-		{ { 30, 210, 0, 0, 192, 1 }, 30, 0, 0, 210,
+		{ { 30, 210, 0, 0, 192, 1 },
+		  30,
+		  0,
+		  0,
+		  210,
 		  "reasoning bills as output" },
-		{ { 3000, 10, 1000, 1500, 0, 1 }, 500, 1000, 1500, 10,
+		{ { 3000, 10, 1000, 1500, 0, 1 },
+		  500,
+		  1000,
+		  1500,
+		  10,
 		  "cache reads and writes" },
-		{ { 10, 0, 8, 8, 0, 1 }, 0, 8, 8, 0,
-		  "input never below zero" },
+		{ { 10, 0, 8, 8, 0, 1 }, 0, 8, 8, 0, "input never below zero" },
 		{ { 0, 0, 0, 0, 0, 0 }, 0, 0, 0, 0, "no usage" },
 	};
 
@@ -183,8 +198,14 @@ struct cost_case {
 	int64_t nanos;
 };
 
-#define P4(x) { (x), (x), (x), (x) }
-#define IN(x) { (x), 0, 0, 0 }
+#define P4(x)                                                                  \
+	{                                                                      \
+		(x), (x), (x), (x)                                             \
+	}
+#define IN(x)                                                                  \
+	{                                                                      \
+		(x), 0, 0, 0                                                   \
+	}
 #define T40 ((int64_t)1 << 40)
 #define T62 ((int64_t)1 << 62)
 
@@ -209,10 +230,12 @@ static const struct cost_case cost_cases[] = {
 	{ "1 nano/M, 1500000 tokens", P4(1), IN(1500000), 0, 2 },
 	/* Rounded once over the sum of the classes, not per class:
 	 * 0.3 + 0.2 = 0.5 -> 1, where per-class rounding would give 0. */
-	{ "rounded once over classes", { 100000, 0, 0, 100000 },
-	  { 3, 0, 0, 2 }, 0, 1 },
-	{ "rounded once over four classes", P4(100000), { 1, 1, 1, 2 }, 0,
+	{ "rounded once over classes",
+	  { 100000, 0, 0, 100000 },
+	  { 3, 0, 0, 2 },
+	  0,
 	  1 },
+	{ "rounded once over four classes", P4(100000), { 1, 1, 1, 2 }, 0, 1 },
 	/* Zero prices and zero tokens. */
 	{ "zero price", P4(0), { 1000, 2000, 3000, 4000 }, 0, 0 },
 	{ "zero price, huge counts", P4(0), P4(T62), 0, 0 },
@@ -221,20 +244,26 @@ static const struct cost_case cost_cases[] = {
 	{ "mixed classes, exact",
 	  { NANOS(2, 500000000), NANOS(1, 250000000), NANOS(3, 750000000),
 	    NANOS(10, 0) },
-	  { 176, 1024, 0, 85 }, 0, 2570000 },
+	  { 176, 1024, 0, 85 },
+	  0,
+	  2570000 },
 	{ "mixed classes with cache write",
 	  { NANOS(3, 0), NANOS(0, 300000000), NANOS(3, 750000000),
 	    NANOS(15, 0) },
-	  { 500, 1000, 1500, 10 }, 0, 1500000 + 300000 + 5625000 + 150000 },
+	  { 500, 1000, 1500, 10 },
+	  0,
+	  1500000 + 300000 + 5625000 + 150000 },
 	{ "mixed classes, 0.14 / 0.014 / 0.28 USD",
 	  { NANOS(0, 140000000), NANOS(0, 14000000), NANOS(0, 140000000),
 	    NANOS(0, 280000000) },
-	  { 76, 1024, 0, 50 }, 0, 10640 + 14336 + 14000 },
+	  { 76, 1024, 0, 50 },
+	  0,
+	  10640 + 14336 + 14000 },
 	/* Huge token counts. */
 	{ "2^40 tokens at 0.001/M", P4(1000000), IN(T40), 0, T40 },
 	{ "2^40 tokens at 1/M", P4(PRICE_NANOS), IN(T40), 0, T40 * 1000 },
-	{ "2^33 tokens at 1,000,000/M", P4(PRICE_MAX),
-	  IN((int64_t)1 << 33), 0, ((int64_t)1 << 33) * PRICE_NANOS },
+	{ "2^33 tokens at 1,000,000/M", P4(PRICE_MAX), IN((int64_t)1 << 33), 0,
+	  ((int64_t)1 << 33) * PRICE_NANOS },
 	{ "2^40 tokens at 1,000,000/M overflows", P4(PRICE_MAX), IN(T40), -1,
 	  0 },
 	{ "2^62 tokens at 1 nano/M", P4(1), IN(T62), 0,
@@ -242,13 +271,12 @@ static const struct cost_case cost_cases[] = {
 	{ "2^62 tokens at 1/M overflows", P4(PRICE_NANOS), IN(T62), -1, 0 },
 	{ "2^62 tokens at 1,000,000/M overflows", P4(PRICE_MAX), IN(T62), -1,
 	  0 },
-	{ "2^62 tokens in every class at 1,000,000/M overflows",
-	  P4(PRICE_MAX), P4(T62), -1, 0 },
+	{ "2^62 tokens in every class at 1,000,000/M overflows", P4(PRICE_MAX),
+	  P4(T62), -1, 0 },
 	{ "INT64_MAX tokens in every class at 1,000,000/M overflows",
 	  P4(PRICE_MAX), P4(INT64_MAX), -1, 0 },
-	{ "just below INT64_MAX nano-units",
-	  P4(PRICE_NANOS), IN(INT64_MAX / 1000), 0,
-	  (INT64_MAX / 1000) * 1000 },
+	{ "just below INT64_MAX nano-units", P4(PRICE_NANOS),
+	  IN(INT64_MAX / 1000), 0, (INT64_MAX / 1000) * 1000 },
 	/* Refused inputs. */
 	{ "negative tokens", P4(PRICE_NANOS), IN(-1), -1, 0 },
 	{ "negative price", { -1, 0, 0, 0 }, IN(1), -1, 0 },

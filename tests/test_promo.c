@@ -79,8 +79,7 @@ check_invariants(const char *name, const struct token_counts *t,
 		    t->n[c] - r->free.n[c] != paid_expected[c])
 			paid_ok = 0;
 	}
-	ok(classes_ok, "%s: grants' coverage sums to free, within usage",
-	   name);
+	ok(classes_ok, "%s: grants' coverage sums to free, within usage", name);
 	if (paid_expected != NULL)
 		ok(paid_ok, "%s: covered + paid tokens == tokens used", name);
 	is_int(r->billed_nanos,
@@ -222,8 +221,7 @@ test_runs_out(void)
 	int64_t paid[TC__COUNT] = { 0, 0, 0, 400 };
 	struct promo_result r;
 
-	is_int(promo_apply(&P, &t, bs, 1, NULL, 0, &r), 0,
-	       "runs out: applied");
+	is_int(promo_apply(&P, &t, bs, 1, NULL, 0, &r), 0, "runs out: applied");
 	is_int(r.free.n[TC_INPUT], 200, "runs out: input all free");
 	is_int(r.free.n[TC_OUTPUT], 100, "runs out: 100 output free");
 	is_int(b.used, 1000, "runs out: balance at its limit");
@@ -376,7 +374,8 @@ static void
 test_never_negative(void)
 {
 	/* 0.1 nano-unit a token. */
-	struct price tiny = { .id = 2, .currency = "CNY",
+	struct price tiny = { .id = 2,
+			      .currency = "CNY",
 			      .per_mtok = { 100000, 100000, 100000, 100000 } };
 	struct promotion g = grant(50, 5, 5000);
 	struct grant_balance b = { &g, 7, 0, 0 };
@@ -450,7 +449,8 @@ test_edges(void)
 	struct grant_balance *bs[] = { &b };
 	struct token_counts zero = { { 0, 0, 0, 0 } };
 	struct token_counts huge = { { (int64_t)1 << 62, 0, 0, 0 } };
-	struct price max = { .id = 3, .currency = "USD",
+	struct price max = { .id = 3,
+			     .currency = "USD",
 			     .per_mtok = { PRICE_MAX, PRICE_MAX, PRICE_MAX,
 					   PRICE_MAX } };
 	struct promo_result r;
@@ -542,7 +542,8 @@ test_random(void)
 		used_total += b[i].used;
 	is_int(bad_bal, 0, "random: balances within their grants");
 	is_int(bad_sum, 0, "random: grants' coverage sums to free per class");
-	is_int(bad_billed, 0, "random: billed = max(0, list - free - "
+	is_int(bad_billed, 0,
+	       "random: billed = max(0, list - free - "
 	       "discount), off by at most one rounding");
 	is_int(bad_disc, 0, "random: the largest discount applied");
 	is_int(covered_total, used_total,

@@ -65,8 +65,9 @@ sample(int i)
 	r->key_id = 10 + i % 11;
 	snprintf(buf, sizeof buf, "tenant-%d", i % 5);
 	r->tenant = strdup(buf);
-	r->endpoint = i % 3 == 0 ? "chat/completions"
-		    : i % 3 == 1 ? "messages" : NULL;
+	r->endpoint = i % 3 == 0   ? "chat/completions"
+		      : i % 3 == 1 ? "messages"
+				   : NULL;
 	r->requested_model = i % 4 == 3 ? NULL : strdup(models[i % 5]);
 	r->provider = i % 4 == 3 ? NULL : strdup("zhipu");
 	r->upstream_model = strdup(models[(i + 1) % 5]);
@@ -82,9 +83,9 @@ sample(int i)
 	r->client_aborted = i % 10 == 0;
 	r->latency_ms = 50 + i;
 	r->ttfb_ms = i % 6 == 0 ? -1 : 20 + i;
-	r->error = i % 9 == 0
-		? strdup("rate limited: \"rpm\" \xe8\xb6\x85\xe8\xbf\x87 \\ 60")
-		: NULL;
+	r->error = i % 9 == 0 ? strdup("rate limited: \"rpm\" "
+				       "\xe8\xb6\x85\xe8\xbf\x87 \\ 60")
+			      : NULL;
 	snprintf(r->refusal, sizeof r->refusal, "%s",
 		 i % 9 == 0 ? "rate_limit:requests" : "");
 	return r;
@@ -95,8 +96,16 @@ sample(int i)
 static const char *
 rec_diff(const struct usage_record *a, const struct usage_record *b)
 {
-#define D_INT(f) do { if (a->f != b->f) return #f; } while (0)
-#define D_STR(f) do { if (!str_eq(a->f, b->f)) return #f; } while (0)
+#define D_INT(f)                                                               \
+	do {                                                                   \
+		if (a->f != b->f)                                              \
+			return #f;                                             \
+	} while (0)
+#define D_STR(f)                                                               \
+	do {                                                                   \
+		if (!str_eq(a->f, b->f))                                       \
+			return #f;                                             \
+	} while (0)
 	D_STR(request_id);
 	D_INT(ts_us);
 	D_INT(tenant_id);
@@ -189,9 +198,12 @@ list_segs(const char *dir, uint64_t *seq, int64_t *size)
 	closedir(d);
 	for (int i = 1; i < n; i++) /* insertion sort, by number */
 		for (int j = i; j > 0 && seq[j - 1] > seq[j]; j--) {
-			uint64_t t = seq[j]; int64_t z = size[j];
-			seq[j] = seq[j - 1]; size[j] = size[j - 1];
-			seq[j - 1] = t; size[j - 1] = z;
+			uint64_t t = seq[j];
+			int64_t z = size[j];
+			seq[j] = seq[j - 1];
+			size[j] = size[j - 1];
+			seq[j - 1] = t;
+			size[j - 1] = z;
 		}
 	return n;
 }
@@ -250,8 +262,7 @@ append_samples(int from, int to)
  * in that order with equal fields. Batch sizes go to sizes (when not
  * NULL, up to nsizes). How many batches. */
 static int
-drain(const char *what, int max, const int *ids, int n, int *sizes,
-      int nsizes)
+drain(const char *what, int max, const int *ids, int n, int *sizes, int nsizes)
 {
 	int got = 0, equal = 0, batches = 0, oversized = 0, k;
 	struct usage_record *head, *r;
@@ -336,12 +347,14 @@ run(const char *name, void (*fn)(const char *dir))
 		totals[1] = tap_failed;
 		fflush(stdout);
 		_exit(write(fd[1], totals, sizeof totals) ==
-		      (ssize_t)sizeof totals ? 0 : 1);
+				      (ssize_t)sizeof totals
+			      ? 0
+			      : 1);
 	}
 	close(fd[1]);
 	while (got < sizeof totals) {
-		ssize_t n = read(fd[0], (char *)totals + got,
-				 sizeof totals - got);
+		ssize_t n =
+			read(fd[0], (char *)totals + got, sizeof totals - got);
 		if (n <= 0 && !(n < 0 && errno == EINTR))
 			break;
 		if (n > 0)
@@ -358,7 +371,8 @@ run(const char *name, void (*fn)(const char *dir))
 		"%s: the scenario ran to its end", name)) {
 		if (WIFSIGNALED(st))
 			diag("killed by signal %d (%s); its checks are not "
-			     "counted", WTERMSIG(st), strsignal(WTERMSIG(st)));
+			     "counted",
+			     WTERMSIG(st), strsignal(WTERMSIG(st)));
 	}
 }
 
@@ -402,8 +416,9 @@ test_roundtrip(void)
 		r = sample(cases[c].i);
 		json = meter_record_encode(r, &len);
 		ok(json != NULL && len > 2 && json[0] == '{' &&
-		   json[len - 1] == '}' && memchr(json, '\n', len) == NULL &&
-		   memchr(json, '\0', len) == NULL,
+			   json[len - 1] == '}' &&
+			   memchr(json, '\n', len) == NULL &&
+			   memchr(json, '\0', len) == NULL,
 		   "encode %s: one line of JSON", cases[c].name);
 		d = json != NULL ? meter_record_decode(json, len) : NULL;
 		f = d != NULL ? rec_diff(d, r) : "(not decoded)";
@@ -427,8 +442,8 @@ test_roundtrip(void)
 	   "round trip of a refused request with every string NULL");
 	if (d != NULL) {
 		ok(d->tenant == NULL && d->endpoint == NULL &&
-		   d->requested_model == NULL && d->provider == NULL &&
-		   d->upstream_model == NULL && d->error == NULL,
+			   d->requested_model == NULL && d->provider == NULL &&
+			   d->upstream_model == NULL && d->error == NULL,
 		   "NULL strings come back NULL, not \"\"");
 		is_str(d->refusal, "", "empty refusal comes back empty");
 		is_int(d->ttfb_ms, -1, "ttfb -1 comes back -1");
@@ -448,13 +463,15 @@ test_utf8(void)
 	static const struct {
 		const char *name, *in, *want;
 	} cases[] = {
-		{ "a stray 0xff", "a\xff" "b", "a" FFFD "b" },
+		{ "a stray 0xff",
+		  "a\xff"
+		  "b",
+		  "a" FFFD "b" },
 		{ "a sequence cut by the end", "ab\xc3", "ab" FFFD },
 		{ "a sequence cut by ASCII", "\xe4\xb8x", FFFD FFFD "x" },
 		{ "an overlong '/'", "\xc0\xaf", FFFD FFFD },
 		{ "a UTF-16 surrogate", "\xed\xa0\x80", FFFD FFFD FFFD },
-		{ "above U+10FFFF", "\xf4\x90\x80\x80",
-		  FFFD FFFD FFFD FFFD },
+		{ "above U+10FFFF", "\xf4\x90\x80\x80", FFFD FFFD FFFD FFFD },
 		{ "a lone continuation byte", "x\x80y", "x" FFFD "y" },
 		{ "valid 2-, 3- and 4-byte sequences stay",
 		  "\xc3\xa9\xe4\xb8\xad\xf0\x9f\x98\x80" FFFD,
@@ -506,8 +523,8 @@ test_cut(void)
 		  1024 },
 		{ "one ASCII byte, then emoji", "\xf0\x9f\x98\x80", "a",
 		  "\xf0\x9f\x98\x80", 1021 },
-		{ "invalid bytes (each one U+FFFD)", "\xff", "",
-		  "\xef\xbf\xbd", 1023 },
+		{ "invalid bytes (each one U+FFFD)", "\xff", "", "\xef\xbf\xbd",
+		  1023 },
 	};
 
 	for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
@@ -530,7 +547,8 @@ test_cut(void)
 		json = meter_record_encode(r, &len);
 		d = json != NULL ? meter_record_decode(json, len) : NULL;
 		got = d != NULL && d->requested_model != NULL
-			? strlen(d->requested_model) : 0;
+			      ? strlen(d->requested_model)
+			      : 0;
 		if (d != NULL && got >= ll &&
 		    memcmp(d->requested_model, cases[c].lead, ll) == 0 &&
 		    (got - ll) % ol == 0) {
@@ -664,7 +682,7 @@ sc_basic(const char *base)
 		free(json);
 	}
 	ok(f != NULL && fgets(line, sizeof line, f) != NULL &&
-	   strcmp(line, want_line) == 0,
+		   strcmp(line, want_line) == 0,
 	   "first line is \"<crc32c, 8 lowercase hex> <json>\\n\"");
 	if (f != NULL)
 		fclose(f);
@@ -732,7 +750,8 @@ sc_roll(const char *dir)
 	       "the finished segments are removed, the live one stays");
 	ok(seqs[0] == (uint64_t)n && ssz[0] == 0,
 	   "the live one is segment %d, emptied (%" PRIu64 ", %" PRId64
-	   " bytes)", n, seqs[0], ssz[0]);
+	   " bytes)",
+	   n, seqs[0], ssz[0]);
 	is_int(spool_torn(), 0, "nothing torn");
 	spool_close();
 }
@@ -753,8 +772,7 @@ sc_replay(const char *dir)
 	spool_close();
 	n = list_segs(dir, seqs, ssz);
 	ok(n >= 2, "first run leaves %d segments", n);
-	is_int(sum_sizes(ssz, n), samples_len(0, N),
-	       "holding every record");
+	is_int(sum_sizes(ssz, n), samples_len(0, N), "holding every record");
 
 	/* The second open in this process: see the report on state kept
 	 * across spool_close(). */
@@ -769,7 +787,7 @@ sc_replay(const char *dir)
 		same &= seqs2[i] == seqs[i] && ssz2[i] == ssz[i];
 	ok(same, "the earlier run's segments are not appended to");
 	ok(n2 == n + 1 && seqs2[n] == seqs[n - 1] + 1 &&
-	   ssz2[n] == samples_len(N, N + M),
+		   ssz2[n] == samples_len(N, N + M),
 	   "the new records go to segment %" PRIu64 ", numbered above them",
 	   seqs[n - 1] + 1);
 
@@ -852,8 +870,12 @@ sc_torn(const char *dir)
 	/* Segment 1: good, wrong checksum, checksum not hex, good, torn. */
 	seg_name(path, sizeof path, dir, 1);
 	f = fopen(path, "w");
-	r = sample(0); put_line(f, r, 0, 0); meter_record_free(r);
-	r = sample(90); put_line(f, r, 0x10, 0); meter_record_free(r);
+	r = sample(0);
+	put_line(f, r, 0, 0);
+	meter_record_free(r);
+	r = sample(90);
+	put_line(f, r, 0x10, 0);
+	meter_record_free(r);
 	r = sample(91);
 	{
 		size_t n = 0;
@@ -862,8 +884,11 @@ sc_torn(const char *dir)
 		free(json);
 	}
 	meter_record_free(r);
-	r = sample(1); put_line(f, r, 0, 0); meter_record_free(r);
-	r = sample(92); put_line(f, r, 0, (size_t)line_len(r) / 2);
+	r = sample(1);
+	put_line(f, r, 0, 0);
+	meter_record_free(r);
+	r = sample(92);
+	put_line(f, r, 0, (size_t)line_len(r) / 2);
 	meter_record_free(r);
 	fclose(f);
 	files += file_size(path);
@@ -881,7 +906,9 @@ sc_torn(const char *dir)
 	f = fopen(path, "w");
 	fprintf(f, "%08" PRIx32 " %s\n",
 		spool_crc32c(0, not_record, strlen(not_record)), not_record);
-	r = sample(2); put_line(f, r, 0, 0); meter_record_free(r);
+	r = sample(2);
+	put_line(f, r, 0, 0);
+	meter_record_free(r);
 	fclose(f);
 	files += file_size(path);
 
@@ -910,10 +937,10 @@ sc_torn(const char *dir)
 	is_int(spool_torn(), 3,
 	       "wrong checksum, checksum not hex, torn tail: 3 counted");
 	drain("past the garbage", 100, ids3, 1, NULL, 0);
-	is_int(spool_torn(), 5, "a tail of garbage bytes counts one, a line "
+	is_int(spool_torn(), 5,
+	       "a tail of garbage bytes counts one, a line "
 	       "with a good checksum but no record one more");
-	is_int(spool_pending_bytes(), 0,
-	       "skipped bytes are not left pending");
+	is_int(spool_pending_bytes(), 0, "skipped bytes are not left pending");
 	is_int(list_segs(dir, seqs, ssz), 1,
 	       "the three read segments are removed");
 	ok(seqs[0] == 8 && ssz[0] == 0, "the live segment is number 8, empty");
@@ -1087,8 +1114,7 @@ sc_full(const char *dir)
 	is_int(rc[3], -1, "the append that crosses the limit fails");
 	is_int(fail_short, 1, "spool_failing() says so");
 	ok(reason_short[0] != '\0', "with a reason (\"%s\")", reason_short);
-	is_int(size_short, three,
-	       "the half line it wrote is cut off again");
+	is_int(size_short, three, "the half line it wrote is cut off again");
 	is_int(errs_short, 1, "spool_write_errors() counts it");
 	is_int(rc[4], -1, "the next append fails too");
 	is_int(rc[5], -1, "an append at the limit fails");
@@ -1232,6 +1258,7 @@ main(void)
 	run("concurrent", sc_concurrent);
 
 	ok(nftw(root, rm_entry, 16, FTW_DEPTH | FTW_PHYS) == 0 &&
-	   access(root, F_OK) != 0, "the temporary directory is removed");
+		   access(root, F_OK) != 0,
+	   "the temporary directory is removed");
 	return done_testing();
 }

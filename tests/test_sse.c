@@ -22,8 +22,8 @@
 struct rec_event {
 	char *raw;
 	size_t raw_len;
-	char *event;     /* NULL when absent */
-	char *data;      /* NULL when absent */
+	char *event; /* NULL when absent */
+	char *data;  /* NULL when absent */
 	size_t data_len;
 	int comment_only;
 };
@@ -33,7 +33,7 @@ struct rec {
 	struct rec_event *ev;
 	size_t n;
 	size_t cap;
-	int stop_at;     /* callback returns 7 on this event number (1-based) */
+	int stop_at; /* callback returns 7 on this event number (1-based) */
 };
 
 /* Copies n bytes into a new NUL-terminated string; aborts on failure. */
@@ -188,12 +188,13 @@ concat_is(const struct rec *r, const char *buf, size_t len, const char *what)
 	for (i = 0; i < r->n; i++) {
 		if (off + r->ev[i].raw_len > len ||
 		    memcmp(buf + off, r->ev[i].raw, r->ev[i].raw_len) != 0)
-			return ok(0, "%s: raw of event %zu is not the input "
-				  "at %zu", what, i, off);
+			return ok(0,
+				  "%s: raw of event %zu is not the input "
+				  "at %zu",
+				  what, i, off);
 		off += r->ev[i].raw_len;
 	}
-	return is_int(off, len, "%s: raw bytes concatenate to the input",
-		      what);
+	return is_int(off, len, "%s: raw bytes concatenate to the input", what);
 }
 
 /* Rewrites every LF of s as eol (malloc'd, caller frees). */
@@ -273,7 +274,7 @@ count_terminators(const char *s, size_t len)
  * end stay pending (a lone-CR stream's last event). */
 static void
 check_slicings(const char *name, const char *buf, size_t len, size_t held,
-               struct rec *whole)
+	       struct rec *whole)
 {
 	struct rec bytes = { 0 }, random = { 0 };
 	char what[256], *pend;
@@ -297,8 +298,7 @@ check_slicings(const char *name, const char *buf, size_t len, size_t held,
 	for (seed = 0; seed < 5; seed++) {
 		is_int(run(buf, len, RANDOM, 1 << 20, &random, NULL, NULL), 0,
 		       "%s: random slices (round %d) succeed", name, seed);
-		snprintf(what, sizeof(what), "%s random slices %d", name,
-			 seed);
+		snprintf(what, sizeof(what), "%s random slices %d", name, seed);
 		same_events(&random, whole, what);
 		rec_free(&random);
 	}
@@ -307,7 +307,7 @@ check_slicings(const char *name, const char *buf, size_t len, size_t held,
 /* Checks the whole run of an LF fixture against the reference parse. */
 static void
 check_reference(const char *name, const char *buf, size_t len,
-                const struct rec *whole)
+		const struct rec *whole)
 {
 	size_t i;
 	char *want;
@@ -322,8 +322,8 @@ check_reference(const char *name, const char *buf, size_t len,
 		    (want && strlen(want) != whole->ev[i].data_len) ||
 		    co != whole->ev[i].comment_only) {
 			diag("%s: event %zu: got data \"%s\", want \"%s\"",
-			     name, i, whole->ev[i].data ? whole->ev[i].data
-							: "(null)",
+			     name, i,
+			     whole->ev[i].data ? whole->ev[i].data : "(null)",
 			     want ? want : "(null)");
 			good = 0;
 		}
@@ -336,7 +336,7 @@ check_reference(const char *name, const char *buf, size_t len,
  * bytes equal to the rewritten raw of the LF run. */
 static void
 check_eol(const char *name, const char *buf, size_t len, const struct rec *lf,
-          const char *eol, const char *tag)
+	  const char *eol, const char *tag)
 {
 	struct rec conv = { 0 }, want = { 0 };
 	char what[256], *cbuf;
@@ -415,7 +415,7 @@ test_fixtures(void)
 		check_eol(names[i], buf, len, &whole, "\r", "CR");
 		if (strcmp(names[i], "deepseek-chat-stream.sse") == 0) {
 			ok(whole.n > 0 && whole.ev[0].comment_only == 1 &&
-			   whole.ev[0].data == NULL,
+				   whole.ev[0].data == NULL,
 			   "deepseek: the keep-alive is a comment-only event");
 		}
 		if (strcmp(names[i], "anthropic-messages-stream.sse") == 0) {
@@ -433,8 +433,7 @@ test_fixtures(void)
 		    whole.n > 0) {
 			is_str(whole.ev[whole.n - 1].data, "[DONE]",
 			       "openai: last data is [DONE]");
-			ok(whole.ev[0].event == NULL,
-			   "openai: no event name");
+			ok(whole.ev[0].event == NULL, "openai: no event name");
 		}
 		rec_free(&whole);
 		free(buf);
@@ -472,54 +471,92 @@ struct sse_case {
 
 static const struct sse_case cases[] = {
 	{ "CRLF split between CR and LF of the blank line",
-	  { "data: a\r\n\r", "\n", NULL }, "",
-	  { { "data: a\r\n\r\n", NULL, "a", 0 } }, 1 },
+	  { "data: a\r\n\r", "\n", NULL },
+	  "",
+	  { { "data: a\r\n\r\n", NULL, "a", 0 } },
+	  1 },
 	{ "CRLF split after a field line's CR",
-	  { "data: a\r", "\n\r\n", NULL }, "",
-	  { { "data: a\r\n\r\n", NULL, "a", 0 } }, 1 },
+	  { "data: a\r", "\n\r\n", NULL },
+	  "",
+	  { { "data: a\r\n\r\n", NULL, "a", 0 } },
+	  1 },
 	{ "held CR event waits for the next byte",
-	  { "data: a\r\n\r", NULL }, "data: a\r\n\r",
-	  { { NULL, NULL, NULL, 0 } }, 0 },
+	  { "data: a\r\n\r", NULL },
+	  "data: a\r\n\r",
+	  { { NULL, NULL, NULL, 0 } },
+	  0 },
 	{ "lone CR endings across slices",
-	  { "data: a\r", "data: b\r\r", "x", NULL }, "x",
-	  { { "data: a\rdata: b\r\r", NULL, "a\nb", 0 } }, 1 },
+	  { "data: a\r", "data: b\r\r", "x", NULL },
+	  "x",
+	  { { "data: a\rdata: b\r\r", NULL, "a\nb", 0 } },
+	  1 },
 	{ "lone CR line then CRLF blank line",
-	  { "data: a\r", "data: b\r\r\n", NULL }, "",
-	  { { "data: a\rdata: b\r\r\n", NULL, "a\nb", 0 } }, 1 },
+	  { "data: a\r", "data: b\r\r\n", NULL },
+	  "",
+	  { { "data: a\rdata: b\r\r\n", NULL, "a\nb", 0 } },
+	  1 },
 	{ "mixed endings in one event",
-	  { "event: e\r\ndata: 1\rdata: 2\n\n", NULL }, "",
-	  { { "event: e\r\ndata: 1\rdata: 2\n\n", "e", "1\n2", 0 } }, 1 },
+	  { "event: e\r\ndata: 1\rdata: 2\n\n", NULL },
+	  "",
+	  { { "event: e\r\ndata: 1\rdata: 2\n\n", "e", "1\n2", 0 } },
+	  1 },
 	{ "comment-only keep-alive",
-	  { ": keep-alive\n\n", NULL }, "",
-	  { { ": keep-alive\n\n", NULL, NULL, 1 } }, 1 },
+	  { ": keep-alive\n\n", NULL },
+	  "",
+	  { { ": keep-alive\n\n", NULL, NULL, 1 } },
+	  1 },
 	{ "comment plus data is not comment-only",
-	  { ": note\ndata: x\n\n", NULL }, "",
-	  { { ": note\ndata: x\n\n", NULL, "x", 0 } }, 1 },
+	  { ": note\ndata: x\n\n", NULL },
+	  "",
+	  { { ": note\ndata: x\n\n", NULL, "x", 0 } },
+	  1 },
 	{ "multi-line data and field rules",
 	  { "data: a\ndata:b\ndata:  c\ndata\nid: 7\nretry: 10\n"
-	    "foo: bar\nevent: one\nevent: two\n\n", NULL }, "",
+	    "foo: bar\nevent: one\nevent: two\n\n",
+	    NULL },
+	  "",
 	  { { "data: a\ndata:b\ndata:  c\ndata\nid: 7\nretry: 10\n"
-	      "foo: bar\nevent: one\nevent: two\n\n", "two",
-	      "a\nb\n c\n", 0 } }, 1 },
+	      "foo: bar\nevent: one\nevent: two\n\n",
+	      "two", "a\nb\n c\n", 0 } },
+	  1 },
 	{ "empty data field and empty event name",
-	  { "event:\ndata:\n\n", NULL }, "",
-	  { { "event:\ndata:\n\n", "", "", 0 } }, 1 },
+	  { "event:\ndata:\n\n", NULL },
+	  "",
+	  { { "event:\ndata:\n\n", "", "", 0 } },
+	  1 },
 	{ "stray blank lines are events without fields",
-	  { "\n\ndata: x\n\n\r\n", NULL }, "",
-	  { { "\n", NULL, NULL, 0 }, { "\n", NULL, NULL, 0 },
-	    { "data: x\n\n", NULL, "x", 0 }, { "\r\n", NULL, NULL, 0 } }, 4 },
+	  { "\n\ndata: x\n\n\r\n", NULL },
+	  "",
+	  { { "\n", NULL, NULL, 0 },
+	    { "\n", NULL, NULL, 0 },
+	    { "data: x\n\n", NULL, "x", 0 },
+	    { "\r\n", NULL, NULL, 0 } },
+	  4 },
 	{ "leading BOM is skipped",
-	  { "\xEF\xBB", "\xBF" "data: x\n\n", NULL }, "",
-	  { { "\xEF\xBB\xBF" "data: x\n\n", NULL, "x", 0 } }, 1 },
+	  { "\xEF\xBB",
+	    "\xBF"
+	    "data: x\n\n",
+	    NULL },
+	  "",
+	  { { "\xEF\xBB\xBF"
+	      "data: x\n\n",
+	      NULL, "x", 0 } },
+	  1 },
 	{ "data containing colons and CR-free JSON",
-	  { "data: {\"a\":\"b:c\"}\n\n", NULL }, "",
-	  { { "data: {\"a\":\"b:c\"}\n\n", NULL, "{\"a\":\"b:c\"}", 0 } }, 1 },
+	  { "data: {\"a\":\"b:c\"}\n\n", NULL },
+	  "",
+	  { { "data: {\"a\":\"b:c\"}\n\n", NULL, "{\"a\":\"b:c\"}", 0 } },
+	  1 },
 	{ "pending bytes of a cut stream",
-	  { "data: a\n\ndata: par", "tial\n", NULL }, "data: partial\n",
-	  { { "data: a\n\n", NULL, "a", 0 } }, 1 },
+	  { "data: a\n\ndata: par", "tial\n", NULL },
+	  "data: partial\n",
+	  { { "data: a\n\n", NULL, "a", 0 } },
+	  1 },
 	{ "partial line inside an event started in an earlier slice",
-	  { "event: e\nda", "ta: x", "y\n", "\n", NULL }, "",
-	  { { "event: e\ndata: xy\n\n", "e", "xy", 0 } }, 1 },
+	  { "event: e\nda", "ta: x", "y\n", "\n", NULL },
+	  "",
+	  { { "event: e\ndata: xy\n\n", "e", "xy", 0 } },
+	  1 },
 };
 
 /* Runs the hand-written cases. */

@@ -70,12 +70,11 @@ fuzz_types(const char *file, enum fuzz_fn fn)
 		}
 		cJSON_Delete(with);
 	}
-	ok(total > 100 && good == total, "%s: %d of %d mutated inputs give "
-	   "JSON or a reason", file, good, total);
+	ok(total > 100 && good == total,
+	   "%s: %d of %d mutated inputs give JSON or a reason", file, good,
+	   total);
 	cJSON_Delete(base);
 }
-
-
 
 /* Every event of a stream fixture is first fed truncated at every byte
  * (and with one byte flipped at every position): each must be refused
@@ -115,8 +114,9 @@ fuzz_stream(const char *file, enum tr_stream_dir dir)
 			refused_ok = 0;
 	}
 	tr_stream_free(tr);
-	ok(refused_ok && nrefused > 0, "%s: %d truncated events refused with "
-	   "nothing written", file, nrefused);
+	ok(refused_ok && nrefused > 0,
+	   "%s: %d truncated events refused with nothing written", file,
+	   nrefused);
 	is_mem(out.data, out.len, clean.data, clean.len,
 	       "%s: refused events left the translation unchanged", file);
 
@@ -147,8 +147,6 @@ fuzz_stream(const char *file, enum tr_stream_dir dir)
 	buf_free(&clean);
 	evs_free(&in);
 }
-
-
 
 /* Random bytes as error bodies always give a well-formed error. */
 static void
@@ -190,8 +188,7 @@ main(void)
 	fuzz_types("../extra/openai-tools.json", F_CHAT_RESP);
 	fuzz_stream("../extra/anthropic-tools-stream.sse",
 		    TR_ANTHROPIC_TO_CHAT);
-	fuzz_stream("../extra/openai-tools-stream.sse",
-		    TR_CHAT_TO_ANTHROPIC);
+	fuzz_stream("../extra/openai-tools-stream.sse", TR_CHAT_TO_ANTHROPIC);
 	fuzz_errors();
 	return done_testing();
 }

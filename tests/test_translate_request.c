@@ -89,8 +89,8 @@ test_chat_request(void)
 	ok(jp(out, "temperature") && jp(out, "temperature")->valuedouble == 0.2,
 	   "temperature");
 	ok(jp(out, "top_p") == NULL, "top_p dropped next to temperature");
-	is_str(js(out, "stop_sequences[0]"), "\n\nUser:",
-	       "stop -> stop_sequences");
+	is_str(js(out, "stop_sequences[0]"),
+	       "\n\nUser:", "stop -> stop_sequences");
 	ok(cJSON_IsTrue(jp(out, "stream")), "stream kept");
 	is_str(js(out, "metadata.user_id"), "user-1234",
 	       "user -> metadata.user_id");
@@ -102,7 +102,8 @@ test_chat_request(void)
 			 jp(req, "tools[0].function.parameters"), 1),
 	   "parameters -> input_schema");
 	ok(jp(out, "tools[0].strict") == NULL &&
-	   jp(out, "tools[0].type") == NULL, "strict and type not sent");
+		   jp(out, "tools[0].type") == NULL,
+	   "strict and type not sent");
 	want = J("{\"type\":\"object\",\"properties\":{}}");
 	ok(cJSON_Compare(jp(out, "tools[1].input_schema"), want, 1),
 	   "function without parameters gets an empty object schema");
@@ -112,14 +113,14 @@ test_chat_request(void)
 	   "parallel_tool_calls false -> disable_parallel_tool_use");
 	cJSON_Delete(want);
 	ok(!jp(out, "seed") && !jp(out, "logprobs") && !jp(out, "user") &&
-	   !jp(out, "stream_options") && !jp(out, "frequency_penalty") &&
-	   !jp(out, "max_completion_tokens") && !jp(out, "parallel_tool_calls"),
+		   !jp(out, "stream_options") &&
+		   !jp(out, "frequency_penalty") &&
+		   !jp(out, "max_completion_tokens") &&
+		   !jp(out, "parallel_tool_calls"),
 	   "OpenAI-only fields dropped");
 	cJSON_Delete(out);
 	cJSON_Delete(req);
 }
-
-
 
 static void
 test_messages_request(void)
@@ -135,8 +136,8 @@ test_messages_request(void)
 	out = take(s, &len);
 	is_str(js(out, "model"), "gpt-target", "request model is the target");
 	is_int(ji(out, "max_tokens"), 4096, "max_tokens kept");
-	is_int(jsize(out, "messages"), 7, "two system + user + assistant + two "
-	       "tool + user");
+	is_int(jsize(out, "messages"), 7,
+	       "two system + user + assistant + two tool + user");
 	is_str(js(out, "messages[0].role"), "system", "system first");
 	is_str(js(out, "messages[0].content"), "You are a weather assistant.",
 	       "first system block");
@@ -189,7 +190,7 @@ test_messages_request(void)
 	   "disable_parallel_tool_use -> parallel_tool_calls false");
 	is_str(js(out, "user"), "user-1234", "metadata.user_id -> user");
 	ok(!jp(out, "top_k") && !jp(out, "thinking") && !jp(out, "metadata") &&
-	   !jp(out, "system") && !jp(out, "stop_sequences"),
+		   !jp(out, "system") && !jp(out, "stop_sequences"),
 	   "Anthropic-only fields dropped");
 	cJSON_Delete(out);
 
@@ -215,7 +216,7 @@ test_messages_request(void)
 /* One tool_choice case in each direction. */
 struct choice_case {
 	const char *in;
-	const char *want;   /* NULL: refused */
+	const char *want; /* NULL: refused */
 };
 
 static void
@@ -245,7 +246,8 @@ test_tool_choice(void)
 		cJSON *req, *out, *want;
 		char *cause = NULL;
 
-		snprintf(buf, sizeof(buf), "{\"messages\":[{\"role\":\"user\","
+		snprintf(buf, sizeof(buf),
+			 "{\"messages\":[{\"role\":\"user\","
 			 "\"content\":\"hi\"}],\"tools\":[{\"type\":\"function"
 			 "\",\"function\":{\"name\":\"f\"}}],"
 			 "\"tool_choice\":%s}",
@@ -270,10 +272,12 @@ test_tool_choice(void)
 		cJSON *req, *out, *want;
 		char *cause = NULL;
 
-		snprintf(buf, sizeof(buf), "{\"max_tokens\":5,\"messages\":"
+		snprintf(buf, sizeof(buf),
+			 "{\"max_tokens\":5,\"messages\":"
 			 "[{\"role\":\"user\",\"content\":\"hi\"}],\"tools\":"
 			 "[{\"name\":\"f\",\"input_schema\":{\"type\":"
-			 "\"object\"}}],\"tool_choice\":%s}", to_chat[i].in);
+			 "\"object\"}}],\"tool_choice\":%s}",
+			 to_chat[i].in);
 		req = J(buf);
 		out = take(tr_messages_to_chat(req, "m", 1, &len, &cause),
 			   &len);
@@ -298,11 +302,11 @@ test_tool_choice(void)
 		cJSON *req = J("{\"messages\":[{\"role\":\"user\",\"content\":"
 			       "\"hi\"}],\"tool_choice\":\"none\","
 			       "\"parallel_tool_calls\":false}");
-		cJSON *out = take(tr_chat_to_messages(req, "m", &len, NULL),
-				  &len);
+		cJSON *out =
+			take(tr_chat_to_messages(req, "m", &len, NULL), &len);
 
 		ok(out != NULL && jp(out, "tool_choice") == NULL &&
-		   jp(out, "tools") == NULL,
+			   jp(out, "tools") == NULL,
 		   "tool_choice without tools dropped");
 		cJSON_Delete(out);
 		cJSON_Delete(req);
@@ -313,7 +317,8 @@ test_tool_choice(void)
 			       "\"function\":{\"name\":\"f\"}}],\"tool_choice\""
 			       ":\"none\",\"parallel_tool_calls\":false}");
 		cJSON *out = take(tr_chat_to_messages(req, "m", &len, NULL),
-				  &len), *want = J("{\"type\":\"none\"}");
+				  &len),
+		      *want = J("{\"type\":\"none\"}");
 
 		ok(cJSON_Compare(jp(out, "tool_choice"), want, 1),
 		   "none takes no disable_parallel_tool_use");
@@ -325,133 +330,179 @@ test_tool_choice(void)
 
 /* Small request cases: defaults, clamps, ids, refusals. */
 struct req_case {
-	int to_messages;   /* 1: chat -> messages, 0: messages -> chat */
+	int to_messages; /* 1: chat -> messages, 0: messages -> chat */
 	const char *req;
-	const char *path;  /* checked in the output; NULL: must be refused */
-	const char *want;  /* JSON value expected at path; NULL: absent */
+	const char *path; /* checked in the output; NULL: must be refused */
+	const char *want; /* JSON value expected at path; NULL: absent */
 	const char *what;
 };
 
 static const struct req_case req_cases[] = {
 	{ 1, "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
 	  "max_tokens", "4096", "max_tokens defaults to 4096" },
-	{ 1, "{\"max_tokens\":100,\"max_completion_tokens\":200,\"messages\":"
+	{ 1,
+	  "{\"max_tokens\":100,\"max_completion_tokens\":200,\"messages\":"
 	  "[{\"role\":\"user\",\"content\":\"hi\"}]}",
 	  "max_tokens", "200", "max_completion_tokens wins over max_tokens" },
-	{ 1, "{\"temperature\":1.6,\"messages\":[{\"role\":\"user\","
-	  "\"content\":\"hi\"}]}", "temperature", "1",
-	  "temperature clamped to Anthropic's 1" },
-	{ 1, "{\"stop\":\"END\",\"messages\":[{\"role\":\"user\","
-	  "\"content\":\"hi\"}]}", "stop_sequences", "[\"END\"]",
-	  "stop string -> one stop sequence" },
-	{ 1, "{\"top_p\":0.5,\"messages\":[{\"role\":\"user\","
-	  "\"content\":\"hi\"}]}", "top_p", "0.5", "top_p alone kept" },
-	{ 1, "{\"stop\":[\"\\n\",\"END\",\"\",\" \\t\"],\"messages\":[{\"role\""
-	  ":\"user\",\"content\":\"hi\"}]}", "stop_sequences", "[\"END\"]",
+	{ 1,
+	  "{\"temperature\":1.6,\"messages\":[{\"role\":\"user\","
+	  "\"content\":\"hi\"}]}",
+	  "temperature", "1", "temperature clamped to Anthropic's 1" },
+	{ 1,
+	  "{\"stop\":\"END\",\"messages\":[{\"role\":\"user\","
+	  "\"content\":\"hi\"}]}",
+	  "stop_sequences", "[\"END\"]", "stop string -> one stop sequence" },
+	{ 1,
+	  "{\"top_p\":0.5,\"messages\":[{\"role\":\"user\","
+	  "\"content\":\"hi\"}]}",
+	  "top_p", "0.5", "top_p alone kept" },
+	{ 1,
+	  "{\"stop\":[\"\\n\",\"END\",\"\",\" \\t\"],\"messages\":[{\"role\""
+	  ":\"user\",\"content\":\"hi\"}]}",
+	  "stop_sequences", "[\"END\"]",
 	  "empty and white-space stop sequences dropped" },
-	{ 1, "{\"stop\":\"\\n\",\"max_tokens\":5,\"messages\":[{\"role\":"
-	  "\"user\",\"content\":\"hi\"}]}", "stop_sequences", NULL,
-	  "only white space: no stop_sequences" },
+	{ 1,
+	  "{\"stop\":\"\\n\",\"max_tokens\":5,\"messages\":[{\"role\":"
+	  "\"user\",\"content\":\"hi\"}]}",
+	  "stop_sequences", NULL, "only white space: no stop_sequences" },
 	{ 1, "{\"n\":1,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
 	  "messages", "[{\"role\":\"user\",\"content\":\"hi\"}]",
 	  "n = 1 accepted" },
-	{ 1, "{\"messages\":[{\"role\":\"system\",\"content\":\"S\"},"
-	  "{\"role\":\"user\",\"content\":\"hi\"}]}", "system", "\"S\"",
-	  "one system message -> string system" },
-	{ 1, "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"},"
+	{ 1,
+	  "{\"messages\":[{\"role\":\"system\",\"content\":\"S\"},"
+	  "{\"role\":\"user\",\"content\":\"hi\"}]}",
+	  "system", "\"S\"", "one system message -> string system" },
+	{ 1,
+	  "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"},"
 	  "{\"role\":\"system\",\"content\":\"late\"},{\"role\":\"user\","
-	  "\"content\":\"again\"}]}", "messages",
+	  "\"content\":\"again\"}]}",
+	  "messages",
 	  "[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":"
 	  "\"hi\"},{\"type\":\"text\",\"text\":\"again\"}]}]",
 	  "a system message between user turns is hoisted, the turns merge" },
-	{ 1, "{\"messages\":[{\"role\":\"user\",\"content\":\"q\"},"
+	{ 1,
+	  "{\"messages\":[{\"role\":\"user\",\"content\":\"q\"},"
 	  "{\"role\":\"assistant\",\"content\":\"\",\"tool_calls\":[{\"id\":"
 	  "\"functions.get:0\",\"type\":\"function\",\"function\":{\"name\":"
 	  "\"get\",\"arguments\":\"not json\"}}]},{\"role\":\"tool\","
 	  "\"tool_call_id\":\"functions.get:0\",\"content\":\"r\"}]}",
-	  "messages", "[{\"role\":\"user\",\"content\":\"q\"},{\"role\":"
+	  "messages",
+	  "[{\"role\":\"user\",\"content\":\"q\"},{\"role\":"
 	  "\"assistant\",\"content\":[{\"type\":\"tool_use\",\"id\":"
 	  "\"functions_get_0\",\"name\":\"get\",\"input\":{}}]},{\"role\":"
 	  "\"user\",\"content\":[{\"type\":\"tool_result\",\"tool_use_id\":"
 	  "\"functions_get_0\",\"content\":\"r\"}]}]",
 	  "ids made Anthropic-safe the same way; bad arguments -> {}; empty "
 	  "text skipped" },
-	{ 1, "{\"messages\":[{\"role\":\"user\",\"content\":\"q\"},"
+	{ 1,
+	  "{\"messages\":[{\"role\":\"user\",\"content\":\"q\"},"
 	  "{\"role\":\"assistant\",\"tool_calls\":[{\"id\":\"c1\",\"type\":"
 	  "\"function\",\"function\":{\"name\":\"f\",\"arguments\":"
-	  "\"[1,2]\"}}]}]}", "messages[1].content[0].input", "{}",
+	  "\"[1,2]\"}}]}]}",
+	  "messages[1].content[0].input", "{}",
 	  "arguments that are JSON but not an object -> {}" },
-	{ 1, "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"},"
+	{ 1,
+	  "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"},"
 	  "{\"role\":\"assistant\",\"content\":\"\"},{\"role\":\"user\","
-	  "\"content\":\"there\"}]}", "messages",
+	  "\"content\":\"there\"}]}",
+	  "messages",
 	  "[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":"
 	  "\"hi\"},{\"type\":\"text\",\"text\":\"there\"}]}]",
 	  "an empty assistant turn is dropped" },
-	{ 1, "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":"
+	{ 1,
+	  "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":"
 	  "\"file\",\"file\":{\"filename\":\"a.pdf\",\"file_data\":"
 	  "\"data:application/pdf;base64,JVBERi0=\"}}]}]}",
 	  "messages[0].content[0].source",
 	  "{\"type\":\"base64\",\"media_type\":\"application/pdf\","
-	  "\"data\":\"JVBERi0=\"}", "PDF file part -> document block" },
-	{ 1, "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":"
+	  "\"data\":\"JVBERi0=\"}",
+	  "PDF file part -> document block" },
+	{ 1,
+	  "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":"
 	  "\"image_url\",\"image_url\":{\"url\":\"data:image/jpeg;name=a.jpg;"
-	  "base64,/9j/\"}}]}]}", "messages[0].content[0].source",
+	  "base64,/9j/\"}}]}]}",
+	  "messages[0].content[0].source",
 	  "{\"type\":\"base64\",\"media_type\":\"image/jpeg\",\"data\":"
-	  "\"/9j/\"}", "data: URL with parameters: media type before them" },
+	  "\"/9j/\"}",
+	  "data: URL with parameters: media type before them" },
 	{ 1, "{\"n\":2,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
 	  NULL, NULL, "n = 2 refused" },
-	{ 1, "{\"functions\":[{\"name\":\"f\"}],\"messages\":[{\"role\":"
-	  "\"user\",\"content\":\"hi\"}]}", NULL, NULL,
-	  "legacy functions refused" },
-	{ 1, "{\"messages\":[{\"role\":\"function\",\"name\":\"f\","
-	  "\"content\":\"x\"}]}", NULL, NULL, "role function refused" },
-	{ 1, "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":"
+	{ 1,
+	  "{\"functions\":[{\"name\":\"f\"}],\"messages\":[{\"role\":"
+	  "\"user\",\"content\":\"hi\"}]}",
+	  NULL, NULL, "legacy functions refused" },
+	{ 1,
+	  "{\"messages\":[{\"role\":\"function\",\"name\":\"f\","
+	  "\"content\":\"x\"}]}",
+	  NULL, NULL, "role function refused" },
+	{ 1,
+	  "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":"
 	  "\"input_audio\",\"input_audio\":{\"data\":\"AAAA\",\"format\":"
-	  "\"wav\"}}]}]}", NULL, NULL, "audio input refused" },
-	{ 1, "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":"
+	  "\"wav\"}}]}]}",
+	  NULL, NULL, "audio input refused" },
+	{ 1,
+	  "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":"
 	  "\"image_url\",\"image_url\":{\"url\":\"data:image/png,abc\"}}]}]}",
 	  NULL, NULL, "non-base64 data: URL refused" },
 	{ 1, "{\"messages\":[{\"role\":\"tool\",\"content\":\"r\"}]}", NULL,
 	  NULL, "tool message without tool_call_id refused" },
-	{ 1, "{\"max_tokens\":0,\"messages\":[{\"role\":\"user\","
-	  "\"content\":\"hi\"}]}", NULL, NULL, "max_tokens 0 refused" },
-	{ 1, "{\"max_tokens\":\"12\",\"messages\":[{\"role\":\"user\","
-	  "\"content\":\"hi\"}]}", NULL, NULL, "max_tokens string refused" },
+	{ 1,
+	  "{\"max_tokens\":0,\"messages\":[{\"role\":\"user\","
+	  "\"content\":\"hi\"}]}",
+	  NULL, NULL, "max_tokens 0 refused" },
+	{ 1,
+	  "{\"max_tokens\":\"12\",\"messages\":[{\"role\":\"user\","
+	  "\"content\":\"hi\"}]}",
+	  NULL, NULL, "max_tokens string refused" },
 	{ 1, "{\"messages\":[]}", NULL, NULL, "empty messages refused" },
-	{ 1, "{\"messages\":[{\"role\":\"assistant\",\"content\":\"\"}]}",
-	  NULL, NULL, "no content at all refused" },
+	{ 1, "{\"messages\":[{\"role\":\"assistant\",\"content\":\"\"}]}", NULL,
+	  NULL, "no content at all refused" },
 	{ 1, "[1,2]", NULL, NULL, "array body refused" },
-	{ 1, "{\"stop\":7,\"messages\":[{\"role\":\"user\",\"content\":"
-	  "\"hi\"}]}", NULL, NULL, "numeric stop refused" },
-	{ 0, "{\"max_tokens\":9,\"messages\":[{\"role\":\"user\",\"content\":"
+	{ 1,
+	  "{\"stop\":7,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
+	  NULL, NULL, "numeric stop refused" },
+	{ 0,
+	  "{\"max_tokens\":9,\"messages\":[{\"role\":\"user\",\"content\":"
 	  "[{\"type\":\"document\",\"source\":{\"type\":\"text\",\"media_type\""
-	  ":\"text/plain\",\"data\":\"doc text\"}}]}]}", "messages[0].content",
-	  "\"doc text\"", "text document -> text" },
-	{ 0, "{\"max_tokens\":9,\"messages\":[{\"role\":\"assistant\","
+	  ":\"text/plain\",\"data\":\"doc text\"}}]}]}",
+	  "messages[0].content", "\"doc text\"", "text document -> text" },
+	{ 0,
+	  "{\"max_tokens\":9,\"messages\":[{\"role\":\"assistant\","
 	  "\"content\":[{\"type\":\"tool_use\",\"id\":\"t1\",\"name\":\"f\","
-	  "\"input\":{}}]}]}", "messages[0]",
+	  "\"input\":{}}]}]}",
+	  "messages[0]",
 	  "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":"
 	  "\"t1\",\"type\":\"function\",\"function\":{\"name\":\"f\","
-	  "\"arguments\":\"{}\"}}]}", "tool_use only -> content null" },
-	{ 0, "{\"max_tokens\":9,\"messages\":[{\"role\":\"user\",\"content\":"
+	  "\"arguments\":\"{}\"}}]}",
+	  "tool_use only -> content null" },
+	{ 0,
+	  "{\"max_tokens\":9,\"messages\":[{\"role\":\"user\",\"content\":"
 	  "[{\"type\":\"tool_result\",\"tool_use_id\":\"t1\",\"content\":"
 	  "[{\"type\":\"text\",\"text\":\"see\"},{\"type\":\"image\","
 	  "\"source\":{\"type\":\"url\",\"url\":\"https://x/y.png\"}}]}]}]}",
-	  "messages", "[{\"role\":\"tool\",\"tool_call_id\":\"t1\","
+	  "messages",
+	  "[{\"role\":\"tool\",\"tool_call_id\":\"t1\","
 	  "\"content\":\"see\"},{\"role\":\"user\",\"content\":[{\"type\":"
 	  "\"image_url\",\"image_url\":{\"url\":\"https://x/y.png\"}}]}]",
 	  "an image in a tool result moves to the next user message" },
-	{ 0, "{\"max_tokens\":9,\"messages\":[{\"role\":\"user\",\"content\":"
+	{ 0,
+	  "{\"max_tokens\":9,\"messages\":[{\"role\":\"user\",\"content\":"
 	  "\"hi\"}],\"tools\":[{\"type\":\"web_search_20250305\",\"name\":"
-	  "\"web_search\"}]}", NULL, NULL, "server tools refused" },
-	{ 0, "{\"max_tokens\":9,\"messages\":[{\"role\":\"assistant\","
+	  "\"web_search\"}]}",
+	  NULL, NULL, "server tools refused" },
+	{ 0,
+	  "{\"max_tokens\":9,\"messages\":[{\"role\":\"assistant\","
 	  "\"content\":[{\"type\":\"server_tool_use\",\"id\":\"s\",\"name\":"
-	  "\"web_search\",\"input\":{}}]}]}", NULL, NULL,
-	  "server tool blocks refused" },
-	{ 0, "{\"max_tokens\":9,\"messages\":[{\"role\":\"robot\","
-	  "\"content\":\"x\"}]}", NULL, NULL, "unknown role refused" },
-	{ 0, "{\"max_tokens\":-1,\"messages\":[{\"role\":\"user\","
-	  "\"content\":\"x\"}]}", NULL, NULL, "negative max_tokens refused" },
+	  "\"web_search\",\"input\":{}}]}]}",
+	  NULL, NULL, "server tool blocks refused" },
+	{ 0,
+	  "{\"max_tokens\":9,\"messages\":[{\"role\":\"robot\","
+	  "\"content\":\"x\"}]}",
+	  NULL, NULL, "unknown role refused" },
+	{ 0,
+	  "{\"max_tokens\":-1,\"messages\":[{\"role\":\"user\","
+	  "\"content\":\"x\"}]}",
+	  NULL, NULL, "negative max_tokens refused" },
 	{ 0, "\"text\"", NULL, NULL, "string body refused" },
 };
 
@@ -464,9 +515,10 @@ test_request_cases(void)
 		char *cause = NULL;
 		size_t len = 0;
 
-		out = take(c->to_messages ?
-			   tr_chat_to_messages(req, "m", &len, &cause) :
-			   tr_messages_to_chat(req, "m", 1, &len, &cause),
+		out = take(c->to_messages
+				   ? tr_chat_to_messages(req, "m", &len, &cause)
+				   : tr_messages_to_chat(req, "m", 1, &len,
+							 &cause),
 			   &len);
 		if (c->path == NULL) {
 			ok(out == NULL && cause != NULL && *cause != '\0',
@@ -492,8 +544,6 @@ test_request_cases(void)
 	}
 }
 
-
-
 /* chat -> messages -> chat and messages -> chat -> messages keep what
  * both wires can say. */
 static void
@@ -501,8 +551,7 @@ test_round_trip(void)
 {
 	cJSON *chat = J(
 		"{\"model\":\"gpt-4o\",\"max_tokens\":300,\"temperature\":0.5,"
-		"\"stop\":[\"END\",\"STOP\"],\"stream\":true,"
-		"\"messages\":["
+		"\"stop\":[\"END\",\"STOP\"],\"stream\":true,\"messages\":["
 		"{\"role\":\"system\",\"content\":\"Be brief.\"},"
 		"{\"role\":\"user\",\"content\":\"Weather in Paris?\"},"
 		"{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id"
@@ -544,12 +593,15 @@ test_round_trip(void)
 		"\"tool_choice\":{\"type\":\"any\",\"disable_parallel_tool_use"
 		"\":true},\"metadata\":{\"user_id\":\"u-9\"}}");
 	static const char *const chat_keys[] = {
-		"messages", "tools", "tool_choice", "stop", "temperature",
-		"max_tokens", "stream", "parallel_tool_calls", "user",
+		"messages",    "tools",
+		"tool_choice", "stop",
+		"temperature", "max_tokens",
+		"stream",      "parallel_tool_calls",
+		"user",
 	};
 	static const char *const msg_keys[] = {
-		"system", "messages", "tools", "tool_choice", "stop_sequences",
-		"temperature", "max_tokens", "metadata",
+		"system",         "messages",    "tools",      "tool_choice",
+		"stop_sequences", "temperature", "max_tokens", "metadata",
 	};
 	cJSON *mid, *back;
 	size_t len;
@@ -562,7 +614,8 @@ test_round_trip(void)
 	ok(back != NULL, "chat -> messages -> chat");
 	for (size_t i = 0; i < sizeof(chat_keys) / sizeof(chat_keys[0]); i++)
 		ok(cJSON_Compare(jp(chat, chat_keys[i]), jp(back, chat_keys[i]),
-				 1), "round trip keeps %s", chat_keys[i]);
+				 1),
+		   "round trip keeps %s", chat_keys[i]);
 	is_int(cJSON_GetArraySize(back), cJSON_GetArraySize(chat),
 	       "round trip adds no field");
 	cJSON_Delete(mid);

@@ -20,8 +20,9 @@ test_anthropic_response(void)
 	char *cause = NULL;
 	size_t len = 0;
 
-	out = take(tr_messages_resp_to_chat(in, "my-model", CREATED, &len,
-					    &cause), &len);
+	out = take(
+		tr_messages_resp_to_chat(in, "my-model", CREATED, &len, &cause),
+		&len);
 	ok(out != NULL, "anthropic-messages.json -> chat.completion");
 	is_str(js(out, "id"), "chatcmpl-msg_01XFDUDYJgAACzvnptvVoYEL",
 	       "id is chatcmpl- + message id");
@@ -46,14 +47,15 @@ test_anthropic_response(void)
 	usage_from_body(in, WIRE_ANTHROPIC, FLAVOR_ANTHROPIC, &ui);
 	usage_from_body(out, WIRE_OPENAI_CHAT, FLAVOR_OPENAI, &uo);
 	ok(ui.prompt == uo.prompt && ui.completion == uo.completion &&
-	   ui.cached == uo.cached,
+		   ui.cached == uo.cached,
 	   "usage.c meters the translation as the original");
 	cJSON_Delete(out);
 	cJSON_Delete(in);
 
 	in = load_json("../extra/anthropic-tools.json");
-	out = take(tr_messages_resp_to_chat(in, "my-model", CREATED, &len,
-					    NULL), &len);
+	out = take(
+		tr_messages_resp_to_chat(in, "my-model", CREATED, &len, NULL),
+		&len);
 	is_str(js(out, "choices[0].message.content"),
 	       "I'll check the current weather in both cities.",
 	       "text next to tool calls");
@@ -66,7 +68,8 @@ test_anthropic_response(void)
 	is_str(js(out, "choices[0].message.tool_calls[1].function.name"),
 	       "get_weather", "tool call name");
 	ok(json_text_eq(js(out, "choices[0].message.tool_calls[1]."
-			   "function.arguments"), jp(in, "content[2].input")),
+				"function.arguments"),
+			jp(in, "content[2].input")),
 	   "nested input -> arguments JSON string");
 	is_str(js(out, "choices[0].finish_reason"), "tool_calls",
 	       "tool_use -> tool_calls");
@@ -76,8 +79,6 @@ test_anthropic_response(void)
 	cJSON_Delete(out);
 	cJSON_Delete(in);
 }
-
-
 
 /* Every OpenAI-shaped chat fixture -> Anthropic message keeps the text
  * and the usage. */
@@ -134,7 +135,8 @@ test_chat_responses(void)
 	is_str(js(out, "content[0].id"), "call_8Xq2mLw9ZpT4vB1nR6yK3dHs", "id");
 	is_str(js(out, "content[1].name"), "get_weather", "name");
 	ok(json_text_eq(js(in, "choices[0].message.tool_calls[1].function."
-			   "arguments"), jp(out, "content[1].input")),
+			       "arguments"),
+			jp(out, "content[1].input")),
 	   "arguments parsed into input");
 	is_str(js(out, "stop_reason"), "tool_use", "tool_calls -> tool_use");
 	is_int(ji(out, "usage.input_tokens"), 472, "input 1496 - 1024");
@@ -151,7 +153,8 @@ test_chat_responses(void)
 		usage_from_body(in, WIRE_OPENAI_CHAT, files[i].flavor, &ui);
 		usage_from_body(out, WIRE_ANTHROPIC, FLAVOR_ANTHROPIC, &uo);
 		ok(ui.present && ui.prompt == uo.prompt &&
-		   ui.completion == uo.completion && ui.cached == uo.cached,
+			   ui.completion == uo.completion &&
+			   ui.cached == uo.cached,
 		   "%s: usage %lld/%lld/%lld metered the same once translated",
 		   files[i].file, (long long)ui.prompt,
 		   (long long)ui.completion, (long long)ui.cached);
@@ -160,20 +163,23 @@ test_chat_responses(void)
 	}
 }
 
-
-
 static void
 test_stop_reasons(void)
 {
 	static const char *const a2c[][2] = {
-		{ "end_turn", "stop" }, { "stop_sequence", "stop" },
-		{ "max_tokens", "length" }, { "tool_use", "tool_calls" },
-		{ "pause_turn", "stop" }, { "refusal", "content_filter" },
+		{ "end_turn", "stop" },
+		{ "stop_sequence", "stop" },
+		{ "max_tokens", "length" },
+		{ "tool_use", "tool_calls" },
+		{ "pause_turn", "stop" },
+		{ "refusal", "content_filter" },
 		{ "model_context_window_exceeded", "length" },
 	};
 	static const char *const c2a[][2] = {
-		{ "stop", "end_turn" }, { "length", "max_tokens" },
-		{ "tool_calls", "tool_use" }, { "function_call", "tool_use" },
+		{ "stop", "end_turn" },
+		{ "length", "max_tokens" },
+		{ "tool_calls", "tool_use" },
+		{ "function_call", "tool_use" },
 		{ "content_filter", "end_turn" },
 	};
 	char buf[256];
@@ -182,9 +188,11 @@ test_stop_reasons(void)
 	for (size_t i = 0; i < sizeof(a2c) / sizeof(a2c[0]); i++) {
 		cJSON *in, *out;
 
-		snprintf(buf, sizeof(buf), "{\"id\":\"msg_1\",\"type\":"
+		snprintf(buf, sizeof(buf),
+			 "{\"id\":\"msg_1\",\"type\":"
 			 "\"message\",\"content\":[],\"stop_reason\":\"%s\","
-			 "\"usage\":{}}", a2c[i][0]);
+			 "\"usage\":{}}",
+			 a2c[i][0]);
 		in = J(buf);
 		out = take(tr_messages_resp_to_chat(in, "m", 0, &len, NULL),
 			   &len);
@@ -197,9 +205,11 @@ test_stop_reasons(void)
 	for (size_t i = 0; i < sizeof(c2a) / sizeof(c2a[0]); i++) {
 		cJSON *in, *out;
 
-		snprintf(buf, sizeof(buf), "{\"id\":\"x\",\"choices\":[{"
+		snprintf(buf, sizeof(buf),
+			 "{\"id\":\"x\",\"choices\":[{"
 			 "\"message\":{\"role\":\"assistant\",\"content\":"
-			 "\"a\"},\"finish_reason\":\"%s\"}]}", c2a[i][0]);
+			 "\"a\"},\"finish_reason\":\"%s\"}]}",
+			 c2a[i][0]);
 		in = J(buf);
 		out = take(tr_chat_resp_to_messages(in, "m", &len, NULL), &len);
 		is_str(js(out, "stop_reason"), c2a[i][1],
@@ -210,19 +220,20 @@ test_stop_reasons(void)
 	}
 }
 
-
-
 static void
 test_bad_responses(void)
 {
 	static const char *const bad_a[] = {
 		"{\"type\":\"error\",\"error\":{\"type\":\"api_error\"}}",
 		"{\"id\":\"m\",\"type\":\"message\"}",
-		"[]", "null",
+		"[]",
+		"null",
 	};
 	static const char *const bad_c[] = {
-		"{\"choices\":[]}", "{\"choices\":{\"message\":{}}}",
-		"{\"error\":{\"message\":\"x\"}}", "7",
+		"{\"choices\":[]}",
+		"{\"choices\":{\"message\":{}}}",
+		"{\"error\":{\"message\":\"x\"}}",
+		"7",
 	};
 	size_t len;
 
@@ -250,12 +261,11 @@ test_bad_responses(void)
 	}
 }
 
-
 struct err_case {
 	const char *file;
 	int status;
 	const char *type;
-	const char *code;   /* NULL: null */
+	const char *code; /* NULL: null */
 };
 
 static void
@@ -309,8 +319,9 @@ test_errors(void)
 		char *body = read_fixture(to_chat[i].file, &flen);
 		cJSON *in = cJSON_Parse(body), *out;
 
-		out = take(tr_error_to_chat(to_chat[i].status, body, flen,
-					    &len), &len);
+		out = take(
+			tr_error_to_chat(to_chat[i].status, body, flen, &len),
+			&len);
 		is_str(js(out, "error.type"), to_chat[i].type, "%s: type",
 		       to_chat[i].file);
 		if (to_chat[i].code)
@@ -334,9 +345,10 @@ test_errors(void)
 		cJSON *in = cJSON_Parse(body), *out;
 
 		out = take(tr_error_to_messages(to_msg[i].status, body, flen,
-						&len), &len);
-		is_str(js(out, "type"), "error",
-		       "%s: envelope", to_msg[i].file);
+						&len),
+			   &len);
+		is_str(js(out, "type"), "error", "%s: envelope",
+		       to_msg[i].file);
 		is_str(js(out, "error.type"), to_msg[i].type, "%s: type",
 		       to_msg[i].file);
 		is_str(js(out, "error.message"), js(in, "error.message"),
@@ -353,8 +365,9 @@ test_errors(void)
 					   "</html>\r\n";
 		cJSON *out;
 
-		out = take(tr_error_to_messages(502, html, sizeof(html) - 1,
-						&len), &len);
+		out = take(
+			tr_error_to_messages(502, html, sizeof(html) - 1, &len),
+			&len);
 		is_str(js(out, "error.type"), "api_error", "502 -> api_error");
 		is_str(js(out, "error.message"),
 		       "<html><body>502 Bad Gateway</body></html>",

@@ -46,8 +46,9 @@ test_stream_a2c(const char *file, const char *msg_id)
 	       "%s: and empty content", file);
 	cJSON_Delete(first);
 	is_str(text_of(&got), text_of(&src), "%s: text reassembled", file);
-	ok(tools_eq(&src, &got), "%s: %d tool calls reassembled (id, name, "
-	   "arguments)", file, src.ntools);
+	ok(tools_eq(&src, &got),
+	   "%s: %d tool calls reassembled (id, name, arguments)", file,
+	   src.ntools);
 	is_str(got.finish, src.ntools ? "tool_calls" : "stop",
 	       "%s: finish_reason", file);
 	ok(got.done, "%s: ends with [DONE]", file);
@@ -57,9 +58,9 @@ test_stream_a2c(const char *file, const char *msg_id)
 	us = meter(&in, WIRE_ANTHROPIC, FLAVOR_ANTHROPIC);
 	uc = meter(&outev, WIRE_OPENAI_CHAT, FLAVOR_OPENAI);
 	ok(us.last.present && uc.last.present &&
-	   us.last.prompt == uc.last.prompt &&
-	   us.last.completion == uc.last.completion &&
-	   us.last.cached == uc.last.cached,
+		   us.last.prompt == uc.last.prompt &&
+		   us.last.completion == uc.last.completion &&
+		   us.last.cached == uc.last.cached,
 	   "%s: client-side usage %lld/%lld equals upstream %lld/%lld", file,
 	   (long long)uc.last.prompt, (long long)uc.last.completion,
 	   (long long)us.last.prompt, (long long)us.last.completion);
@@ -135,10 +136,10 @@ test_stream_c2a(const struct c2a_case *c)
 	ok(got.order_ok, "%s: events in Anthropic's order", c->file);
 	first = outev.n > 0 ? cJSON_Parse(outev.v[0].data) : NULL;
 	ok(js(first, "message.id") != NULL &&
-	   strncmp(js(first, "message.id"), "msg_", 4) == 0 &&
-	   strcmp(js(first, "message.model"), "client-model") == 0 &&
-	   strcmp(js(first, "message.role"), "assistant") == 0 &&
-	   jsize(first, "message.content") == 0,
+		   strncmp(js(first, "message.id"), "msg_", 4) == 0 &&
+		   strcmp(js(first, "message.model"), "client-model") == 0 &&
+		   strcmp(js(first, "message.role"), "assistant") == 0 &&
+		   jsize(first, "message.content") == 0,
 	   "%s: message_start with msg_ id, client model, empty content",
 	   c->file);
 	cJSON_Delete(first);
@@ -151,8 +152,8 @@ test_stream_c2a(const struct c2a_case *c)
 	ua = meter(&outev, WIRE_ANTHROPIC, FLAVOR_ANTHROPIC);
 	if (us.last.present)
 		ok(ua.last.prompt == us.last.prompt &&
-		   ua.last.completion == us.last.completion &&
-		   ua.last.cached == us.last.cached,
+			   ua.last.completion == us.last.completion &&
+			   ua.last.cached == us.last.cached,
 		   "%s: client-side usage %lld/%lld equals upstream %lld/%lld",
 		   c->file, (long long)ua.last.prompt,
 		   (long long)ua.last.completion, (long long)us.last.prompt,
@@ -176,25 +177,28 @@ test_stream_c2a(const struct c2a_case *c)
 }
 
 /* Feeds a NUL-terminated event. */
-#define FEED(tr, name, s, out) tr_stream_event((tr), (name), (s), strlen(s), \
-					       (out))
+#define FEED(tr, name, s, out)                                                 \
+	tr_stream_event((tr), (name), (s), strlen(s), (out))
 
 /* Errors inside streams, and events that are not JSON. */
 static void
 test_stream_errors(void)
 {
-	static const char start[] = "{\"type\":\"message_start\",\"message\":"
+	static const char start[] =
+		"{\"type\":\"message_start\",\"message\":"
 		"{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\","
 		"\"content\":[],\"usage\":{\"input_tokens\":3,"
 		"\"output_tokens\":1}}}";
-	static const char err[] = "{\"type\":\"error\",\"error\":{\"type\":"
+	static const char err[] =
+		"{\"type\":\"error\",\"error\":{\"type\":"
 		"\"overloaded_error\",\"message\":\"Overloaded\"}}";
-	static const char chunk[] = "{\"id\":\"chatcmpl-1\",\"object\":"
+	static const char chunk[] =
+		"{\"id\":\"chatcmpl-1\",\"object\":"
 		"\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":"
 		"{\"content\":\"Hi\"},\"finish_reason\":null}]}";
 	static const char cerr[] = "{\"error\":{\"message\":\"Rate limit "
-		"reached\",\"type\":\"requests\",\"code\":"
-		"\"rate_limit_exceeded\"}}";
+				   "reached\",\"type\":\"requests\",\"code\":"
+				   "\"rate_limit_exceeded\"}}";
 	struct buf out = { 0 };
 	struct tr_stream *tr;
 	struct evs ev;
@@ -202,30 +206,31 @@ test_stream_errors(void)
 	size_t before;
 
 	tr = tr_stream_new(TR_ANTHROPIC_TO_CHAT, "m", 1, 0);
-	ok(FEED(tr, "message_start", start, &out)
-	   == 0, "message_start");
+	ok(FEED(tr, "message_start", start, &out) == 0, "message_start");
 	before = out.len;
-	ok(FEED(tr, "ping", "not json", &out) == -1 &&
-	   out.len == before, "non-JSON event: -1, nothing written");
-	ok(FEED(tr, "x", "{\"type\":\"ping\"} trailing", &out)
-	   == -1 && out.len == before, "trailing bytes: -1");
+	ok(FEED(tr, "ping", "not json", &out) == -1 && out.len == before,
+	   "non-JSON event: -1, nothing written");
+	ok(FEED(tr, "x", "{\"type\":\"ping\"} trailing", &out) == -1 &&
+		   out.len == before,
+	   "trailing bytes: -1");
 	ok(FEED(tr, "content_block_delta",
 		"{\"type\":\"content_block_delta\",\"index\":\"0\"}",
-		&out) == -1 && out.len == before,
+		&out) == -1 &&
+		   out.len == before,
 	   "bad index: -1, nothing written");
-	ok(FEED(tr, "error", err, &out) == 0,
-	   "error event");
+	ok(FEED(tr, "error", err, &out) == 0, "error event");
 	ok(tr_stream_done(tr), "an error event ends the stream");
 	parse_sse(out.data, out.len, &ev);
 	e = ev.n == 2 ? cJSON_Parse(ev.v[1].data) : NULL;
 	is_str(js(e, "error.message"), "Overloaded", "error message passed on");
 	is_str(js(e, "error.type"), "overloaded_error", "error type");
 	ok(cJSON_IsNull(jp(e, "error.param")) &&
-	   cJSON_IsNull(jp(e, "error.code")), "param and code null");
+		   cJSON_IsNull(jp(e, "error.code")),
+	   "param and code null");
 	ok(strstr(out.data, "[DONE]") == NULL, "no [DONE] after an error");
 	before = out.len;
 	ok(FEED(tr, "message_stop", "{\"type\":\"message_stop\"}", &out) == 0 &&
-	   out.len == before,
+		   out.len == before,
 	   "events after the end ignored");
 	cJSON_Delete(e);
 	evs_free(&ev);
@@ -233,17 +238,18 @@ test_stream_errors(void)
 
 	buf_reset(&out, 0);
 	tr = tr_stream_new(TR_CHAT_TO_ANTHROPIC, "m", 0, 0);
-	ok(FEED(tr, NULL, chunk, &out) == 0,
-	   "text chunk");
+	ok(FEED(tr, NULL, chunk, &out) == 0, "text chunk");
 	before = out.len;
-	ok(FEED(tr, NULL, "{\"choices\":[{\"delta\":{\"tool_calls\":"
+	ok(FEED(tr, NULL,
+		"{\"choices\":[{\"delta\":{\"tool_calls\":"
 		"[{\"index\":-1,\"id\":\"c\",\"function\":{\"name\":"
-		"\"f\"}}]}}]}", &out) == -1 && out.len == before,
+		"\"f\"}}]}}]}",
+		&out) == -1 &&
+		   out.len == before,
 	   "negative tool index: -1, nothing written");
-	ok(FEED(tr, NULL, "{\"choices\":7}", &out) == -1 &&
-	   out.len == before, "choices not an array: -1");
-	ok(FEED(tr, NULL, cerr, &out) == 0,
-	   "error chunk");
+	ok(FEED(tr, NULL, "{\"choices\":7}", &out) == -1 && out.len == before,
+	   "choices not an array: -1");
+	ok(FEED(tr, NULL, cerr, &out) == 0, "error chunk");
 	ok(tr_stream_done(tr), "an error chunk ends the stream");
 	parse_sse(out.data, out.len, &ev);
 	is_str(ev.n > 0 ? ev.v[ev.n - 1].name : NULL, "error", "event: error");
@@ -260,8 +266,8 @@ test_stream_errors(void)
 	/* [DONE] alone still gives a complete (empty) message. */
 	buf_reset(&out, 0);
 	tr = tr_stream_new(TR_CHAT_TO_ANTHROPIC, "m", 0, 0);
-	ok(FEED(tr, NULL, "[DONE]", &out) == 0 &&
-	   tr_stream_done(tr), "[DONE] with nothing before");
+	ok(FEED(tr, NULL, "[DONE]", &out) == 0 && tr_stream_done(tr),
+	   "[DONE] with nothing before");
 	parse_sse(out.data, out.len, &ev);
 	is_int(ev.n, 3, "message_start, message_delta, message_stop");
 	evs_free(&ev);
@@ -269,17 +275,17 @@ test_stream_errors(void)
 	buf_free(&out);
 }
 
-
-
 /* The Anthropic type given to an error met inside a chat stream. */
 static void
 test_stream_error_types(void)
 {
 	static const char *const cases[][2] = {
 		{ "{\"message\":\"m\",\"type\":\"invalid_request_error\","
-		  "\"code\":\"invalid_api_key\"}", "authentication_error" },
+		  "\"code\":\"invalid_api_key\"}",
+		  "authentication_error" },
 		{ "{\"message\":\"m\",\"type\":\"insufficient_quota\","
-		  "\"code\":\"insufficient_quota\"}", "rate_limit_error" },
+		  "\"code\":\"insufficient_quota\"}",
+		  "rate_limit_error" },
 		{ "{\"message\":\"m\",\"code\":\"429\"}", "rate_limit_error" },
 		{ "{\"message\":\"m\",\"code\":529}", "overloaded_error" },
 		{ "{\"message\":\"m\",\"type\":\"invalid_request_error\"}",
@@ -291,8 +297,8 @@ test_stream_error_types(void)
 	char buf[256];
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct tr_stream *tr = tr_stream_new(TR_CHAT_TO_ANTHROPIC, "m",
-						     0, 0);
+		struct tr_stream *tr =
+			tr_stream_new(TR_CHAT_TO_ANTHROPIC, "m", 0, 0);
 		struct buf out = { 0 };
 		struct evs ev;
 		cJSON *e;

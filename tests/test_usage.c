@@ -33,60 +33,60 @@ struct success_case {
 };
 
 static const struct success_case successes[] = {
-	{ "openai-chat.json", WIRE_OPENAI_CHAT, FLAVOR_OPENAI,
-	  1200, 85, 1024, 0, 0, 1285, 0, 0, 0 },
-	{ "openai-chat-reasoning.json", WIRE_OPENAI_CHAT, FLAVOR_OPENAI,
-	  30, 210, 0, 0, 192, 240, 0, 0, 0 },
-	{ "openai-chat-stream.sse", WIRE_OPENAI_CHAT, FLAVOR_OPENAI,
-	  25, 9, 0, 0, 0, 34, EV(4), EV(4), EV(5) },
-	{ "openai-completions.json", WIRE_OPENAI_COMPLETIONS, FLAVOR_OPENAI,
-	  5, 7, 0, 0, 0, 12, 0, 0, 0 },
+	{ "openai-chat.json", WIRE_OPENAI_CHAT, FLAVOR_OPENAI, 1200, 85, 1024,
+	  0, 0, 1285, 0, 0, 0 },
+	{ "openai-chat-reasoning.json", WIRE_OPENAI_CHAT, FLAVOR_OPENAI, 30,
+	  210, 0, 0, 192, 240, 0, 0, 0 },
+	{ "openai-chat-stream.sse", WIRE_OPENAI_CHAT, FLAVOR_OPENAI, 25, 9, 0,
+	  0, 0, 34, EV(4), EV(4), EV(5) },
+	{ "openai-completions.json", WIRE_OPENAI_COMPLETIONS, FLAVOR_OPENAI, 5,
+	  7, 0, 0, 0, 12, 0, 0, 0 },
 	{ "openai-completions-stream.sse", WIRE_OPENAI_COMPLETIONS,
 	  FLAVOR_OPENAI, 6, 7, 0, 0, 0, 13, EV(3), EV(3), EV(4) },
-	{ "openai-embeddings.json", WIRE_OPENAI_EMBEDDINGS, FLAVOR_OPENAI,
-	  16, 0, 0, 0, 0, 16, 0, 0, 0 },
-	{ "openai-responses.json", WIRE_OPENAI_RESPONSES, FLAVOR_OPENAI,
-	  1320, 310, 1024, 0, 256, 1630, 0, 0, 0 },
+	{ "openai-embeddings.json", WIRE_OPENAI_EMBEDDINGS, FLAVOR_OPENAI, 16,
+	  0, 0, 0, 0, 16, 0, 0, 0 },
+	{ "openai-responses.json", WIRE_OPENAI_RESPONSES, FLAVOR_OPENAI, 1320,
+	  310, 1024, 0, 256, 1630, 0, 0, 0 },
 	{ "openai-responses-stream.sse", WIRE_OPENAI_RESPONSES, FLAVOR_OPENAI,
 	  37, 11, 0, 0, 0, 48, EV(9), 0, EV(9) },
-	{ "azure-openai-chat.json", WIRE_OPENAI_CHAT, FLAVOR_AZURE,
-	  48, 112, 0, 0, 0, 160, 0, 0, 0 },
-	{ "azure-openai-chat-stream.sse", WIRE_OPENAI_CHAT, FLAVOR_AZURE,
-	  22, 8, 0, 0, 0, 30, EV(5), EV(5), EV(6) },
-	{ "anthropic-messages.json", WIRE_ANTHROPIC, FLAVOR_ANTHROPIC,
-	  2098, 120, 2048, 0, 0, 2218, 0, 0, 0 },
+	{ "azure-openai-chat.json", WIRE_OPENAI_CHAT, FLAVOR_AZURE, 48, 112, 0,
+	  0, 0, 160, 0, 0, 0 },
+	{ "azure-openai-chat-stream.sse", WIRE_OPENAI_CHAT, FLAVOR_AZURE, 22, 8,
+	  0, 0, 0, 30, EV(5), EV(5), EV(6) },
+	{ "anthropic-messages.json", WIRE_ANTHROPIC, FLAVOR_ANTHROPIC, 2098,
+	  120, 2048, 0, 0, 2218, 0, 0, 0 },
 	{ "anthropic-messages-stream.sse", WIRE_ANTHROPIC, FLAVOR_ANTHROPIC,
 	  1525, 42, 0, 1500, 0, 1567, EV(0) | EV(6), 0, EV(7) },
-	{ "zhipu-chat.json", WIRE_OPENAI_CHAT, FLAVOR_ZHIPU,
-	  16, 44, 0, 0, 0, 60, 0, 0, 0 },
-	{ "zhipu-chat-stream.sse", WIRE_OPENAI_CHAT, FLAVOR_ZHIPU,
-	  16, 38, 0, 0, 0, 54, EV(3), 0, EV(4) },
-	{ "dashscope-chat.json", WIRE_OPENAI_CHAT, FLAVOR_DASHSCOPE,
-	  30, 12, 0, 0, 0, 42, 0, 0, 0 },
-	{ "dashscope-chat-stream.sse", WIRE_OPENAI_CHAT, FLAVOR_DASHSCOPE,
-	  26, 13, 0, 0, 0, 39, EV(4), EV(4), EV(5) },
-	{ "qianfan-chat.json", WIRE_OPENAI_CHAT, FLAVOR_QIANFAN,
-	  8, 21, 0, 0, 0, 29, 0, 0, 0 },
-	{ "qianfan-chat-stream.sse", WIRE_OPENAI_CHAT, FLAVOR_QIANFAN,
-	  3, 11, 0, 0, 0, 14, EV(2), 0, EV(3) },
-	{ "baichuan-chat.json", WIRE_OPENAI_CHAT, FLAVOR_BAICHUAN,
-	  9, 14, 0, 0, 0, 23, 0, 0, 0 },
-	{ "baichuan-chat-stream.sse", WIRE_OPENAI_CHAT, FLAVOR_BAICHUAN,
-	  9, 12, 0, 0, 0, 21, EV(2), 0, EV(3) },
-	{ "yi-chat.json", WIRE_OPENAI_CHAT, FLAVOR_YI,
-	  14, 31, 0, 0, 0, 45, 0, 0, 0 },
-	{ "yi-chat-stream.sse", WIRE_OPENAI_CHAT, FLAVOR_YI,
-	  17, 6, 0, 0, 0, 23, EV(3), 0, EV(4) },
-	{ "moonshot-chat.json", WIRE_OPENAI_CHAT, FLAVOR_MOONSHOT,
-	  19, 21, 0, 0, 0, 40, 0, 0, 0 },
-	{ "moonshot-chat-stream.sse", WIRE_OPENAI_CHAT, FLAVOR_MOONSHOT,
-	  19, 13, 0, 0, 0, 32, EV(3), 0, EV(4) },
-	{ "deepseek-chat.json", WIRE_OPENAI_CHAT, FLAVOR_DEEPSEEK,
-	  1100, 50, 1024, 0, 0, 1150, 0, 0, 0 },
-	{ "deepseek-reasoner-chat.json", WIRE_OPENAI_CHAT, FLAVOR_DEEPSEEK,
-	  18, 230, 0, 0, 205, 248, 0, 0, 0 },
-	{ "deepseek-chat-stream.sse", WIRE_OPENAI_CHAT, FLAVOR_DEEPSEEK,
-	  11, 11, 0, 0, 0, 22, EV(4), 0, EV(5) },
+	{ "zhipu-chat.json", WIRE_OPENAI_CHAT, FLAVOR_ZHIPU, 16, 44, 0, 0, 0,
+	  60, 0, 0, 0 },
+	{ "zhipu-chat-stream.sse", WIRE_OPENAI_CHAT, FLAVOR_ZHIPU, 16, 38, 0, 0,
+	  0, 54, EV(3), 0, EV(4) },
+	{ "dashscope-chat.json", WIRE_OPENAI_CHAT, FLAVOR_DASHSCOPE, 30, 12, 0,
+	  0, 0, 42, 0, 0, 0 },
+	{ "dashscope-chat-stream.sse", WIRE_OPENAI_CHAT, FLAVOR_DASHSCOPE, 26,
+	  13, 0, 0, 0, 39, EV(4), EV(4), EV(5) },
+	{ "qianfan-chat.json", WIRE_OPENAI_CHAT, FLAVOR_QIANFAN, 8, 21, 0, 0, 0,
+	  29, 0, 0, 0 },
+	{ "qianfan-chat-stream.sse", WIRE_OPENAI_CHAT, FLAVOR_QIANFAN, 3, 11, 0,
+	  0, 0, 14, EV(2), 0, EV(3) },
+	{ "baichuan-chat.json", WIRE_OPENAI_CHAT, FLAVOR_BAICHUAN, 9, 14, 0, 0,
+	  0, 23, 0, 0, 0 },
+	{ "baichuan-chat-stream.sse", WIRE_OPENAI_CHAT, FLAVOR_BAICHUAN, 9, 12,
+	  0, 0, 0, 21, EV(2), 0, EV(3) },
+	{ "yi-chat.json", WIRE_OPENAI_CHAT, FLAVOR_YI, 14, 31, 0, 0, 0, 45, 0,
+	  0, 0 },
+	{ "yi-chat-stream.sse", WIRE_OPENAI_CHAT, FLAVOR_YI, 17, 6, 0, 0, 0, 23,
+	  EV(3), 0, EV(4) },
+	{ "moonshot-chat.json", WIRE_OPENAI_CHAT, FLAVOR_MOONSHOT, 19, 21, 0, 0,
+	  0, 40, 0, 0, 0 },
+	{ "moonshot-chat-stream.sse", WIRE_OPENAI_CHAT, FLAVOR_MOONSHOT, 19, 13,
+	  0, 0, 0, 32, EV(3), 0, EV(4) },
+	{ "deepseek-chat.json", WIRE_OPENAI_CHAT, FLAVOR_DEEPSEEK, 1100, 50,
+	  1024, 0, 0, 1150, 0, 0, 0 },
+	{ "deepseek-reasoner-chat.json", WIRE_OPENAI_CHAT, FLAVOR_DEEPSEEK, 18,
+	  230, 0, 0, 205, 248, 0, 0, 0 },
+	{ "deepseek-chat-stream.sse", WIRE_OPENAI_CHAT, FLAVOR_DEEPSEEK, 11, 11,
+	  0, 0, 0, 22, EV(4), 0, EV(5) },
 };
 
 /* One error fixture: no usage whatever the wire. */
@@ -197,7 +197,7 @@ stream_run_free(struct stream_run *r)
 /* Checks u against the expected numbers of one case. */
 static void
 check_counts(const char *file, const struct usage *u,
-             const struct success_case *c)
+	     const struct success_case *c)
 {
 	ok(u->present, "%s: usage present", file);
 	is_int(u->prompt, c->prompt, "%s: prompt", file);
@@ -232,8 +232,7 @@ test_successes(void)
 			       "%s: events with usage", c->file);
 			is_int(r.usage_only, c->usage_only,
 			       "%s: usage-only events", c->file);
-			is_int(r.done, c->done, "%s: terminal events",
-			       c->file);
+			is_int(r.done, c->done, "%s: terminal events", c->file);
 			is_int(r.bad_json, 0, "%s: all data is JSON", c->file);
 			stream_run_free(&r);
 			continue;
@@ -287,8 +286,8 @@ test_no_usage_stream(void)
 	struct stream_run r;
 
 	if (!is_int(run_stream("openai-chat-stream-no-usage.sse",
-			       WIRE_OPENAI_CHAT, FLAVOR_OPENAI, &r), 0,
-		    "no-usage stream parses"))
+			       WIRE_OPENAI_CHAT, FLAVOR_OPENAI, &r),
+		    0, "no-usage stream parses"))
 		return;
 	ok(!r.st.last.present, "no-usage stream: no usage");
 	is_int(r.st.last.prompt + r.st.last.completion, 0,
@@ -305,8 +304,7 @@ choice0(const cJSON *root, const char *key)
 {
 	const cJSON *ch = cJSON_GetObjectItemCaseSensitive(root, "choices");
 
-	return cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(ch, 0),
-						key);
+	return cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(ch, 0), key);
 }
 
 /* usage_strip on a fixture's final chunk keeps content, drops usage. */
@@ -332,8 +330,8 @@ check_strip(const char *file, enum flavor f, int idx, const char *content)
 	/* The expected result: the original with its usage members deleted. */
 	orig = cJSON_Parse(r.data[idx]);
 	cJSON_DeleteItemFromObjectCaseSensitive(orig, "usage");
-	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(orig,
-								 "choices"))
+	cJSON_ArrayForEach (it,
+			    cJSON_GetObjectItemCaseSensitive(orig, "choices"))
 		cJSON_DeleteItemFromObjectCaseSensitive(it, "usage");
 	root = cJSON_Parse(out);
 	if (ok(root != NULL, "%s: stripped chunk is JSON", file)) {
@@ -343,15 +341,15 @@ check_strip(const char *file, enum flavor f, int idx, const char *content)
 		       content, "%s: content kept", file);
 		is_str(cJSON_GetStringValue(choice0(root, "finish_reason")),
 		       "stop", "%s: finish_reason kept", file);
-		ok(cJSON_Compare(root, orig, 1),
-		   "%s: everything else kept", file);
+		ok(cJSON_Compare(root, orig, 1), "%s: everything else kept",
+		   file);
 		cJSON_Delete(root);
 	}
 	cJSON_Delete(orig);
 	usage_stream_init(&st, WIRE_OPENAI_CHAT, f);
 	is_int(usage_stream_event(&st, NULL, out, strlen(out)) &
-	       (USAGE_EV_HAS_USAGE | USAGE_EV_USAGE_ONLY), 0,
-	       "%s: stripped chunk has no usage", file);
+		       (USAGE_EV_HAS_USAGE | USAGE_EV_USAGE_ONLY),
+	       0, "%s: stripped chunk has no usage", file);
 	free(out);
 done:
 	stream_run_free(&r);
@@ -395,14 +393,14 @@ struct body_case {
 
 static const struct body_case body_cases[] = {
 	{ "non-integral prompt", WIRE_OPENAI_CHAT,
-	  "{\"usage\":{\"prompt_tokens\":1.5,\"completion_tokens\":2}}",
-	  0, 0, 0, 0, 0, 0 },
+	  "{\"usage\":{\"prompt_tokens\":1.5,\"completion_tokens\":2}}", 0, 0,
+	  0, 0, 0, 0 },
 	{ "negative completion", WIRE_OPENAI_CHAT,
-	  "{\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":-2}}",
-	  0, 0, 0, 0, 0, 0 },
+	  "{\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":-2}}", 0, 0, 0,
+	  0, 0, 0 },
 	{ "string count", WIRE_OPENAI_CHAT,
-	  "{\"usage\":{\"prompt_tokens\":\"12\",\"completion_tokens\":2}}",
-	  0, 0, 0, 0, 0, 0 },
+	  "{\"usage\":{\"prompt_tokens\":\"12\",\"completion_tokens\":2}}", 0,
+	  0, 0, 0, 0, 0 },
 	{ "non-integral cached", WIRE_OPENAI_CHAT,
 	  "{\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":2,"
 	  "\"prompt_tokens_details\":{\"cached_tokens\":2.5}}}",
@@ -413,7 +411,8 @@ static const struct body_case body_cases[] = {
 	  0, 0, 0, 0, 0, 0 },
 	{ "beyond 2^53", WIRE_OPENAI_CHAT,
 	  "{\"usage\":{\"prompt_tokens\":9007199254740993,"
-	  "\"completion_tokens\":1}}", 0, 0, 0, 0, 0, 0 },
+	  "\"completion_tokens\":1}}",
+	  0, 0, 0, 0, 0, 0 },
 	{ "huge counts 2^40 exact", WIRE_OPENAI_CHAT,
 	  "{\"usage\":{\"prompt_tokens\":1099511627776,"
 	  "\"completion_tokens\":1099511627777,"
@@ -425,16 +424,14 @@ static const struct body_case body_cases[] = {
 	  "\"completion_tokens\":0}}",
 	  1, INT64_C(9007199254740991), 0, 0, 0, 0 },
 	{ "integral forms 12.0 and 1e2", WIRE_OPENAI_CHAT,
-	  "{\"usage\":{\"prompt_tokens\":12.0,\"completion_tokens\":1e2}}",
-	  1, 12, 100, 0, 0, 0 },
-	{ "null usage", WIRE_OPENAI_CHAT, "{\"usage\":null}",
-	  0, 0, 0, 0, 0, 0 },
-	{ "empty usage", WIRE_OPENAI_CHAT, "{\"usage\":{}}",
-	  0, 0, 0, 0, 0, 0 },
-	{ "usage not an object", WIRE_OPENAI_CHAT, "{\"usage\":42}",
-	  0, 0, 0, 0, 0, 0 },
-	{ "body not an object", WIRE_OPENAI_CHAT, "[1]",
-	  0, 0, 0, 0, 0, 0 },
+	  "{\"usage\":{\"prompt_tokens\":12.0,\"completion_tokens\":1e2}}", 1,
+	  12, 100, 0, 0, 0 },
+	{ "null usage", WIRE_OPENAI_CHAT, "{\"usage\":null}", 0, 0, 0, 0, 0,
+	  0 },
+	{ "empty usage", WIRE_OPENAI_CHAT, "{\"usage\":{}}", 0, 0, 0, 0, 0, 0 },
+	{ "usage not an object", WIRE_OPENAI_CHAT, "{\"usage\":42}", 0, 0, 0, 0,
+	  0, 0 },
+	{ "body not an object", WIRE_OPENAI_CHAT, "[1]", 0, 0, 0, 0, 0, 0 },
 	{ "deepseek cache hit without details", WIRE_OPENAI_CHAT,
 	  "{\"usage\":{\"prompt_tokens\":100,\"completion_tokens\":1,"
 	  "\"prompt_cache_hit_tokens\":64,\"prompt_cache_miss_tokens\":36}}",
@@ -446,13 +443,16 @@ static const struct body_case body_cases[] = {
 	  1, 100, 1, 32, 0, 0 },
 	{ "moonshot top-level cached_tokens", WIRE_OPENAI_CHAT,
 	  "{\"usage\":{\"prompt_tokens\":100,\"completion_tokens\":1,"
-	  "\"cached_tokens\":80}}", 1, 100, 1, 80, 0, 0 },
+	  "\"cached_tokens\":80}}",
+	  1, 100, 1, 80, 0, 0 },
 	{ "usage inside choices", WIRE_OPENAI_CHAT,
 	  "{\"choices\":[{\"usage\":{\"prompt_tokens\":3,"
-	  "\"completion_tokens\":4}}]}", 1, 3, 4, 0, 0, 0 },
+	  "\"completion_tokens\":4}}]}",
+	  1, 3, 4, 0, 0, 0 },
 	{ "anthropic negative cache read", WIRE_ANTHROPIC,
 	  "{\"usage\":{\"input_tokens\":1,\"cache_read_input_tokens\":-5,"
-	  "\"output_tokens\":1}}", 0, 0, 0, 0, 0, 0 },
+	  "\"output_tokens\":1}}",
+	  0, 0, 0, 0, 0, 0 },
 	{ "anthropic huge", WIRE_ANTHROPIC,
 	  "{\"usage\":{\"input_tokens\":1099511627776,"
 	  "\"cache_creation_input_tokens\":2,"
@@ -462,10 +462,11 @@ static const struct body_case body_cases[] = {
 	  "{\"usage\":{\"input_tokens\":500,\"input_tokens_details\":"
 	  "{\"cached_tokens\":100,\"cache_write_tokens\":300},"
 	  "\"output_tokens\":20,\"output_tokens_details\":"
-	  "{\"reasoning_tokens\":5}}}", 1, 500, 20, 100, 300, 5 },
+	  "{\"reasoning_tokens\":5}}}",
+	  1, 500, 20, 100, 300, 5 },
 	{ "responses fractional output", WIRE_OPENAI_RESPONSES,
-	  "{\"usage\":{\"input_tokens\":5,\"output_tokens\":0.5}}",
-	  0, 0, 0, 0, 0, 0 },
+	  "{\"usage\":{\"input_tokens\":5,\"output_tokens\":0.5}}", 0, 0, 0, 0,
+	  0, 0 },
 };
 
 /* Runs the body edge cases. */
@@ -511,31 +512,36 @@ test_stream_cases(void)
 
 	/* Anthropic: latest value per field, never a sum. */
 	usage_stream_init(&st, WIRE_ANTHROPIC, FLAVOR_ANTHROPIC);
-	is_int(feed(&st, "message_start", "{\"type\":\"message_start\","
+	is_int(feed(&st, "message_start",
+		    "{\"type\":\"message_start\","
 		    "\"message\":{\"usage\":{\"input_tokens\":10,"
 		    "\"cache_creation_input_tokens\":5,"
 		    "\"cache_read_input_tokens\":3,\"output_tokens\":1}}}"),
 	       USAGE_EV_HAS_USAGE, "anthropic: message_start has usage");
-	is_int(feed(&st, "message_delta", "{\"type\":\"message_delta\","
+	is_int(feed(&st, "message_delta",
+		    "{\"type\":\"message_delta\","
 		    "\"usage\":{\"output_tokens\":7}}"),
 	       USAGE_EV_HAS_USAGE, "anthropic: delta has usage");
 	is_int(u->completion, 7, "anthropic: output replaced, not added");
 	is_int(u->prompt, 18, "anthropic: input kept across the delta");
-	is_int(feed(&st, "message_delta", "{\"type\":\"message_delta\","
+	is_int(feed(&st, "message_delta",
+		    "{\"type\":\"message_delta\","
 		    "\"usage\":{\"input_tokens\":12,\"output_tokens\":9}}"),
 	       USAGE_EV_HAS_USAGE, "anthropic: second delta");
 	is_int(u->prompt, 20, "anthropic: cumulative input replaces");
 	is_int(u->cached, 3, "anthropic: cache read kept");
 	is_int(u->cache_write, 5, "anthropic: cache write kept");
 	is_int(u->completion, 9, "anthropic: latest output");
-	is_int(feed(&st, "message_delta", "{\"type\":\"message_delta\","
-		    "\"usage\":{\"output_tokens\":9.5}}"), 0,
-	       "anthropic: a bad delta is not usage");
+	is_int(feed(&st, "message_delta",
+		    "{\"type\":\"message_delta\","
+		    "\"usage\":{\"output_tokens\":9.5}}"),
+	       0, "anthropic: a bad delta is not usage");
 	is_int(u->completion, 9, "anthropic: a bad delta changes nothing");
 	is_int(feed(&st, "ping", "{\"type\":\"ping\"}"), 0, "anthropic: ping");
-	is_int(feed(&st, "error", "{\"type\":\"error\",\"error\":"
-		    "{\"type\":\"overloaded_error\"}}"), 0,
-	       "anthropic: error event carries nothing");
+	is_int(feed(&st, "error",
+		    "{\"type\":\"error\",\"error\":"
+		    "{\"type\":\"overloaded_error\"}}"),
+	       0, "anthropic: error event carries nothing");
 	ok(!st.done, "anthropic: not done before message_stop");
 	is_int(feed(&st, "message_stop", "{\"type\":\"message_stop\"}"),
 	       USAGE_EV_DONE, "anthropic: message_stop is terminal");
@@ -543,24 +549,29 @@ test_stream_cases(void)
 
 	/* Chat: the last usage replaces; null never clears. */
 	usage_stream_init(&st, WIRE_OPENAI_CHAT, FLAVOR_ZHIPU);
-	feed(&st, NULL, "{\"choices\":[{}],\"usage\":{\"prompt_tokens\":10,"
+	feed(&st, NULL,
+	     "{\"choices\":[{}],\"usage\":{\"prompt_tokens\":10,"
 	     "\"completion_tokens\":2}}");
-	feed(&st, NULL, "{\"choices\":[{}],\"usage\":{\"prompt_tokens\":10,"
+	feed(&st, NULL,
+	     "{\"choices\":[{}],\"usage\":{\"prompt_tokens\":10,"
 	     "\"completion_tokens\":5}}");
 	is_int(u->completion, 5, "chat: last usage wins, no sum");
 	is_int(feed(&st, NULL, "{\"choices\":[{}],\"usage\":null}"), 0,
 	       "chat: null usage is no usage");
 	ok(u->present && u->prompt == 10 && u->completion == 5,
 	   "chat: null usage keeps the last one");
-	is_int(feed(&st, NULL, "{\"choices\":[],\"usage\":{\"prompt_tokens\":"
-		    "1,\"completion_tokens\":1.5}}"), USAGE_EV_USAGE_ONLY,
+	is_int(feed(&st, NULL,
+		    "{\"choices\":[],\"usage\":{\"prompt_tokens\":"
+		    "1,\"completion_tokens\":1.5}}"),
+	       USAGE_EV_USAGE_ONLY,
 	       "chat: bad usage chunk is usage-only but not usage");
 	is_int(u->completion, 5, "chat: bad usage keeps the last one");
 	is_int(feed(&st, NULL, "{\"choices\":[],\"prompt_filter_results\":[]}"),
 	       0, "chat: empty choices without usage is nothing");
 	is_int(feed(&st, NULL, "{\"choices\":[],\"usage\":null}"), 0,
 	       "chat: empty choices with null usage is nothing");
-	is_int(feed(&st, NULL, "{\"choices\":[{\"index\":0,\"usage\":"
+	is_int(feed(&st, NULL,
+		    "{\"choices\":[{\"index\":0,\"usage\":"
 		    "{\"prompt_tokens\":4,\"completion_tokens\":3}}]}"),
 	       USAGE_EV_HAS_USAGE, "chat: usage inside choices");
 	is_int(u->prompt, 4, "chat: choices usage read");
@@ -581,9 +592,10 @@ test_stream_cases(void)
 
 	/* Responses: terminal events and response.usage. */
 	usage_stream_init(&st, WIRE_OPENAI_RESPONSES, FLAVOR_OPENAI);
-	is_int(feed(&st, "response.created", "{\"type\":\"response.created\","
-		    "\"response\":{\"usage\":null}}"), 0,
-	       "responses: created has no usage");
+	is_int(feed(&st, "response.created",
+		    "{\"type\":\"response.created\","
+		    "\"response\":{\"usage\":null}}"),
+	       0, "responses: created has no usage");
 	is_int(feed(&st, "response.incomplete",
 		    "{\"type\":\"response.incomplete\",\"response\":{\"usage\":"
 		    "{\"input_tokens\":9,\"output_tokens\":4,"
@@ -593,11 +605,13 @@ test_stream_cases(void)
 	ok(u->prompt == 9 && u->completion == 4 && u->reasoning == 2,
 	   "responses: incomplete usage read");
 	usage_stream_init(&st, WIRE_OPENAI_RESPONSES, FLAVOR_OPENAI);
-	is_int(feed(&st, "response.failed", "{\"type\":\"response.failed\","
-		    "\"response\":{\"usage\":null}}"), USAGE_EV_DONE,
-	       "responses: failed is terminal");
+	is_int(feed(&st, "response.failed",
+		    "{\"type\":\"response.failed\","
+		    "\"response\":{\"usage\":null}}"),
+	       USAGE_EV_DONE, "responses: failed is terminal");
 	usage_stream_init(&st, WIRE_OPENAI_RESPONSES, FLAVOR_OPENAI);
-	is_int(feed(&st, "response.completed", "{\"response\":{\"usage\":"
+	is_int(feed(&st, "response.completed",
+		    "{\"response\":{\"usage\":"
 		    "{\"input_tokens\":1,\"output_tokens\":2}}}"),
 	       USAGE_EV_DONE | USAGE_EV_HAS_USAGE,
 	       "responses: event name used when data has no type");
@@ -609,9 +623,10 @@ test_flavors(void)
 {
 	static const char *const needs[] = { "openai", "azure", "dashscope",
 					     "qianfan" };
-	static const char *const names[] = { "openai", "azure", "anthropic",
-		"zhipu", "dashscope", "qianfan", "baichuan", "yi", "moonshot",
-		"deepseek" };
+	static const char *const names[] = {
+		"openai",  "azure",    "anthropic", "zhipu",    "dashscope",
+		"qianfan", "baichuan", "yi",        "moonshot", "deepseek"
+	};
 	size_t i, j;
 	int f, want;
 

@@ -88,7 +88,8 @@ test_buf(void)
 	ok(b.data == NULL && b.len == 0, "and leaves the buffer empty");
 	free(text);
 	b.failed = 1;
-	ok(buf_str(&b, "z") == -1 && b.len == 0, "a failed buffer adds nothing");
+	ok(buf_str(&b, "z") == -1 && b.len == 0,
+	   "a failed buffer adds nothing");
 	ok(buf_detach(&b, NULL) == NULL, "nor detaches");
 	buf_free(&b);
 }
@@ -141,7 +142,8 @@ test_sqlarr(void)
 	sqlarr_text(&a, "");
 	is_str(sqlarr_end(&a),
 	       "{\"plain\",\"quote\\\" and \\\\ backslash, comma {}\",NULL,"
-	       "\"\"}", "text elements are quoted and escaped");
+	       "\"\"}",
+	       "text elements are quoted and escaped");
 	is_str(sqlarr_end(&e), "{}", "an empty array");
 	sqlarr_int(&n, -9223372036854775807LL - 1);
 	sqlarr_int(&n, 42);

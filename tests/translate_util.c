@@ -63,8 +63,9 @@ jp(const cJSON *root, const char *path)
 		if (*p == '.')
 			p++;
 		if (*p == '[') {
-			cur = cJSON_IsArray(cur) ?
-			      cJSON_GetArrayItem(cur, atoi(p + 1)) : NULL;
+			cur = cJSON_IsArray(cur)
+				      ? cJSON_GetArrayItem(cur, atoi(p + 1))
+				      : NULL;
 			p = strchr(p, ']');
 			if (p == NULL)
 				return NULL;
@@ -75,8 +76,9 @@ jp(const cJSON *root, const char *path)
 		       n < sizeof(key) - 1)
 			key[n++] = *p++;
 		key[n] = '\0';
-		cur = cJSON_IsObject(cur) ?
-		      cJSON_GetObjectItemCaseSensitive(cur, key) : NULL;
+		cur = cJSON_IsObject(cur)
+			      ? cJSON_GetObjectItemCaseSensitive(cur, key)
+			      : NULL;
 	}
 	return cur;
 }
@@ -113,7 +115,7 @@ jsize(const cJSON *root, const char *path)
 	const cJSON *v = jp(root, path);
 
 	return cJSON_IsArray(v) || cJSON_IsObject(v) ? cJSON_GetArraySize(v)
-						      : -1;
+						     : -1;
 }
 
 /* Whether the JSON text s parses to a value equal to v. */
@@ -231,8 +233,8 @@ struct tr_stream *
 run_stream(enum tr_stream_dir dir, int include_usage, const struct evs *in,
 	   size_t n, struct buf *out, int *fails)
 {
-	struct tr_stream *tr = tr_stream_new(dir, "client-model",
-					     include_usage, CREATED);
+	struct tr_stream *tr =
+		tr_stream_new(dir, "client-model", include_usage, CREATED);
 
 	*fails = 0;
 	for (size_t i = 0; i < n && i < in->n; i++)
@@ -295,7 +297,7 @@ reasm_chat(const struct evs *e, struct reasm *r, int envelope)
 			continue;
 		}
 		if (r->done)
-			r->order_ok = 0;	/* nothing after [DONE] */
+			r->order_ok = 0; /* nothing after [DONE] */
 		c = cJSON_Parse(d);
 		if (c == NULL) {
 			r->order_ok = 0;
@@ -331,7 +333,7 @@ reasm_chat(const struct evs *e, struct reasm *r, int envelope)
 		delta = jp(ch, "delta");
 		if (js(delta, "content") != NULL)
 			must_add(&r->text, js(delta, "content"));
-		cJSON_ArrayForEach(tc, jp(delta, "tool_calls")) {
+		cJSON_ArrayForEach (tc, jp(delta, "tool_calls")) {
 			long long k = ji(tc, "index");
 			struct tool_acc *t;
 
@@ -349,7 +351,8 @@ reasm_chat(const struct evs *e, struct reasm *r, int envelope)
 				snprintf(t->name, sizeof(t->name), "%s",
 					 js(tc, "function.name"));
 			if (js(tc, "function.arguments") != NULL)
-				must_add(&t->args, js(tc, "function.arguments"));
+				must_add(&t->args,
+					 js(tc, "function.arguments"));
 		}
 		if (js(ch, "finish_reason") != NULL)
 			snprintf(r->finish, sizeof(r->finish), "%s",
@@ -426,7 +429,7 @@ reasm_anthropic(const struct evs *e, struct reasm *r)
 			else if (strcmp(dt, "input_json_delta") == 0 &&
 				 idx >= 0 && idx < 64 && blk_tool[idx] >= 0)
 				must_add(&r->tools[blk_tool[idx]].args,
-					js(c, "delta.partial_json"));
+					 js(c, "delta.partial_json"));
 		} else if (strcmp(type, "content_block_stop") == 0) {
 			if (idx != open)
 				r->order_ok = 0;
@@ -457,10 +460,10 @@ tools_eq(const struct reasm *a, const struct reasm *b)
 	if (a->ntools != b->ntools)
 		return 0;
 	for (int i = 0; i < a->ntools; i++) {
-		const char *x = a->tools[i].args.data ? a->tools[i].args.data
-						       : "{}";
-		const char *y = b->tools[i].args.data ? b->tools[i].args.data
-						       : "{}";
+		const char *x =
+			a->tools[i].args.data ? a->tools[i].args.data : "{}";
+		const char *y =
+			b->tools[i].args.data ? b->tools[i].args.data : "{}";
 		if (strcmp(a->tools[i].id, b->tools[i].id) != 0 ||
 		    strcmp(a->tools[i].name, b->tools[i].name) != 0 ||
 		    !json_texts_eq(x, y)) {
@@ -486,7 +489,7 @@ alternates(const cJSON *msgs)
 	const cJSON *m;
 	int i = 0;
 
-	cJSON_ArrayForEach(m, msgs) {
+	cJSON_ArrayForEach (m, msgs) {
 		const char *role = js(m, "role");
 
 		if (role == NULL || strcmp(role, i % 2 ? "assistant" : "user"))
@@ -505,8 +508,8 @@ replace_nth(cJSON *root, int *k, const cJSON *with)
 
 	for (c = root->child; c != NULL; c = c->next) {
 		if ((*k)-- == 0)
-			return cJSON_ReplaceItemViaPointer(root, c,
-					cJSON_Duplicate(with, 1));
+			return cJSON_ReplaceItemViaPointer(
+				root, c, cJSON_Duplicate(with, 1));
 		if (replace_nth(c, k, with))
 			return 1;
 	}

@@ -18,21 +18,9 @@
 /* The "created" time translated answers are given. */
 #define CREATED 1730000123
 
-
-
-
-
-
-
-
-
-
-
-
-
 struct ev {
-	char *name;   /* NULL when absent */
-	char *data;   /* NULL when absent */
+	char *name; /* NULL when absent */
+	char *data; /* NULL when absent */
 	size_t len;
 };
 
@@ -41,14 +29,6 @@ struct evs {
 	size_t n;
 	size_t cap;
 };
-
-
-
-
-
-
-
-
 
 #define MAX_TOOLS 8
 
@@ -63,35 +43,35 @@ struct reasm {
 	struct buf text;
 	struct tool_acc tools[MAX_TOOLS];
 	int ntools;
-	char finish[32];      /* finish_reason / stop_reason */
-	int done;             /* [DONE] / message_stop seen */
-	int order_ok;         /* Anthropic: events in protocol order; chat:
-	                         every chunk well-formed */
-	int usage_chunks;     /* chat: chunks with a non-null usage */
-	int usage_last;       /* chat: the usage chunk came right before
-	                         [DONE], with "choices":[] */
+	char finish[32];  /* finish_reason / stop_reason */
+	int done;         /* [DONE] / message_stop seen */
+	int order_ok;     /* Anthropic: events in protocol order; chat:
+			     every chunk well-formed */
+	int usage_chunks; /* chat: chunks with a non-null usage */
+	int usage_last;   /* chat: the usage chunk came right before
+			     [DONE], with "choices":[] */
 	int chunks;
-	int errors;           /* error events */
-	char id[128];         /* the chunks' / message's id */
-	int same_id;          /* every chunk had that id */
+	int errors;   /* error events */
+	char id[128]; /* the chunks' / message's id */
+	int same_id;  /* every chunk had that id */
 };
 
 /* Parses a fixture (a path under the fixture directory); aborts when it is
  * missing, since every later check would be meaningless. */
-cJSON * load_json(const char *name);
+cJSON *load_json(const char *name);
 
 /* Parses a translator's output and frees it; NULL stays NULL. The length
  * is read through a pointer, after the call that sets it. */
-cJSON * take(char *s, const size_t *lenp);
+cJSON *take(char *s, const size_t *lenp);
 
 /* The value at a path like "choices[0].message.content", or NULL. */
-const cJSON * jp(const cJSON *root, const char *path);
+const cJSON *jp(const cJSON *root, const char *path);
 
 /* Whether two strings are equal (NULL equals nothing). */
 int str_eq(const char *a, const char *b);
 
 /* The string at path, or NULL. */
-const char * js(const cJSON *root, const char *path);
+const char *js(const cJSON *root, const char *path);
 
 /* The number at path, or -1 when there is none. */
 long long ji(const cJSON *root, const char *path);
@@ -106,18 +86,16 @@ int json_text_eq(const char *s, const cJSON *v);
 int json_texts_eq(const char *a, const char *b);
 
 /* Builds a cJSON value from text; aborts on a typo in the test. */
-cJSON * J(const char *text);
-
+cJSON *J(const char *text);
 
 /* A NUL-terminated copy of n bytes of s; aborts when out of memory. */
-char * dup_n(const char *s, size_t n);
+char *dup_n(const char *s, size_t n);
 
 /* Records one SSE event (comments skipped). */
 int collect_cb(const struct sse_event *e, void *arg);
 
 /* Splits an SSE body into events. */
 void parse_sse(const char *buf, size_t len, struct evs *out);
-
 
 /* Frees the events of a list. */
 void evs_free(struct evs *e);
@@ -127,12 +105,12 @@ void load_sse(const char *name, struct evs *out);
 
 /* Feeds the first n events of in to a new translator; the client's bytes
  * go to out. Returns the translator (caller frees); *fails counts -1s. */
-struct tr_stream * run_stream(enum tr_stream_dir dir, int include_usage, const struct evs *in,
-	   size_t n, struct buf *out, int *fails);
+struct tr_stream *run_stream(enum tr_stream_dir dir, int include_usage,
+			     const struct evs *in, size_t n, struct buf *out,
+			     int *fails);
 
 /* Metered usage of an event list, as usage.c reads that wire. */
 struct usage_stream meter(const struct evs *e, enum wire w, enum flavor f);
-
 
 /* Frees what a reassembly holds. */
 void reasm_free(struct reasm *r);
@@ -154,8 +132,7 @@ void reasm_anthropic(const struct evs *e, struct reasm *r);
  * (as JSON values; an empty argument string reads as {}). */
 int tools_eq(const struct reasm *a, const struct reasm *b);
 
-
-const char * text_of(const struct reasm *r);
+const char *text_of(const struct reasm *r);
 
 /* Roles alternate user/assistant, starting with user. */
 int alternates(const cJSON *msgs);

@@ -37,8 +37,9 @@
 #define CTL_MAX_OPTS 24
 
 /* A timestamptz column as ISO 8601 text in UTC, for SELECT lists. */
-#define CTL_TS(col) \
-	"to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+#define CTL_TS(col)                                                            \
+	"to_char(" col " AT TIME ZONE 'UTC', "                                 \
+	"'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 
 struct config;
 
@@ -87,17 +88,17 @@ struct ctl_args {
  * then the required options, in the order listed ("VERB: --OPT is
  * required"). The handler runs only on a command line that passed. */
 struct ctl_cmd {
-	const char *family;         /* "quota" */
-	const char *name;           /* "set"; NULL: the family's own verb
-				       ("tollctl usage --tenant T") */
-	const char *usage;          /* what --help prints */
-	const struct ctl_opt *opts; /* ended by a NULL name; NULL: none */
+	const char *family;          /* "quota" */
+	const char *name;            /* "set"; NULL: the family's own verb
+					("tollctl usage --tenant T") */
+	const char *usage;           /* what --help prints */
+	const struct ctl_opt *opts;  /* ended by a NULL name; NULL: none */
 	const char *const *required; /* option names, each maybe followed
 					by what its value is ("month
 					YYYY-MM"); ended by NULL */
-	int min_args, max_args;     /* positional arguments */
-	const char *arg_name;       /* what a missing argument is called */
-	const char *arg_error;      /* a wrong count's message, if any */
+	int min_args, max_args;      /* positional arguments */
+	const char *arg_name;        /* what a missing argument is called */
+	const char *arg_error;       /* a wrong count's message, if any */
 	int (*run)(struct ctl *ctl, const struct ctl_args *a);
 };
 
@@ -112,10 +113,10 @@ const char *ctl_verb(const struct ctl_args *a);
  * JSON member each read one result column; fmt, when set, turns the row
  * into the text shown (returning buf, or NULL for none). */
 struct ctl_cell {
-	const char *head;  /* column header; NULL ends a list */
+	const char *head; /* column header; NULL ends a list */
 	int col;
-	int right;         /* right-aligned */
-	const char *null;  /* shown for SQL NULL; NULL: "-" */
+	int right;        /* right-aligned */
+	const char *null; /* shown for SQL NULL; NULL: "-" */
 	const char *(*fmt)(const PGresult *res, int row, int col, char *buf,
 			   size_t size);
 };
@@ -128,7 +129,7 @@ enum ctl_kind {
 };
 
 struct ctl_member {
-	const char *name;  /* JSON member; NULL ends a list */
+	const char *name; /* JSON member; NULL ends a list */
 	int col;
 	enum ctl_kind kind;
 	const char *(*fmt)(const PGresult *res, int row, int col, char *buf,
@@ -151,8 +152,8 @@ int ctl_print_rows(struct ctl *ctl, const PGresult *res,
 
 /* A list verb's body: runs sql with params (what names it in errors) and
  * prints the rows. 0 or CTL_EXIT_FAIL. */
-int ctl_list(struct ctl *ctl, const char *what, const char *sql,
-	     int nparams, const char *const *params, const struct ctl_view *v);
+int ctl_list(struct ctl *ctl, const char *what, const char *sql, int nparams,
+	     const char *const *params, const struct ctl_view *v);
 
 /* getopt_long over argv (argv[0] is the verb word) with the verb's own
  * options plus --json, --database, -c/--config and -h/--help, which it
@@ -270,8 +271,8 @@ int ctl_parse_count(const char *s, int64_t *n, const char **cause);
 
 /* Looks up a tenant by name: its id and, when tz is not NULL, its time
  * zone. 0, or -1 after reporting (also when there is no such tenant). */
-int ctl_tenant_lookup(struct ctl *ctl, const char *name, int64_t *id,
-		      char *tz, size_t tzsize);
+int ctl_tenant_lookup(struct ctl *ctl, const char *name, int64_t *id, char *tz,
+		      size_t tzsize);
 
 /* Whether s is given but empty or only blanks. */
 int ctl_blank(const char *s);
@@ -284,16 +285,16 @@ int ctl_valid_id(const char *s);
 
 /* Parses a count option (ctl_parse_count) above zero and at most max into
  * decimal text in buf. 0, or -1 after reporting "invalid OPT 'ARG'". */
-int ctl_parse_positive(const char *opt, const char *arg, int64_t max,
-		       char *buf, size_t size);
+int ctl_parse_positive(const char *opt, const char *arg, int64_t max, char *buf,
+		       size_t size);
 
 /* Where a quota or rate limit applies (ctl_scope.c): a tenant, maybe one
  * of its keys. */
 struct ctl_scope {
 	const char *tenant; /* name, borrowed from argv */
 	char tenant_id[24];
-	char key_id[24];    /* "" for the whole tenant */
-	char prefix[24];    /* the key's prefix, "" for the tenant */
+	char key_id[24]; /* "" for the whole tenant */
+	char prefix[24]; /* the key's prefix, "" for the tenant */
 };
 
 /* Shortest key prefix accepted as --key (as key revoke accepts). */
@@ -301,8 +302,8 @@ struct ctl_scope {
 
 /* The joins a quota or rate limit row set src (as alias) needs for its
  * tenant (t) and key (k). */
-#define SCOPE_FROM(src, alias)                                               \
-	" FROM " src " " alias " JOIN tenants t ON t.id = " alias           \
+#define SCOPE_FROM(src, alias)                                                 \
+	" FROM " src " " alias " JOIN tenants t ON t.id = " alias              \
 	".tenant_id LEFT JOIN api_keys k ON k.id = " alias ".key_id"
 
 /* Resolves --tenant and --key (NULL for the whole tenant) into s; the
@@ -313,8 +314,8 @@ int ctl_scope_find(struct ctl *ctl, const char *tenant, const char *key,
 /* Connects and resolves an optional --tenant filter of a list: *param is
  * the tenant id as a query parameter, or NULL for every tenant. 0, or -1
  * after reporting. */
-int ctl_scope_filter(struct ctl *ctl, const char *tenant,
-		     struct ctl_scope *s, const char **param);
+int ctl_scope_filter(struct ctl *ctl, const char *tenant, struct ctl_scope *s,
+		     const char **param);
 
 /* The scope's key id as a query parameter: NULL for the whole tenant. */
 const char *ctl_scope_key(const struct ctl_scope *s);

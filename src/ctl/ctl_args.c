@@ -17,7 +17,8 @@
 #include "ctl.h"
 
 /* Reads exactly n decimal digits at s into *v; 0, or -1. */
-static int fixed_digits(const char *s, int n, int *v)
+static int
+fixed_digits(const char *s, int n, int *v)
 {
 	int i;
 
@@ -31,11 +32,11 @@ static int fixed_digits(const char *s, int n, int *v)
 }
 
 /* Days in month m (1-12) of year y, Gregorian. */
-static int month_days(int y, int m)
+static int
+month_days(int y, int m)
 {
-	static const int days[12] = {
-		31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31
-	};
+	static const int days[12] = { 31, 28, 31, 30, 31, 30,
+				      31, 31, 30, 31, 30, 31 };
 
 	if (m == 2 && y % 4 == 0 && (y % 100 != 0 || y % 400 == 0))
 		return 29;
@@ -43,20 +44,21 @@ static int month_days(int y, int m)
 }
 
 /* Parses "YYYY-MM-DD" at s into y, m, d; 0, or -1 when not a real date. */
-static int parse_date(const char *s, int *y, int *m, int *d)
+static int
+parse_date(const char *s, int *y, int *m, int *d)
 {
 	if (fixed_digits(s, 4, y) < 0 || s[4] != '-' ||
 	    fixed_digits(s + 5, 2, m) < 0 || s[7] != '-' ||
 	    fixed_digits(s + 8, 2, d) < 0)
 		return -1;
-	if (*y < 1 || *m < 1 || *m > 12 || *d < 1 ||
-	    *d > month_days(*y, *m))
+	if (*y < 1 || *m < 1 || *m > 12 || *d < 1 || *d > month_days(*y, *m))
 		return -1;
 	return 0;
 }
 
 /* Parses a date or an RFC 3339 timestamp; see ctl.h. */
-int ctl_parse_time(const char *s, int *date_only, int64_t *us)
+int
+ctl_parse_time(const char *s, int *date_only, int64_t *us)
 {
 	int y, mo, d, h, mi, sec, oh = 0, om = 0, sign = 0, n;
 	int64_t frac = 0, t;
@@ -75,8 +77,7 @@ int ctl_parse_time(const char *s, int *date_only, int64_t *us)
 		return -1;
 	if (fixed_digits(s + 11, 2, &h) < 0 || s[13] != ':' ||
 	    fixed_digits(s + 14, 2, &mi) < 0 || s[16] != ':' ||
-	    fixed_digits(s + 17, 2, &sec) < 0 ||
-	    h > 23 || mi > 59 || sec > 59)
+	    fixed_digits(s + 17, 2, &sec) < 0 || h > 23 || mi > 59 || sec > 59)
 		return -1;
 	p = s + 19;
 	if (*p == '.') {
@@ -110,7 +111,8 @@ int ctl_parse_time(const char *s, int *date_only, int64_t *us)
 }
 
 /* Checks the syntax of a time option; see ctl.h. */
-int ctl_check_time(const char *opt, const char *arg)
+int
+ctl_check_time(const char *opt, const char *arg)
 {
 	int date_only;
 	int64_t us;
@@ -118,13 +120,15 @@ int ctl_check_time(const char *opt, const char *arg)
 	if (ctl_parse_time(arg, &date_only, &us) == 0)
 		return 0;
 	ctl_err("invalid %s '%s': expected a date YYYY-MM-DD or an RFC 3339 "
-		"timestamp such as 2026-11-03T10:00:00Z", opt, arg);
+		"timestamp such as 2026-11-03T10:00:00Z",
+		opt, arg);
 	return -1;
 }
 
 /* Resolves a checked time option in time zone tz; see ctl.h. */
-int ctl_resolve_time(struct ctl *ctl, const char *arg, const char *tz,
-		     struct ctl_time *out)
+int
+ctl_resolve_time(struct ctl *ctl, const char *arg, const char *tz,
+		 struct ctl_time *out)
 {
 	const char *params[2] = { arg, tz };
 	int date_only;
@@ -136,10 +140,12 @@ int ctl_resolve_time(struct ctl *ctl, const char *arg, const char *tz,
 		return -1;
 	}
 	if (date_only && tz != NULL && strcmp(tz, "UTC") != 0) {
-		res = ctl_query(ctl, "time zone",
+		res = ctl_query(
+			ctl, "time zone",
 			"SELECT (extract(epoch FROM"
 			" $1::date::timestamp AT TIME ZONE $2) * 1000000)"
-			"::bigint", 2, params);
+			"::bigint",
+			2, params);
 		if (res == NULL)
 			return -1;
 		out->us = strtoll(PQgetvalue(res, 0, 0), &end, 10);
@@ -150,7 +156,8 @@ int ctl_resolve_time(struct ctl *ctl, const char *arg, const char *tz,
 }
 
 /* Whether s is "YYYY-MM" with a month from 01 to 12. */
-int ctl_valid_month(const char *s)
+int
+ctl_valid_month(const char *s)
 {
 	int y, m;
 
@@ -160,15 +167,16 @@ int ctl_valid_month(const char *s)
 }
 
 /* Whether s is three capital letters. */
-int ctl_valid_currency(const char *s)
+int
+ctl_valid_currency(const char *s)
 {
-	return s != NULL && strlen(s) == 3 &&
-	       s[0] >= 'A' && s[0] <= 'Z' && s[1] >= 'A' && s[1] <= 'Z' &&
-	       s[2] >= 'A' && s[2] <= 'Z';
+	return s != NULL && strlen(s) == 3 && s[0] >= 'A' && s[0] <= 'Z' &&
+	       s[1] >= 'A' && s[1] <= 'Z' && s[2] >= 'A' && s[2] <= 'Z';
 }
 
 /* Parses a token count with an optional k, M or G suffix; see ctl.h. */
-int ctl_parse_count(const char *s, int64_t *n, const char **cause)
+int
+ctl_parse_count(const char *s, int64_t *n, const char **cause)
 {
 	int64_t whole = 0, frac = 0, scale = 1, fscale = 1;
 	int digits = 0, fdigits = 0;
@@ -221,14 +229,16 @@ int ctl_parse_count(const char *s, int64_t *n, const char **cause)
 }
 
 /* Looks up a tenant's id and time zone by name; see ctl.h. */
-int ctl_tenant_lookup(struct ctl *ctl, const char *name, int64_t *id,
-		      char *tz, size_t tzsize)
+int
+ctl_tenant_lookup(struct ctl *ctl, const char *name, int64_t *id, char *tz,
+		  size_t tzsize)
 {
 	const char *params[1] = { name };
 	PGresult *res;
 
-	res = ctl_query(ctl, "tenant", "SELECT id, tz FROM tenants"
-			" WHERE name = $1", 1, params);
+	res = ctl_query(ctl, "tenant",
+			"SELECT id, tz FROM tenants WHERE name = $1", 1,
+			params);
 	if (res == NULL)
 		return -1;
 	if (PQntuples(res) == 0) {

@@ -61,7 +61,6 @@ static const char bill_usage[] =
 
 #define NELEM(a) ((int)(sizeof(a) / sizeof(*(a))))
 
-
 static const char *const format_names[] = { "text", "csv", "json", "html" };
 
 /* The first and the end instant of the month starting on date $3 in time
@@ -84,87 +83,88 @@ static const char *const format_names[] = { "text", "csv", "json", "html" };
  * discount is unit * d * 1e-10 (the unit is the same for every record of
  * a price row). k has one row per line: g's row and a class with tokens.
  */
-#define U_COLS \
-	"u.request_id, u.ts, u.provider, u.upstream_model, u.price_id," \
-	" u.currency, u.usage_source, u.unpriced, u.prompt_tokens," \
-	" u.completion_tokens, u.cached_tokens, u.cache_write_tokens," \
-	" u.free_input_tokens, u.free_cached_tokens," \
-	" u.free_cache_write_tokens, u.free_output_tokens, u.discount_id," \
+#define U_COLS                                                                 \
+	"u.request_id, u.ts, u.provider, u.upstream_model, u.price_id,"        \
+	" u.currency, u.usage_source, u.unpriced, u.prompt_tokens,"            \
+	" u.completion_tokens, u.cached_tokens, u.cache_write_tokens,"         \
+	" u.free_input_tokens, u.free_cached_tokens,"                          \
+	" u.free_cache_write_tokens, u.free_output_tokens, u.discount_id,"     \
 	" u.discount_bp"
-#define HAS_TOKENS \
-	" AND u.prompt_tokens + u.completion_tokens + u.cached_tokens" \
+#define HAS_TOKENS                                                             \
+	" AND u.prompt_tokens + u.completion_tokens + u.cached_tokens"         \
 	" + u.cache_write_tokens > 0"
-#define BILL_RECORDS \
-	"WITH u AS (SELECT " U_COLS ", NULL::date AS orig" \
-	" FROM usage_records u" \
-	" WHERE u.tenant_id = $1::bigint AND u.ts >= " LO " AND u.ts < " HI \
-	HAS_TOKENS \
-	" AND NOT EXISTS (SELECT 1 FROM closed_months c" \
-	" WHERE c.month = $3::date AND c.closed_at < u.ingested_at)" \
-	" UNION ALL" \
-	" SELECT " U_COLS ", c.month FROM usage_records u" \
-	" JOIN closed_months c" \
-	" ON c.month = date_trunc('month', u.ts AT TIME ZONE $2::text)::date" \
-	" AND u.ingested_at > c.closed_at" \
-	" WHERE u.tenant_id = $1::bigint AND u.ts < " LO HAS_TOKENS \
-	" AND u.ingested_at > " LO " - interval '27 hours'" \
-	" AND u.ingested_at < " HI \
-	" AND greatest(c.month + interval '1 month', date_trunc('month'," \
-	" u.ingested_at AT TIME ZONE $2::text)) = $3::date)," \
-	" r AS NOT MATERIALIZED (SELECT u.request_id, u.ts, u.orig," \
-	" u.provider," \
-	" u.upstream_model AS model, u.price_id," \
-	" coalesce(u.currency, p.currency) AS currency," \
-	" u.usage_source = 'estimated' AS est," \
-	" (u.unpriced OR p.id IS NULL) AS unp," \
-	" p.effective_from AS pfrom, p.tenant_id IS NOT NULL AS contract," \
-	" p.input AS u_in, coalesce(p.cached_input, p.input) AS u_ca," \
-	" coalesce(p.cache_write, p.input) AS u_cw, p.output AS u_out," \
-	" greatest(u.prompt_tokens - u.cached_tokens" \
-	" - u.cache_write_tokens, 0) AS n_in," \
-	" u.cached_tokens AS n_ca, u.cache_write_tokens AS n_cw," \
-	" u.completion_tokens AS n_out," \
-	" u.free_input_tokens AS f_in, u.free_cached_tokens AS f_ca," \
-	" u.free_cache_write_tokens AS f_cw, u.free_output_tokens AS f_out," \
-	" u.discount_id, u.discount_bp" \
-	" FROM u LEFT JOIN prices p ON p.id = u.price_id)," \
+#define BILL_RECORDS                                                           \
+	"WITH u AS (SELECT " U_COLS ", NULL::date AS orig"                     \
+	" FROM usage_records u"                                                \
+	" WHERE u.tenant_id = $1::bigint AND u.ts >= " LO                      \
+	" AND u.ts < " HI HAS_TOKENS                                           \
+	" AND NOT EXISTS (SELECT 1 FROM closed_months c"                       \
+	" WHERE c.month = $3::date AND c.closed_at < u.ingested_at)"           \
+	" UNION ALL"                                                           \
+	" SELECT " U_COLS ", c.month FROM usage_records u"                     \
+	" JOIN closed_months c"                                                \
+	" ON c.month = date_trunc('month', u.ts AT TIME ZONE $2::text)::date"  \
+	" AND u.ingested_at > c.closed_at"                                     \
+	" WHERE u.tenant_id = $1::bigint AND u.ts < " LO HAS_TOKENS            \
+	" AND u.ingested_at > " LO " - interval '27 hours'"                    \
+	" AND u.ingested_at < " HI                                             \
+	" AND greatest(c.month + interval '1 month', date_trunc('month',"      \
+	" u.ingested_at AT TIME ZONE $2::text)) = $3::date),"                  \
+	" r AS NOT MATERIALIZED (SELECT u.request_id, u.ts, u.orig,"           \
+	" u.provider,"                                                         \
+	" u.upstream_model AS model, u.price_id,"                              \
+	" coalesce(u.currency, p.currency) AS currency,"                       \
+	" u.usage_source = 'estimated' AS est,"                                \
+	" (u.unpriced OR p.id IS NULL) AS unp,"                                \
+	" p.effective_from AS pfrom, p.tenant_id IS NOT NULL AS contract,"     \
+	" p.input AS u_in, coalesce(p.cached_input, p.input) AS u_ca,"         \
+	" coalesce(p.cache_write, p.input) AS u_cw, p.output AS u_out,"        \
+	" greatest(u.prompt_tokens - u.cached_tokens"                          \
+	" - u.cache_write_tokens, 0) AS n_in,"                                 \
+	" u.cached_tokens AS n_ca, u.cache_write_tokens AS n_cw,"              \
+	" u.completion_tokens AS n_out,"                                       \
+	" u.free_input_tokens AS f_in, u.free_cached_tokens AS f_ca,"          \
+	" u.free_cache_write_tokens AS f_cw, u.free_output_tokens AS f_out,"   \
+	" u.discount_id, u.discount_bp"                                        \
+	" FROM u LEFT JOIN prices p ON p.id = u.price_id),"                    \
 	" g AS (SELECT orig, est, provider, model, price_id, currency, pfrom," \
-	" contract, u_in, u_ca, u_cw, u_out," \
-	" count(*) FILTER (WHERE n_in > 0) AS q_in, sum(n_in) AS n_in," \
-	" sum(f_in) AS f_in, sum((n_in - f_in) * discount_bp) AS d_in," \
-	" count(*) FILTER (WHERE n_ca > 0) AS q_ca, sum(n_ca) AS n_ca," \
-	" sum(f_ca) AS f_ca, sum((n_ca - f_ca) * discount_bp) AS d_ca," \
-	" count(*) FILTER (WHERE n_cw > 0) AS q_cw, sum(n_cw) AS n_cw," \
-	" sum(f_cw) AS f_cw, sum((n_cw - f_cw) * discount_bp) AS d_cw," \
-	" count(*) FILTER (WHERE n_out > 0) AS q_out, sum(n_out) AS n_out," \
-	" sum(f_out) AS f_out, sum((n_out - f_out) * discount_bp) AS d_out" \
-	" FROM r WHERE NOT unp" \
-	" GROUP BY orig, est, provider, model, price_id, currency, pfrom," \
-	" contract, u_in, u_ca, u_cw, u_out)," \
-	" k AS (SELECT g.orig, g.est, g.provider, g.model, g.price_id," \
-	" g.currency, g.pfrom, g.contract, v.*," \
-	" round(v.n * v.unit * 0.000001," \
-	" tollgate_minor_digits(g.currency)) AS list," \
-	" round(v.d * v.unit * 0.0000000001," \
-	" tollgate_minor_digits(g.currency)) AS disc," \
-	" round((v.n - v.f) * v.unit * 0.000001" \
-	" - v.d * v.unit * 0.0000000001," \
-	" tollgate_minor_digits(g.currency)) AS amount" \
-	" FROM g CROSS JOIN LATERAL (VALUES" \
-	" (1, 'input', g.q_in, g.n_in, g.f_in, g.d_in, g.u_in)," \
-	" (2, 'cached', g.q_ca, g.n_ca, g.f_ca, g.d_ca, g.u_ca)," \
-	" (3, 'cache_write', g.q_cw, g.n_cw, g.f_cw, g.d_cw, g.u_cw)," \
-	" (4, 'output', g.q_out, g.n_out, g.f_out, g.d_out, g.u_out))" \
+	" contract, u_in, u_ca, u_cw, u_out,"                                  \
+	" count(*) FILTER (WHERE n_in > 0) AS q_in, sum(n_in) AS n_in,"        \
+	" sum(f_in) AS f_in, sum((n_in - f_in) * discount_bp) AS d_in,"        \
+	" count(*) FILTER (WHERE n_ca > 0) AS q_ca, sum(n_ca) AS n_ca,"        \
+	" sum(f_ca) AS f_ca, sum((n_ca - f_ca) * discount_bp) AS d_ca,"        \
+	" count(*) FILTER (WHERE n_cw > 0) AS q_cw, sum(n_cw) AS n_cw,"        \
+	" sum(f_cw) AS f_cw, sum((n_cw - f_cw) * discount_bp) AS d_cw,"        \
+	" count(*) FILTER (WHERE n_out > 0) AS q_out, sum(n_out) AS n_out,"    \
+	" sum(f_out) AS f_out, sum((n_out - f_out) * discount_bp) AS d_out"    \
+	" FROM r WHERE NOT unp"                                                \
+	" GROUP BY orig, est, provider, model, price_id, currency, pfrom,"     \
+	" contract, u_in, u_ca, u_cw, u_out),"                                 \
+	" k AS (SELECT g.orig, g.est, g.provider, g.model, g.price_id,"        \
+	" g.currency, g.pfrom, g.contract, v.*,"                               \
+	" round(v.n * v.unit * 0.000001,"                                      \
+	" tollgate_minor_digits(g.currency)) AS list,"                         \
+	" round(v.d * v.unit * 0.0000000001,"                                  \
+	" tollgate_minor_digits(g.currency)) AS disc,"                         \
+	" round((v.n - v.f) * v.unit * 0.000001"                               \
+	" - v.d * v.unit * 0.0000000001,"                                      \
+	" tollgate_minor_digits(g.currency)) AS amount"                        \
+	" FROM g CROSS JOIN LATERAL (VALUES"                                   \
+	" (1, 'input', g.q_in, g.n_in, g.f_in, g.d_in, g.u_in),"               \
+	" (2, 'cached', g.q_ca, g.n_ca, g.f_ca, g.d_ca, g.u_ca),"              \
+	" (3, 'cache_write', g.q_cw, g.n_cw, g.f_cw, g.d_cw, g.u_cw),"         \
+	" (4, 'output', g.q_out, g.n_out, g.f_out, g.d_out, g.u_out))"         \
 	" AS v(ord, cls, q, n, f, d, unit) WHERE v.n > 0) "
 
 static const char lines_sql[] = BILL_RECORDS
 	"SELECT CASE WHEN orig IS NOT NULL THEN 'adjustment'"
 	" WHEN est THEN 'estimated' ELSE 'line' END,"
-	" to_char(orig, 'YYYY-MM'), est, provider, model, price_id, "
-	CTL_TS("pfrom") ", contract, cls, q, n, f, n - f,"
-	" trim_scale(unit)::text, currency, list, disc, amount FROM k"
-	" ORDER BY orig IS NOT NULL, orig, est, currency, provider, model,"
-	" pfrom, price_id, ord";
+	" to_char(orig, 'YYYY-MM'), est, provider, model, price_id, " CTL_TS(
+		"pfrom") ", contract, cls, q, n, f, n - f,"
+			 " trim_scale(unit)::text, currency, list, disc, "
+			 "amount FROM k"
+			 " ORDER BY orig IS NOT NULL, orig, est, currency, "
+			 "provider, model, pfrom, price_id, ord";
 
 /* JSON member names and types of a query's columns: s string, i integer,
  * b boolean. */
@@ -174,13 +174,15 @@ struct col {
 };
 
 static const struct col line_cols[] = {
-	{ "section", 's' }, { "original_month", 's' }, { "estimated", 'b' },
-	{ "provider", 's' }, { "model", 's' }, { "price_id", 'i' },
-	{ "price_from", 's' }, { "contract", 'b' }, { "token_class", 's' },
-	{ "requests", 'i' }, { "tokens", 'i' }, { "free_tokens", 'i' },
+	{ "section", 's' },         { "original_month", 's' },
+	{ "estimated", 'b' },       { "provider", 's' },
+	{ "model", 's' },           { "price_id", 'i' },
+	{ "price_from", 's' },      { "contract", 'b' },
+	{ "token_class", 's' },     { "requests", 'i' },
+	{ "tokens", 'i' },          { "free_tokens", 'i' },
 	{ "billable_tokens", 'i' }, { "unit_price", 's' },
-	{ "currency", 's' }, { "list_amount", 's' }, { "discount", 's' },
-	{ "amount", 's' },
+	{ "currency", 's' },        { "list_amount", 's' },
+	{ "discount", 's' },        { "amount", 's' },
 };
 
 /* Subtotals per currency with the rate into $4, the tenant's currency
@@ -194,14 +196,22 @@ static const char subtotals_sql[] = BILL_RECORDS
 	" ON fx.month = $3::date AND fx.base = s.currency"
 	" AND fx.quote = $4::text)"
 	" SELECT currency, list::text, disc::text, amount::text,"
-	" trim_scale(rate)::text, currency = $4::text, " CTL_TS("set_at") ","
-	" CASE WHEN bool_or(rate IS NULL) OVER () THEN NULL"
-	" ELSE round(sum(amount * rate) OVER (),"
-	" tollgate_minor_digits($4::text))::text END"
-	" FROM x ORDER BY currency";
+	" trim_scale(rate)::text, currency = $4::text, " CTL_TS(
+		"set_at") ", CASE WHEN bool_or(rate IS NULL) OVER () THEN NULL"
+			  " ELSE round(sum(amount * rate) OVER (),"
+			  " tollgate_minor_digits($4::text))::text END FROM x "
+			  "ORDER BY currency";
 
-enum { ST_CUR, ST_LIST, ST_DISC, ST_AMOUNT, ST_RATE, ST_SAME, ST_SET_AT,
-       ST_TOTAL };
+enum {
+	ST_CUR,
+	ST_LIST,
+	ST_DISC,
+	ST_AMOUNT,
+	ST_RATE,
+	ST_SAME,
+	ST_SET_AT,
+	ST_TOTAL
+};
 
 /* Usage without a usable price: listed, not billed. */
 static const char unpriced_sql[] = BILL_RECORDS
@@ -211,9 +221,14 @@ static const char unpriced_sql[] = BILL_RECORDS
 	" ORDER BY orig IS NOT NULL, orig, provider, model";
 
 static const struct col unpriced_cols[] = {
-	{ "original_month", 's' }, { "provider", 's' }, { "model", 's' },
-	{ "requests", 'i' }, { "input_tokens", 'i' }, { "cached_tokens", 'i' },
-	{ "cache_write_tokens", 'i' }, { "output_tokens", 'i' },
+	{ "original_month", 's' },
+	{ "provider", 's' },
+	{ "model", 's' },
+	{ "requests", 'i' },
+	{ "input_tokens", 'i' },
+	{ "cached_tokens", 'i' },
+	{ "cache_write_tokens", 'i' },
+	{ "output_tokens", 'i' },
 };
 
 /* Tokens each free-token grant covered, and their value at list price. */
@@ -230,7 +245,7 @@ static const char grants_sql[] = BILL_RECORDS
 	" ORDER BY 1, 3";
 
 static const struct col grant_cols[] = {
-	{ "name", 's' }, { "promotion_id", 'i' }, { "currency", 's' },
+	{ "name", 's' },   { "promotion_id", 'i' }, { "currency", 's' },
 	{ "tokens", 'i' }, { "value", 's' },
 };
 
@@ -247,7 +262,7 @@ static const char discounts_sql[] = BILL_RECORDS
 	" ORDER BY 1, 4";
 
 static const struct col discount_cols[] = {
-	{ "name", 's' }, { "promotion_id", 'i' }, { "percent", 's' },
+	{ "name", 's' },     { "promotion_id", 'i' }, { "percent", 's' },
 	{ "currency", 's' }, { "amount", 's' },
 };
 
@@ -255,14 +270,14 @@ static const struct col discount_cols[] = {
 static const char days_sql[] = BILL_RECORDS
 	", t AS (SELECT (ts AT TIME ZONE $2::text)::date AS day,"
 	" sum(n_in + n_ca + n_cw + n_out) AS n FROM r WHERE orig IS NULL"
-	" GROUP BY 1)"
-	" SELECT to_char(d, 'YYYY-MM-DD'), coalesce(t.n, 0)"
+	" GROUP BY 1) SELECT to_char(d, 'YYYY-MM-DD'), coalesce(t.n, 0)"
 	" FROM generate_series($3::date::timestamp, $3::date"
 	" + interval '1 month' - interval '1 day', interval '1 day') AS d"
 	" LEFT JOIN t ON t.day = d::date ORDER BY d";
 
 static const struct col day_cols[] = {
-	{ "date", 's' }, { "tokens", 'i' },
+	{ "date", 's' },
+	{ "tokens", 'i' },
 };
 
 /*
@@ -272,31 +287,59 @@ static const struct col day_cols[] = {
  * closing, for the issue date.
  */
 static const char tenants_sql[] =
-	"SELECT t.id, t.name, t.tz, t.currency, "
-	CTL_TS("($1::date::timestamp AT TIME ZONE t.tz)") ", "
-	CTL_TS("(($1::date + interval '1 month')::timestamp"
-	       " AT TIME ZONE t.tz)") ", "
-	"round(0, tollgate_minor_digits(t.currency))::text, "
-	"to_char(coalesce($3::timestamptz, now()) AT TIME ZONE t.tz,"
-	" 'YYYY-MM-DD') "
-	"FROM tenants t WHERE CASE WHEN $2::text IS NOT NULL"
-	" THEN t.name = $2::text ELSE t.id IN ("
-	"SELECT u.tenant_id FROM usage_records u"
-	" WHERE u.ts >= ($1::date - 1)::timestamp AT TIME ZONE 'UTC'"
-	" AND u.ts < ($1::date + interval '1 month 1 day')"
-	"::timestamp AT TIME ZONE 'UTC'"
-	" UNION SELECT u.tenant_id FROM usage_records u"
-	" WHERE u.ingested_at >= ($1::date - 2)::timestamp AT TIME ZONE 'UTC'"
-	" AND u.ingested_at < ($1::date + interval '1 month 1 day')"
-	"::timestamp AT TIME ZONE 'UTC'"
-	" AND u.ts < ($1::date + 1)::timestamp AT TIME ZONE 'UTC') END "
-	"ORDER BY t.name";
+	"SELECT t.id, t.name, t.tz, t.currency, " CTL_TS(
+		"($1::date::timestamp AT TIME ZONE "
+		"t.tz)") ", " CTL_TS("(($1::date + interval '1 "
+				     "month')::timestamp"
+				     " AT TIME ZONE t.tz)") ", "
+							    "round(0, tollgate_"
+							    "minor_digits(t."
+							    "currency))::text, "
+							    "to_char(coales"
+							    "ce($3::timestamptz"
+							    ", now()) AT TIME "
+							    "ZONE t.tz, 'YYYY-"
+							    "MM-DD') FROM "
+							    "tenants t WHERE "
+							    "CASE WHEN $2::"
+							    "text IS NOT NULL"
+							    " THEN t.name "
+							    "= $2::text ELSE "
+							    "t.id IN (SELECT u."
+							    "tenant_id FROM "
+							    "usage_records u"
+							    " WHERE u.ts >= "
+							    "($1::date - 1)::"
+							    "timestamp AT TIME "
+							    "ZONE 'UTC' AND "
+							    "u.ts < ($1::date "
+							    "+ interval '1 "
+							    "month 1 day')::"
+							    "timestamp AT TIME "
+							    "ZONE 'UTC' UNION"
+							    " SELECT u.tenant"
+							    "_id FROM usage_"
+							    "records u WHERE u."
+							    "ingested_at >= "
+							    "($1::date - 2)::"
+							    "timestamp AT TIME "
+							    "ZONE 'UTC' AND u."
+							    "ingested_at < "
+							    "($1::date + interv"
+							    "al '1 month 1 "
+							    "day')::timestamp "
+							    "AT TIME ZONE 'UTC'"
+							    " AND u.ts < ($1::"
+							    "date + 1)::timest"
+							    "amp AT TIME ZONE "
+							    "'UTC') END ORDER "
+							    "BY t.name";
 
 enum { T_ID, T_NAME, T_TZ, T_CUR, T_FROM, T_UNTIL, T_ZERO, T_ISSUED };
 
 /* A result row as an object whose members are named and typed by cols. */
-static cJSON *row_object(const PGresult *res, int row, const struct col *cols,
-			 int ncols)
+static cJSON *
+row_object(const PGresult *res, int row, const struct col *cols, int ncols)
 {
 	cJSON *o = cJSON_CreateObject();
 	int i;
@@ -316,9 +359,9 @@ static cJSON *row_object(const PGresult *res, int row, const struct col *cols,
 
 /* Runs a bill query and adds its rows to doc as array name; the number
  * of rows, or -1 after reporting. */
-static int add_rows(struct ctl *ctl, cJSON *doc, const char *name,
-		    const char *sql, const char *const *params,
-		    const struct col *cols, int ncols)
+static int
+add_rows(struct ctl *ctl, cJSON *doc, const char *name, const char *sql,
+	 const char *const *params, const struct col *cols, int ncols)
 {
 	PGresult *res = ctl_query(ctl, "bill", sql, 3, params);
 	cJSON *arr, *o;
@@ -343,8 +386,9 @@ oom:
 }
 
 /* Adds subtotals, fx, total and missing_rates from subtotals_sql. */
-static int add_totals(struct ctl *ctl, cJSON *doc, const char *const *params,
-		      const char *month, const char *zero)
+static int
+add_totals(struct ctl *ctl, cJSON *doc, const char *const *params,
+	   const char *month, const char *zero)
 {
 	PGresult *res = ctl_query(ctl, "bill", subtotals_sql, 4, params);
 	cJSON *subs, *fx, *missing, *o;
@@ -406,8 +450,9 @@ oom:
  * closed at closed_at (timestamptz text in UTC) or open when NULL. *empty
  * is set when it has neither lines nor unpriced usage. NULL after
  * reporting; the caller cJSON_Delete()s. */
-static cJSON *bill_build(struct ctl *ctl, const PGresult *ten, int row,
-			 const char *month, const char *closed_at, int *empty)
+static cJSON *
+bill_build(struct ctl *ctl, const PGresult *ten, int row, const char *month,
+	   const char *closed_at, int *empty)
 {
 	char date[16];
 	const char *params[4];
@@ -445,8 +490,8 @@ static cJSON *bill_build(struct ctl *ctl, const PGresult *ten, int row,
 		     NELEM(grant_cols)) < 0 ||
 	    add_rows(ctl, promos, "discounts", discounts_sql, params,
 		     discount_cols, NELEM(discount_cols)) < 0 ||
-	    add_totals(ctl, doc, params, month,
-		       PQgetvalue(ten, row, T_ZERO)) < 0 ||
+	    add_totals(ctl, doc, params, month, PQgetvalue(ten, row, T_ZERO)) <
+		    0 ||
 	    add_rows(ctl, doc, "days", days_sql, params, day_cols,
 		     NELEM(day_cols)) < 0)
 		goto fail;
@@ -462,8 +507,8 @@ fail:
 /* Renders docs to path atomically (temporary file in the same directory,
  * then rename), or to stdout when path is NULL. 0, or CTL_EXIT_FAIL after
  * reporting. */
-static int write_output(const char *path, enum format fmt, cJSON *docs,
-			int single)
+static int
+write_output(const char *path, enum format fmt, cJSON *docs, int single)
 {
 	char *tmp = NULL;
 	FILE *out = NULL;
@@ -491,8 +536,7 @@ static int write_output(const char *path, enum format fmt, cJSON *docs,
 	}
 	mask = umask(0);
 	umask(mask);
-	if (fchmod(fd, 0666 & ~mask) < 0 ||
-	    (out = fdopen(fd, "w")) == NULL) {
+	if (fchmod(fd, 0666 & ~mask) < 0 || (out = fdopen(fd, "w")) == NULL) {
 		ctl_err("cannot write %s: %s", path, strerror(errno));
 		close(fd);
 		goto fail;
@@ -528,8 +572,9 @@ fail:
  * bill) into docs. When closing, closed is closed_at as exact timestamptz
  * text and closed_iso its display form, and each bill is stored in
  * invoices. 0, or -1 after reporting. */
-static int build_all(struct ctl *ctl, const char *month, const char *tenant,
-		     const char *closed, const char *closed_iso, cJSON *docs)
+static int
+build_all(struct ctl *ctl, const char *month, const char *tenant,
+	  const char *closed, const char *closed_iso, cJSON *docs)
 {
 	char date[16];
 	const char *params[4];
@@ -586,7 +631,8 @@ fail:
 
 /* Moves the members of object o named in names to its end in that order,
  * then the others after them. */
-static void order_object(cJSON *o, const char *const *names, int n)
+static void
+order_object(cJSON *o, const char *const *names, int n)
 {
 	cJSON *c;
 	int i, others;
@@ -602,12 +648,13 @@ static void order_object(cJSON *o, const char *const *names, int n)
 		others--;
 	}
 	while (others-- > 0)
-		cJSON_AddItemToArray(o, cJSON_DetachItemViaPointer(o,
-								   o->child));
+		cJSON_AddItemToArray(o,
+				     cJSON_DetachItemViaPointer(o, o->child));
 }
 
 /* Orders the members of each object in array arr like cols. */
-static void order_rows(cJSON *arr, const struct col *cols, int ncols)
+static void
+order_rows(cJSON *arr, const struct col *cols, int ncols)
 {
 	const char *names[32];
 	cJSON *e;
@@ -615,19 +662,20 @@ static void order_rows(cJSON *arr, const struct col *cols, int ncols)
 
 	for (i = 0; i < ncols && i < 32; i++)
 		names[i] = cols[i].name;
-	cJSON_ArrayForEach(e, arr)
+	cJSON_ArrayForEach (e, arr)
 		order_object(e, names, i);
 }
 
 /* Puts a frozen invoice's members back in the order bill_build() writes
  * them (jsonb keeps its own order). */
-static void doc_reorder(cJSON *doc)
+static void
+doc_reorder(cJSON *doc)
 {
 	static const char *const top[] = {
-		"tenant", "tenant_id", "month", "tz", "from", "until",
-		"currency", "status", "closed_at", "issued", "lines",
-		"unpriced", "promotions", "subtotals", "fx", "total",
-		"missing_rates", "days",
+		"tenant", "tenant_id",     "month",      "tz",        "from",
+		"until",  "currency",      "status",     "closed_at", "issued",
+		"lines",  "unpriced",      "promotions", "subtotals", "fx",
+		"total",  "missing_rates", "days",
 	};
 	static const char *const promos[] = { "grants", "discounts" };
 	static const char *const sub[] = {
@@ -651,20 +699,21 @@ static void doc_reorder(cJSON *doc)
 		   discount_cols, NELEM(discount_cols));
 	order_rows(cJSON_GetObjectItemCaseSensitive(doc, "days"), day_cols,
 		   NELEM(day_cols));
-	cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(doc,
-							       "subtotals"))
+	cJSON_ArrayForEach (e,
+			    cJSON_GetObjectItemCaseSensitive(doc, "subtotals"))
 		order_object(e, sub, NELEM(sub));
-	cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(doc, "fx"))
+	cJSON_ArrayForEach (e, cJSON_GetObjectItemCaseSensitive(doc, "fx"))
 		order_object(e, fx, NELEM(fx));
-	cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(doc,
-							       "missing_rates"))
+	cJSON_ArrayForEach (
+		e, cJSON_GetObjectItemCaseSensitive(doc, "missing_rates"))
 		order_object(e, fx, NELEM(fx));
 }
 
 /* Loads the frozen invoices of a closed month into docs. 0, or -1 after
  * reporting. */
-static int load_frozen(struct ctl *ctl, const char *month, const char *tenant,
-		       const char *closed_at, cJSON *docs)
+static int
+load_frozen(struct ctl *ctl, const char *month, const char *tenant,
+	    const char *closed_at, cJSON *docs)
 {
 	char date[16];
 	const char *params[2] = { date, tenant };
@@ -679,7 +728,8 @@ static int load_frozen(struct ctl *ctl, const char *month, const char *tenant,
 			" JOIN tenants t ON t.id = i.tenant_id"
 			" WHERE i.month = $1::date"
 			" AND ($2::text IS NULL OR t.name = $2::text)"
-			" ORDER BY t.name", 2, params);
+			" ORDER BY t.name",
+			2, params);
 	if (res == NULL)
 		return -1;
 	if (tenant != NULL && PQntuples(res) == 0) {
@@ -691,15 +741,16 @@ static int load_frozen(struct ctl *ctl, const char *month, const char *tenant,
 			ctl_err("no tenant named '%s'", tenant);
 		else if (res != NULL)
 			ctl_err("%s was closed at %s without an invoice for "
-				"tenant '%s' (no usage)", month, closed_at,
-				tenant);
+				"tenant '%s' (no usage)",
+				month, closed_at, tenant);
 		PQclear(res);
 		return -1;
 	}
 	for (r = 0; r < PQntuples(res); r++) {
 		if ((doc = cJSON_Parse(PQgetvalue(res, r, 0))) == NULL) {
 			ctl_err("bill: the invoice of '%s' for %s is not "
-				"valid JSON", PQgetvalue(res, r, 1), month);
+				"valid JSON",
+				PQgetvalue(res, r, 1), month);
 			PQclear(res);
 			return -1;
 		}
@@ -734,8 +785,8 @@ bill_show(struct ctl *ctl, const struct ctl_args *a)
 		if (strcmp(fmt_arg, format_names[i]) == 0)
 			break;
 	if (fmt_arg != NULL && i == 4) {
-		ctl_err("bill: --format '%s': expected text, csv, json or "
-			"html", fmt_arg);
+		ctl_err("bill: --format '%s': expected text, csv, json or html",
+			fmt_arg);
 		return CTL_EXIT_USAGE;
 	}
 	if (fmt_arg != NULL)
@@ -755,9 +806,12 @@ bill_show(struct ctl *ctl, const struct ctl_args *a)
 		return CTL_EXIT_FAIL;
 	}
 	params[0] = month;
-	res = ctl_query(ctl, "bill", "SELECT " CTL_TS("closed_at")
-			" FROM closed_months"
-			" WHERE month = to_date($1, 'YYYY-MM')", 1, params);
+	res = ctl_query(
+		ctl, "bill",
+		"SELECT " CTL_TS(
+			"closed_at") " FROM closed_months"
+				     " WHERE month = to_date($1, 'YYYY-MM')",
+		1, params);
 	if (res == NULL)
 		goto out;
 	if (PQntuples(res) > 0) {
@@ -766,7 +820,8 @@ bill_show(struct ctl *ctl, const struct ctl_args *a)
 			goto out;
 		if (fmt != FMT_TEXT)
 			ctl_err("%s is closed (at %s): printing its frozen "
-				"invoices", month, closed_at);
+				"invoices",
+				month, closed_at);
 	} else if (build_all(ctl, month, tenant, NULL, NULL, docs) < 0) {
 		goto out;
 	}
@@ -776,10 +831,10 @@ bill_show(struct ctl *ctl, const struct ctl_args *a)
 		rc = 0;
 		goto out;
 	}
-	rc = write_output(path, fmt, docs, tenant != NULL &&
-			  cJSON_GetArraySize(docs) == 1);
+	rc = write_output(path, fmt, docs,
+			  tenant != NULL && cJSON_GetArraySize(docs) == 1);
 	if (rc == 0)
-		cJSON_ArrayForEach(doc, docs)
+		cJSON_ArrayForEach (doc, docs)
 			ctl_bill_warn(doc);
 out:
 	PQclear(res);
@@ -788,14 +843,16 @@ out:
 }
 
 /* Rolls back the transaction of bill close, ignoring errors. */
-static void rollback(struct ctl *ctl)
+static void
+rollback(struct ctl *ctl)
 {
 	PQclear(PQexec(ctl->conn, "ROLLBACK"));
 }
 
 /* Prints what bill close stored. */
-static int print_closed(struct ctl *ctl, const char *month,
-			const char *closed_at, cJSON *docs)
+static int
+print_closed(struct ctl *ctl, const char *month, const char *closed_at,
+	     cJSON *docs)
 {
 	static const char *const head[] = { "TENANT", "TOTAL", "CURRENCY" };
 	struct ctl_table *t;
@@ -809,12 +866,13 @@ static int print_closed(struct ctl *ctl, const char *month,
 		ctl_json_str(root, "month", month);
 		ctl_json_str(root, "closed_at", closed_at);
 		arr = cJSON_AddArrayToObject(root, "invoices");
-		cJSON_ArrayForEach(doc, docs) {
+		cJSON_ArrayForEach (doc, docs) {
 			if (arr == NULL || (o = cJSON_CreateObject()) == NULL)
 				break;
 			ctl_json_str(o, "tenant", ctl_bill_jstr(doc, "tenant"));
 			ctl_json_str(o, "total", ctl_bill_jstr(doc, "total"));
-			ctl_json_str(o, "currency", ctl_bill_jstr(doc, "currency"));
+			ctl_json_str(o, "currency",
+				     ctl_bill_jstr(doc, "currency"));
 			cJSON_AddItemToArray(arr, o);
 		}
 		return ctl_json_print(root);
@@ -826,8 +884,9 @@ static int print_closed(struct ctl *ctl, const char *month,
 		return 0;
 	if ((t = ctl_table_new(3, head, "1")) == NULL)
 		goto oom;
-	cJSON_ArrayForEach(doc, docs)
-		ROW(t, ctl_bill_jstr(doc, "tenant"), ctl_bill_jstr(doc, "total"),
+	cJSON_ArrayForEach (doc, docs)
+		ROW(t, ctl_bill_jstr(doc, "tenant"),
+		    ctl_bill_jstr(doc, "total"),
 		    ctl_bill_jstr(doc, "currency"));
 	ctl_table_print(t);
 	ctl_table_free(t);
@@ -862,15 +921,19 @@ bill_close(struct ctl *ctl, const struct ctl_args *a)
 		goto fail;
 	/* Closers queue here; SHARE ROW EXCLUSIVE conflicts with itself. */
 	if (ctl_exec(ctl, "LOCK TABLE closed_months IN SHARE ROW EXCLUSIVE"
-		     " MODE") < 0)
+			  " MODE") < 0)
 		goto fail_tx;
 	params[0] = month;
-	res = ctl_query(ctl, "bill close",
-		"SELECT " CTL_TS("c.closed_at") ", now() >= e.at, "
-		CTL_TS("e.at") " FROM (SELECT ((to_date($1, 'YYYY-MM')"
-		" + interval '1 month')::timestamp - interval '14 hours')"
-		" AT TIME ZONE 'UTC' AS at) e LEFT JOIN closed_months c"
-		" ON c.month = to_date($1, 'YYYY-MM')", 1, params);
+	res = ctl_query(
+		ctl, "bill close",
+		"SELECT " CTL_TS("c.closed_at") ", now() >= e.at, " CTL_TS(
+			"e.at") " FROM (SELECT ((to_date($1, 'YYYY-MM')"
+				" + interval '1 month')::timestamp - interval "
+				"'14 hours')"
+				" AT TIME ZONE 'UTC' AS at) e LEFT JOIN "
+				"closed_months c"
+				" ON c.month = to_date($1, 'YYYY-MM')",
+		1, params);
 	if (res == NULL)
 		goto fail_tx;
 	if (!PQgetisnull(res, 0, 0)) {
@@ -880,8 +943,8 @@ bill_close(struct ctl *ctl, const struct ctl_args *a)
 	}
 	if (strcmp(PQgetvalue(res, 0, 1), "t") != 0) {
 		ctl_err("%s has not ended everywhere yet: it can be closed "
-			"from %s (its end in UTC+14)", month,
-			PQgetvalue(res, 0, 2));
+			"from %s (its end in UTC+14)",
+			month, PQgetvalue(res, 0, 2));
 		goto fail_tx;
 	}
 	PQclear(res);
@@ -902,25 +965,27 @@ bill_close(struct ctl *ctl, const struct ctl_args *a)
 	res = NULL;
 	if (build_all(ctl, month, NULL, closed_at, closed_iso, docs) < 0)
 		goto fail_tx;
-	cJSON_ArrayForEach(doc, docs) {
+	cJSON_ArrayForEach (doc, docs) {
 		const cJSON *e;
 
-		cJSON_ArrayForEach(e, ctl_bill_jarr(doc, "missing_rates")) {
+		cJSON_ArrayForEach (e, ctl_bill_jarr(doc, "missing_rates")) {
 			ctl_err("bill close: %s: exchange rate %s to %s for %s "
-				"is missing (%s)", ctl_bill_jstr(doc, "tenant"),
-				ctl_bill_jstr(e, "base"), ctl_bill_jstr(e, "quote"), month,
+				"is missing (%s)",
+				ctl_bill_jstr(doc, "tenant"),
+				ctl_bill_jstr(e, "base"),
+				ctl_bill_jstr(e, "quote"), month,
 				ctl_bill_jstr(e, "command"));
 			missing++;
 		}
 	}
 	if (missing > 0) {
-		ctl_err("bill close: %s not closed: %d exchange rate%s "
-			"missing", month, missing, missing == 1 ? "" : "s");
+		ctl_err("bill close: %s not closed: %d exchange rate%s missing",
+			month, missing, missing == 1 ? "" : "s");
 		goto fail_tx;
 	}
 	if (ctl_exec(ctl, "COMMIT") < 0)
 		goto fail;
-	cJSON_ArrayForEach(doc, docs)
+	cJSON_ArrayForEach (doc, docs)
 		ctl_bill_warn(doc);
 	rc = print_closed(ctl, month, closed_iso, docs);
 	cJSON_Delete(docs);

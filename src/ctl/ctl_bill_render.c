@@ -15,7 +15,8 @@
 #define NELEM(a) ((int)(sizeof(a) / sizeof(*(a))))
 
 /* A member's string value, or NULL. */
-const char *ctl_bill_jstr(const cJSON *o, const char *name)
+const char *
+ctl_bill_jstr(const cJSON *o, const char *name)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
 
@@ -24,8 +25,8 @@ const char *ctl_bill_jstr(const cJSON *o, const char *name)
 
 /* A member's integer value as decimal text: raw text as built, or a
  * parsed number (token counts, exact below 2^53); NULL when absent. */
-static const char *jint(const cJSON *o, const char *name, char *buf,
-			size_t size)
+static const char *
+jint(const cJSON *o, const char *name, char *buf, size_t size)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
 
@@ -38,7 +39,8 @@ static const char *jint(const cJSON *o, const char *name, char *buf,
 }
 
 /* A member's integer value, 0 when absent. */
-static int64_t jint64(const cJSON *o, const char *name)
+static int64_t
+jint64(const cJSON *o, const char *name)
 {
 	char buf[32];
 	const char *s = jint(o, name, buf, sizeof(buf));
@@ -47,13 +49,15 @@ static int64_t jint64(const cJSON *o, const char *name)
 }
 
 /* Whether a member is true. */
-static int jtrue(const cJSON *o, const char *name)
+static int
+jtrue(const cJSON *o, const char *name)
 {
 	return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, name));
 }
 
 /* Whether line e belongs to section s. */
-static int in_section(const cJSON *e, const char *s)
+static int
+in_section(const cJSON *e, const char *s)
 {
 	const char *v = ctl_bill_jstr(e, "section");
 
@@ -61,7 +65,8 @@ static int in_section(const cJSON *e, const char *s)
 }
 
 /* A member array (possibly empty), or NULL. */
-const cJSON *ctl_bill_jarr(const cJSON *o, const char *name)
+const cJSON *
+ctl_bill_jarr(const cJSON *o, const char *name)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
 
@@ -69,39 +74,46 @@ const cJSON *ctl_bill_jarr(const cJSON *o, const char *name)
 }
 
 /* The number of elements of member array name (0 when absent). */
-static int jcount(const cJSON *o, const char *name)
+static int
+jcount(const cJSON *o, const char *name)
 {
 	return cJSON_GetArraySize(ctl_bill_jarr(o, name));
 }
 
 /* "YYYY-MM-DD" of an ISO 8601 timestamp, in buf. */
-static const char *date_part(const char *ts, char *buf, size_t size)
+static const char *
+date_part(const char *ts, char *buf, size_t size)
 {
 	snprintf(buf, size, "%.10s", ts != NULL ? ts : "");
 	return buf;
 }
 
 /* Warns on stderr about what a bill leaves out or cannot total. */
-void ctl_bill_warn(const cJSON *doc)
+void
+ctl_bill_warn(const cJSON *doc)
 {
 	const cJSON *e;
 	int64_t n = 0;
-	const char *t = ctl_bill_jstr(doc, "tenant"), *m = ctl_bill_jstr(doc, "month");
+	const char *t = ctl_bill_jstr(doc, "tenant"),
+		   *m = ctl_bill_jstr(doc, "month");
 
-	cJSON_ArrayForEach(e, ctl_bill_jarr(doc, "unpriced"))
+	cJSON_ArrayForEach (e, ctl_bill_jarr(doc, "unpriced"))
 		n += jint64(e, "requests");
 	if (n > 0)
 		ctl_err("warning: %s %s: %" PRId64 " request%s without a "
-			"price, not billed", t, m, n, n == 1 ? "" : "s");
-	cJSON_ArrayForEach(e, ctl_bill_jarr(doc, "missing_rates"))
+			"price, not billed",
+			t, m, n, n == 1 ? "" : "s");
+	cJSON_ArrayForEach (e, ctl_bill_jarr(doc, "missing_rates"))
 		ctl_err("warning: %s %s: no total, exchange rate %s to %s "
-			"missing (%s)", t, m, ctl_bill_jstr(e, "base"),
+			"missing (%s)",
+			t, m, ctl_bill_jstr(e, "base"),
 			ctl_bill_jstr(e, "quote"), ctl_bill_jstr(e, "command"));
 }
 
 /* Section label of a line for tables: "line", "estimated" or
  * "adjustment 2026-10" (", estimated"). */
-static const char *line_label(const cJSON *l, char *buf, size_t size)
+static const char *
+line_label(const cJSON *l, char *buf, size_t size)
 {
 	const char *orig = ctl_bill_jstr(l, "original_month");
 
@@ -113,7 +125,8 @@ static const char *line_label(const cJSON *l, char *buf, size_t size)
 }
 
 /* Prints the doc's text summary status line. */
-static void text_status(const cJSON *doc)
+static void
+text_status(const cJSON *doc)
 {
 	const char *closed = ctl_bill_jstr(doc, "closed_at");
 
@@ -122,8 +135,9 @@ static void text_status(const cJSON *doc)
 		       ctl_bill_jstr(doc, "issued"));
 	else
 		printf("Draft: %s is not closed (tollctl bill close "
-		       "--month %s); as of %s.\n", ctl_bill_jstr(doc, "month"),
-		       ctl_bill_jstr(doc, "month"), ctl_bill_jstr(doc, "issued"));
+		       "--month %s); as of %s.\n",
+		       ctl_bill_jstr(doc, "month"), ctl_bill_jstr(doc, "month"),
+		       ctl_bill_jstr(doc, "issued"));
 }
 
 /* Prints a table made by the caller and frees it; 0, or -1 when t is
@@ -143,9 +157,9 @@ static int
 text_lines(const cJSON *doc)
 {
 	static const char *const lh[] = {
-		"SECTION", "PROVIDER", "MODEL", "PRICE FROM", "CLASS",
-		"TOKENS", "FREE", "BILLABLE", "UNIT/1M", "LIST", "DISCOUNT",
-		"AMOUNT", "CUR",
+		"SECTION",  "PROVIDER", "MODEL",    "PRICE FROM", "CLASS",
+		"TOKENS",   "FREE",     "BILLABLE", "UNIT/1M",    "LIST",
+		"DISCOUNT", "AMOUNT",   "CUR",
 	};
 	struct ctl_table *t;
 	const cJSON *e;
@@ -154,15 +168,15 @@ text_lines(const cJSON *doc)
 
 	if ((t = ctl_table_new(13, lh, "56789:;")) == NULL)
 		return -1;
-	cJSON_ArrayForEach(e, ctl_bill_jarr(doc, "lines")) {
+	cJSON_ArrayForEach (e, ctl_bill_jarr(doc, "lines")) {
 		date_part(ctl_bill_jstr(e, "price_from"), from, sizeof(from));
 		if (jtrue(e, "contract")) {
 			strcat(from, "*");
 			contract = 1;
 		}
 		ROW(t, line_label(e, label, sizeof(label)),
-		    ctl_bill_jstr(e, "provider"), ctl_bill_jstr(e, "model"), from,
-		    ctl_bill_jstr(e, "token_class"),
+		    ctl_bill_jstr(e, "provider"), ctl_bill_jstr(e, "model"),
+		    from, ctl_bill_jstr(e, "token_class"),
 		    jint(e, "tokens", b[0], 32),
 		    jint(e, "free_tokens", b[1], 32),
 		    jint(e, "billable_tokens", b[2], 32),
@@ -185,8 +199,8 @@ static int
 text_unpriced(const cJSON *doc)
 {
 	static const char *const uh[] = {
-		"ORIG", "PROVIDER", "MODEL", "REQUESTS", "INPUT", "CACHED",
-		"CACHE_WRITE", "OUTPUT",
+		"ORIG",  "PROVIDER", "MODEL",       "REQUESTS",
+		"INPUT", "CACHED",   "CACHE_WRITE", "OUTPUT",
 	};
 	struct ctl_table *t;
 	const cJSON *e;
@@ -195,7 +209,7 @@ text_unpriced(const cJSON *doc)
 	puts("\nWARNING: usage without a price, NOT BILLED:");
 	if ((t = ctl_table_new(8, uh, "34567")) == NULL)
 		return -1;
-	cJSON_ArrayForEach(e, ctl_bill_jarr(doc, "unpriced"))
+	cJSON_ArrayForEach (e, ctl_bill_jarr(doc, "unpriced"))
 		ROW(t, ctl_bill_jstr(e, "original_month"),
 		    ctl_bill_jstr(e, "provider"), ctl_bill_jstr(e, "model"),
 		    jint(e, "requests", b[0], 32),
@@ -213,8 +227,8 @@ oom:
 static int
 text_promotions(const cJSON *promos)
 {
-	static const char *const gh[] = { "FREE-TOKEN GRANT", "TOKENS",
-					  "VALUE", "CUR" };
+	static const char *const gh[] = { "FREE-TOKEN GRANT", "TOKENS", "VALUE",
+					  "CUR" };
 	static const char *const dh[] = { "DISCOUNT", "PERCENT", "AMOUNT",
 					  "CUR" };
 	struct ctl_table *t = NULL;
@@ -225,9 +239,9 @@ text_promotions(const cJSON *promos)
 		putchar('\n');
 		if ((t = ctl_table_new(4, gh, "12")) == NULL)
 			return -1;
-		cJSON_ArrayForEach(e, ctl_bill_jarr(promos, "grants"))
-			ROW(t, ctl_bill_jstr(e, "name"), jint(e, "tokens", b, 32),
-			    ctl_bill_jstr(e, "value"),
+		cJSON_ArrayForEach (e, ctl_bill_jarr(promos, "grants"))
+			ROW(t, ctl_bill_jstr(e, "name"),
+			    jint(e, "tokens", b, 32), ctl_bill_jstr(e, "value"),
 			    ctl_bill_jstr(e, "currency"));
 		print_table(t);
 	}
@@ -235,7 +249,7 @@ text_promotions(const cJSON *promos)
 		putchar('\n');
 		if ((t = ctl_table_new(4, dh, "12")) == NULL)
 			return -1;
-		cJSON_ArrayForEach(e, ctl_bill_jarr(promos, "discounts")) {
+		cJSON_ArrayForEach (e, ctl_bill_jarr(promos, "discounts")) {
 			snprintf(b, sizeof(b), "%s%%",
 				 ctl_bill_jstr(e, "percent"));
 			ROW(t, ctl_bill_jstr(e, "name"), b,
@@ -263,7 +277,7 @@ text_subtotals(const cJSON *doc)
 	putchar('\n');
 	if ((t = ctl_table_new(5, sh, "1234")) == NULL)
 		return -1;
-	cJSON_ArrayForEach(e, ctl_bill_jarr(doc, "subtotals"))
+	cJSON_ArrayForEach (e, ctl_bill_jarr(doc, "subtotals"))
 		ROW(t, ctl_bill_jstr(e, "currency"),
 		    ctl_bill_jstr(e, "list_amount"),
 		    ctl_bill_jstr(e, "discount"), ctl_bill_jstr(e, "amount"),
@@ -293,41 +307,62 @@ text_bill(const cJSON *doc)
 		return -1;
 	if (jcount(doc, "unpriced") > 0 && text_unpriced(doc) < 0)
 		return -1;
-	if (text_promotions(cJSON_GetObjectItemCaseSensitive(doc,
-							     "promotions")) < 0)
+	if (text_promotions(
+		    cJSON_GetObjectItemCaseSensitive(doc, "promotions")) < 0)
 		return -1;
 	if (jcount(doc, "subtotals") > 0 && text_subtotals(doc) < 0)
 		return -1;
 	putchar('\n');
 	if (total != NULL)
 		printf("TOTAL %s %s\n", total, ctl_bill_jstr(doc, "currency"));
-	cJSON_ArrayForEach(e, ctl_bill_jarr(doc, "missing_rates"))
+	cJSON_ArrayForEach (e, ctl_bill_jarr(doc, "missing_rates"))
 		printf("WARNING: no total: exchange rate %s to %s for %s is "
-		       "missing; set it with: %s\n", ctl_bill_jstr(e, "base"),
-		       ctl_bill_jstr(e, "quote"), ctl_bill_jstr(e, "month"),
-		       ctl_bill_jstr(e, "command"));
+		       "missing; set it with: %s\n",
+		       ctl_bill_jstr(e, "base"), ctl_bill_jstr(e, "quote"),
+		       ctl_bill_jstr(e, "month"), ctl_bill_jstr(e, "command"));
 	return 0;
 }
 
 /* CSV columns; each row fills those that apply to its section. */
 enum {
-	C_TENANT, C_MONTH, C_SECTION, C_ORIG, C_PROVIDER, C_MODEL, C_PRICE_ID,
-	C_PRICE_FROM, C_CLASS, C_REQUESTS, C_TOKENS, C_FREE, C_BILLABLE,
-	C_UNIT, C_LIST, C_DISCOUNT, C_AMOUNT, C_CUR, C_PROMO, C_PERCENT,
-	C_RATE, C_NOTE, C__COUNT
+	C_TENANT,
+	C_MONTH,
+	C_SECTION,
+	C_ORIG,
+	C_PROVIDER,
+	C_MODEL,
+	C_PRICE_ID,
+	C_PRICE_FROM,
+	C_CLASS,
+	C_REQUESTS,
+	C_TOKENS,
+	C_FREE,
+	C_BILLABLE,
+	C_UNIT,
+	C_LIST,
+	C_DISCOUNT,
+	C_AMOUNT,
+	C_CUR,
+	C_PROMO,
+	C_PERCENT,
+	C_RATE,
+	C_NOTE,
+	C__COUNT
 };
 
 static const char *const csv_head[C__COUNT] = {
-	"tenant", "month", "section", "original_month", "provider", "model",
-	"price_id", "price_from", "token_class", "requests", "tokens",
-	"free_tokens", "billable_tokens", "unit_price", "list_amount",
-	"discount", "amount", "currency", "promotion", "percent", "fx_rate",
-	"note",
+	"tenant",          "month",      "section",     "original_month",
+	"provider",        "model",      "price_id",    "price_from",
+	"token_class",     "requests",   "tokens",      "free_tokens",
+	"billable_tokens", "unit_price", "list_amount", "discount",
+	"amount",          "currency",   "promotion",   "percent",
+	"fx_rate",         "note",
 };
 
 /* Writes one RFC 4180 record: fields quoted when they hold a comma, a
  * quote, CR or LF, quotes doubled, CRLF at the end; NULL is empty. */
-static void csv_row(FILE *out, const char *const *cells)
+static void
+csv_row(FILE *out, const char *const *cells)
 {
 	int i;
 
@@ -352,20 +387,22 @@ static void csv_row(FILE *out, const char *const *cells)
 }
 
 /* Writes one bill's CSV rows (no header). */
-static void csv_bill(FILE *out, const cJSON *doc)
+static void
+csv_bill(FILE *out, const cJSON *doc)
 {
 	const char *c[C__COUNT];
 	const cJSON *e, *promos;
 	char b[8][32], note[160];
 
-#define CSV_START(section) do { \
-	memset(c, 0, sizeof(c)); \
-	c[C_TENANT] = ctl_bill_jstr(doc, "tenant"); \
-	c[C_MONTH] = ctl_bill_jstr(doc, "month"); \
-	c[C_SECTION] = (section); \
-} while (0)
+#define CSV_START(section)                                                     \
+	do {                                                                   \
+		memset(c, 0, sizeof(c));                                       \
+		c[C_TENANT] = ctl_bill_jstr(doc, "tenant");                    \
+		c[C_MONTH] = ctl_bill_jstr(doc, "month");                      \
+		c[C_SECTION] = (section);                                      \
+	} while (0)
 
-	cJSON_ArrayForEach(e, ctl_bill_jarr(doc, "lines")) {
+	cJSON_ArrayForEach (e, ctl_bill_jarr(doc, "lines")) {
 		CSV_START(ctl_bill_jstr(e, "section"));
 		c[C_ORIG] = ctl_bill_jstr(e, "original_month");
 		c[C_PROVIDER] = ctl_bill_jstr(e, "provider");
@@ -385,13 +422,16 @@ static void csv_bill(FILE *out, const cJSON *doc)
 		snprintf(note, sizeof(note), "%s%s%s",
 			 jtrue(e, "contract") ? "contract price" : "",
 			 jtrue(e, "contract") && c[C_ORIG] != NULL &&
-			 jtrue(e, "estimated") ? "; " : "",
-			 c[C_ORIG] != NULL && jtrue(e, "estimated") ?
-			 "estimated" : "");
+					 jtrue(e, "estimated")
+				 ? "; "
+				 : "",
+			 c[C_ORIG] != NULL && jtrue(e, "estimated")
+				 ? "estimated"
+				 : "");
 		c[C_NOTE] = note;
 		csv_row(out, c);
 	}
-	cJSON_ArrayForEach(e, ctl_bill_jarr(doc, "unpriced")) {
+	cJSON_ArrayForEach (e, ctl_bill_jarr(doc, "unpriced")) {
 		static const char *const cls[4][2] = {
 			{ "input", "input_tokens" },
 			{ "cached", "cached_tokens" },
@@ -414,7 +454,7 @@ static void csv_bill(FILE *out, const cJSON *doc)
 		}
 	}
 	promos = cJSON_GetObjectItemCaseSensitive(doc, "promotions");
-	cJSON_ArrayForEach(e, ctl_bill_jarr(promos, "grants")) {
+	cJSON_ArrayForEach (e, ctl_bill_jarr(promos, "grants")) {
 		CSV_START("promotion");
 		c[C_PROMO] = ctl_bill_jstr(e, "name");
 		c[C_TOKENS] = jint(e, "tokens", b[0], 32);
@@ -423,7 +463,7 @@ static void csv_bill(FILE *out, const cJSON *doc)
 		c[C_NOTE] = "free tokens, value at list price";
 		csv_row(out, c);
 	}
-	cJSON_ArrayForEach(e, ctl_bill_jarr(promos, "discounts")) {
+	cJSON_ArrayForEach (e, ctl_bill_jarr(promos, "discounts")) {
 		CSV_START("promotion");
 		c[C_PROMO] = ctl_bill_jstr(e, "name");
 		c[C_PERCENT] = ctl_bill_jstr(e, "percent");
@@ -432,7 +472,7 @@ static void csv_bill(FILE *out, const cJSON *doc)
 		c[C_NOTE] = "discount";
 		csv_row(out, c);
 	}
-	cJSON_ArrayForEach(e, ctl_bill_jarr(doc, "subtotals")) {
+	cJSON_ArrayForEach (e, ctl_bill_jarr(doc, "subtotals")) {
 		CSV_START("subtotal");
 		c[C_LIST] = ctl_bill_jstr(e, "list_amount");
 		c[C_DISCOUNT] = ctl_bill_jstr(e, "discount");
@@ -445,11 +485,12 @@ static void csv_bill(FILE *out, const cJSON *doc)
 	c[C_AMOUNT] = ctl_bill_jstr(doc, "total");
 	c[C_CUR] = ctl_bill_jstr(doc, "currency");
 	note[0] = '\0';
-	cJSON_ArrayForEach(e, ctl_bill_jarr(doc, "missing_rates"))
+	cJSON_ArrayForEach (e, ctl_bill_jarr(doc, "missing_rates"))
 		snprintf(note + strlen(note), sizeof(note) - strlen(note),
 			 "%sno total: rate %s to %s missing (%s)",
 			 note[0] != '\0' ? "; " : "", ctl_bill_jstr(e, "base"),
-			 ctl_bill_jstr(e, "quote"), ctl_bill_jstr(e, "command"));
+			 ctl_bill_jstr(e, "quote"),
+			 ctl_bill_jstr(e, "command"));
 	if (note[0] == '\0' && ctl_bill_jstr(doc, "closed_at") != NULL)
 		snprintf(note, sizeof(note), "closed at %s",
 			 ctl_bill_jstr(doc, "closed_at"));
@@ -461,7 +502,8 @@ static void csv_bill(FILE *out, const cJSON *doc)
 }
 
 /* Writes s with &, <, >, " and ' escaped for HTML text and attributes. */
-static void html_esc(FILE *out, const char *s)
+static void
+html_esc(FILE *out, const char *s)
 {
 	for (; s != NULL && *s != '\0'; s++) {
 		switch (*s) {
@@ -487,7 +529,8 @@ static void html_esc(FILE *out, const char *s)
 }
 
 /* Decimal digits (optionally signed) with thousands separators, in buf. */
-static const char *group3(const char *digits, char *buf, size_t size)
+static const char *
+group3(const char *digits, char *buf, size_t size)
 {
 	size_t n, i, w = 0;
 
@@ -504,7 +547,8 @@ static const char *group3(const char *digits, char *buf, size_t size)
 }
 
 /* A token count shortened for an axis label: 0, 250, 1.5K, 20M, 2B. */
-static void short_count(int64_t v, char *buf, size_t size)
+static void
+short_count(int64_t v, char *buf, size_t size)
 {
 	static const struct {
 		int64_t div;
@@ -521,15 +565,16 @@ static void short_count(int64_t v, char *buf, size_t size)
 			snprintf(buf, size, "%" PRId64 "%c", v / d,
 				 units[i].unit);
 		else
-			snprintf(buf, size, "%" PRId64 ".%" PRId64 "%c",
-				 v / d, v % d * 10 / d, units[i].unit);
+			snprintf(buf, size, "%" PRId64 ".%" PRId64 "%c", v / d,
+				 v % d * 10 / d, units[i].unit);
 		return;
 	}
 	snprintf(buf, size, "%" PRId64, v);
 }
 
 /* The smallest of 1, 2, 5 times a power of ten that is at least max/4. */
-static int64_t nice_step(int64_t max)
+static int64_t
+nice_step(int64_t max)
 {
 	int64_t raw = (max + 3) / 4, mag = 1;
 
@@ -547,16 +592,23 @@ static int64_t nice_step(int64_t max)
 }
 
 /* Writes the tokens-per-day bar chart as inline SVG. */
-static void html_chart(FILE *out, const cJSON *doc)
+static void
+html_chart(FILE *out, const cJSON *doc)
 {
-	enum { LEFT = 52, TOP = 10, BAR = 22, PH = 170, BOTTOM = 26,
-	       RIGHT = 8 };
+	enum {
+		LEFT = 52,
+		TOP = 10,
+		BAR = 22,
+		PH = 170,
+		BOTTOM = 26,
+		RIGHT = 8
+	};
 	const cJSON *days = ctl_bill_jarr(doc, "days"), *d;
 	int n = cJSON_GetArraySize(days), i, w, ticks;
 	int64_t max = 0, step, ymax, v;
 	char lab[32], num[40];
 
-	cJSON_ArrayForEach(d, days)
+	cJSON_ArrayForEach (d, days)
 		if ((v = jint64(d, "tokens")) > max)
 			max = v;
 	step = nice_step(max);
@@ -565,48 +617,54 @@ static void html_chart(FILE *out, const cJSON *doc)
 		ticks = 1;
 	ymax = step * ticks;
 	w = LEFT + n * BAR + RIGHT;
-	fprintf(out, "<svg class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\""
+	fprintf(out,
+		"<svg class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\""
 		" viewBox=\"0 0 %d %d\" role=\"img\" aria-label=\"Tokens per "
-		"day\">\n", w, TOP + PH + BOTTOM);
+		"day\">\n",
+		w, TOP + PH + BOTTOM);
 	for (i = 0; i <= ticks; i++) {
 		int y = TOP + PH - (int)((int64_t)i * PH / ticks);
 
 		short_count(step * i, lab, sizeof(lab));
-		fprintf(out, "<line class=\"grid\" x1=\"%d\" y1=\"%d\" "
+		fprintf(out,
+			"<line class=\"grid\" x1=\"%d\" y1=\"%d\" "
 			"x2=\"%d\" y2=\"%d\"/><text x=\"%d\" y=\"%d\" "
-			"text-anchor=\"end\">%s</text>\n", LEFT, y,
-			w - RIGHT, y, LEFT - 6, y + 4, lab);
+			"text-anchor=\"end\">%s</text>\n",
+			LEFT, y, w - RIGHT, y, LEFT - 6, y + 4, lab);
 	}
 	i = 0;
-	cJSON_ArrayForEach(d, days) {
+	cJSON_ArrayForEach (d, days) {
 		int h, x = LEFT + i * BAR;
 
 		v = jint64(d, "tokens");
 		h = (int)(v * PH / ymax);
 		if (v > 0 && h == 0)
 			h = 1;
-		fprintf(out, "<rect x=\"%d\" y=\"%d\" width=\"%d\" "
-			"height=\"%d\"><title>", x + 3, TOP + PH - h, BAR - 6,
-			h);
+		fprintf(out,
+			"<rect x=\"%d\" y=\"%d\" width=\"%d\" "
+			"height=\"%d\"><title>",
+			x + 3, TOP + PH - h, BAR - 6, h);
 		html_esc(out, ctl_bill_jstr(d, "date"));
 		snprintf(lab, sizeof(lab), "%" PRId64, v);
 		fprintf(out, ": %s tokens</title></rect>\n",
 			group3(lab, num, sizeof(num)));
 		if (i == 0 || (i + 1) % 5 == 0)
-			fprintf(out, "<text x=\"%d\" y=\"%d\" "
+			fprintf(out,
+				"<text x=\"%d\" y=\"%d\" "
 				"text-anchor=\"middle\">%d</text>\n",
 				x + BAR / 2, TOP + PH + 16, i + 1);
 		i++;
 	}
-	fprintf(out, "<line class=\"axis\" x1=\"%d\" y1=\"%d\" x2=\"%d\" "
-		"y2=\"%d\"/>\n</svg>\n", LEFT, TOP + PH, w - RIGHT, TOP + PH);
+	fprintf(out,
+		"<line class=\"axis\" x1=\"%d\" y1=\"%d\" x2=\"%d\" "
+		"y2=\"%d\"/>\n</svg>\n",
+		LEFT, TOP + PH, w - RIGHT, TOP + PH);
 }
 
 static const char html_style[] =
 	"<style>\n"
 	"body{margin:0;background:#eef0f3;color:#1f2933;"
-	"font:14px/1.45 -apple-system,'Segoe UI',Helvetica,Arial,"
-	"sans-serif}\n"
+	"font:14px/1.45 -apple-system,'Segoe UI',Helvetica,Arial,sans-serif}\n"
 	".bill{max-width:1040px;margin:28px auto;background:#fff;"
 	"padding:40px 48px;border-radius:6px;"
 	"box-shadow:0 1px 4px rgba(0,0,0,.08)}\n"
@@ -622,8 +680,7 @@ static const char html_style[] =
 	"dt{color:#7b8794;text-align:right}dd{margin:0}\n"
 	"table{border-collapse:collapse;width:100%;font-size:12.5px}\n"
 	"th{text-align:left;font-weight:600;color:#52606d;"
-	"border-bottom:1px solid #cbd2d9;padding:6px 8px;"
-	"white-space:nowrap}\n"
+	"border-bottom:1px solid #cbd2d9;padding:6px 8px;white-space:nowrap}\n"
 	"td{border-bottom:1px solid #e4e7eb;padding:5px 8px}\n"
 	"td.n,th.n{text-align:right;font-variant-numeric:tabular-nums;"
 	"white-space:nowrap}\n"
@@ -645,18 +702,21 @@ static const char html_style[] =
 	"</style>\n";
 
 /* Writes "<td class=n>" with the escaped value, grouped when a count. */
-static void td_num(FILE *out, const char *v, int count)
+static void
+td_num(FILE *out, const char *v, int count)
 {
 	char buf[48];
 
 	fputs("<td class=\"n\">", out);
-	html_esc(out, count ? group3(v, buf, sizeof(buf)) :
-		 v != NULL ? v : "-");
+	html_esc(out, count       ? group3(v, buf, sizeof(buf))
+		      : v != NULL ? v
+				  : "-");
 	fputs("</td>", out);
 }
 
 /* Writes "<td>" with the escaped value, "-" for NULL. */
-static void td(FILE *out, const char *v)
+static void
+td(FILE *out, const char *v)
 {
 	fputs("<td>", out);
 	html_esc(out, v != NULL ? v : "-");
@@ -665,14 +725,15 @@ static void td(FILE *out, const char *v)
 
 /* Writes the lines of one section ("line", "estimated", "adjustment") as a
  * table under heading, if there are any. */
-static void html_lines(FILE *out, const cJSON *doc, const char *section,
-		       const char *heading, const char *intro)
+static void
+html_lines(FILE *out, const cJSON *doc, const char *section,
+	   const char *heading, const char *intro)
 {
 	const cJSON *e;
 	char b[4][32], from[16];
 	int n = 0, adj = strcmp(section, "adjustment") == 0;
 
-	cJSON_ArrayForEach(e, ctl_bill_jarr(doc, "lines"))
+	cJSON_ArrayForEach (e, ctl_bill_jarr(doc, "lines"))
 		n += in_section(e, section);
 	if (n == 0)
 		return;
@@ -681,14 +742,15 @@ static void html_lines(FILE *out, const cJSON *doc, const char *section,
 	fputs("</h2>\n", out);
 	if (intro != NULL)
 		fprintf(out, "<p class=\"notes\">%s</p>\n", intro);
-	fprintf(out, "<table>\n<tr>%s<th>Provider</th><th>Model</th>"
+	fprintf(out,
+		"<table>\n<tr>%s<th>Provider</th><th>Model</th>"
 		"<th>Price from</th><th>Class</th><th class=\"n\">"
 		"Tokens</th><th class=\"n\">Free</th><th class=\"n\">"
 		"Billable</th><th class=\"n\">Unit / 1M</th><th class=\"n\">"
 		"List</th><th class=\"n\">Discount</th><th class=\"n\">"
 		"Amount</th><th>Cur.</th></tr>\n",
 		adj ? "<th>Month</th>" : "");
-	cJSON_ArrayForEach(e, ctl_bill_jarr(doc, "lines")) {
+	cJSON_ArrayForEach (e, ctl_bill_jarr(doc, "lines")) {
 		if (!in_section(e, section))
 			continue;
 		fputs(jtrue(e, "estimated") ? "<tr class=\"est\">" : "<tr>",
@@ -699,8 +761,7 @@ static void html_lines(FILE *out, const cJSON *doc, const char *section,
 		fputs("<td>", out);
 		html_esc(out, ctl_bill_jstr(e, "model"));
 		if (adj && jtrue(e, "estimated"))
-			fputs(" <span class=\"tag est\">estimated</span>",
-			      out);
+			fputs(" <span class=\"tag est\">estimated</span>", out);
 		fputs("</td><td>", out);
 		html_esc(out, date_part(ctl_bill_jstr(e, "price_from"), from,
 					sizeof(from)));
@@ -722,7 +783,8 @@ static void html_lines(FILE *out, const cJSON *doc, const char *section,
 }
 
 /* Writes the unpriced usage warning and table. */
-static void html_unpriced(FILE *out, const cJSON *doc)
+static void
+html_unpriced(FILE *out, const cJSON *doc)
 {
 	const cJSON *e;
 	char b[5][32];
@@ -736,11 +798,13 @@ static void html_unpriced(FILE *out, const cJSON *doc)
 	      "<th>Provider</th><th>Model</th><th class=\"n\">Requests</th>"
 	      "<th class=\"n\">Input</th><th class=\"n\">Cached</th>"
 	      "<th class=\"n\">Cache write</th><th class=\"n\">Output</th>"
-	      "</tr>\n", out);
-	cJSON_ArrayForEach(e, ctl_bill_jarr(doc, "unpriced")) {
+	      "</tr>\n",
+	      out);
+	cJSON_ArrayForEach (e, ctl_bill_jarr(doc, "unpriced")) {
 		fputs("<tr>", out);
-		td(out, ctl_bill_jstr(e, "original_month") != NULL ?
-		   ctl_bill_jstr(e, "original_month") : ctl_bill_jstr(doc, "month"));
+		td(out, ctl_bill_jstr(e, "original_month") != NULL
+				? ctl_bill_jstr(e, "original_month")
+				: ctl_bill_jstr(doc, "month"));
 		td(out, ctl_bill_jstr(e, "provider"));
 		td(out, ctl_bill_jstr(e, "model"));
 		td_num(out, jint(e, "requests", b[0], 32), 1);
@@ -754,7 +818,8 @@ static void html_unpriced(FILE *out, const cJSON *doc)
 }
 
 /* Writes the promotions: grants and discounts. */
-static void html_promotions(FILE *out, const cJSON *doc)
+static void
+html_promotions(FILE *out, const cJSON *doc)
 {
 	const cJSON *p = cJSON_GetObjectItemCaseSensitive(doc, "promotions");
 	const cJSON *e;
@@ -765,8 +830,9 @@ static void html_promotions(FILE *out, const cJSON *doc)
 	fputs("<h2>Promotions</h2>\n<table>\n<tr><th>Promotion</th>"
 	      "<th>Kind</th><th class=\"n\">Tokens covered</th>"
 	      "<th class=\"n\">Percent</th><th class=\"n\">Value</th>"
-	      "<th>Cur.</th></tr>\n", out);
-	cJSON_ArrayForEach(e, ctl_bill_jarr(p, "grants")) {
+	      "<th>Cur.</th></tr>\n",
+	      out);
+	cJSON_ArrayForEach (e, ctl_bill_jarr(p, "grants")) {
 		fputs("<tr>", out);
 		td(out, ctl_bill_jstr(e, "name"));
 		td(out, "free tokens (value at list price)");
@@ -776,7 +842,7 @@ static void html_promotions(FILE *out, const cJSON *doc)
 		td(out, ctl_bill_jstr(e, "currency"));
 		fputs("</tr>\n", out);
 	}
-	cJSON_ArrayForEach(e, ctl_bill_jarr(p, "discounts")) {
+	cJSON_ArrayForEach (e, ctl_bill_jarr(p, "discounts")) {
 		fputs("<tr>", out);
 		td(out, ctl_bill_jstr(e, "name"));
 		td(out, "discount");
@@ -791,7 +857,8 @@ static void html_promotions(FILE *out, const cJSON *doc)
 }
 
 /* Writes the subtotals, the exchange rates and the total. */
-static void html_totals(FILE *out, const cJSON *doc)
+static void
+html_totals(FILE *out, const cJSON *doc)
 {
 	const cJSON *e;
 	const char *total = ctl_bill_jstr(doc, "total");
@@ -800,17 +867,21 @@ static void html_totals(FILE *out, const cJSON *doc)
 	if (jcount(doc, "subtotals") > 0) {
 		fputs("<table>\n<tr><th>Currency</th><th class=\"n\">List"
 		      "</th><th class=\"n\">Discount</th><th class=\"n\">"
-		      "Amount</th><th class=\"n\">Rate to ", out);
+		      "Amount</th><th class=\"n\">Rate to ",
+		      out);
 		html_esc(out, ctl_bill_jstr(doc, "currency"));
 		fputs("</th></tr>\n", out);
-		cJSON_ArrayForEach(e, ctl_bill_jarr(doc, "subtotals")) {
+		cJSON_ArrayForEach (e, ctl_bill_jarr(doc, "subtotals")) {
 			fputs("<tr>", out);
 			td(out, ctl_bill_jstr(e, "currency"));
 			td_num(out, ctl_bill_jstr(e, "list_amount"), 0);
 			td_num(out, ctl_bill_jstr(e, "discount"), 0);
 			td_num(out, ctl_bill_jstr(e, "amount"), 0);
-			td_num(out, ctl_bill_jstr(e, "fx_rate") != NULL ?
-			       ctl_bill_jstr(e, "fx_rate") : "missing", 0);
+			td_num(out,
+			       ctl_bill_jstr(e, "fx_rate") != NULL
+				       ? ctl_bill_jstr(e, "fx_rate")
+				       : "missing",
+			       0);
 			fputs("</tr>\n", out);
 		}
 		fputs("</table>\n", out);
@@ -824,7 +895,7 @@ static void html_totals(FILE *out, const cJSON *doc)
 		fputs("not computed", out);
 	}
 	fputs("</div>\n", out);
-	cJSON_ArrayForEach(e, ctl_bill_jarr(doc, "missing_rates")) {
+	cJSON_ArrayForEach (e, ctl_bill_jarr(doc, "missing_rates")) {
 		fputs("<div class=\"warn\">The exchange rate ", out);
 		html_esc(out, ctl_bill_jstr(e, "base"));
 		fputs(" to ", out);
@@ -832,19 +903,21 @@ static void html_totals(FILE *out, const cJSON *doc)
 		fputs(" for ", out);
 		html_esc(out, ctl_bill_jstr(e, "month"));
 		fputs(" is missing, so the total is not computed. Set it "
-		      "with <code>", out);
+		      "with <code>",
+		      out);
 		html_esc(out, ctl_bill_jstr(e, "command"));
 		fputs("</code>.</div>\n", out);
 	}
 }
 
 /* Writes the notes: rates used, estimated usage, what amounts mean. */
-static void html_notes(FILE *out, const cJSON *doc)
+static void
+html_notes(FILE *out, const cJSON *doc)
 {
 	const cJSON *e;
 	int est = 0;
 
-	cJSON_ArrayForEach(e, ctl_bill_jarr(doc, "lines"))
+	cJSON_ArrayForEach (e, ctl_bill_jarr(doc, "lines"))
 		est |= jtrue(e, "estimated");
 	fputs("<h2>Notes</h2>\n<ul class=\"notes\">\n", out);
 	fputs("<li>Prices are per million tokens. Each amount is computed "
@@ -852,7 +925,7 @@ static void html_notes(FILE *out, const cJSON *doc)
 	      "the currency's minor unit; the amount is the billable "
 	      "(not free) tokens at the unit price less the discount.</li>\n",
 	      out);
-	cJSON_ArrayForEach(e, ctl_bill_jarr(doc, "fx")) {
+	cJSON_ArrayForEach (e, ctl_bill_jarr(doc, "fx")) {
 		fputs("<li>Exchange rate for ", out);
 		html_esc(out, ctl_bill_jstr(e, "month"));
 		fputs(": 1 ", out);
@@ -866,15 +939,18 @@ static void html_notes(FILE *out, const cJSON *doc)
 	if (est)
 		fputs("<li>Estimated usage: the provider reported no token "
 		      "counts for these requests, so the gateway counted them "
-		      "itself.</li>\n", out);
+		      "itself.</li>\n",
+		      out);
 	if (jcount(doc, "unpriced") > 0)
 		fputs("<li>Usage without a price is listed but not billed."
-		      "</li>\n", out);
+		      "</li>\n",
+		      out);
 	fputs("</ul>\n", out);
 }
 
 /* Writes one bill as an HTML section. */
-static void html_bill(FILE *out, const cJSON *doc)
+static void
+html_bill(FILE *out, const cJSON *doc)
 {
 	int closed = ctl_bill_jstr(doc, "closed_at") != NULL;
 
@@ -887,7 +963,8 @@ static void html_bill(FILE *out, const cJSON *doc)
 	fputs("</div>", out);
 	if (!closed)
 		fputs("<div class=\"draft\">Draft: the month is not closed "
-		      "and may still change.</div>", out);
+		      "and may still change.</div>",
+		      out);
 	fputs("</div>\n<dl><dt>Customer</dt><dd>", out);
 	html_esc(out, ctl_bill_jstr(doc, "tenant"));
 	fputs("</dd><dt>Period</dt><dd>", out);
@@ -918,15 +995,15 @@ static void html_bill(FILE *out, const cJSON *doc)
 }
 
 /* Writes the docs (an array) in format to out; 0, or -1 on failure. */
-int ctl_bill_render(FILE *out, enum format fmt, cJSON *docs, int single)
+int
+ctl_bill_render(FILE *out, enum format fmt, cJSON *docs, int single)
 {
 	const cJSON *doc;
 	char *text;
 
 	switch (fmt) {
 	case FMT_JSON:
-		text = cJSON_Print(single ? cJSON_GetArrayItem(docs, 0) :
-				   docs);
+		text = cJSON_Print(single ? cJSON_GetArrayItem(docs, 0) : docs);
 		if (text == NULL)
 			return -1;
 		fputs(text, out);
@@ -935,12 +1012,13 @@ int ctl_bill_render(FILE *out, enum format fmt, cJSON *docs, int single)
 		return 0;
 	case FMT_CSV:
 		csv_row(out, csv_head);
-		cJSON_ArrayForEach(doc, docs)
+		cJSON_ArrayForEach (doc, docs)
 			csv_bill(out, doc);
 		return 0;
 	case FMT_HTML:
 		fputs("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n"
-		      "<meta charset=\"utf-8\">\n<title>", out);
+		      "<meta charset=\"utf-8\">\n<title>",
+		      out);
 		doc = cJSON_GetArrayItem(docs, 0);
 		fputs(single ? "Invoice " : "Invoices ", out);
 		if (single) {
@@ -951,14 +1029,14 @@ int ctl_bill_render(FILE *out, enum format fmt, cJSON *docs, int single)
 		fputs("</title>\n", out);
 		fputs(html_style, out);
 		fputs("</head>\n<body>\n", out);
-		cJSON_ArrayForEach(doc, docs)
+		cJSON_ArrayForEach (doc, docs)
 			html_bill(out, doc);
 		if (docs->child == NULL)
 			fputs("<p>Nothing to bill.</p>\n", out);
 		fputs("</body>\n</html>\n", out);
 		return 0;
 	case FMT_TEXT:
-		cJSON_ArrayForEach(doc, docs) {
+		cJSON_ArrayForEach (doc, docs) {
 			if (doc != docs->child)
 				puts("\n");
 			if (text_bill(doc) < 0)

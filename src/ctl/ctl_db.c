@@ -43,20 +43,19 @@ static const char db_usage[] =
 
 struct migration {
 	int version;
-	char *name;            /* file name, owned */
+	char *name; /* file name, owned */
 };
 
-static const char sql_lock[] =
-	"SELECT pg_advisory_xact_lock(" MIGRATE_LOCK ")";
+static const char sql_lock[] = "SELECT pg_advisory_xact_lock(" MIGRATE_LOCK ")";
 
 static const char sql_create[] =
 	"CREATE TABLE IF NOT EXISTS schema_migrations ("
-	" version int PRIMARY KEY,"
-	" name text,"
+	" version int PRIMARY KEY, name text,"
 	" applied_at timestamptz DEFAULT now())";
 
 /* Whether path names an existing directory. */
-static int is_dir(const char *path)
+static int
+is_dir(const char *path)
 {
 	struct stat st;
 
@@ -64,7 +63,8 @@ static int is_dir(const char *path)
 }
 
 /* The directory holding the migration files. */
-static const char *sql_dir(const char *option)
+static const char *
+sql_dir(const char *option)
 {
 	const char *env = getenv("TOLLGATE_SQL_DIR");
 
@@ -78,7 +78,8 @@ static const char *sql_dir(const char *option)
 }
 
 /* The version of a migration file name "NNN_word.sql", or -1. */
-static int file_version(const char *name)
+static int
+file_version(const char *name)
 {
 	size_t len = strlen(name);
 	const char *p = name;
@@ -97,7 +98,8 @@ static int file_version(const char *name)
 }
 
 /* Orders migrations by version. */
-static int cmp_migration(const void *a, const void *b)
+static int
+cmp_migration(const void *a, const void *b)
 {
 	const struct migration *x = a, *y = b;
 
@@ -105,7 +107,8 @@ static int cmp_migration(const void *a, const void *b)
 }
 
 /* Frees the names of the first n migrations. */
-static void free_migrations(struct migration *m, int n)
+static void
+free_migrations(struct migration *m, int n)
 {
 	while (n-- > 0)
 		free(m[n].name);
@@ -113,7 +116,8 @@ static void free_migrations(struct migration *m, int n)
 
 /* Lists dir's migration files into m sorted by version; the count, or -1
  * after reporting (unreadable dir, duplicate version, too many files). */
-static int list_migrations(const char *dir, struct migration *m)
+static int
+list_migrations(const char *dir, struct migration *m)
 {
 	DIR *d = opendir(dir);
 	struct dirent *e;
@@ -157,7 +161,8 @@ fail:
 
 /* Reads a whole file as a NUL-terminated string; caller frees. NULL after
  * reporting. */
-static char *read_file(const char *path)
+static char *
+read_file(const char *path)
 {
 	FILE *f = fopen(path, "rb");
 	char *buf = NULL, *grown;
@@ -201,7 +206,8 @@ fail:
 
 /* Starts a transaction holding the migration lock, with the ledger table
  * present. 0, or -1 after reporting (no transaction left open). */
-static int begin_locked(struct ctl *ctl)
+static int
+begin_locked(struct ctl *ctl)
 {
 	if (ctl_exec(ctl, "BEGIN") < 0)
 		return -1;
@@ -214,8 +220,8 @@ static int begin_locked(struct ctl *ctl)
 
 /* Applies m in one locked transaction unless already recorded. 1 when
  * applied, 0 when it already was, -1 after reporting. */
-static int apply_one(struct ctl *ctl, const char *dir,
-		     const struct migration *m)
+static int
+apply_one(struct ctl *ctl, const char *dir, const struct migration *m)
 {
 	char version[16], *path = NULL, *sql = NULL;
 	const char *params[2] = { version, m->name };
@@ -226,8 +232,8 @@ static int apply_one(struct ctl *ctl, const char *dir,
 	if (begin_locked(ctl) < 0)
 		return -1;
 	res = ctl_query(ctl, "schema_migrations",
-			"SELECT 1 FROM schema_migrations WHERE version = $1",
-			1, params);
+			"SELECT 1 FROM schema_migrations WHERE version = $1", 1,
+			params);
 	if (res == NULL)
 		goto fail;
 	done = PQntuples(res) > 0;
@@ -257,7 +263,8 @@ static int apply_one(struct ctl *ctl, const char *dir,
 	}
 	res = ctl_query(ctl, "schema_migrations",
 			"INSERT INTO schema_migrations (version, name) "
-			"VALUES ($1, $2)", 2, params);
+			"VALUES ($1, $2)",
+			2, params);
 	if (res == NULL)
 		goto fail;
 	PQclear(res);
@@ -277,7 +284,8 @@ fail:
 
 /* Creates this month's and next month's usage partitions, when the
  * function for it exists. 0, or -1 after reporting. */
-static int ensure_partitions(struct ctl *ctl)
+static int
+ensure_partitions(struct ctl *ctl)
 {
 	PGresult *res;
 	int present;
@@ -302,19 +310,22 @@ static int ensure_partitions(struct ctl *ctl)
 
 /* The highest recorded version as text, or NULL after reporting; the
  * caller PQclear()s *res. */
-static const char *current_version(struct ctl *ctl, PGresult **res)
+static const char *
+current_version(struct ctl *ctl, PGresult **res)
 {
 	*res = ctl_query(ctl, "schema_migrations",
 			 "SELECT coalesce(max(version), 0)::text "
-			 "FROM schema_migrations", 0, NULL);
+			 "FROM schema_migrations",
+			 0, NULL);
 	if (*res == NULL)
 		return NULL;
 	return PQgetvalue(*res, 0, 0);
 }
 
 /* Prints what was applied and the resulting version. */
-static int report(struct ctl *ctl, const struct migration *m,
-		  const int *applied, int n, int napplied)
+static int
+report(struct ctl *ctl, const struct migration *m, const int *applied, int n,
+       int napplied)
 {
 	PGresult *res;
 	const char *version;
@@ -326,7 +337,8 @@ static int report(struct ctl *ctl, const struct migration *m,
 	if (!ctl->json) {
 		if (napplied == 0)
 			printf("nothing to apply: the database is up to date "
-			       "(version %s)\n", version);
+			       "(version %s)\n",
+			       version);
 		else
 			printf("the database is at version %s\n", version);
 		PQclear(res);

@@ -47,17 +47,16 @@ static const char import_usage[] =
 /* Bad lines printed before the rest are only counted. */
 #define IMPORT_MAX_SHOWN 20
 
-
 /* A checked record waiting to be written; strings other than error are
  * interned in the import's string set. */
 struct import_rec {
 	char request_id[40];
 	int64_t ts_us;
-	int64_t tenant_id;       /* 0: none */
-	int64_t key_id;          /* 0: none */
+	int64_t tenant_id; /* 0: none */
+	int64_t key_id;    /* 0: none */
 	const char *endpoint;
 	const char *requested_model, *provider, *upstream_model;
-	char *error;             /* owned */
+	char *error; /* owned */
 	int streamed, status, client_aborted, duplicate;
 	struct usage usage;
 	enum usage_source source;
@@ -67,20 +66,21 @@ struct import_rec {
 
 struct import {
 	struct ctl *ctl;
-	struct strmap strings;   /* interned strings */
-	struct strmap tenants;   /* name -> id (-1 unknown) */
-	struct strmap keys;      /* "#id" or prefix -> key id, tenant id */
+	struct strmap strings; /* interned strings */
+	struct strmap tenants; /* name -> id (-1 unknown) */
+	struct strmap keys;    /* "#id" or prefix -> key id, tenant id */
 	struct import_rec *recs;
 	size_t n, cap;
 	long lines, errors, duplicates;
-	int failed;              /* a database error or out of memory */
+	int failed; /* a database error or out of memory */
 };
 
 /* Reports a bad line; only the first IMPORT_MAX_SHOWN are printed. */
 static void bad_line(struct import *im, long line, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-static void bad_line(struct import *im, long line, const char *fmt, ...)
+static void
+bad_line(struct import *im, long line, const char *fmt, ...)
 {
 	char msg[256];
 	va_list ap;
@@ -101,7 +101,8 @@ struct raw_num {
 
 /* Records the raw text of the number members at the top level of line, a
  * JSON object cJSON has already accepted. Returns how many (at most max). */
-static int raw_numbers(const char *line, struct raw_num *out, int max)
+static int
+raw_numbers(const char *line, struct raw_num *out, int max)
 {
 	const char *p, *q, *key = NULL;
 	size_t keylen = 0;
@@ -126,10 +127,11 @@ static int raw_numbers(const char *line, struct raw_num *out, int max)
 			depth--;
 		} else if (*p == ',' && depth == 1) {
 			expect_key = 1;
-		} else if (depth == 1 && (*p == '-' || (*p >= '0' &&
-							*p <= '9'))) {
+		} else if (depth == 1 &&
+			   (*p == '-' || (*p >= '0' && *p <= '9'))) {
 			for (q = p; *q != '\0' &&
-			     strchr("+-.eE0123456789", *q) != NULL; q++)
+				    strchr("+-.eE0123456789", *q) != NULL;
+			     q++)
 				;
 			if (n < max && key != NULL) {
 				out[n].key = key;
@@ -146,8 +148,9 @@ static int raw_numbers(const char *line, struct raw_num *out, int max)
 
 /* Parses the raw integer text of member name into *v, within [lo, hi].
  * 0, or -1 with *why set. */
-static int raw_int(const struct raw_num *raws, int nraw, const char *name,
-		   int64_t lo, int64_t hi, int64_t *v, const char **why)
+static int
+raw_int(const struct raw_num *raws, int nraw, const char *name, int64_t lo,
+	int64_t hi, int64_t *v, const char **why)
 {
 	size_t len = strlen(name);
 	const struct raw_num *r = NULL;
@@ -184,10 +187,27 @@ static int raw_int(const struct raw_num *raws, int nraw, const char *name,
 
 /* The members a record line may carry. */
 enum member {
-	M_REQUEST_ID, M_TS, M_TENANT, M_KEY_ID, M_KEY, M_ENDPOINT,
-	M_REQUESTED_MODEL, M_PROVIDER, M_UPSTREAM_MODEL, M_STREAMED,
-	M_STATUS, M_PROMPT, M_COMPLETION, M_CACHED, M_CACHE_WRITE,
-	M_REASONING, M_SOURCE, M_ABORTED, M_LATENCY, M_TTFB, M_ERROR,
+	M_REQUEST_ID,
+	M_TS,
+	M_TENANT,
+	M_KEY_ID,
+	M_KEY,
+	M_ENDPOINT,
+	M_REQUESTED_MODEL,
+	M_PROVIDER,
+	M_UPSTREAM_MODEL,
+	M_STREAMED,
+	M_STATUS,
+	M_PROMPT,
+	M_COMPLETION,
+	M_CACHED,
+	M_CACHE_WRITE,
+	M_REASONING,
+	M_SOURCE,
+	M_ABORTED,
+	M_LATENCY,
+	M_TTFB,
+	M_ERROR,
 	M__COUNT
 };
 
@@ -223,7 +243,8 @@ static const struct {
 };
 
 /* Interns s; NULL stays NULL. Sets im->failed when out of memory. */
-static const char *intern(struct import *im, const char *s)
+static const char *
+intern(struct import *im, const char *s)
 {
 	const char *owned = NULL;
 
@@ -236,7 +257,8 @@ static const char *intern(struct import *im, const char *s)
 
 /* The id of tenant name, from the cache or the database; 0 when there is
  * no such tenant, -1 on a database error (reported). */
-static int64_t lookup_tenant(struct import *im, const char *name)
+static int64_t
+lookup_tenant(struct import *im, const char *name)
 {
 	const char *params[1] = { name };
 	int64_t *v = strmap_get(&im->tenants, name);
@@ -246,13 +268,12 @@ static int64_t lookup_tenant(struct import *im, const char *name)
 		return v[0];
 	res = ctl_query(im->ctl, "usage import",
 			"SELECT id FROM tenants WHERE name = $1", 1, params);
-	if (res == NULL ||
-	    (v = strmap_add(&im->tenants, name, NULL)) == NULL) {
+	if (res == NULL || (v = strmap_add(&im->tenants, name, NULL)) == NULL) {
 		PQclear(res);
 		return -1;
 	}
-	v[0] = PQntuples(res) == 0 ? 0 :
-		strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	v[0] = PQntuples(res) == 0 ? 0
+				   : strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 	PQclear(res);
 	return v[0];
 }
@@ -260,7 +281,8 @@ static int64_t lookup_tenant(struct import *im, const char *name)
 /* Looks a key up by "#ID" or prefix; fills v with the key id and tenant
  * id (0 when unknown, -1 when the prefix is ambiguous). 0, or -1 on a
  * database error (reported). */
-static int key_lookup(struct import *im, const char *what, int64_t out[2])
+static int
+key_lookup(struct import *im, const char *what, int64_t out[2])
 {
 	const char *params[1];
 	int64_t *v = strmap_get(&im->keys, what);
@@ -273,13 +295,14 @@ static int key_lookup(struct import *im, const char *what, int64_t out[2])
 			params[0] = idtext;
 			res = ctl_query(im->ctl, "usage import",
 					"SELECT id, tenant_id FROM api_keys"
-					" WHERE id = $1::bigint", 1, params);
+					" WHERE id = $1::bigint",
+					1, params);
 		} else {
 			params[0] = what;
 			res = ctl_query(im->ctl, "usage import",
 					"SELECT id, tenant_id FROM api_keys"
-					" WHERE prefix = $1 LIMIT 2", 1,
-					params);
+					" WHERE prefix = $1 LIMIT 2",
+					1, params);
 		}
 		if (res == NULL ||
 		    (v = strmap_add(&im->keys, what, NULL)) == NULL) {
@@ -302,8 +325,9 @@ static int key_lookup(struct import *im, const char *what, int64_t out[2])
 
 /* Resolves the record's key and tenant. 0, -1 for a bad line (reported),
  * -2 on a database error. */
-static int resolve_owner(struct import *im, struct import_rec *r,
-			 const char *tenant, const char *key, int64_t key_id)
+static int
+resolve_owner(struct import *im, struct import_rec *r, const char *tenant,
+	      const char *key, int64_t key_id)
 {
 	char what[32];
 	int64_t k[2] = { 0, 0 }, kp[2];
@@ -322,14 +346,16 @@ static int resolve_owner(struct import *im, struct import_rec *r,
 		if (key_lookup(im, key, kp) < 0)
 			return -2;
 		if (kp[0] <= 0) {
-			bad_line(im, r->line, kp[0] < 0 ? "ambiguous key "
-				 "prefix '%s'" : "no key with prefix '%s'",
+			bad_line(im, r->line,
+				 kp[0] < 0 ? "ambiguous key prefix '%s'"
+					   : "no key with prefix '%s'",
 				 key);
 			return -1;
 		}
 		if (k[0] != 0 && k[0] != kp[0]) {
-			bad_line(im, r->line, "key_id %" PRId64 " is not key "
-				 "'%s'", key_id, key);
+			bad_line(im, r->line,
+				 "key_id %" PRId64 " is not key '%s'", key_id,
+				 key);
 			return -1;
 		}
 		k[0] = kp[0];
@@ -347,8 +373,8 @@ static int resolve_owner(struct import *im, struct import_rec *r,
 		return -1;
 	}
 	if (k[0] != 0 && k[1] != r->tenant_id) {
-		bad_line(im, r->line, "the key belongs to another tenant "
-			 "than '%s'", tenant);
+		bad_line(im, r->line,
+			 "the key belongs to another tenant than '%s'", tenant);
 		return -1;
 	}
 	return 0;
@@ -366,7 +392,7 @@ read_members(struct import *im, long line, const cJSON *obj,
 	const cJSON *it;
 	int i;
 
-	cJSON_ArrayForEach(it, obj) {
+	cJSON_ArrayForEach (it, obj) {
 		for (i = 0; i < M__COUNT; i++)
 			if (strcmp(it->string, members[i].name) == 0)
 				break;
@@ -400,10 +426,9 @@ read_members(struct import *im, long line, const cJSON *obj,
 		case MT_INT:
 			if (!cJSON_IsNumber(it) ||
 			    raw_int(raws, nraw, it->string, 0,
-				    i == M_STATUS ? 999
-				    : i == M_LATENCY || i == M_TTFB
-					    ? INT32_MAX
-					    : INT64_MAX,
+				    i == M_STATUS                   ? 999
+				    : i == M_LATENCY || i == M_TTFB ? INT32_MAX
+								    : INT64_MAX,
 				    &ints[i], &why) < 0) {
 				bad_line(im, line, "'%s': %s", it->string,
 					 cJSON_IsNumber(it) ? why
@@ -427,13 +452,16 @@ read_usage(struct import *im, struct import_rec *r, const char *source)
 	int64_t sum;
 
 	if (__builtin_add_overflow(r->usage.cached, r->usage.cache_write,
-				   &sum) || sum > r->usage.prompt) {
-		bad_line(im, r->line, "cached_tokens and cache_write_tokens "
+				   &sum) ||
+	    sum > r->usage.prompt) {
+		bad_line(im, r->line,
+			 "cached_tokens and cache_write_tokens "
 			 "exceed prompt_tokens, which includes them");
 		return -1;
 	}
 	if (r->usage.reasoning > r->usage.completion) {
-		bad_line(im, r->line, "reasoning_tokens exceed "
+		bad_line(im, r->line,
+			 "reasoning_tokens exceed "
 			 "completion_tokens, which include them");
 		return -1;
 	}
@@ -448,8 +476,8 @@ read_usage(struct import *im, struct import_rec *r, const char *source)
 	else if (strcmp(source, "none") == 0)
 		r->source = USAGE_NONE;
 	else {
-		bad_line(im, r->line, "'usage_source' must be reported, "
-			 "estimated or none");
+		bad_line(im, r->line,
+			 "'usage_source' must be reported, estimated or none");
 		return -1;
 	}
 	if (r->source == USAGE_NONE &&
@@ -484,8 +512,8 @@ fill_record(struct import *im, struct import_rec *r, const cJSON *obj,
 	}
 	s = m[M_REQUEST_ID]->valuestring;
 	if (*s == '\0' || strlen(s) >= sizeof(r->request_id)) {
-		bad_line(im, r->line, "'request_id' must have 1 to %zu "
-			 "bytes", sizeof(r->request_id) - 1);
+		bad_line(im, r->line, "'request_id' must have 1 to %zu bytes",
+			 sizeof(r->request_id) - 1);
 		return -1;
 	}
 	memcpy(r->request_id, s, strlen(s) + 1);
@@ -524,7 +552,8 @@ fill_record(struct import *im, struct import_rec *r, const cJSON *obj,
 
 /* Checks one line and appends its record. 0 (also for a bad or blank
  * line), or -1 on a database error or out of memory. */
-static int import_line(struct import *im, char *line, size_t len)
+static int
+import_line(struct import *im, char *line, size_t len)
 {
 	struct raw_num raws[M__COUNT + 8];
 	struct import_rec *r, *grown;
@@ -577,7 +606,8 @@ static int import_line(struct import *im, char *line, size_t len)
 }
 
 /* Orders record pointers by request id, then time, then line. */
-static int by_key(const void *a, const void *b)
+static int
+by_key(const void *a, const void *b)
 {
 	const struct import_rec *x = *(const struct import_rec *const *)a;
 	const struct import_rec *y = *(const struct import_rec *const *)b;
@@ -592,7 +622,8 @@ static int by_key(const void *a, const void *b)
 
 /* Marks repeated (request id, ts) pairs as duplicates and reports a
  * request id given with two times. 0, or -1 when out of memory. */
-static int find_duplicates(struct import *im)
+static int
+find_duplicates(struct import *im)
 {
 	struct import_rec **v;
 	size_t i;
@@ -611,7 +642,8 @@ static int find_duplicates(struct import *im)
 			v[i]->duplicate = 1;
 			im->duplicates++;
 		} else {
-			bad_line(im, v[i]->line, "request id '%s' is also on "
+			bad_line(im, v[i]->line,
+				 "request id '%s' is also on "
 				 "line %ld with another ts",
 				 v[i]->request_id, v[i - 1]->line);
 		}
@@ -622,7 +654,8 @@ static int find_duplicates(struct import *im)
 
 /* A meter record with r's contents (strings copied). NULL when out of
  * memory. */
-static struct usage_record *to_meter(const struct import_rec *r)
+static struct usage_record *
+to_meter(const struct import_rec *r)
 {
 	struct usage_record *u = meter_record_new();
 
@@ -659,7 +692,8 @@ struct import_totals {
 };
 
 /* Frees a list of meter records. */
-static void free_meter_list(struct usage_record *head)
+static void
+free_meter_list(struct usage_record *head)
 {
 	struct usage_record *next;
 
@@ -671,7 +705,8 @@ static void free_meter_list(struct usage_record *head)
 
 /* Joins the lines of a multi-line message, in place, for a one-line
  * error. */
-static char *join_lines(char *s)
+static char *
+join_lines(char *s)
 {
 	char *r, *w;
 
@@ -692,7 +727,8 @@ static char *join_lines(char *s)
 }
 
 /* Writes the checked records in batches. 0, or -1 after reporting. */
-static int import_write(struct import *im, struct import_totals *tot)
+static int
+import_write(struct import *im, struct import_totals *tot)
 {
 	struct usage_record *head, **tail, *u;
 	size_t i = 0;
@@ -722,8 +758,8 @@ static int import_write(struct import *im, struct import_totals *tot)
 		if (added < 0) {
 			ctl_err("usage import: batch of lines %ld to %ld: %s; "
 				"%ld records before it were written (%ld "
-				"new); importing again is safe", first,
-				im->recs[i - 1].line,
+				"new); importing again is safe",
+				first, im->recs[i - 1].line,
 				cause != NULL ? join_lines(cause) : "failed",
 				tot->records, tot->inserted);
 			free(cause);
@@ -741,8 +777,9 @@ static int import_write(struct import *im, struct import_totals *tot)
 }
 
 /* Prints the import's totals. */
-static int print_import(struct ctl *ctl, const struct import *im,
-			const struct import_totals *tot, int dry_run)
+static int
+print_import(struct ctl *ctl, const struct import *im,
+	     const struct import_totals *tot, int dry_run)
 {
 	cJSON *o;
 	char num[24];
@@ -763,8 +800,8 @@ static int print_import(struct ctl *ctl, const struct import *im,
 		if (dry_run)
 			printf("usage import: %ld lines, %zu records checked "
 			       "(%ld repeated in the input); nothing written "
-			       "(--dry-run)\n", im->lines, im->n,
-			       im->duplicates);
+			       "(--dry-run)\n",
+			       im->lines, im->n, im->duplicates);
 		else
 			printf("usage import: %ld lines, %zu records: %ld "
 			       "inserted, %ld already present, %ld repeated "
@@ -784,7 +821,8 @@ static int print_import(struct ctl *ctl, const struct import *im,
 }
 
 /* Frees what the import holds. */
-static void import_free(struct import *im)
+static void
+import_free(struct import *im)
 {
 	size_t i;
 

@@ -36,7 +36,8 @@ static const char key_usage[] =
 	"else $TOLLGATE_KEY_SECRET); the gateway must use the same secret.\n";
 
 /* Whether a comma-separated model list names at least one pattern. */
-static int models_given(const char *list)
+static int
+models_given(const char *list)
 {
 	for (; *list != '\0'; list++)
 		if (*list != ',' && *list != ' ' && *list != '\t')
@@ -45,8 +46,9 @@ static int models_given(const char *list)
 }
 
 /* Prints the issued key in the requested form. */
-static int print_issued(struct ctl *ctl, const char *tenant, const char *key,
-			const PGresult *res, int quiet)
+static int
+print_issued(struct ctl *ctl, const char *tenant, const char *key,
+	     const PGresult *res, int quiet)
 {
 	cJSON *o, *models;
 	const char *expires = ctl_val(res, 0, 2);
@@ -60,9 +62,9 @@ static int print_issued(struct ctl *ctl, const char *tenant, const char *key,
 		printf("Issued key %s for tenant %s (prefix %s, expires %s).\n"
 		       "\n    %s\n\n"
 		       "Store it now: it cannot be shown again, only its hash "
-		       "is kept.\n", PQgetvalue(res, 0, 0), tenant,
-		       PQgetvalue(res, 0, 1), expires != NULL ? expires :
-		       "never", key);
+		       "is kept.\n",
+		       PQgetvalue(res, 0, 0), tenant, PQgetvalue(res, 0, 1),
+		       expires != NULL ? expires : "never", key);
 		return 0;
 	}
 	o = cJSON_CreateObject();
@@ -105,7 +107,8 @@ key_issue(struct ctl *ctl, const struct ctl_args *a)
 	params[0] = tenant;
 	res = ctl_query(ctl, "key issue",
 			"SELECT id, disabled, set_config('TimeZone', tz, true)"
-			" FROM tenants WHERE name = $1 FOR SHARE", 1, params);
+			" FROM tenants WHERE name = $1 FOR SHARE",
+			1, params);
 	if (res == NULL)
 		goto out;
 	if (PQntuples(res) == 0) {
@@ -132,19 +135,19 @@ key_issue(struct ctl *ctl, const struct ctl_args *a)
 	params[3] = hash;
 	params[4] = models;
 	params[5] = expires;
-	res = ctl_query_raw(ctl,
+	res = ctl_query_raw(
+		ctl,
 		"INSERT INTO api_keys (tenant_id, name, prefix, hash, models,"
 		" expires_at) VALUES ($1, $2, $3, $4,"
 		" CASE WHEN $5::text IS NULL THEN NULL ELSE ARRAY("
 		"  SELECT btrim(m) FROM unnest(string_to_array($5, ','))"
 		"  WITH ORDINALITY AS u(m, n) WHERE btrim(m) <> '' ORDER BY n)"
-		" END, $6::timestamptz) "
-		"RETURNING id, prefix, " CTL_TS("expires_at") ", name,"
-		" array_to_json(models)::text, expires_at <= now()",
+		" END, $6::timestamptz) RETURNING id, prefix, " CTL_TS(
+			"expires_at") ", name, array_to_json(models)::text, "
+				      "expires_at <= now()",
 		6, params);
 	if (!ctl_result_ok(res)) {
-		if (strncmp(ctl_sqlstate(res), "22", 2) == 0 &&
-		    expires != NULL)
+		if (strncmp(ctl_sqlstate(res), "22", 2) == 0 && expires != NULL)
 			ctl_err("invalid --expires '%s': %s", expires,
 				ctl_pg_message(res));
 		else
@@ -167,16 +170,29 @@ out:
 }
 
 /* Key columns for listings, in the order key_view reads them. */
-#define KEY_SELECT \
-	"SELECT k.id, t.name, k.name, k.prefix," \
-	" array_to_string(k.models, ','), array_to_json(k.models)::text, " \
-	CTL_TS("k.expires_at") ", " CTL_TS("k.revoked_at") ", " \
-	CTL_TS("k.created_at") "," \
-	" CASE WHEN k.revoked_at IS NOT NULL THEN 'revoked'" \
-	" WHEN k.expires_at <= now() THEN 'expired'" \
-	" WHEN t.disabled THEN 'tenant disabled'" \
-	" ELSE 'active' END " \
-	"FROM api_keys k JOIN tenants t ON t.id = k.tenant_id "
+#define KEY_SELECT                                                             \
+	"SELECT k.id, t.name, k.name, k.prefix,"                               \
+	" array_to_string(k.models, ','), "                                    \
+	"array_to_json(k.models)::text, " CTL_TS("k.expires_at") ", " CTL_TS(  \
+		"k.revoked_at") ", " CTL_TS("k.created_at") ","                \
+							    " CASE WHEN "      \
+							    "k.revoked_at IS " \
+							    "NOT NULL THEN "   \
+							    "'revoked'"        \
+							    " WHEN "           \
+							    "k.expires_at <= " \
+							    "now() THEN "      \
+							    "'expired'"        \
+							    " WHEN "           \
+							    "t.disabled THEN " \
+							    "'tenant "         \
+							    "disabled'"        \
+							    " ELSE 'active' "  \
+							    "END "             \
+							    "FROM api_keys k " \
+							    "JOIN tenants t "  \
+							    "ON t.id = "       \
+							    "k.tenant_id "
 
 /* KEY_SELECT rows as a table or JSON. */
 static const struct ctl_view key_view = {
@@ -206,7 +222,8 @@ static const struct ctl_view key_view = {
 };
 
 /* Whether a tenant called name exists; -1 after reporting. */
-static int tenant_exists(struct ctl *ctl, const char *name)
+static int
+tenant_exists(struct ctl *ctl, const char *name)
 {
 	const char *params[1] = { name };
 	PGresult *res;
@@ -234,7 +251,8 @@ key_list(struct ctl *ctl, const struct ctl_args *a)
 	params[0] = tenant;
 	res = ctl_query(ctl, "key list",
 			KEY_SELECT "WHERE $1::text IS NULL OR t.name = $1 "
-			"ORDER BY k.id", 1, params);
+				   "ORDER BY k.id",
+			1, params);
 	if (res == NULL)
 		return CTL_EXIT_FAIL;
 	if (PQntuples(res) == 0 && tenant != NULL) {
@@ -253,7 +271,8 @@ key_list(struct ctl *ctl, const struct ctl_args *a)
 
 /* Finds the keys matching an id, a full key or a prefix; NULL after
  * reporting. Caller PQclear()s. */
-static PGresult *find_keys(struct ctl *ctl, const char *arg)
+static PGresult *
+find_keys(struct ctl *ctl, const char *arg)
 {
 	char hash[KEY_HASH_HEXLEN + 1];
 	const char *params[1] = { arg }, *secret;
@@ -272,7 +291,8 @@ static PGresult *find_keys(struct ctl *ctl, const char *arg)
 	}
 	return ctl_query(ctl, "key revoke",
 			 KEY_SELECT "WHERE starts_with(k.prefix, $1) "
-			 "ORDER BY k.id", 1, params);
+				    "ORDER BY k.id",
+			 1, params);
 }
 
 /* tollctl key revoke ID|PREFIX|KEY */
@@ -287,7 +307,8 @@ key_revoke(struct ctl *ctl, const struct ctl_args *a)
 	if (!ctl_is_digits(arg) && !keyhash_well_formed(arg, strlen(arg)) &&
 	    (strlen(arg) < 4 || strlen(arg) > KEY_SHOWN_PREFIX)) {
 		ctl_err("key revoke: '%s' is not a key id, a key prefix (4 to "
-			"%d characters) or a key", arg, KEY_SHOWN_PREFIX);
+			"%d characters) or a key",
+			arg, KEY_SHOWN_PREFIX);
 		return CTL_EXIT_USAGE;
 	}
 	if (ctl_connect(ctl) < 0)
@@ -316,7 +337,8 @@ key_revoke(struct ctl *ctl, const struct ctl_args *a)
 		upd = ctl_query(ctl, "key revoke",
 				"UPDATE api_keys SET revoked_at = now()"
 				" WHERE id = $1 AND revoked_at IS NULL"
-				" RETURNING " CTL_TS("revoked_at"), 1, params);
+				" RETURNING " CTL_TS("revoked_at"),
+				1, params);
 		if (upd == NULL)
 			goto out;
 		already = PQntuples(upd) == 0;
@@ -327,19 +349,18 @@ key_revoke(struct ctl *ctl, const struct ctl_args *a)
 			ctl_json_int(o, "id", PQgetvalue(res, 0, 0));
 			ctl_json_str(o, "tenant", PQgetvalue(res, 0, 1));
 			ctl_json_str(o, "prefix", PQgetvalue(res, 0, 3));
-			ctl_json_str(o, "revoked_at", upd != NULL &&
-				     PQntuples(upd) > 0 ?
-				     PQgetvalue(upd, 0, 0) :
-				     ctl_val(res, 0, 7));
+			ctl_json_str(o, "revoked_at",
+				     upd != NULL && PQntuples(upd) > 0
+					     ? PQgetvalue(upd, 0, 0)
+					     : ctl_val(res, 0, 7));
 			cJSON_AddBoolToObject(o, "already_revoked", already);
 		}
 		rc = ctl_json_print(o);
 		goto out;
 	}
 	printf("%s key %s (%s) of tenant %s\n",
-	       already ? "already revoked:" : "revoked",
-	       PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 3),
-	       PQgetvalue(res, 0, 1));
+	       already ? "already revoked:" : "revoked", PQgetvalue(res, 0, 0),
+	       PQgetvalue(res, 0, 3), PQgetvalue(res, 0, 1));
 	rc = 0;
 out:
 	PQclear(upd);

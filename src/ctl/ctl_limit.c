@@ -32,21 +32,30 @@ static const char limit_usage[] =
 	"must be a key of T.\n";
 
 /* Rate limit columns in LC_* order, over an alias l. */
-#define LIMIT_COLS \
-	"l.id, t.name, l.key_id, k.prefix, l.rpm, l.tpm, l.concurrency, " \
-	CTL_TS("l.created_at") ", " CTL_TS("l.updated_at")
+#define LIMIT_COLS                                                             \
+	"l.id, t.name, l.key_id, k.prefix, l.rpm, l.tpm, "                     \
+	"l.concurrency, " CTL_TS("l.created_at") ", " CTL_TS("l.updated_at")
 
-enum { LC_ID, LC_TENANT, LC_KEY_ID, LC_KEY, LC_RPM, LC_TPM, LC_CONC,
-       LC_CREATED, LC_UPDATED, LC__COUNT };
+enum {
+	LC_ID,
+	LC_TENANT,
+	LC_KEY_ID,
+	LC_KEY,
+	LC_RPM,
+	LC_TPM,
+	LC_CONC,
+	LC_CREATED,
+	LC_UPDATED,
+	LC__COUNT
+};
 
 /* The rate limits of $1 tenant id and $2 key id. */
-#define LIMIT_SCOPE \
+#define LIMIT_SCOPE                                                            \
 	"tenant_id = $1::bigint AND key_id IS NOT DISTINCT FROM $2::bigint"
 
 /* Describes a rate limit's scope: "tenant acme, key tg-AbCdEfG". */
 static void
-limit_scope_text(const PGresult *res, int row, char *buf,
-			     size_t size)
+limit_scope_text(const PGresult *res, int row, char *buf, size_t size)
 {
 	buf[0] = '\0';
 	ctl_append(buf, size, "tenant %s", PQgetvalue(res, row, LC_TENANT));
@@ -58,19 +67,21 @@ limit_scope_text(const PGresult *res, int row, char *buf,
  * "600 rpm, 200000 tpm, 20 concurrent"; kinds without a limit are left
  * out. */
 static void
-limit_values_text(const PGresult *res, int row, int col,
-			      char *buf, size_t size)
+limit_values_text(const PGresult *res, int row, int col, char *buf, size_t size)
 {
 	static const char *const units[3] = {
-		"rpm", "tpm", "concurrent",
+		"rpm",
+		"tpm",
+		"concurrent",
 	};
 	int i;
 
 	buf[0] = '\0';
 	for (i = 0; i < 3; i++)
 		if (ctl_val(res, row, col + i) != NULL)
-			ctl_append(buf, size, "%s%s %s", buf[0] != '\0' ? ", " : "",
-			       PQgetvalue(res, row, col + i), units[i]);
+			ctl_append(buf, size, "%s%s %s",
+				   buf[0] != '\0' ? ", " : "",
+				   PQgetvalue(res, row, col + i), units[i]);
 }
 
 /* A rate limit row as JSON. */
@@ -153,11 +164,12 @@ limit_set(struct ctl *ctl, const struct ctl_args *a)
 		return CTL_EXIT_USAGE;
 	}
 	if ((rpm != NULL && ctl_parse_positive("--rpm", rpm, INT32_MAX, rpm_s,
-					   sizeof(rpm_s)) < 0) ||
+					       sizeof(rpm_s)) < 0) ||
 	    (tpm != NULL && ctl_parse_positive("--tpm", tpm, INT64_MAX, tpm_s,
-					   sizeof(tpm_s)) < 0) ||
-	    (conc != NULL && ctl_parse_positive("--concurrency", conc, INT32_MAX,
-					    conc_s, sizeof(conc_s)) < 0))
+					       sizeof(tpm_s)) < 0) ||
+	    (conc != NULL &&
+	     ctl_parse_positive("--concurrency", conc, INT32_MAX, conc_s,
+				sizeof(conc_s)) < 0))
 		return CTL_EXIT_USAGE;
 	if (ctl_connect(ctl) < 0 || ctl_scope_find(ctl, tenant, key, &s) < 0)
 		return CTL_EXIT_FAIL;
@@ -167,7 +179,8 @@ limit_set(struct ctl *ctl, const struct ctl_args *a)
 	params[3] = tpm != NULL ? tpm_s : NULL;
 	params[4] = conc != NULL ? conc_s : NULL;
 	/* One statement: old sees the row as it was before the upsert. */
-	res = ctl_query(ctl, "limit set",
+	res = ctl_query(
+		ctl, "limit set",
 		"WITH old AS (SELECT rpm, tpm, concurrency FROM rate_limits"
 		" WHERE " LIMIT_SCOPE "),"
 		" up AS (INSERT INTO rate_limits (tenant_id, key_id, rpm, tpm,"
@@ -175,8 +188,7 @@ limit_set(struct ctl *ctl, const struct ctl_args *a)
 		" $4::bigint, $5::integer) ON CONFLICT (tenant_id, key_id)"
 		" DO UPDATE SET rpm = EXCLUDED.rpm, tpm = EXCLUDED.tpm,"
 		" concurrency = EXCLUDED.concurrency, updated_at = now()"
-		" RETURNING *) "
-		"SELECT " LIMIT_COLS ", EXISTS (SELECT FROM old),"
+		" RETURNING *) SELECT " LIMIT_COLS ", EXISTS (SELECT FROM old),"
 		" (SELECT rpm FROM old), (SELECT tpm FROM old),"
 		" (SELECT concurrency FROM old)" SCOPE_FROM("up", "l"),
 		5, params);
@@ -197,10 +209,12 @@ limit_list(struct ctl *ctl, const struct ctl_args *a)
 	if (ctl_scope_filter(ctl, ctl_arg(a, "tenant"), &s, &params[0]) < 0)
 		return CTL_EXIT_FAIL;
 	return ctl_list(ctl, "limit list",
-		"SELECT " LIMIT_COLS SCOPE_FROM("rate_limits", "l")
-		" WHERE $1::bigint IS NULL OR l.tenant_id = $1::bigint"
-		" ORDER BY t.name, l.key_id NULLS FIRST", 1, params,
-		&limit_view);
+			"SELECT " LIMIT_COLS SCOPE_FROM(
+				"rate_limits",
+				"l") " WHERE $1::bigint IS NULL OR l.tenant_id "
+				     "= $1::bigint"
+				     " ORDER BY t.name, l.key_id NULLS FIRST",
+			1, params, &limit_view);
 }
 
 /* tollctl limit clear --tenant T [--key K] */
@@ -220,7 +234,8 @@ limit_clear(struct ctl *ctl, const struct ctl_args *a)
 		return CTL_EXIT_FAIL;
 	params[0] = s.tenant_id;
 	params[1] = ctl_scope_key(&s);
-	res = ctl_query(ctl, "limit clear",
+	res = ctl_query(
+		ctl, "limit clear",
 		"WITH up AS (DELETE FROM rate_limits WHERE " LIMIT_SCOPE
 		" RETURNING *) SELECT " LIMIT_COLS SCOPE_FROM("up", "l"),
 		2, params);

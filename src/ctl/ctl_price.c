@@ -18,8 +18,7 @@
 #include "price.h"
 
 static const char price_usage[] =
-	"usage: tollctl price set --provider P --model M --input X "
-	"--output Y\n"
+	"usage: tollctl price set --provider P --model M --input X --output Y\n"
 	"                         [--cached X] [--cache-write X] "
 	"--currency CUR\n"
 	"                         --from TIME [--tenant T] [--source TEXT]\n"
@@ -50,29 +49,74 @@ static const char fx_usage[] =
 
 /* Price columns in PCOL_* order; the filters are $1 provider, $2 model,
  * $3 tenant id (list prices are always kept), $4 time in force, $5 id. */
-#define PRICE_SELECT \
-	"SELECT id, provider, model, tenant, currency, input, cached_input," \
-	" cache_write, output, " CTL_TS("f") ", " CTL_TS("u") ", source, " \
-	CTL_TS("created_at") " FROM (" \
-	"SELECT p.id, p.provider, p.model, t.name AS tenant, p.currency," \
-	" p.input::text AS input, p.cached_input::text AS cached_input," \
-	" p.cache_write::text AS cache_write, p.output::text AS output," \
-	" p.effective_from AS f, lead(p.effective_from) OVER (PARTITION BY" \
-	" p.provider, p.model, p.tenant_id, p.currency" \
-	" ORDER BY p.effective_from) AS u, p.source, p.created_at" \
-	" FROM prices p LEFT JOIN tenants t ON t.id = p.tenant_id" \
-	" WHERE ($1::text IS NULL OR p.provider = $1)" \
-	" AND ($2::text IS NULL OR p.model = $2)" \
-	" AND ($3::bigint IS NULL OR p.tenant_id IS NULL" \
-	" OR p.tenant_id = $3)) s" \
-	" WHERE ($4::timestamptz IS NULL OR (f <= $4 AND" \
-	" (u IS NULL OR u > $4)))" \
-	" AND ($5::bigint IS NULL OR id = $5)" \
-	" ORDER BY provider, model, tenant NULLS FIRST, currency, f"
+#define PRICE_SELECT                                                           \
+	"SELECT id, provider, model, tenant, currency, input, cached_input,"   \
+	" cache_write, output, " CTL_TS("f") ", " CTL_TS(                      \
+		"u") ", source, " CTL_TS("created_at") " FROM ("               \
+						       "SELECT p.id, "         \
+						       "p.provider, p.model, " \
+						       "t.name AS tenant, "    \
+						       "p.currency,"           \
+						       " p.input::text AS "    \
+						       "input, "               \
+						       "p.cached_input::text " \
+						       "AS cached_input,"      \
+						       " p.cache_write::text " \
+						       "AS cache_write, "      \
+						       "p.output::text AS "    \
+						       "output,"               \
+						       " p.effective_from AS " \
+						       "f, "                   \
+						       "lead(p.effective_"     \
+						       "from) OVER "           \
+						       "(PARTITION BY"         \
+						       " p.provider, "         \
+						       "p.model, "             \
+						       "p.tenant_id, "         \
+						       "p.currency"            \
+						       " ORDER BY "            \
+						       "p.effective_from) AS " \
+						       "u, p.source, "         \
+						       "p.created_at"          \
+						       " FROM prices p LEFT "  \
+						       "JOIN tenants t ON "    \
+						       "t.id = p.tenant_id"    \
+						       " WHERE ($1::text IS "  \
+						       "NULL OR p.provider = " \
+						       "$1)"                   \
+						       " AND ($2::text IS "    \
+						       "NULL OR p.model = $2)" \
+						       " AND ($3::bigint IS "  \
+						       "NULL OR p.tenant_id "  \
+						       "IS NULL"               \
+						       " OR p.tenant_id = "    \
+						       "$3)) s"                \
+						       " WHERE "               \
+						       "($4::timestamptz IS "  \
+						       "NULL OR (f <= $4 AND"  \
+						       " (u IS NULL OR u > "   \
+						       "$4)))"                 \
+						       " AND ($5::bigint IS "  \
+						       "NULL OR id = $5)"      \
+						       " ORDER BY provider, "  \
+						       "model, tenant NULLS "  \
+						       "FIRST, currency, f"
 
-enum { PCOL_ID, PCOL_PROVIDER, PCOL_MODEL, PCOL_TENANT, PCOL_CUR,
-       PCOL_INPUT, PCOL_CACHED, PCOL_CACHE_WRITE, PCOL_OUTPUT, PCOL_FROM,
-       PCOL_UNTIL, PCOL_SOURCE, PCOL_CREATED };
+enum {
+	PCOL_ID,
+	PCOL_PROVIDER,
+	PCOL_MODEL,
+	PCOL_TENANT,
+	PCOL_CUR,
+	PCOL_INPUT,
+	PCOL_CACHED,
+	PCOL_CACHE_WRITE,
+	PCOL_OUTPUT,
+	PCOL_FROM,
+	PCOL_UNTIL,
+	PCOL_SOURCE,
+	PCOL_CREATED
+};
 
 /* A stored price as canonical decimal text ("5.0" -> "5") in buf, or
  * NULL for SQL NULL. */
@@ -125,8 +169,8 @@ static const struct ctl_view price_view = {
 };
 
 /* Parses a price option into canonical text; 0, or -1 after reporting. */
-static int parse_price_opt(const char *opt, const char *arg, char *buf,
-			   size_t size)
+static int
+parse_price_opt(const char *opt, const char *arg, char *buf, size_t size)
 {
 	const char *cause;
 	int64_t nanos;
@@ -171,14 +215,15 @@ price_set(struct ctl *ctl, const struct ctl_args *a)
 	}
 	if (parse_price_opt("--input", input, in_s, sizeof(in_s)) < 0 ||
 	    parse_price_opt("--output", output, out_s, sizeof(out_s)) < 0 ||
-	    parse_price_opt("--cached", cached, cached_s,
-			    sizeof(cached_s)) < 0 ||
-	    parse_price_opt("--cache-write", cache_write, cw_s,
-			    sizeof(cw_s)) < 0)
+	    parse_price_opt("--cached", cached, cached_s, sizeof(cached_s)) <
+		    0 ||
+	    parse_price_opt("--cache-write", cache_write, cw_s, sizeof(cw_s)) <
+		    0)
 		return CTL_EXIT_USAGE;
 	if (!ctl_valid_currency(currency)) {
 		ctl_err("invalid --currency '%s': three capital letters, "
-			"e.g. USD", currency);
+			"e.g. USD",
+			currency);
 		return CTL_EXIT_USAGE;
 	}
 	if (ctl_check_time("--from", from) < 0)
@@ -190,8 +235,7 @@ price_set(struct ctl *ctl, const struct ctl_args *a)
 	if (tenant != NULL) {
 		if (ctl_tenant_lookup(ctl, tenant, &tid, tz, sizeof(tz)) < 0)
 			return CTL_EXIT_FAIL;
-		snprintf(tenant_id, sizeof(tenant_id), "%lld",
-			 (long long)tid);
+		snprintf(tenant_id, sizeof(tenant_id), "%lld", (long long)tid);
 	}
 	if (ctl_resolve_time(ctl, from, tz, &when) < 0)
 		return CTL_EXIT_FAIL;
@@ -205,18 +249,21 @@ price_set(struct ctl *ctl, const struct ctl_args *a)
 	params[7] = out_s;
 	params[8] = when.text;
 	params[9] = source;
-	res = ctl_query_raw(ctl,
+	res = ctl_query_raw(
+		ctl,
 		"INSERT INTO prices (provider, model, tenant_id, currency,"
 		" input, cached_input, cache_write, output, effective_from,"
 		" source) VALUES ($1, $2, $3::bigint, $4, $5::numeric,"
 		" $6::numeric, $7::numeric, $8::numeric, $9::timestamptz, $10)"
-		" RETURNING id", 10, params);
+		" RETURNING id",
+		10, params);
 	if (!ctl_result_ok(res)) {
 		if (strcmp(ctl_sqlstate(res), "23505") == 0)
 			ctl_err("price set: %s %s%s%s in %s from %s already "
 				"has a price; a price cannot be changed, set "
-				"a new one with a later --from", provider,
-				model, tenant != NULL ? " for tenant " : "",
+				"a new one with a later --from",
+				provider, model,
+				tenant != NULL ? " for tenant " : "",
 				tenant != NULL ? tenant : "", currency, from);
 		else
 			ctl_err("price set: %s", ctl_pg_message(res));
@@ -252,8 +299,7 @@ price_list(struct ctl *ctl, const struct ctl_args *a)
 	if (tenant != NULL) {
 		if (ctl_tenant_lookup(ctl, tenant, &tid, tz, sizeof(tz)) < 0)
 			return CTL_EXIT_FAIL;
-		snprintf(tenant_id, sizeof(tenant_id), "%lld",
-			 (long long)tid);
+		snprintf(tenant_id, sizeof(tenant_id), "%lld", (long long)tid);
 		params[2] = tenant_id;
 	}
 	if (at != NULL) {
@@ -266,7 +312,8 @@ price_list(struct ctl *ctl, const struct ctl_args *a)
 }
 
 /* "YYYY-MM" to the first day "YYYY-MM-01" in buf. */
-static void month_start(const char *month, char *buf, size_t size)
+static void
+month_start(const char *month, char *buf, size_t size)
 {
 	snprintf(buf, size, "%s-01", month);
 }
@@ -312,7 +359,8 @@ fx_set(struct ctl *ctl, const struct ctl_args *a)
 	params[2] = quote;
 	params[3] = rate;
 	/* No row comes back when the rate was already this one. */
-	res = ctl_query(ctl, "fx set",
+	res = ctl_query(
+		ctl, "fx set",
 		"WITH old AS (SELECT rate FROM fx_rates WHERE month = $1::date"
 		" AND base = $2 AND quote = $3) "
 		"INSERT INTO fx_rates (month, base, quote, rate)"
@@ -320,7 +368,8 @@ fx_set(struct ctl *ctl, const struct ctl_args *a)
 		" ON CONFLICT (month, base, quote) DO UPDATE"
 		" SET rate = EXCLUDED.rate, set_at = now()"
 		" WHERE fx_rates.rate <> EXCLUDED.rate"
-		" RETURNING (SELECT rate::text FROM old)", 4, params);
+		" RETURNING (SELECT rate::text FROM old)",
+		4, params);
 	if (res == NULL)
 		return CTL_EXIT_FAIL;
 	if (PQntuples(res) > 0 && ctl_val(res, 0, 0) != NULL) {
@@ -331,8 +380,10 @@ fx_set(struct ctl *ctl, const struct ctl_args *a)
 	PQclear(res);
 	if (!ctl->json) {
 		printf("%s: 1 %s = %s %s (%s%s)\n", month, base, rate, quote,
-		       c == 0 ? "unchanged" : previous != NULL ?
-		       "replaced " : "new", previous != NULL ? previous : "");
+		       c == 0             ? "unchanged"
+		       : previous != NULL ? "replaced "
+					  : "new",
+		       previous != NULL ? previous : "");
 		return 0;
 	}
 	if ((o = cJSON_CreateObject()) == NULL)
@@ -381,11 +432,14 @@ fx_list(struct ctl *ctl, const struct ctl_args *a)
 		month_start(month, first, sizeof(first));
 		params[0] = first;
 	}
-	return ctl_list(ctl, "fx list",
-		"SELECT to_char(month, 'YYYY-MM'), base, quote, rate::text, "
-		CTL_TS("set_at") " FROM fx_rates"
-		" WHERE $1::date IS NULL OR month = $1::date"
-		" ORDER BY month, base, quote", 1, params, &fx_view);
+	return ctl_list(
+		ctl, "fx list",
+		"SELECT to_char(month, 'YYYY-MM'), base, quote, "
+		"rate::text, " CTL_TS(
+			"set_at") " FROM fx_rates"
+				  " WHERE $1::date IS NULL OR month = $1::date"
+				  " ORDER BY month, base, quote",
+		1, params, &fx_view);
 }
 
 static const struct ctl_opt price_set_opts[] = {
@@ -421,8 +475,7 @@ const struct ctl_cmd ctl_price_set_cmd = {
 	.usage = price_usage,
 	.opts = price_set_opts,
 	.required = (const char *const[]){ "provider", "model", "input",
-					   "output", "currency", "from",
-					   NULL },
+					   "output", "currency", "from", NULL },
 	.run = price_set,
 };
 

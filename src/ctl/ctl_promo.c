@@ -50,48 +50,136 @@ static const char promo_usage[] =
 
 /* Promotion columns in QCOL_* order. $1 tenant id (only what applies to
  * it, and its own balance), $2 name, $3 whether only active ones. */
-#define PROMO_SELECT \
-	"SELECT id, name, kind, tenant, model_pattern, provider, starts," \
-	" until, free_tokens, discount_bp, ended_at, ends, status, used," \
-	" remaining FROM (" \
-	"SELECT p.id, p.name, p.kind, t.name AS tenant, p.model_pattern," \
-	" p.provider, " CTL_TS("p.starts") " AS starts, " \
-	CTL_TS("least(p.ends, p.ended_at)") " AS until, p.free_tokens," \
-	" p.discount_bp, " CTL_TS("p.ended_at") " AS ended_at, " \
-	CTL_TS("p.ends") " AS ends," \
-	" CASE WHEN p.ended_at IS NOT NULL AND p.ended_at <= now()" \
-	" AND p.ended_at < p.ends THEN 'ended'" \
-	" WHEN now() < p.starts THEN 'upcoming'" \
-	" WHEN now() >= p.ends THEN 'expired' ELSE 'active' END AS status," \
-	" u.used, CASE WHEN p.tenant_id IS NULL AND $1::bigint IS NULL" \
-	" THEN p.free_tokens ELSE p.free_tokens - u.used END AS remaining," \
-	" p.starts AS s" \
-	" FROM promotions p LEFT JOIN tenants t ON t.id = p.tenant_id" \
-	" CROSS JOIN LATERAL (SELECT CASE WHEN p.kind = 'free_tokens'" \
-	" THEN coalesce(sum(b.used), 0) END AS used FROM grant_balances b" \
-	" WHERE b.promotion_id = p.id" \
-	" AND b.tenant_id = coalesce($1::bigint, p.tenant_id, b.tenant_id)" \
-	") u" \
-	" WHERE ($1::bigint IS NULL OR p.tenant_id IS NULL" \
-	" OR p.tenant_id = $1) AND ($2::text IS NULL OR p.name = $2)) x" \
-	" WHERE NOT $3::boolean OR status = 'active'" \
-	" ORDER BY s, name"
+#define PROMO_SELECT                                                                        \
+	"SELECT id, name, kind, tenant, model_pattern, provider, starts,"                   \
+	" until, free_tokens, discount_bp, ended_at, ends, status, used,"                   \
+	" remaining FROM ("                                                                 \
+	"SELECT p.id, p.name, p.kind, t.name AS tenant, p.model_pattern,"                   \
+	" p.provider, " CTL_TS("p.starts") " AS starts, " CTL_TS(                           \
+		"least(p.ends, p.ended_at)") " AS until, p.free_tokens,"                    \
+					     " p.discount_bp, " CTL_TS(                     \
+						     "p."                                   \
+						     "ended"                                \
+						     "_at") " AS "                          \
+							    "ended_at,"                     \
+							    " " CTL_TS(                     \
+								    "p."                    \
+								    "ends") " AS ends,"     \
+									    " CASE WHEN "   \
+									    "p.ended_at "   \
+									    "IS NOT NULL "  \
+									    "AND "          \
+									    "p.ended_at "   \
+									    "<= now()"      \
+									    " AND "         \
+									    "p.ended_at < " \
+									    "p.ends THEN "  \
+									    "'ended'"       \
+									    " WHEN now() "  \
+									    "< p.starts "   \
+									    "THEN "         \
+									    "'upcoming'"    \
+									    " WHEN now() "  \
+									    ">= p.ends "    \
+									    "THEN "         \
+									    "'expired' "    \
+									    "ELSE "         \
+									    "'active' END " \
+									    "AS status,"    \
+									    " u.used, "     \
+									    "CASE WHEN "    \
+									    "p.tenant_id "  \
+									    "IS NULL AND "  \
+									    "$1::bigint "   \
+									    "IS NULL"       \
+									    " THEN "        \
+									    "p.free_"       \
+									    "tokens ELSE "  \
+									    "p.free_"       \
+									    "tokens - "     \
+									    "u.used END "   \
+									    "AS remaining," \
+									    " p.starts AS " \
+									    "s"             \
+									    " FROM "        \
+									    "promotions p " \
+									    "LEFT JOIN "    \
+									    "tenants t ON " \
+									    "t.id = "       \
+									    "p.tenant_id"   \
+									    " CROSS JOIN "  \
+									    "LATERAL "      \
+									    "(SELECT CASE " \
+									    "WHEN p.kind "  \
+									    "= "            \
+									    "'free_tokens'" \
+									    " THEN "        \
+									    "coalesce(sum(" \
+									    "b.used), 0) "  \
+									    "END AS used "  \
+									    "FROM "         \
+									    "grant_"        \
+									    "balances b"    \
+									    " WHERE "       \
+									    "b.promotion_"  \
+									    "id = p.id"     \
+									    " AND "         \
+									    "b.tenant_id "  \
+									    "= "            \
+									    "coalesce($1::" \
+									    "bigint, "      \
+									    "p.tenant_id, " \
+									    "b.tenant_id)"  \
+									    ") u"           \
+									    " WHERE "       \
+									    "($1::bigint "  \
+									    "IS NULL OR "   \
+									    "p.tenant_id "  \
+									    "IS NULL"       \
+									    " OR "          \
+									    "p.tenant_id "  \
+									    "= $1) AND "    \
+									    "($2::text IS " \
+									    "NULL OR "      \
+									    "p.name = "     \
+									    "$2)) x"        \
+									    " WHERE NOT "   \
+									    "$3::boolean "  \
+									    "OR status = "  \
+									    "'active'"      \
+									    " ORDER BY s, " \
+									    "name"
 
-enum { QCOL_ID, QCOL_NAME, QCOL_KIND, QCOL_TENANT, QCOL_MODEL,
-       QCOL_PROVIDER, QCOL_STARTS, QCOL_UNTIL, QCOL_FREE, QCOL_BP,
-       QCOL_ENDED, QCOL_ENDS, QCOL_STATUS, QCOL_USED, QCOL_REMAINING };
+enum {
+	QCOL_ID,
+	QCOL_NAME,
+	QCOL_KIND,
+	QCOL_TENANT,
+	QCOL_MODEL,
+	QCOL_PROVIDER,
+	QCOL_STARTS,
+	QCOL_UNTIL,
+	QCOL_FREE,
+	QCOL_BP,
+	QCOL_ENDED,
+	QCOL_ENDS,
+	QCOL_STATUS,
+	QCOL_USED,
+	QCOL_REMAINING
+};
 
 /* Per-tenant balances of grants to all tenants, in BCOL_* order. */
-#define BALANCE_SELECT \
-	"SELECT b.promotion_id, t.name, b.used, p.free_tokens - b.used" \
-	" FROM grant_balances b JOIN tenants t ON t.id = b.tenant_id" \
-	" JOIN promotions p ON p.id = b.promotion_id" \
+#define BALANCE_SELECT                                                         \
+	"SELECT b.promotion_id, t.name, b.used, p.free_tokens - b.used"        \
+	" FROM grant_balances b JOIN tenants t ON t.id = b.tenant_id"          \
+	" JOIN promotions p ON p.id = b.promotion_id"                          \
 	" WHERE p.tenant_id IS NULL ORDER BY b.promotion_id, t.name"
 
 enum { BCOL_PROMO, BCOL_TENANT, BCOL_USED, BCOL_REMAINING };
 
 /* Whether s is a valid promotion name (the tenant name rule). */
-static int valid_name(const char *s)
+static int
+valid_name(const char *s)
 {
 	size_t i, n = strlen(s);
 
@@ -111,7 +199,8 @@ static int valid_name(const char *s)
 
 /* Parses a percentage with at most two decimals ("20%", "12.5") into
  * basis points, above 0 and at most 10000. 0, or -1. */
-static int parse_discount(const char *s, int *bp)
+static int
+parse_discount(const char *s, int *bp)
 {
 	int whole = 0, frac = 0, fdigits = 0, digits = 0;
 
@@ -140,7 +229,8 @@ static int parse_discount(const char *s, int *bp)
 }
 
 /* Basis points as a percentage without trailing zeros ("12.5%"). */
-static void format_percent(const char *bp_text, char *buf, size_t size)
+static void
+format_percent(const char *bp_text, char *buf, size_t size)
 {
 	int bp = atoi(bp_text);
 
@@ -154,16 +244,18 @@ static void format_percent(const char *bp_text, char *buf, size_t size)
 
 /* Whether the promotion row is a grant to all tenants listed without a
  * tenant filter (so it has per-tenant lines). */
-static int per_tenant_lines(const PGresult *res, int row, int filtered)
+static int
+per_tenant_lines(const PGresult *res, int row, int filtered)
 {
-	return !filtered && strcmp(PQgetvalue(res, row, QCOL_KIND),
-				   "free_tokens") == 0 &&
+	return !filtered &&
+	       strcmp(PQgetvalue(res, row, QCOL_KIND), "free_tokens") == 0 &&
 	       ctl_val(res, row, QCOL_TENANT) == NULL;
 }
 
 /* A promotion row, with its per-tenant balances, as a JSON object. */
-static cJSON *promo_json(const PGresult *res, int row, const PGresult *bal,
-			 const char *filter_tenant)
+static cJSON *
+promo_json(const PGresult *res, int row, const PGresult *bal,
+	   const char *filter_tenant)
 {
 	cJSON *o = cJSON_CreateObject(), *arr, *b;
 	const char *bp = ctl_val(res, row, QCOL_BP);
@@ -176,10 +268,12 @@ static cJSON *promo_json(const PGresult *res, int row, const PGresult *bal,
 	ctl_json_int(o, "id", id);
 	ctl_json_str(o, "name", ctl_val(res, row, QCOL_NAME));
 	ctl_json_str(o, "kind", ctl_val(res, row, QCOL_KIND));
-	ctl_json_str(o, "scope", ctl_val(res, row, QCOL_TENANT) != NULL ?
-		     "tenant" : "all");
-	ctl_json_str(o, "tenant", ctl_val(res, row, QCOL_TENANT) != NULL ?
-		     ctl_val(res, row, QCOL_TENANT) : filter_tenant);
+	ctl_json_str(o, "scope",
+		     ctl_val(res, row, QCOL_TENANT) != NULL ? "tenant" : "all");
+	ctl_json_str(o, "tenant",
+		     ctl_val(res, row, QCOL_TENANT) != NULL
+			     ? ctl_val(res, row, QCOL_TENANT)
+			     : filter_tenant);
 	ctl_json_str(o, "model", ctl_val(res, row, QCOL_MODEL));
 	ctl_json_str(o, "provider", ctl_val(res, row, QCOL_PROVIDER));
 	ctl_json_str(o, "starts", ctl_val(res, row, QCOL_STARTS));
@@ -215,8 +309,9 @@ static cJSON *promo_json(const PGresult *res, int row, const PGresult *bal,
 /* Adds the table line(s) of one promotion row: for a grant to all
  * tenants listed without a tenant filter, one per tenant balance first.
  * 0, or -1 when out of memory. */
-static int promo_rows(struct ctl_table *t, const PGresult *res, int row,
-		      const PGresult *bal, const char *filter_tenant)
+static int
+promo_rows(struct ctl_table *t, const PGresult *res, int row,
+	   const PGresult *bal, const char *filter_tenant)
 {
 	const char *bp = ctl_val(res, row, QCOL_BP);
 	const char *tenant = ctl_val(res, row, QCOL_TENANT);
@@ -242,7 +337,8 @@ static int promo_rows(struct ctl_table *t, const PGresult *res, int row,
 	cells[6] = amount;
 	cells[9] = PQgetvalue(res, row, QCOL_STATUS);
 	for (i = 0; bal != NULL && i < PQntuples(bal) &&
-	     per_tenant_lines(res, row, filter_tenant != NULL); i++) {
+		    per_tenant_lines(res, row, filter_tenant != NULL);
+	     i++) {
 		if (strcmp(PQgetvalue(bal, i, BCOL_PROMO), id) != 0)
 			continue;
 		snprintf(scope, sizeof(scope), "all: %s",
@@ -265,12 +361,13 @@ static int promo_rows(struct ctl_table *t, const PGresult *res, int row,
 
 /* Fetches and prints promotions; tenant_id and tenant filter (both NULL
  * for all), name selects one, active keeps the active ones. */
-static int show_promos(struct ctl *ctl, const char *tenant_id,
-		       const char *tenant, const char *name, int active)
+static int
+show_promos(struct ctl *ctl, const char *tenant_id, const char *tenant,
+	    const char *name, int active)
 {
 	static const char *const head[] = {
-		"NAME", "KIND", "SCOPE", "MODEL", "PROVIDER", "WINDOW",
-		"AMOUNT", "USED", "REMAINING", "STATUS",
+		"NAME",   "KIND",   "SCOPE", "MODEL",     "PROVIDER",
+		"WINDOW", "AMOUNT", "USED",  "REMAINING", "STATUS",
 	};
 	const char *params[3] = { tenant_id, name, active ? "t" : "f" };
 	PGresult *res = NULL, *bal = NULL;
@@ -282,14 +379,14 @@ static int show_promos(struct ctl *ctl, const char *tenant_id,
 	if (res == NULL)
 		return CTL_EXIT_FAIL;
 	if (tenant_id == NULL &&
-	    (bal = ctl_query(ctl, "promo list", BALANCE_SELECT, 0,
-			     NULL)) == NULL)
+	    (bal = ctl_query(ctl, "promo list", BALANCE_SELECT, 0, NULL)) ==
+		    NULL)
 		goto out;
 	if (ctl->json) {
 		arr = cJSON_CreateArray();
 		for (i = 0; arr != NULL && i < PQntuples(res); i++)
-			cJSON_AddItemToArray(arr, promo_json(res, i, bal,
-							     tenant));
+			cJSON_AddItemToArray(arr,
+					     promo_json(res, i, bal, tenant));
 		rc = ctl_json_print(arr);
 		goto out;
 	}
@@ -330,7 +427,8 @@ promo_add(struct ctl *ctl, const struct ctl_args *a)
 
 	if (!valid_name(name)) {
 		ctl_err("invalid --name '%s': letters, digits, '.', '_' and "
-			"'-', starting with a letter or digit, up to 64", name);
+			"'-', starting with a letter or digit, up to 64",
+			name);
 		return CTL_EXIT_USAGE;
 	}
 	if ((free_arg == NULL) == (discount == NULL)) {
@@ -346,7 +444,8 @@ promo_add(struct ctl *ctl, const struct ctl_args *a)
 		}
 		if (tokens == 0) {
 			ctl_err("invalid --free-tokens '%s': must be above "
-				"zero", free_arg);
+				"zero",
+				free_arg);
 			return CTL_EXIT_USAGE;
 		}
 		snprintf(amount, sizeof(amount), "%lld", (long long)tokens);
@@ -354,7 +453,8 @@ promo_add(struct ctl *ctl, const struct ctl_args *a)
 		if (parse_discount(discount, &bp) < 0) {
 			ctl_err("invalid --discount '%s': a percentage above "
 				"0 and at most 100, with at most two decimals "
-				"(e.g. 20%% or 12.5%%)", discount);
+				"(e.g. 20%% or 12.5%%)",
+				discount);
 			return CTL_EXIT_USAGE;
 		}
 		snprintf(amount, sizeof(amount), "%d", bp);
@@ -378,8 +478,7 @@ promo_add(struct ctl *ctl, const struct ctl_args *a)
 	if (tenant != NULL) {
 		if (ctl_tenant_lookup(ctl, tenant, &tid, tz, sizeof(tz)) < 0)
 			return CTL_EXIT_FAIL;
-		snprintf(tenant_id, sizeof(tenant_id), "%lld",
-			 (long long)tid);
+		snprintf(tenant_id, sizeof(tenant_id), "%lld", (long long)tid);
 	}
 	if (ctl_resolve_time(ctl, from, tz, &starts) < 0 ||
 	    ctl_resolve_time(ctl, until, tz, &ends) < 0)
@@ -398,16 +497,19 @@ promo_add(struct ctl *ctl, const struct ctl_args *a)
 	params[6] = free_arg != NULL ? NULL : amount;
 	params[7] = starts.text;
 	params[8] = ends.text;
-	res = ctl_query_raw(ctl,
+	res = ctl_query_raw(
+		ctl,
 		"INSERT INTO promotions (name, kind, tenant_id, model_pattern,"
 		" provider, free_tokens, discount_bp, starts, ends)"
 		" VALUES ($1, $2, $3::bigint, $4, $5, $6::bigint,"
 		" $7::integer, $8::timestamptz, $9::timestamptz)"
-		" RETURNING starts < now()", 9, params);
+		" RETURNING starts < now()",
+		9, params);
 	if (!ctl_result_ok(res)) {
 		if (strcmp(ctl_sqlstate(res), "23505") == 0)
 			ctl_err("promo add: a promotion named '%s' already "
-				"exists", name);
+				"exists",
+				name);
 		else
 			ctl_err("promo add: %s", ctl_pg_message(res));
 		PQclear(res);
@@ -415,10 +517,11 @@ promo_add(struct ctl *ctl, const struct ctl_args *a)
 	}
 	if (strcmp(PQgetvalue(res, 0, 0), "t") == 0)
 		ctl_err("note: '%s' starts in the past; usage already "
-			"ingested keeps its prices", name);
+			"ingested keeps its prices",
+			name);
 	PQclear(res);
-	rc = show_promos(ctl, tenant != NULL ? tenant_id : NULL, tenant,
-			 name, 0);
+	rc = show_promos(ctl, tenant != NULL ? tenant_id : NULL, tenant, name,
+			 0);
 	return rc;
 }
 
@@ -436,11 +539,10 @@ promo_list(struct ctl *ctl, const struct ctl_args *a)
 	if (tenant != NULL) {
 		if (ctl_tenant_lookup(ctl, tenant, &tid, NULL, 0) < 0)
 			return CTL_EXIT_FAIL;
-		snprintf(tenant_id, sizeof(tenant_id), "%lld",
-			 (long long)tid);
+		snprintf(tenant_id, sizeof(tenant_id), "%lld", (long long)tid);
 	}
-	return show_promos(ctl, tenant != NULL ? tenant_id : NULL, tenant,
-			   NULL, active);
+	return show_promos(ctl, tenant != NULL ? tenant_id : NULL, tenant, NULL,
+			   active);
 }
 
 /* tollctl promo end NAME [--at TIME]: sets ended_at, or brings forward
@@ -465,14 +567,21 @@ promo_end(struct ctl *ctl, const struct ctl_args *a)
 	params[0] = name;
 	/* id, time zone, ended_at, now, ends and ended_at in microseconds,
 	 * ends */
-	res = ctl_query(ctl, "promo end",
-		"SELECT p.id, coalesce(t.tz, 'UTC'), " CTL_TS("p.ended_at")
-		", (extract(epoch FROM now()) * 1000000)::bigint,"
-		" (extract(epoch FROM p.ends) * 1000000)::bigint,"
-		" (extract(epoch FROM p.ended_at) * 1000000)::bigint, "
-		CTL_TS("p.ends") " FROM promotions p"
-		" LEFT JOIN tenants t ON t.id = p.tenant_id"
-		" WHERE p.name = $1 FOR UPDATE OF p", 1, params);
+	res = ctl_query(
+		ctl, "promo end",
+		"SELECT p.id, coalesce(t.tz, 'UTC'), " CTL_TS(
+			"p.ended_at") ", (extract(epoch FROM now()) * "
+				      "1000000)::bigint,"
+				      " (extract(epoch FROM p.ends) * "
+				      "1000000)::bigint,"
+				      " (extract(epoch FROM p.ended_at) * "
+				      "1000000)::bigint, " CTL_TS(
+					      "p.ends") " FROM promotions p"
+							" LEFT JOIN tenants t "
+							"ON t.id = p.tenant_id"
+							" WHERE p.name = $1 "
+							"FOR UPDATE OF p",
+		1, params);
 	if (res == NULL)
 		goto out;
 	if (PQntuples(res) == 0) {
@@ -500,8 +609,9 @@ promo_end(struct ctl *ctl, const struct ctl_args *a)
 	if (was_ended && (ended_us <= now_us || when.us >= ended_us)) {
 		if (at != NULL) {
 			ctl_err("promotion '%s' already %s at %s (an end "
-				"can only be brought forward)", name,
-				ended_us <= now_us ? "ended" : "ends", ended);
+				"can only be brought forward)",
+				name, ended_us <= now_us ? "ended" : "ends",
+				ended);
 			goto out;
 		}
 		if (ctl_exec(ctl, "ROLLBACK") < 0)
@@ -523,8 +633,9 @@ promo_end(struct ctl *ctl, const struct ctl_args *a)
 	params[0] = id;
 	params[1] = when.text;
 	res = ctl_query(ctl, "promo end",
-		"UPDATE promotions SET ended_at = $2::timestamptz"
-		" WHERE id = $1 RETURNING " CTL_TS("ended_at"), 2, params);
+			"UPDATE promotions SET ended_at = $2::timestamptz"
+			" WHERE id = $1 RETURNING " CTL_TS("ended_at"),
+			2, params);
 	if (res == NULL || ctl_exec(ctl, "COMMIT") < 0)
 		goto out;
 	rc = 0;

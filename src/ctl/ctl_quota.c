@@ -51,19 +51,31 @@ static const char quota_usage[] =
 	"must be a key of T.\n";
 
 /* Quota columns in QC_* order, over an alias q of a quotas row set. */
-#define QUOTA_COLS \
-	"q.id, t.name, q.key_id, k.prefix, q.model_pattern, q.period," \
-	" q.token_limit, round(q.spend_limit," \
-	" tollgate_minor_digits(t.currency))::text, t.currency, q.hard, " \
-	CTL_TS("q.created_at") ", " CTL_TS("q.updated_at")
+#define QUOTA_COLS                                                             \
+	"q.id, t.name, q.key_id, k.prefix, q.model_pattern, q.period,"         \
+	" q.token_limit, round(q.spend_limit,"                                 \
+	" tollgate_minor_digits(t.currency))::text, t.currency, "              \
+	"q.hard, " CTL_TS("q.created_at") ", " CTL_TS("q.updated_at")
 
-enum { QC_ID, QC_TENANT, QC_KEY_ID, QC_KEY, QC_MODEL, QC_PERIOD,
-       QC_TOKENS, QC_SPEND, QC_CUR, QC_HARD, QC_CREATED, QC_UPDATED,
-       QC__COUNT };
+enum {
+	QC_ID,
+	QC_TENANT,
+	QC_KEY_ID,
+	QC_KEY,
+	QC_MODEL,
+	QC_PERIOD,
+	QC_TOKENS,
+	QC_SPEND,
+	QC_CUR,
+	QC_HARD,
+	QC_CREATED,
+	QC_UPDATED,
+	QC__COUNT
+};
 
 /* The quota of $1 tenant id, $2 key id, $3 model pattern, $4 period. */
-#define QUOTA_SCOPE \
-	"tenant_id = $1::bigint AND key_id IS NOT DISTINCT FROM $2::bigint" \
+#define QUOTA_SCOPE                                                            \
+	"tenant_id = $1::bigint AND key_id IS NOT DISTINCT FROM $2::bigint"    \
 	" AND model_pattern IS NOT DISTINCT FROM $3::text AND period = $4"
 
 /* Whether period is one of the quota periods. */
@@ -71,7 +83,10 @@ static int
 valid_period(const char *period)
 {
 	static const char *const periods[] = {
-		"day", "week", "month", "total",
+		"day",
+		"week",
+		"month",
+		"total",
 	};
 	size_t i;
 
@@ -86,7 +101,7 @@ valid_period(const char *period)
  * and its count of decimals into *decimals. 0, or -1 with *cause set. */
 static int
 parse_spend(const char *s, char *buf, size_t size, int *decimals,
-		       const char **cause)
+	    const char **cause)
 {
 	const char *p = s, *whole, *frac = "";
 	size_t nwhole, nfrac = 0;
@@ -125,8 +140,8 @@ parse_spend(const char *s, char *buf, size_t size, int *decimals,
 		*cause = "must be above zero";
 		return -1;
 	}
-	snprintf(buf, size, "%s%.*s%s%.*s", nwhole == 0 ? "0" : "",
-		 (int)nwhole, whole, nfrac > 0 ? "." : "", (int)nfrac, frac);
+	snprintf(buf, size, "%s%.*s%s%.*s", nwhole == 0 ? "0" : "", (int)nwhole,
+		 whole, nfrac > 0 ? "." : "", (int)nfrac, frac);
 	*decimals = (int)nfrac;
 	return 0;
 }
@@ -134,15 +149,17 @@ parse_spend(const char *s, char *buf, size_t size, int *decimals,
 /* Looks up the tenant id's currency and its minor digits. 0, or -1 after
  * reporting. */
 static int
-tenant_currency(struct ctl *ctl, const char *tenant_id,
-			   char *cur, size_t size, int *minor)
+tenant_currency(struct ctl *ctl, const char *tenant_id, char *cur, size_t size,
+		int *minor)
 {
 	const char *params[1] = { tenant_id };
 	PGresult *res;
 
-	res = ctl_query(ctl, "tenant", "SELECT currency,"
+	res = ctl_query(ctl, "tenant",
+			"SELECT currency,"
 			" tollgate_minor_digits(currency) FROM tenants"
-			" WHERE id = $1::bigint", 1, params);
+			" WHERE id = $1::bigint",
+			1, params);
 	if (res == NULL)
 		return -1;
 	if (PQntuples(res) == 0) {
@@ -159,8 +176,7 @@ tenant_currency(struct ctl *ctl, const char *tenant_id,
 /* Describes a quota's scope: "tenant acme, key tg-AbCdEfG, model glm-*,
  * per month". */
 static void
-quota_scope_text(const PGresult *res, int row, char *buf,
-			     size_t size)
+quota_scope_text(const PGresult *res, int row, char *buf, size_t size)
 {
 	const char *period = PQgetvalue(res, row, QC_PERIOD);
 
@@ -170,7 +186,7 @@ quota_scope_text(const PGresult *res, int row, char *buf,
 		ctl_append(buf, size, ", key %s", PQgetvalue(res, row, QC_KEY));
 	if (ctl_val(res, row, QC_MODEL) != NULL)
 		ctl_append(buf, size, ", model %s",
-		       PQgetvalue(res, row, QC_MODEL));
+			   PQgetvalue(res, row, QC_MODEL));
 	if (strcmp(period, "total") == 0)
 		ctl_append(buf, size, ", in total");
 	else
@@ -179,33 +195,34 @@ quota_scope_text(const PGresult *res, int row, char *buf,
 
 /* Describes quota limits: "50000000 tokens, 2000.00 CNY, hard". */
 static void
-quota_limits_text(const char *tokens, const char *spend,
-			      const char *cur, const char *hard, char *buf,
-			      size_t size)
+quota_limits_text(const char *tokens, const char *spend, const char *cur,
+		  const char *hard, char *buf, size_t size)
 {
 	buf[0] = '\0';
 	if (tokens != NULL)
 		ctl_append(buf, size, "%s token%s, ", tokens,
-		       strcmp(tokens, "1") == 0 ? "" : "s");
+			   strcmp(tokens, "1") == 0 ? "" : "s");
 	if (spend != NULL)
 		ctl_append(buf, size, "%s %s, ", spend, cur);
 	ctl_append(buf, size, "%s", strcmp(hard, "t") == 0 ? "hard" : "soft");
 }
 
 /* A quota row's own members; spend is a decimal string. */
-#define QUOTA_MEMBERS                                                         \
-	{ "id", QC_ID, CTL_INT, NULL },                                       \
-	{ "tenant", QC_TENANT, CTL_STR, NULL },                               \
-	{ "key_id", QC_KEY_ID, CTL_INT, NULL },                               \
-	{ "key", QC_KEY, CTL_STR, NULL },                                     \
-	{ "model", QC_MODEL, CTL_STR, NULL },                                 \
-	{ "period", QC_PERIOD, CTL_STR, NULL },                               \
-	{ "tokens", QC_TOKENS, CTL_INT, NULL },                               \
-	{ "spend", QC_SPEND, CTL_STR, NULL },                                 \
-	{ "currency", QC_CUR, CTL_STR, NULL },                                \
-	{ "hard", QC_HARD, CTL_BOOL, NULL },                                  \
-	{ "created_at", QC_CREATED, CTL_STR, NULL },                          \
-	{ "updated_at", QC_UPDATED, CTL_STR, NULL }
+#define QUOTA_MEMBERS                                                          \
+	{ "id", QC_ID, CTL_INT, NULL },                                        \
+		{ "tenant", QC_TENANT, CTL_STR, NULL },                        \
+		{ "key_id", QC_KEY_ID, CTL_INT, NULL },                        \
+		{ "key", QC_KEY, CTL_STR, NULL },                              \
+		{ "model", QC_MODEL, CTL_STR, NULL },                          \
+		{ "period", QC_PERIOD, CTL_STR, NULL },                        \
+		{ "tokens", QC_TOKENS, CTL_INT, NULL },                        \
+		{ "spend", QC_SPEND, CTL_STR, NULL },                          \
+		{ "currency", QC_CUR, CTL_STR, NULL },                         \
+		{ "hard", QC_HARD, CTL_BOOL, NULL },                           \
+		{ "created_at", QC_CREATED, CTL_STR, NULL },                   \
+	{                                                                      \
+		"updated_at", QC_UPDATED, CTL_STR, NULL                        \
+	}
 
 static const struct ctl_member quota_members[] = {
 	QUOTA_MEMBERS,
@@ -328,8 +345,9 @@ quota_set(struct ctl *ctl, const struct ctl_args *a)
 		ctl_err("quota set: give --tokens, --spend or both");
 		return CTL_EXIT_USAGE;
 	}
-	if (tokens != NULL && ctl_parse_positive("--tokens", tokens, INT64_MAX,
-					     tokens_s, sizeof(tokens_s)) < 0)
+	if (tokens != NULL &&
+	    ctl_parse_positive("--tokens", tokens, INT64_MAX, tokens_s,
+			       sizeof(tokens_s)) < 0)
 		return CTL_EXIT_USAGE;
 	if (spend != NULL && parse_spend(spend, spend_s, sizeof(spend_s),
 					 &decimals, &cause) < 0) {
@@ -345,10 +363,12 @@ quota_set(struct ctl *ctl, const struct ctl_args *a)
 		if (decimals > minor) {
 			if (minor == 0)
 				ctl_err("invalid --spend '%s': %s has no "
-					"decimals", spend, cur);
+					"decimals",
+					spend, cur);
 			else
 				ctl_err("invalid --spend '%s': at most %d "
-					"decimals in %s", spend, minor, cur);
+					"decimals in %s",
+					spend, minor, cur);
 			return CTL_EXIT_USAGE;
 		}
 	}
@@ -360,7 +380,8 @@ quota_set(struct ctl *ctl, const struct ctl_args *a)
 	params[5] = spend != NULL ? spend_s : NULL;
 	params[6] = hard ? "t" : "f";
 	/* One statement: old sees the row as it was before the upsert. */
-	res = ctl_query(ctl, "quota set",
+	res = ctl_query(
+		ctl, "quota set",
 		"WITH old AS (SELECT token_limit, spend_limit, hard"
 		" FROM quotas WHERE " QUOTA_SCOPE "),"
 		" up AS (INSERT INTO quotas (tenant_id, key_id, model_pattern,"
@@ -373,7 +394,8 @@ quota_set(struct ctl *ctl, const struct ctl_args *a)
 		"SELECT " QUOTA_COLS ", EXISTS (SELECT FROM old),"
 		" (SELECT token_limit FROM old), (SELECT round(spend_limit,"
 		" tollgate_minor_digits(t.currency))::text FROM old),"
-		" (SELECT hard FROM old)" SCOPE_FROM("up", "q"), 7, params);
+		" (SELECT hard FROM old)" SCOPE_FROM("up", "q"),
+		7, params);
 	if (res == NULL)
 		return CTL_EXIT_FAIL;
 	rc = print_quota_set(ctl, res);
@@ -392,19 +414,21 @@ quota_list(struct ctl *ctl, const struct ctl_args *a)
 		return CTL_EXIT_FAIL;
 	/* After the quota's own columns: this period's counter, which starts
 	 * with the period's first request. */
-	return ctl_list(ctl, "quota list",
+	return ctl_list(
+		ctl, "quota list",
 		"SELECT " QUOTA_COLS ", coalesce(qc.used_tokens, 0),"
 		" coalesce(qc.reserved_tokens, 0),"
 		" round(coalesce(qc.used_nanos, 0) / 1e9,"
-		" tollgate_minor_digits(t.currency))::text"
-		SCOPE_FROM("quotas", "q")
-		" LEFT JOIN quota_counters qc ON qc.quota_id = q.id"
-		" AND qc.period_start = tollgate_period_start(q.period, now(),"
-		" t.tz)"
-		" WHERE $1::bigint IS NULL OR q.tenant_id = $1::bigint"
-		" ORDER BY t.name, q.key_id NULLS FIRST,"
-		" q.model_pattern NULLS FIRST, array_position("
-		"ARRAY['day', 'week', 'month', 'total'], q.period)",
+		" tollgate_minor_digits(t.currency))::text" SCOPE_FROM(
+			"quotas",
+			"q") " LEFT JOIN quota_counters qc ON qc.quota_id = "
+			     "q.id AND qc.period_start = "
+			     "tollgate_period_start(q.period, now(),"
+			     " t.tz) WHERE $1::bigint IS NULL OR q.tenant_id = "
+			     "$1::bigint ORDER BY t.name, q.key_id NULLS FIRST,"
+			     " q.model_pattern NULLS FIRST, array_position("
+			     "ARRAY['day', 'week', 'month', 'total'], "
+			     "q.period)",
 		1, params, &quota_view);
 }
 
@@ -451,10 +475,12 @@ quota_clear(struct ctl *ctl, const struct ctl_args *a)
 		return CTL_EXIT_FAIL;
 	if (id != NULL) {
 		params[0] = id;
-		res = ctl_query(ctl, "quota clear",
+		res = ctl_query(
+			ctl, "quota clear",
 			"WITH up AS (DELETE FROM quotas WHERE id = $1::bigint"
-			" RETURNING *) SELECT " QUOTA_COLS
-			SCOPE_FROM("up", "q"), 1, params);
+			" RETURNING *) SELECT " QUOTA_COLS SCOPE_FROM("up",
+								      "q"),
+			1, params);
 	} else {
 		if (ctl_scope_find(ctl, tenant, key, &s) < 0)
 			return CTL_EXIT_FAIL;
@@ -462,10 +488,12 @@ quota_clear(struct ctl *ctl, const struct ctl_args *a)
 		params[1] = ctl_scope_key(&s);
 		params[2] = model;
 		params[3] = period;
-		res = ctl_query(ctl, "quota clear",
+		res = ctl_query(
+			ctl, "quota clear",
 			"WITH up AS (DELETE FROM quotas WHERE " QUOTA_SCOPE
-			" RETURNING *) SELECT " QUOTA_COLS
-			SCOPE_FROM("up", "q"), 4, params);
+			" RETURNING *) SELECT " QUOTA_COLS SCOPE_FROM("up",
+								      "q"),
+			4, params);
 	}
 	if (res == NULL)
 		return CTL_EXIT_FAIL;
@@ -473,8 +501,8 @@ quota_clear(struct ctl *ctl, const struct ctl_args *a)
 		if (id != NULL)
 			ctl_err("no quota with id %s", id);
 		else
-			ctl_err("no %s quota for tenant '%s'%s%s%s%s%s",
-				period, tenant, key != NULL ? ", key " : "",
+			ctl_err("no %s quota for tenant '%s'%s%s%s%s%s", period,
+				tenant, key != NULL ? ", key " : "",
 				key != NULL ? s.prefix : "",
 				model != NULL ? ", model '" : "",
 				model != NULL ? model : "",

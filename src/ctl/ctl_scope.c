@@ -48,7 +48,8 @@ find_key(struct ctl *ctl, const char *arg, struct ctl_scope *s)
 	snprintf(sql, sizeof(sql),
 		 "SELECT k.id, k.prefix, k.tenant_id = $2::bigint, t.name"
 		 " FROM api_keys k JOIN tenants t ON t.id = k.tenant_id"
-		 " WHERE %s ORDER BY 3 DESC, k.id", where);
+		 " WHERE %s ORDER BY 3 DESC, k.id",
+		 where);
 	res = ctl_query(ctl, "key", sql, 2, params);
 	if (res == NULL)
 		return -1;
@@ -66,7 +67,8 @@ find_key(struct ctl *ctl, const char *arg, struct ctl_scope *s)
 					i > 0 ? ", " : "",
 					PQgetvalue(res, i, 0));
 		ctl_err("'%s' is ambiguous: it matches keys %s%s of tenant "
-			"'%s'", arg, ids, i < own ? ", ..." : "", s->tenant);
+			"'%s'",
+			arg, ids, i < own ? ", ..." : "", s->tenant);
 	} else {
 		snprintf(s->key_id, sizeof(s->key_id), "%s",
 			 PQgetvalue(res, 0, 0));
@@ -127,7 +129,8 @@ ctl_check_key_arg(const char *key)
 	    (strlen(key) >= CTL_KEY_MIN_PREFIX && strspn(key, " \t") == 0))
 		return 0;
 	ctl_err("invalid --key '%s': a key id, a key prefix (at least %d "
-		"characters) or a key", key, CTL_KEY_MIN_PREFIX);
+		"characters) or a key",
+		key, CTL_KEY_MIN_PREFIX);
 	return -1;
 }
 

@@ -25,17 +25,28 @@ static const char tenant_usage[] =
 	"A disabled tenant's keys are refused by the gateway.\n";
 
 /* Tenant columns in COL_* order; a WHERE or ORDER BY may follow. */
-#define TENANT_SELECT \
-	"SELECT t.id, t.name, t.currency, t.tz, t.disabled, " \
-	CTL_TS("t.created_at") ", " \
-	"(SELECT count(*) FROM api_keys k WHERE k.tenant_id = t.id" \
-	" AND k.revoked_at IS NULL" \
-	" AND (k.expires_at IS NULL OR k.expires_at > now())), " \
-	"(SELECT count(*) FROM api_keys k WHERE k.tenant_id = t.id) " \
-	"FROM tenants t "
+#define TENANT_SELECT                                                          \
+	"SELECT t.id, t.name, t.currency, t.tz, t.disabled, " CTL_TS(          \
+		"t.created_at") ", "                                           \
+				"(SELECT count(*) FROM api_keys k WHERE "      \
+				"k.tenant_id = t.id"                           \
+				" AND k.revoked_at IS NULL"                    \
+				" AND (k.expires_at IS NULL OR k.expires_at "  \
+				"> now())), "                                  \
+				"(SELECT count(*) FROM api_keys k WHERE "      \
+				"k.tenant_id = t.id) "                         \
+				"FROM tenants t "
 
-enum { COL_ID, COL_NAME, COL_CUR, COL_TZ, COL_DISABLED, COL_CREATED,
-       COL_ACTIVE_KEYS, COL_KEYS };
+enum {
+	COL_ID,
+	COL_NAME,
+	COL_CUR,
+	COL_TZ,
+	COL_DISABLED,
+	COL_CREATED,
+	COL_ACTIVE_KEYS,
+	COL_KEYS
+};
 
 /* "disabled" or "active" from the disabled column. */
 static const char *
@@ -44,7 +55,7 @@ tenant_status(const PGresult *res, int row, int col, char *buf, size_t size)
 	(void)buf;
 	(void)size;
 	return strcmp(PQgetvalue(res, row, col), "t") == 0 ? "disabled"
-							    : "active";
+							   : "active";
 }
 
 /* A tenant row as JSON. */
@@ -77,8 +88,8 @@ static const struct ctl_view tenant_view = {
 
 /* Reports a failed INSERT into tenants in terms of the rule it broke;
  * returns the exit status (a broken CHECK is a bad command line). */
-static int add_error(const PGresult *res, const char *name,
-		      const char *currency)
+static int
+add_error(const PGresult *res, const char *name, const char *currency)
 {
 	const char *state = ctl_sqlstate(res);
 	const char *cons = PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME);
@@ -90,7 +101,8 @@ static int add_error(const PGresult *res, const char *name,
 	if (strcmp(state, "23514") == 0 && cons != NULL &&
 	    strstr(cons, "currency") != NULL) {
 		ctl_err("invalid currency '%s': three capital letters, "
-			"e.g. USD", currency);
+			"e.g. USD",
+			currency);
 		return CTL_EXIT_USAGE;
 	}
 	if (strcmp(state, "23514") == 0 && cons != NULL &&
@@ -105,7 +117,8 @@ static int add_error(const PGresult *res, const char *name,
 }
 
 /* Prints one tenant, vertically or as JSON. */
-static int print_one(struct ctl *ctl, const PGresult *res)
+static int
+print_one(struct ctl *ctl, const PGresult *res)
 {
 	if (ctl->json)
 		return ctl_json_print(ctl_row_json(res, 0, tenant_members));
@@ -123,14 +136,15 @@ static int print_one(struct ctl *ctl, const PGresult *res)
 }
 
 /* Fetches and prints the tenant called name. */
-static int show_by_name(struct ctl *ctl, const char *name)
+static int
+show_by_name(struct ctl *ctl, const char *name)
 {
 	const char *params[1] = { name };
 	PGresult *res;
 	int rc;
 
-	res = ctl_query(ctl, "tenant show",
-			TENANT_SELECT "WHERE t.name = $1", 1, params);
+	res = ctl_query(ctl, "tenant show", TENANT_SELECT "WHERE t.name = $1",
+			1, params);
 	if (res == NULL)
 		return CTL_EXIT_FAIL;
 	if (PQntuples(res) == 0) {
@@ -162,21 +176,25 @@ tenant_add(struct ctl *ctl, const struct ctl_args *a)
 	params[0] = tz;
 	res = ctl_query(ctl, "time zone",
 			"SELECT EXISTS (SELECT 1 FROM pg_timezone_names"
-			" WHERE name = $1)", 1, params);
+			" WHERE name = $1)",
+			1, params);
 	if (res == NULL)
 		return CTL_EXIT_FAIL;
 	known = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
 	PQclear(res);
 	if (!known) {
 		ctl_err("unknown time zone '%s' (an IANA name such as "
-			"Asia/Shanghai)", tz);
+			"Asia/Shanghai)",
+			tz);
 		return CTL_EXIT_USAGE;
 	}
 	params[0] = name;
 	params[1] = currency;
 	params[2] = tz;
-	res = ctl_query_raw(ctl, "INSERT INTO tenants (name, currency, tz) "
-			    "VALUES ($1, $2, $3)", 3, params);
+	res = ctl_query_raw(ctl,
+			    "INSERT INTO tenants (name, currency, tz) "
+			    "VALUES ($1, $2, $3)",
+			    3, params);
 	if (!ctl_result_ok(res)) {
 		rc = add_error(res, name, currency);
 		PQclear(res);
@@ -219,7 +237,8 @@ tenant_set_disabled(struct ctl *ctl, const char *name, const char *disabled)
 	res = ctl_query(ctl, "tenant disable",
 			"UPDATE tenants t SET disabled = $2::boolean"
 			" FROM tenants o WHERE t.id = o.id AND t.name = $1"
-			" RETURNING o.disabled <> $2::boolean", 2, params);
+			" RETURNING o.disabled <> $2::boolean",
+			2, params);
 	if (res == NULL)
 		return CTL_EXIT_FAIL;
 	if (PQntuples(res) == 0) {
@@ -230,8 +249,7 @@ tenant_set_disabled(struct ctl *ctl, const char *name, const char *disabled)
 	changed = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
 	PQclear(res);
 	if (!ctl->json) {
-		printf("tenant %s %s%s\n", name,
-		       changed ? "" : "was already ",
+		printf("tenant %s %s%s\n", name, changed ? "" : "was already ",
 		       strcmp(disabled, "t") == 0 ? "disabled" : "enabled");
 		return 0;
 	}
@@ -259,10 +277,12 @@ static const struct ctl_opt tenant_add_opts[] = {
 };
 
 /* The tenant verbs: each takes one NAME but list. */
-#define TENANT_CMD(verb, fn, opts_, nargs)                                   \
-	{ .family = "tenant", .name = verb, .usage = tenant_usage,          \
-	  .opts = opts_, .min_args = nargs, .max_args = nargs,              \
-	  .arg_name = "tenant name", .run = fn }
+#define TENANT_CMD(verb, fn, opts_, nargs)                                     \
+	{                                                                      \
+		.family = "tenant", .name = verb, .usage = tenant_usage,       \
+		.opts = opts_, .min_args = nargs, .max_args = nargs,           \
+		.arg_name = "tenant name", .run = fn                           \
+	}
 
 const struct ctl_cmd ctl_tenant_add_cmd =
 	TENANT_CMD("add", tenant_add, tenant_add_opts, 1);

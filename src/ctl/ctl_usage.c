@@ -32,21 +32,22 @@ static const char usage_usage[] =
 #define NSUMS 5
 
 static const char *const sum_names[NSUMS] = {
-	"requests", "prompt_tokens", "completion_tokens", "cached_tokens",
-	"reasoning_tokens",
+	"requests",      "prompt_tokens",    "completion_tokens",
+	"cached_tokens", "reasoning_tokens",
 };
 
 static const char *const sum_heads[NSUMS] = {
 	"REQUESTS", "PROMPT", "COMPLETION", "CACHED", "REASONING",
 };
 
-#define SUMS \
-	"count(*), coalesce(sum(u.prompt_tokens), 0)," \
-	" coalesce(sum(u.completion_tokens), 0)," \
-	" coalesce(sum(u.cached_tokens), 0)," \
+#define SUMS                                                                   \
+	"count(*), coalesce(sum(u.prompt_tokens), 0),"                         \
+	" coalesce(sum(u.completion_tokens), 0),"                              \
+	" coalesce(sum(u.cached_tokens), 0),"                                  \
 	" coalesce(sum(u.reasoning_tokens), 0) "
 
-#define RANGE "WHERE u.tenant_id = $1 AND u.ts >= $2::timestamptz" \
+#define RANGE                                                                  \
+	"WHERE u.tenant_id = $1 AND u.ts >= $2::timestamptz"                   \
 	" AND u.ts < $3::timestamptz "
 
 /* One way of grouping: the label columns and the query producing them
@@ -55,30 +56,40 @@ static const char *const sum_heads[NSUMS] = {
 struct grouping {
 	const char *by;
 	int nlabels;
-	const char *heads[3];  /* human column titles */
-	const char *names[3];  /* JSON member names */
-	int nparams;           /* 4 when the query needs the time zone */
+	const char *heads[3]; /* human column titles */
+	const char *names[3]; /* JSON member names */
+	int nparams;          /* 4 when the query needs the time zone */
 	const char *sql;
 };
 
 static const struct grouping groupings[] = {
-	{ "model", 1, { "MODEL" }, { "model" }, 3,
-	  "SELECT u.requested_model, " SUMS
-	  "FROM usage_records u " RANGE
+	{ "model",
+	  1,
+	  { "MODEL" },
+	  { "model" },
+	  3,
+	  "SELECT u.requested_model, " SUMS "FROM usage_records u " RANGE
 	  "GROUP BY 1 ORDER BY 1" },
-	{ "day", 1, { "DAY" }, { "day" }, 4,
+	{ "day",
+	  1,
+	  { "DAY" },
+	  { "day" },
+	  4,
 	  "SELECT to_char(u.ts AT TIME ZONE $4::text, 'YYYY-MM-DD'), " SUMS
 	  "FROM usage_records u " RANGE "GROUP BY 1 ORDER BY 1" },
-	{ "key", 3, { "KEY", "PREFIX", "NAME" },
-	  { "key_id", "prefix", "name" }, 3,
+	{ "key",
+	  3,
+	  { "KEY", "PREFIX", "NAME" },
+	  { "key_id", "prefix", "name" },
+	  3,
 	  "SELECT u.key_id, k.prefix, k.name, " SUMS
-	  "FROM usage_records u LEFT JOIN api_keys k ON k.id = u.key_id "
-	  RANGE
+	  "FROM usage_records u LEFT JOIN api_keys k ON k.id = u.key_id " RANGE
 	  "GROUP BY u.key_id, k.prefix, k.name ORDER BY u.key_id" },
 };
 
 /* Adds the sums of row to totals; -1 on a malformed or overflowing sum. */
-static int add_sums(const PGresult *res, int row, int first, int64_t *totals)
+static int
+add_sums(const PGresult *res, int row, int first, int64_t *totals)
 {
 	int i;
 	char *end;
@@ -94,8 +105,9 @@ static int add_sums(const PGresult *res, int row, int first, int64_t *totals)
 }
 
 /* Prints the grouped rows and the total as JSON. */
-static int print_json(const struct grouping *g, const PGresult *month,
-		      const PGresult *res, const int64_t *totals)
+static int
+print_json(const struct grouping *g, const PGresult *month, const PGresult *res,
+	   const int64_t *totals)
 {
 	cJSON *root = cJSON_CreateObject(), *rows, *o;
 	char num[24];
@@ -135,8 +147,9 @@ static int print_json(const struct grouping *g, const PGresult *month,
 }
 
 /* Prints the heading, the grouped rows and a TOTAL line as a table. */
-static int print_table(const struct grouping *g, const PGresult *month,
-		       const PGresult *res, const int64_t *totals)
+static int
+print_table(const struct grouping *g, const PGresult *month,
+	    const PGresult *res, const int64_t *totals)
 {
 	const char *head[3 + NSUMS], *row[3 + NSUMS];
 	char right[16] = "", nums[NSUMS][24];
@@ -213,17 +226,40 @@ usage_run(struct ctl *ctl, const struct ctl_args *a)
 	params[0] = tenant;
 	params[1] = month_arg;
 	/* id, tz, month, first instant, end instant, name */
-	month = ctl_query(ctl, "usage",
-		"SELECT t.id, t.tz, to_char(m.d, 'YYYY-MM'), "
-		CTL_TS("m.d::timestamp AT TIME ZONE t.tz") ", "
-		CTL_TS("(m.d + interval '1 month')::timestamp"
-		       " AT TIME ZONE t.tz") ", t.name, "
-		"(m.d::timestamp AT TIME ZONE t.tz)::text, "
-		"((m.d + interval '1 month')::timestamp"
-		" AT TIME ZONE t.tz)::text "
-		"FROM tenants t, (SELECT coalesce(to_date($2, 'YYYY-MM'),"
-		" date_trunc('month', now() AT TIME ZONE 'UTC')::date) AS d) m "
-		"WHERE t.name = $1", 2, params);
+	month = ctl_query(
+		ctl, "usage",
+		"SELECT t.id, t.tz, to_char(m.d, 'YYYY-MM'), " CTL_TS(
+			"m.d::timestamp AT TIME ZONE "
+			"t.tz") ", " CTL_TS("(m.d + interval '1 "
+					    "month')::timestamp"
+					    " AT TIME ZONE t.tz") ", t.name, "
+								  "(m.d::"
+								  "timestamp "
+								  "AT TIME "
+								  "ZONE "
+								  "t.tz)::text,"
+								  " ((m.d + "
+								  "interval '1 "
+								  "month')::"
+								  "timestamp"
+								  " AT TIME "
+								  "ZONE "
+								  "t.tz)::text "
+								  "FROM "
+								  "tenants t, "
+								  "(SELECT "
+								  "coalesce(to_"
+								  "date($2, "
+								  "'YYYY-MM'),"
+								  " date_trunc("
+								  "'month', "
+								  "now() AT "
+								  "TIME ZONE "
+								  "'UTC')::"
+								  "date) AS d) "
+								  "m WHERE "
+								  "t.name = $1",
+		2, params);
 	if (month == NULL)
 		goto out;
 	if (PQntuples(month) == 0) {
@@ -234,8 +270,7 @@ usage_run(struct ctl *ctl, const struct ctl_args *a)
 	params[1] = PQgetvalue(month, 0, 6);
 	params[2] = PQgetvalue(month, 0, 7);
 	params[3] = PQgetvalue(month, 0, 1);
-	if ((res = ctl_query(ctl, "usage", g->sql, g->nparams,
-			     params)) == NULL)
+	if ((res = ctl_query(ctl, "usage", g->sql, g->nparams, params)) == NULL)
 		goto out;
 	for (r = 0; r < PQntuples(res); r++)
 		if (add_sums(res, r, g->nlabels, totals) < 0) {

@@ -47,7 +47,8 @@ static const char usage_text[] =
 	"  quota set --tenant T [--key K] [--model PAT] --period P\n"
 	"            [--tokens N] [--spend X] [--soft|--hard]\n"
 	"  quota list [--tenant T] | quota clear ID|--tenant T ... --period P\n"
-	"  limit set --tenant T [--key K] [--rpm N] [--tpm N] [--concurrency N]\n"
+	"  limit set --tenant T [--key K] [--rpm N] [--tpm N] [--concurrency "
+	"N]\n"
 	"  limit list [--tenant T] | limit clear --tenant T [--key K]\n"
 	"  bill --month YYYY-MM [--tenant T] [--format text|csv|json|html]\n"
 	"       [-o FILE] | bill close --month YYYY-MM\n"
@@ -74,7 +75,8 @@ static const struct option common_opts[] = {
 #define NCOMMON ((int)(sizeof(common_opts) / sizeof(common_opts[0])))
 
 /* Prints "tollctl: " and the formatted message on one line to stderr. */
-void ctl_err(const char *fmt, ...)
+void
+ctl_err(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -86,15 +88,17 @@ void ctl_err(const char *fmt, ...)
 }
 
 /* Prints help text to stdout and returns 0, for "VERB --help". */
-int ctl_help(const char *text)
+int
+ctl_help(const char *text)
 {
 	fputs(text, stdout);
 	return 0;
 }
 
 /* Builds ctl's merged option table from the verb's and the common ones. */
-static int merge_opts(struct ctl *ctl, const char *shortopts,
-		      const struct option *longopts)
+static int
+merge_opts(struct ctl *ctl, const char *shortopts,
+	   const struct option *longopts)
 {
 	int n = 0, i;
 
@@ -105,8 +109,8 @@ static int merge_opts(struct ctl *ctl, const char *shortopts,
 		order = "+";
 		shortopts++;
 	}
-	if (snprintf(ctl->shortopts, sizeof(ctl->shortopts), "%s:%sc:h",
-		     order, shortopts) >= (int)sizeof(ctl->shortopts))
+	if (snprintf(ctl->shortopts, sizeof(ctl->shortopts), "%s:%sc:h", order,
+		     shortopts) >= (int)sizeof(ctl->shortopts))
 		return -1;
 	for (i = 0; longopts != NULL && longopts[i].name != NULL; i++) {
 		if (n >= CTL_MAX_OPTS - NCOMMON - 1)
@@ -120,8 +124,9 @@ static int merge_opts(struct ctl *ctl, const char *shortopts,
 }
 
 /* getopt_long with the verb's options plus the common ones; see ctl.h. */
-int ctl_getopt(struct ctl *ctl, int argc, char **argv, const char *shortopts,
-	       const struct option *longopts)
+int
+ctl_getopt(struct ctl *ctl, int argc, char **argv, const char *shortopts,
+	   const struct option *longopts)
 {
 	int c;
 
@@ -166,7 +171,8 @@ int ctl_getopt(struct ctl *ctl, int argc, char **argv, const char *shortopts,
 }
 
 /* Replaces newlines and tabs by spaces, squeezes runs and trims, in place. */
-static char *oneline(char *s)
+static char *
+oneline(char *s)
 {
 	char *r = s, *w = s;
 	int space = 1;
@@ -188,12 +194,14 @@ static char *oneline(char *s)
 }
 
 /* Silences server notices such as "relation already exists, skipping". */
-static void quiet_notice(void *arg, const char *message)
+static void
+quiet_notice(void *arg, const char *message)
 {
 }
 
 /* Loads the config file named by -c or TOLLGATE_CONFIG, if any. */
-static int load_config(struct ctl *ctl)
+static int
+load_config(struct ctl *ctl)
 {
 	const char *path = ctl->config_path;
 	char *cause = NULL;
@@ -214,7 +222,8 @@ static int load_config(struct ctl *ctl)
 }
 
 /* Connects if not yet connected; see ctl.h for the order of sources. */
-int ctl_connect(struct ctl *ctl)
+int
+ctl_connect(struct ctl *ctl)
 {
 	const char *keys[] = { "dbname", "fallback_application_name", NULL };
 	const char *vals[] = { NULL, "tollctl", NULL };
@@ -257,7 +266,8 @@ int ctl_connect(struct ctl *ctl)
 
 /* The key secret: the config's key_secret_file when a config is given,
  * else TOLLGATE_KEY_SECRET, else "" (config_resolve_secret's order). */
-const char *ctl_secret(struct ctl *ctl)
+const char *
+ctl_secret(struct ctl *ctl)
 {
 	struct config *cfg;
 	char *cause = NULL;
@@ -287,15 +297,17 @@ fail:
 }
 
 /* Runs sql with text parameters and returns whatever result came back. */
-PGresult *ctl_query_raw(struct ctl *ctl, const char *sql, int nparams,
-			const char *const *params)
+PGresult *
+ctl_query_raw(struct ctl *ctl, const char *sql, int nparams,
+	      const char *const *params)
 {
 	return PQexecParams(ctl->conn, sql, nparams, NULL, params, NULL, NULL,
 			    0);
 }
 
 /* Whether res is non-NULL and succeeded (tuples or command). */
-int ctl_result_ok(const PGresult *res)
+int
+ctl_result_ok(const PGresult *res)
 {
 	ExecStatusType st = PQresultStatus(res);
 
@@ -303,8 +315,9 @@ int ctl_result_ok(const PGresult *res)
 }
 
 /* Runs sql; on failure reports "what: server message" and returns NULL. */
-PGresult *ctl_query(struct ctl *ctl, const char *what, const char *sql,
-		    int nparams, const char *const *params)
+PGresult *
+ctl_query(struct ctl *ctl, const char *what, const char *sql, int nparams,
+	  const char *const *params)
 {
 	PGresult *res = ctl_query_raw(ctl, sql, nparams, params);
 
@@ -316,7 +329,8 @@ PGresult *ctl_query(struct ctl *ctl, const char *what, const char *sql,
 }
 
 /* Runs a parameterless command; 0, or -1 after reporting. */
-int ctl_exec(struct ctl *ctl, const char *sql)
+int
+ctl_exec(struct ctl *ctl, const char *sql)
 {
 	PGresult *res = ctl_query(ctl, sql, sql, 0, NULL);
 
@@ -325,7 +339,8 @@ int ctl_exec(struct ctl *ctl, const char *sql)
 }
 
 /* The SQLSTATE of a failed result, or "". */
-const char *ctl_sqlstate(const PGresult *res)
+const char *
+ctl_sqlstate(const PGresult *res)
 {
 	const char *s = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 
@@ -333,7 +348,8 @@ const char *ctl_sqlstate(const PGresult *res)
 }
 
 /* The primary error message of res on one line, in a static buffer. */
-const char *ctl_pg_message(const PGresult *res)
+const char *
+ctl_pg_message(const PGresult *res)
 {
 	static char buf[512];
 	const char *m = NULL;
@@ -349,7 +365,8 @@ const char *ctl_pg_message(const PGresult *res)
 }
 
 /* Column value or NULL for SQL NULL. */
-const char *ctl_val(const PGresult *res, int row, int col)
+const char *
+ctl_val(const PGresult *res, int row, int col)
 {
 	if (PQgetisnull(res, row, col))
 		return NULL;
@@ -357,7 +374,8 @@ const char *ctl_val(const PGresult *res, int row, int col)
 }
 
 /* Whether s is a non-empty string of decimal digits. */
-int ctl_is_digits(const char *s)
+int
+ctl_is_digits(const char *s)
 {
 	if (s == NULL || *s == '\0')
 		return 0;
@@ -372,12 +390,12 @@ struct ctl_table {
 	int nrows;
 	int cap;
 	char right[16];
-	char **cells;          /* (nrows + 1) * ncols, row 0 is the header */
+	char **cells; /* (nrows + 1) * ncols, row 0 is the header */
 };
 
 /* Creates a table; see ctl.h. */
-struct ctl_table *ctl_table_new(int ncols, const char *const *headers,
-				const char *right)
+struct ctl_table *
+ctl_table_new(int ncols, const char *const *headers, const char *right)
 {
 	struct ctl_table *t = calloc(1, sizeof(*t));
 
@@ -394,7 +412,8 @@ struct ctl_table *ctl_table_new(int ncols, const char *const *headers,
 }
 
 /* Appends a copy of cells as a row. */
-int ctl_table_add(struct ctl_table *t, const char *const *cells)
+int
+ctl_table_add(struct ctl_table *t, const char *const *cells)
 {
 	int i, base;
 	char **grown;
@@ -404,8 +423,8 @@ int ctl_table_add(struct ctl_table *t, const char *const *cells)
 	if (t->nrows + 1 >= t->cap) {
 		int cap = t->cap == 0 ? 16 : t->cap * 2;
 
-		grown = realloc(t->cells, (size_t)cap * t->ncols *
-				sizeof(*grown));
+		grown = realloc(t->cells,
+				(size_t)cap * t->ncols * sizeof(*grown));
 		if (grown == NULL)
 			return -1;
 		t->cells = grown;
@@ -425,7 +444,8 @@ int ctl_table_add(struct ctl_table *t, const char *const *cells)
 }
 
 /* Display width of a UTF-8 string: one column per code point. */
-static int text_width(const char *s)
+static int
+text_width(const char *s)
 {
 	int w = 0;
 
@@ -436,7 +456,8 @@ static int text_width(const char *s)
 }
 
 /* Writes the table to stdout, columns separated by two spaces. */
-void ctl_table_print(const struct ctl_table *t)
+void
+ctl_table_print(const struct ctl_table *t)
 {
 	int widths[32] = { 0 };
 	int r, c, w;
@@ -470,7 +491,8 @@ void ctl_table_print(const struct ctl_table *t)
 }
 
 /* Frees the table and its cells; NULL is allowed. */
-void ctl_table_free(struct ctl_table *t)
+void
+ctl_table_free(struct ctl_table *t)
 {
 	int i;
 
@@ -483,7 +505,8 @@ void ctl_table_free(struct ctl_table *t)
 }
 
 /* Adds a string member, or null. */
-void ctl_json_str(cJSON *obj, const char *name, const char *s)
+void
+ctl_json_str(cJSON *obj, const char *name, const char *s)
 {
 	if (s == NULL)
 		cJSON_AddNullToObject(obj, name);
@@ -492,7 +515,8 @@ void ctl_json_str(cJSON *obj, const char *name, const char *s)
 }
 
 /* Adds an integer member from decimal text without a double round trip. */
-void ctl_json_int(cJSON *obj, const char *name, const char *digits)
+void
+ctl_json_int(cJSON *obj, const char *name, const char *digits)
 {
 	const char *d = digits;
 
@@ -505,7 +529,8 @@ void ctl_json_int(cJSON *obj, const char *name, const char *digits)
 }
 
 /* Adds a boolean member from "t"/"f". */
-void ctl_json_bool(cJSON *obj, const char *name, const char *pgbool)
+void
+ctl_json_bool(cJSON *obj, const char *name, const char *pgbool)
 {
 	if (pgbool == NULL)
 		cJSON_AddNullToObject(obj, name);
@@ -514,7 +539,8 @@ void ctl_json_bool(cJSON *obj, const char *name, const char *pgbool)
 }
 
 /* Prints root formatted with a newline and frees it. */
-int ctl_json_print(cJSON *root)
+int
+ctl_json_print(cJSON *root)
 {
 	char *text;
 
@@ -541,16 +567,21 @@ ctl_row_json(const PGresult *res, int row, const struct ctl_member *m)
 	char buf[128];
 
 	for (; o != NULL && m->name != NULL; m++) {
-		const char *v = m->fmt != NULL
-					? m->fmt(res, row, m->col, buf,
-						 sizeof(buf))
-					: ctl_val(res, row, m->col);
+		const char *v = m->fmt != NULL ? m->fmt(res, row, m->col, buf,
+							sizeof(buf))
+					       : ctl_val(res, row, m->col);
 		cJSON *j;
 
 		switch (m->kind) {
-		case CTL_STR: ctl_json_str(o, m->name, v); break;
-		case CTL_INT: ctl_json_int(o, m->name, v); break;
-		case CTL_BOOL: ctl_json_bool(o, m->name, v); break;
+		case CTL_STR:
+			ctl_json_str(o, m->name, v);
+			break;
+		case CTL_INT:
+			ctl_json_int(o, m->name, v);
+			break;
+		case CTL_BOOL:
+			ctl_json_bool(o, m->name, v);
+			break;
 		case CTL_JSON:
 			j = v != NULL ? cJSON_Parse(v) : cJSON_CreateNull();
 			if (j != NULL)
@@ -637,32 +668,15 @@ ctl_list(struct ctl *ctl, const char *what, const char *sql, int nparams,
 
 /* Every verb, by family in the order the usage text lists them. */
 static const struct ctl_cmd *const commands[] = {
-	&ctl_db_migrate_cmd,
-	&ctl_tenant_add_cmd,
-	&ctl_tenant_list_cmd,
-	&ctl_tenant_show_cmd,
-	&ctl_tenant_disable_cmd,
-	&ctl_tenant_enable_cmd,
-	&ctl_key_issue_cmd,
-	&ctl_key_list_cmd,
-	&ctl_key_revoke_cmd,
-	&ctl_usage_cmd,
-	&ctl_usage_import_cmd,
-	&ctl_price_set_cmd,
-	&ctl_price_list_cmd,
-	&ctl_fx_set_cmd,
-	&ctl_fx_list_cmd,
-	&ctl_promo_add_cmd,
-	&ctl_promo_list_cmd,
-	&ctl_promo_end_cmd,
-	&ctl_bill_cmd,
-	&ctl_bill_close_cmd,
-	&ctl_quota_set_cmd,
-	&ctl_quota_list_cmd,
-	&ctl_quota_clear_cmd,
-	&ctl_limit_set_cmd,
-	&ctl_limit_list_cmd,
-	&ctl_limit_clear_cmd,
+	&ctl_db_migrate_cmd,  &ctl_tenant_add_cmd,     &ctl_tenant_list_cmd,
+	&ctl_tenant_show_cmd, &ctl_tenant_disable_cmd, &ctl_tenant_enable_cmd,
+	&ctl_key_issue_cmd,   &ctl_key_list_cmd,       &ctl_key_revoke_cmd,
+	&ctl_usage_cmd,       &ctl_usage_import_cmd,   &ctl_price_set_cmd,
+	&ctl_price_list_cmd,  &ctl_fx_set_cmd,         &ctl_fx_list_cmd,
+	&ctl_promo_add_cmd,   &ctl_promo_list_cmd,     &ctl_promo_end_cmd,
+	&ctl_bill_cmd,        &ctl_bill_close_cmd,     &ctl_quota_set_cmd,
+	&ctl_quota_list_cmd,  &ctl_quota_clear_cmd,    &ctl_limit_set_cmd,
+	&ctl_limit_list_cmd,  &ctl_limit_clear_cmd,
 };
 
 #define NCOMMANDS ((int)(sizeof(commands) / sizeof(commands[0])))
@@ -739,10 +753,10 @@ run_cmd(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv)
 	a.cmd = cmd;
 	for (; cmd->opts != NULL && cmd->opts[n].name != NULL; n++) {
 		const struct ctl_opt *o = &cmd->opts[n];
-		longopts[n] = (struct option){ o->name, o->has_arg, NULL,
-					       o->short_name != 0
-						       ? o->short_name
-						       : OPT_VERB + n };
+		longopts[n] =
+			(struct option){ o->name, o->has_arg, NULL,
+					 o->short_name != 0 ? o->short_name
+							    : OPT_VERB + n };
 		if (o->short_name != 0) {
 			*sp++ = (char)o->short_name;
 			if (o->has_arg == required_argument)
@@ -759,8 +773,8 @@ run_cmd(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv)
 			;
 		if (i == n)
 			return CTL_EXIT_USAGE;
-		a.val[i] = longopts[i].has_arg == required_argument ? optarg
-								    : "";
+		a.val[i] =
+			longopts[i].has_arg == required_argument ? optarg : "";
 	}
 	a.argc = argc - optind;
 	a.argv = argv + optind;

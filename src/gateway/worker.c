@@ -42,7 +42,7 @@ struct worker {
 	struct event *w_stop_ev;    /* asks the loop to stop accepting */
 	struct event *w_stop_timer; /* polls the drain */
 	int64_t w_stop_left_ms;
-	int w_idle_ticks;              /* polls with nothing in flight */
+	int w_idle_ticks;          /* polls with nothing in flight */
 	struct event *w_reload_ev; /* asks the loop to take reload_cfg */
 	pthread_mutex_t w_reload_lock;
 	pthread_cond_t w_reload_done;

@@ -145,50 +145,48 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
-#define MOCK_MAX_FIXTURE	(256 * 1024 * 1024)
-#define MOCK_DEFAULT_CUT_AFTER	2
-#define MOCK_MAX_DIRS		8
-#define MOCK_MAX_NAME		200	/* longest fixture name */
+#define MOCK_MAX_FIXTURE       (256 * 1024 * 1024)
+#define MOCK_DEFAULT_CUT_AFTER 2
+#define MOCK_MAX_DIRS          8
+#define MOCK_MAX_NAME          200 /* longest fixture name */
 
 /* The provider wire a request speaks, told by its path. */
 enum mock_wire {
-	WIRE_OPENAI,	/* OpenAI and the OpenAI-compatible providers */
-	WIRE_AZURE,	/* Azure OpenAI deployment paths */
-	WIRE_ANTHROPIC,	/* Anthropic Messages */
-	WIRE_RESPONSES,	/* OpenAI Responses */
+	WIRE_OPENAI,    /* OpenAI and the OpenAI-compatible providers */
+	WIRE_AZURE,     /* Azure OpenAI deployment paths */
+	WIRE_ANTHROPIC, /* Anthropic Messages */
+	WIRE_RESPONSES, /* OpenAI Responses */
 };
 
-
 /* The oldest Azure api-version (date part) that takes stream_options. */
-#define AZURE_STREAM_OPTIONS_SINCE	"2024-09-01"
+#define AZURE_STREAM_OPTIONS_SINCE "2024-09-01"
 
 enum mock_fail {
 	FAIL_NONE,
-	FAIL_500,	/* answer 500 with an OpenAI-shaped error */
-	FAIL_429,	/* answer openai-error-429.json with 429, Retry-After */
-	FAIL_HANG,	/* never answer; wait for the peer to leave */
-	FAIL_CUT,	/* send part of the response, then close */
-	FAIL_CLOSE,	/* close right after reading the request */
-	FAIL_STALL,	/* send part of the response, then go silent */
-	FAIL_ERROR,	/* send part of a stream, then an error event */
+	FAIL_500,   /* answer 500 with an OpenAI-shaped error */
+	FAIL_429,   /* answer openai-error-429.json with 429, Retry-After */
+	FAIL_HANG,  /* never answer; wait for the peer to leave */
+	FAIL_CUT,   /* send part of the response, then close */
+	FAIL_CLOSE, /* close right after reading the request */
+	FAIL_STALL, /* send part of the response, then go silent */
+	FAIL_ERROR, /* send part of a stream, then an error event */
 };
 
-
 /* What OpenAI says when it fails in the middle of a stream. */
-#define MOCK_MIDSTREAM_ERROR \
+#define MOCK_MIDSTREAM_ERROR                                                   \
 	"The server had an error while processing your request."
 
 /* What Anthropic says for a 500, and in the middle of a stream. */
-#define ANTHROPIC_500 \
-	"{\"type\":\"error\",\"error\":{\"type\":\"api_error\"," \
+#define ANTHROPIC_500                                                          \
+	"{\"type\":\"error\",\"error\":{\"type\":\"api_error\","               \
 	"\"message\":\"Internal server error\"}}"
-#define ANTHROPIC_MIDSTREAM_ERROR \
-	"{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\"," \
+#define ANTHROPIC_MIDSTREAM_ERROR                                              \
+	"{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\","        \
 	"\"message\":\"Overloaded\"}}"
 
 /* What old Azure api-versions say about stream_options. */
-#define AZURE_NO_STREAM_OPTIONS \
-	"{\"error\":{\"code\":\"400\",\"message\":\"Unrecognized request " \
+#define AZURE_NO_STREAM_OPTIONS                                                \
+	"{\"error\":{\"code\":\"400\",\"message\":\"Unrecognized request "     \
 	"argument supplied: stream_options\"}}"
 
 struct mock_config {
@@ -196,8 +194,8 @@ struct mock_config {
 	int mc_chunk_delay_ms;
 	enum mock_fail mc_fail;
 	int mc_cut_after;
-	int mc_fail_times;	/* -1: until changed */
-	char mc_fail_model[MOCK_MAX_NAME + 1];	/* "": every model */
+	int mc_fail_times;                     /* -1: until changed */
+	char mc_fail_model[MOCK_MAX_NAME + 1]; /* "": every model */
 };
 
 struct mock_stats {
@@ -230,20 +228,20 @@ struct mock_last {
 
 /* A model request's life; mr_step() moves it on. */
 enum mr_state {
-	MR_WAITING,	/* latency timer armed, nothing sent yet */
-	MR_STREAMING,	/* headers sent; one event per timer tick */
-	MR_DRAINING,	/* cut: waiting for sent bytes to leave, then close */
-	MR_CLOSING,	/* close: connection teardown on the next tick */
-	MR_HANGING,	/* hang: never answered; the peer must leave */
-	MR_STALLED,	/* stall: part sent, then silence until the peer leaves */
+	MR_WAITING,   /* latency timer armed, nothing sent yet */
+	MR_STREAMING, /* headers sent; one event per timer tick */
+	MR_DRAINING,  /* cut: waiting for sent bytes to leave, then close */
+	MR_CLOSING,   /* close: connection teardown on the next tick */
+	MR_HANGING,   /* hang: never answered; the peer must leave */
+	MR_STALLED,   /* stall: part sent, then silence until the peer leaves */
 };
 
 /* How a response is cut short after mr_cut_after events. */
 enum mr_cut {
 	CUT_NONE,
-	CUT_CLOSE,	/* close the connection */
-	CUT_STALL,	/* stay silent, connection open */
-	CUT_ERROR,	/* send an error event and end the response */
+	CUT_CLOSE, /* close the connection */
+	CUT_STALL, /* stay silent, connection open */
+	CUT_ERROR, /* send an error event and end the response */
 };
 
 struct mr_span {
@@ -253,26 +251,26 @@ struct mr_span {
 
 struct mock_req {
 	TAILQ_ENTRY(mock_req) mr_link;
-	struct evhttp_request *mr_req;		/* borrowed from evhttp */
-	struct evhttp_connection *mr_conn;	/* borrowed from evhttp */
+	struct evhttp_request *mr_req;     /* borrowed from evhttp */
+	struct evhttp_connection *mr_conn; /* borrowed from evhttp */
 	struct event *mr_timer;
-	struct event *mr_watch;	/* peer-close watch while nothing is sent */
+	struct event *mr_watch; /* peer-close watch while nothing is sent */
 	enum mr_state mr_state;
 	int mr_status;
-	int mr_sse;		/* body is a stream of events */
-	enum mr_cut mr_cut;	/* cut the response short, and how */
-	int mr_cut_after;	/* events sent before a cut */
-	int mr_retry_after;	/* add Retry-After: 1 */
-	int mr_failed;	/* not answered from a fixture */
-	int mr_delay_ms;	/* between stream events */
+	int mr_sse;         /* body is a stream of events */
+	enum mr_cut mr_cut; /* cut the response short, and how */
+	int mr_cut_after;   /* events sent before a cut */
+	int mr_retry_after; /* add Retry-After: 1 */
+	int mr_failed;      /* not answered from a fixture */
+	int mr_delay_ms;    /* between stream events */
 	enum mock_wire mr_wire;
-	char mr_model[MOCK_MAX_NAME + 1];	/* fixture name, "-": none */
-	char *mr_body;		/* owned */
+	char mr_model[MOCK_MAX_NAME + 1]; /* fixture name, "-": none */
+	char *mr_body;                    /* owned */
 	size_t mr_len;
-	struct mr_span *mr_events;	/* owned; SSE only */
+	struct mr_span *mr_events; /* owned; SSE only */
 	size_t mr_nevents;
-	size_t mr_next;		/* next event to send */
-	char mr_what[192];	/* "POST /path model=M" for the log */
+	size_t mr_next;    /* next event to send */
+	char mr_what[192]; /* "POST /path model=M" for the log */
 };
 
 TAILQ_HEAD(mock_req_list, mock_req);
@@ -283,7 +281,7 @@ struct mock_server {
 	struct evhttp *http;
 	const char *fixtures[MOCK_MAX_DIRS];
 	int nfixtures;
-	char *extra_dir;	/* owned; DIR/../extra when searched */
+	char *extra_dir; /* owned; DIR/../extra when searched */
 	int quiet;
 	struct mock_config defaults;
 	struct mock_config cfg;
@@ -291,8 +289,8 @@ struct mock_server {
 	struct model_stats_list by_model;
 	struct mock_last last;
 	long in_flight;
-	evutil_socket_t blackhole[2];	/* listener, the connection filling it */
-	char *last_request;	/* owned; serialized JSON or NULL */
+	evutil_socket_t blackhole[2]; /* listener, the connection filling it */
+	char *last_request;           /* owned; serialized JSON or NULL */
 	struct mock_req_list live;
 };
 
@@ -304,40 +302,40 @@ extern struct mock_server srv;
 void __attribute__((format(printf, 1, 2))) mock_log(const char *fmt, ...);
 
 /* Returns the reason phrase for an HTTP status. */
-const char * status_reason(int status);
+const char *status_reason(int status);
 
 /* Returns a new OpenAI-shaped error body; caller frees. param and code may
  * be NULL (serialized as null). */
-char * error_json(const char *message, const char *type, const char *param,
-    const char *code);
+char *error_json(const char *message, const char *type, const char *param,
+		 const char *code);
 
 /* Sends a whole reply with the given body at once (control endpoints and
  * early errors). */
 void reply_now(struct evhttp_request *req, int status, const char *ctype,
-    const char *body, size_t len);
+	       const char *body, size_t len);
 
 /* Sends a JSON reply built from a cJSON tree; takes ownership of root. */
 void reply_json(struct evhttp_request *req, int status, cJSON *root);
 
 /* Sends an OpenAI-shaped error reply. */
 void reply_error(struct evhttp_request *req, int status, const char *message,
-    const char *type);
+		 const char *type);
 
 /* mock_fixture.c */
 
 /* Reads fixture file name from the first fixture directory that has it;
  * returns NULL when none has. Caller frees. */
-char * fixture_read(const char *name, size_t *lenp);
+char *fixture_read(const char *name, size_t *lenp);
 
 /* Returns a new JSON error body in the shape of the wire's provider, for a
  * refusal or failure of the mock itself; caller frees. The OpenAI shape
  * takes type, param and code (NULL: null); Anthropic's type follows the
  * status as Anthropic's does; Azure names the status in "code". */
-char * wire_error_json(enum mock_wire wire, int status, const char *message,
-    const char *type, const char *param, const char *code);
+char *wire_error_json(enum mock_wire wire, int status, const char *message,
+		      const char *type, const char *param, const char *code);
 
 /* Returns a copy of a constant body; caller frees. */
-char * body_dup(const char *s);
+char *body_dup(const char *s);
 
 /*
  * Returns the wire a model path speaks. An Azure deployment path also
@@ -391,7 +389,7 @@ void handle_model(struct evhttp_request *req, const char *path);
 
 /* Returns the counters of a fixture name; creates them when create is set,
  * else returns NULL for a name not seen since the last reset. */
-struct model_stats * model_stats_of(const char *name, int create);
+struct model_stats *model_stats_of(const char *name, int create);
 
 /* Forgets every fixture name's counters. */
 void model_stats_clear(void);

@@ -5,14 +5,9 @@
 #include "mock.h"
 
 static const char *const fail_names[] = {
-	[FAIL_NONE] = "none",
-	[FAIL_500] = "500",
-	[FAIL_429] = "429",
-	[FAIL_HANG] = "hang",
-	[FAIL_CUT] = "cut",
-	[FAIL_CLOSE] = "close",
-	[FAIL_STALL] = "stall",
-	[FAIL_ERROR] = "error",
+	[FAIL_NONE] = "none",   [FAIL_500] = "500",     [FAIL_429] = "429",
+	[FAIL_HANG] = "hang",   [FAIL_CUT] = "cut",     [FAIL_CLOSE] = "close",
+	[FAIL_STALL] = "stall", [FAIL_ERROR] = "error",
 };
 
 /* Returns the counters of a fixture name; creates them when create is set,
@@ -23,8 +18,8 @@ model_stats_of(const char *name, int create)
 	struct model_stats *m;
 
 	SLIST_FOREACH(m, &srv.by_model, mm_link)
-		if (strcmp(m->mm_name, name) == 0)
-			return m;
+	if (strcmp(m->mm_name, name) == 0)
+		return m;
 	if (!create)
 		return NULL;
 	m = calloc(1, sizeof(*m));
@@ -50,8 +45,7 @@ model_stats_clear(void)
 /* Reads an integer member of a config object into *out when present;
  * returns -1 when it is present but not an integer >= min. */
 static int
-config_int(const cJSON *root, const char *key, int min, int *out,
-    int *seen)
+config_int(const cJSON *root, const char *key, int min, int *out, int *seen)
 {
 	const cJSON *it = cJSON_GetObjectItemCaseSensitive(root, key);
 
@@ -81,17 +75,19 @@ handle_config(struct evhttp_request *req)
 	root = cJSON_ParseWithLength(body == NULL ? "" : body, len);
 	if (!cJSON_IsObject(root)) {
 		reply_error(req, 400, "mock: config body must be a JSON object",
-		    "invalid_request_error");
+			    "invalid_request_error");
 		goto out;
 	}
 	if (config_int(root, "latency_ms", 0, &c.mc_latency_ms, &seen) < 0 ||
-	    config_int(root, "chunk_delay_ms", 0, &c.mc_chunk_delay_ms,
-	    &seen) < 0 ||
+	    config_int(root, "chunk_delay_ms", 0, &c.mc_chunk_delay_ms, &seen) <
+		    0 ||
 	    config_int(root, "cut_after", 0, &c.mc_cut_after, &seen) < 0 ||
-	    config_int(root, "fail_times", -1, &c.mc_fail_times,
-	    &seen_times) < 0) {
-		reply_error(req, 400, "mock: config numbers must be integers "
-		    ">= 0 (fail_times >= -1)", "invalid_request_error");
+	    config_int(root, "fail_times", -1, &c.mc_fail_times, &seen_times) <
+		    0) {
+		reply_error(req, 400,
+			    "mock: config numbers must be integers "
+			    ">= 0 (fail_times >= -1)",
+			    "invalid_request_error");
 		goto out;
 	}
 	fail = cJSON_GetObjectItemCaseSensitive(root, "fail");
@@ -101,9 +97,10 @@ handle_config(struct evhttp_request *req)
 			    strcmp(fail->valuestring, fail_names[i]) == 0)
 				break;
 		if (i == sizeof(fail_names) / sizeof(fail_names[0])) {
-			reply_error(req, 400, "mock: fail must be one of none, "
-			    "500, 429, hang, cut, close, stall, error",
-			    "invalid_request_error");
+			reply_error(req, 400,
+				    "mock: fail must be one of none, "
+				    "500, 429, hang, cut, close, stall, error",
+				    "invalid_request_error");
 			goto out;
 		}
 		c.mc_fail = (enum mock_fail)i;
@@ -112,14 +109,16 @@ handle_config(struct evhttp_request *req)
 	fmodel = cJSON_GetObjectItemCaseSensitive(root, "fail_model");
 	if (fmodel != NULL && !cJSON_IsNull(fmodel) &&
 	    (!cJSON_IsString(fmodel) ||
-	    strlen(fmodel->valuestring) > MOCK_MAX_NAME)) {
-		reply_error(req, 400, "mock: fail_model must be a fixture "
-		    "name, \"\" or null", "invalid_request_error");
+	     strlen(fmodel->valuestring) > MOCK_MAX_NAME)) {
+		reply_error(req, 400,
+			    "mock: fail_model must be a fixture "
+			    "name, \"\" or null",
+			    "invalid_request_error");
 		goto out;
 	}
 	if (cJSON_IsString(fmodel))
 		snprintf(c.mc_fail_model, sizeof(c.mc_fail_model), "%s",
-		    fmodel->valuestring);
+			 fmodel->valuestring);
 	else if (fmodel != NULL || seen_fail)
 		c.mc_fail_model[0] = '\0';
 	if (seen_fail && !seen_times)
@@ -128,10 +127,10 @@ handle_config(struct evhttp_request *req)
 		c.mc_fail = FAIL_NONE;
 	srv.cfg = c;
 	mock_log("config: latency_ms=%d chunk_delay_ms=%d fail=%s "
-	    "cut_after=%d fail_times=%d fail_model=%s", c.mc_latency_ms,
-	    c.mc_chunk_delay_ms, fail_names[c.mc_fail], c.mc_cut_after,
-	    c.mc_fail_times, c.mc_fail_model[0] != '\0' ? c.mc_fail_model :
-	    "(any)");
+		 "cut_after=%d fail_times=%d fail_model=%s",
+		 c.mc_latency_ms, c.mc_chunk_delay_ms, fail_names[c.mc_fail],
+		 c.mc_cut_after, c.mc_fail_times,
+		 c.mc_fail_model[0] != '\0' ? c.mc_fail_model : "(any)");
 	ok = cJSON_CreateObject();
 	cJSON_AddTrueToObject(ok, "ok");
 	reply_json(req, 200, ok);
@@ -155,8 +154,7 @@ add_last(cJSON *root)
 	cJSON_AddNumberToObject(o, "status", l->ml_status);
 	cJSON_AddStringToObject(o, "end", l->ml_end);
 	cJSON_AddNumberToObject(o, "events_sent", (double)l->ml_events_sent);
-	cJSON_AddNumberToObject(o, "events_total",
-	    (double)l->ml_events_total);
+	cJSON_AddNumberToObject(o, "events_total", (double)l->ml_events_total);
 }
 
 /*
@@ -175,7 +173,7 @@ blackhole_port(void)
 
 	if (srv.blackhole[0] >= 0) {
 		if (getsockname(srv.blackhole[0], (struct sockaddr *)&sin,
-		    &len) < 0)
+				&len) < 0)
 			return -1;
 		return ntohs(sin.sin_port);
 	}
@@ -212,7 +210,8 @@ add_by_model(cJSON *root)
 	cJSON *all, *o;
 
 	all = cJSON_AddObjectToObject(root, "by_model");
-	SLIST_FOREACH(m, &srv.by_model, mm_link) {
+	SLIST_FOREACH(m, &srv.by_model, mm_link)
+	{
 		o = cJSON_AddObjectToObject(all, m->mm_name);
 		cJSON_AddNumberToObject(o, "requests", (double)m->mm_requests);
 		cJSON_AddNumberToObject(o, "served", (double)m->mm_served);
@@ -231,7 +230,7 @@ handle_control(struct evhttp_request *req, const char *path)
 	if (strcmp(path, "/_mock/config") == 0 && cmd == EVHTTP_REQ_POST) {
 		handle_config(req);
 	} else if (strcmp(path, "/_mock/reset") == 0 &&
-	    cmd == EVHTTP_REQ_POST) {
+		   cmd == EVHTTP_REQ_POST) {
 		srv.cfg = srv.defaults;
 		memset(&srv.stats, 0, sizeof(srv.stats));
 		model_stats_clear();
@@ -243,38 +242,38 @@ handle_control(struct evhttp_request *req, const char *path)
 		cJSON_AddTrueToObject(root, "ok");
 		reply_json(req, 200, root);
 	} else if (strcmp(path, "/_mock/last_request") == 0 &&
-	    cmd == EVHTTP_REQ_GET) {
+		   cmd == EVHTTP_REQ_GET) {
 		mock_log("GET %s -> %d", path, srv.last_request ? 200 : 404);
 		if (srv.last_request == NULL)
 			reply_error(req, 404, "mock: no model request received",
-			    "invalid_request_error");
+				    "invalid_request_error");
 		else
 			reply_now(req, 200, "application/json",
-			    srv.last_request, strlen(srv.last_request));
-	} else if (strcmp(path, "/_mock/stats") == 0 &&
-	    cmd == EVHTTP_REQ_GET) {
+				  srv.last_request, strlen(srv.last_request));
+	} else if (strcmp(path, "/_mock/stats") == 0 && cmd == EVHTTP_REQ_GET) {
 		root = cJSON_CreateObject();
 		cJSON_AddNumberToObject(root, "requests",
-		    (double)srv.stats.ms_requests);
+					(double)srv.stats.ms_requests);
 		cJSON_AddNumberToObject(root, "served",
-		    (double)srv.stats.ms_served);
+					(double)srv.stats.ms_served);
 		cJSON_AddNumberToObject(root, "failed",
-		    (double)srv.stats.ms_failed);
+					(double)srv.stats.ms_failed);
 		cJSON_AddNumberToObject(root, "client_left",
-		    (double)srv.stats.ms_client_left);
+					(double)srv.stats.ms_client_left);
 		cJSON_AddNumberToObject(root, "in_flight",
-		    (double)srv.in_flight);
+					(double)srv.in_flight);
 		add_last(root);
 		add_by_model(root);
 		mock_log("GET %s -> 200", path);
 		reply_json(req, 200, root);
 	} else if (strcmp(path, "/_mock/blackhole") == 0 &&
-	    cmd == EVHTTP_REQ_POST) {
+		   cmd == EVHTTP_REQ_POST) {
 		port = blackhole_port();
 		mock_log("POST %s -> %d", path, port < 0 ? 500 : 200);
 		if (port < 0) {
-			reply_error(req, 500, "mock: cannot set up the "
-			    "blackhole port", "server_error");
+			reply_error(req, 500,
+				    "mock: cannot set up the blackhole port",
+				    "server_error");
 			return;
 		}
 		root = cJSON_CreateObject();
@@ -283,6 +282,6 @@ handle_control(struct evhttp_request *req, const char *path)
 	} else {
 		mock_log("%s -> 404 unknown control endpoint", path);
 		reply_error(req, 404, "mock: unknown control endpoint",
-		    "invalid_request_error");
+			    "invalid_request_error");
 	}
 }

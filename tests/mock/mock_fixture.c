@@ -62,7 +62,7 @@ fixture_read(const char *name, size_t *lenp)
  * status as Anthropic's does; Azure names the status in "code". */
 char *
 wire_error_json(enum mock_wire wire, int status, const char *message,
-    const char *type, const char *param, const char *code)
+		const char *type, const char *param, const char *code)
 {
 	cJSON *root, *err;
 	const char *atype;
@@ -75,14 +75,30 @@ wire_error_json(enum mock_wire wire, int status, const char *message,
 		break;
 	case WIRE_ANTHROPIC:
 		switch (status) {
-		case 400: atype = "invalid_request_error"; break;
-		case 401: atype = "authentication_error"; break;
-		case 403: atype = "permission_error"; break;
-		case 404: atype = "not_found_error"; break;
-		case 413: atype = "request_too_large"; break;
-		case 429: atype = "rate_limit_error"; break;
-		case 529: atype = "overloaded_error"; break;
-		default: atype = "api_error"; break;
+		case 400:
+			atype = "invalid_request_error";
+			break;
+		case 401:
+			atype = "authentication_error";
+			break;
+		case 403:
+			atype = "permission_error";
+			break;
+		case 404:
+			atype = "not_found_error";
+			break;
+		case 413:
+			atype = "request_too_large";
+			break;
+		case 429:
+			atype = "rate_limit_error";
+			break;
+		case 529:
+			atype = "overloaded_error";
+			break;
+		default:
+			atype = "api_error";
+			break;
 		}
 		root = cJSON_CreateObject();
 		cJSON_AddStringToObject(root, "type", "error");
@@ -126,7 +142,9 @@ enum mock_wire
 wire_of(const char *path, char *dep, size_t size)
 {
 	static const char *const azure_ops[] = {
-		"chat/completions", "completions", "embeddings",
+		"chat/completions",
+		"completions",
+		"embeddings",
 	};
 	const char *p = strstr(path, "/openai/deployments/"), *slash = NULL;
 	size_t n = strlen(path), i;
@@ -197,7 +215,10 @@ int
 usage_on_request(const char *model)
 {
 	static const char *const prefixes[] = {
-		"openai-", "azure-openai-", "dashscope-", "qianfan-",
+		"openai-",
+		"azure-openai-",
+		"dashscope-",
+		"qianfan-",
 	};
 	size_t i;
 
@@ -250,11 +271,12 @@ strip_event(struct evbuffer *out, const char *ev, size_t len)
 		changed = 1;
 	}
 	if (cJSON_IsArray(choices)) {
-		cJSON_ArrayForEach(c, choices) {
-			if (cJSON_IsObject(c) && present(
-			    cJSON_GetObjectItemCaseSensitive(c, "usage"))) {
-				cJSON_DeleteItemFromObjectCaseSensitive(c,
-				    "usage");
+		cJSON_ArrayForEach (c, choices) {
+			if (cJSON_IsObject(c) &&
+			    present(cJSON_GetObjectItemCaseSensitive(
+				    c, "usage"))) {
+				cJSON_DeleteItemFromObjectCaseSensitive(
+					c, "usage");
 				changed = 1;
 			}
 		}
@@ -324,7 +346,7 @@ mr_split_events(struct mock_req *mr)
 		if (mr->mr_nevents == cap) {
 			cap *= 2;
 			mr->mr_events = realloc(mr->mr_events,
-			    cap * sizeof(*mr->mr_events));
+						cap * sizeof(*mr->mr_events));
 			if (mr->mr_events == NULL)
 				abort();
 		}

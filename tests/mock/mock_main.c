@@ -7,8 +7,7 @@
 struct mock_server srv;
 
 /* Writes one line to stderr unless --quiet. */
-void __attribute__((format(printf, 1, 2)))
-mock_log(const char *fmt, ...)
+void __attribute__((format(printf, 1, 2))) mock_log(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -26,24 +25,42 @@ const char *
 status_reason(int status)
 {
 	switch (status) {
-	case 200: return "OK";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 402: return "Payment Required";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 408: return "Request Timeout";
-	case 409: return "Conflict";
-	case 413: return "Payload Too Large";
-	case 422: return "Unprocessable Entity";
-	case 429: return "Too Many Requests";
-	case 500: return "Internal Server Error";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	case 504: return "Gateway Timeout";
-	case 529: return "Site Overloaded";
-	default: return "Error";
+	case 200:
+		return "OK";
+	case 400:
+		return "Bad Request";
+	case 401:
+		return "Unauthorized";
+	case 402:
+		return "Payment Required";
+	case 403:
+		return "Forbidden";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 408:
+		return "Request Timeout";
+	case 409:
+		return "Conflict";
+	case 413:
+		return "Payload Too Large";
+	case 422:
+		return "Unprocessable Entity";
+	case 429:
+		return "Too Many Requests";
+	case 500:
+		return "Internal Server Error";
+	case 502:
+		return "Bad Gateway";
+	case 503:
+		return "Service Unavailable";
+	case 504:
+		return "Gateway Timeout";
+	case 529:
+		return "Site Overloaded";
+	default:
+		return "Error";
 	}
 }
 
@@ -51,7 +68,7 @@ status_reason(int status)
  * be NULL (serialized as null). */
 char *
 error_json(const char *message, const char *type, const char *param,
-    const char *code)
+	   const char *code)
 {
 	cJSON *root, *err;
 	char *out;
@@ -79,14 +96,14 @@ error_json(const char *message, const char *type, const char *param,
  * early errors). */
 void
 reply_now(struct evhttp_request *req, int status, const char *ctype,
-    const char *body, size_t len)
+	  const char *body, size_t len)
 {
 	struct evbuffer *buf = evbuffer_new();
 
 	if (buf == NULL)
 		abort();
 	evhttp_add_header(evhttp_request_get_output_headers(req),
-	    "Content-Type", ctype);
+			  "Content-Type", ctype);
 	evbuffer_add(buf, body, len);
 	evhttp_send_reply(req, status, status_reason(status), buf);
 	evbuffer_free(buf);
@@ -108,7 +125,7 @@ reply_json(struct evhttp_request *req, int status, cJSON *root)
 /* Sends an OpenAI-shaped error reply. */
 void
 reply_error(struct evhttp_request *req, int status, const char *message,
-    const char *type)
+	    const char *type)
 {
 	char *body = error_json(message, type, NULL, NULL);
 
@@ -122,7 +139,7 @@ is_model_path(const char *path)
 {
 	static const char *const suffixes[] = {
 		"/chat/completions", "/completions", "/embeddings",
-		"/responses", "/messages",
+		"/responses",        "/messages",
 	};
 	size_t i, n = strlen(path), s;
 
@@ -138,8 +155,8 @@ is_model_path(const char *path)
 static void
 on_request(struct evhttp_request *req, void *arg)
 {
-	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(
-	    req));
+	const char *path =
+		evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
 
 	if (path == NULL)
 		path = "/";
@@ -150,13 +167,13 @@ on_request(struct evhttp_request *req, void *arg)
 	if (!is_model_path(path)) {
 		mock_log("%s -> 404 unknown path", path);
 		reply_error(req, 404, "mock: unknown path",
-		    "invalid_request_error");
+			    "invalid_request_error");
 		return;
 	}
 	if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
 		mock_log("%s -> 405 not POST", path);
 		reply_error(req, 405, "mock: model endpoints take POST",
-		    "invalid_request_error");
+			    "invalid_request_error");
 		return;
 	}
 	handle_model(req, path);
@@ -196,11 +213,11 @@ static void
 usage(FILE *to)
 {
 	fputs("usage: mock_upstream --port N [--host 127.0.0.1] "
-	    "--fixtures DIR [--fixtures DIR]...\n"
-	    "           [--latency-ms N] [--chunk-delay-ms N] "
-	    "[--port-file FILE] [--quiet]\n", to);
+	      "--fixtures DIR [--fixtures DIR]...\n"
+	      "           [--latency-ms N] [--chunk-delay-ms N] "
+	      "[--port-file FILE] [--quiet]\n",
+	      to);
 }
-
 
 /* Parses a non-negative integer option or exits. */
 static int
@@ -211,10 +228,9 @@ parse_nonneg(const char *opt, const char *s)
 
 	errno = 0;
 	v = strtol(s, &end, 10);
-	if (errno != 0 || *s == '\0' || *end != '\0' || v < 0 ||
-	    v > INT_MAX) {
+	if (errno != 0 || *s == '\0' || *end != '\0' || v < 0 || v > INT_MAX) {
 		fprintf(stderr, "mock_upstream: bad value for --%s: %s\n", opt,
-		    s);
+			s);
 		exit(2);
 	}
 	return (int)v;
@@ -247,28 +263,42 @@ parse_args(int argc, char **argv, struct options *o)
 
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (opt) {
-		case 'p': o->port = parse_nonneg("port", optarg); break;
-		case 'H': o->host = optarg; break;
+		case 'p':
+			o->port = parse_nonneg("port", optarg);
+			break;
+		case 'H':
+			o->host = optarg;
+			break;
 		case 'f':
 			if (srv.nfixtures == MOCK_MAX_DIRS) {
-				fprintf(stderr, "mock_upstream: at most %d "
-				    "--fixtures\n", MOCK_MAX_DIRS);
+				fprintf(stderr,
+					"mock_upstream: at most %d "
+					"--fixtures\n",
+					MOCK_MAX_DIRS);
 				return 3;
 			}
 			srv.fixtures[srv.nfixtures++] = optarg;
 			break;
 		case 'l':
 			srv.defaults.mc_latency_ms =
-			    parse_nonneg("latency-ms", optarg);
+				parse_nonneg("latency-ms", optarg);
 			break;
 		case 'c':
 			srv.defaults.mc_chunk_delay_ms =
-			    parse_nonneg("chunk-delay-ms", optarg);
+				parse_nonneg("chunk-delay-ms", optarg);
 			break;
-		case 'P': o->port_file = optarg; break;
-		case 'q': srv.quiet = 1; break;
-		case 'h': usage(stdout); return 1;
-		default: usage(stderr); return 3;
+		case 'P':
+			o->port_file = optarg;
+			break;
+		case 'q':
+			srv.quiet = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			return 1;
+		default:
+			usage(stderr);
+			return 3;
 		}
 	}
 	if (optind != argc || o->port < 0 || o->port > 65535 ||
@@ -289,7 +319,7 @@ check_fixture_dirs(void)
 	for (int i = 0; i < srv.nfixtures; i++) {
 		if (stat(srv.fixtures[i], &st) < 0 || !S_ISDIR(st.st_mode)) {
 			fprintf(stderr, "mock_upstream: %s: not a directory\n",
-			    srv.fixtures[i]);
+				srv.fixtures[i]);
 			return -1;
 		}
 	}
@@ -319,25 +349,27 @@ listen_on(struct options *o)
 	if (srv.http == NULL)
 		return -1;
 	evhttp_set_gencb(srv.http, on_request, NULL);
-	evhttp_set_allowed_methods(srv.http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
-	    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD |
-	    EVHTTP_REQ_PATCH | EVHTTP_REQ_OPTIONS);
+	evhttp_set_allowed_methods(
+		srv.http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
+				  EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD |
+				  EVHTTP_REQ_PATCH | EVHTTP_REQ_OPTIONS);
 	bound = evhttp_bind_socket_with_handle(srv.http, o->host,
-	    (ev_uint16_t)o->port);
+					       (ev_uint16_t)o->port);
 	if (bound == NULL) {
 		fprintf(stderr, "mock_upstream: cannot listen on %s:%d\n",
-		    o->host, o->port);
+			o->host, o->port);
 		return -1;
 	}
 	if (getsockname(evhttp_bound_socket_get_fd(bound),
-	    (struct sockaddr *)&ss, &sslen) < 0)
+			(struct sockaddr *)&ss, &sslen) < 0)
 		return -1;
-	o->port = ntohs(ss.ss_family == AF_INET6 ?
-	    ((struct sockaddr_in6 *)&ss)->sin6_port :
-	    ((struct sockaddr_in *)&ss)->sin_port);
-	if (o->port_file != NULL && write_port_file(o->port_file, o->port) < 0) {
+	o->port = ntohs(ss.ss_family == AF_INET6
+				? ((struct sockaddr_in6 *)&ss)->sin6_port
+				: ((struct sockaddr_in *)&ss)->sin_port);
+	if (o->port_file != NULL &&
+	    write_port_file(o->port_file, o->port) < 0) {
 		fprintf(stderr, "mock_upstream: cannot write %s: %s\n",
-		    o->port_file, strerror(errno));
+			o->port_file, strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -389,11 +421,11 @@ main(int argc, char **argv)
 		goto out;
 	sigterm = evsignal_new(srv.base, SIGTERM, on_signal, NULL);
 	sigint = evsignal_new(srv.base, SIGINT, on_signal, NULL);
-	if (sigterm == NULL || sigint == NULL || evsignal_add(sigterm, NULL) <
-	    0 || evsignal_add(sigint, NULL) < 0)
+	if (sigterm == NULL || sigint == NULL ||
+	    evsignal_add(sigterm, NULL) < 0 || evsignal_add(sigint, NULL) < 0)
 		goto out;
 	mock_log("listening on %s:%d, fixtures %s", o.host, o.port,
-	    srv.fixtures[0]);
+		 srv.fixtures[0]);
 	for (int i = 1; i < srv.nfixtures; i++)
 		mock_log("fixtures also from %s", srv.fixtures[i]);
 	event_base_dispatch(srv.base);

@@ -31,7 +31,7 @@ take_fail(const char *model)
 /* Records a request as the last model request received. */
 static void
 record_request(struct evhttp_request *req, enum mock_wire wire,
-    const char *body, size_t len)
+	       const char *body, size_t len)
 {
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	struct evkeyval *kv;
@@ -41,14 +41,30 @@ record_request(struct evhttp_request *req, enum mock_wire wire,
 	size_t i;
 
 	switch (evhttp_request_get_command(req)) {
-	case EVHTTP_REQ_GET: method = "GET"; break;
-	case EVHTTP_REQ_POST: method = "POST"; break;
-	case EVHTTP_REQ_PUT: method = "PUT"; break;
-	case EVHTTP_REQ_DELETE: method = "DELETE"; break;
-	case EVHTTP_REQ_HEAD: method = "HEAD"; break;
-	case EVHTTP_REQ_PATCH: method = "PATCH"; break;
-	case EVHTTP_REQ_OPTIONS: method = "OPTIONS"; break;
-	default: method = "OTHER"; break;
+	case EVHTTP_REQ_GET:
+		method = "GET";
+		break;
+	case EVHTTP_REQ_POST:
+		method = "POST";
+		break;
+	case EVHTTP_REQ_PUT:
+		method = "PUT";
+		break;
+	case EVHTTP_REQ_DELETE:
+		method = "DELETE";
+		break;
+	case EVHTTP_REQ_HEAD:
+		method = "HEAD";
+		break;
+	case EVHTTP_REQ_PATCH:
+		method = "PATCH";
+		break;
+	case EVHTTP_REQ_OPTIONS:
+		method = "OPTIONS";
+		break;
+	default:
+		method = "OTHER";
+		break;
 	}
 	root = cJSON_CreateObject();
 	cJSON_AddStringToObject(root, "method", method);
@@ -60,7 +76,8 @@ record_request(struct evhttp_request *req, enum mock_wire wire,
 		cJSON_AddNullToObject(root, "query");
 	cJSON_AddStringToObject(root, "wire", wire_names[wire]);
 	headers = cJSON_AddObjectToObject(root, "headers");
-	TAILQ_FOREACH(kv, evhttp_request_get_input_headers(req), next) {
+	TAILQ_FOREACH(kv, evhttp_request_get_input_headers(req), next)
+	{
 		for (i = 0; kv->key[i] != '\0' && i < sizeof(name) - 1; i++)
 			name[i] = (char)tolower((unsigned char)kv->key[i]);
 		name[i] = '\0';
@@ -68,15 +85,15 @@ record_request(struct evhttp_request *req, enum mock_wire wire,
 		if (old != NULL && cJSON_IsString(old)) {
 			/* Repeated header: join the values as HTTP allows. */
 			size_t n = strlen(old->valuestring) +
-			    strlen(kv->value) + 3;
+				   strlen(kv->value) + 3;
 
 			copy = malloc(n);
 			if (copy == NULL)
 				abort();
 			snprintf(copy, n, "%s, %s", old->valuestring,
-			    kv->value);
-			cJSON_ReplaceItemInObjectCaseSensitive(headers, name,
-			    cJSON_CreateString(copy));
+				 kv->value);
+			cJSON_ReplaceItemInObjectCaseSensitive(
+				headers, name, cJSON_CreateString(copy));
 			free(copy);
 		} else {
 			cJSON_AddStringToObject(headers, name, kv->value);
@@ -100,7 +117,7 @@ record_request(struct evhttp_request *req, enum mock_wire wire,
  * live; its end is tied to the connection's close. */
 static struct mock_req *
 mr_new(struct evhttp_request *req, enum mock_wire wire, const char *model,
-    const char *what)
+       const char *what)
 {
 	struct mock_req *mr = calloc(1, sizeof(*mr));
 
@@ -144,22 +161,26 @@ mr_load_fixture(struct mock_req *mr, const cJSON *root, const char *m)
 	int stream, include_usage, strip;
 
 	if (!cJSON_IsObject(root)) {
-		mr_set_error(mr, 400, wire_error_json(mr->mr_wire, 400,
-		    "mock: request body is not valid JSON",
-		    "invalid_request_error", NULL, NULL));
+		mr_set_error(
+			mr, 400,
+			wire_error_json(mr->mr_wire, 400,
+					"mock: request body is not valid JSON",
+					"invalid_request_error", NULL, NULL));
 		return;
 	}
 	if (m == NULL) {
-		mr_set_error(mr, 400, wire_error_json(mr->mr_wire, 400,
-		    "mock: request has no \"model\" string",
-		    "invalid_request_error", "model", NULL));
+		mr_set_error(mr, 400,
+			     wire_error_json(
+				     mr->mr_wire, 400,
+				     "mock: request has no \"model\" string",
+				     "invalid_request_error", "model", NULL));
 		return;
 	}
-	stream = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root,
-	    "stream"));
+	stream = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "stream"));
 	so = cJSON_GetObjectItemCaseSensitive(root, "stream_options");
-	include_usage = cJSON_IsObject(so) && cJSON_IsTrue(
-	    cJSON_GetObjectItemCaseSensitive(so, "include_usage"));
+	include_usage = cJSON_IsObject(so) &&
+			cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(
+				so, "include_usage"));
 
 	if (model_name_ok(m) && strstr(m, "-error-") != NULL) {
 		/* Providers answer errors in JSON, streaming or not. */
@@ -172,18 +193,21 @@ mr_load_fixture(struct mock_req *mr, const cJSON *root, const char *m)
 		mr->mr_body = fixture_read(name, &mr->mr_len);
 		mr->mr_sse = mr->mr_body != NULL;
 		if (mr->mr_body == NULL) {
-			snprintf(name, sizeof(name), stream ? "%s-stream.sse" :
-			    "%s.json", m);
+			snprintf(name, sizeof(name),
+				 stream ? "%s-stream.sse" : "%s.json", m);
 			mr->mr_body = fixture_read(name, &mr->mr_len);
 			mr->mr_sse = stream;
 		}
 	}
 	if (mr->mr_body == NULL) {
 		snprintf(msg, sizeof(msg), "mock: no fixture for model %.250s",
-		    m);
-		mr_set_error(mr, 404, wire_error_json(mr->mr_wire, 404, msg,
-		    "invalid_request_error", "model", mr->mr_wire ==
-		    WIRE_AZURE ? "DeploymentNotFound" : "model_not_found"));
+			 m);
+		mr_set_error(mr, 404,
+			     wire_error_json(mr->mr_wire, 404, msg,
+					     "invalid_request_error", "model",
+					     mr->mr_wire == WIRE_AZURE
+						     ? "DeploymentNotFound"
+						     : "model_not_found"));
 		return;
 	}
 	switch (mr->mr_wire) {
@@ -207,8 +231,8 @@ mr_load_fixture(struct mock_req *mr, const cJSON *root, const char *m)
 static int
 has_header(struct evhttp_request *req, const char *name)
 {
-	const char *v = evhttp_find_header(evhttp_request_get_input_headers(
-	    req), name);
+	const char *v =
+		evhttp_find_header(evhttp_request_get_input_headers(req), name);
 
 	return v != NULL && v[0] != '\0';
 }
@@ -220,7 +244,7 @@ has_header(struct evhttp_request *req, const char *name)
  */
 static int
 mr_check_wire(struct mock_req *mr, struct evhttp_request *req,
-    const cJSON *root)
+	      const cJSON *root)
 {
 	const char *query, *ver;
 	struct evkeyvalq params;
@@ -237,18 +261,24 @@ mr_check_wire(struct mock_req *mr, struct evhttp_request *req,
 		    has_header(req, "anthropic-version"))
 			return 0;
 		b = fixture_read("anthropic-error-401.json", &n);
-		mr_set_error(mr, 401, b != NULL ? b : wire_error_json(
-		    WIRE_ANTHROPIC, 401, "invalid x-api-key", NULL, NULL,
-		    NULL));
+		mr_set_error(mr, 401,
+			     b != NULL ? b
+				       : wire_error_json(WIRE_ANTHROPIC, 401,
+							 "invalid x-api-key",
+							 NULL, NULL, NULL));
 		return -1;
 	case WIRE_AZURE:
 		break;
 	}
 	if (!has_header(req, "api-key")) {
 		b = fixture_read("azure-openai-error-401.json", &n);
-		mr_set_error(mr, 401, b != NULL ? b : wire_error_json(
-		    WIRE_AZURE, 401, "Access denied due to invalid "
-		    "subscription key", NULL, NULL, NULL));
+		mr_set_error(mr, 401,
+			     b != NULL ? b
+				       : wire_error_json(
+						 WIRE_AZURE, 401,
+						 "Access denied due to invalid "
+						 "subscription key",
+						 NULL, NULL, NULL));
 		return -1;
 	}
 	TAILQ_INIT(&params);
@@ -256,13 +286,18 @@ mr_check_wire(struct mock_req *mr, struct evhttp_request *req,
 	if (query == NULL || evhttp_parse_query_str(query, &params) < 0 ||
 	    (ver = evhttp_find_header(&params, "api-version")) == NULL ||
 	    ver[0] == '\0') {
-		mr_set_error(mr, 400, wire_error_json(WIRE_AZURE, 400,
-		    "Missing required query parameter: api-version", NULL,
-		    NULL, NULL));
+		mr_set_error(
+			mr, 400,
+			wire_error_json(
+				WIRE_AZURE, 400,
+				"Missing required query parameter: api-version",
+				NULL, NULL, NULL));
 		rc = -1;
 	} else if (strncmp(ver, AZURE_STREAM_OPTIONS_SINCE,
-	    strlen(AZURE_STREAM_OPTIONS_SINCE)) < 0 && cJSON_IsObject(root) &&
-	    cJSON_GetObjectItemCaseSensitive(root, "stream_options") != NULL) {
+			   strlen(AZURE_STREAM_OPTIONS_SINCE)) < 0 &&
+		   cJSON_IsObject(root) &&
+		   cJSON_GetObjectItemCaseSensitive(root, "stream_options") !=
+			   NULL) {
 		mr_set_error(mr, 400, body_dup(AZURE_NO_STREAM_OPTIONS));
 		rc = -1;
 	}
@@ -279,15 +314,21 @@ mr_set_429(struct mock_req *mr)
 	size_t n;
 
 	switch (mr->mr_wire) {
-	case WIRE_ANTHROPIC: file = "anthropic-error-429.json"; break;
-	case WIRE_AZURE: file = "azure-openai-error-429.json"; break;
-	default: file = "openai-error-429.json"; break;
+	case WIRE_ANTHROPIC:
+		file = "anthropic-error-429.json";
+		break;
+	case WIRE_AZURE:
+		file = "azure-openai-error-429.json";
+		break;
+	default:
+		file = "openai-error-429.json";
+		break;
 	}
 	b = fixture_read(file, &n);
 	if (b == NULL) {
 		b = wire_error_json(mr->mr_wire, 429,
-		    "mock: injected rate limit", "requests", NULL,
-		    "rate_limit_exceeded");
+				    "mock: injected rate limit", "requests",
+				    NULL, "rate_limit_exceeded");
 		n = strlen(b);
 	}
 	mr_set_error(mr, 429, b);
@@ -303,8 +344,8 @@ mr_set_500(struct mock_req *mr, const char *message)
 	if (mr->mr_wire == WIRE_ANTHROPIC)
 		mr_set_error(mr, 500, body_dup(ANTHROPIC_500));
 	else
-		mr_set_error(mr, 500, error_json(message, "server_error",
-		    NULL, NULL));
+		mr_set_error(mr, 500,
+			     error_json(message, "server_error", NULL, NULL));
 }
 
 /* Handles a request to a model endpoint. */
@@ -336,7 +377,7 @@ handle_model(struct evhttp_request *req, const char *path)
 	else if (cJSON_IsString(model))
 		m = model->valuestring;
 	snprintf(what, sizeof(what), "POST %.80s model=%.80s%s", path,
-	    m != NULL ? m : "-", cJSON_IsTrue(stream) ? " stream" : "");
+		 m != NULL ? m : "-", cJSON_IsTrue(stream) ? " stream" : "");
 	mr = mr_new(req, wire, m != NULL ? m : "-", what);
 	model_stats_of(mr->mr_model, 1)->mm_requests++;
 
@@ -369,8 +410,9 @@ handle_model(struct evhttp_request *req, const char *path)
 	case FAIL_STALL:
 	case FAIL_ERROR:
 		mr->mr_failed = 1;
-		mr->mr_cut = f == FAIL_CUT ? CUT_CLOSE : f == FAIL_STALL ?
-		    CUT_STALL : CUT_ERROR;
+		mr->mr_cut = f == FAIL_CUT     ? CUT_CLOSE
+			     : f == FAIL_STALL ? CUT_STALL
+					       : CUT_ERROR;
 		mr->mr_cut_after = srv.cfg.mc_cut_after;
 		break;
 	}

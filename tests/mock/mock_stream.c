@@ -71,9 +71,11 @@ mr_conn_closed(struct evhttp_connection *conn, void *arg)
 	if (evhttp_request_get_connection(req) == NULL)
 		evhttp_request_free(req);
 	srv.stats.ms_client_left++;
-	mr_finish(mr, 0, mr->mr_state == MR_HANGING ?
-	    "hung until the client left" : mr->mr_state == MR_STALLED ?
-	    "stalled until the client left" : "client closed the connection");
+	mr_finish(mr, 0,
+		  mr->mr_state == MR_HANGING ? "hung until the client left"
+		  : mr->mr_state == MR_STALLED
+			  ? "stalled until the client left"
+			  : "client closed the connection");
 }
 
 /* Closes mr's connection without (more of) a response and ends mr. */
@@ -121,7 +123,7 @@ mr_start_reply(struct mock_req *mr)
 	if (mr->mr_retry_after)
 		evhttp_add_header(h, "Retry-After", "1");
 	evhttp_send_reply_start(mr->mr_req, mr->mr_status,
-	    status_reason(mr->mr_status));
+				status_reason(mr->mr_status));
 }
 
 /* Sends len bytes at p as one chunk of mr's reply. */
@@ -149,8 +151,8 @@ mr_begin_drain(struct mock_req *mr)
 static size_t
 mr_unsent(struct mock_req *mr)
 {
-	struct bufferevent *bev = evhttp_connection_get_bufferevent(
-	    mr->mr_conn);
+	struct bufferevent *bev =
+		evhttp_connection_get_bufferevent(mr->mr_conn);
 
 	return evbuffer_get_length(bufferevent_get_output(bev));
 }
@@ -167,17 +169,17 @@ mr_step(struct mock_req *mr)
 		if (!mr->mr_sse && mr->mr_cut == CUT_NONE) {
 			struct evbuffer *buf = evbuffer_new();
 			struct evkeyvalq *h =
-			    evhttp_request_get_output_headers(mr->mr_req);
+				evhttp_request_get_output_headers(mr->mr_req);
 
 			if (buf == NULL)
 				abort();
 			evhttp_add_header(h, "Content-Type",
-			    "application/json");
+					  "application/json");
 			if (mr->mr_retry_after)
 				evhttp_add_header(h, "Retry-After", "1");
 			evbuffer_add(buf, mr->mr_body, mr->mr_len);
 			evhttp_send_reply(mr->mr_req, mr->mr_status,
-			    status_reason(mr->mr_status), buf);
+					  status_reason(mr->mr_status), buf);
 			evbuffer_free(buf);
 			mr_finish(mr, 1, "json");
 			return;
@@ -195,8 +197,8 @@ mr_step(struct mock_req *mr)
 		/* FALLTHROUGH */
 	case MR_STREAMING:
 		for (;;) {
-			if (mr->mr_cut != CUT_NONE && mr->mr_next >=
-			    (size_t)mr->mr_cut_after) {
+			if (mr->mr_cut != CUT_NONE &&
+			    mr->mr_next >= (size_t)mr->mr_cut_after) {
 				mr_cut_short(mr);
 				return;
 			}
@@ -245,28 +247,28 @@ mr_watch_cb(evutil_socket_t fd, short what, void *arg)
 
 	n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
 	if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK ||
-	    errno == EINTR)))
+				errno == EINTR)))
 		return;
 	srv.stats.ms_client_left++;
 	if (mr->mr_state == MR_WAITING)
 		mr->mr_status = 0;
-	mr_abort(mr, mr->mr_state == MR_HANGING ?
-	    "hung until the client left" : mr->mr_state == MR_STALLED ?
-	    "stalled until the client left" :
-	    "client left before the response started");
+	mr_abort(mr, mr->mr_state == MR_HANGING ? "hung until the client left"
+		     : mr->mr_state == MR_STALLED
+			     ? "stalled until the client left"
+			     : "client left before the response started");
 }
 
 /* Starts watching mr's socket for the peer's leaving. */
 void
 mr_watch_peer(struct mock_req *mr)
 {
-	struct bufferevent *bev = evhttp_connection_get_bufferevent(
-	    mr->mr_conn);
+	struct bufferevent *bev =
+		evhttp_connection_get_bufferevent(mr->mr_conn);
 
 	if (mr->mr_watch != NULL)
 		return;
 	mr->mr_watch = event_new(srv.base, bufferevent_getfd(bev),
-	    EV_READ | EV_PERSIST, mr_watch_cb, mr);
+				 EV_READ | EV_PERSIST, mr_watch_cb, mr);
 	if (mr->mr_watch == NULL || event_add(mr->mr_watch, NULL) < 0)
 		abort();
 }
@@ -323,19 +325,24 @@ mr_cut_short(struct mock_req *mr)
 			err = body_dup(ANTHROPIC_MIDSTREAM_ERROR);
 		} else if (mr->mr_wire == WIRE_RESPONSES) {
 			err = body_dup("{\"type\":\"error\",\"code\":"
-			    "\"server_error\",\"message\":\""
-			    MOCK_MIDSTREAM_ERROR "\",\"param\":null}");
+				       "\"server_error\",\"message\":"
+				       "\"" MOCK_MIDSTREAM_ERROR
+				       "\",\"param\":null}");
 		} else {
 			err = error_json(MOCK_MIDSTREAM_ERROR, "server_error",
-			    NULL, NULL);
+					 NULL, NULL);
 		}
 		ev = malloc(strlen(err) + 24);
 		if (ev == NULL)
 			abort();
 		/* Anthropic and Responses name their error events. */
 		n = (size_t)sprintf(ev, "%sdata: %s\n\n",
-		    mr->mr_wire == WIRE_ANTHROPIC ||
-		    mr->mr_wire == WIRE_RESPONSES ? "event: error\n" : "", err);
+				    mr->mr_wire == WIRE_ANTHROPIC ||
+						    mr->mr_wire ==
+							    WIRE_RESPONSES
+					    ? "event: error\n"
+					    : "",
+				    err);
 		mr_send(mr, ev, n);
 		free(ev);
 		free(err);
