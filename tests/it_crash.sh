@@ -222,8 +222,7 @@ if mount_err=$(mount -t tmpfs -o size=64k,mode=0755 tmpfs "$TINY" 2>&1); then
 	TINY_MOUNTED=1
 fi
 if [ "$TINY_MOUNTED" = 1 ]; then
-	sed "s|^spool_dir = .*|spool_dir = $TINY|" "$TG_TMP/tollgate.conf" \
-		>"$TG_TMP/tollgate-tiny.conf"
+	tg_write_config "$TG_TMP/tollgate-tiny.conf" "" "" "" "$TINY"
 	tg_restart_gateway "$TG_TMP/tollgate-tiny.conf" ||
 		tg_bail "tollgated did not start on the tmpfs spool"
 	tg_readyz

@@ -234,6 +234,12 @@ run qe21 quota set --tenant acme --period day --tokens 5 stray
 expect_fail 1 "quota set with a stray argument" "unexpected argument"
 run qe22 quota set --tenant acme --period day --tokens 5 --bogus
 expect_fail 1 "quota set with an unknown option" "unknown option"
+run qe22a quota set --tenant acme --period day --tokens 5 --soft=yes
+expect_fail 1 "quota set --soft=yes (a flag given a value)" \
+	"option '--soft' takes no value"
+run qe22b quota set --period day --tokens 5 --tenant
+expect_fail 1 "quota set --tenant without its value" \
+	"option '--tenant' needs a value"
 run qe23 quota set --tenant acme --period day --spend 12.50
 expect_ok "quota set --spend 12.50 (trailing zero within CNY's decimals)"
 assert_eq "nothing was written by the failed sets" 5 \

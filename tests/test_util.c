@@ -156,6 +156,32 @@ test_sqlarr(void)
 	sqlarr_free(&n);
 }
 
+/* Columns closed into a parameter vector; a failed column fails it. */
+static void
+test_sqlarr_params(void)
+{
+	struct sqlarr cols[2] = { SQLARR_INIT, SQLARR_INIT };
+	const char *params[2];
+
+	sqlarr_int(&cols[0], 7);
+	sqlarr_text(&cols[1], "x");
+	ok(sqlarr_params(cols, 2, params) == 0, "two columns close");
+	is_str(params[0], "{7}", "the first column's literal");
+	is_str(params[1], "{\"x\"}", "the second column's literal");
+	sqlarr_free(&cols[0]);
+	sqlarr_free(&cols[1]);
+	cols[0] = (struct sqlarr)SQLARR_INIT;
+	cols[1] = (struct sqlarr)SQLARR_INIT;
+	sqlarr_int(&cols[0], 1);
+	cols[1].b.failed = 1; /* as after a failed allocation */
+	ok(sqlarr_params(cols, 2, params) == -1,
+	   "a column that ran out of memory fails the vector");
+	ok(params[0] != NULL && params[1] == NULL,
+	   "and only that column is missing");
+	sqlarr_free(&cols[0]);
+	sqlarr_free(&cols[1]);
+}
+
 int
 main(void)
 {
@@ -163,5 +189,6 @@ main(void)
 	test_buf();
 	test_strmap();
 	test_sqlarr();
+	test_sqlarr_params();
 	return done_testing();
 }

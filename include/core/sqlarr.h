@@ -36,6 +36,10 @@ void sqlarr_raw(struct sqlarr *a, const char *v);
  * sqlarr_free), or NULL when memory ran out. */
 const char *sqlarr_end(struct sqlarr *a);
 
+/* Closes n literals into params, one each. 0, or -1 when memory ran
+ * out. */
+int sqlarr_params(struct sqlarr *a, int n, const char **params);
+
 void sqlarr_free(struct sqlarr *a);
 
 #endif

@@ -58,15 +58,11 @@ struct ctl {
 /* Prints "tollctl: " and the formatted message on one line to stderr. */
 void ctl_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* Reports that memory ran out; returns CTL_EXIT_FAIL. */
+int ctl_oom(void);
+
 /* Prints help text to stdout and returns 0, for "VERB --help". */
 int ctl_help(const char *text);
-
-/* An option a verb takes. */
-struct ctl_opt {
-	const char *name; /* long name, "tenant" */
-	int has_arg;      /* no_argument or required_argument */
-	int short_name;   /* a one-letter alias ('q'), or 0 */
-};
 
 struct ctl_cmd;
 
@@ -86,19 +82,22 @@ struct ctl_args {
  * of positional arguments (too many: "VERB: unexpected argument 'X'";
  * too few: "VERB: missing ARG_NAME", or ARG_ERROR for any wrong count),
  * then the required options, in the order listed ("VERB: --OPT is
- * required"). The handler runs only on a command line that passed. */
+ * required"). The handler runs only on a command line that passed.
+ *
+ * opts lists the options in one string, as getopt's does, a word each:
+ * "tenant" is a flag, "tenant=" takes a value, "tenant!" takes a value
+ * and is required, maybe followed by what the value is ("month!YYYY-MM"
+ * is reported as "--month YYYY-MM is required"); "t|tenant=" also answers
+ * to -t. */
 struct ctl_cmd {
-	const char *family;          /* "quota" */
-	const char *name;            /* "set"; NULL: the family's own verb
-					("tollctl usage --tenant T") */
-	const char *usage;           /* what --help prints */
-	const struct ctl_opt *opts;  /* ended by a NULL name; NULL: none */
-	const char *const *required; /* option names, each maybe followed
-					by what its value is ("month
-					YYYY-MM"); ended by NULL */
-	int min_args, max_args;      /* positional arguments */
-	const char *arg_name;        /* what a missing argument is called */
-	const char *arg_error;       /* a wrong count's message, if any */
+	const char *family;     /* "quota" */
+	const char *name;       /* "set"; NULL: the family's own verb
+				   ("tollctl usage --tenant T") */
+	const char *usage;      /* what --help prints */
+	const char *opts;       /* the options, see above; NULL: none */
+	int min_args, max_args; /* positional arguments */
+	const char *arg_name;   /* what a missing argument is called */
+	const char *arg_error;  /* a wrong count's message, if any */
 	int (*run)(struct ctl *ctl, const struct ctl_args *a);
 };
 
@@ -178,6 +177,12 @@ const char *ctl_secret(struct ctl *ctl);
 PGresult *ctl_query(struct ctl *ctl, const char *what, const char *sql,
 		    int nparams, const char *const *params);
 
+/* ctl_query for a statement about the thing named by params[0]: when it
+ * returns no row, reports "no NOUN named 'NAME'" and returns NULL. */
+PGresult *ctl_query_named(struct ctl *ctl, const char *what, const char *noun,
+			  const char *sql, int nparams,
+			  const char *const *params);
+
 /* Runs a parameterless command such as BEGIN; 0, or -1 after reporting. */
 int ctl_exec(struct ctl *ctl, const char *sql);
 
@@ -206,18 +211,19 @@ int ctl_is_digits(const char *s);
 struct ctl_table;
 
 /* Creates a table with ncols columns; right lists the 0-based columns that
- * are right-aligned as a string of '0'+i characters ("" for none). */
+ * are right-aligned as a string of '0'+i characters ("" for none). NULL
+ * when memory ran out, which ctl_table_add and ctl_table_print take. */
 struct ctl_table *ctl_table_new(int ncols, const char *const *headers,
 				const char *right);
 
-/* Appends a row; cells are copied; a NULL cell prints as "-". 0 or -1. */
-int ctl_table_add(struct ctl_table *t, const char *const *cells)
-	__attribute__((warn_unused_result));
+/* Appends a row; cells are copied; a NULL cell prints as "-". A row that
+ * cannot be stored (memory ran out, or t is NULL) fails the table, and
+ * ctl_table_print then returns -1: callers add rows without checking. */
+void ctl_table_add(struct ctl_table *t, const char *const *cells);
 
-/* Writes the table to stdout with columns aligned. */
-void ctl_table_print(const struct ctl_table *t);
-
-void ctl_table_free(struct ctl_table *t);
+/* Writes the table to stdout with columns aligned and frees it. 0, or -1
+ * with nothing printed when a row could not be stored. */
+int ctl_table_print(struct ctl_table *t);
 
 /* Adds a string member, or JSON null when s is NULL. */
 void ctl_json_str(cJSON *obj, const char *name, const char *s);

@@ -10,13 +10,8 @@
 
 enum format { FMT_TEXT, FMT_CSV, FMT_JSON, FMT_HTML };
 
-/* Adds a row to table t or fails the enclosing function with "oom". */
-#define ROW(t, ...)                                                            \
-	do {                                                                   \
-		const char *row_[] = { __VA_ARGS__ };                          \
-		if (ctl_table_add((t), row_) < 0)                              \
-			goto oom;                                              \
-	} while (0)
+/* Adds a row of cells to table t (ctl_table_add). */
+#define ROW(t, ...) ctl_table_add((t), (const char *const[]){ __VA_ARGS__ })
 
 /* A string member of a bill object, or NULL. */
 const char *ctl_bill_jstr(const cJSON *o, const char *name);

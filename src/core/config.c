@@ -77,15 +77,12 @@ static const struct key_def global_keys[] = {
 	{ "spool_segment_size", KT_SIZE, GOFF(spool_segment_size), "16M", 65536,
 	  INT64_C(1) << 32, "journal segment size before a new one starts" },
 	{ "on_db_down", KT_STRING, GOFF(on_db_down), "serve", 0, 0,
-	  "serve (keep serving, usage waits in the spool) or refuse (503 "
-	  "while the database is unreachable)" },
+	  "serve (keep serving, usage waits in the spool) or refuse (503 while the database is unreachable)" },
 	{ "default_output_cap", KT_INT, GOFF(default_output_cap), "4096", 1,
 	  10000000,
-	  "output tokens a request may use when it sets no "
-	  "max_tokens, for rate limits and quotas" },
+	  "output tokens a request may use when it sets no max_tokens, for rate limits and quotas" },
 	{ "test_clock", KT_BOOL, GOFF(test_clock), "no", 0, 0,
-	  "let POST /clock/advance on the admin address move the policy "
-	  "clock (tests only)" },
+	  "let POST /clock/advance on the admin address move the policy clock (tests only)" },
 	{ "log_level", KT_STRING, GOFF(log_level), "info", 0, 0,
 	  "error, warn, info or debug" },
 	{ "log_format", KT_STRING, GOFF(log_format), "text", 0, 0,
@@ -367,10 +364,10 @@ resolve_provider_key(const char *path, struct provider_conf *p, char **cause)
 	if (p->api_key_env != NULL) {
 		const char *v = getenv(p->api_key_env);
 		if (v == NULL || *v == '\0') {
-			*cause = errorf(path, 0,
-					"provider %s: environment variable %s "
-					"is not set",
-					p->name, p->api_key_env);
+			*cause = errorf(
+				path, 0,
+				"provider %s: environment variable %s is not set",
+				p->name, p->api_key_env);
 			return -1;
 		}
 		p->api_key = strdup(v);
@@ -450,10 +447,10 @@ validate(struct config *cfg, const char *path, char **cause)
 		}
 		if (strncmp(p->base_url, "http://", 7) != 0 &&
 		    strncmp(p->base_url, "https://", 8) != 0) {
-			*cause = errorf(path, 0,
-					"provider %s: base_url must "
-					"start with http:// or https://",
-					p->name);
+			*cause = errorf(
+				path, 0,
+				"provider %s: base_url must start with http:// or https://",
+				p->name);
 			return -1;
 		}
 		n = strlen(p->base_url);
@@ -466,18 +463,18 @@ validate(struct config *cfg, const char *path, char **cause)
 		else if (p->type == PROVIDER_AZURE)
 			p->flavor = FLAVOR_AZURE;
 		else if (p->flavor == FLAVOR_ANTHROPIC) {
-			*cause = errorf(path, 0,
-					"provider %s: flavor anthropic "
-					"needs type = anthropic",
-					p->name);
+			*cause = errorf(
+				path, 0,
+				"provider %s: flavor anthropic needs type = anthropic",
+				p->name);
 			return -1;
 		}
 		if (p->type == PROVIDER_AZURE &&
 		    (p->api_version == NULL || strlen(p->api_version) < 10)) {
-			*cause = errorf(path, 0,
-					"provider %s: api_version must "
-					"look like 2024-10-21",
-					p->name);
+			*cause = errorf(
+				path, 0,
+				"provider %s: api_version must look like 2024-10-21",
+				p->name);
 			return -1;
 		}
 		/* Azure api-versions before 2024-10-21 reject

@@ -156,23 +156,20 @@ insert_records(PGconn *conn, struct usage_record **recs, int n, char **cause)
 {
 	enum { NC = 22 };
 	static const char sql[] =
-		"INSERT INTO usage_records (request_id, ts, tenant_id, key_id, "
-		"endpoint, requested_model, provider, upstream_model, "
-		"streamed, "
-		"status, prompt_tokens, completion_tokens, cached_tokens, "
-		"cache_write_tokens, reasoning_tokens, usage_source, "
-		"client_aborted, latency_ms, ttfb_ms, error, refusal, "
-		"failed_attempts, ingested_at) "
-		"SELECT *, clock_timestamp() FROM unnest($1::text[], "
-		"$2::timestamptz[], "
+		"INSERT INTO usage_records (request_id, ts, tenant_id, "
+		"key_id, endpoint, requested_model, provider, upstream_model, "
+		"streamed, status, prompt_tokens, completion_tokens, "
+		"cached_tokens, cache_write_tokens, reasoning_tokens, "
+		"usage_source, client_aborted, latency_ms, ttfb_ms, error, "
+		"refusal, failed_attempts, ingested_at) SELECT *, "
+		"clock_timestamp() FROM unnest($1::text[], $2::timestamptz[], "
 		"$3::bigint[], $4::bigint[], $5::text[], $6::text[], "
-		"$7::text[], "
-		"$8::text[], $9::boolean[], $10::integer[], $11::bigint[], "
-		"$12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[], "
-		"$16::text[], $17::boolean[], $18::integer[], $19::integer[], "
-		"$20::text[], $21::text[], $22::integer[]) "
-		"ON CONFLICT DO NOTHING RETURNING request_id, "
-		"(extract(epoch FROM ts) * 1000000)::bigint";
+		"$7::text[], $8::text[], $9::boolean[], $10::integer[], "
+		"$11::bigint[], $12::bigint[], $13::bigint[], $14::bigint[], "
+		"$15::bigint[], $16::text[], $17::boolean[], $18::integer[], "
+		"$19::integer[], $20::text[], $21::text[], $22::integer[]) ON "
+		"CONFLICT DO NOTHING RETURNING request_id, (extract(epoch "
+		"FROM ts) * 1000000)::bigint";
 	struct sqlarr a[NC];
 	const char *params[NC];
 	PGresult *res;
@@ -216,12 +213,9 @@ insert_records(PGconn *conn, struct usage_record **recs, int n, char **cause)
 		sqlarr_text(&a[20], r->refusal[0] != '\0' ? r->refusal : NULL);
 		sqlarr_int(&a[21], r->failed_attempts);
 	}
-	for (int c = 0; c < NC; c++) {
-		params[c] = sqlarr_end(&a[c]);
-		if (params[c] == NULL) {
-			*cause = strdup("out of memory");
-			goto out;
-		}
+	if (sqlarr_params(a, NC, params) < 0) {
+		*cause = strdup("out of memory");
+		goto out;
 	}
 	res = exec(conn, "usage insert", sql, NC, params, PGRES_TUPLES_OK,
 		   cause);
@@ -676,13 +670,44 @@ price_record(struct pricing *pr, struct usage_record *r, char **cause)
 			disc[ndisc++] = &pr->promos[i];
 	price_classes(&r->usage, &t);
 	if (promo_apply(p, &t, mine, nmine, disc, ndisc, &r->cost) != 0) {
-		*cause = strdup("cost overflows 63 bits of nano-units "
-				"[SQLSTATE 22003]");
+		*cause = strdup(
+			"cost overflows 63 bits of nano-units [SQLSTATE 22003]");
 		return -1;
 	}
 	r->price_id = p->id;
 	memcpy(r->currency, p->currency, sizeof r->currency);
 	return 0;
+}
+
+/* Writes back the grant balances the batch used. 0 or -1. */
+static int
+store_balances(PGconn *conn, const struct pricing *pr, char **cause)
+{
+	struct sqlarr b[3];
+	const char *bp[3];
+	int rc = 0;
+
+	memset(b, 0, sizeof b);
+	for (int i = 0; i < pr->nbalances; i++) {
+		if (pr->balances[i].used == pr->balances[i].used_before)
+			continue;
+		sqlarr_int(&b[0], pr->balances[i].promo->id);
+		sqlarr_int(&b[1], pr->balances[i].tenant_id);
+		sqlarr_int(&b[2], pr->balances[i].used);
+	}
+	if (b[0].n > 0 && sqlarr_params(b, 3, bp) < 0) {
+		*cause = strdup("out of memory");
+		rc = -1;
+	} else if (b[0].n > 0) {
+		rc = run(conn, "grant balances",
+			 "UPDATE grant_balances g SET used = v.used FROM "
+			 "unnest($1::bigint[], $2::bigint[], $3::bigint[]) "
+			 "AS v(pid, tid, used) WHERE g.promotion_id = v.pid "
+			 "AND g.tenant_id = v.tid",
+			 3, bp, cause);
+	}
+	arrs_free(b, 3);
+	return rc;
 }
 
 /* Writes costs, grant coverage and balances back. 0 or -1. */
@@ -691,13 +716,12 @@ store_costs(PGconn *conn, struct usage_record **recs, int n, struct pricing *pr,
 	    char **cause)
 {
 	enum { NC = 16 };
-	struct sqlarr a[NC], g[8], b[3];
-	const char *params[NC], *gp[8], *bp[3];
+	struct sqlarr a[NC], g[8];
+	const char *params[NC], *gp[8];
 	int rc = -1, ngrant_rows = 0;
 
 	memset(a, 0, sizeof a);
 	memset(g, 0, sizeof g);
-	memset(b, 0, sizeof b);
 	for (int i = 0; i < n; i++) {
 		struct usage_record *r = recs[i];
 		char ts[48];
@@ -735,9 +759,8 @@ store_costs(PGconn *conn, struct usage_record **recs, int n, struct pricing *pr,
 			ngrant_rows++;
 		}
 	}
-	for (int c = 0; c < NC; c++)
-		if ((params[c] = sqlarr_end(&a[c])) == NULL)
-			goto nomem;
+	if (sqlarr_params(a, NC, params) < 0)
+		goto nomem;
 	if (run(conn, "usage costs",
 		"UPDATE usage_records u SET price_id = v.price_id, "
 		"currency = v.currency, unpriced = v.unpriced, "
@@ -765,9 +788,8 @@ store_costs(PGconn *conn, struct usage_record **recs, int n, struct pricing *pr,
 		NC, params, cause) != 0)
 		goto out;
 	if (ngrant_rows > 0) {
-		for (int c = 0; c < 8; c++)
-			if ((gp[c] = sqlarr_end(&g[c])) == NULL)
-				goto nomem;
+		if (sqlarr_params(g, 8, gp) < 0)
+			goto nomem;
 		if (run(conn, "usage grants",
 			"INSERT INTO usage_grants (request_id, ts, "
 			"promotion_id, tenant_id, input_tokens, cached_tokens, "
@@ -778,33 +800,13 @@ store_costs(PGconn *conn, struct usage_record **recs, int n, struct pricing *pr,
 			8, gp, cause) != 0)
 			goto out;
 	}
-	for (int i = 0; i < pr->nbalances; i++) {
-		if (pr->balances[i].used == pr->balances[i].used_before)
-			continue;
-		sqlarr_int(&b[0], pr->balances[i].promo->id);
-		sqlarr_int(&b[1], pr->balances[i].tenant_id);
-		sqlarr_int(&b[2], pr->balances[i].used);
-	}
-	if (b[0].n > 0) {
-		for (int c = 0; c < 3; c++)
-			if ((bp[c] = sqlarr_end(&b[c])) == NULL)
-				goto nomem;
-		if (run(conn, "grant balances",
-			"UPDATE grant_balances g SET used = v.used FROM "
-			"unnest($1::bigint[], $2::bigint[], $3::bigint[]) "
-			"AS v(pid, tid, used) WHERE g.promotion_id = v.pid "
-			"AND g.tenant_id = v.tid",
-			3, bp, cause) != 0)
-			goto out;
-	}
-	rc = 0;
+	rc = store_balances(conn, pr, cause);
 	goto out;
 nomem:
 	*cause = strdup("out of memory");
 out:
 	arrs_free(a, NC);
 	arrs_free(g, 8);
-	arrs_free(b, 3);
 	return rc;
 }
 

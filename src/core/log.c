@@ -141,10 +141,10 @@ async_main(void *arg)
 		write_all(out, n);
 		if (dropped > 0) {
 			char note[96];
-			int k = snprintf(note, sizeof note,
-					 "log: %lld lines "
-					 "dropped (stderr too slow)\n",
-					 dropped);
+			int k = snprintf(
+				note, sizeof note,
+				"log: %lld lines dropped (stderr too slow)\n",
+				dropped);
 			write_all(note, (size_t)k);
 		}
 		pthread_mutex_lock(&async.lock);
@@ -189,10 +189,10 @@ log_vmsg(enum log_level level, const char *prefix, const char *fmt, va_list ap)
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	clock_format(clock_wall_us(), CLOCK_ISO_MS, ts);
 	if (log_json) {
-		off = (size_t)snprintf(line, sizeof line,
-				       "{\"ts\":\"%s\",\"level\":\"%s\","
-				       "\"msg\":\"",
-				       ts, level_names[level]);
+		off = (size_t)snprintf(
+			line, sizeof line,
+			"{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":\"", ts,
+			level_names[level]);
 		if (prefix != NULL)
 			off = json_escape(line, sizeof line, off, prefix);
 		off = json_escape(line, sizeof line, off, msg);

@@ -57,6 +57,18 @@ sqlarr_end(struct sqlarr *a)
 	return a->b.failed ? NULL : a->b.data;
 }
 
+/* Closes n literals into params. */
+int
+sqlarr_params(struct sqlarr *a, int n, const char **params)
+{
+	int rc = 0;
+
+	for (int i = 0; i < n; i++)
+		if ((params[i] = sqlarr_end(&a[i])) == NULL)
+			rc = -1;
+	return rc;
+}
+
 void
 sqlarr_free(struct sqlarr *a)
 {

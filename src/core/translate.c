@@ -207,8 +207,7 @@ image_url_block(struct bld *b, cJSON *arr, const cJSON *part, int mi,
 	b64 = strstr(url + 5, ";base64,");
 	if (b64 == NULL) {
 		fail(cause,
-		     "messages[%d]: only base64 data: URLs are "
-		     "supported for images",
+		     "messages[%d]: only base64 data: URLs are supported for images",
 		     mi);
 		return -1;
 	}
@@ -235,8 +234,7 @@ file_block(struct bld *b, cJSON *arr, const cJSON *part, int mi, char **cause)
 
 	if (data == NULL || strncmp(data, prefix, sizeof(prefix) - 1) != 0) {
 		fail(cause,
-		     "messages[%d]: only PDF file_data (a base64 data: "
-		     "URL) is supported in file parts",
+		     "messages[%d]: only PDF file_data (a base64 data: URL) is supported in file parts",
 		     mi);
 		return -1;
 	}
@@ -292,8 +290,7 @@ content_blocks(struct bld *b, cJSON *arr, const cJSON *content, int what,
 				return -1;
 		} else {
 			fail(cause,
-			     "messages[%d]: content part \"%s\" cannot "
-			     "be sent to an Anthropic model",
+			     "messages[%d]: content part \"%s\" cannot be sent to an Anthropic model",
 			     mi, type);
 			return -1;
 		}
@@ -323,15 +320,13 @@ tool_use_blocks(struct bld *b, cJSON *arr, const cJSON *calls, int mi,
 
 		if (!absent(tc, "type") && !str_is(tc, "type", "function")) {
 			fail(cause,
-			     "messages[%d]: only function tool calls "
-			     "can be sent to an Anthropic model",
+			     "messages[%d]: only function tool calls can be sent to an Anthropic model",
 			     mi);
 			return -1;
 		}
 		if (id == NULL || name == NULL) {
 			fail(cause,
-			     "messages[%d]: a tool call needs an id and "
-			     "a function name",
+			     "messages[%d]: a tool call needs an id and a function name",
 			     mi);
 			return -1;
 		}
@@ -455,8 +450,7 @@ chat_turn(struct bld *b, const cJSON *m, const char **role, int mi,
 	} else if (strcmp(*role, "assistant") == 0) {
 		if (!absent(m, "function_call")) {
 			fail(cause,
-			     "messages[%d]: legacy function_call is "
-			     "not translated; use tool_calls",
+			     "messages[%d]: legacy function_call is not translated; use tool_calls",
 			     mi);
 			r = -1;
 		} else if ((r = content_blocks(b, blocks, content, 1, mi,
@@ -549,8 +543,7 @@ chat_tools(struct bld *b, cJSON *out, const cJSON *tools, char **cause)
 
 		if (!str_is(t, "type", "function") || name == NULL) {
 			fail(cause,
-			     "tools[%d]: only function tools with a "
-			     "name can be sent to an Anthropic model",
+			     "tools[%d]: only function tools with a name can be sent to an Anthropic model",
 			     ti);
 			return -1;
 		}
@@ -606,8 +599,8 @@ chat_tool_choice(struct bld *b, cJSON *out, const cJSON *req, char **cause)
 		b_str(b, o, "type", "tool");
 		b_str(b, o, "name", name);
 	} else {
-		fail(cause, "tool_choice must be \"auto\", \"none\", "
-			    "\"required\" or a named function");
+		fail(cause,
+		     "tool_choice must be \"auto\", \"none\", \"required\" or a named function");
 		return -1;
 	}
 	if (cJSON_IsFalse(ptc) && !str_is(o, "type", "none"))
@@ -668,8 +661,8 @@ chat_params(struct bld *b, cJSON *out, const cJSON *req, char **cause)
 		cJSON_ArrayForEach (s, arr_of(stop)) {
 			if (!cJSON_IsString(s)) {
 				cJSON_Delete(arr);
-				fail(cause, "stop must be a string or an array "
-					    "of strings");
+				fail(cause,
+				     "stop must be a string or an array of strings");
 				return -1;
 			}
 			if (has_ink(s->valuestring))
@@ -729,11 +722,12 @@ tr_chat_to_messages(const cJSON *req, const char *model, size_t *len,
 		return fail(cause, "messages must be a non-empty array");
 	r = json_count(req, "n", &n);
 	if (r < 0 || (r > 0 && n != 1))
-		return fail(cause, "n other than 1 is not supported by "
-				   "Anthropic models");
+		return fail(
+			cause,
+			"n other than 1 is not supported by Anthropic models");
 	if (!absent(req, "functions") || !absent(req, "function_call"))
-		return fail(cause, "legacy functions are not translated; use "
-				   "tools");
+		return fail(cause,
+			    "legacy functions are not translated; use tools");
 	if (chat_max_tokens(req, &mt, cause) < 0)
 		return NULL;
 	out = cJSON_CreateObject();
@@ -821,8 +815,7 @@ image_part(struct bld *b, cJSON *parts, const cJSON *blk, int mi, char **cause)
 		url = u;
 	} else if (!str_is(src, "type", "url") || url == NULL) {
 		fail(cause,
-		     "messages[%d]: only base64 and url image sources "
-		     "are translated",
+		     "messages[%d]: only base64 and url image sources are translated",
 		     mi);
 		return -1;
 	}
@@ -851,8 +844,7 @@ document_part(struct bld *b, cJSON *parts, const cJSON *blk, int mi,
 	if (!str_is(src, "type", "base64") ||
 	    !str_is(src, "media_type", "application/pdf") || data == NULL) {
 		fail(cause,
-		     "messages[%d]: only base64 PDF and text documents "
-		     "are translated",
+		     "messages[%d]: only base64 PDF and text documents are translated",
 		     mi);
 		return -1;
 	}
@@ -896,8 +888,7 @@ tool_message(struct bld *b, cJSON *msgs, cJSON *extra, const cJSON *blk, int mi,
 	}
 	if (!cJSON_IsArray(content)) {
 		fail(cause,
-		     "messages[%d]: tool_result content must be a "
-		     "string or an array",
+		     "messages[%d]: tool_result content must be a string or an array",
 		     mi);
 		return -1;
 	}
@@ -912,8 +903,7 @@ tool_message(struct bld *b, cJSON *msgs, cJSON *extra, const cJSON *blk, int mi,
 				return -1;
 		} else {
 			fail(cause,
-			     "messages[%d]: tool_result block \"%s\" is "
-			     "not translated",
+			     "messages[%d]: tool_result block \"%s\" is not translated",
 			     mi, get_str(c, "type") ? get_str(c, "type") : "?");
 			return -1;
 		}
@@ -966,8 +956,7 @@ user_turn(struct bld *b, cJSON *msgs, const cJSON *content, int mi,
 			r = tool_message(b, msgs, parts, blk, mi, cause);
 		} else {
 			fail(cause,
-			     "messages[%d]: content block \"%s\" cannot "
-			     "be sent to an OpenAI model",
+			     "messages[%d]: content block \"%s\" cannot be sent to an OpenAI model",
 			     mi, type);
 			r = -1;
 		}
@@ -1043,8 +1032,7 @@ assistant_turn(struct bld *b, cJSON *msgs, const cJSON *content, int mi,
 			continue;
 		} else {
 			fail(cause,
-			     "messages[%d]: content block \"%s\" cannot "
-			     "be sent to an OpenAI model",
+			     "messages[%d]: content block \"%s\" cannot be sent to an OpenAI model",
 			     mi, type);
 			return -1;
 		}
@@ -1080,8 +1068,8 @@ msg_system(struct bld *b, cJSON *msgs, const cJSON *system, char **cause)
 		const char *text = get_str(blk, "text");
 
 		if (!str_is(blk, "type", "text") || text == NULL) {
-			fail(cause, "system must be a string or an array of "
-				    "text blocks");
+			fail(cause,
+			     "system must be a string or an array of text blocks");
 			return -1;
 		}
 		if (*text != '\0')
@@ -1109,9 +1097,7 @@ msg_tools(struct bld *b, cJSON *out, const cJSON *tools, char **cause)
 		if ((!absent(t, "type") && !str_is(t, "type", "custom")) ||
 		    name == NULL || !cJSON_IsObject(schema)) {
 			fail(cause,
-			     "tools[%d]: only custom tools with a name "
-			     "and an input_schema can be sent to an OpenAI "
-			     "model (not server tools)",
+			     "tools[%d]: only custom tools with a name and an input_schema can be sent to an OpenAI model (not server tools)",
 			     ti);
 			return -1;
 		}
@@ -1223,8 +1209,8 @@ tr_messages_to_chat(const cJSON *req, const char *model, int include_usage,
 		arr = b_arr(&b, out, "stop");
 		cJSON_ArrayForEach (s, stop) {
 			if (!cJSON_IsString(s)) {
-				fail(cause, "stop_sequences must be an array "
-					    "of strings");
+				fail(cause,
+				     "stop_sequences must be an array of strings");
 				goto fail;
 			}
 			b_str(&b, arr, NULL, s->valuestring);

@@ -158,8 +158,8 @@ tr_messages_resp_to_chat(const cJSON *resp, const char *model, int64_t created,
 
 	if (!str_is(resp, "type", "message") || id == NULL ||
 	    !cJSON_IsArray(content))
-		return fail(cause, "upstream answer is not an Anthropic "
-				   "message");
+		return fail(cause,
+			    "upstream answer is not an Anthropic message");
 	if ((out = cJSON_CreateObject()) == NULL)
 		return fail(cause, "out of memory");
 	if ((cid = concat("chatcmpl-", id)) == NULL)

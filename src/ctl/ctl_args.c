@@ -119,8 +119,7 @@ ctl_check_time(const char *opt, const char *arg)
 
 	if (ctl_parse_time(arg, &date_only, &us) == 0)
 		return 0;
-	ctl_err("invalid %s '%s': expected a date YYYY-MM-DD or an RFC 3339 "
-		"timestamp such as 2026-11-03T10:00:00Z",
+	ctl_err("invalid %s '%s': expected a date YYYY-MM-DD or an RFC 3339 timestamp such as 2026-11-03T10:00:00Z",
 		opt, arg);
 	return -1;
 }
@@ -236,16 +235,11 @@ ctl_tenant_lookup(struct ctl *ctl, const char *name, int64_t *id, char *tz,
 	const char *params[1] = { name };
 	PGresult *res;
 
-	res = ctl_query(ctl, "tenant",
-			"SELECT id, tz FROM tenants WHERE name = $1", 1,
-			params);
+	res = ctl_query_named(ctl, "tenant", "tenant",
+			      "SELECT id, tz FROM tenants WHERE name = $1", 1,
+			      params);
 	if (res == NULL)
 		return -1;
-	if (PQntuples(res) == 0) {
-		ctl_err("no tenant named '%s'", name);
-		PQclear(res);
-		return -1;
-	}
 	*id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 	if (tz != NULL)
 		snprintf(tz, tzsize, "%s", PQgetvalue(res, 0, 1));

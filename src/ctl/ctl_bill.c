@@ -156,15 +156,16 @@ static const char *const format_names[] = { "text", "csv", "json", "html" };
 	" (4, 'output', g.q_out, g.n_out, g.f_out, g.d_out, g.u_out))"         \
 	" AS v(ord, cls, q, n, f, d, unit) WHERE v.n > 0) "
 
+/* clang-format off */
 static const char lines_sql[] = BILL_RECORDS
 	"SELECT CASE WHEN orig IS NOT NULL THEN 'adjustment'"
 	" WHEN est THEN 'estimated' ELSE 'line' END,"
-	" to_char(orig, 'YYYY-MM'), est, provider, model, price_id, " CTL_TS(
-		"pfrom") ", contract, cls, q, n, f, n - f,"
-			 " trim_scale(unit)::text, currency, list, disc, "
-			 "amount FROM k"
-			 " ORDER BY orig IS NOT NULL, orig, est, currency, "
-			 "provider, model, pfrom, price_id, ord";
+	" to_char(orig, 'YYYY-MM'), est, provider, model, price_id, "
+	CTL_TS("pfrom") ", contract, cls, q, n, f, n - f,"
+	" trim_scale(unit)::text, currency, list, disc, amount FROM k"
+	" ORDER BY orig IS NOT NULL, orig, est, currency, provider, model,"
+	" pfrom, price_id, ord";
+/* clang-format on */
 
 /* JSON member names and types of a query's columns: s string, i integer,
  * b boolean. */
@@ -188,6 +189,7 @@ static const struct col line_cols[] = {
 /* Subtotals per currency with the rate into $4, the tenant's currency
  * (1 for the same currency, NULL when missing), and the total, NULL when a
  * rate is missing. */
+/* clang-format off */
 static const char subtotals_sql[] = BILL_RECORDS
 	", s AS (SELECT currency, sum(list) AS list, sum(disc) AS disc,"
 	" sum(amount) AS amount FROM k GROUP BY currency),"
@@ -196,11 +198,11 @@ static const char subtotals_sql[] = BILL_RECORDS
 	" ON fx.month = $3::date AND fx.base = s.currency"
 	" AND fx.quote = $4::text)"
 	" SELECT currency, list::text, disc::text, amount::text,"
-	" trim_scale(rate)::text, currency = $4::text, " CTL_TS(
-		"set_at") ", CASE WHEN bool_or(rate IS NULL) OVER () THEN NULL"
-			  " ELSE round(sum(amount * rate) OVER (),"
-			  " tollgate_minor_digits($4::text))::text END FROM x "
-			  "ORDER BY currency";
+	" trim_scale(rate)::text, currency = $4::text, " CTL_TS("set_at") ","
+	" CASE WHEN bool_or(rate IS NULL) OVER () THEN NULL"
+	" ELSE round(sum(amount * rate) OVER (),"
+	" tollgate_minor_digits($4::text))::text END FROM x ORDER BY currency";
+/* clang-format on */
 
 enum {
 	ST_CUR,
@@ -286,54 +288,27 @@ static const struct col day_cols[] = {
  * bill of a tenant with nothing to bill is dropped). $3 is closed_at when
  * closing, for the issue date.
  */
+/* clang-format off */
 static const char tenants_sql[] =
-	"SELECT t.id, t.name, t.tz, t.currency, " CTL_TS(
-		"($1::date::timestamp AT TIME ZONE "
-		"t.tz)") ", " CTL_TS("(($1::date + interval '1 "
-				     "month')::timestamp"
-				     " AT TIME ZONE t.tz)") ", "
-							    "round(0, tollgate_"
-							    "minor_digits(t."
-							    "currency))::text, "
-							    "to_char(coales"
-							    "ce($3::timestamptz"
-							    ", now()) AT TIME "
-							    "ZONE t.tz, 'YYYY-"
-							    "MM-DD') FROM "
-							    "tenants t WHERE "
-							    "CASE WHEN $2::"
-							    "text IS NOT NULL"
-							    " THEN t.name "
-							    "= $2::text ELSE "
-							    "t.id IN (SELECT u."
-							    "tenant_id FROM "
-							    "usage_records u"
-							    " WHERE u.ts >= "
-							    "($1::date - 1)::"
-							    "timestamp AT TIME "
-							    "ZONE 'UTC' AND "
-							    "u.ts < ($1::date "
-							    "+ interval '1 "
-							    "month 1 day')::"
-							    "timestamp AT TIME "
-							    "ZONE 'UTC' UNION"
-							    " SELECT u.tenant"
-							    "_id FROM usage_"
-							    "records u WHERE u."
-							    "ingested_at >= "
-							    "($1::date - 2)::"
-							    "timestamp AT TIME "
-							    "ZONE 'UTC' AND u."
-							    "ingested_at < "
-							    "($1::date + interv"
-							    "al '1 month 1 "
-							    "day')::timestamp "
-							    "AT TIME ZONE 'UTC'"
-							    " AND u.ts < ($1::"
-							    "date + 1)::timest"
-							    "amp AT TIME ZONE "
-							    "'UTC') END ORDER "
-							    "BY t.name";
+	"SELECT t.id, t.name, t.tz, t.currency, "
+	CTL_TS("($1::date::timestamp AT TIME ZONE t.tz)") ", "
+	CTL_TS("(($1::date + interval '1 month')::timestamp"
+	       " AT TIME ZONE t.tz)") ", "
+	"round(0, tollgate_minor_digits(t.currency))::text, "
+	"to_char(coalesce($3::timestamptz, now()) AT TIME ZONE t.tz,"
+	" 'YYYY-MM-DD') FROM tenants t WHERE CASE WHEN $2::text IS NOT NULL"
+	" THEN t.name = $2::text ELSE t.id IN ("
+	"SELECT u.tenant_id FROM usage_records u"
+	" WHERE u.ts >= ($1::date - 1)::timestamp AT TIME ZONE 'UTC'"
+	" AND u.ts < ($1::date + interval '1 month 1 day')"
+	"::timestamp AT TIME ZONE 'UTC'"
+	" UNION SELECT u.tenant_id FROM usage_records u"
+	" WHERE u.ingested_at >= ($1::date - 2)::timestamp AT TIME ZONE 'UTC'"
+	" AND u.ingested_at < ($1::date + interval '1 month 1 day')"
+	"::timestamp AT TIME ZONE 'UTC'"
+	" AND u.ts < ($1::date + 1)::timestamp AT TIME ZONE 'UTC') END "
+	"ORDER BY t.name";
+/* clang-format on */
 
 enum { T_ID, T_NAME, T_TZ, T_CUR, T_FROM, T_UNTIL, T_ZERO, T_ISSUED };
 
@@ -517,17 +492,13 @@ write_output(const char *path, enum format fmt, cJSON *docs, int single)
 	int fd;
 
 	if (path == NULL) {
-		if (ctl_bill_render(stdout, fmt, docs, single) < 0) {
-			ctl_err("out of memory");
-			return CTL_EXIT_FAIL;
-		}
+		if (ctl_bill_render(stdout, fmt, docs, single) < 0)
+			return ctl_oom();
 		return 0;
 	}
 	size = strlen(path) + 8;
-	if ((tmp = malloc(size)) == NULL) {
-		ctl_err("out of memory");
-		return CTL_EXIT_FAIL;
-	}
+	if ((tmp = malloc(size)) == NULL)
+		return ctl_oom();
 	snprintf(tmp, size, "%s.XXXXXX", path);
 	if ((fd = mkstemp(tmp)) < 0) {
 		ctl_err("cannot write %s: %s", path, strerror(errno));
@@ -740,16 +711,14 @@ load_frozen(struct ctl *ctl, const char *month, const char *tenant,
 		if (res != NULL && PQntuples(res) == 0)
 			ctl_err("no tenant named '%s'", tenant);
 		else if (res != NULL)
-			ctl_err("%s was closed at %s without an invoice for "
-				"tenant '%s' (no usage)",
+			ctl_err("%s was closed at %s without an invoice for tenant '%s' (no usage)",
 				month, closed_at, tenant);
 		PQclear(res);
 		return -1;
 	}
 	for (r = 0; r < PQntuples(res); r++) {
 		if ((doc = cJSON_Parse(PQgetvalue(res, r, 0))) == NULL) {
-			ctl_err("bill: the invoice of '%s' for %s is not "
-				"valid JSON",
+			ctl_err("bill: the invoice of '%s' for %s is not valid JSON",
 				PQgetvalue(res, r, 1), month);
 			PQclear(res);
 			return -1;
@@ -801,17 +770,14 @@ bill_show(struct ctl *ctl, const struct ctl_args *a)
 	}
 	if (ctl_connect(ctl) < 0)
 		return CTL_EXIT_FAIL;
-	if ((docs = cJSON_CreateArray()) == NULL) {
-		ctl_err("out of memory");
-		return CTL_EXIT_FAIL;
-	}
+	if ((docs = cJSON_CreateArray()) == NULL)
+		return ctl_oom();
 	params[0] = month;
-	res = ctl_query(
-		ctl, "bill",
-		"SELECT " CTL_TS(
-			"closed_at") " FROM closed_months"
-				     " WHERE month = to_date($1, 'YYYY-MM')",
-		1, params);
+	/* clang-format off */
+	res = ctl_query(ctl, "bill", "SELECT " CTL_TS("closed_at")
+			" FROM closed_months"
+			" WHERE month = to_date($1, 'YYYY-MM')", 1, params);
+	/* clang-format on */
 	if (res == NULL)
 		goto out;
 	if (PQntuples(res) > 0) {
@@ -819,8 +785,7 @@ bill_show(struct ctl *ctl, const struct ctl_args *a)
 		if (load_frozen(ctl, month, tenant, closed_at, docs) < 0)
 			goto out;
 		if (fmt != FMT_TEXT)
-			ctl_err("%s is closed (at %s): printing its frozen "
-				"invoices",
+			ctl_err("%s is closed (at %s): printing its frozen invoices",
 				month, closed_at);
 	} else if (build_all(ctl, month, tenant, NULL, NULL, docs) < 0) {
 		goto out;
@@ -882,19 +847,12 @@ print_closed(struct ctl *ctl, const char *month, const char *closed_at,
 	       cJSON_GetArraySize(docs) == 1 ? "" : "s");
 	if (cJSON_GetArraySize(docs) == 0)
 		return 0;
-	if ((t = ctl_table_new(3, head, "1")) == NULL)
-		goto oom;
+	t = ctl_table_new(3, head, "1");
 	cJSON_ArrayForEach (doc, docs)
 		ROW(t, ctl_bill_jstr(doc, "tenant"),
 		    ctl_bill_jstr(doc, "total"),
 		    ctl_bill_jstr(doc, "currency"));
-	ctl_table_print(t);
-	ctl_table_free(t);
-	return 0;
-oom:
-	ctl_table_free(t);
-	ctl_err("out of memory");
-	return CTL_EXIT_FAIL;
+	return ctl_table_print(t) < 0 ? ctl_oom() : 0;
 }
 
 /* tollctl bill close --month M */
@@ -913,10 +871,8 @@ bill_close(struct ctl *ctl, const struct ctl_args *a)
 	}
 	if (ctl_connect(ctl) < 0)
 		return CTL_EXIT_FAIL;
-	if ((docs = cJSON_CreateArray()) == NULL) {
-		ctl_err("out of memory");
-		return CTL_EXIT_FAIL;
-	}
+	if ((docs = cJSON_CreateArray()) == NULL)
+		return ctl_oom();
 	if (ctl_exec(ctl, "BEGIN") < 0)
 		goto fail;
 	/* Closers queue here; SHARE ROW EXCLUSIVE conflicts with itself. */
@@ -924,16 +880,14 @@ bill_close(struct ctl *ctl, const struct ctl_args *a)
 			  " MODE") < 0)
 		goto fail_tx;
 	params[0] = month;
-	res = ctl_query(
-		ctl, "bill close",
-		"SELECT " CTL_TS("c.closed_at") ", now() >= e.at, " CTL_TS(
-			"e.at") " FROM (SELECT ((to_date($1, 'YYYY-MM')"
-				" + interval '1 month')::timestamp - interval "
-				"'14 hours')"
-				" AT TIME ZONE 'UTC' AS at) e LEFT JOIN "
-				"closed_months c"
-				" ON c.month = to_date($1, 'YYYY-MM')",
-		1, params);
+	/* clang-format off */
+	res = ctl_query(ctl, "bill close",
+		"SELECT " CTL_TS("c.closed_at") ", now() >= e.at, "
+		CTL_TS("e.at") " FROM (SELECT ((to_date($1, 'YYYY-MM')"
+		" + interval '1 month')::timestamp - interval '14 hours')"
+		" AT TIME ZONE 'UTC' AS at) e LEFT JOIN closed_months c"
+		" ON c.month = to_date($1, 'YYYY-MM')", 1, params);
+	/* clang-format on */
 	if (res == NULL)
 		goto fail_tx;
 	if (!PQgetisnull(res, 0, 0)) {
@@ -942,8 +896,7 @@ bill_close(struct ctl *ctl, const struct ctl_args *a)
 		goto fail_tx;
 	}
 	if (strcmp(PQgetvalue(res, 0, 1), "t") != 0) {
-		ctl_err("%s has not ended everywhere yet: it can be closed "
-			"from %s (its end in UTC+14)",
+		ctl_err("%s has not ended everywhere yet: it can be closed from %s (its end in UTC+14)",
 			month, PQgetvalue(res, 0, 2));
 		goto fail_tx;
 	}
@@ -952,11 +905,13 @@ bill_close(struct ctl *ctl, const struct ctl_args *a)
 	 * so are ingested after closed_at. */
 	if (ctl_exec(ctl, "LOCK TABLE usage_records IN SHARE MODE") < 0)
 		goto fail_tx;
+	/* clang-format off */
 	res = ctl_query(ctl, "bill close",
 			"INSERT INTO closed_months (month, closed_at)"
 			" VALUES (to_date($1, 'YYYY-MM'), clock_timestamp())"
 			" RETURNING closed_at::text, " CTL_TS("closed_at"),
 			1, params);
+	/* clang-format on */
 	if (res == NULL)
 		goto fail_tx;
 	snprintf(closed_at, sizeof(closed_at), "%s", PQgetvalue(res, 0, 0));
@@ -969,8 +924,7 @@ bill_close(struct ctl *ctl, const struct ctl_args *a)
 		const cJSON *e;
 
 		cJSON_ArrayForEach (e, ctl_bill_jarr(doc, "missing_rates")) {
-			ctl_err("bill close: %s: exchange rate %s to %s for %s "
-				"is missing (%s)",
+			ctl_err("bill close: %s: exchange rate %s to %s for %s is missing (%s)",
 				ctl_bill_jstr(doc, "tenant"),
 				ctl_bill_jstr(e, "base"),
 				ctl_bill_jstr(e, "quote"), month,
@@ -998,24 +952,10 @@ fail:
 	return CTL_EXIT_FAIL;
 }
 
-static const struct ctl_opt bill_opts[] = {
-	{ "month", required_argument, 'm' },
-	{ "tenant", required_argument, 't' },
-	{ "format", required_argument, 'f' },
-	{ "output", required_argument, 'o' },
-	{ NULL, 0, 0 },
-};
-
-static const struct ctl_opt bill_close_opts[] = {
-	{ "month", required_argument, 'm' },
-	{ NULL, 0, 0 },
-};
-
 const struct ctl_cmd ctl_bill_cmd = {
 	.family = "bill",
 	.usage = bill_usage,
-	.opts = bill_opts,
-	.required = (const char *const[]){ "month YYYY-MM", NULL },
+	.opts = "m|month!YYYY-MM t|tenant= f|format= o|output=",
 	.run = bill_show,
 };
 
@@ -1023,7 +963,6 @@ const struct ctl_cmd ctl_bill_close_cmd = {
 	.family = "bill",
 	.name = "close",
 	.usage = bill_usage,
-	.opts = bill_close_opts,
-	.required = (const char *const[]){ "month YYYY-MM", NULL },
+	.opts = "m|month!YYYY-MM",
 	.run = bill_close,
 };

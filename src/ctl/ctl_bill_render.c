@@ -100,12 +100,11 @@ ctl_bill_warn(const cJSON *doc)
 	cJSON_ArrayForEach (e, ctl_bill_jarr(doc, "unpriced"))
 		n += jint64(e, "requests");
 	if (n > 0)
-		ctl_err("warning: %s %s: %" PRId64 " request%s without a "
-			"price, not billed",
+		ctl_err("warning: %s %s: %" PRId64
+			" request%s without a price, not billed",
 			t, m, n, n == 1 ? "" : "s");
 	cJSON_ArrayForEach (e, ctl_bill_jarr(doc, "missing_rates"))
-		ctl_err("warning: %s %s: no total, exchange rate %s to %s "
-			"missing (%s)",
+		ctl_err("warning: %s %s: no total, exchange rate %s to %s missing (%s)",
 			t, m, ctl_bill_jstr(e, "base"),
 			ctl_bill_jstr(e, "quote"), ctl_bill_jstr(e, "command"));
 }
@@ -140,18 +139,6 @@ text_status(const cJSON *doc)
 		       ctl_bill_jstr(doc, "issued"));
 }
 
-/* Prints a table made by the caller and frees it; 0, or -1 when t is
- * NULL (memory ran out). */
-static int
-print_table(struct ctl_table *t)
-{
-	if (t == NULL)
-		return -1;
-	ctl_table_print(t);
-	ctl_table_free(t);
-	return 0;
-}
-
 /* The bill's lines, with a note on contract prices. 0 or -1. */
 static int
 text_lines(const cJSON *doc)
@@ -166,8 +153,7 @@ text_lines(const cJSON *doc)
 	char b[3][32], label[48], from[16];
 	int contract = 0;
 
-	if ((t = ctl_table_new(13, lh, "56789:;")) == NULL)
-		return -1;
+	t = ctl_table_new(13, lh, "56789:;");
 	cJSON_ArrayForEach (e, ctl_bill_jarr(doc, "lines")) {
 		date_part(ctl_bill_jstr(e, "price_from"), from, sizeof(from));
 		if (jtrue(e, "contract")) {
@@ -185,13 +171,11 @@ text_lines(const cJSON *doc)
 		    ctl_bill_jstr(e, "discount"), ctl_bill_jstr(e, "amount"),
 		    ctl_bill_jstr(e, "currency"));
 	}
-	print_table(t);
+	if (ctl_table_print(t) < 0)
+		return -1;
 	if (contract)
 		puts("* contract price");
 	return 0;
-oom:
-	ctl_table_free(t);
-	return -1;
 }
 
 /* Usage without a price, which is not billed. 0 or -1. */
@@ -207,8 +191,7 @@ text_unpriced(const cJSON *doc)
 	char b[5][32];
 
 	puts("\nWARNING: usage without a price, NOT BILLED:");
-	if ((t = ctl_table_new(8, uh, "34567")) == NULL)
-		return -1;
+	t = ctl_table_new(8, uh, "34567");
 	cJSON_ArrayForEach (e, ctl_bill_jarr(doc, "unpriced"))
 		ROW(t, ctl_bill_jstr(e, "original_month"),
 		    ctl_bill_jstr(e, "provider"), ctl_bill_jstr(e, "model"),
@@ -217,10 +200,7 @@ text_unpriced(const cJSON *doc)
 		    jint(e, "cached_tokens", b[2], 32),
 		    jint(e, "cache_write_tokens", b[3], 32),
 		    jint(e, "output_tokens", b[4], 32));
-	return print_table(t);
-oom:
-	ctl_table_free(t);
-	return -1;
+	return ctl_table_print(t);
 }
 
 /* What the free-token grants and the discounts took off. 0 or -1. */
@@ -231,24 +211,23 @@ text_promotions(const cJSON *promos)
 					  "CUR" };
 	static const char *const dh[] = { "DISCOUNT", "PERCENT", "AMOUNT",
 					  "CUR" };
-	struct ctl_table *t = NULL;
+	struct ctl_table *t;
 	const cJSON *e;
 	char b[32];
 
 	if (jcount(promos, "grants") > 0) {
 		putchar('\n');
-		if ((t = ctl_table_new(4, gh, "12")) == NULL)
-			return -1;
+		t = ctl_table_new(4, gh, "12");
 		cJSON_ArrayForEach (e, ctl_bill_jarr(promos, "grants"))
 			ROW(t, ctl_bill_jstr(e, "name"),
 			    jint(e, "tokens", b, 32), ctl_bill_jstr(e, "value"),
 			    ctl_bill_jstr(e, "currency"));
-		print_table(t);
+		if (ctl_table_print(t) < 0)
+			return -1;
 	}
 	if (jcount(promos, "discounts") > 0) {
 		putchar('\n');
-		if ((t = ctl_table_new(4, dh, "12")) == NULL)
-			return -1;
+		t = ctl_table_new(4, dh, "12");
 		cJSON_ArrayForEach (e, ctl_bill_jarr(promos, "discounts")) {
 			snprintf(b, sizeof(b), "%s%%",
 				 ctl_bill_jstr(e, "percent"));
@@ -256,12 +235,9 @@ text_promotions(const cJSON *promos)
 			    ctl_bill_jstr(e, "amount"),
 			    ctl_bill_jstr(e, "currency"));
 		}
-		print_table(t);
+		return ctl_table_print(t);
 	}
 	return 0;
-oom:
-	ctl_table_free(t);
-	return -1;
 }
 
 /* The subtotal of each currency, with the rate that converts it. 0 or
@@ -275,17 +251,13 @@ text_subtotals(const cJSON *doc)
 	const cJSON *e;
 
 	putchar('\n');
-	if ((t = ctl_table_new(5, sh, "1234")) == NULL)
-		return -1;
+	t = ctl_table_new(5, sh, "1234");
 	cJSON_ArrayForEach (e, ctl_bill_jarr(doc, "subtotals"))
 		ROW(t, ctl_bill_jstr(e, "currency"),
 		    ctl_bill_jstr(e, "list_amount"),
 		    ctl_bill_jstr(e, "discount"), ctl_bill_jstr(e, "amount"),
 		    ctl_bill_jstr(e, "fx_rate"));
-	return print_table(t);
-oom:
-	ctl_table_free(t);
-	return -1;
+	return ctl_table_print(t);
 }
 
 /* Prints one bill as tables on stdout. 0, or -1 when out of memory. */

@@ -390,15 +390,10 @@ out:
 	return rc;
 }
 
-static const struct ctl_opt db_migrate_opts[] = {
-	{ "sql-dir", required_argument, 0 },
-	{ NULL, 0, 0 },
-};
-
 const struct ctl_cmd ctl_db_migrate_cmd = {
 	.family = "db",
 	.name = "migrate",
 	.usage = db_usage,
-	.opts = db_migrate_opts,
+	.opts = "sql-dir=",
 	.run = db_migrate,
 };

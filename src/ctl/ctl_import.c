@@ -642,10 +642,10 @@ find_duplicates(struct import *im)
 			v[i]->duplicate = 1;
 			im->duplicates++;
 		} else {
-			bad_line(im, v[i]->line,
-				 "request id '%s' is also on "
-				 "line %ld with another ts",
-				 v[i]->request_id, v[i - 1]->line);
+			bad_line(
+				im, v[i]->line,
+				"request id '%s' is also on line %ld with another ts",
+				v[i]->request_id, v[i - 1]->line);
 		}
 	}
 	free(v);
@@ -756,9 +756,7 @@ import_write(struct import *im, struct import_totals *tot)
 			break;
 		added = ledger_write(im->ctl->conn, head, n, &cause);
 		if (added < 0) {
-			ctl_err("usage import: batch of lines %ld to %ld: %s; "
-				"%ld records before it were written (%ld "
-				"new); importing again is safe",
+			ctl_err("usage import: batch of lines %ld to %ld: %s; %ld records before it were written (%ld new); importing again is safe",
 				first, im->recs[i - 1].line,
 				cause != NULL ? join_lines(cause) : "failed",
 				tot->records, tot->inserted);
@@ -798,13 +796,11 @@ print_import(struct ctl *ctl, const struct import *im,
 
 	if (!ctl->json) {
 		if (dry_run)
-			printf("usage import: %ld lines, %zu records checked "
-			       "(%ld repeated in the input); nothing written "
+			printf("usage import: %ld lines, %zu records checked (%ld repeated in the input); nothing written "
 			       "(--dry-run)\n",
 			       im->lines, im->n, im->duplicates);
 		else
-			printf("usage import: %ld lines, %zu records: %ld "
-			       "inserted, %ld already present, %ld repeated "
+			printf("usage import: %ld lines, %zu records: %ld inserted, %ld already present, %ld repeated "
 			       "in the input; %ld inserted without a price\n",
 			       im->lines, im->n, tot->inserted, tot->replays,
 			       im->duplicates, tot->unpriced);
@@ -895,16 +891,11 @@ out:
 	return rc;
 }
 
-static const struct ctl_opt import_opts[] = {
-	{ "dry-run", no_argument, 'n' },
-	{ NULL, 0, 0 },
-};
-
 const struct ctl_cmd ctl_usage_import_cmd = {
 	.family = "usage",
 	.name = "import",
 	.usage = import_usage,
-	.opts = import_opts,
+	.opts = "n|dry-run",
 	.min_args = 1,
 	.max_args = 1,
 	.arg_error = "expected one FILE, or - for the standard input",

@@ -105,16 +105,13 @@ key_issue(struct ctl *ctl, const struct ctl_args *a)
 	if (ctl_exec(ctl, "BEGIN") < 0)
 		return CTL_EXIT_FAIL;
 	params[0] = tenant;
-	res = ctl_query(ctl, "key issue",
-			"SELECT id, disabled, set_config('TimeZone', tz, true)"
-			" FROM tenants WHERE name = $1 FOR SHARE",
-			1, params);
+	res = ctl_query_named(
+		ctl, "key issue", "tenant",
+		"SELECT id, disabled, set_config('TimeZone', tz, true)"
+		" FROM tenants WHERE name = $1 FOR SHARE",
+		1, params);
 	if (res == NULL)
 		goto out;
-	if (PQntuples(res) == 0) {
-		ctl_err("no tenant named '%s'", tenant);
-		goto out;
-	}
 	if (strcmp(PQgetvalue(res, 0, 1), "t") == 0) {
 		ctl_err("tenant '%s' is disabled", tenant);
 		goto out;
@@ -135,17 +132,18 @@ key_issue(struct ctl *ctl, const struct ctl_args *a)
 	params[3] = hash;
 	params[4] = models;
 	params[5] = expires;
-	res = ctl_query_raw(
-		ctl,
+	/* clang-format off */
+	res = ctl_query_raw(ctl,
 		"INSERT INTO api_keys (tenant_id, name, prefix, hash, models,"
 		" expires_at) VALUES ($1, $2, $3, $4,"
 		" CASE WHEN $5::text IS NULL THEN NULL ELSE ARRAY("
 		"  SELECT btrim(m) FROM unnest(string_to_array($5, ','))"
 		"  WITH ORDINALITY AS u(m, n) WHERE btrim(m) <> '' ORDER BY n)"
-		" END, $6::timestamptz) RETURNING id, prefix, " CTL_TS(
-			"expires_at") ", name, array_to_json(models)::text, "
-				      "expires_at <= now()",
+		" END, $6::timestamptz) "
+		"RETURNING id, prefix, " CTL_TS("expires_at") ", name,"
+		" array_to_json(models)::text, expires_at <= now()",
 		6, params);
+	/* clang-format on */
 	if (!ctl_result_ok(res)) {
 		if (strncmp(ctl_sqlstate(res), "22", 2) == 0 && expires != NULL)
 			ctl_err("invalid --expires '%s': %s", expires,
@@ -170,29 +168,18 @@ out:
 }
 
 /* Key columns for listings, in the order key_view reads them. */
-#define KEY_SELECT                                                             \
-	"SELECT k.id, t.name, k.name, k.prefix,"                               \
-	" array_to_string(k.models, ','), "                                    \
-	"array_to_json(k.models)::text, " CTL_TS("k.expires_at") ", " CTL_TS(  \
-		"k.revoked_at") ", " CTL_TS("k.created_at") ","                \
-							    " CASE WHEN "      \
-							    "k.revoked_at IS " \
-							    "NOT NULL THEN "   \
-							    "'revoked'"        \
-							    " WHEN "           \
-							    "k.expires_at <= " \
-							    "now() THEN "      \
-							    "'expired'"        \
-							    " WHEN "           \
-							    "t.disabled THEN " \
-							    "'tenant "         \
-							    "disabled'"        \
-							    " ELSE 'active' "  \
-							    "END "             \
-							    "FROM api_keys k " \
-							    "JOIN tenants t "  \
-							    "ON t.id = "       \
-							    "k.tenant_id "
+/* clang-format off */
+#define KEY_SELECT \
+	"SELECT k.id, t.name, k.name, k.prefix," \
+	" array_to_string(k.models, ','), array_to_json(k.models)::text, " \
+	CTL_TS("k.expires_at") ", " CTL_TS("k.revoked_at") ", " \
+	CTL_TS("k.created_at") "," \
+	" CASE WHEN k.revoked_at IS NOT NULL THEN 'revoked'" \
+	" WHEN k.expires_at <= now() THEN 'expired'" \
+	" WHEN t.disabled THEN 'tenant disabled'" \
+	" ELSE 'active' END " \
+	"FROM api_keys k JOIN tenants t ON t.id = k.tenant_id "
+/* clang-format on */
 
 /* KEY_SELECT rows as a table or JSON. */
 static const struct ctl_view key_view = {
@@ -306,8 +293,7 @@ key_revoke(struct ctl *ctl, const struct ctl_args *a)
 
 	if (!ctl_is_digits(arg) && !keyhash_well_formed(arg, strlen(arg)) &&
 	    (strlen(arg) < 4 || strlen(arg) > KEY_SHOWN_PREFIX)) {
-		ctl_err("key revoke: '%s' is not a key id, a key prefix (4 to "
-			"%d characters) or a key",
+		ctl_err("key revoke: '%s' is not a key id, a key prefix (4 to %d characters) or a key",
 			arg, KEY_SHOWN_PREFIX);
 		return CTL_EXIT_USAGE;
 	}
@@ -334,11 +320,12 @@ key_revoke(struct ctl *ctl, const struct ctl_args *a)
 	already = ctl_val(res, 0, 7) != NULL;
 	if (!already) {
 		params[0] = PQgetvalue(res, 0, 0);
+		/* clang-format off */
 		upd = ctl_query(ctl, "key revoke",
 				"UPDATE api_keys SET revoked_at = now()"
 				" WHERE id = $1 AND revoked_at IS NULL"
-				" RETURNING " CTL_TS("revoked_at"),
-				1, params);
+				" RETURNING " CTL_TS("revoked_at"), 1, params);
+		/* clang-format on */
 		if (upd == NULL)
 			goto out;
 		already = PQntuples(upd) == 0;
@@ -368,26 +355,11 @@ out:
 	return rc;
 }
 
-static const struct ctl_opt key_issue_opts[] = {
-	{ "tenant", required_argument, 't' },
-	{ "name", required_argument, 'n' },
-	{ "models", required_argument, 'm' },
-	{ "expires", required_argument, 'e' },
-	{ "quiet", no_argument, 'q' },
-	{ NULL, 0, 0 },
-};
-
-static const struct ctl_opt key_list_opts[] = {
-	{ "tenant", required_argument, 't' },
-	{ NULL, 0, 0 },
-};
-
 const struct ctl_cmd ctl_key_issue_cmd = {
 	.family = "key",
 	.name = "issue",
 	.usage = key_usage,
-	.opts = key_issue_opts,
-	.required = (const char *const[]){ "tenant", NULL },
+	.opts = "t|tenant! n|name= m|models= e|expires= q|quiet",
 	.run = key_issue,
 };
 
@@ -395,7 +367,7 @@ const struct ctl_cmd ctl_key_list_cmd = {
 	.family = "key",
 	.name = "list",
 	.usage = key_usage,
-	.opts = key_list_opts,
+	.opts = "t|tenant=",
 	.run = key_list,
 };
 

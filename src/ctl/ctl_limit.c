@@ -32,9 +32,11 @@ static const char limit_usage[] =
 	"must be a key of T.\n";
 
 /* Rate limit columns in LC_* order, over an alias l. */
-#define LIMIT_COLS                                                             \
-	"l.id, t.name, l.key_id, k.prefix, l.rpm, l.tpm, "                     \
-	"l.concurrency, " CTL_TS("l.created_at") ", " CTL_TS("l.updated_at")
+/* clang-format off */
+#define LIMIT_COLS \
+	"l.id, t.name, l.key_id, k.prefix, l.rpm, l.tpm, l.concurrency, " \
+	CTL_TS("l.created_at") ", " CTL_TS("l.updated_at")
+/* clang-format on */
 
 enum {
 	LC_ID,
@@ -159,8 +161,7 @@ limit_set(struct ctl *ctl, const struct ctl_args *a)
 	if (ctl_check_key_arg(key) < 0)
 		return CTL_EXIT_USAGE;
 	if (rpm == NULL && tpm == NULL && conc == NULL) {
-		ctl_err("limit set: give at least one of --rpm, --tpm and "
-			"--concurrency");
+		ctl_err("limit set: give at least one of --rpm, --tpm and --concurrency");
 		return CTL_EXIT_USAGE;
 	}
 	if ((rpm != NULL && ctl_parse_positive("--rpm", rpm, INT32_MAX, rpm_s,
@@ -179,8 +180,8 @@ limit_set(struct ctl *ctl, const struct ctl_args *a)
 	params[3] = tpm != NULL ? tpm_s : NULL;
 	params[4] = conc != NULL ? conc_s : NULL;
 	/* One statement: old sees the row as it was before the upsert. */
-	res = ctl_query(
-		ctl, "limit set",
+	/* clang-format off */
+	res = ctl_query(ctl, "limit set",
 		"WITH old AS (SELECT rpm, tpm, concurrency FROM rate_limits"
 		" WHERE " LIMIT_SCOPE "),"
 		" up AS (INSERT INTO rate_limits (tenant_id, key_id, rpm, tpm,"
@@ -192,6 +193,7 @@ limit_set(struct ctl *ctl, const struct ctl_args *a)
 		" (SELECT rpm FROM old), (SELECT tpm FROM old),"
 		" (SELECT concurrency FROM old)" SCOPE_FROM("up", "l"),
 		5, params);
+	/* clang-format on */
 	if (res == NULL)
 		return CTL_EXIT_FAIL;
 	rc = print_limit_set(ctl, res);
@@ -208,13 +210,13 @@ limit_list(struct ctl *ctl, const struct ctl_args *a)
 
 	if (ctl_scope_filter(ctl, ctl_arg(a, "tenant"), &s, &params[0]) < 0)
 		return CTL_EXIT_FAIL;
+	/* clang-format off */
 	return ctl_list(ctl, "limit list",
-			"SELECT " LIMIT_COLS SCOPE_FROM(
-				"rate_limits",
-				"l") " WHERE $1::bigint IS NULL OR l.tenant_id "
-				     "= $1::bigint"
-				     " ORDER BY t.name, l.key_id NULLS FIRST",
-			1, params, &limit_view);
+		"SELECT " LIMIT_COLS SCOPE_FROM("rate_limits", "l")
+		" WHERE $1::bigint IS NULL OR l.tenant_id = $1::bigint"
+		" ORDER BY t.name, l.key_id NULLS FIRST", 1, params,
+		&limit_view);
+	/* clang-format on */
 }
 
 /* tollctl limit clear --tenant T [--key K] */
@@ -234,11 +236,12 @@ limit_clear(struct ctl *ctl, const struct ctl_args *a)
 		return CTL_EXIT_FAIL;
 	params[0] = s.tenant_id;
 	params[1] = ctl_scope_key(&s);
-	res = ctl_query(
-		ctl, "limit clear",
+	/* clang-format off */
+	res = ctl_query(ctl, "limit clear",
 		"WITH up AS (DELETE FROM rate_limits WHERE " LIMIT_SCOPE
 		" RETURNING *) SELECT " LIMIT_COLS SCOPE_FROM("up", "l"),
 		2, params);
+	/* clang-format on */
 	if (res == NULL)
 		return CTL_EXIT_FAIL;
 	if (PQntuples(res) == 0) {
@@ -259,32 +262,11 @@ out:
 	return rc;
 }
 
-static const struct ctl_opt limit_set_opts[] = {
-	{ "tenant", required_argument, 0 },
-	{ "key", required_argument, 0 },
-	{ "rpm", required_argument, 0 },
-	{ "tpm", required_argument, 0 },
-	{ "concurrency", required_argument, 0 },
-	{ NULL, 0, 0 },
-};
-
-static const struct ctl_opt limit_list_opts[] = {
-	{ "tenant", required_argument, 0 },
-	{ NULL, 0, 0 },
-};
-
-static const struct ctl_opt limit_clear_opts[] = {
-	{ "tenant", required_argument, 0 },
-	{ "key", required_argument, 0 },
-	{ NULL, 0, 0 },
-};
-
 const struct ctl_cmd ctl_limit_set_cmd = {
 	.family = "limit",
 	.name = "set",
 	.usage = limit_usage,
-	.opts = limit_set_opts,
-	.required = (const char *const[]){ "tenant", NULL },
+	.opts = "tenant! key= rpm= tpm= concurrency=",
 	.run = limit_set,
 };
 
@@ -292,7 +274,7 @@ const struct ctl_cmd ctl_limit_list_cmd = {
 	.family = "limit",
 	.name = "list",
 	.usage = limit_usage,
-	.opts = limit_list_opts,
+	.opts = "tenant=",
 	.run = limit_list,
 };
 
@@ -300,7 +282,6 @@ const struct ctl_cmd ctl_limit_clear_cmd = {
 	.family = "limit",
 	.name = "clear",
 	.usage = limit_usage,
-	.opts = limit_clear_opts,
-	.required = (const char *const[]){ "tenant", NULL },
+	.opts = "tenant! key=",
 	.run = limit_clear,
 };

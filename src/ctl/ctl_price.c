@@ -49,58 +49,27 @@ static const char fx_usage[] =
 
 /* Price columns in PCOL_* order; the filters are $1 provider, $2 model,
  * $3 tenant id (list prices are always kept), $4 time in force, $5 id. */
-#define PRICE_SELECT                                                           \
-	"SELECT id, provider, model, tenant, currency, input, cached_input,"   \
-	" cache_write, output, " CTL_TS("f") ", " CTL_TS(                      \
-		"u") ", source, " CTL_TS("created_at") " FROM ("               \
-						       "SELECT p.id, "         \
-						       "p.provider, p.model, " \
-						       "t.name AS tenant, "    \
-						       "p.currency,"           \
-						       " p.input::text AS "    \
-						       "input, "               \
-						       "p.cached_input::text " \
-						       "AS cached_input,"      \
-						       " p.cache_write::text " \
-						       "AS cache_write, "      \
-						       "p.output::text AS "    \
-						       "output,"               \
-						       " p.effective_from AS " \
-						       "f, "                   \
-						       "lead(p.effective_"     \
-						       "from) OVER "           \
-						       "(PARTITION BY"         \
-						       " p.provider, "         \
-						       "p.model, "             \
-						       "p.tenant_id, "         \
-						       "p.currency"            \
-						       " ORDER BY "            \
-						       "p.effective_from) AS " \
-						       "u, p.source, "         \
-						       "p.created_at"          \
-						       " FROM prices p LEFT "  \
-						       "JOIN tenants t ON "    \
-						       "t.id = p.tenant_id"    \
-						       " WHERE ($1::text IS "  \
-						       "NULL OR p.provider = " \
-						       "$1)"                   \
-						       " AND ($2::text IS "    \
-						       "NULL OR p.model = $2)" \
-						       " AND ($3::bigint IS "  \
-						       "NULL OR p.tenant_id "  \
-						       "IS NULL"               \
-						       " OR p.tenant_id = "    \
-						       "$3)) s"                \
-						       " WHERE "               \
-						       "($4::timestamptz IS "  \
-						       "NULL OR (f <= $4 AND"  \
-						       " (u IS NULL OR u > "   \
-						       "$4)))"                 \
-						       " AND ($5::bigint IS "  \
-						       "NULL OR id = $5)"      \
-						       " ORDER BY provider, "  \
-						       "model, tenant NULLS "  \
-						       "FIRST, currency, f"
+/* clang-format off */
+#define PRICE_SELECT \
+	"SELECT id, provider, model, tenant, currency, input, cached_input," \
+	" cache_write, output, " CTL_TS("f") ", " CTL_TS("u") ", source, " \
+	CTL_TS("created_at") " FROM (" \
+	"SELECT p.id, p.provider, p.model, t.name AS tenant, p.currency," \
+	" p.input::text AS input, p.cached_input::text AS cached_input," \
+	" p.cache_write::text AS cache_write, p.output::text AS output," \
+	" p.effective_from AS f, lead(p.effective_from) OVER (PARTITION BY" \
+	" p.provider, p.model, p.tenant_id, p.currency" \
+	" ORDER BY p.effective_from) AS u, p.source, p.created_at" \
+	" FROM prices p LEFT JOIN tenants t ON t.id = p.tenant_id" \
+	" WHERE ($1::text IS NULL OR p.provider = $1)" \
+	" AND ($2::text IS NULL OR p.model = $2)" \
+	" AND ($3::bigint IS NULL OR p.tenant_id IS NULL" \
+	" OR p.tenant_id = $3)) s" \
+	" WHERE ($4::timestamptz IS NULL OR (f <= $4 AND" \
+	" (u IS NULL OR u > $4)))" \
+	" AND ($5::bigint IS NULL OR id = $5)" \
+	" ORDER BY provider, model, tenant NULLS FIRST, currency, f"
+/* clang-format on */
 
 enum {
 	PCOL_ID,
@@ -209,8 +178,7 @@ price_set(struct ctl *ctl, const struct ctl_args *a)
 	int rc = CTL_EXIT_FAIL;
 
 	if (ctl_blank(provider) || ctl_blank(model) || ctl_blank(tenant)) {
-		ctl_err("price set: --provider, --model and --tenant cannot "
-			"be empty");
+		ctl_err("price set: --provider, --model and --tenant cannot be empty");
 		return CTL_EXIT_USAGE;
 	}
 	if (parse_price_opt("--input", input, in_s, sizeof(in_s)) < 0 ||
@@ -221,8 +189,7 @@ price_set(struct ctl *ctl, const struct ctl_args *a)
 		    0)
 		return CTL_EXIT_USAGE;
 	if (!ctl_valid_currency(currency)) {
-		ctl_err("invalid --currency '%s': three capital letters, "
-			"e.g. USD",
+		ctl_err("invalid --currency '%s': three capital letters, e.g. USD",
 			currency);
 		return CTL_EXIT_USAGE;
 	}
@@ -259,9 +226,7 @@ price_set(struct ctl *ctl, const struct ctl_args *a)
 		10, params);
 	if (!ctl_result_ok(res)) {
 		if (strcmp(ctl_sqlstate(res), "23505") == 0)
-			ctl_err("price set: %s %s%s%s in %s from %s already "
-				"has a price; a price cannot be changed, set "
-				"a new one with a later --from",
+			ctl_err("price set: %s %s%s%s in %s from %s already has a price; a price cannot be changed, set a new one with a later --from",
 				provider, model,
 				tenant != NULL ? " for tenant " : "",
 				tenant != NULL ? tenant : "", currency, from);
@@ -337,8 +302,7 @@ fx_set(struct ctl *ctl, const struct ctl_args *a)
 		return CTL_EXIT_USAGE;
 	}
 	if (!ctl_valid_currency(base) || !ctl_valid_currency(quote)) {
-		ctl_err("fx set: invalid currency '%s': three capital "
-			"letters, e.g. USD",
+		ctl_err("fx set: invalid currency '%s': three capital letters, e.g. USD",
 			ctl_valid_currency(base) ? quote : base);
 		return CTL_EXIT_USAGE;
 	}
@@ -432,50 +396,21 @@ fx_list(struct ctl *ctl, const struct ctl_args *a)
 		month_start(month, first, sizeof(first));
 		params[0] = first;
 	}
-	return ctl_list(
-		ctl, "fx list",
-		"SELECT to_char(month, 'YYYY-MM'), base, quote, "
-		"rate::text, " CTL_TS(
-			"set_at") " FROM fx_rates"
-				  " WHERE $1::date IS NULL OR month = $1::date"
-				  " ORDER BY month, base, quote",
-		1, params, &fx_view);
+	/* clang-format off */
+	return ctl_list(ctl, "fx list",
+		"SELECT to_char(month, 'YYYY-MM'), base, quote, rate::text, "
+		CTL_TS("set_at") " FROM fx_rates"
+		" WHERE $1::date IS NULL OR month = $1::date"
+		" ORDER BY month, base, quote", 1, params, &fx_view);
+	/* clang-format on */
 }
-
-static const struct ctl_opt price_set_opts[] = {
-	{ "provider", required_argument, 0 },
-	{ "model", required_argument, 0 },
-	{ "input", required_argument, 0 },
-	{ "output", required_argument, 0 },
-	{ "cached", required_argument, 0 },
-	{ "cache-write", required_argument, 0 },
-	{ "currency", required_argument, 0 },
-	{ "from", required_argument, 0 },
-	{ "tenant", required_argument, 0 },
-	{ "source", required_argument, 0 },
-	{ NULL, 0, 0 },
-};
-
-static const struct ctl_opt price_list_opts[] = {
-	{ "provider", required_argument, 0 },
-	{ "model", required_argument, 0 },
-	{ "tenant", required_argument, 0 },
-	{ "at", required_argument, 0 },
-	{ NULL, 0, 0 },
-};
-
-static const struct ctl_opt fx_opts[] = {
-	{ "month", required_argument, 0 },
-	{ NULL, 0, 0 },
-};
 
 const struct ctl_cmd ctl_price_set_cmd = {
 	.family = "price",
 	.name = "set",
 	.usage = price_usage,
-	.opts = price_set_opts,
-	.required = (const char *const[]){ "provider", "model", "input",
-					   "output", "currency", "from", NULL },
+	.opts = "provider! model! input! output! cached= cache-write= "
+		"currency! from! tenant= source=",
 	.run = price_set,
 };
 
@@ -483,7 +418,7 @@ const struct ctl_cmd ctl_price_list_cmd = {
 	.family = "price",
 	.name = "list",
 	.usage = price_usage,
-	.opts = price_list_opts,
+	.opts = "provider= model= tenant= at=",
 	.run = price_list,
 };
 
@@ -491,8 +426,7 @@ const struct ctl_cmd ctl_fx_set_cmd = {
 	.family = "fx",
 	.name = "set",
 	.usage = fx_usage,
-	.opts = fx_opts,
-	.required = (const char *const[]){ "month", NULL },
+	.opts = "month!",
 	.min_args = 3,
 	.max_args = 3,
 	.arg_error = "expected BASE QUOTE RATE (e.g. USD CNY 7.12)",
@@ -503,6 +437,6 @@ const struct ctl_cmd ctl_fx_list_cmd = {
 	.family = "fx",
 	.name = "list",
 	.usage = fx_usage,
-	.opts = fx_opts,
+	.opts = "month=",
 	.run = fx_list,
 };

@@ -50,105 +50,34 @@ static const char promo_usage[] =
 
 /* Promotion columns in QCOL_* order. $1 tenant id (only what applies to
  * it, and its own balance), $2 name, $3 whether only active ones. */
-#define PROMO_SELECT                                                                        \
-	"SELECT id, name, kind, tenant, model_pattern, provider, starts,"                   \
-	" until, free_tokens, discount_bp, ended_at, ends, status, used,"                   \
-	" remaining FROM ("                                                                 \
-	"SELECT p.id, p.name, p.kind, t.name AS tenant, p.model_pattern,"                   \
-	" p.provider, " CTL_TS("p.starts") " AS starts, " CTL_TS(                           \
-		"least(p.ends, p.ended_at)") " AS until, p.free_tokens,"                    \
-					     " p.discount_bp, " CTL_TS(                     \
-						     "p."                                   \
-						     "ended"                                \
-						     "_at") " AS "                          \
-							    "ended_at,"                     \
-							    " " CTL_TS(                     \
-								    "p."                    \
-								    "ends") " AS ends,"     \
-									    " CASE WHEN "   \
-									    "p.ended_at "   \
-									    "IS NOT NULL "  \
-									    "AND "          \
-									    "p.ended_at "   \
-									    "<= now()"      \
-									    " AND "         \
-									    "p.ended_at < " \
-									    "p.ends THEN "  \
-									    "'ended'"       \
-									    " WHEN now() "  \
-									    "< p.starts "   \
-									    "THEN "         \
-									    "'upcoming'"    \
-									    " WHEN now() "  \
-									    ">= p.ends "    \
-									    "THEN "         \
-									    "'expired' "    \
-									    "ELSE "         \
-									    "'active' END " \
-									    "AS status,"    \
-									    " u.used, "     \
-									    "CASE WHEN "    \
-									    "p.tenant_id "  \
-									    "IS NULL AND "  \
-									    "$1::bigint "   \
-									    "IS NULL"       \
-									    " THEN "        \
-									    "p.free_"       \
-									    "tokens ELSE "  \
-									    "p.free_"       \
-									    "tokens - "     \
-									    "u.used END "   \
-									    "AS remaining," \
-									    " p.starts AS " \
-									    "s"             \
-									    " FROM "        \
-									    "promotions p " \
-									    "LEFT JOIN "    \
-									    "tenants t ON " \
-									    "t.id = "       \
-									    "p.tenant_id"   \
-									    " CROSS JOIN "  \
-									    "LATERAL "      \
-									    "(SELECT CASE " \
-									    "WHEN p.kind "  \
-									    "= "            \
-									    "'free_tokens'" \
-									    " THEN "        \
-									    "coalesce(sum(" \
-									    "b.used), 0) "  \
-									    "END AS used "  \
-									    "FROM "         \
-									    "grant_"        \
-									    "balances b"    \
-									    " WHERE "       \
-									    "b.promotion_"  \
-									    "id = p.id"     \
-									    " AND "         \
-									    "b.tenant_id "  \
-									    "= "            \
-									    "coalesce($1::" \
-									    "bigint, "      \
-									    "p.tenant_id, " \
-									    "b.tenant_id)"  \
-									    ") u"           \
-									    " WHERE "       \
-									    "($1::bigint "  \
-									    "IS NULL OR "   \
-									    "p.tenant_id "  \
-									    "IS NULL"       \
-									    " OR "          \
-									    "p.tenant_id "  \
-									    "= $1) AND "    \
-									    "($2::text IS " \
-									    "NULL OR "      \
-									    "p.name = "     \
-									    "$2)) x"        \
-									    " WHERE NOT "   \
-									    "$3::boolean "  \
-									    "OR status = "  \
-									    "'active'"      \
-									    " ORDER BY s, " \
-									    "name"
+/* clang-format off */
+#define PROMO_SELECT \
+	"SELECT id, name, kind, tenant, model_pattern, provider, starts," \
+	" until, free_tokens, discount_bp, ended_at, ends, status, used," \
+	" remaining FROM (" \
+	"SELECT p.id, p.name, p.kind, t.name AS tenant, p.model_pattern," \
+	" p.provider, " CTL_TS("p.starts") " AS starts, " \
+	CTL_TS("least(p.ends, p.ended_at)") " AS until, p.free_tokens," \
+	" p.discount_bp, " CTL_TS("p.ended_at") " AS ended_at, " \
+	CTL_TS("p.ends") " AS ends," \
+	" CASE WHEN p.ended_at IS NOT NULL AND p.ended_at <= now()" \
+	" AND p.ended_at < p.ends THEN 'ended'" \
+	" WHEN now() < p.starts THEN 'upcoming'" \
+	" WHEN now() >= p.ends THEN 'expired' ELSE 'active' END AS status," \
+	" u.used, CASE WHEN p.tenant_id IS NULL AND $1::bigint IS NULL" \
+	" THEN p.free_tokens ELSE p.free_tokens - u.used END AS remaining," \
+	" p.starts AS s" \
+	" FROM promotions p LEFT JOIN tenants t ON t.id = p.tenant_id" \
+	" CROSS JOIN LATERAL (SELECT CASE WHEN p.kind = 'free_tokens'" \
+	" THEN coalesce(sum(b.used), 0) END AS used FROM grant_balances b" \
+	" WHERE b.promotion_id = p.id" \
+	" AND b.tenant_id = coalesce($1::bigint, p.tenant_id, b.tenant_id)" \
+	") u" \
+	" WHERE ($1::bigint IS NULL OR p.tenant_id IS NULL" \
+	" OR p.tenant_id = $1) AND ($2::text IS NULL OR p.name = $2)) x" \
+	" WHERE NOT $3::boolean OR status = 'active'" \
+	" ORDER BY s, name"
+/* clang-format on */
 
 enum {
 	QCOL_ID,
@@ -307,9 +236,8 @@ promo_json(const PGresult *res, int row, const PGresult *bal,
 }
 
 /* Adds the table line(s) of one promotion row: for a grant to all
- * tenants listed without a tenant filter, one per tenant balance first.
- * 0, or -1 when out of memory. */
-static int
+ * tenants listed without a tenant filter, one per tenant balance first. */
+static void
 promo_rows(struct ctl_table *t, const PGresult *res, int row,
 	   const PGresult *bal, const char *filter_tenant)
 {
@@ -345,8 +273,7 @@ promo_rows(struct ctl_table *t, const PGresult *res, int row,
 			 PQgetvalue(bal, i, BCOL_TENANT));
 		cells[7] = PQgetvalue(bal, i, BCOL_USED);
 		cells[8] = PQgetvalue(bal, i, BCOL_REMAINING);
-		if (ctl_table_add(t, cells) < 0)
-			return -1;
+		ctl_table_add(t, cells);
 	}
 	if (tenant != NULL)
 		snprintf(scope, sizeof(scope), "%s", tenant);
@@ -356,7 +283,7 @@ promo_rows(struct ctl_table *t, const PGresult *res, int row,
 		snprintf(scope, sizeof(scope), "all");
 	cells[7] = ctl_val(res, row, QCOL_USED);
 	cells[8] = ctl_val(res, row, QCOL_REMAINING);
-	return ctl_table_add(t, cells);
+	ctl_table_add(t, cells);
 }
 
 /* Fetches and prints promotions; tenant_id and tenant filter (both NULL
@@ -371,7 +298,7 @@ show_promos(struct ctl *ctl, const char *tenant_id, const char *tenant,
 	};
 	const char *params[3] = { tenant_id, name, active ? "t" : "f" };
 	PGresult *res = NULL, *bal = NULL;
-	struct ctl_table *t = NULL;
+	struct ctl_table *t;
 	cJSON *arr;
 	int i, rc = CTL_EXIT_FAIL;
 
@@ -390,18 +317,11 @@ show_promos(struct ctl *ctl, const char *tenant_id, const char *tenant,
 		rc = ctl_json_print(arr);
 		goto out;
 	}
-	if ((t = ctl_table_new(10, head, "678")) == NULL)
-		goto oom;
+	t = ctl_table_new(10, head, "678");
 	for (i = 0; i < PQntuples(res); i++)
-		if (promo_rows(t, res, i, bal, tenant) < 0)
-			goto oom;
-	ctl_table_print(t);
-	rc = 0;
-	goto out;
-oom:
-	ctl_err("out of memory");
+		promo_rows(t, res, i, bal, tenant);
+	rc = ctl_table_print(t) < 0 ? ctl_oom() : 0;
 out:
-	ctl_table_free(t);
 	PQclear(bal);
 	PQclear(res);
 	return rc;
@@ -426,14 +346,12 @@ promo_add(struct ctl *ctl, const struct ctl_args *a)
 	PGresult *res;
 
 	if (!valid_name(name)) {
-		ctl_err("invalid --name '%s': letters, digits, '.', '_' and "
-			"'-', starting with a letter or digit, up to 64",
+		ctl_err("invalid --name '%s': letters, digits, '.', '_' and '-', starting with a letter or digit, up to 64",
 			name);
 		return CTL_EXIT_USAGE;
 	}
 	if ((free_arg == NULL) == (discount == NULL)) {
-		ctl_err("promo add: give exactly one of --free-tokens and "
-			"--discount");
+		ctl_err("promo add: give exactly one of --free-tokens and --discount");
 		return CTL_EXIT_USAGE;
 	}
 	if (free_arg != NULL) {
@@ -443,17 +361,14 @@ promo_add(struct ctl *ctl, const struct ctl_args *a)
 			return CTL_EXIT_USAGE;
 		}
 		if (tokens == 0) {
-			ctl_err("invalid --free-tokens '%s': must be above "
-				"zero",
+			ctl_err("invalid --free-tokens '%s': must be above zero",
 				free_arg);
 			return CTL_EXIT_USAGE;
 		}
 		snprintf(amount, sizeof(amount), "%lld", (long long)tokens);
 	} else {
 		if (parse_discount(discount, &bp) < 0) {
-			ctl_err("invalid --discount '%s': a percentage above "
-				"0 and at most 100, with at most two decimals "
-				"(e.g. 20%% or 12.5%%)",
+			ctl_err("invalid --discount '%s': a percentage above 0 and at most 100, with at most two decimals (e.g. 20%% or 12.5%%)",
 				discount);
 			return CTL_EXIT_USAGE;
 		}
@@ -466,8 +381,7 @@ promo_add(struct ctl *ctl, const struct ctl_args *a)
 	if ((tenant != NULL && *tenant == '\0') ||
 	    (model != NULL && *model == '\0') ||
 	    (provider != NULL && *provider == '\0')) {
-		ctl_err("promo add: --tenant, --model and --provider cannot "
-			"be empty");
+		ctl_err("promo add: --tenant, --model and --provider cannot be empty");
 		return CTL_EXIT_USAGE;
 	}
 	if (ctl_check_time("--from", from) < 0 ||
@@ -507,8 +421,7 @@ promo_add(struct ctl *ctl, const struct ctl_args *a)
 		9, params);
 	if (!ctl_result_ok(res)) {
 		if (strcmp(ctl_sqlstate(res), "23505") == 0)
-			ctl_err("promo add: a promotion named '%s' already "
-				"exists",
+			ctl_err("promo add: a promotion named '%s' already exists",
 				name);
 		else
 			ctl_err("promo add: %s", ctl_pg_message(res));
@@ -516,8 +429,7 @@ promo_add(struct ctl *ctl, const struct ctl_args *a)
 		return CTL_EXIT_FAIL;
 	}
 	if (strcmp(PQgetvalue(res, 0, 0), "t") == 0)
-		ctl_err("note: '%s' starts in the past; usage already "
-			"ingested keeps its prices",
+		ctl_err("note: '%s' starts in the past; usage already ingested keeps its prices",
 			name);
 	PQclear(res);
 	rc = show_promos(ctl, tenant != NULL ? tenant_id : NULL, tenant, name,
@@ -567,27 +479,18 @@ promo_end(struct ctl *ctl, const struct ctl_args *a)
 	params[0] = name;
 	/* id, time zone, ended_at, now, ends and ended_at in microseconds,
 	 * ends */
-	res = ctl_query(
-		ctl, "promo end",
-		"SELECT p.id, coalesce(t.tz, 'UTC'), " CTL_TS(
-			"p.ended_at") ", (extract(epoch FROM now()) * "
-				      "1000000)::bigint,"
-				      " (extract(epoch FROM p.ends) * "
-				      "1000000)::bigint,"
-				      " (extract(epoch FROM p.ended_at) * "
-				      "1000000)::bigint, " CTL_TS(
-					      "p.ends") " FROM promotions p"
-							" LEFT JOIN tenants t "
-							"ON t.id = p.tenant_id"
-							" WHERE p.name = $1 "
-							"FOR UPDATE OF p",
-		1, params);
+	/* clang-format off */
+	res = ctl_query_named(ctl, "promo end", "promotion",
+		"SELECT p.id, coalesce(t.tz, 'UTC'), " CTL_TS("p.ended_at")
+		", (extract(epoch FROM now()) * 1000000)::bigint,"
+		" (extract(epoch FROM p.ends) * 1000000)::bigint,"
+		" (extract(epoch FROM p.ended_at) * 1000000)::bigint, "
+		CTL_TS("p.ends") " FROM promotions p"
+		" LEFT JOIN tenants t ON t.id = p.tenant_id"
+		" WHERE p.name = $1 FOR UPDATE OF p", 1, params);
+	/* clang-format on */
 	if (res == NULL)
 		goto out;
-	if (PQntuples(res) == 0) {
-		ctl_err("no promotion named '%s'", name);
-		goto out;
-	}
 	snprintf(id, sizeof(id), "%s", PQgetvalue(res, 0, 0));
 	was_ended = ctl_val(res, 0, 2) != NULL;
 	snprintf(ended, sizeof(ended), "%s",
@@ -608,8 +511,7 @@ promo_end(struct ctl *ctl, const struct ctl_args *a)
 	res = NULL;
 	if (was_ended && (ended_us <= now_us || when.us >= ended_us)) {
 		if (at != NULL) {
-			ctl_err("promotion '%s' already %s at %s (an end "
-				"can only be brought forward)",
+			ctl_err("promotion '%s' already %s at %s (an end can only be brought forward)",
 				name, ended_us <= now_us ? "ended" : "ends",
 				ended);
 			goto out;
@@ -632,10 +534,11 @@ promo_end(struct ctl *ctl, const struct ctl_args *a)
 	}
 	params[0] = id;
 	params[1] = when.text;
+	/* clang-format off */
 	res = ctl_query(ctl, "promo end",
-			"UPDATE promotions SET ended_at = $2::timestamptz"
-			" WHERE id = $1 RETURNING " CTL_TS("ended_at"),
-			2, params);
+		"UPDATE promotions SET ended_at = $2::timestamptz"
+		" WHERE id = $1 RETURNING " CTL_TS("ended_at"), 2, params);
+	/* clang-format on */
 	if (res == NULL || ctl_exec(ctl, "COMMIT") < 0)
 		goto out;
 	rc = 0;
@@ -652,36 +555,12 @@ out:
 	return rc;
 }
 
-static const struct ctl_opt promo_add_opts[] = {
-	{ "name", required_argument, 0 },
-	{ "free-tokens", required_argument, 0 },
-	{ "discount", required_argument, 0 },
-	{ "tenant", required_argument, 0 },
-	{ "all", no_argument, 0 },
-	{ "model", required_argument, 0 },
-	{ "provider", required_argument, 0 },
-	{ "from", required_argument, 0 },
-	{ "until", required_argument, 0 },
-	{ NULL, 0, 0 },
-};
-
-static const struct ctl_opt promo_list_opts[] = {
-	{ "tenant", required_argument, 0 },
-	{ "active", no_argument, 0 },
-	{ NULL, 0, 0 },
-};
-
-static const struct ctl_opt promo_end_opts[] = {
-	{ "at", required_argument, 0 },
-	{ NULL, 0, 0 },
-};
-
 const struct ctl_cmd ctl_promo_add_cmd = {
 	.family = "promo",
 	.name = "add",
 	.usage = promo_usage,
-	.opts = promo_add_opts,
-	.required = (const char *const[]){ "name", "from", "until", NULL },
+	.opts = "name! free-tokens= discount= tenant= all model= provider= "
+		"from! until!",
 	.run = promo_add,
 };
 
@@ -689,7 +568,7 @@ const struct ctl_cmd ctl_promo_list_cmd = {
 	.family = "promo",
 	.name = "list",
 	.usage = promo_usage,
-	.opts = promo_list_opts,
+	.opts = "tenant= active",
 	.run = promo_list,
 };
 
@@ -697,7 +576,7 @@ const struct ctl_cmd ctl_promo_end_cmd = {
 	.family = "promo",
 	.name = "end",
 	.usage = promo_usage,
-	.opts = promo_end_opts,
+	.opts = "at=",
 	.min_args = 1,
 	.max_args = 1,
 	.arg_name = "promotion name",

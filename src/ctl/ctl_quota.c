@@ -51,11 +51,13 @@ static const char quota_usage[] =
 	"must be a key of T.\n";
 
 /* Quota columns in QC_* order, over an alias q of a quotas row set. */
-#define QUOTA_COLS                                                             \
-	"q.id, t.name, q.key_id, k.prefix, q.model_pattern, q.period,"         \
-	" q.token_limit, round(q.spend_limit,"                                 \
-	" tollgate_minor_digits(t.currency))::text, t.currency, "              \
-	"q.hard, " CTL_TS("q.created_at") ", " CTL_TS("q.updated_at")
+/* clang-format off */
+#define QUOTA_COLS \
+	"q.id, t.name, q.key_id, k.prefix, q.model_pattern, q.period," \
+	" q.token_limit, round(q.spend_limit," \
+	" tollgate_minor_digits(t.currency))::text, t.currency, q.hard, " \
+	CTL_TS("q.created_at") ", " CTL_TS("q.updated_at")
+/* clang-format on */
 
 enum {
 	QC_ID,
@@ -362,12 +364,10 @@ quota_set(struct ctl *ctl, const struct ctl_args *a)
 			return CTL_EXIT_FAIL;
 		if (decimals > minor) {
 			if (minor == 0)
-				ctl_err("invalid --spend '%s': %s has no "
-					"decimals",
+				ctl_err("invalid --spend '%s': %s has no decimals",
 					spend, cur);
 			else
-				ctl_err("invalid --spend '%s': at most %d "
-					"decimals in %s",
+				ctl_err("invalid --spend '%s': at most %d decimals in %s",
 					spend, minor, cur);
 			return CTL_EXIT_USAGE;
 		}
@@ -380,8 +380,8 @@ quota_set(struct ctl *ctl, const struct ctl_args *a)
 	params[5] = spend != NULL ? spend_s : NULL;
 	params[6] = hard ? "t" : "f";
 	/* One statement: old sees the row as it was before the upsert. */
-	res = ctl_query(
-		ctl, "quota set",
+	/* clang-format off */
+	res = ctl_query(ctl, "quota set",
 		"WITH old AS (SELECT token_limit, spend_limit, hard"
 		" FROM quotas WHERE " QUOTA_SCOPE "),"
 		" up AS (INSERT INTO quotas (tenant_id, key_id, model_pattern,"
@@ -394,8 +394,8 @@ quota_set(struct ctl *ctl, const struct ctl_args *a)
 		"SELECT " QUOTA_COLS ", EXISTS (SELECT FROM old),"
 		" (SELECT token_limit FROM old), (SELECT round(spend_limit,"
 		" tollgate_minor_digits(t.currency))::text FROM old),"
-		" (SELECT hard FROM old)" SCOPE_FROM("up", "q"),
-		7, params);
+		" (SELECT hard FROM old)" SCOPE_FROM("up", "q"), 7, params);
+	/* clang-format on */
 	if (res == NULL)
 		return CTL_EXIT_FAIL;
 	rc = print_quota_set(ctl, res);
@@ -414,22 +414,21 @@ quota_list(struct ctl *ctl, const struct ctl_args *a)
 		return CTL_EXIT_FAIL;
 	/* After the quota's own columns: this period's counter, which starts
 	 * with the period's first request. */
-	return ctl_list(
-		ctl, "quota list",
+	/* clang-format off */
+	return ctl_list(ctl, "quota list",
 		"SELECT " QUOTA_COLS ", coalesce(qc.used_tokens, 0),"
 		" coalesce(qc.reserved_tokens, 0),"
 		" round(coalesce(qc.used_nanos, 0) / 1e9,"
-		" tollgate_minor_digits(t.currency))::text" SCOPE_FROM(
-			"quotas",
-			"q") " LEFT JOIN quota_counters qc ON qc.quota_id = "
-			     "q.id AND qc.period_start = "
-			     "tollgate_period_start(q.period, now(),"
-			     " t.tz) WHERE $1::bigint IS NULL OR q.tenant_id = "
-			     "$1::bigint ORDER BY t.name, q.key_id NULLS FIRST,"
-			     " q.model_pattern NULLS FIRST, array_position("
-			     "ARRAY['day', 'week', 'month', 'total'], "
-			     "q.period)",
+		" tollgate_minor_digits(t.currency))::text"
+		SCOPE_FROM("quotas", "q")
+		" LEFT JOIN quota_counters qc ON qc.quota_id = q.id"
+		" AND qc.period_start = tollgate_period_start(q.period, now(),"
+		" t.tz) WHERE $1::bigint IS NULL OR q.tenant_id = $1::bigint"
+		" ORDER BY t.name, q.key_id NULLS FIRST,"
+		" q.model_pattern NULLS FIRST, array_position("
+		"ARRAY['day', 'week', 'month', 'total'], q.period)",
 		1, params, &quota_view);
+	/* clang-format on */
 }
 
 /* tollctl quota clear ID | --tenant T [--key K] [--model P] --period P */
@@ -447,8 +446,7 @@ quota_clear(struct ctl *ctl, const struct ctl_args *a)
 
 	if (id != NULL && (tenant != NULL || key != NULL || model != NULL ||
 			   period != NULL)) {
-		ctl_err("quota clear: give a quota ID or --tenant and "
-			"--period, not both");
+		ctl_err("quota clear: give a quota ID or --tenant and --period, not both");
 		return CTL_EXIT_USAGE;
 	}
 	if (id != NULL && !ctl_valid_id(id)) {
@@ -456,8 +454,7 @@ quota_clear(struct ctl *ctl, const struct ctl_args *a)
 		return CTL_EXIT_USAGE;
 	}
 	if (id == NULL && (tenant == NULL || period == NULL)) {
-		ctl_err("quota clear: give a quota ID, or --tenant and "
-			"--period");
+		ctl_err("quota clear: give a quota ID, or --tenant and --period");
 		return CTL_EXIT_USAGE;
 	}
 	if (period != NULL && !valid_period(period)) {
@@ -475,12 +472,12 @@ quota_clear(struct ctl *ctl, const struct ctl_args *a)
 		return CTL_EXIT_FAIL;
 	if (id != NULL) {
 		params[0] = id;
-		res = ctl_query(
-			ctl, "quota clear",
+		/* clang-format off */
+		res = ctl_query(ctl, "quota clear",
 			"WITH up AS (DELETE FROM quotas WHERE id = $1::bigint"
-			" RETURNING *) SELECT " QUOTA_COLS SCOPE_FROM("up",
-								      "q"),
-			1, params);
+			" RETURNING *) SELECT " QUOTA_COLS
+			SCOPE_FROM("up", "q"), 1, params);
+		/* clang-format on */
 	} else {
 		if (ctl_scope_find(ctl, tenant, key, &s) < 0)
 			return CTL_EXIT_FAIL;
@@ -488,12 +485,12 @@ quota_clear(struct ctl *ctl, const struct ctl_args *a)
 		params[1] = ctl_scope_key(&s);
 		params[2] = model;
 		params[3] = period;
-		res = ctl_query(
-			ctl, "quota clear",
+		/* clang-format off */
+		res = ctl_query(ctl, "quota clear",
 			"WITH up AS (DELETE FROM quotas WHERE " QUOTA_SCOPE
-			" RETURNING *) SELECT " QUOTA_COLS SCOPE_FROM("up",
-								      "q"),
-			4, params);
+			" RETURNING *) SELECT " QUOTA_COLS
+			SCOPE_FROM("up", "q"), 4, params);
+		/* clang-format on */
 	}
 	if (res == NULL)
 		return CTL_EXIT_FAIL;
@@ -525,37 +522,11 @@ out:
 	return rc;
 }
 
-static const struct ctl_opt quota_set_opts[] = {
-	{ "tenant", required_argument, 0 },
-	{ "key", required_argument, 0 },
-	{ "model", required_argument, 0 },
-	{ "period", required_argument, 0 },
-	{ "tokens", required_argument, 0 },
-	{ "spend", required_argument, 0 },
-	{ "soft", no_argument, 0 },
-	{ "hard", no_argument, 0 },
-	{ NULL, 0, 0 },
-};
-
-static const struct ctl_opt quota_list_opts[] = {
-	{ "tenant", required_argument, 0 },
-	{ NULL, 0, 0 },
-};
-
-static const struct ctl_opt quota_clear_opts[] = {
-	{ "tenant", required_argument, 0 },
-	{ "key", required_argument, 0 },
-	{ "model", required_argument, 0 },
-	{ "period", required_argument, 0 },
-	{ NULL, 0, 0 },
-};
-
 const struct ctl_cmd ctl_quota_set_cmd = {
 	.family = "quota",
 	.name = "set",
 	.usage = quota_usage,
-	.opts = quota_set_opts,
-	.required = (const char *const[]){ "tenant", "period", NULL },
+	.opts = "tenant! key= model= period! tokens= spend= soft hard",
 	.run = quota_set,
 };
 
@@ -563,7 +534,7 @@ const struct ctl_cmd ctl_quota_list_cmd = {
 	.family = "quota",
 	.name = "list",
 	.usage = quota_usage,
-	.opts = quota_list_opts,
+	.opts = "tenant=",
 	.run = quota_list,
 };
 
@@ -571,7 +542,7 @@ const struct ctl_cmd ctl_quota_clear_cmd = {
 	.family = "quota",
 	.name = "clear",
 	.usage = quota_usage,
-	.opts = quota_clear_opts,
+	.opts = "tenant= key= model= period=",
 	.max_args = 1,
 	.run = quota_clear,
 };

@@ -66,8 +66,7 @@ find_key(struct ctl *ctl, const char *arg, struct ctl_scope *s)
 			len += snprintf(ids + len, sizeof(ids) - len, "%s%s",
 					i > 0 ? ", " : "",
 					PQgetvalue(res, i, 0));
-		ctl_err("'%s' is ambiguous: it matches keys %s%s of tenant "
-			"'%s'",
+		ctl_err("'%s' is ambiguous: it matches keys %s%s of tenant '%s'",
 			arg, ids, i < own ? ", ..." : "", s->tenant);
 	} else {
 		snprintf(s->key_id, sizeof(s->key_id), "%s",
@@ -128,8 +127,7 @@ ctl_check_key_arg(const char *key)
 	    keyhash_well_formed(key, strlen(key)) ||
 	    (strlen(key) >= CTL_KEY_MIN_PREFIX && strspn(key, " \t") == 0))
 		return 0;
-	ctl_err("invalid --key '%s': a key id, a key prefix (at least %d "
-		"characters) or a key",
+	ctl_err("invalid --key '%s': a key id, a key prefix (at least %d characters) or a key",
 		key, CTL_KEY_MIN_PREFIX);
 	return -1;
 }

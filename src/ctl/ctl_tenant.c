@@ -25,17 +25,16 @@ static const char tenant_usage[] =
 	"A disabled tenant's keys are refused by the gateway.\n";
 
 /* Tenant columns in COL_* order; a WHERE or ORDER BY may follow. */
-#define TENANT_SELECT                                                          \
-	"SELECT t.id, t.name, t.currency, t.tz, t.disabled, " CTL_TS(          \
-		"t.created_at") ", "                                           \
-				"(SELECT count(*) FROM api_keys k WHERE "      \
-				"k.tenant_id = t.id"                           \
-				" AND k.revoked_at IS NULL"                    \
-				" AND (k.expires_at IS NULL OR k.expires_at "  \
-				"> now())), "                                  \
-				"(SELECT count(*) FROM api_keys k WHERE "      \
-				"k.tenant_id = t.id) "                         \
-				"FROM tenants t "
+/* clang-format off */
+#define TENANT_SELECT \
+	"SELECT t.id, t.name, t.currency, t.tz, t.disabled, " \
+	CTL_TS("t.created_at") ", " \
+	"(SELECT count(*) FROM api_keys k WHERE k.tenant_id = t.id" \
+	" AND k.revoked_at IS NULL" \
+	" AND (k.expires_at IS NULL OR k.expires_at > now())), " \
+	"(SELECT count(*) FROM api_keys k WHERE k.tenant_id = t.id) " \
+	"FROM tenants t "
+/* clang-format on */
 
 enum {
 	COL_ID,
@@ -100,15 +99,13 @@ add_error(const PGresult *res, const char *name, const char *currency)
 	}
 	if (strcmp(state, "23514") == 0 && cons != NULL &&
 	    strstr(cons, "currency") != NULL) {
-		ctl_err("invalid currency '%s': three capital letters, "
-			"e.g. USD",
+		ctl_err("invalid currency '%s': three capital letters, e.g. USD",
 			currency);
 		return CTL_EXIT_USAGE;
 	}
 	if (strcmp(state, "23514") == 0 && cons != NULL &&
 	    strstr(cons, "name") != NULL) {
-		ctl_err("invalid tenant name '%s': letters, digits, '.', '_' "
-			"and '-', starting with a letter or digit, up to 64",
+		ctl_err("invalid tenant name '%s': letters, digits, '.', '_' and '-', starting with a letter or digit, up to 64",
 			name);
 		return CTL_EXIT_USAGE;
 	}
@@ -143,15 +140,10 @@ show_by_name(struct ctl *ctl, const char *name)
 	PGresult *res;
 	int rc;
 
-	res = ctl_query(ctl, "tenant show", TENANT_SELECT "WHERE t.name = $1",
-			1, params);
+	res = ctl_query_named(ctl, "tenant show", "tenant",
+			      TENANT_SELECT "WHERE t.name = $1", 1, params);
 	if (res == NULL)
 		return CTL_EXIT_FAIL;
-	if (PQntuples(res) == 0) {
-		ctl_err("no tenant named '%s'", name);
-		PQclear(res);
-		return CTL_EXIT_FAIL;
-	}
 	rc = print_one(ctl, res);
 	PQclear(res);
 	return rc;
@@ -183,8 +175,7 @@ tenant_add(struct ctl *ctl, const struct ctl_args *a)
 	known = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
 	PQclear(res);
 	if (!known) {
-		ctl_err("unknown time zone '%s' (an IANA name such as "
-			"Asia/Shanghai)",
+		ctl_err("unknown time zone '%s' (an IANA name such as Asia/Shanghai)",
 			tz);
 		return CTL_EXIT_USAGE;
 	}
@@ -234,18 +225,14 @@ tenant_set_disabled(struct ctl *ctl, const char *name, const char *disabled)
 		return CTL_EXIT_FAIL;
 	params[0] = name;
 	/* The old value comes from the row as it was before the update. */
-	res = ctl_query(ctl, "tenant disable",
-			"UPDATE tenants t SET disabled = $2::boolean"
-			" FROM tenants o WHERE t.id = o.id AND t.name = $1"
-			" RETURNING o.disabled <> $2::boolean",
-			2, params);
+	res = ctl_query_named(
+		ctl, "tenant disable", "tenant",
+		"UPDATE tenants t SET disabled = $2::boolean"
+		" FROM tenants o WHERE t.id = o.id AND t.name = $1"
+		" RETURNING o.disabled <> $2::boolean",
+		2, params);
 	if (res == NULL)
 		return CTL_EXIT_FAIL;
-	if (PQntuples(res) == 0) {
-		ctl_err("no tenant named '%s'", name);
-		PQclear(res);
-		return CTL_EXIT_FAIL;
-	}
 	changed = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
 	PQclear(res);
 	if (!ctl->json) {
@@ -270,12 +257,6 @@ tenant_enable(struct ctl *ctl, const struct ctl_args *a)
 	return tenant_set_disabled(ctl, a->argv[0], "f");
 }
 
-static const struct ctl_opt tenant_add_opts[] = {
-	{ "currency", required_argument, 0 },
-	{ "tz", required_argument, 0 },
-	{ NULL, 0, 0 },
-};
-
 /* The tenant verbs: each takes one NAME but list. */
 #define TENANT_CMD(verb, fn, opts_, nargs)                                     \
 	{                                                                      \
@@ -285,7 +266,7 @@ static const struct ctl_opt tenant_add_opts[] = {
 	}
 
 const struct ctl_cmd ctl_tenant_add_cmd =
-	TENANT_CMD("add", tenant_add, tenant_add_opts, 1);
+	TENANT_CMD("add", tenant_add, "currency= tz=", 1);
 const struct ctl_cmd ctl_tenant_list_cmd =
 	TENANT_CMD("list", tenant_list, NULL, 0);
 const struct ctl_cmd ctl_tenant_show_cmd =

@@ -169,13 +169,11 @@ print_table(const struct grouping *g, const PGresult *month,
 	/* The key id is a number too. */
 	if (strcmp(g->by, "key") == 0)
 		right[NSUMS] = '0';
-	if ((t = ctl_table_new(ncols, head, right)) == NULL)
-		goto oom;
+	t = ctl_table_new(ncols, head, right);
 	for (r = 0; r < PQntuples(res); r++) {
 		for (i = 0; i < ncols; i++)
 			row[i] = ctl_val(res, r, i);
-		if (ctl_table_add(t, row) < 0)
-			goto oom;
+		ctl_table_add(t, row);
 	}
 	for (i = 0; i < g->nlabels; i++)
 		row[i] = i == 0 ? "TOTAL" : "";
@@ -183,15 +181,8 @@ print_table(const struct grouping *g, const PGresult *month,
 		snprintf(nums[i], sizeof(nums[i]), "%" PRId64, totals[i]);
 		row[g->nlabels + i] = nums[i];
 	}
-	if (ctl_table_add(t, row) < 0)
-		goto oom;
-	ctl_table_print(t);
-	ctl_table_free(t);
-	return 0;
-oom:
-	ctl_table_free(t);
-	ctl_err("out of memory");
-	return CTL_EXIT_FAIL;
+	ctl_table_add(t, row);
+	return ctl_table_print(t) < 0 ? ctl_oom() : 0;
 }
 
 /* tollctl usage --tenant T [--month YYYY-MM] [--by model|day|key] */
@@ -226,40 +217,19 @@ usage_run(struct ctl *ctl, const struct ctl_args *a)
 	params[0] = tenant;
 	params[1] = month_arg;
 	/* id, tz, month, first instant, end instant, name */
-	month = ctl_query(
-		ctl, "usage",
-		"SELECT t.id, t.tz, to_char(m.d, 'YYYY-MM'), " CTL_TS(
-			"m.d::timestamp AT TIME ZONE "
-			"t.tz") ", " CTL_TS("(m.d + interval '1 "
-					    "month')::timestamp"
-					    " AT TIME ZONE t.tz") ", t.name, "
-								  "(m.d::"
-								  "timestamp "
-								  "AT TIME "
-								  "ZONE "
-								  "t.tz)::text,"
-								  " ((m.d + "
-								  "interval '1 "
-								  "month')::"
-								  "timestamp"
-								  " AT TIME "
-								  "ZONE "
-								  "t.tz)::text "
-								  "FROM "
-								  "tenants t, "
-								  "(SELECT "
-								  "coalesce(to_"
-								  "date($2, "
-								  "'YYYY-MM'),"
-								  " date_trunc("
-								  "'month', "
-								  "now() AT "
-								  "TIME ZONE "
-								  "'UTC')::"
-								  "date) AS d) "
-								  "m WHERE "
-								  "t.name = $1",
-		2, params);
+	/* clang-format off */
+	month = ctl_query(ctl, "usage",
+		"SELECT t.id, t.tz, to_char(m.d, 'YYYY-MM'), "
+		CTL_TS("m.d::timestamp AT TIME ZONE t.tz") ", "
+		CTL_TS("(m.d + interval '1 month')::timestamp"
+		       " AT TIME ZONE t.tz") ", t.name, "
+		"(m.d::timestamp AT TIME ZONE t.tz)::text, "
+		"((m.d + interval '1 month')::timestamp"
+		" AT TIME ZONE t.tz)::text "
+		"FROM tenants t, (SELECT coalesce(to_date($2, 'YYYY-MM'),"
+		" date_trunc('month', now() AT TIME ZONE 'UTC')::date) AS d) m "
+		"WHERE t.name = $1", 2, params);
+	/* clang-format on */
 	if (month == NULL)
 		goto out;
 	if (PQntuples(month) == 0) {
@@ -287,17 +257,9 @@ out:
 	return rc;
 }
 
-static const struct ctl_opt usage_opts[] = {
-	{ "tenant", required_argument, 't' },
-	{ "month", required_argument, 'm' },
-	{ "by", required_argument, 'b' },
-	{ NULL, 0, 0 },
-};
-
 const struct ctl_cmd ctl_usage_cmd = {
 	.family = "usage",
 	.usage = usage_usage,
-	.opts = usage_opts,
-	.required = (const char *const[]){ "tenant", NULL },
+	.opts = "t|tenant! m|month= b|by=",
 	.run = usage_run,
 };

@@ -87,6 +87,14 @@ ctl_err(const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
+/* Reports that memory ran out. */
+int
+ctl_oom(void)
+{
+	ctl_err("out of memory");
+	return CTL_EXIT_FAIL;
+}
+
 /* Prints help text to stdout and returns 0, for "VERB --help". */
 int
 ctl_help(const char *text)
@@ -123,6 +131,32 @@ merge_opts(struct ctl *ctl, const char *shortopts,
 	return 0;
 }
 
+/* Reports the option getopt_long refused: a flag given a value
+ * ("--soft=x"), a letter no option has, or a name no option has. */
+static void
+unknown_opt(const struct ctl *ctl, const char *arg)
+{
+	size_t len = strcspn(arg, "=");
+	const char *flag = NULL;
+	int matches = 0;
+
+	/* getopt_long takes a unique prefix of a name, so do we. */
+	for (int i = 0; arg[len] == '=' && ctl->opts[i].name != NULL; i++)
+		if (strncmp(arg, "--", 2) == 0 &&
+		    strncmp(ctl->opts[i].name, arg + 2, len - 2) == 0) {
+			flag = ctl->opts[i].name;
+			matches++;
+		}
+	if (matches == 1) {
+		ctl_err("option '--%s' takes no value", flag);
+		return;
+	}
+	if (optopt != 0 && optopt < 0x100)
+		ctl_err("unknown option '-%c'", optopt);
+	else
+		ctl_err("unknown option '%s'", arg);
+}
+
 /* getopt_long with the verb's options plus the common ones; see ctl.h. */
 int
 ctl_getopt(struct ctl *ctl, int argc, char **argv, const char *shortopts,
@@ -154,11 +188,7 @@ ctl_getopt(struct ctl *ctl, int argc, char **argv, const char *shortopts,
 			ctl_err("option '%s' needs a value", argv[optind - 1]);
 			return '?';
 		case '?':
-			if (optopt != 0 && optopt < 0x100)
-				ctl_err("unknown option '-%c'", optopt);
-			else
-				ctl_err("unknown option '%s'",
-					argv[optind - 1]);
+			unknown_opt(ctl, argv[optind - 1]);
 			return '?';
 		case -1:
 			/* Next verb starts from a fresh table. */
@@ -328,6 +358,21 @@ ctl_query(struct ctl *ctl, const char *what, const char *sql, int nparams,
 	return NULL;
 }
 
+/* ctl_query that reports a missing row; see ctl.h. */
+PGresult *
+ctl_query_named(struct ctl *ctl, const char *what, const char *noun,
+		const char *sql, int nparams, const char *const *params)
+{
+	PGresult *res = ctl_query(ctl, what, sql, nparams, params);
+
+	if (res != NULL && PQntuples(res) == 0) {
+		ctl_err("no %s named '%s'", noun, params[0]);
+		PQclear(res);
+		return NULL;
+	}
+	return res;
+}
+
 /* Runs a parameterless command; 0, or -1 after reporting. */
 int
 ctl_exec(struct ctl *ctl, const char *sql)
@@ -389,9 +434,24 @@ struct ctl_table {
 	int ncols;
 	int nrows;
 	int cap;
+	int failed; /* a row could not be stored */
 	char right[16];
 	char **cells; /* (nrows + 1) * ncols, row 0 is the header */
 };
+
+/* Frees the table and its cells; NULL is allowed. */
+static void
+ctl_table_free(struct ctl_table *t)
+{
+	int i;
+
+	if (t == NULL)
+		return;
+	for (i = 0; i < (t->nrows + 1) * t->ncols; i++)
+		free(t->cells[i]);
+	free(t->cells);
+	free(t);
+}
 
 /* Creates a table; see ctl.h. */
 struct ctl_table *
@@ -404,29 +464,28 @@ ctl_table_new(int ncols, const char *const *headers, const char *right)
 	t->ncols = ncols;
 	snprintf(t->right, sizeof(t->right), "%s", right != NULL ? right : "");
 	t->nrows = -1;
-	if (ctl_table_add(t, headers) < 0) {
-		ctl_table_free(t);
-		return NULL;
-	}
+	ctl_table_add(t, headers);
 	return t;
 }
 
-/* Appends a copy of cells as a row. */
-int
+/* Appends a copy of cells as a row, or fails the table. */
+void
 ctl_table_add(struct ctl_table *t, const char *const *cells)
 {
 	int i, base;
 	char **grown;
 
-	if (t == NULL)
-		return -1;
+	if (t == NULL || t->failed)
+		return;
 	if (t->nrows + 1 >= t->cap) {
 		int cap = t->cap == 0 ? 16 : t->cap * 2;
 
 		grown = realloc(t->cells,
 				(size_t)cap * t->ncols * sizeof(*grown));
-		if (grown == NULL)
-			return -1;
+		if (grown == NULL) {
+			t->failed = 1;
+			return;
+		}
 		t->cells = grown;
 		t->cap = cap;
 	}
@@ -436,11 +495,11 @@ ctl_table_add(struct ctl_table *t, const char *const *cells)
 		if (t->cells[base + i] == NULL) {
 			while (i-- > 0)
 				free(t->cells[base + i]);
-			return -1;
+			t->failed = 1;
+			return;
 		}
 	}
 	t->nrows++;
-	return 0;
 }
 
 /* Display width of a UTF-8 string: one column per code point. */
@@ -455,15 +514,18 @@ text_width(const char *s)
 	return w;
 }
 
-/* Writes the table to stdout, columns separated by two spaces. */
-void
-ctl_table_print(const struct ctl_table *t)
+/* Writes the table to stdout, columns separated by two spaces, and frees
+ * it. */
+int
+ctl_table_print(struct ctl_table *t)
 {
 	int widths[32] = { 0 };
 	int r, c, w;
 
-	if (t == NULL || t->ncols > 32)
-		return;
+	if (t == NULL || t->failed || t->ncols > 32) {
+		ctl_table_free(t);
+		return -1;
+	}
 	for (r = 0; r <= t->nrows; r++)
 		for (c = 0; c < t->ncols; c++) {
 			w = text_width(t->cells[r * t->ncols + c]);
@@ -488,20 +550,8 @@ ctl_table_print(const struct ctl_table *t)
 		}
 		fputc('\n', stdout);
 	}
-}
-
-/* Frees the table and its cells; NULL is allowed. */
-void
-ctl_table_free(struct ctl_table *t)
-{
-	int i;
-
-	if (t == NULL)
-		return;
-	for (i = 0; i < (t->nrows + 1) * t->ncols; i++)
-		free(t->cells[i]);
-	free(t->cells);
-	free(t);
+	ctl_table_free(t);
+	return 0;
 }
 
 /* Adds a string member, or null. */
@@ -544,16 +594,12 @@ ctl_json_print(cJSON *root)
 {
 	char *text;
 
-	if (root == NULL) {
-		ctl_err("out of memory");
-		return CTL_EXIT_FAIL;
-	}
+	if (root == NULL)
+		return ctl_oom();
 	text = cJSON_Print(root);
 	cJSON_Delete(root);
-	if (text == NULL) {
-		ctl_err("out of memory");
-		return CTL_EXIT_FAIL;
-	}
+	if (text == NULL)
+		return ctl_oom();
 	puts(text);
 	cJSON_free(text);
 	return 0;
@@ -599,15 +645,14 @@ print_table(const PGresult *res, const struct ctl_cell *cells)
 	const char *head[32], *row[32];
 	char right[33] = "", bufs[32][128];
 	struct ctl_table *t;
-	int n = 0, rc = -1;
+	int n = 0;
 
 	for (; cells[n].head != NULL && n < 32; n++) {
 		head[n] = cells[n].head;
 		if (cells[n].right)
 			right[strlen(right)] = (char)('0' + n);
 	}
-	if ((t = ctl_table_new(n, head, right)) == NULL)
-		return -1;
+	t = ctl_table_new(n, head, right);
 	for (int r = 0; r < PQntuples(res); r++) {
 		for (int i = 0; i < n; i++) {
 			const struct ctl_cell *c = &cells[i];
@@ -618,14 +663,9 @@ print_table(const PGresult *res, const struct ctl_cell *cells)
 			if (row[i] == NULL && c->null != NULL)
 				row[i] = c->null;
 		}
-		if (ctl_table_add(t, row) < 0)
-			goto out;
+		ctl_table_add(t, row);
 	}
-	ctl_table_print(t);
-	rc = 0;
-out:
-	ctl_table_free(t);
-	return rc;
+	return ctl_table_print(t);
 }
 
 /* Prints every row: a table, or a JSON array. */
@@ -641,11 +681,7 @@ ctl_print_rows(struct ctl *ctl, const PGresult *res, const struct ctl_view *v)
 					     ctl_row_json(res, i, v->members));
 		return ctl_json_print(arr);
 	}
-	if (print_table(res, v->cells) < 0) {
-		ctl_err("out of memory");
-		return CTL_EXIT_FAIL;
-	}
-	return 0;
+	return print_table(res, v->cells) < 0 ? ctl_oom() : 0;
 }
 
 /* Runs a list verb's query and prints its rows. */
@@ -681,14 +717,54 @@ static const struct ctl_cmd *const commands[] = {
 
 #define NCOMMANDS ((int)(sizeof(commands) / sizeof(commands[0])))
 
+/* One word of a verb's option string (ctl.h). */
+struct opt_word {
+	char name[32];
+	int alias;        /* its one letter, or 0 */
+	int has_arg;      /* no_argument or required_argument */
+	int required;     /* "name!" */
+	const char *meta; /* what its value is, metalen bytes */
+	int metalen;
+};
+
+/* Reads the next word of *spec into w and moves *spec past it. 1, or 0
+ * at the end. */
+static int
+next_opt(const char **spec, struct opt_word *w)
+{
+	const char *s = *spec + strspn(*spec, " ");
+	size_t len = strcspn(s, " "), n;
+
+	if (len == 0)
+		return 0;
+	*spec = s + len;
+	memset(w, 0, sizeof(*w));
+	if (len > 2 && s[1] == '|') {
+		w->alias = (unsigned char)s[0];
+		s += 2;
+		len -= 2;
+	}
+	for (n = 0; n < len && s[n] != '=' && s[n] != '!'; n++)
+		;
+	snprintf(w->name, sizeof(w->name), "%.*s", (int)n, s);
+	if (n < len) {
+		w->has_arg = required_argument;
+		w->required = s[n] == '!';
+		w->meta = s + n + 1;
+		w->metalen = (int)(len - n - 1);
+	}
+	return 1;
+}
+
 /* The value of a verb's option, or NULL. */
 const char *
 ctl_arg(const struct ctl_args *a, const char *name)
 {
-	const struct ctl_opt *o = a->cmd->opts;
+	const char *spec = a->cmd->opts != NULL ? a->cmd->opts : "";
+	struct opt_word w;
 
-	for (int i = 0; o != NULL && o[i].name != NULL; i++)
-		if (strcmp(o[i].name, name) == 0)
+	for (int i = 0; next_opt(&spec, &w); i++)
+		if (strcmp(w.name, name) == 0)
 			return a->val[i];
 	return NULL;
 }
@@ -711,6 +787,8 @@ static int
 check_args(const struct ctl_args *a)
 {
 	const struct ctl_cmd *cmd = a->cmd;
+	const char *spec = cmd->opts != NULL ? cmd->opts : "";
+	struct opt_word w;
 
 	if ((a->argc < cmd->min_args || a->argc > cmd->max_args) &&
 	    cmd->arg_error != NULL) {
@@ -726,17 +804,13 @@ check_args(const struct ctl_args *a)
 			a->argv[cmd->max_args]);
 		return CTL_EXIT_USAGE;
 	}
-	for (int i = 0; cmd->required != NULL && cmd->required[i]; i++) {
-		const char *req = cmd->required[i];
-		char name[64];
-
-		snprintf(name, sizeof(name), "%.*s", (int)strcspn(req, " "),
-			 req);
-		if (ctl_arg(a, name) == NULL) {
-			ctl_err("%s: --%s is required", ctl_verb(a), req);
+	for (int i = 0; next_opt(&spec, &w); i++)
+		if (w.required && a->val[i] == NULL) {
+			ctl_err("%s: --%s%s%.*s is required", ctl_verb(a),
+				w.name, w.metalen > 0 ? " " : "", w.metalen,
+				w.meta);
 			return CTL_EXIT_USAGE;
 		}
-	}
 	return 0;
 }
 
@@ -744,6 +818,8 @@ check_args(const struct ctl_args *a)
 static int
 run_cmd(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv)
 {
+	const char *spec = cmd->opts != NULL ? cmd->opts : "";
+	struct opt_word w[CTL_MAX_OPTS];
 	struct option longopts[CTL_MAX_OPTS];
 	char shortopts[CTL_MAX_OPTS * 2 + 1], *sp = shortopts;
 	struct ctl_args a;
@@ -751,15 +827,13 @@ run_cmd(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv)
 
 	memset(&a, 0, sizeof(a));
 	a.cmd = cmd;
-	for (; cmd->opts != NULL && cmd->opts[n].name != NULL; n++) {
-		const struct ctl_opt *o = &cmd->opts[n];
-		longopts[n] =
-			(struct option){ o->name, o->has_arg, NULL,
-					 o->short_name != 0 ? o->short_name
-							    : OPT_VERB + n };
-		if (o->short_name != 0) {
-			*sp++ = (char)o->short_name;
-			if (o->has_arg == required_argument)
+	for (; n < CTL_MAX_OPTS - 1 && next_opt(&spec, &w[n]); n++) {
+		longopts[n] = (struct option){ w[n].name, w[n].has_arg, NULL,
+					       w[n].alias != 0 ? w[n].alias
+							       : OPT_VERB + n };
+		if (w[n].alias != 0) {
+			*sp++ = (char)w[n].alias;
+			if (w[n].has_arg == required_argument)
 				*sp++ = ':';
 		}
 	}

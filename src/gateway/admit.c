@@ -102,10 +102,8 @@ admit_auth(struct evhttp_request *http, const struct endpoint *ep,
 			r, 401, "invalid_request_error", "invalid_api_key",
 			NULL, "%s",
 			ep->wire == WIRE_ANTHROPIC
-				? "You didn't provide an API key. Send it as "
-				  "'x-api-key: tg-...'."
-				: "You didn't provide an API key. Send it as "
-				  "'Authorization: Bearer tg-...'.");
+				? "You didn't provide an API key. Send it as 'x-api-key: tg-...'."
+				: "You didn't provide an API key. Send it as 'Authorization: Bearer tg-...'.");
 	switch (keystore_lookup(key, len, &a->grant)) {
 	case KEY_OK:
 		break;
@@ -134,11 +132,11 @@ admit_body(const struct config *cfg, struct evhttp_request *http,
 
 	a->body_len = evbuffer_get_length(in);
 	if (a->body_len > (size_t)cfg->max_body_size)
-		return refuse(r, 413, "invalid_request_error",
-			      "invalid_request_error", NULL,
-			      "Request body of %zu bytes exceeds the limit of "
-			      "%lld bytes.",
-			      a->body_len, (long long)cfg->max_body_size);
+		return refuse(
+			r, 413, "invalid_request_error",
+			"invalid_request_error", NULL,
+			"Request body of %zu bytes exceeds the limit of %lld bytes.",
+			a->body_len, (long long)cfg->max_body_size);
 	a->body = malloc(a->body_len + 1);
 	if (a->body == NULL)
 		return refuse(r, 500, "server_error", NULL, NULL,
@@ -154,10 +152,10 @@ admit_body(const struct config *cfg, struct evhttp_request *http,
 	a->json =
 		depth < 0 ? NULL : cJSON_ParseWithLength(a->body, a->body_len);
 	if (!cJSON_IsObject(a->json))
-		return refuse(r, 400, "invalid_request_error",
-			      "invalid_request_error", NULL,
-			      "We could not parse the JSON body of your "
-			      "request. The body must be a JSON object.");
+		return refuse(
+			r, 400, "invalid_request_error",
+			"invalid_request_error", NULL,
+			"We could not parse the JSON body of your request. The body must be a JSON object.");
 	return 0;
 }
 
@@ -204,27 +202,26 @@ admit_route(const struct config *cfg, const struct endpoint *ep,
 	const struct route_target *t;
 
 	if (!keystore_model_allowed(&a->grant, a->model))
-		return refuse(r, 403, "invalid_request_error",
-			      "model_not_allowed", "model",
-			      "This API key is not allowed to use the model "
-			      "'%.200s'.",
-			      a->model);
+		return refuse(
+			r, 403, "invalid_request_error", "model_not_allowed",
+			"model",
+			"This API key is not allowed to use the model '%.200s'.",
+			a->model);
 	route = config_route(cfg, a->model);
 	if (route == NULL)
-		return refuse(r, 404, "invalid_request_error",
-			      "model_not_found", "model",
-			      "The model '%.200s' does not exist or you do "
-			      "not have access to it.",
-			      a->model);
+		return refuse(
+			r, 404, "invalid_request_error", "model_not_found",
+			"model",
+			"The model '%.200s' does not exist or you do not have access to it.",
+			a->model);
 	a->route = route;
 	a->target = provider_first_target(route, 0, ep->wire);
 	if (a->target < 0)
-		return refuse(r, 400, "invalid_request_error",
-			      "unsupported_endpoint", "model",
-			      "The model '%.200s' is served by provider '%s', "
-			      "which does not take %s requests.",
-			      a->model, route->targets[0].provider->name,
-			      ep->path);
+		return refuse(
+			r, 400, "invalid_request_error", "unsupported_endpoint",
+			"model",
+			"The model '%.200s' is served by provider '%s', which does not take %s requests.",
+			a->model, route->targets[0].provider->name, ep->path);
 	t = &route->targets[a->target];
 	rec->provider = strdup(t->provider->name);
 	rec->upstream_model = strdup(provider_target_model(t, a->model));
@@ -282,12 +279,10 @@ admit_rate_limits(struct evhttp_request *http, struct admission *a,
 	if (tokens && st.retry_after_ms == 0) {
 		snprintf(rec->refusal, sizeof rec->refusal,
 			 "rate_limit:tokens");
-		return refuse(r, 429, "tokens", "rate_limit_exceeded", NULL,
-			      "Request too large: it may use %lld tokens, more "
-			      "than the %s's limit of %lld tokens per minute. "
-			      "Lower max_tokens or the prompt.",
-			      (long long)a->worst, st.scope,
-			      (long long)st.limit);
+		return refuse(
+			r, 429, "tokens", "rate_limit_exceeded", NULL,
+			"Request too large: it may use %lld tokens, more than the %s's limit of %lld tokens per minute. Lower max_tokens or the prompt.",
+			(long long)a->worst, st.scope, (long long)st.limit);
 	}
 	retry_s = (st.retry_after_ms + 999) / 1000;
 	snprintf(v, sizeof v, "%lld", (long long)(retry_s > 0 ? retry_s : 1));
@@ -295,22 +290,19 @@ admit_rate_limits(struct evhttp_request *http, struct admission *a,
 	if (strcmp(st.refused, "concurrency") == 0) {
 		snprintf(rec->refusal, sizeof rec->refusal,
 			 "rate_limit:concurrency");
-		return refuse(r, 429, st.refused, "rate_limit_exceeded", NULL,
-			      "Too many concurrent requests for this %s: "
-			      "limit %lld, in flight %lld. Please try again "
-			      "shortly.",
-			      st.scope, (long long)st.limit,
-			      (long long)st.used);
+		return refuse(
+			r, 429, st.refused, "rate_limit_exceeded", NULL,
+			"Too many concurrent requests for this %s: limit %lld, in flight %lld. Please try again shortly.",
+			st.scope, (long long)st.limit, (long long)st.used);
 	}
 	snprintf(rec->refusal, sizeof rec->refusal, "%s",
 		 tokens ? "rate_limit:tokens" : "rate_limit:requests");
-	return refuse(r, 429, st.refused, "rate_limit_exceeded", NULL,
-		      "Rate limit reached for %s per minute (%s) of this %s: "
-		      "Limit %lld, Used %lld, Requested %lld. Please try again "
-		      "in %llds.",
-		      st.refused, tokens ? "TPM" : "RPM", st.scope,
-		      (long long)st.limit, (long long)st.used,
-		      (long long)(tokens ? a->worst : 1), (long long)retry_s);
+	return refuse(
+		r, 429, st.refused, "rate_limit_exceeded", NULL,
+		"Rate limit reached for %s per minute (%s) of this %s: Limit %lld, Used %lld, Requested %lld. Please try again in %llds.",
+		st.refused, tokens ? "TPM" : "RPM", st.scope,
+		(long long)st.limit, (long long)st.used,
+		(long long)(tokens ? a->worst : 1), (long long)retry_s);
 }
 
 /* Runs every step up to the quotas. */
@@ -323,12 +315,9 @@ admit_request(const struct config *cfg, struct evhttp_request *http,
 		return -1;
 	if (cfg->db_down_refuse && !pgwriter_db_ok()) {
 		snprintf(rec->refusal, sizeof rec->refusal, "ledger");
-		return refuse(r, 503, "server_error", "ledger_unavailable",
-			      NULL,
-			      "The usage ledger is unreachable and this "
-			      "gateway is set to refuse requests meanwhile "
-			      "(on_db_down = refuse). Please try again "
-			      "shortly.");
+		return refuse(
+			r, 503, "server_error", "ledger_unavailable", NULL,
+			"The usage ledger is unreachable and this gateway is set to refuse requests meanwhile (on_db_down = refuse). Please try again shortly.");
 	}
 	if (admit_body(cfg, http, a, r) != 0 ||
 	    admit_model(path_model, a, rec, r) != 0 ||
@@ -395,23 +384,20 @@ admit_quota_answer(struct admission *a, struct usage_record *rec,
 		snprintf(rec->refusal, sizeof rec->refusal, "quota:%lld",
 			 (long long)job->quota_id);
 		if (!job->spend)
-			return refuse(r, 429, "insufficient_quota",
-				      "insufficient_quota", NULL,
-				      "You exceeded quota %lld: %lld of %lld "
-				      "tokens used or reserved in this period, "
-				      "and this request may use %lld.",
-				      (long long)job->quota_id,
-				      (long long)(job->used + job->reserved),
-				      (long long)job->limit,
-				      (long long)job->tokens);
+			return refuse(
+				r, 429, "insufficient_quota",
+				"insufficient_quota", NULL,
+				"You exceeded quota %lld: %lld of %lld tokens used or reserved in this period, and this request may use %lld.",
+				(long long)job->quota_id,
+				(long long)(job->used + job->reserved),
+				(long long)job->limit, (long long)job->tokens);
 		price_format(job->used + job->reserved, used, sizeof used);
 		price_format(job->limit, lim, sizeof lim);
-		return refuse(r, 429, "insufficient_quota",
-			      "insufficient_quota", NULL,
-			      "You exceeded quota %lld: %s of its spend limit "
-			      "of %s (in your billing currency) used or "
-			      "reserved in this period.",
-			      (long long)job->quota_id, used, lim);
+		return refuse(
+			r, 429, "insufficient_quota", "insufficient_quota",
+			NULL,
+			"You exceeded quota %lld: %s of its spend limit of %s (in your billing currency) used or reserved in this period.",
+			(long long)job->quota_id, used, lim);
 	}
 	if (job->status < 0 && !job->any_hard) {
 		/* Soft quotas only warn: serve while their state is away. */
@@ -421,17 +407,17 @@ admit_quota_answer(struct admission *a, struct usage_record *rec,
 	} else if (job->status < 0) {
 		snprintf(rec->refusal, sizeof rec->refusal,
 			 "quota:unavailable");
-		return refuse(r, 503, "server_error", "quota_unavailable", NULL,
-			      "The quota state cannot be reached; "
-			      "please try again shortly.");
+		return refuse(
+			r, 503, "server_error", "quota_unavailable", NULL,
+			"The quota state cannot be reached; please try again shortly.");
 	}
 	if (job->soft_exceeded) {
-		snprintf(v, sizeof v,
-			 "quota %lld exceeded: %lld of %lld "
-			 "tokens used or reserved",
-			 (long long)job->quota_id,
-			 (long long)(job->used + job->reserved + job->tokens),
-			 (long long)job->limit);
+		snprintf(
+			v, sizeof v,
+			"quota %lld exceeded: %lld of %lld tokens used or reserved",
+			(long long)job->quota_id,
+			(long long)(job->used + job->reserved + job->tokens),
+			(long long)job->limit);
 		evhttp_add_header(out, "x-tollgate-quota-warning", v);
 		log_request(LOG_WARN, rec->request_id, rec->tenant, "soft %s",
 			    v);

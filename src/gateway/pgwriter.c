@@ -96,10 +96,10 @@ write_one(PGconn *conn, struct usage_record *r)
 		return -1;
 	}
 	atomic_fetch_add(&w.rejected, 1);
-	log_error("usage writer: the ledger rejects record %s (%s); kept in "
-		  "the spool's rejected.jnl%s",
-		  r->request_id, cause,
-		  spool_reject(r) == 0 ? "" : " (and that failed too)");
+	log_error(
+		"usage writer: the ledger rejects record %s (%s); kept in the spool's rejected.jnl%s",
+		r->request_id, cause,
+		spool_reject(r) == 0 ? "" : " (and that failed too)");
 	free(cause);
 	return 0;
 }
@@ -126,9 +126,9 @@ write_batch(struct usage_record *batch, int n)
 		free(cause);
 		return -1;
 	}
-	log_warn("usage writer: batch of %d records: %s; writing them one by "
-		 "one",
-		 n, cause);
+	log_warn(
+		"usage writer: batch of %d records: %s; writing them one by one",
+		n, cause);
 	free(cause);
 	for (struct usage_record *r = batch; n-- > 0 && r; r = r->next)
 		if (write_one(conn, r) != 0)

@@ -170,9 +170,9 @@ quota_settle(const char *request_id, int64_t tokens)
 	struct settle *s = calloc(1, sizeof *s);
 
 	if (s == NULL) {
-		log_error("quota: out of memory; request %s stays reserved "
-			  "until it expires",
-			  request_id);
+		log_error(
+			"quota: out of memory; request %s stays reserved until it expires",
+			request_id);
 		return;
 	}
 	snprintf(s->request_id, sizeof s->request_id, "%s", request_id);

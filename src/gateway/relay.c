@@ -528,10 +528,10 @@ idle_cb(evutil_socket_t fd, short what, void *arg)
 		evtimer_add(r->idle, &tv);
 		return;
 	}
-	snprintf(r->reason, sizeof r->reason,
-		 "upstream idle timeout: "
-		 "provider '%s' sent nothing for %lld ms",
-		 p->name, (long long)p->idle_timeout_ms);
+	snprintf(
+		r->reason, sizeof r->reason,
+		"upstream idle timeout: provider '%s' sent nothing for %lld ms",
+		p->name, (long long)p->idle_timeout_ms);
 	if (r->call.easy != NULL &&
 	    should_fall_back(r, CURLE_OPERATION_TIMEDOUT)) {
 		/* Silent before any byte: the next target may answer. */
@@ -702,10 +702,10 @@ relay_start(struct relay *r, struct reply_error *err)
 	err->param = NULL;
 	err->message = r->reason;
 	if (r->tr_cause != NULL) {
-		snprintf(r->reason, sizeof r->reason,
-			 "The request cannot be "
-			 "sent to provider '%s' in its API: %s",
-			 r->t->provider->name, r->tr_cause);
+		snprintf(
+			r->reason, sizeof r->reason,
+			"The request cannot be sent to provider '%s' in its API: %s",
+			r->t->provider->name, r->tr_cause);
 		err->status = 400;
 		err->type = err->code = "invalid_request_error";
 		return -1;

@@ -256,8 +256,8 @@ scan_old(char **cause)
 		qsort(s.old, s.nold, sizeof *s.old, cmp_seq);
 	atomic_store(&s.pending_bytes, bytes);
 	if (s.nold > 0)
-		log_info("spool: %zu segment%s (%" PRId64 " bytes) left by an "
-			 "earlier run; shipping them first",
+		log_info("spool: %zu segment%s (%" PRId64
+			 " bytes) left by an earlier run; shipping them first",
 			 s.nold, s.nold == 1 ? "" : "s", bytes);
 	return 0;
 }
@@ -513,9 +513,9 @@ spool_close(void)
 	if (s.rfd >= 0)
 		close(s.rfd);
 	if (s.nmem > 0)
-		log_error("spool: %lld usage records neither journaled nor "
-			  "written are lost",
-			  (long long)s.nmem);
+		log_error(
+			"spool: %lld usage records neither journaled nor written are lost",
+			(long long)s.nmem);
 	while (s.mem != NULL) {
 		struct usage_record *r = s.mem;
 		s.mem = r->next;
@@ -524,9 +524,9 @@ spool_close(void)
 	s.mem_tail = &s.mem;
 	s.nmem = 0;
 	if (atomic_load(&s.pending_bytes) > 0)
-		log_info("spool: %lld bytes of usage records stay in %s for "
-			 "the next start",
-			 (long long)atomic_load(&s.pending_bytes), s.dir);
+		log_info(
+			"spool: %lld bytes of usage records stay in %s for the next start",
+			(long long)atomic_load(&s.pending_bytes), s.dir);
 	if (s.dirfd >= 0)
 		close(s.dirfd);
 	if (s.lockfd >= 0)
@@ -591,9 +591,9 @@ append_failed(int err)
 {
 	atomic_fetch_add(&s.write_errors, 1);
 	if (!s.failing)
-		log_error("spool: cannot append to the journal in %s: %s; "
-			  "usage records are kept in memory until it can",
-			  s.dir, strerror(err));
+		log_error(
+			"spool: cannot append to the journal in %s: %s; usage records are kept in memory until it can",
+			s.dir, strerror(err));
 	s.failing = 1;
 	snprintf(s.fail_reason, sizeof s.fail_reason, "%s", strerror(err));
 }

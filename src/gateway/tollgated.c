@@ -85,8 +85,8 @@ warn_restart_only(const struct config *old, const struct config *new)
 	for (int i = 0; !listen && i < old->nlisten; i++)
 		listen = differs(old->listen[i], new->listen[i]);
 	if (listen)
-		log_warn("reload: listen changed; it needs a restart (still "
-			 "listening on the old addresses)");
+		log_warn(
+			"reload: listen changed; it needs a restart (still listening on the old addresses)");
 #define RESTART_ONLY(field, name)                                              \
 	if (old->field != new->field)                                          \
 	log_warn("reload: " name " changed; it needs a restart")
@@ -121,9 +121,9 @@ on_hup(evutil_socket_t sig, short what, void *arg)
 	(void)what;
 	cfg = config_load(d->path, 0, &cause);
 	if (cfg == NULL) {
-		log_error("SIGHUP: reload failed: %s; the running "
-			  "configuration stays",
-			  cause ? cause : d->path);
+		log_error(
+			"SIGHUP: reload failed: %s; the running configuration stays",
+			cause ? cause : d->path);
 		free(cause);
 		return;
 	}
@@ -138,9 +138,9 @@ on_hup(evutil_socket_t sig, short what, void *arg)
 		nroutes++;
 	for (const struct provider_conf *p = cfg->providers; p; p = p->next)
 		nproviders++;
-	log_info("SIGHUP: configuration reloaded from %s (%d providers, %d "
-		 "routes)",
-		 d->path, nproviders, nroutes);
+	log_info(
+		"SIGHUP: configuration reloaded from %s (%d providers, %d routes)",
+		d->path, nproviders, nroutes);
 }
 
 /* Routes libevent's messages into the log. */
@@ -245,8 +245,8 @@ start(struct daemon *d, struct config *cfg)
 	if (cfg->admin_listen != NULL)
 		log_info("admin on %s", cfg->admin_listen);
 	if (cfg->test_clock)
-		log_warn("test_clock is on: POST /clock/advance moves the "
-			 "policy clock; never in production");
+		log_warn(
+			"test_clock is on: POST /clock/advance moves the policy clock; never in production");
 }
 
 /* Stops everything start() started, in the order that loses nothing:
@@ -316,8 +316,8 @@ main(int argc, char **argv)
 	log_set_level((enum log_level)log_level_from_name(cfg->log_level));
 	log_set_json(strcmp(cfg->log_format, "json") == 0);
 	if (*cfg->key_secret == '\0')
-		log_warn("no key secret: set key_secret_file or "
-			 "TOLLGATE_KEY_SECRET (tollctl must use the same)");
+		log_warn(
+			"no key secret: set key_secret_file or TOLLGATE_KEY_SECRET (tollctl must use the same)");
 
 	signal(SIGPIPE, SIG_IGN);
 	if (log_start_async() != 0)

@@ -158,9 +158,9 @@ stop_check(evutil_socket_t fd, short what, void *arg)
 	}
 	w->w_idle_ticks = 0;
 	if (w->w_stop_left_ms <= 0 && w->w_loop.requests != NULL) {
-		log_warn("worker %d: cutting %lld requests still in flight at "
-			 "the end of shutdown_timeout",
-			 w->w_id, (long long)w->w_loop.inflight);
+		log_warn(
+			"worker %d: cutting %lld requests still in flight at the end of shutdown_timeout",
+			w->w_id, (long long)w->w_loop.inflight);
 		request_cut_all(&w->w_loop, "shutdown: cut at the end of "
 					    "shutdown_timeout");
 	} else if (w->w_stop_left_ms <= -1000) {
