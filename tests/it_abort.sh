@@ -275,4 +275,11 @@ tg_check_row "a stream afterwards: reported usage" "$TG_RID" \
 assert_eq "nothing left in flight at the provider" 0 \
 	"$(tg_mock_wait_idle 10 | jq -r .in_flight)"
 
+# Every reply the gateway finished was written out or lost with its
+# client: none keeps a draining worker waiting.
+tg_stop_gateway
+assert_eq "stop: exit 0" 0 "$TG_STOP_STATUS"
+assert_eq "stop: no reply left unwritten after all those clients" "" \
+	"$(grep 'unwritten replies left' "$TG_TMP/gateway.log")"
+
 tg_done

@@ -743,7 +743,18 @@ PREV_MONTH=$(date -u -d "$(date -u +%Y-%m-01) -1 month" +%Y-%m)
 ctl_ok "usage import: last month" usage import "$TG_TMP/close.jsonl"
 tg_ctl bill --month "$PREV_MONTH" --tenant t-close --format json \
 	>"$TG_TMP/close-draft.json" 2>"$TG_TMP/bill.err"
+tg_ctl bill --month "$PREV_MONTH" --tenant t-close --format csv \
+	>"$TG_TMP/close-draft.csv" 2>"$TG_TMP/bill.err"
 ctl_ok "bill close $PREV_MONTH" bill close --month "$PREV_MONTH"
+# Read back from the frozen invoice, its rows are the draft's to the
+# digit; only the total's note (its last field) tells them apart.
+tg_ctl bill --month "$PREV_MONTH" --tenant t-close --format csv \
+	>"$TG_TMP/close-frozen.csv" 2>"$TG_TMP/bill.err"
+assert_eq "closed bill: its CSV rows are the draft's" \
+	"$(sed '$ s/,[^,]*$//' "$TG_TMP/close-draft.csv")" \
+	"$(sed '$ s/,[^,]*$//' "$TG_TMP/close-frozen.csv")"
+assert_match "closed bill: its CSV total says closed" ",closed at [0-9-]+T" \
+	"$(tail -n 1 "$TG_TMP/close-frozen.csv")"
 tg_ctl bill --month "$PREV_MONTH" --tenant t-close --format json \
 	>"$TG_TMP/close-before.json" 2>"$TG_TMP/bill.err"
 assert_eq "closed bill: status closed, the draft's lines and total" \

@@ -100,6 +100,12 @@ assert_eq "tpm: larger than the limit: no Retry-After" "" \
 	"$(tg_header Retry-After)"
 assert_match "tpm: larger than the limit: says so" "Request too large" \
 	"$(jq -r .error.message "$TG_BODY")"
+# A max_tokens that is not a whole count does not bound the request: the
+# configured cap (4096) does, and that is more than the limit.
+chat zhipu-chat 100.5
+assert_eq "tpm: max_tokens 100.5 is not a cap: refused" 429 "$TG_STATUS"
+assert_match "tpm: max_tokens 100.5: the default cap counted" \
+	"may use 4[0-9]{3} tokens" "$(jq -r .error.message "$TG_BODY")"
 advance 180
 chat openai-chat 1000
 assert_eq "tpm: served once the window slid" 200 "$TG_STATUS"

@@ -28,6 +28,7 @@ struct request_loop {
 	struct config *cfg;
 	struct request *requests; /* in flight, for shutdown */
 	int64_t inflight;
+	int64_t unsent; /* ended, their replies not yet written out */
 };
 
 /* Handles a data-plane request for a known endpoint (http_server.c).

@@ -11,6 +11,7 @@
 
 #include "ctl.h"
 #include "ctl_bill.h"
+#include "json.h"
 
 #define NELEM(a) ((int)(sizeof(a) / sizeof(*(a))))
 
@@ -24,17 +25,19 @@ ctl_bill_jstr(const cJSON *o, const char *name)
 }
 
 /* A member's integer value as decimal text: raw text as built, or a
- * parsed number (token counts, exact below 2^53); NULL when absent. */
+ * count read back from a frozen invoice (json_count: exact, else NULL);
+ * NULL when absent. */
 static const char *
 jint(const cJSON *o, const char *name, char *buf, size_t size)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+	int64_t n;
 
 	if (cJSON_IsRaw(v))
 		return v->valuestring;
-	if (!cJSON_IsNumber(v))
+	if (json_count(o, name, &n) != 1)
 		return NULL;
-	snprintf(buf, size, "%.0f", v->valuedouble);
+	snprintf(buf, size, "%" PRId64, n);
 	return buf;
 }
 

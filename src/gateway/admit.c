@@ -237,19 +237,18 @@ worst_case(const struct config *cfg, const struct endpoint *ep,
 	static const char *const caps[] = { "max_completion_tokens",
 					    "max_tokens", "max_output_tokens",
 					    NULL };
-	int64_t out = cfg->default_output_cap;
+	int64_t out = cfg->default_output_cap, n;
 
 	if (ep->wire == WIRE_OPENAI_EMBEDDINGS)
 		out = 0;
-	for (int i = 0; caps[i] != NULL; i++) {
-		const cJSON *m =
-			cJSON_GetObjectItemCaseSensitive(a->json, caps[i]);
-		if (cJSON_IsNumber(m) && m->valuedouble >= 1 &&
-		    m->valuedouble <= 1e9) {
-			out = (int64_t)m->valuedouble;
+	/* A cap that is not a whole count (1.5, "100", 1e12) is not the
+	 * request's: the configured one bounds it. */
+	for (int i = 0; caps[i] != NULL; i++)
+		if (json_count(a->json, caps[i], &n) == 1 && n >= 1 &&
+		    n <= 1000000000) {
+			out = n;
 			break;
 		}
-	}
 	a->prompt_tokens = estimate_prompt(a->json, ep->wire);
 	a->worst = a->prompt_tokens + out;
 }

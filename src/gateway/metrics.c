@@ -4,10 +4,12 @@
  * Labelled series live in one table per family under a mutex, keyed by
  * their rendered label set; a request takes the lock once, at its end. The
  * number of series is bounded (tenants x models x statuses can grow with
- * what clients send): past MAX_SERIES new label sets are counted under
- * tenant="other". Event counters are atomics; other modules' figures are
- * registered readers, called at render time, so this file depends on none
- * of them.
+ * what clients send): past MAX_SERIES a new label set is counted in its
+ * family's overflow series, the same labels with the unbounded values
+ * (tenant, model, provider) replaced by "other" and the bounded ones kept:
+ * spend stays apart by currency, a status stays a status. Event counters are
+ * atomics; other modules' figures are registered readers, called at render
+ * time, so this file depends on none of them.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -116,19 +118,23 @@ labels(char *buf, size_t size, const char *const *kv)
 	}
 }
 
-/* The series of a family for labels; past MAX_SERIES, new label sets
- * are counted under tenant="other". Caller holds the lock. NULL when out
+/* The series of a family for labels l, rendered from kv (name, value
+ * pairs, NULL ended; the first nother pairs are the unbounded ones). Past
+ * MAX_SERIES a new set is counted in its overflow series, those values
+ * "other" (kv and l are rewritten). Caller holds the lock. NULL when out
  * of memory. */
 static struct series *
-series(enum family fam, const char *l)
+series(enum family fam, char *l, size_t size, const char **kv, int nother)
 {
 	struct strmap *t = &m.fam[fam];
-	struct series *s = strmap_get(t, l);
+	struct series *s;
 
-	if (s != NULL)
+	if ((s = strmap_get(t, l)) != NULL)
 		return s;
 	if (m.n >= MAX_SERIES) {
-		l = "tenant=\"other\"";
+		for (int i = 0; i < nother; i++)
+			kv[2 * i + 1] = "other";
+		labels(l, size, kv);
 		if ((s = strmap_get(t, l)) != NULL)
 			return s;
 	}
@@ -141,14 +147,18 @@ series(enum family fam, const char *l)
 void
 metrics_request(const struct metrics_request *r)
 {
-	char l[512], status[16];
+	char status[16], l[512], pl[256];
+	const char *kv[] = { "tenant", r->tenant ? r->tenant : "-",
+			     "model",  r->model ? r->model : "-",
+			     "status", status,
+			     NULL };
+	const char *prov[] = { "provider", r->provider, NULL };
 	struct series *s;
 
 	snprintf(status, sizeof status, "%d", r->status);
-	labels(l, sizeof l,
-	       (const char *const[]){ "tenant", r->tenant ? r->tenant : "-",
-				      "model", r->model ? r->model : "-",
-				      "status", status, NULL });
+	labels(l, sizeof l, kv);
+	if (r->provider != NULL && r->ttfb_ms >= 0)
+		labels(pl, sizeof pl, prov);
 	if (r->streamed)
 		atomic_fetch_add(&streamed, 1);
 	if (r->aborted)
@@ -156,23 +166,20 @@ metrics_request(const struct metrics_request *r)
 	if (r->unmetered)
 		atomic_fetch_add(&unmetered, 1);
 	pthread_mutex_lock(&m.lock);
-	if ((s = series(F_REQUESTS, l)) != NULL) {
+	if ((s = series(F_REQUESTS, l, sizeof l, kv, 2)) != NULL) {
 		s->v[0]++;
 		s->v[1] += r->prompt;
 		s->v[2] += r->completion;
 		s->v[3] += r->cached;
 		s->v[4] += r->reasoning;
 	}
-	if (r->provider != NULL && r->ttfb_ms >= 0) {
-		labels(l, sizeof l,
-		       (const char *const[]){ "provider", r->provider, NULL });
-		if ((s = series(F_LATENCY, l)) != NULL) {
-			int b = 0;
-			while (b < NBUCKETS && r->latency_ms > buckets_ms[b])
-				b++;
-			s->hist[b]++;
-			s->sum += r->latency_ms;
-		}
+	if (r->provider != NULL && r->ttfb_ms >= 0 &&
+	    (s = series(F_LATENCY, pl, sizeof pl, prov, 1)) != NULL) {
+		int b = 0;
+		while (b < NBUCKETS && r->latency_ms > buckets_ms[b])
+			b++;
+		s->hist[b]++;
+		s->sum += r->latency_ms;
 	}
 	pthread_mutex_unlock(&m.lock);
 }
@@ -183,13 +190,13 @@ metrics_spend(const char *tenant, const char *currency, int64_t billed_nanos,
 	      int64_t list_nanos)
 {
 	char l[256];
+	const char *kv[] = { "tenant", tenant ? tenant : "-", "currency",
+			     currency, NULL };
 	struct series *s;
 
-	labels(l, sizeof l,
-	       (const char *const[]){ "tenant", tenant ? tenant : "-",
-				      "currency", currency, NULL });
+	labels(l, sizeof l, kv);
 	pthread_mutex_lock(&m.lock);
-	if ((s = series(F_SPEND, l)) != NULL) {
+	if ((s = series(F_SPEND, l, sizeof l, kv, 1)) != NULL) {
 		s->v[0] += billed_nanos;
 		s->v[1] += list_nanos;
 	}

@@ -154,8 +154,9 @@ pgconn_get(struct pgconn *c)
 		pgconn_fail(c, NULL);
 		return NULL;
 	}
-	log_info("%s: connected to the database", c->name);
-	pgconn_ok(c);
+	if (!c->outage)
+		log_info("%s: connected to the database", c->name);
+	pgconn_ok(c); /* after an outage: "database is back" */
 	return c->conn;
 }
 

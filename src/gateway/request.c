@@ -385,8 +385,33 @@ request_start(struct request_loop *loop, struct evhttp_request *http,
 	drive(req, EV_START, path_model);
 }
 
+/* A finished reply was written out to its client. */
+static void
+reply_sent(struct evhttp_request *http, void *arg)
+{
+	struct request_loop *loop = arg;
+	struct evhttp_connection *evcon = evhttp_request_get_connection(http);
+
+	if (evcon != NULL)
+		evhttp_connection_set_closecb(evcon, NULL, NULL);
+	loop->unsent--;
+}
+
+/* A finished reply's connection closed before the reply was written out
+ * (reply_sent clears this callback once it was). */
+static void
+reply_lost(struct evhttp_connection *evcon, void *arg)
+{
+	struct request_loop *loop = arg;
+
+	(void)evcon;
+	loop->unsent--;
+}
+
 /* Sends what the request has for its client, after the record is on
- * record: the relay's answer or the end of its stream, or an error. */
+ * record: the relay's answer or the end of its stream, or an error. Until
+ * it is written out the reply counts as unsent, so that a draining worker
+ * does not end its loop with the last bytes in an output buffer. */
 static void
 finish_reply(struct request *req, const char *reason)
 {
@@ -398,8 +423,10 @@ finish_reply(struct request *req, const char *reason)
 	if (http == NULL)
 		return;
 	req->rq_http = NULL;
-	evhttp_connection_set_closecb(evhttp_request_get_connection(http), NULL,
-				      NULL);
+	req->rq_loop->unsent++;
+	evhttp_request_set_on_complete_cb(http, reply_sent, req->rq_loop);
+	evhttp_connection_set_closecb(evhttp_request_get_connection(http),
+				      reply_lost, req->rq_loop);
 	if (req->rq_refused)
 		reply_error(http, req->rq_ep->wire, &req->rq_refusal.err);
 	else if (req->rq_relay == NULL ||

@@ -42,7 +42,6 @@ struct worker {
 	struct event *w_stop_ev;    /* asks the loop to stop accepting */
 	struct event *w_stop_timer; /* polls the drain */
 	int64_t w_stop_left_ms;
-	int w_idle_ticks;          /* polls with nothing in flight */
 	struct event *w_reload_ev; /* asks the loop to take reload_cfg */
 	pthread_mutex_t w_reload_lock;
 	pthread_cond_t w_reload_done;
@@ -134,9 +133,10 @@ worker_main(void *arg)
 	return NULL;
 }
 
-/* While stopping: end the loop once nothing was in flight for a tick;
- * when time is up, cut what is still open (each request is recorded as
- * it closes) and end once the cut replies went out. */
+/* While stopping: end the loop once nothing is in flight and every reply
+ * was written out; when time is up, cut what is still open (each request
+ * is recorded as it closes) and end once the cut replies went out, or a
+ * second later whatever is left. */
 static void
 stop_check(evutil_socket_t fd, short what, void *arg)
 {
@@ -146,27 +146,23 @@ stop_check(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	w->w_stop_left_ms -= STOP_POLL_MS;
-	if (w->w_loop.inflight <= 0) {
-		/* The last replies may still sit in their connections' output
-		 * buffers: end once nothing was in flight for a whole tick. */
-		if (w->w_idle_ticks++ > 0) {
-			event_base_loopbreak(w->w_base);
-			return;
-		}
-		evtimer_add(w->w_stop_timer, &tv);
+	if (w->w_loop.inflight <= 0 && w->w_loop.unsent <= 0) {
+		event_base_loopbreak(w->w_base);
 		return;
 	}
-	w->w_idle_ticks = 0;
 	if (w->w_stop_left_ms <= 0 && w->w_loop.requests != NULL) {
 		log_warn(
 			"worker %d: cutting %lld requests still in flight at the end of shutdown_timeout",
 			w->w_id, (long long)w->w_loop.inflight);
-		request_cut_all(&w->w_loop, "shutdown: cut at the end of "
-					    "shutdown_timeout");
+		request_cut_all(&w->w_loop,
+				"shutdown: cut at the end of shutdown_timeout");
 	} else if (w->w_stop_left_ms <= -1000) {
-		/* Parked on the quota thread past the bound and a second. */
-		log_warn("worker %d: %lld requests left at shutdown", w->w_id,
-			 (long long)w->w_loop.inflight);
+		/* Parked on the quota thread, or replies a client does not
+		 * read, past the bound and a second. */
+		log_warn(
+			"worker %d: %lld requests and %lld unwritten replies left at shutdown",
+			w->w_id, (long long)w->w_loop.inflight,
+			(long long)w->w_loop.unsent);
 		event_base_loopbreak(w->w_base);
 		return;
 	}
