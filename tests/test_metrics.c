@@ -16,6 +16,7 @@
 #define BOUND 20000
 
 static char *text;
+static size_t text_len;
 
 /* Renders /metrics into text. */
 static void
@@ -30,26 +31,32 @@ render(void)
 	text = malloc(n + 1);
 	evbuffer_remove(b, text, n);
 	text[n] = '\0';
+	text_len = n;
 	evbuffer_free(b);
 }
 
-/* The value of the series written exactly as name{labels}, or "absent". */
+/* The value of the series written exactly as name{labels}, or "absent".
+ * Lines are found with memchr over the text's length: the text is large,
+ * and a string function would read to its end at every line under
+ * ASan's strict_string_checks. */
 static const char *
 value(const char *series)
 {
 	static char v[32];
 	size_t len = strlen(series);
+	const char *end = text + text_len;
 
-	for (const char *p = text; p != NULL && *p != '\0';) {
-		const char *eol = strchr(p, '\n');
-		if (strncmp(p, series, len) == 0 && p[len] == ' ') {
-			snprintf(v, sizeof v, "%.*s",
-				 (int)((eol ? eol : p + strlen(p)) - p - len -
-				       1),
+	for (const char *p = text; p < end;) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p));
+		if (eol == NULL)
+			eol = end;
+		if ((size_t)(eol - p) > len && memcmp(p, series, len) == 0 &&
+		    p[len] == ' ') {
+			snprintf(v, sizeof v, "%.*s", (int)(eol - p - len - 1),
 				 p + len + 1);
 			return v;
 		}
-		p = eol != NULL ? eol + 1 : NULL;
+		p = eol + 1;
 	}
 	return "absent";
 }
