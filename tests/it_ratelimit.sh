@@ -100,11 +100,17 @@ assert_eq "tpm: larger than the limit: no Retry-After" "" \
 	"$(tg_header Retry-After)"
 assert_match "tpm: larger than the limit: says so" "Request too large" \
 	"$(jq -r .error.message "$TG_BODY")"
-# A max_tokens that is not a whole count does not bound the request: the
-# configured cap (4096) does, and that is more than the limit.
+# A max_tokens that is not a whole count is not read as some other cap: a
+# provider could round it either way. It is refused before any limit.
 chat zhipu-chat 100.5
-assert_eq "tpm: max_tokens 100.5 is not a cap: refused" 429 "$TG_STATUS"
-assert_match "tpm: max_tokens 100.5: the default cap counted" \
+assert_eq "tpm: max_tokens 100.5 refused as invalid" 400 "$TG_STATUS"
+assert_eq "tpm: max_tokens 100.5: the member named" max_tokens \
+	"$(jq -r .error.param "$TG_BODY")"
+# No cap at all: the configured one (4096) counts, more than the limit.
+chat zhipu-chat
+assert_eq "tpm: no max_tokens: the default cap counted: refused" 429 \
+	"$TG_STATUS"
+assert_match "tpm: no max_tokens: the default cap counted" \
 	"may use 4[0-9]{3} tokens" "$(jq -r .error.message "$TG_BODY")"
 advance 180
 chat openai-chat 1000

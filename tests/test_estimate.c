@@ -18,6 +18,8 @@
 #include "fixture.h"
 #include "tap.h"
 
+static void prompt_parts(void);
+
 /* |a - b| */
 static int64_t
 absdiff(int64_t a, int64_t b)
@@ -305,31 +307,37 @@ test_prompt(void)
 		"\"output\":\"sunny\"}]}");
 
 	/* 4 overhead + 4 ("You are terse.") + 4 overhead + 4 (CJK) + 3 */
-	is_int(estimate_prompt(chat, WIRE_OPENAI_CHAT), 19,
+	is_int(estimate_prompt(chat, WIRE_OPENAI_CHAT, NULL), 19,
 	       "chat: text parts and per-message overhead");
-	is_int(estimate_prompt(comp, WIRE_OPENAI_COMPLETIONS), 2,
+	is_int(estimate_prompt(comp, WIRE_OPENAI_COMPLETIONS, NULL), 2,
 	       "completions: prompt");
-	is_int(estimate_prompt(emb, WIRE_OPENAI_EMBEDDINGS), 3,
+	is_int(estimate_prompt(emb, WIRE_OPENAI_EMBEDDINGS, NULL), 3,
 	       "embeddings: every input");
-	is_int(estimate_prompt(none, WIRE_OPENAI_CHAT), 0, "no messages: zero");
+	is_int(estimate_prompt(none, WIRE_OPENAI_CHAT, NULL), 0,
+	       "no messages: zero");
 	/* 4 + 1 ("hi") + 1 + 1 ("bob") + 3 */
-	is_int(estimate_prompt(named, WIRE_OPENAI_CHAT), 10,
+	is_int(estimate_prompt(named, WIRE_OPENAI_CHAT, NULL), 10,
 	       "chat: a name costs its text and one more");
 	/* 4 + 3 + 3 (get_weather) + 5 ({"city":"Paris"}) + 4 + 1 + 3 */
-	ok(estimate_prompt(calls, WIRE_OPENAI_CHAT) >= 20,
+	ok(estimate_prompt(calls, WIRE_OPENAI_CHAT, NULL) >= 20,
 	   "chat: earlier tool calls and results count (%lld)",
-	   (long long)estimate_prompt(calls, WIRE_OPENAI_CHAT));
-	is_int(estimate_prompt(image, WIRE_OPENAI_CHAT), 4 + 85 + 3,
-	       "chat: an image costs at least 85");
-	ok(estimate_prompt(tools, WIRE_OPENAI_CHAT) > 3 + 5,
+	   (long long)estimate_prompt(calls, WIRE_OPENAI_CHAT, NULL));
+	is_int(estimate_prompt(image, WIRE_OPENAI_CHAT, NULL), 4 + 1600 + 3,
+	       "chat: an image of unknown size costs the most one can");
+	is_int(estimate_prompt(image, WIRE_OPENAI_CHAT,
+			       "gpt-4o-mini-2024-07-18"),
+	       4 + 2833 + 5667 * 8 + 3,
+	       "chat: gpt-4o-mini charges its images 33 times over");
+	ok(estimate_prompt(tools, WIRE_OPENAI_CHAT, NULL) > 3 + 5,
 	   "chat: tool definitions count (%lld)",
-	   (long long)estimate_prompt(tools, WIRE_OPENAI_CHAT));
+	   (long long)estimate_prompt(tools, WIRE_OPENAI_CHAT, NULL));
 	/* 3 (Be brief.) + 4 + 1 (42) + 3 */
-	is_int(estimate_prompt(anth, WIRE_ANTHROPIC), 11,
+	is_int(estimate_prompt(anth, WIRE_ANTHROPIC, NULL), 11,
 	       "anthropic: system blocks and tool results");
 	/* 3 + 4 + 1 + 4 + 1 + 3 */
-	is_int(estimate_prompt(resp, WIRE_OPENAI_RESPONSES), 16,
+	is_int(estimate_prompt(resp, WIRE_OPENAI_RESPONSES, NULL), 16,
 	       "responses: instructions, messages and tool outputs");
+	prompt_parts();
 	cJSON_Delete(chat);
 	cJSON_Delete(comp);
 	cJSON_Delete(emb);
@@ -340,6 +348,60 @@ test_prompt(void)
 	cJSON_Delete(tools);
 	cJSON_Delete(anth);
 	cJSON_Delete(resp);
+}
+
+/* Everything a request sends the model is in its prompt's worst case:
+ * definitions, schemas, predictions, media and token ids. */
+static void
+prompt_parts(void)
+{
+	static const char *const bodies[] = {
+		"{\"messages\":[],\"tools\":[{\"type\":\"function\",\"function\":"
+		"{\"name\":\"f\",\"description\":\"%s\"}}]}",
+		"{\"messages\":[],\"functions\":[{\"name\":\"f\","
+		"\"description\":\"%s\"}]}",
+		"{\"messages\":[],\"response_format\":{\"type\":\"json_schema\","
+		"\"json_schema\":{\"description\":\"%s\"}}}",
+		"{\"messages\":[],\"prediction\":{\"type\":\"content\","
+		"\"content\":\"%s\"}}",
+		"{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":"
+		"\"input_audio\",\"input_audio\":{\"data\":\"%s\"}}]}]}",
+		"{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":"
+		"\"file\",\"file\":{\"file_data\":\"%s\"}}]}]}",
+	};
+	static const char *const names[] = {
+		"tools",      "functions", "response_format",
+		"prediction", "audio",     "file",
+	};
+	size_t big = 100000;
+	char *text = malloc(big + 1), *body = malloc(big + 512);
+	cJSON *req, *low, *emb;
+
+	memset(text, 'A', big);
+	for (size_t i = 0; i < big; i += 8)
+		text[i] = ' '; /* words of seven letters */
+	text[big] = '\0';
+	for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+		snprintf(body, big + 512, bodies[i], text);
+		req = parse(body);
+		ok(estimate_prompt(req, WIRE_OPENAI_CHAT, NULL) >= 750,
+		   "chat: 100 kB in %s costs at least 750 tokens (%lld)",
+		   names[i],
+		   (long long)estimate_prompt(req, WIRE_OPENAI_CHAT, NULL));
+		cJSON_Delete(req);
+	}
+	low = parse("{\"messages\":[{\"role\":\"user\",\"content\":["
+		    "{\"type\":\"image_url\",\"image_url\":{\"url\":\"x\","
+		    "\"detail\":\"low\"}}]}]}");
+	is_int(estimate_prompt(low, WIRE_OPENAI_CHAT, NULL), 4 + 85 + 3,
+	       "chat: an image at detail low costs 85");
+	emb = parse("{\"input\":[[1,2,3,4],[5,6,7,8,9]]}");
+	is_int(estimate_prompt(emb, WIRE_OPENAI_EMBEDDINGS, NULL), 9,
+	       "embeddings: token ids count one each");
+	cJSON_Delete(low);
+	cJSON_Delete(emb);
+	free(text);
+	free(body);
 }
 
 struct output_case {

@@ -22,11 +22,15 @@
  * UTF-8 counts as one token. */
 int64_t estimate_tokens(const char *text, size_t len);
 
-/* Estimated prompt tokens of a request body in wire format w: the text of
- * its messages (or prompt, or input), earlier tool calls and results, and
- * tool definitions, with 4 tokens per message and 3 for the reply (as
- * OpenAI documents) and 85 per image (the least an image costs). */
-int64_t estimate_prompt(const cJSON *request, enum wire w);
+/* Estimated prompt tokens of a request body in wire format w for model
+ * (the upstream model; NULL when unknown): the text of its messages (or
+ * prompt, or input), earlier tool calls and results, tool and function
+ * definitions, response schemas and a predicted output, with 4 tokens per
+ * message and 3 for the reply (as OpenAI documents); token ids given as
+ * numbers count one each. Media count at their worst: an image what the
+ * largest costs for the model (85 at detail "low"), audio by its length,
+ * a file by its size. */
+int64_t estimate_prompt(const cJSON *request, enum wire w, const char *model);
 
 /* Estimated tokens of the output text in a response body or in one stream
  * event (content, reasoning, refusals, tool calls: name, arguments and a

@@ -14,15 +14,54 @@
 #include <stdint.h>
 #include <cjson/cJSON.h>
 
+#include "buf.h"
+
 /* The deepest nesting of arrays and objects in buf, or -1 when brackets do
  * not balance. Strings are skipped. */
 int json_depth(const char *buf, size_t len);
 
-/* Finds the top-level member named key in an object. On success sets
- * *vstart and *vend to the value's bytes [vstart, vend) and returns 0;
- * -1 when absent or buf is not an object. */
+/* Bytes [start, end) of a body. */
+struct json_span {
+	size_t start, end;
+};
+
+/* Steps through the members of the top-level object of buf: *pos starts
+ * at 0. Sets *name to the name's bytes inside its quotes, as written
+ * (escapes included), and *value to the value's bytes. 1 while there is a
+ * member, 0 after the last, -1 when buf is no object (cJSON validated it
+ * first). */
+int json_member_next(const char *buf, size_t len, size_t *pos,
+		     struct json_span *name, struct json_span *value);
+
+/* Whether a name as written (n bytes inside its quotes) unescapes to the
+ * ASCII text key: "mod\u0065l" is "model". */
+int json_name_is(const char *raw, size_t n, const char *key);
+
+/* Whether a name as written holds an escaped NUL (\u0000), where cJSON's
+ * copy of the name ends. */
+int json_name_has_nul(const char *raw, size_t n);
+
+/* Finds the top-level member named key (compared unescaped) in an object. On
+ * success sets *vstart and *vend to the value's bytes [vstart, vend) and
+ * returns 0; -1 when absent or buf is not an object. */
 int json_member_span(const char *buf, size_t len, const char *key,
 		     size_t *vstart, size_t *vend);
+
+/* An edit of a top-level member: its value becomes the JSON text value,
+ * or the member is added when the body lacks it. */
+struct json_edit {
+	const char *name;  /* ASCII, needing no escape */
+	const char *value; /* JSON text */
+	/* Set by json_edit_members(): */
+	int present;
+	struct json_span span;
+};
+
+/* Appends to out the object buf with the n edits applied: values replaced
+ * where they stand, missing members added at the end; every other byte as
+ * it was. Reorders e. 0, or -1 when buf is no object or memory ran out. */
+int json_edit_members(const char *buf, size_t len, struct json_edit *e, int n,
+		      struct buf *out);
 
 /* Offset of the top-level object's closing brace, or -1. */
 long json_object_end(const char *buf, size_t len);

@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <cjson/cJSON.h>
 
+#include "body.h"
 #include "keystore.h"
 #include "quota.h"
 #include "ratelimit.h"
@@ -48,11 +49,18 @@ struct admission {
 	char *path_model;  /* the model a path named, owned */
 	int stream;        /* the client asked for a stream */
 	int client_usage;  /* ...with stream_options.include_usage */
+	int64_t caps[BODY_CAP__COUNT]; /* the output caps the body set */
+	int64_t choices;               /* outputs it asks for (n, best_of) */
 	const struct route_conf *route;
 	int target;              /* the first route target that takes the
 				    endpoint */
 	int64_t prompt_tokens;   /* the prompt estimated, once */
-	int64_t worst;           /* prompt plus the output it allows */
+	int64_t out_cap;         /* output reserved per choice */
+	int64_t worst;           /* prompt plus choices times out_cap */
+	int clamp;               /* a hard quota applies: the provider is sent
+				    out_cap as the request's cap */
+	int clamps;              /* times out_cap was shrunk to fit */
+	char param[128];         /* the member a refusal names */
 	struct rl_ticket ticket; /* what the rate limits counted */
 	struct quota_job qjob;   /* the quotas that apply */
 	unsigned holds;          /* ADMIT_HOLDS_* still to give back */
@@ -97,7 +105,9 @@ enum admit_quota admit_quotas(struct admission *a,
 void admit_quota_reserved(struct admission *a);
 
 /* Reads the quota thread's answer to a->qjob: 0 to go on (a soft quota
- * exceeded adds its warning header to out and logs), or -1 with *r. */
+ * exceeded adds its warning header to out and logs), 1 when a hard token
+ * quota refused the worst case but has room for a smaller output, which
+ * a->qjob now asks for (reserve it again), or -1 with *r. */
 int admit_quota_answer(struct admission *a, struct usage_record *rec,
 		       struct evkeyvalq *out, struct refusal *r);
 

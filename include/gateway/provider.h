@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <curl/curl.h>
+#include <stdint.h>
 #include <cjson/cJSON.h>
 #include "tollgate.h"
 
@@ -16,14 +17,33 @@ struct provider_conf;
 struct route_conf;
 struct route_target;
 
+/* A request body to send upstream, and what the gateway decided on it. */
+struct upstream_body {
+	enum wire wire;   /* the provider's wire */
+	const char *body; /* the client's bytes */
+	size_t len;
+	const cJSON *json;   /* body parsed, for reading */
+	const char *model;   /* the upstream model */
+	int stream;          /* the client asked for a stream */
+	const int64_t *caps; /* the caps the client set (body.h) */
+	int64_t cap;         /* the cap to set, 0 for none */
+};
+
 /* The body to send upstream: the client's bytes with the model's value
- * replaced by model and, for a stream to a flavor that needs it,
- * include_usage switched on. *injected tells whether the gateway asked for
- * usage the client had not. Returns a malloc'd string (length in *outlen)
- * or NULL. json is the parsed body, for reading only. */
-char *provider_rewrite_body(const struct provider_conf *p, enum wire w,
-			    const char *body, size_t len, const cJSON *json,
-			    const char *model, int *injected, size_t *outlen);
+ * replaced, for a stream to a flavor that needs it include_usage switched
+ * on, and with ub->cap > 0 that cap set in each cap member the client set,
+ * or in the one the provider reads (OpenAI and Azure chat:
+ * max_completion_tokens; other chat, completions and Anthropic:
+ * max_tokens; Responses: max_output_tokens). *injected tells whether the
+ * gateway asked for usage the client had not. Returns a malloc'd string
+ * (length in *outlen) or NULL. */
+char *provider_rewrite_body(const struct provider_conf *p,
+			    const struct upstream_body *ub, int *injected,
+			    size_t *outlen);
+
+/* Sets cap in a parsed body that is translated rather than forwarded: in
+ * each cap member it has, else as max_tokens. 0, or -1 out of memory. */
+int provider_clamp_tree(cJSON *json, int64_t cap);
 
 /* The wire a request sent in the client's wire cw travels in to p (the
  * same, or the other chat wire where translate.h carries it), or -1 when

@@ -58,9 +58,26 @@
 /* Tokens that frame a tool call in the model's output (call and end
  * markers), beyond its name and arguments. */
 #define TOOL_CALL_OVERHEAD 3
-/* An image in a prompt: the least one costs (OpenAI's low-detail figure);
- * a larger image costs more, which the request text does not tell. */
-#define IMAGE_TOKENS 85
+/* An image in a prompt costs what the provider charges for the largest one
+ * it takes, as the request text does not tell its size: OpenAI's gpt-4o
+ * family 85 + 170 per 512-pixel tile, 8 tiles at most (768 x 2048), so
+ * 1445; Anthropic about width x height / 750 after scaling to 1.15
+ * megapixels, so 1600 at most; 85 for any image asked at detail "low".
+ * Models whose images cost more per tile are listed in image_costs. */
+#define IMAGE_TOKENS     1600
+#define IMAGE_LOW_TOKENS 85
+/* Audio in a prompt: OpenAI charges about 10 tokens a second, and the
+ * leanest audio it takes (8 kbit/s) holds a second in 1,000 bytes. */
+#define AUDIO_BYTES_PER_TOKEN 100
+/* A file in a prompt (a PDF): its text and an image of each page. Given
+ * inline, one token per 4 bytes of it; named by id, a flat figure. */
+#define FILE_BYTES_PER_TOKEN 4
+#define FILE_ID_TOKENS       8192
+
+/* The prompt's context: what an image costs for the model. */
+struct prompt {
+	int64_t image_tokens;
+};
 
 /* Character classes, as the tokenizers' pre-splitting sees them. */
 enum cclass {
@@ -478,13 +495,61 @@ json_cost(const cJSON *v, int depth)
 	return n;
 }
 
-static int64_t content_cost(const cJSON *content, int depth);
+static int64_t content_cost(const cJSON *content, int depth,
+			    const struct prompt *pr);
+
+/* Bytes that a base64 text of n characters decodes to. */
+static int64_t
+base64_bytes(const cJSON *data)
+{
+	return cJSON_IsString(data) ? (int64_t)strlen(data->valuestring) / 4 * 3
+				    : 0;
+}
+
+/* Cost of a media part: an image, audio or a file; -1 for any other
+ * part. */
+static int64_t
+media_cost(const cJSON *part, const char *type, const struct prompt *pr)
+{
+	const cJSON *v, *file, *src;
+	int64_t n;
+
+	if (strstr(type, "image") != NULL) {
+		v = field(part, "image_url");
+		v = cJSON_IsObject(v) ? field(v, "detail")
+				      : field(part, "detail");
+		if (cJSON_IsString(v) && strcmp(v->valuestring, "low") == 0)
+			return IMAGE_LOW_TOKENS * TOKEN;
+		return (pr != NULL ? pr->image_tokens : IMAGE_TOKENS) * TOKEN;
+	}
+	if (strstr(type, "audio") != NULL) {
+		v = field(part, "input_audio");
+		n = base64_bytes(field(cJSON_IsObject(v) ? v : part, "data"));
+		return (n / AUDIO_BYTES_PER_TOKEN + 1) * TOKEN;
+	}
+	if (strcmp(type, "file") == 0 || strcmp(type, "input_file") == 0 ||
+	    strcmp(type, "document") == 0) {
+		file = field(part, "file");
+		if (!cJSON_IsObject(file))
+			file = part;
+		src = field(part, "source"); /* Anthropic's document */
+		if (cJSON_IsObject(src) && has_type(src, "text"))
+			return str_cost(field(src, "data"));
+		n = base64_bytes(field(file, "file_data")) +
+		    base64_bytes(field(src, "data"));
+		if (n > 0)
+			return (n / FILE_BYTES_PER_TOKEN + 1) * TOKEN;
+		return FILE_ID_TOKENS * TOKEN;
+	}
+	return -1;
+}
 
 /* Cost of one part of a content array: its text in whichever member the
  * part type keeps it (text, thinking, refusal, tool input and results,
- * function arguments and outputs); a flat cost for an image. */
+ * function arguments and outputs), or a media part's cost; a number is a
+ * token id (a prompt given as tokens). */
 static int64_t
-part_cost(const cJSON *part, int depth)
+part_cost(const cJSON *part, int depth, const struct prompt *pr)
 {
 	static const char *const strs[] = { "text",      "thinking", "refusal",
 					    "arguments", "output",   "name",
@@ -494,22 +559,28 @@ part_cost(const cJSON *part, int depth)
 
 	if (cJSON_IsString(part))
 		return str_cost(part);
+	if (cJSON_IsNumber(part))
+		return TOKEN;
+	if (cJSON_IsArray(part) && depth < 8)
+		return content_cost(part, depth + 1, pr);
 	if (!cJSON_IsObject(part) || depth > 8)
 		return 0;
 	type = field(part, "type");
-	if (cJSON_IsString(type) && strstr(type->valuestring, "image") != NULL)
-		return IMAGE_TOKENS * TOKEN;
+	if (cJSON_IsString(type) &&
+	    (n = media_cost(part, type->valuestring, pr)) >= 0)
+		return n;
+	n = 0;
 	for (int i = 0; strs[i] != NULL; i++)
 		n += str_cost(field(part, strs[i]));
 	input = field(part, "input");
 	if (cJSON_IsObject(input))
 		n += json_cost(input, 0);
-	return n + content_cost(field(part, "content"), depth + 1);
+	return n + content_cost(field(part, "content"), depth + 1, pr);
 }
 
 /* Cost of a content value: a string, or an array of parts. */
 static int64_t
-content_cost(const cJSON *content, int depth)
+content_cost(const cJSON *content, int depth, const struct prompt *pr)
 {
 	const cJSON *part;
 	int64_t n = 0;
@@ -519,7 +590,7 @@ content_cost(const cJSON *content, int depth)
 	if (!cJSON_IsArray(content))
 		return 0;
 	cJSON_ArrayForEach (part, content)
-		n += part_cost(part, depth);
+		n += part_cost(part, depth, pr);
 	return n;
 }
 
@@ -552,63 +623,109 @@ calls_cost(const cJSON *m)
 /* Cost of a list of chat messages (or Responses input items), with the
  * framing of each and the priming of the reply. */
 static int64_t
-messages_cost(const cJSON *msgs)
+messages_cost(const cJSON *msgs, const struct prompt *pr)
 {
-	const cJSON *m, *name;
-	int64_t n = 0;
+	const cJSON *m, *name, *type;
+	int64_t n = 0, media;
 
 	if (!cJSON_IsArray(msgs))
-		return content_cost(msgs, 0);
+		return content_cost(msgs, 0, pr);
 	cJSON_ArrayForEach (m, msgs) {
 		n += MESSAGE_OVERHEAD * TOKEN;
 		if (!cJSON_IsObject(m)) {
-			n += content_cost(m, 0);
+			n += content_cost(m, 0, pr);
 			continue;
 		}
-		n += content_cost(field(m, "content"), 0);
+		n += content_cost(field(m, "content"), 0, pr);
 		name = field(m, "name");
 		if (cJSON_IsString(name))
 			n += NAME_OVERHEAD * TOKEN + str_cost(name);
 		n += calls_cost(m);
-		/* Responses items: function_call, function_call_output */
+		/* Responses items: function_call, function_call_output, and
+		 * media given as an item of their own. */
 		n += str_cost(field(m, "arguments"));
 		n += str_cost(field(m, "output"));
+		type = field(m, "type");
+		if (cJSON_IsString(type) &&
+		    (media = media_cost(m, type->valuestring, pr)) > 0)
+			n += media;
 	}
 	return n + REPLY_PRIMING * TOKEN;
 }
 
-/* Cost of a request's tool definitions, sent to the model as text. */
+/* Cost of what a request sends the model besides its messages: tool and
+ * function definitions, response schemas, a predicted output, tool
+ * choice; all reach the model as text. */
 static int64_t
-tools_cost(const cJSON *req)
+definitions_cost(const cJSON *req)
 {
-	const cJSON *tools = field(req, "tools");
+	static const char *const members[] = {
+		"tools", "functions",   "response_format", "prediction",
+		"text",  "tool_choice", "function_call",   NULL,
+	};
+	const cJSON *v;
+	int64_t n = 0;
 
-	return cJSON_IsArray(tools) ? json_cost(tools, 0) : 0;
+	for (int i = 0; members[i] != NULL; i++)
+		if ((v = field(req, members[i])) != NULL &&
+		    (cJSON_IsArray(v) || cJSON_IsObject(v)))
+			n += json_cost(v, 0);
+	return n;
+}
+
+/* Worst image costs above IMAGE_TOKENS, by model name prefix: OpenAI's
+ * mini models charge images by a multiple of their size. */
+static const struct {
+	const char *prefix;
+	int64_t tokens;
+} image_costs[] = {
+	{ "gpt-4o-mini", 2833 + 5667 * 8 }, /* 85 + 170 per tile, x33.3 */
+	{ "gpt-4.1-nano", 3779 },           /* 1536 patches x 2.46 */
+	{ "o4-mini", 2642 },                /* 1536 patches x 1.72 */
+	{ "gpt-4.1-mini", 2488 },           /* 1536 patches x 1.62 */
+};
+
+/* The worst cost of an image for a model. */
+static int64_t
+image_tokens(const char *model)
+{
+	for (size_t i = 0;
+	     model != NULL && i < sizeof image_costs / sizeof image_costs[0];
+	     i++)
+		if (strncmp(model, image_costs[i].prefix,
+			    strlen(image_costs[i].prefix)) == 0)
+			return image_costs[i].tokens;
+	return IMAGE_TOKENS;
 }
 
 /* Estimates the prompt of a request body. */
 int64_t
-estimate_prompt(const cJSON *req, enum wire w)
+estimate_prompt(const cJSON *req, enum wire w, const char *model)
 {
+	const struct prompt pr = { image_tokens(model) };
 	int64_t n = 0;
 
 	switch (w) {
 	case WIRE_OPENAI_CHAT:
-		n = messages_cost(field(req, "messages")) + tools_cost(req);
+		n = messages_cost(field(req, "messages"), &pr) +
+		    definitions_cost(req);
 		break;
 	case WIRE_ANTHROPIC:
-		n = content_cost(field(req, "system"), 0) +
-		    messages_cost(field(req, "messages")) + tools_cost(req);
+		n = content_cost(field(req, "system"), 0, &pr) +
+		    messages_cost(field(req, "messages"), &pr) +
+		    definitions_cost(req);
 		break;
 	case WIRE_OPENAI_RESPONSES:
 		n = str_cost(field(req, "instructions")) +
-		    messages_cost(field(req, "input")) + tools_cost(req);
+		    messages_cost(field(req, "input"), &pr) +
+		    definitions_cost(req);
 		break;
 	case WIRE_OPENAI_COMPLETIONS:
-		n = content_cost(field(req, "prompt"), 0);
+		n = content_cost(field(req, "prompt"), 0, &pr) +
+		    str_cost(field(req, "suffix"));
 		break;
 	case WIRE_OPENAI_EMBEDDINGS:
-		n = content_cost(field(req, "input"), 0);
+		n = content_cost(field(req, "input"), 0, &pr);
 		break;
 	}
 	return round_cost(n);
@@ -625,7 +742,7 @@ message_output(const cJSON *m)
 
 	if (!cJSON_IsObject(m))
 		return 0;
-	n += content_cost(field(m, "content"), 0);
+	n += content_cost(field(m, "content"), 0, NULL);
 	n += str_cost(cJSON_IsString(rc) ? rc : field(m, "reasoning"));
 	n += str_cost(field(m, "refusal"));
 	return n + calls_cost(m);
@@ -664,8 +781,8 @@ responses_item(const cJSON *item)
 		return 0;
 	if (has_type(item, "function_call"))
 		n += call_cost(item);
-	n += content_cost(field(item, "content"), 0);
-	n += content_cost(field(item, "summary"), 0);
+	n += content_cost(field(item, "content"), 0, NULL);
+	n += content_cost(field(item, "summary"), 0, NULL);
 	return n;
 }
 

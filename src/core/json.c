@@ -82,38 +82,138 @@ json_depth(const char *buf, size_t len)
 	return depth == 0 ? max : -1;
 }
 
+/* Reads four hex digits. */
+static int
+hex4(const char *s, uint32_t *v)
+{
+	*v = 0;
+	for (int i = 0; i < 4; i++) {
+		char c = s[i];
+		int d = c >= '0' && c <= '9'   ? c - '0'
+			: c >= 'a' && c <= 'f' ? c - 'a' + 10
+			: c >= 'A' && c <= 'F' ? c - 'A' + 10
+					       : -1;
+		if (d < 0)
+			return -1;
+		*v = *v << 4 | (uint32_t)d;
+	}
+	return 0;
+}
+
+/* Whether the raw name (between its quotes) unescapes to key. */
+int
+json_name_is(const char *raw, size_t n, const char *key)
+{
+	size_t i = 0;
+
+	for (; i < n; key++) {
+		unsigned char c = (unsigned char)raw[i++];
+		if (c == '\\') {
+			uint32_t u;
+			if (i >= n)
+				return 0;
+			switch (raw[i++]) {
+			case 'u':
+				/* Names the gateway looks for are ASCII: any
+				 * other escape cannot match. */
+				if (i + 4 > n || hex4(raw + i, &u) != 0 ||
+				    u == 0 || u > 0x7f)
+					return 0;
+				c = (unsigned char)u;
+				i += 4;
+				break;
+			case '"':
+				c = '"';
+				break;
+			case '\\':
+				c = '\\';
+				break;
+			case '/':
+				c = '/';
+				break;
+			default: /* \b \f \n \r \t: control characters */
+				return 0;
+			}
+		}
+		if (*key == '\0' || (unsigned char)*key != c)
+			return 0;
+	}
+	return *key == '\0';
+}
+
+/* Whether the raw name holds an escaped NUL, which cJSON's names end at. */
+int
+json_name_has_nul(const char *raw, size_t n)
+{
+	uint32_t u;
+
+	for (size_t i = 0; i + 1 < n; i++) {
+		if (raw[i] != '\\')
+			continue;
+		if (raw[i + 1] == 'u' && i + 6 <= n &&
+		    hex4(raw + i + 2, &u) == 0 && u == 0)
+			return 1;
+		i++; /* the escaped character */
+	}
+	return 0;
+}
+
+/* Steps to the next top-level member. */
+int
+json_member_next(const char *buf, size_t len, size_t *pos,
+		 struct json_span *name, struct json_span *value)
+{
+	size_t i = *pos;
+
+	if (i == 0) {
+		i = skip_ws(buf, len, 0);
+		if (i >= len || buf[i] != '{')
+			return -1;
+		i = skip_ws(buf, len, i + 1);
+		if (i < len && buf[i] == '}')
+			return 0;
+	} else {
+		i = skip_ws(buf, len, i);
+		if (i < len && buf[i] == '}')
+			return 0;
+		if (i >= len || buf[i] != ',')
+			return -1;
+		i = skip_ws(buf, len, i + 1);
+	}
+	if (i >= len || buf[i] != '"')
+		return -1;
+	name->start = i + 1;
+	i = skip_string(buf, len, i);
+	if (i > len || i == name->start)
+		return -1;
+	name->end = i - 1;
+	i = skip_ws(buf, len, i);
+	if (i >= len || buf[i] != ':')
+		return -1;
+	value->start = skip_ws(buf, len, i + 1);
+	value->end = skip_value(buf, len, value->start);
+	if (value->end <= value->start)
+		return -1;
+	*pos = value->end;
+	return 1;
+}
+
 /* Finds a top-level member's value span. */
 int
 json_member_span(const char *buf, size_t len, const char *key, size_t *vstart,
 		 size_t *vend)
 {
-	size_t klen = strlen(key), i = skip_ws(buf, len, 0);
+	struct json_span n, v;
+	size_t pos = 0;
 
-	if (i >= len || buf[i] != '{')
-		return -1;
-	i++;
-	for (;;) {
-		size_t ks, ke;
-		i = skip_ws(buf, len, i);
-		if (i >= len || buf[i] != '"')
-			return -1;
-		ks = i + 1;
-		i = skip_string(buf, len, i);
-		ke = i - 1;
-		i = skip_ws(buf, len, i);
-		if (i >= len || buf[i] != ':')
-			return -1;
-		i = skip_ws(buf, len, i + 1);
-		if (ke - ks == klen && memcmp(buf + ks, key, klen) == 0) {
-			*vstart = i;
-			*vend = skip_value(buf, len, i);
+	while (json_member_next(buf, len, &pos, &n, &v) == 1) {
+		if (json_name_is(buf + n.start, n.end - n.start, key)) {
+			*vstart = v.start;
+			*vend = v.end;
 			return 0;
 		}
-		i = skip_ws(buf, len, skip_value(buf, len, i));
-		if (i >= len || buf[i] != ',')
-			return -1;
-		i++;
 	}
+	return -1;
 }
 
 /* Offset of the closing brace of the top-level object, or -1. */
@@ -203,4 +303,54 @@ json_count(const cJSON *obj, const char *key, int64_t *out)
 		return -1;
 	*out = (int64_t)d;
 	return 1;
+}
+
+/* Copies the body with its edits applied. */
+int
+json_edit_members(const char *buf, size_t len, struct json_edit *e, int n,
+		  struct buf *out)
+{
+	struct json_span name, value;
+	size_t pos = 0, first;
+	long end = json_object_end(buf, len);
+	int empty;
+
+	if (end < 0)
+		return -1;
+	for (int i = 0; i < n; i++) {
+		e[i].present =
+			json_member_span(buf, len, e[i].name, &e[i].span.start,
+					 &e[i].span.end) == 0;
+		if (!e[i].present)
+			e[i].span.start = e[i].span.end = (size_t)end;
+	}
+	/* Replacements in the order they appear, then additions in the
+	 * order given (a stable insertion sort: there are a handful). */
+	for (int i = 1; i < n; i++) {
+		struct json_edit t = e[i];
+		int j = i;
+		for (; j > 0 && e[j - 1].span.start > t.span.start; j--)
+			e[j] = e[j - 1];
+		e[j] = t;
+	}
+	for (int i = 0; i < n; i++) {
+		if (!e[i].present)
+			continue;
+		buf_add(out, buf + pos, e[i].span.start - pos);
+		buf_str(out, e[i].value);
+		pos = e[i].span.end;
+	}
+	buf_add(out, buf + pos, (size_t)end - pos);
+	first = 0;
+	empty = json_member_next(buf, len, &first, &name, &value) == 0;
+	for (int i = 0; i < n; i++) {
+		if (e[i].present)
+			continue;
+		if (!empty)
+			buf_add(out, ",", 1);
+		empty = 0;
+		buf_printf(out, "\"%s\":%s", e[i].name, e[i].value);
+	}
+	buf_add(out, buf + end, len - (size_t)end);
+	return out->failed ? -1 : 0;
 }

@@ -25,6 +25,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "admit.h"
+#include "body.h"
 #include "clock.h"
 #include "config.h"
 #include "estimate.h"
@@ -35,6 +36,9 @@
 #include "pgwriter.h"
 #include "price.h"
 #include "provider.h"
+
+/* Times a request's output is shrunk to what a hard quota has left. */
+#define CLAMP_TRIES 3
 
 /* Fills a refusal; the message is formatted into it. Returns -1, what a
  * refusing step returns. */
@@ -122,12 +126,15 @@ admit_auth(struct evhttp_request *http, const struct endpoint *ep,
 	return 0;
 }
 
-/* The body: within max_body_size and max_json_depth, a JSON object. */
+/* The body: within max_body_size and max_json_depth, one JSON object
+ * that every reader reads the same way (body.h). */
 static int
 admit_body(const struct config *cfg, struct evhttp_request *http,
-	   struct admission *a, struct refusal *r)
+	   struct admission *a, struct usage_record *rec, struct refusal *r)
 {
 	struct evbuffer *in = evhttp_request_get_input_buffer(http);
+	struct body b;
+	struct body_error e;
 	int depth;
 
 	a->body_len = evbuffer_get_length(in);
@@ -149,25 +156,33 @@ admit_body(const struct config *cfg, struct evhttp_request *http,
 			      "invalid_request_error", NULL,
 			      "Request body nests deeper than %lld levels.",
 			      (long long)cfg->max_json_depth);
-	a->json =
-		depth < 0 ? NULL : cJSON_ParseWithLength(a->body, a->body_len);
-	if (!cJSON_IsObject(a->json))
-		return refuse(
-			r, 400, "invalid_request_error",
-			"invalid_request_error", NULL,
-			"We could not parse the JSON body of your request. The body must be a JSON object.");
+	if (depth < 0 || body_read(a->body, a->body_len, &b, &e) != 0) {
+		snprintf(rec->refusal, sizeof rec->refusal, "invalid_request");
+		refuse(r, 400, "invalid_request_error", "invalid_request_error",
+		       NULL, "%s",
+		       depth < 0
+			       ? "We could not parse the JSON body of your request. The body must be a JSON object."
+			       : e.msg);
+		if (depth >= 0 && e.param[0] != '\0') {
+			snprintf(a->param, sizeof a->param, "%s", e.param);
+			r->err.param = a->param;
+		}
+		return -1;
+	}
+	a->json = b.json;
+	a->model = b.model;
+	a->stream = b.stream;
+	a->client_usage = b.include_usage;
+	memcpy(a->caps, b.caps, sizeof a->caps);
+	a->choices = b.choices;
 	return 0;
 }
 
-/* What the body asks for: the model (the path's for Azure), a stream,
- * usage in it. */
+/* The model: the body's, or the path's for Azure. */
 static int
 admit_model(const char *path_model, struct admission *a,
 	    struct usage_record *rec, struct refusal *r)
 {
-	const cJSON *model, *so;
-
-	model = cJSON_GetObjectItemCaseSensitive(a->json, "model");
 	if (path_model != NULL) {
 		/* Azure's shape: the deployment in the path is the model. */
 		a->path_model = strdup(path_model);
@@ -175,20 +190,13 @@ admit_model(const char *path_model, struct admission *a,
 			return refuse(r, 500, "server_error", NULL, NULL,
 				      "Out of memory.");
 		a->model = a->path_model;
-	} else if (!cJSON_IsString(model) || *model->valuestring == '\0') {
+	} else if (a->model == NULL || *a->model == '\0') {
 		return refuse(r, 400, "invalid_request_error",
 			      "invalid_request_error", "model",
 			      "You must provide a model parameter.");
-	} else {
-		a->model = model->valuestring;
 	}
 	rec->requested_model = strdup(a->model);
-	a->stream = cJSON_IsTrue(
-		cJSON_GetObjectItemCaseSensitive(a->json, "stream"));
 	rec->streamed = a->stream;
-	so = cJSON_GetObjectItemCaseSensitive(a->json, "stream_options");
-	a->client_usage = cJSON_IsTrue(
-		cJSON_GetObjectItemCaseSensitive(so, "include_usage"));
 	return 0;
 }
 
@@ -228,29 +236,24 @@ admit_route(const struct config *cfg, const struct endpoint *ep,
 	return 0;
 }
 
-/* The most tokens a request can use: its estimated prompt plus the
- * output it allows (max_tokens, or the configured cap when it sets none). */
+/* The most tokens a request can use: its estimated prompt plus, for each
+ * output it asks for (n, best_of), the largest output cap it sets, or the
+ * configured one when it sets none. */
 static void
 worst_case(const struct config *cfg, const struct endpoint *ep,
-	   struct admission *a)
+	   struct admission *a, const struct usage_record *rec)
 {
-	static const char *const caps[] = { "max_completion_tokens",
-					    "max_tokens", "max_output_tokens",
-					    NULL };
-	int64_t out = cfg->default_output_cap, n;
+	int64_t cap = 0;
 
+	for (int c = 0; c < BODY_CAP__COUNT; c++)
+		if (a->caps[c] > cap)
+			cap = a->caps[c];
+	a->out_cap = cap > 0 ? cap : cfg->default_output_cap;
 	if (ep->wire == WIRE_OPENAI_EMBEDDINGS)
-		out = 0;
-	/* A cap that is not a whole count (1.5, "100", 1e12) is not the
-	 * request's: the configured one bounds it. */
-	for (int i = 0; caps[i] != NULL; i++)
-		if (json_count(a->json, caps[i], &n) == 1 && n >= 1 &&
-		    n <= 1000000000) {
-			out = n;
-			break;
-		}
-	a->prompt_tokens = estimate_prompt(a->json, ep->wire);
-	a->worst = a->prompt_tokens + out;
+		a->out_cap = 0;
+	a->prompt_tokens =
+		estimate_prompt(a->json, ep->wire, rec->upstream_model);
+	a->worst = a->prompt_tokens + a->choices * a->out_cap;
 }
 
 /* The tenant's and the key's rate limits; what does not fit is refused
@@ -318,11 +321,11 @@ admit_request(const struct config *cfg, struct evhttp_request *http,
 			r, 503, "server_error", "ledger_unavailable", NULL,
 			"The usage ledger is unreachable and this gateway is set to refuse requests meanwhile (on_db_down = refuse). Please try again shortly.");
 	}
-	if (admit_body(cfg, http, a, r) != 0 ||
+	if (admit_body(cfg, http, a, rec, r) != 0 ||
 	    admit_model(path_model, a, rec, r) != 0 ||
 	    admit_route(cfg, ep, a, rec, r) != 0)
 		return -1;
-	worst_case(cfg, ep, a);
+	worst_case(cfg, ep, a, rec);
 	return admit_rate_limits(http, a, rec, r);
 }
 
@@ -350,6 +353,9 @@ admit_quotas(struct admission *a, const struct usage_record *rec)
 	}
 	if (job->n == 0)
 		return ADMIT_QUOTA_NONE;
+	/* Under a hard quota the provider is told the cap reserved, so it
+	 * cannot spend more (relay.c, provider.c). */
+	a->clamp = job->any_hard && a->out_cap > 0;
 	job->tokens = a->worst;
 	if (leasable && quota_lease_take(job->ids, job->n, job->tokens,
 					 clock_policy_ms())) {
@@ -371,6 +377,33 @@ admit_quota_reserved(struct admission *a)
 		a->holds |= ADMIT_HOLDS_QUOTA;
 }
 
+/* Shrinks the output a hard token quota refused to what it has left, when
+ * that leaves at least a token for each output: the request is asked for
+ * again with the smaller worst case. At most CLAMP_TRIES times (another
+ * quota may refuse the smaller one). */
+static int
+clamp_to_left(struct admission *a)
+{
+	struct quota_job *job = &a->qjob;
+	int64_t left = job->limit - job->used - job->reserved, out;
+
+	if (job->spend || a->clamps >= CLAMP_TRIES || a->out_cap == 0 ||
+	    left <= a->prompt_tokens)
+		return 0;
+	out = (left - a->prompt_tokens) / a->choices;
+	if (out < 1 || out >= a->out_cap)
+		return 0;
+	a->clamps++;
+	a->clamp = 1;
+	a->out_cap = out;
+	a->worst = a->prompt_tokens + a->choices * out;
+	job->tokens = a->worst;
+	job->status = 0;
+	job->quota_id = 0;
+	job->soft_exceeded = 0;
+	return 1;
+}
+
 /* Reads the quota thread's answer. */
 int
 admit_quota_answer(struct admission *a, struct usage_record *rec,
@@ -379,6 +412,12 @@ admit_quota_answer(struct admission *a, struct usage_record *rec,
 	const struct quota_job *job = &a->qjob;
 	char used[32], lim[32], v[160];
 
+	if (job->status == 1 && clamp_to_left(a)) {
+		log_request(LOG_DEBUG, rec->request_id, rec->tenant,
+			    "quota %lld: output clamped to %lld tokens",
+			    (long long)job->quota_id, (long long)a->out_cap);
+		return 1;
+	}
 	if (job->status == 1) {
 		snprintf(rec->refusal, sizeof rec->refusal, "quota:%lld",
 			 (long long)job->quota_id);

@@ -2,14 +2,16 @@
  * provider.c - request rewriting and connection settings per provider.
  *
  * The client's body is forwarded as written: only the model value is
- * replaced and, where needed, stream_options is added or completed. The
- * edits are made on the raw bytes (json.h), so numbers, key order and
- * unknown fields reach the provider untouched.
+ * replaced and, where needed, stream_options is added or completed and
+ * the output cap reserved under a hard quota set. The edits are made on
+ * the raw bytes (json.h), so numbers, key order and unknown fields reach
+ * the provider untouched; body.c made sure those bytes mean one thing.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "body.h"
 #include "buf.h"
 #include "config.h"
 #include "json.h"
@@ -26,109 +28,104 @@ client_include_usage(const cJSON *json)
 		cJSON_GetObjectItemCaseSensitive(so, "include_usage"));
 }
 
+/* The cap members to set on a request going to p in wire w: each one the
+ * client set, and the one the provider reads when the client set none
+ * (OpenAI's chat takes max_completion_tokens, the compatible providers
+ * max_tokens). Returns how many were written to names. */
+static int
+cap_members(const struct provider_conf *p, enum wire w, const int64_t *caps,
+	    const char **names)
+{
+	int n = 0;
+
+	switch (w) {
+	case WIRE_OPENAI_RESPONSES:
+		names[n++] = body_cap_name(BODY_MAX_OUTPUT_TOKENS);
+		return n;
+	case WIRE_ANTHROPIC:
+	case WIRE_OPENAI_COMPLETIONS:
+		names[n++] = body_cap_name(BODY_MAX_TOKENS);
+		return n;
+	case WIRE_OPENAI_EMBEDDINGS:
+		return 0;
+	case WIRE_OPENAI_CHAT:
+		break;
+	}
+	if (caps[BODY_MAX_TOKENS] > 0)
+		names[n++] = body_cap_name(BODY_MAX_TOKENS);
+	if (caps[BODY_MAX_COMPLETION_TOKENS] > 0 ||
+	    (n == 0 &&
+	     (p->flavor == FLAVOR_OPENAI || p->flavor == FLAVOR_AZURE)))
+		names[n++] = body_cap_name(BODY_MAX_COMPLETION_TOKENS);
+	if (n == 0)
+		names[n++] = body_cap_name(BODY_MAX_TOKENS);
+	return n;
+}
+
+/* The stream_options to send: the client's with include_usage on. */
+static char *
+usage_stream_options(const cJSON *json)
+{
+	cJSON *so = cJSON_Duplicate(
+		cJSON_GetObjectItemCaseSensitive(json, "stream_options"), 1);
+	char *text;
+
+	if (!cJSON_IsObject(so)) {
+		cJSON_Delete(so);
+		so = cJSON_CreateObject();
+	}
+	cJSON_DeleteItemFromObjectCaseSensitive(so, "include_usage");
+	cJSON_AddTrueToObject(so, "include_usage");
+	text = cJSON_PrintUnformatted(so);
+	cJSON_Delete(so);
+	return text;
+}
+
 /* Builds the upstream body. */
 char *
-provider_rewrite_body(const struct provider_conf *p, enum wire w,
-		      const char *body, size_t len, const cJSON *json,
-		      const char *model, int *injected, size_t *outlen)
+provider_rewrite_body(const struct provider_conf *p,
+		      const struct upstream_body *ub, int *injected,
+		      size_t *outlen)
 {
-	size_t ms, me, ss = 0, se = 0;
+	struct json_edit e[2 + BODY_CAP__COUNT];
+	const char *caps[BODY_CAP__COUNT];
 	struct buf out = BUF_INIT;
-	char *mq = NULL, *so_text = NULL;
-	int stream =
-		cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(json, "stream"));
-	int has_so, model_added = 0;
-	long end;
+	char *mq = NULL, *so_text = NULL, cap[24];
+	int n = 0, ncaps;
 	cJSON *mj;
 
 	*injected = 0;
-	if (buf_reserve(&out, len + 128) != 0)
+	if (buf_reserve(&out, ub->len + 128) != 0)
 		return NULL;
-	if (json_member_span(body, len, "model", &ms, &me) != 0) {
-		/* No model (Azure's shape names it in the path): insert one
-		 * right after the opening brace. */
-		const char *b = memchr(body, '{', len);
-		if (b == NULL)
-			goto fail;
-		ms = me = (size_t)(b - body) + 1;
-		model_added = 1;
-	}
-	mj = cJSON_CreateString(model);
+	mj = cJSON_CreateString(ub->model);
 	mq = cJSON_PrintUnformatted(mj);
 	cJSON_Delete(mj);
 	if (mq == NULL)
 		goto fail;
-	if (model_added) {
-		/* "model":"X" plus a comma unless the object is empty. */
-		size_t q = strlen(mq), rest = ms;
-		char *m2 = malloc(q + 10);
-		while (rest < len && (body[rest] == ' ' || body[rest] == '\t' ||
-				      body[rest] == '\n' || body[rest] == '\r'))
-			rest++;
-		if (m2 == NULL)
-			goto fail;
-		snprintf(m2, q + 10, "\"model\":%s%s", mq,
-			 rest < len && body[rest] == '}' ? "" : ",");
-		cJSON_free(mq);
-		mq = m2;
-	}
-
-	has_so = json_member_span(body, len, "stream_options", &ss, &se) == 0;
+	e[n++] = (struct json_edit){ .name = "model", .value = mq };
 	/* Chat and legacy completions streams carry usage only when asked;
 	 * the Responses API always reports it (and takes no such option). */
-	if (stream && (w == WIRE_OPENAI_CHAT || w == WIRE_OPENAI_COMPLETIONS) &&
+	if (ub->stream &&
+	    (ub->wire == WIRE_OPENAI_CHAT ||
+	     ub->wire == WIRE_OPENAI_COMPLETIONS) &&
 	    flavor_needs_include_usage(p->flavor) && !p->no_stream_options &&
-	    !client_include_usage(json)) {
+	    !client_include_usage(ub->json)) {
 		*injected = 1;
-		if (has_so) {
-			/* Keep the client's other options; switch usage on. */
-			cJSON *so = cJSON_Duplicate(
-				cJSON_GetObjectItemCaseSensitive(
-					json, "stream_options"),
-				1);
-			if (!cJSON_IsObject(so)) {
-				cJSON_Delete(so);
-				so = cJSON_CreateObject();
-			}
-			cJSON_DeleteItemFromObjectCaseSensitive(
-				so, "include_usage");
-			cJSON_AddTrueToObject(so, "include_usage");
-			so_text = cJSON_PrintUnformatted(so);
-			cJSON_Delete(so);
-			if (so_text == NULL)
-				goto fail;
-		}
+		so_text = usage_stream_options(ub->json);
+		if (so_text == NULL)
+			goto fail;
+		e[n++] = (struct json_edit){ .name = "stream_options",
+					     .value = so_text };
 	}
-
-	/* Copy the body, replacing the spans in order of position. */
-	{
-		size_t cuts[2][2] = { { ms, me }, { ss, se } };
-		const char *reps[2] = { mq, so_text };
-		int order[2] = { 0, 1 }, nrep = so_text != NULL ? 2 : 1;
-		size_t pos = 0;
-
-		if (nrep == 2 && ss < ms) {
-			order[0] = 1;
-			order[1] = 0;
-		}
-		for (int i = 0; i < nrep; i++) {
-			int k = order[i];
-			buf_add(&out, body + pos, cuts[k][0] - pos);
-			buf_str(&out, reps[k]);
-			pos = cuts[k][1];
-		}
-		if (*injected && !has_so) {
-			static const char add[] =
-				",\"stream_options\":{\"include_usage\":true}";
-			end = json_object_end(body, len);
-			if (end < 0 || (size_t)end < pos)
-				goto fail;
-			buf_add(&out, body + pos, (size_t)end - pos);
-			buf_add(&out, add, sizeof add - 1);
-			pos = (size_t)end;
-		}
-		buf_add(&out, body + pos, len - pos);
+	if (ub->cap > 0) {
+		snprintf(cap, sizeof cap, "%lld", (long long)ub->cap);
+		ncaps = cap_members(p, ub->wire, ub->caps, caps);
+		for (int i = 0; i < ncaps; i++)
+			e[n++] = (struct json_edit){ .name = caps[i],
+						     .value = cap };
 	}
+	if (json_edit_members(ub->body, ub->len, e, n, &out) != 0)
+		goto fail;
 	cJSON_free(mq);
 	cJSON_free(so_text);
 	return buf_detach(&out, outlen);
@@ -137,6 +134,29 @@ fail:
 	cJSON_free(so_text);
 	buf_free(&out);
 	return NULL;
+}
+
+/* Sets the cap in a parsed body that is translated, not forwarded: every
+ * cap member the client set, or the one translate.c reads. */
+int
+provider_clamp_tree(cJSON *json, int64_t cap)
+{
+	int set = 0;
+
+	for (int c = 0; c < BODY_CAP__COUNT; c++) {
+		const char *name = body_cap_name(c);
+		cJSON *it = cJSON_GetObjectItemCaseSensitive(json, name);
+		if (it == NULL || cJSON_IsNull(it))
+			continue;
+		if (!cJSON_ReplaceItemInObjectCaseSensitive(
+			    json, name, cJSON_CreateNumber((double)cap)))
+			return -1;
+		set = 1;
+	}
+	if (!set &&
+	    cJSON_AddNumberToObject(json, "max_tokens", (double)cap) == NULL)
+		return -1;
+	return 0;
 }
 
 /* The path of a wire's endpoint under a provider's base URL. */

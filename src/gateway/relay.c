@@ -76,12 +76,14 @@ struct relay {
 	struct curl_slist *hdrs;
 	char *ctype; /* upstream Content-Type */
 	char *retry_after;
-	int injected_usage;   /* the gateway added include_usage */
-	int paused;           /* the call waits for the client */
-	struct event *idle;   /* a stream's idle timer */
-	int64_t last_rx_us;   /* last byte from upstream */
-	struct evbuffer *out; /* the buffered answer, or stream
-				 bytes not yet sent */
+	int injected_usage;       /* the gateway added include_usage */
+	int over;                 /* the stream passed its reservation: cut */
+	int64_t delivered_tokens; /* output estimated before the last event */
+	int paused;               /* the call waits for the client */
+	struct event *idle;       /* a stream's idle timer */
+	int64_t last_rx_us;       /* last byte from upstream */
+	struct evbuffer *out;     /* the buffered answer, or stream
+				     bytes not yet sent */
 	struct sse_parser *sse;
 	struct usage_stream ust;
 	struct tr_stream *tr; /* translating a stream */
@@ -267,6 +269,77 @@ forward_injected(struct relay *r, const struct sse_event *ev, int flags)
 	return 1;
 }
 
+/* Whether a stream has passed the output reserved for it under a hard
+ * quota (a provider that ignores the cap it was sent): then it is cut
+ * there, and the event that passed it is not forwarded. */
+static int
+past_reservation(struct relay *r)
+{
+	const struct admission *a = r->in.adm;
+	int64_t limit = a->choices * a->out_cap;
+
+	if (!a->clamp || r->ust.text_tokens <= limit)
+		return 0;
+	r->over = 1;
+	snprintf(
+		r->reason, sizeof r->reason,
+		"stream cut at its reservation: the output passed the %lld tokens reserved under a hard quota",
+		(long long)limit);
+	free(r->in.rec->error);
+	r->in.rec->error = strdup(r->reason);
+	rlog(r, LOG_WARN, "%s (provider '%s')", r->reason,
+	     r->t->provider->name);
+	return 1;
+}
+
+/* The terminal error event of a stream cut at its reservation, in the
+ * client's wire. */
+static void
+add_cut_event(struct relay *r)
+{
+	const struct admission *a = r->in.adm;
+	cJSON *ev = cJSON_CreateObject(), *err = ev;
+	char msg[256], *text;
+
+	snprintf(
+		msg, sizeof msg,
+		"The output reached the %lld tokens reserved for this request under a hard quota, and the stream was ended there.",
+		(long long)(a->choices * a->out_cap));
+	switch (r->in.ep->wire) {
+	case WIRE_ANTHROPIC:
+		cJSON_AddStringToObject(ev, "type", "error");
+		err = cJSON_AddObjectToObject(ev, "error");
+		cJSON_AddStringToObject(err, "type", "invalid_request_error");
+		cJSON_AddStringToObject(err, "message", msg);
+		break;
+	case WIRE_OPENAI_RESPONSES:
+		cJSON_AddStringToObject(ev, "type", "error");
+		cJSON_AddStringToObject(ev, "code", "insufficient_quota");
+		cJSON_AddStringToObject(ev, "message", msg);
+		cJSON_AddNullToObject(ev, "param");
+		break;
+	default:
+		err = cJSON_AddObjectToObject(ev, "error");
+		cJSON_AddStringToObject(err, "message", msg);
+		cJSON_AddStringToObject(err, "type", "insufficient_quota");
+		cJSON_AddNullToObject(err, "param");
+		cJSON_AddStringToObject(err, "code",
+					"output_reserved_exceeded");
+	}
+	text = cJSON_PrintUnformatted(ev);
+	cJSON_Delete(ev);
+	if (text == NULL)
+		return;
+	evbuffer_add_printf(r->out, "%sdata: %s\n\n",
+			    r->in.ep->wire == WIRE_ANTHROPIC ||
+					    r->in.ep->wire ==
+						    WIRE_OPENAI_RESPONSES
+				    ? "event: error\n"
+				    : "",
+			    text);
+	cJSON_free(text);
+}
+
 /* One complete SSE event from upstream: meter it, then forward it as it
  * came, translated, or without the usage the gateway asked for. */
 static int
@@ -276,9 +349,14 @@ relay_event(const struct sse_event *ev, void *arg)
 	struct usage_record *rec = r->in.rec;
 	int flags = 0;
 
+	if (r->over)
+		return 0;
+	r->delivered_tokens = r->ust.text_tokens;
 	if (ev->data != NULL)
 		flags = usage_stream_event(&r->ust, ev->event, ev->data,
 					   ev->data_len);
+	if (past_reservation(r))
+		return 0;
 	if ((flags & USAGE_EV_DONE) && r->phase == PH_STREAMING)
 		r->phase = PH_HOLDING;
 	if (ev->data != NULL && rec->error == NULL && is_error_event(ev)) {
@@ -369,7 +447,7 @@ on_data(void *arg, const char *data, size_t n)
 		r->paused = 1;
 		return UPSTREAM_PAUSE;
 	}
-	if (sse_parser_feed(r->sse, data, n) != 0)
+	if (sse_parser_feed(r->sse, data, n) != 0 || r->over)
 		return 0;
 	if (r->phase == PH_STREAMING)
 		flush_to_client(r);
@@ -472,6 +550,10 @@ on_done(void *arg, CURLcode result)
 
 	if (streaming(r)) {
 		r->phase = PH_STREAMED;
+		if (r->over) {
+			report(r, RELAY_CUT, 0, NULL, NULL);
+			return;
+		}
 		if (result != CURLE_OK) {
 			snprintf(r->reason, sizeof r->reason,
 				 "upstream stream failed: %s",
@@ -604,12 +686,22 @@ start_call(struct relay *r)
 	char *url;
 	int rc;
 
-	if (r->uwire == r->in.ep->wire)
-		r->upbody = provider_rewrite_body(
-			p, r->uwire, a->body, a->body_len, a->json, model,
-			&r->injected_usage, &r->uplen);
-	else
+	if (r->uwire == r->in.ep->wire) {
+		struct upstream_body ub = {
+			.wire = r->uwire,
+			.body = a->body,
+			.len = a->body_len,
+			.json = a->json,
+			.model = model,
+			.stream = a->stream,
+			.caps = a->caps,
+			.cap = a->clamp ? a->out_cap : 0,
+		};
+		r->upbody = provider_rewrite_body(p, &ub, &r->injected_usage,
+						  &r->uplen);
+	} else {
 		r->upbody = translate_request(r, &r->uplen);
+	}
 	if (r->in.ep->wire == WIRE_ANTHROPIC)
 		beta = evhttp_find_header(
 			evhttp_request_get_input_headers(r->in.http),
@@ -739,7 +831,12 @@ void
 relay_meter(const struct relay *r, struct meter_end *end)
 {
 	end->reported = r->ust.last;
-	end->output_tokens = r->ust.text_tokens;
+	/* A stream cut at its reservation is billed what reached the
+	 * client, which the reservation covers. */
+	end->output_tokens = r->over ? r->delivered_tokens : r->ust.text_tokens;
+	if (r->over && end->reported.present &&
+	    end->reported.completion < r->delivered_tokens)
+		end->reported.completion = r->delivered_tokens;
 	end->delivered = r->call.sent_all;
 	end->upstream_status = (int)r->call.status;
 }
@@ -751,8 +848,11 @@ relay_finish(struct relay *r, struct evhttp_request *http)
 	if (streaming(r)) {
 		size_t plen = 0;
 		const char *pending = sse_parser_pending(r->sse, &plen);
-		/* A cut stream's unterminated tail goes out as it came. */
-		if (pending != NULL && plen > 0)
+		/* A cut stream's unterminated tail goes out as it came; one
+		 * cut at its reservation ends with an error event. */
+		if (r->over)
+			add_cut_event(r);
+		else if (pending != NULL && plen > 0)
 			evbuffer_add(r->out, pending, plen);
 		if (evbuffer_get_length(r->out) > 0)
 			evhttp_send_reply_chunk(http, r->out);

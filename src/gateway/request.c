@@ -33,6 +33,7 @@
 #include "log.h"
 #include "meter.h"
 #include "metrics.h"
+#include "provider.h"
 #include "quota.h"
 #include "relay.h"
 #include "reply.h"
@@ -225,10 +226,35 @@ go_upstream(struct request *req, const char **reason)
 	struct reply_error err = { 500, "server_error", NULL, NULL,
 				   "Out of memory." };
 
+	if (req->rq_adm.clamp) {
+		/* The cap the provider is sent, for the client to see; a
+		 * translated body is built from the tree: it goes there. */
+		char v[24];
+		snprintf(v, sizeof v, "%lld", (long long)req->rq_adm.out_cap);
+		evhttp_add_header(
+			evhttp_request_get_output_headers(req->rq_http),
+			"x-tollgate-output-cap", v);
+		if (provider_clamp_tree(req->rq_adm.json,
+					req->rq_adm.out_cap) != 0)
+			return refuse(req, &err, reason);
+	}
 	req->rq_relay = relay_new(&in);
 	if (req->rq_relay != NULL && relay_start(req->rq_relay, &err) == 0)
 		return REQ_UPSTREAM;
 	return refuse(req, &err, reason);
+}
+
+/* Parks the request on the quota thread: 0, or -1 when it cannot. */
+static int
+park(struct request *req)
+{
+	struct quota_job *job = &req->rq_adm.qjob;
+
+	job->ev = event_new(req->rq_loop->base, -1, 0, quota_answered, req);
+	if (job->ev == NULL)
+		return -1;
+	quota_reserve(job);
+	return 0;
 }
 
 /* Admits the request (path_model: the model its path named, or NULL):
@@ -241,27 +267,32 @@ admit(struct request *req, const char *path_model, const char **reason)
 	if (admit_request(req->rq_cfg, req->rq_http, req->rq_ep, path_model, a,
 			  req->rq_rec, &req->rq_refusal) != 0)
 		return refuse(req, &req->rq_refusal.err, reason);
-	if (admit_quotas(a, req->rq_rec) == ADMIT_QUOTA_RESERVE) {
-		a->qjob.ev = event_new(req->rq_loop->base, -1, 0,
-				       quota_answered, req);
-		if (a->qjob.ev != NULL) {
-			quota_reserve(&a->qjob);
-			return REQ_QUOTA;
-		}
-	}
+	if (admit_quotas(a, req->rq_rec) == ADMIT_QUOTA_RESERVE &&
+	    park(req) == 0)
+		return REQ_QUOTA;
 	return go_upstream(req, reason);
 }
 
-/* The quota thread's answer: refused, or gone upstream. */
+/* The quota thread's answer: refused, parked again for a smaller
+ * reservation, or gone upstream. */
 static enum request_state
 quota_answer(struct request *req, const char **reason)
 {
 	struct evkeyvalq *out = evhttp_request_get_output_headers(req->rq_http);
+	const struct reply_error oom = { 500, "server_error", NULL, NULL,
+					 "Out of memory." };
 
-	if (admit_quota_answer(&req->rq_adm, req->rq_rec, out,
-			       &req->rq_refusal) != 0)
-		return refuse(req, &req->rq_refusal.err, reason);
-	return go_upstream(req, reason);
+	switch (admit_quota_answer(&req->rq_adm, req->rq_rec, out,
+				   &req->rq_refusal)) {
+	case 0:
+		return go_upstream(req, reason);
+	case 1:
+		/* A smaller worst case to reserve. */
+		if (park(req) == 0)
+			return REQ_QUOTA;
+		return refuse(req, &oom, reason);
+	}
+	return refuse(req, &req->rq_refusal.err, reason);
 }
 
 /* The relay's end ends the request: refused when nothing reached the
