@@ -49,7 +49,7 @@ static const struct refused refused[] = {
 	  "ens" },
 	{ "{\"model\":\"a\",\"Messages\":[]}", "Messages" },
 	{ "{\"model\":\"a\",\"stream_options\":{\"Include_Usage\":false}}",
-	  "Include_Usage" },
+	  "stream_options.Include_Usage" },
 	{ "{\"model\":\"a\",\"mod\\u0000el\":\"b\"}", "" },
 	/* Types. */
 	{ "{\"model\":42}", "model" },

@@ -242,6 +242,7 @@ no_lookalikes(const cJSON *obj, const char *const *names, const char *where,
 	      struct body_error *e)
 {
 	const cJSON *c;
+	char param[sizeof e->param];
 
 	cJSON_ArrayForEach (c, obj) {
 		for (int i = 0; names[i] != NULL; i++) {
@@ -249,10 +250,12 @@ no_lookalikes(const cJSON *obj, const char *const *names, const char *where,
 			    strcmp(c->string, names[i]) == 0 ||
 			    !body_names_fold_equal(c->string, names[i]))
 				continue;
+			snprintf(param, sizeof param, "%s%s%s", where,
+				 where[0] != '\0' ? "." : "", c->string);
 			return fail(
-				e, c->string,
-				"The request body has a member '%.100s'%s; the member is spelled '%s'.",
-				c->string, where, names[i]);
+				e, param,
+				"The request body has a member '%.120s'; the member is spelled '%s'.",
+				param, names[i]);
 		}
 	}
 	return 0;
@@ -355,8 +358,8 @@ body_read(const char *buf, size_t len, struct body *b, struct body_error *e)
 	    no_lookalikes(b->json, read_members, "", e) != 0)
 		goto fail;
 	so = cJSON_GetObjectItemCaseSensitive(b->json, "stream_options");
-	if (cJSON_IsObject(so) && no_lookalikes(so, stream_option_members,
-						" in 'stream_options'", e) != 0)
+	if (cJSON_IsObject(so) &&
+	    no_lookalikes(so, stream_option_members, "stream_options", e) != 0)
 		goto fail;
 	if (read_members_of(b, e) != 0)
 		goto fail;

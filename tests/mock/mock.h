@@ -4,7 +4,9 @@
  *
  * Principle: the mock replays the recorded fixtures byte for byte, so what a
  * test sees through the gateway can be compared with the fixture file, and
- * it misbehaves only when told to. A request names its fixture through the
+ * it misbehaves only when told to (POST /_mock/config, below: besides
+ * failures, it can read bodies as a permissive provider does and answer
+ * greedily instead of from fixtures). A request names its fixture through the
  * "model" field of its JSON body (an Azure request through its deployment,
  * see below): model M is served from DIR/M.sse (always a stream) when that
  * file exists, else from DIR/M-stream.sse when the body asks for
@@ -87,6 +89,55 @@
  *                    other names are served normally and do not count
  *                    against fail_times. "" or null: every request. A
  *                    config that sets "fail" without "fail_model" clears it.
+ *   last_member_wins true: read bodies as a permissive provider's parser
+ *                    does: of two members of one object with the same
+ *                    name (compared after unescaping, so "mod\u0065l" is
+ *                    "model"), the last one counts, in every object.
+ *                    false (the default): the first one counts, as cJSON
+ *                    finds it.
+ *   fold_names       true: the members of the top-level object and of its
+ *                    stream_options match names as Go's encoding/json
+ *                    matches them to fields: ASCII case-insensitively,
+ *                    with U+212A KELVIN SIGN as 'k' and U+017F LONG S as
+ *                    's' ("MODEL", "ſtream" and "max_Tokens" are model,
+ *                    stream and max_tokens), and of names equal that way
+ *                    the last one counts. Default false.
+ *            Both change what the mock makes of a body: the model (so the
+ *            fixture served and the name counted in "by_model"), stream,
+ *            stream_options, the caps and n. /_mock/last_request still
+ *            shows the body as received.
+ *   greedy           true: answer every model request, whatever its model
+ *                    (no fixture is read), with generated output using
+ *                    every output token the request allows: per choice,
+ *                    the request's cap (the first of max_completion_tokens,
+ *                    max_tokens and max_output_tokens that is a number;
+ *                    Anthropic: max_tokens), or greedy_uncapped when there
+ *                    is none or ignore_caps is set; chat and completions
+ *                    requests get n choices (n from 1 to 128, else 1);
+ *                    4,000,000 words at most in all. The text is "the"
+ *                    followed by " the" repeated, one token a word in
+ *                    cl100k_base and o200k_base. The usage reported: prompt
+ *                    (input) tokens greedy_prompt_tokens, completion
+ *                    (output) tokens the words sent, in the endpoint's
+ *                    shape. Not streamed: one chat.completion (n choices),
+ *                    text_completion, response object or Anthropic message.
+ *                    Streamed ("stream":true): the wire's events, each
+ *                    carrying greedy_per_event words, then the usage: a
+ *                    usage-only chunk (chat and completions, under the
+ *                    include_usage rule above), then data: [DONE];
+ *                    Responses end with response.completed, Anthropic with
+ *                    message_delta (its usage) and message_stop.
+ *                    Embeddings: one short vector per input; prompt_tokens
+ *                    counts the ids of an input given as an array of
+ *                    integers, and greedy_prompt_tokens per other input.
+ *                    Answers are paced, cut and counted as "served" like
+ *                    fixtures. Default false.
+ *   greedy_uncapped  words per choice when a request has no cap (17000)
+ *   greedy_prompt_tokens  prompt tokens reported (10)
+ *   greedy_per_event words per stream event (16, at least 1)
+ *   ignore_caps      true: greedy answers use greedy_uncapped whatever the
+ *                    request's caps say, as a provider that ignores them
+ *                    (default false)
  * Refusals of the wire checks (missing credentials, api-version) happen
  * before any injected failure and do not consume one.
  * POST /_mock/reset restores the start-up knobs and zeroes the counters.
@@ -149,6 +200,9 @@
 #define MOCK_DEFAULT_CUT_AFTER 2
 #define MOCK_MAX_DIRS          8
 #define MOCK_MAX_NAME          200 /* longest fixture name */
+#define MOCK_GREEDY_UNCAPPED   17000
+#define MOCK_GREEDY_PROMPT     10
+#define MOCK_GREEDY_PER_EVENT  16
 
 /* The provider wire a request speaks, told by its path. */
 enum mock_wire {
@@ -196,6 +250,13 @@ struct mock_config {
 	int mc_cut_after;
 	int mc_fail_times;                     /* -1: until changed */
 	char mc_fail_model[MOCK_MAX_NAME + 1]; /* "": every model */
+	int mc_last_member_wins; /* duplicate members: the last one counts */
+	int mc_fold_names;       /* top-level names matched Go-style */
+	int mc_greedy;           /* generated answers using every token */
+	int mc_greedy_uncapped;  /* words per choice when there is no cap */
+	int mc_greedy_prompt_tokens;
+	int mc_greedy_per_event; /* words per stream event */
+	int mc_ignore_caps;      /* greedy: the request's caps are ignored */
 };
 
 struct mock_stats {
@@ -384,6 +445,20 @@ void mr_hang(struct mock_req *mr);
 
 /* Handles a request to a model endpoint. */
 void handle_model(struct evhttp_request *req, const char *path);
+
+/* mock_body.c */
+
+/* Parses a model request's body the way the knobs say the provider reads
+ * it (last_member_wins, fold_names); NULL when it is not JSON. Caller
+ * deletes. */
+cJSON *body_parse(const char *body, size_t len);
+
+/* mock_greedy.c */
+
+/* Sets mr's answer to the greedy one for a model request on path whose
+ * body root (an object, borrowed) names model m. */
+void greedy_load(struct mock_req *mr, const cJSON *root, const char *path,
+		 const char *m);
 
 /* mock_control.c */
 

@@ -60,6 +60,21 @@ config_int(const cJSON *root, const char *key, int min, int *out, int *seen)
 	return 0;
 }
 
+/* Reads a boolean member of a config object into *out when present;
+ * returns -1 when it is present but not true or false. */
+static int
+config_bool(const cJSON *root, const char *key, int *out)
+{
+	const cJSON *it = cJSON_GetObjectItemCaseSensitive(root, key);
+
+	if (it == NULL)
+		return 0;
+	if (!cJSON_IsBool(it))
+		return -1;
+	*out = cJSON_IsTrue(it);
+	return 0;
+}
+
 /* POST /_mock/config: validates every member, then applies them all. */
 static void
 handle_config(struct evhttp_request *req)
@@ -83,10 +98,26 @@ handle_config(struct evhttp_request *req)
 		    0 ||
 	    config_int(root, "cut_after", 0, &c.mc_cut_after, &seen) < 0 ||
 	    config_int(root, "fail_times", -1, &c.mc_fail_times, &seen_times) <
-		    0) {
+		    0 ||
+	    config_int(root, "greedy_uncapped", 0, &c.mc_greedy_uncapped,
+		       &seen) < 0 ||
+	    config_int(root, "greedy_prompt_tokens", 0,
+		       &c.mc_greedy_prompt_tokens, &seen) < 0 ||
+	    config_int(root, "greedy_per_event", 1, &c.mc_greedy_per_event,
+		       &seen) < 0) {
 		reply_error(req, 400,
 			    "mock: config numbers must be integers "
-			    ">= 0 (fail_times >= -1)",
+			    ">= 0 (fail_times >= -1, greedy_per_event >= 1)",
+			    "invalid_request_error");
+		goto out;
+	}
+	if (config_bool(root, "last_member_wins", &c.mc_last_member_wins) < 0 ||
+	    config_bool(root, "fold_names", &c.mc_fold_names) < 0 ||
+	    config_bool(root, "greedy", &c.mc_greedy) < 0 ||
+	    config_bool(root, "ignore_caps", &c.mc_ignore_caps) < 0) {
+		reply_error(req, 400,
+			    "mock: last_member_wins, fold_names, greedy and "
+			    "ignore_caps must be true or false",
 			    "invalid_request_error");
 		goto out;
 	}
@@ -127,10 +158,16 @@ handle_config(struct evhttp_request *req)
 		c.mc_fail = FAIL_NONE;
 	srv.cfg = c;
 	mock_log("config: latency_ms=%d chunk_delay_ms=%d fail=%s "
-		 "cut_after=%d fail_times=%d fail_model=%s",
+		 "cut_after=%d fail_times=%d fail_model=%s "
+		 "last_member_wins=%d fold_names=%d greedy=%d "
+		 "greedy_uncapped=%d greedy_prompt_tokens=%d "
+		 "greedy_per_event=%d ignore_caps=%d",
 		 c.mc_latency_ms, c.mc_chunk_delay_ms, fail_names[c.mc_fail],
 		 c.mc_cut_after, c.mc_fail_times,
-		 c.mc_fail_model[0] != '\0' ? c.mc_fail_model : "(any)");
+		 c.mc_fail_model[0] != '\0' ? c.mc_fail_model : "(any)",
+		 c.mc_last_member_wins, c.mc_fold_names, c.mc_greedy,
+		 c.mc_greedy_uncapped, c.mc_greedy_prompt_tokens,
+		 c.mc_greedy_per_event, c.mc_ignore_caps);
 	ok = cJSON_CreateObject();
 	cJSON_AddTrueToObject(ok, "ok");
 	reply_json(req, 200, ok);

@@ -407,6 +407,9 @@ main(int argc, char **argv)
 
 	srv.defaults.mc_cut_after = MOCK_DEFAULT_CUT_AFTER;
 	srv.defaults.mc_fail_times = -1;
+	srv.defaults.mc_greedy_uncapped = MOCK_GREEDY_UNCAPPED;
+	srv.defaults.mc_greedy_prompt_tokens = MOCK_GREEDY_PROMPT;
+	srv.defaults.mc_greedy_per_event = MOCK_GREEDY_PER_EVENT;
 	if ((rc = parse_args(argc, argv, &o)) != 0)
 		return rc - 1;
 	if (check_fixture_dirs() != 0)

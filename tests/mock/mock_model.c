@@ -1,6 +1,7 @@
 /*
- * mock_model.c - a model request's arrival: the wire's checks, injected
- * refusals, the fixture chosen, and the record of the last request.
+ * mock_model.c - a model request's arrival: the body as the provider reads
+ * it, the wire's checks, injected refusals, the fixture chosen (or the
+ * greedy answer), and the record of the last request.
  */
 #include "mock.h"
 
@@ -368,7 +369,7 @@ handle_model(struct evhttp_request *req, const char *path)
 	wire = wire_of(path, dep, sizeof(dep));
 	srv.stats.ms_requests++;
 	record_request(req, wire, body, len);
-	root = cJSON_ParseWithLength(body, len);
+	root = body_parse(body, len);
 	model = cJSON_GetObjectItemCaseSensitive(root, "model");
 	stream = cJSON_GetObjectItemCaseSensitive(root, "stream");
 	/* Azure names the model in the path; the body's is ignored. */
@@ -416,7 +417,10 @@ handle_model(struct evhttp_request *req, const char *path)
 		mr->mr_cut_after = srv.cfg.mc_cut_after;
 		break;
 	}
-	mr_load_fixture(mr, root, m);
+	if (srv.cfg.mc_greedy && cJSON_IsObject(root) && m != NULL)
+		greedy_load(mr, root, path, m);
+	else
+		mr_load_fixture(mr, root, m);
 	if (mr->mr_status == 404 || mr->mr_status == 400)
 		mr->mr_failed = 1;
 	if (mr->mr_cut == CUT_ERROR && !mr->mr_sse) {
