@@ -20,6 +20,14 @@
 
 static void prompt_parts(void);
 
+/* Tokens of text in cl100k_base, the encoding the tables below were
+ * measured in. */
+static int64_t
+cl100k(const char *text, size_t len)
+{
+	return estimate_text(estimate_for("gpt-4"), text, len);
+}
+
 /* |a - b| */
 static int64_t
 absdiff(int64_t a, int64_t b)
@@ -78,8 +86,8 @@ static const struct text_case text_cases[] = {
 	{ "Hello, world!", 4, 4 },
 	{ "The quick brown fox jumps over the lazy dog.", 9, 11 },
 	{ "你好", 2, 2 },
-	{ "你好，世界！", 6, 6 },
-	{ "大模型的计费必须精确到分。", 13, 13 },
+	{ "你好，世界！", 7, 7 },
+	{ "大模型的计费必须精确到分。", 15, 15 },
 	{ "GPT-4o 和 GLM-4 的价格", 8, 12 },
 	{ "internationalization", 2, 4 },
 	/* Numbers: groups of three digits, and the space before a number is
@@ -99,47 +107,49 @@ test_text(void)
 {
 	for (size_t i = 0; i < sizeof text_cases / sizeof *text_cases; i++) {
 		const struct text_case *c = &text_cases[i];
-		int64_t n = estimate_tokens(c->text, strlen(c->text));
+		int64_t n = cl100k(c->text, strlen(c->text));
 		ok(n >= c->lo && n <= c->hi, "'%s' -> %lld in [%lld, %lld]",
 		   shown(c->text), (long long)n, (long long)c->lo,
 		   (long long)c->hi);
 	}
 }
 
-/* Invalid UTF-8 costs a token per stray byte, never more than the bytes
- * and never a read past len. */
+/* Invalid UTF-8 costs at least a token and never more than its bytes, and
+ * nothing is read past len (bpe.c defines the count; test_bpe.c holds it
+ * to tiktoken's). */
 static void
 test_invalid_utf8(void)
 {
 	static const struct {
 		const char *text;
 		size_t len;
-		int64_t want;
 		const char *what;
 	} cases[] = {
-		{ "\x80", 1, 1, "lone continuation byte" },
-		{ "\xc0\xaf", 2, 2, "overlong slash" },
-		{ "\xed\xa0\x80", 3, 3, "UTF-16 surrogate" },
-		{ "\xf4\x90\x80\x80", 4, 4, "past U+10FFFF" },
-		{ "\xe4\xbd", 2, 2, "truncated ideograph" },
+		{ "\x80", 1, "lone continuation byte" },
+		{ "\xc0\xaf", 2, "overlong slash" },
+		{ "\xed\xa0\x80", 3, "UTF-16 surrogate" },
+		{ "\xf4\x90\x80\x80", 4, "past U+10FFFF" },
+		{ "\xe4\xbd", 2, "truncated ideograph" },
 		{ "\xe4"
 		  "a",
-		  2, 2, "lead byte then ASCII" },
-		{ "\xe4\xbd\xa0\xe5\xa5\xbd", 4, 2,
-		  "len cuts the second char" },
-		{ "ab\0cd", 5, 2, "NUL inside len: a mark joining \"cd\"" },
+		  2, "lead byte then ASCII" },
+		{ "\xe4\xbd\xa0\xe5\xa5\xbd", 4, "len cuts the second char" },
+		{ "ab\0cd", 5, "NUL inside len" },
 	};
 	char big[4096];
 
-	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
-		is_int(estimate_tokens(cases[i].text, cases[i].len),
-		       cases[i].want, "invalid UTF-8: %s", cases[i].what);
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+		int64_t n = cl100k(cases[i].text, cases[i].len);
+		ok(n >= 1 && n <= (int64_t)cases[i].len,
+		   "invalid UTF-8: %s: %lld tokens", cases[i].what,
+		   (long long)n);
+	}
 	/* Random-looking bytes: bounded by the byte count. */
 	for (size_t i = 0; i < sizeof big; i++)
 		big[i] = (char)(0x80 + (i * 7919) % 128);
-	ok(estimate_tokens(big, sizeof big) <= (int64_t)sizeof big,
+	ok(cl100k(big, sizeof big) <= (int64_t)sizeof big,
 	   "4 KiB of continuation bytes: at most one token a byte");
-	is_int(estimate_tokens(NULL, 0), 0, "NULL, 0: zero");
+	is_int(cl100k(NULL, 0), 0, "NULL, 0: zero");
 }
 
 /* A sentence and what real tokenizers make of it. */
@@ -161,7 +171,7 @@ static const struct sentence english[] = {
 	{ "Tokenization splits text into subword units before embedding.", 11,
 	  11 },
 	{ "{\"location\":\"Boston, MA\",\"unit\":\"celsius\"}", 12, 12 },
-	{ "    return estimate_tokens(text, strlen(text));\n", 9, 9 },
+	{ "    return cl100k(text, strlen(text));\n", 9, 9 },
 };
 
 static const struct sentence chinese[] = {
@@ -188,7 +198,7 @@ check_sentences(const char *lang, const struct sentence *t, size_t n,
 
 	diag("%s: estimate | cl100k (error) | o200k (error) | text", lang);
 	for (size_t i = 0; i < n; i++) {
-		int64_t e = estimate_tokens(t[i].text, strlen(t[i].text));
+		int64_t e = cl100k(t[i].text, strlen(t[i].text));
 		int64_t tol = t[i].cl100k * tol_pm / 1000;
 
 		if (tol < tol_abs)
@@ -227,7 +237,7 @@ test_sentences(void)
 	check_sentences("Chinese", chinese, sizeof chinese / sizeof *chinese,
 			250, 1, 150);
 	for (size_t i = 0; i < sizeof chinese / sizeof *chinese; i++)
-		ok(estimate_tokens(chinese[i].text, strlen(chinese[i].text)) >=
+		ok(cl100k(chinese[i].text, strlen(chinese[i].text)) >=
 			   chinese[i].o200k,
 		   "Chinese: not below o200k's %lld",
 		   (long long)chinese[i].o200k);
@@ -246,13 +256,13 @@ test_chunks(void)
 	int64_t n = 0;
 
 	for (size_t i = 0; i < sizeof en / sizeof *en; i++)
-		n += estimate_tokens(en[i], strlen(en[i]));
+		n += cl100k(en[i], strlen(en[i]));
 	is_int(n, 5, "English chunks: one each, as cl100k (5)");
 	n = 0;
 	for (size_t i = 0; i < sizeof zh / sizeof *zh; i++)
-		n += estimate_tokens(zh[i], strlen(zh[i]));
-	is_int(n, 11, "Chinese chunks: one per character (cl100k 12, o200k 7)");
-	is_int(estimate_tokens(" ", 1), 1, "a chunk of one space is a token");
+		n += cl100k(zh[i], strlen(zh[i]));
+	is_int(n, 12, "Chinese chunks: as cl100k counts them (12)");
+	is_int(cl100k(" ", 1), 1, "a chunk of one space is a token");
 }
 
 /* Parses JSON for a test; a failure is reported and gives NULL. */
@@ -306,36 +316,37 @@ test_prompt(void)
 		"{\"type\":\"function_call_output\",\"call_id\":\"c\","
 		"\"output\":\"sunny\"}]}");
 
-	/* 4 overhead + 4 ("You are terse.") + 4 overhead + 4 (CJK) + 3 */
-	is_int(estimate_prompt(chat, WIRE_OPENAI_CHAT, NULL), 19,
+	/* 4 overhead + 4 ("You are terse.") + 4 overhead + 5 (你好世界 in
+	 * cl100k) + 3 */
+	is_int(estimate_prompt(chat, WIRE_OPENAI_CHAT, "gpt-4"), 20,
 	       "chat: text parts and per-message overhead");
-	is_int(estimate_prompt(comp, WIRE_OPENAI_COMPLETIONS, NULL), 2,
+	is_int(estimate_prompt(comp, WIRE_OPENAI_COMPLETIONS, "gpt-4"), 2,
 	       "completions: prompt");
-	is_int(estimate_prompt(emb, WIRE_OPENAI_EMBEDDINGS, NULL), 3,
+	is_int(estimate_prompt(emb, WIRE_OPENAI_EMBEDDINGS, "gpt-4"), 3,
 	       "embeddings: every input");
-	is_int(estimate_prompt(none, WIRE_OPENAI_CHAT, NULL), 0,
+	is_int(estimate_prompt(none, WIRE_OPENAI_CHAT, "gpt-4"), 0,
 	       "no messages: zero");
 	/* 4 + 1 ("hi") + 1 + 1 ("bob") + 3 */
-	is_int(estimate_prompt(named, WIRE_OPENAI_CHAT, NULL), 10,
+	is_int(estimate_prompt(named, WIRE_OPENAI_CHAT, "gpt-4"), 10,
 	       "chat: a name costs its text and one more");
 	/* 4 + 3 + 3 (get_weather) + 5 ({"city":"Paris"}) + 4 + 1 + 3 */
-	ok(estimate_prompt(calls, WIRE_OPENAI_CHAT, NULL) >= 20,
+	ok(estimate_prompt(calls, WIRE_OPENAI_CHAT, "gpt-4") >= 20,
 	   "chat: earlier tool calls and results count (%lld)",
-	   (long long)estimate_prompt(calls, WIRE_OPENAI_CHAT, NULL));
-	is_int(estimate_prompt(image, WIRE_OPENAI_CHAT, NULL), 4 + 1600 + 3,
+	   (long long)estimate_prompt(calls, WIRE_OPENAI_CHAT, "gpt-4"));
+	is_int(estimate_prompt(image, WIRE_OPENAI_CHAT, "gpt-4"), 4 + 1600 + 3,
 	       "chat: an image of unknown size costs the most one can");
 	is_int(estimate_prompt(image, WIRE_OPENAI_CHAT,
 			       "gpt-4o-mini-2024-07-18"),
 	       4 + 2833 + 5667 * 8 + 3,
 	       "chat: gpt-4o-mini charges its images 33 times over");
-	ok(estimate_prompt(tools, WIRE_OPENAI_CHAT, NULL) > 3 + 5,
+	ok(estimate_prompt(tools, WIRE_OPENAI_CHAT, "gpt-4") > 3 + 5,
 	   "chat: tool definitions count (%lld)",
-	   (long long)estimate_prompt(tools, WIRE_OPENAI_CHAT, NULL));
+	   (long long)estimate_prompt(tools, WIRE_OPENAI_CHAT, "gpt-4"));
 	/* 3 (Be brief.) + 4 + 1 (42) + 3 */
-	is_int(estimate_prompt(anth, WIRE_ANTHROPIC, NULL), 11,
+	is_int(estimate_prompt(anth, WIRE_ANTHROPIC, "gpt-4"), 11,
 	       "anthropic: system blocks and tool results");
-	/* 3 + 4 + 1 + 4 + 1 + 3 */
-	is_int(estimate_prompt(resp, WIRE_OPENAI_RESPONSES, NULL), 16,
+	/* 3 + 4 + 1 (Hello) + 4 + 2 (sunny) + 3 */
+	is_int(estimate_prompt(resp, WIRE_OPENAI_RESPONSES, "gpt-4"), 17,
 	       "responses: instructions, messages and tool outputs");
 	prompt_parts();
 	cJSON_Delete(chat);
@@ -384,19 +395,19 @@ prompt_parts(void)
 	for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
 		snprintf(body, big + 512, bodies[i], text);
 		req = parse(body);
-		ok(estimate_prompt(req, WIRE_OPENAI_CHAT, NULL) >= 750,
+		ok(estimate_prompt(req, WIRE_OPENAI_CHAT, "gpt-4") >= 750,
 		   "chat: 100 kB in %s costs at least 750 tokens (%lld)",
 		   names[i],
-		   (long long)estimate_prompt(req, WIRE_OPENAI_CHAT, NULL));
+		   (long long)estimate_prompt(req, WIRE_OPENAI_CHAT, "gpt-4"));
 		cJSON_Delete(req);
 	}
 	low = parse("{\"messages\":[{\"role\":\"user\",\"content\":["
 		    "{\"type\":\"image_url\",\"image_url\":{\"url\":\"x\","
 		    "\"detail\":\"low\"}}]}]}");
-	is_int(estimate_prompt(low, WIRE_OPENAI_CHAT, NULL), 4 + 85 + 3,
+	is_int(estimate_prompt(low, WIRE_OPENAI_CHAT, "gpt-4"), 4 + 85 + 3,
 	       "chat: an image at detail low costs 85");
 	emb = parse("{\"input\":[[1,2,3,4],[5,6,7,8,9]]}");
-	is_int(estimate_prompt(emb, WIRE_OPENAI_EMBEDDINGS, NULL), 9,
+	is_int(estimate_prompt(emb, WIRE_OPENAI_EMBEDDINGS, "gpt-4"), 9,
 	       "embeddings: token ids count one each");
 	cJSON_Delete(low);
 	cJSON_Delete(emb);
@@ -483,7 +494,7 @@ test_output(void)
 		const struct output_case *c = &output_cases[i];
 		cJSON *j = parse(c->json);
 
-		int64_t n = estimate_output(j, c->wire);
+		int64_t n = estimate_output(j, c->wire, estimate_for("gpt-4"));
 
 		ok(n >= c->lo && n <= c->hi, "%s: %lld in [%lld, %lld]",
 		   c->what, (long long)n, (long long)c->lo, (long long)c->hi);
@@ -494,6 +505,7 @@ test_output(void)
 struct stream_sum {
 	enum wire wire;
 	int64_t tokens;
+	const struct estimator *est;
 };
 
 /* Adds one event's estimated output, as usage_stream_event() does. */
@@ -507,7 +519,7 @@ sum_event(const struct sse_event *ev, void *arg)
 		return 0;
 	j = cJSON_ParseWithLength(ev->data, ev->data_len);
 	if (j != NULL)
-		s->tokens += estimate_output(j, s->wire);
+		s->tokens += estimate_output(j, s->wire, s->est);
 	cJSON_Delete(j);
 	return 0;
 }
@@ -571,9 +583,9 @@ explained(const struct fixture_case *c)
 /* Estimated output tokens of a fixture, summed over a stream's events the
  * way the gateway sums them; -1 when unreadable. */
 static int64_t
-fixture_estimate(const struct fixture_case *c)
+fixture_estimate(const struct fixture_case *c, const struct estimator *e)
 {
-	struct stream_sum s = { c->wire, 0 };
+	struct stream_sum s = { c->wire, 0, e };
 	size_t len = 0;
 	char *buf = read_fixture(c->file, &len);
 	int rc = 0;
@@ -589,7 +601,7 @@ fixture_estimate(const struct fixture_case *c)
 		cJSON *j = cJSON_ParseWithLength(buf, len);
 
 		rc = j != NULL ? 0 : -1;
-		s.tokens = estimate_output(j, c->wire);
+		s.tokens = estimate_output(j, c->wire, e);
 		cJSON_Delete(j);
 	}
 	free(buf);
@@ -639,7 +651,8 @@ test_fixtures(void)
 	     "| cl100k | error | group");
 	for (size_t i = 0; i < sizeof fixtures / sizeof *fixtures; i++) {
 		const struct fixture_case *c = &fixtures[i];
-		int64_t est = fixture_estimate(c);
+		int64_t est = fixture_estimate(c, estimate_for("gpt-4"));
+		int64_t o200k = fixture_estimate(c, estimate_for("gpt-4o"));
 		int ex = explained(c);
 		char rep[24];
 
@@ -670,6 +683,11 @@ test_fixtures(void)
 		if (c->reported < 0)
 			continue;
 		add_total(ex ? &expl : &other, est, c->reported);
+		/* The measure behind estimate.h's safety factors. */
+		if (ex && o200k > 0)
+			diag("%-31s | reported / o200k %lld / %lld = %lld%%",
+			     c->file, (long long)c->reported, (long long)o200k,
+			     (long long)(c->reported * 100 / o200k));
 	}
 	print_total("explained by the text, vs reported", &expl);
 	print_total("not explained, vs reported (printed only)", &other);

@@ -15,6 +15,8 @@
 
 #include "tollgate.h"
 
+struct estimator;
+
 struct usage {
 	int64_t prompt; /* all input tokens, cached and cache-write included */
 	int64_t completion;  /* all output tokens, reasoning included */
@@ -46,6 +48,9 @@ struct usage_stream {
 	int done;            /* a terminal event was seen */
 	int64_t text_tokens; /* estimated tokens of the output text seen, for
 				when no usage arrives (estimate.h) */
+	const struct estimator *est; /* how the text is counted: the
+					model's (usage_stream_init() sets
+					estimate_for(NULL)) */
 };
 
 void usage_stream_init(struct usage_stream *st, enum wire w, enum flavor f);

@@ -55,12 +55,15 @@ struct admission {
 	int target;              /* the first route target that takes the
 				    endpoint */
 	int64_t prompt_tokens;   /* the prompt estimated, once */
+	int64_t prompt_reserved; /* ...as its worst case reserves it (raised
+				    for providers whose tokenizer is not
+				    public, estimate.h) */
 	int64_t out_cap;         /* output reserved per choice */
-	int64_t worst;           /* prompt plus choices times out_cap */
-	int clamp;               /* a hard quota applies: the provider is sent
-				    out_cap as the request's cap */
-	int clamps;              /* times out_cap was shrunk to fit */
-	char param[128];         /* the member a refusal names */
+	int64_t worst;   /* prompt_reserved plus choices times out_cap */
+	int clamp;       /* a hard quota applies: the provider is sent
+			    out_cap as the request's cap */
+	int clamps;      /* times out_cap was shrunk to fit */
+	char param[128]; /* the member a refusal names */
 	struct rl_ticket ticket; /* what the rate limits counted */
 	struct quota_job qjob;   /* the quotas that apply */
 	unsigned holds;          /* ADMIT_HOLDS_* still to give back */

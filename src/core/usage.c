@@ -275,6 +275,7 @@ usage_stream_init(struct usage_stream *st, enum wire w, enum flavor f)
 	memset(st, 0, sizeof(*st));
 	st->wire = w;
 	st->flavor = f;
+	st->est = estimate_for(NULL);
 }
 
 /* Returns the event type: the data's "type" member, else the SSE name. */
@@ -389,7 +390,7 @@ usage_stream_event(struct usage_stream *st, const char *event, const char *data,
 		flags = chat_event(st, root);
 		break;
 	}
-	st->text_tokens += estimate_output(root, st->wire);
+	st->text_tokens += estimate_output(root, st->wire, st->est);
 	cJSON_Delete(root);
 	if (flags & USAGE_EV_DONE)
 		st->done = 1;

@@ -253,7 +253,9 @@ worst_case(const struct config *cfg, const struct endpoint *ep,
 		a->out_cap = 0;
 	a->prompt_tokens =
 		estimate_prompt(a->json, ep->wire, rec->upstream_model);
-	a->worst = a->prompt_tokens + a->choices * a->out_cap;
+	a->prompt_reserved = estimate_reserve(estimate_for(rec->upstream_model),
+					      a->prompt_tokens);
+	a->worst = a->prompt_reserved + a->choices * a->out_cap;
 }
 
 /* The tenant's and the key's rate limits; what does not fit is refused
@@ -388,15 +390,15 @@ clamp_to_left(struct admission *a)
 	int64_t left = job->limit - job->used - job->reserved, out;
 
 	if (job->spend || a->clamps >= CLAMP_TRIES || a->out_cap == 0 ||
-	    left <= a->prompt_tokens)
+	    left <= a->prompt_reserved)
 		return 0;
-	out = (left - a->prompt_tokens) / a->choices;
+	out = (left - a->prompt_reserved) / a->choices;
 	if (out < 1 || out >= a->out_cap)
 		return 0;
 	a->clamps++;
 	a->clamp = 1;
 	a->out_cap = out;
-	a->worst = a->prompt_tokens + a->choices * out;
+	a->worst = a->prompt_reserved + a->choices * out;
 	job->tokens = a->worst;
 	job->status = 0;
 	job->quota_id = 0;

@@ -510,7 +510,8 @@ prepare_answer(struct relay *r)
 			r->ust.last = u;
 			r->ust.last.present = 1;
 		} else if (status >= 200 && status < 300) {
-			r->ust.text_tokens = estimate_output(body, r->uwire);
+			r->ust.text_tokens =
+				estimate_output(body, r->uwire, r->ust.est);
 		}
 		if (r->uwire != r->in.ep->wire)
 			translate_body(r, body);
@@ -648,6 +649,7 @@ use_target(struct relay *r, int i)
 	rec->upstream_model =
 		strdup(provider_target_model(t, r->in.adm->model));
 	usage_stream_init(&r->ust, r->uwire, t->provider->flavor);
+	r->ust.est = estimate_for(rec->upstream_model);
 }
 
 /* Forgets what a failed attempt left, before the next target. */

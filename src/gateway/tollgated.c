@@ -24,6 +24,7 @@
 #include <event2/thread.h>
 
 #include "admin.h"
+#include "bpe.h"
 #include "config.h"
 #include "keystore.h"
 #include "log.h"
@@ -327,6 +328,9 @@ main(int argc, char **argv)
 		fatalx("libevent: no thread support");
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		fatalx("curl_global_init failed");
+	/* The tokenizer's tables, built now rather than on a request. */
+	if (bpe_init() != 0)
+		fatalx("the BPE rank tables are inconsistent (a broken build)");
 	memset(&d, 0, sizeof d);
 	d.base = event_base_new();
 	if (d.base == NULL)
