@@ -271,13 +271,19 @@ forward_injected(struct relay *r, const struct sse_event *ev, int flags)
 
 /* Whether a stream has passed the output reserved for it under a hard
  * quota (a provider that ignores the cap it was sent): then it is cut
- * there, and the event that passed it is not forwarded. */
+ * there, and the event that passed it is not forwarded. Text counted in
+ * an encoding that is not the provider's own may count more than the
+ * provider does: the reservation is then given the prompt's safety
+ * factor before a stream that kept to its cap is taken for one that did
+ * not. */
 static int
 past_reservation(struct relay *r)
 {
 	const struct admission *a = r->in.adm;
 	int64_t limit = a->choices * a->out_cap;
 
+	if (!r->ust.est->exact)
+		limit = estimate_reserve(r->ust.est, limit);
 	if (!a->clamp || r->ust.text_tokens <= limit)
 		return 0;
 	r->over = 1;
@@ -828,17 +834,27 @@ relay_cancel(struct relay *r)
 	upstream_cancel(&r->call);
 }
 
+/* The output a stream cut at its reservation is billed: what reached the
+ * client, up to what was reserved. */
+static int64_t
+cut_billed(const struct relay *r)
+{
+	int64_t reserved = r->in.adm->choices * r->in.adm->out_cap;
+
+	return r->delivered_tokens < reserved ? r->delivered_tokens : reserved;
+}
+
 /* What metering needs. */
 void
 relay_meter(const struct relay *r, struct meter_end *end)
 {
 	end->reported = r->ust.last;
 	/* A stream cut at its reservation is billed what reached the
-	 * client, which the reservation covers. */
-	end->output_tokens = r->over ? r->delivered_tokens : r->ust.text_tokens;
+	 * client, up to the reservation (cut_billed). */
+	end->output_tokens = r->over ? cut_billed(r) : r->ust.text_tokens;
 	if (r->over && end->reported.present &&
-	    end->reported.completion < r->delivered_tokens)
-		end->reported.completion = r->delivered_tokens;
+	    end->reported.completion < cut_billed(r))
+		end->reported.completion = cut_billed(r);
 	end->delivered = r->call.sent_all;
 	end->upstream_status = (int)r->call.status;
 }
