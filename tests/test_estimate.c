@@ -171,7 +171,7 @@ static const struct sentence english[] = {
 	{ "Tokenization splits text into subword units before embedding.", 11,
 	  11 },
 	{ "{\"location\":\"Boston, MA\",\"unit\":\"celsius\"}", 12, 12 },
-	{ "    return cl100k(text, strlen(text));\n", 9, 9 },
+	{ "    return estimate_tokens(text, strlen(text));\n", 9, 9 },
 };
 
 static const struct sentence chinese[] = {
