@@ -41,24 +41,8 @@ PROMPT+=" face and the ports they visit on their long way back home."
 
 tg_start_pg
 tg_start_mock
-export TG_ANTHROPIC_SECRET="sk-ant-upstream-$$"
-export TG_AZURE_SECRET="azure-upstream-$$"
-TG_EXTRA_SECTIONS="[provider anthropic]
-type = anthropic
-flavor = anthropic
-base_url = $TG_MOCK_URL/anthropic/v1
-api_key_env = TG_ANTHROPIC_SECRET
-connect_timeout = 5000
-timeout = 30000
-
-[provider azure]
-type = azure
-flavor = azure
-base_url = $TG_MOCK_URL/azure
-api_version = 2024-10-21
-api_key_env = TG_AZURE_SECRET
-connect_timeout = 5000
-timeout = 30000"
+tg_mock_providers
+TG_EXTRA_SECTIONS="$TG_MOCK_PROVIDERS"
 for m in openai-greedy zhipu-greedy anthropic-greedy azure-greedy \
 	openai-embed; do
 	TG_EXTRA_SECTIONS+="

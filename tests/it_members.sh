@@ -40,14 +40,8 @@ command -v node >/dev/null 2>&1 ||
 
 tg_start_pg
 tg_start_mock
-export TG_ANTHROPIC_SECRET="sk-ant-upstream-$$"
-TG_EXTRA_SECTIONS="[provider anthropic]
-type = anthropic
-flavor = anthropic
-base_url = $TG_MOCK_URL/anthropic/v1
-api_key_env = TG_ANTHROPIC_SECRET
-connect_timeout = 5000
-timeout = 30000"
+tg_mock_providers
+TG_EXTRA_SECTIONS=$TG_MOCK_PROVIDERS
 for m in openai-cheap openai-dear anthropic-cheap anthropic-dear; do
 	TG_EXTRA_SECTIONS+="
 

@@ -14,8 +14,6 @@
 tg_start_pg
 tg_start_mock
 DEAD_PORT=$(tg_free_port) || tg_bail "no free port"
-export TG_ANTHROPIC_SECRET="sk-ant-upstream-$$"
-export TG_AZURE_SECRET="azure-upstream-$$"
 
 # Routes named after the fixtures they serve; the fb-* routes list their
 # targets in the order the gateway must try them.
@@ -34,22 +32,8 @@ for f in "$FIXTURES"/azure-openai-*.json; do
 target = azure:$m
 "
 done
-TG_EXTRA_SECTIONS="[provider anthropic]
-type = anthropic
-flavor = anthropic
-base_url = $TG_MOCK_URL/anthropic/v1
-api_key_env = TG_ANTHROPIC_SECRET
-connect_timeout = 5000
-timeout = 30000
-
-[provider azure]
-type = azure
-flavor = azure
-base_url = $TG_MOCK_URL/azure
-api_version = 2024-10-21
-api_key_env = TG_AZURE_SECRET
-connect_timeout = 5000
-timeout = 30000
+tg_mock_providers
+TG_EXTRA_SECTIONS="$TG_MOCK_PROVIDERS
 
 [provider azureold]
 type = azure

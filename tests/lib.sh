@@ -38,6 +38,7 @@ TG_PG_SOCK=
 TG_MOCK_PID=
 TG_MOCK_PORT=
 TG_MOCK_URL=
+TG_MOCK_PROVIDERS=
 TG_GW_PID=
 TG_GW_PORT=
 TG_GW_ADMIN_PORT=
@@ -458,6 +459,30 @@ tg_mock_up_or_gone() {
 		fi
 	fi
 	tg_gone "$TG_MOCK_PID"
+}
+
+# Sets TG_MOCK_PROVIDERS to the config sections of an Anthropic and an
+# Azure provider served by the mock (after tg_start_mock), and exports the
+# credentials the mock checks, TG_ANTHROPIC_SECRET and TG_AZURE_SECRET.
+tg_mock_providers() {
+	export TG_ANTHROPIC_SECRET="sk-ant-upstream-$$"
+	export TG_AZURE_SECRET="azure-upstream-$$"
+	TG_MOCK_PROVIDERS="[provider anthropic]
+type = anthropic
+flavor = anthropic
+base_url = $TG_MOCK_URL/anthropic/v1
+api_key_env = TG_ANTHROPIC_SECRET
+connect_timeout = 5000
+timeout = 30000
+
+[provider azure]
+type = azure
+flavor = azure
+base_url = $TG_MOCK_URL/azure
+api_version = 2024-10-21
+api_key_env = TG_AZURE_SECRET
+connect_timeout = 5000
+timeout = 30000"
 }
 
 # Starts the mock upstream on a port of its choosing.

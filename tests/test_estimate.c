@@ -318,36 +318,44 @@ test_prompt(void)
 
 	/* 4 overhead + 4 ("You are terse.") + 4 overhead + 5 (你好世界 in
 	 * cl100k) + 3 */
-	is_int(estimate_prompt(chat, WIRE_OPENAI_CHAT, "gpt-4"), 20,
-	       "chat: text parts and per-message overhead");
-	is_int(estimate_prompt(comp, WIRE_OPENAI_COMPLETIONS, "gpt-4"), 2,
-	       "completions: prompt");
-	is_int(estimate_prompt(emb, WIRE_OPENAI_EMBEDDINGS, "gpt-4"), 3,
-	       "embeddings: every input");
-	is_int(estimate_prompt(none, WIRE_OPENAI_CHAT, "gpt-4"), 0,
-	       "no messages: zero");
+	is_int(estimate_prompt(chat, WIRE_OPENAI_CHAT, estimate_for("gpt-4")),
+	       20, "chat: text parts and per-message overhead");
+	is_int(estimate_prompt(comp, WIRE_OPENAI_COMPLETIONS,
+			       estimate_for("gpt-4")),
+	       2, "completions: prompt");
+	is_int(estimate_prompt(emb, WIRE_OPENAI_EMBEDDINGS,
+			       estimate_for("gpt-4")),
+	       3, "embeddings: every input");
+	is_int(estimate_prompt(none, WIRE_OPENAI_CHAT, estimate_for("gpt-4")),
+	       0, "no messages: zero");
 	/* 4 + 1 ("hi") + 1 + 1 ("bob") + 3 */
-	is_int(estimate_prompt(named, WIRE_OPENAI_CHAT, "gpt-4"), 10,
-	       "chat: a name costs its text and one more");
+	is_int(estimate_prompt(named, WIRE_OPENAI_CHAT, estimate_for("gpt-4")),
+	       10, "chat: a name costs its text and one more");
 	/* 4 + 3 + 3 (get_weather) + 5 ({"city":"Paris"}) + 4 + 1 + 3 */
-	ok(estimate_prompt(calls, WIRE_OPENAI_CHAT, "gpt-4") >= 20,
+	ok(estimate_prompt(calls, WIRE_OPENAI_CHAT, estimate_for("gpt-4")) >=
+		   20,
 	   "chat: earlier tool calls and results count (%lld)",
-	   (long long)estimate_prompt(calls, WIRE_OPENAI_CHAT, "gpt-4"));
-	is_int(estimate_prompt(image, WIRE_OPENAI_CHAT, "gpt-4"), 4 + 1600 + 3,
+	   (long long)estimate_prompt(calls, WIRE_OPENAI_CHAT,
+				      estimate_for("gpt-4")));
+	is_int(estimate_prompt(image, WIRE_OPENAI_CHAT, estimate_for("gpt-4")),
+	       4 + 1600 + 3,
 	       "chat: an image of unknown size costs the most one can");
 	is_int(estimate_prompt(image, WIRE_OPENAI_CHAT,
-			       "gpt-4o-mini-2024-07-18"),
+			       estimate_for("gpt-4o-mini-2024-07-18")),
 	       4 + 2833 + 5667 * 8 + 3,
 	       "chat: gpt-4o-mini charges its images 33 times over");
-	ok(estimate_prompt(tools, WIRE_OPENAI_CHAT, "gpt-4") > 3 + 5,
+	ok(estimate_prompt(tools, WIRE_OPENAI_CHAT, estimate_for("gpt-4")) >
+		   3 + 5,
 	   "chat: tool definitions count (%lld)",
-	   (long long)estimate_prompt(tools, WIRE_OPENAI_CHAT, "gpt-4"));
+	   (long long)estimate_prompt(tools, WIRE_OPENAI_CHAT,
+				      estimate_for("gpt-4")));
 	/* 3 (Be brief.) + 4 + 1 (42) + 3 */
-	is_int(estimate_prompt(anth, WIRE_ANTHROPIC, "gpt-4"), 11,
+	is_int(estimate_prompt(anth, WIRE_ANTHROPIC, estimate_for("gpt-4")), 11,
 	       "anthropic: system blocks and tool results");
 	/* 3 + 4 + 1 (Hello) + 4 + 2 (sunny) + 3 */
-	is_int(estimate_prompt(resp, WIRE_OPENAI_RESPONSES, "gpt-4"), 17,
-	       "responses: instructions, messages and tool outputs");
+	is_int(estimate_prompt(resp, WIRE_OPENAI_RESPONSES,
+			       estimate_for("gpt-4")),
+	       17, "responses: instructions, messages and tool outputs");
 	prompt_parts();
 	cJSON_Delete(chat);
 	cJSON_Delete(comp);
@@ -395,20 +403,23 @@ prompt_parts(void)
 	for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
 		snprintf(body, big + 512, bodies[i], text);
 		req = parse(body);
-		ok(estimate_prompt(req, WIRE_OPENAI_CHAT, "gpt-4") >= 750,
+		ok(estimate_prompt(req, WIRE_OPENAI_CHAT,
+				   estimate_for("gpt-4")) >= 750,
 		   "chat: 100 kB in %s costs at least 750 tokens (%lld)",
 		   names[i],
-		   (long long)estimate_prompt(req, WIRE_OPENAI_CHAT, "gpt-4"));
+		   (long long)estimate_prompt(req, WIRE_OPENAI_CHAT,
+					      estimate_for("gpt-4")));
 		cJSON_Delete(req);
 	}
 	low = parse("{\"messages\":[{\"role\":\"user\",\"content\":["
 		    "{\"type\":\"image_url\",\"image_url\":{\"url\":\"x\","
 		    "\"detail\":\"low\"}}]}]}");
-	is_int(estimate_prompt(low, WIRE_OPENAI_CHAT, "gpt-4"), 4 + 85 + 3,
-	       "chat: an image at detail low costs 85");
+	is_int(estimate_prompt(low, WIRE_OPENAI_CHAT, estimate_for("gpt-4")),
+	       4 + 85 + 3, "chat: an image at detail low costs 85");
 	emb = parse("{\"input\":[[1,2,3,4],[5,6,7,8,9]]}");
-	is_int(estimate_prompt(emb, WIRE_OPENAI_EMBEDDINGS, "gpt-4"), 9,
-	       "embeddings: token ids count one each");
+	is_int(estimate_prompt(emb, WIRE_OPENAI_EMBEDDINGS,
+			       estimate_for("gpt-4")),
+	       9, "embeddings: token ids count one each");
 	cJSON_Delete(low);
 	cJSON_Delete(emb);
 	free(text);

@@ -42,10 +42,11 @@ fuzz_types(const char *file, enum fuzz_fn fn)
 			}
 			switch (fn) {
 			case F_CHAT_REQ:
-				s = tr_chat_to_messages(t, "m", &len, &cause);
+				s = tr_chat_to_messages(t, "m", 0, &len,
+							&cause);
 				break;
 			case F_MSG_REQ:
-				s = tr_messages_to_chat(t, "m", 1, &len,
+				s = tr_messages_to_chat(t, "m", 1, 0, &len,
 							&cause);
 				break;
 			case F_MSG_RESP:

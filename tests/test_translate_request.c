@@ -20,7 +20,7 @@ test_chat_request(void)
 	char *cause = NULL, *s;
 	size_t len = 0;
 
-	s = tr_chat_to_messages(req, "claude-target", &len, &cause);
+	s = tr_chat_to_messages(req, "claude-target", 0, &len, &cause);
 	ok(s != NULL, "chat request with tools translates (%s)",
 	   cause ? cause : "no cause");
 	out = take(s, &len);
@@ -130,7 +130,7 @@ test_messages_request(void)
 	char *cause = NULL, *s;
 	size_t len = 0;
 
-	s = tr_messages_to_chat(req, "gpt-target", 1, &len, &cause);
+	s = tr_messages_to_chat(req, "gpt-target", 1, 0, &len, &cause);
 	ok(s != NULL, "Anthropic request with tools translates (%s)",
 	   cause ? cause : "no cause");
 	out = take(s, &len);
@@ -194,14 +194,15 @@ test_messages_request(void)
 	   "Anthropic-only fields dropped");
 	cJSON_Delete(out);
 
-	out = take(tr_messages_to_chat(req, "gpt-target", 0, &len, NULL), &len);
+	out = take(tr_messages_to_chat(req, "gpt-target", 0, 0, &len, NULL),
+		   &len);
 	ok(out != NULL && jp(out, "stream_options") == NULL,
 	   "no stream_options when the provider rejects it");
 	cJSON_Delete(out);
 
 	want = J("{\"model\":\"x\",\"max_tokens\":10,\"system\":\"Be brief.\","
 		 "\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}");
-	out = take(tr_messages_to_chat(want, "m", 1, &len, NULL), &len);
+	out = take(tr_messages_to_chat(want, "m", 1, 0, &len, NULL), &len);
 	is_str(js(out, "messages[0].role"), "system",
 	       "string system -> system");
 	is_str(js(out, "messages[0].content"), "Be brief.", "system text");
@@ -253,7 +254,8 @@ test_tool_choice(void)
 			 "\"tool_choice\":%s}",
 			 to_msg[i].in);
 		req = J(buf);
-		out = take(tr_chat_to_messages(req, "m", &len, &cause), &len);
+		out = take(tr_chat_to_messages(req, "m", 0, &len, &cause),
+			   &len);
 		if (to_msg[i].want == NULL) {
 			ok(out == NULL && cause != NULL,
 			   "tool_choice %s refused (%s)", to_msg[i].in, cause);
@@ -279,7 +281,7 @@ test_tool_choice(void)
 			 "\"object\"}}],\"tool_choice\":%s}",
 			 to_chat[i].in);
 		req = J(buf);
-		out = take(tr_messages_to_chat(req, "m", 1, &len, &cause),
+		out = take(tr_messages_to_chat(req, "m", 1, 0, &len, &cause),
 			   &len);
 		if (to_chat[i].want == NULL) {
 			ok(out == NULL && cause != NULL,
@@ -302,8 +304,8 @@ test_tool_choice(void)
 		cJSON *req = J("{\"messages\":[{\"role\":\"user\",\"content\":"
 			       "\"hi\"}],\"tool_choice\":\"none\","
 			       "\"parallel_tool_calls\":false}");
-		cJSON *out =
-			take(tr_chat_to_messages(req, "m", &len, NULL), &len);
+		cJSON *out = take(tr_chat_to_messages(req, "m", 0, &len, NULL),
+				  &len);
 
 		ok(out != NULL && jp(out, "tool_choice") == NULL &&
 			   jp(out, "tools") == NULL,
@@ -316,7 +318,7 @@ test_tool_choice(void)
 			       "\"hi\"}],\"tools\":[{\"type\":\"function\","
 			       "\"function\":{\"name\":\"f\"}}],\"tool_choice\""
 			       ":\"none\",\"parallel_tool_calls\":false}");
-		cJSON *out = take(tr_chat_to_messages(req, "m", &len, NULL),
+		cJSON *out = take(tr_chat_to_messages(req, "m", 0, &len, NULL),
 				  &len),
 		      *want = J("{\"type\":\"none\"}");
 
@@ -515,10 +517,10 @@ test_request_cases(void)
 		char *cause = NULL;
 		size_t len = 0;
 
-		out = take(c->to_messages
-				   ? tr_chat_to_messages(req, "m", &len, &cause)
-				   : tr_messages_to_chat(req, "m", 1, &len,
-							 &cause),
+		out = take(c->to_messages ? tr_chat_to_messages(req, "m", 0,
+								&len, &cause)
+					  : tr_messages_to_chat(req, "m", 1, 0,
+								&len, &cause),
 			   &len);
 		if (c->path == NULL) {
 			ok(out == NULL && cause != NULL && *cause != '\0',
@@ -607,9 +609,9 @@ test_round_trip(void)
 	size_t len;
 	char *s;
 
-	s = tr_chat_to_messages(chat, "claude", &len, NULL);
+	s = tr_chat_to_messages(chat, "claude", 0, &len, NULL);
 	mid = take(s, &len);
-	s = mid ? tr_messages_to_chat(mid, "gpt-4o", 0, &len, NULL) : NULL;
+	s = mid ? tr_messages_to_chat(mid, "gpt-4o", 0, 0, &len, NULL) : NULL;
 	back = take(s, &len);
 	ok(back != NULL, "chat -> messages -> chat");
 	for (size_t i = 0; i < sizeof(chat_keys) / sizeof(chat_keys[0]); i++)
@@ -621,9 +623,9 @@ test_round_trip(void)
 	cJSON_Delete(mid);
 	cJSON_Delete(back);
 
-	s = tr_messages_to_chat(msg, "gpt-4o", 0, &len, NULL);
+	s = tr_messages_to_chat(msg, "gpt-4o", 0, 0, &len, NULL);
 	mid = take(s, &len);
-	s = mid ? tr_chat_to_messages(mid, "claude", &len, NULL) : NULL;
+	s = mid ? tr_chat_to_messages(mid, "claude", 0, &len, NULL) : NULL;
 	back = take(s, &len);
 	ok(back != NULL, "messages -> chat -> messages");
 	for (size_t i = 0; i < sizeof(msg_keys) / sizeof(msg_keys[0]); i++)
@@ -640,9 +642,36 @@ test_round_trip(void)
 	cJSON_Delete(msg);
 }
 
+/* A cap a hard quota reserved replaces the request's own, and is added
+ * when it set none, in either direction. */
+static void
+test_cap(void)
+{
+	cJSON *chat = cJSON_Parse("{\"messages\":[{\"role\":\"user\","
+				  "\"content\":\"hi\"}],\"max_tokens\":900}");
+	cJSON *msg = cJSON_Parse("{\"messages\":[{\"role\":\"user\","
+				 "\"content\":\"hi\"}]}");
+	size_t len = 0;
+	cJSON *out;
+
+	out = take(tr_chat_to_messages(chat, "m", 77, &len, NULL), &len);
+	ok(cJSON_IsNumber(jp(out, "max_tokens")) &&
+		   jp(out, "max_tokens")->valueint == 77,
+	   "chat -> messages: the cap sent replaces max_tokens 900");
+	cJSON_Delete(out);
+	out = take(tr_messages_to_chat(msg, "m", 0, 77, &len, NULL), &len);
+	ok(cJSON_IsNumber(jp(out, "max_tokens")) &&
+		   jp(out, "max_tokens")->valueint == 77,
+	   "messages -> chat: the cap sent is added");
+	cJSON_Delete(out);
+	cJSON_Delete(chat);
+	cJSON_Delete(msg);
+}
+
 int
 main(void)
 {
+	test_cap();
 	test_chat_request();
 	test_messages_request();
 	test_tool_choice();

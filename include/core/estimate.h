@@ -45,6 +45,7 @@ struct estimator {
 	enum bpe_encoding enc; /* the encoding, or the closest public one */
 	int percent;           /* a reserved prompt's count scaled by this */
 	int exact;             /* enc is the model's own tokenizer */
+	int64_t image_tokens;  /* the most an image in a prompt costs */
 };
 
 /* The estimator for a model name (an upstream model); never NULL. */
@@ -57,15 +58,16 @@ int64_t estimate_reserve(const struct estimator *e, int64_t tokens);
 /* Tokens in len bytes of text under e's encoding, unscaled. */
 int64_t estimate_text(const struct estimator *e, const char *text, size_t len);
 
-/* Estimated prompt tokens of a request body in wire format w for model
- * (the upstream model; NULL when unknown): the text of its messages (or
- * prompt, or input), earlier tool calls and results, tool and function
- * definitions, response schemas and a predicted output, with 4 tokens per
- * message and 3 for the reply (as OpenAI documents); token ids given as
- * numbers count one each. Media count at their worst: an image what the
- * largest costs for the model (85 at detail "low"), audio by its length,
- * a file by its size. */
-int64_t estimate_prompt(const cJSON *request, enum wire w, const char *model);
+/* Estimated prompt tokens of a request body in wire format w, counted
+ * with e (the upstream model's estimator), unscaled: the text of its
+ * messages (or prompt, or input), earlier tool calls and results, tool and
+ * function definitions, response schemas and a predicted output, with 4
+ * tokens per message and 3 for the reply (as OpenAI documents); token ids
+ * given as numbers count one each. Media count at their worst: an image
+ * e->image_tokens (85 at detail "low"), audio by its length, a file by
+ * its size. */
+int64_t estimate_prompt(const cJSON *request, enum wire w,
+			const struct estimator *e);
 
 /* Estimated tokens of the output text in a response body or in one stream
  * event, counted with e's encoding, unscaled (content, reasoning, refusals,

@@ -23,14 +23,17 @@
  * client (caller frees *cause) when the request cannot be translated:
  * not an object, no messages, a field of the wrong type, or a feature the
  * other wire lacks (n > 1, legacy functions, audio input, server tools).
+ * cap, when above 0, is the output cap to send instead of the request's
+ * own (the one a hard quota reserved).
  */
-char *tr_chat_to_messages(const cJSON *chat_req, const char *model, size_t *len,
-			  char **cause) __attribute__((warn_unused_result));
+char *tr_chat_to_messages(const cJSON *chat_req, const char *model, int64_t cap,
+			  size_t *len, char **cause)
+	__attribute__((warn_unused_result));
 /* include_usage: add "stream_options":{"include_usage":true} to a
  * streamed request (not for providers that reject it). */
 char *tr_messages_to_chat(const cJSON *msg_req, const char *model,
-			  int include_usage, size_t *len, char **cause)
-	__attribute__((warn_unused_result));
+			  int include_usage, int64_t cap, size_t *len,
+			  char **cause) __attribute__((warn_unused_result));
 
 /*
  * Whole (non-streamed) responses. model is the model the client asked

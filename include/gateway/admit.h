@@ -25,6 +25,7 @@
 #include "tollgate.h"
 
 struct config;
+struct estimator;
 struct evhttp_request;
 struct route_conf;
 struct usage_record;
@@ -32,8 +33,10 @@ struct usage_record;
 /* Why a request was refused: the error to answer (its headers, such as
  * Retry-After, are already on the reply). */
 struct refusal {
-	struct reply_error err; /* message points into msg */
+	struct reply_error err; /* message points into msg, param (when
+				   set) into param */
 	char msg[512];
+	char param[128];
 };
 
 /* What admission found and holds for a request it let through, or
@@ -52,18 +55,18 @@ struct admission {
 	int64_t caps[BODY_CAP__COUNT]; /* the output caps the body set */
 	int64_t choices;               /* outputs it asks for (n, best_of) */
 	const struct route_conf *route;
-	int target;              /* the first route target that takes the
-				    endpoint */
-	int64_t prompt_tokens;   /* the prompt estimated, once */
-	int64_t prompt_reserved; /* ...as its worst case reserves it (raised
-				    for providers whose tokenizer is not
-				    public, estimate.h) */
-	int64_t out_cap;         /* output reserved per choice */
-	int64_t worst;   /* prompt_reserved plus choices times out_cap */
-	int clamp;       /* a hard quota applies: the provider is sent
-			    out_cap as the request's cap */
-	int clamps;      /* times out_cap was shrunk to fit */
-	char param[128]; /* the member a refusal names */
+	int target;                  /* the first route target that takes the
+					endpoint */
+	const struct estimator *est; /* how the first target's model counts */
+	int64_t prompt_tokens;       /* the prompt estimated, once */
+	int64_t prompt_reserved;     /* ...as its worst case reserves it (raised
+					for providers whose tokenizer is not
+					public, estimate.h) */
+	int64_t out_cap;             /* output reserved per choice */
+	int64_t worst; /* prompt_reserved plus choices times out_cap */
+	int clamp;     /* a hard quota applies: the provider is sent
+			  out_cap as the request's cap */
+	int clamps;    /* times out_cap was shrunk to fit */
 	struct rl_ticket ticket; /* what the rate limits counted */
 	struct quota_job qjob;   /* the quotas that apply */
 	unsigned holds;          /* ADMIT_HOLDS_* still to give back */

@@ -41,10 +41,6 @@ char *provider_rewrite_body(const struct provider_conf *p,
 			    const struct upstream_body *ub, int *injected,
 			    size_t *outlen);
 
-/* Sets cap in a parsed body that is translated rather than forwarded: in
- * each cap member it has, else as max_tokens. 0, or -1 out of memory. */
-int provider_clamp_tree(cJSON *json, int64_t cap);
-
 /* The wire a request sent in the client's wire cw travels in to p (the
  * same, or the other chat wire where translate.h carries it), or -1 when
  * p cannot serve such a request. */

@@ -43,7 +43,7 @@
  * family 85 + 170 per 512-pixel tile, 8 tiles at most (768 x 2048), so
  * 1445; Anthropic about width x height / 750 after scaling to 1.15
  * megapixels, so 1600 at most; 85 for any image asked at detail "low".
- * Models whose images cost more per tile are listed in image_costs. */
+ * Models whose images cost more per tile say so in tokenizers[]. */
 #define IMAGE_TOKENS     1600
 #define IMAGE_LOW_TOKENS 85
 /* Audio in a prompt: OpenAI charges about 10 tokens a second, and the
@@ -62,34 +62,42 @@
  * A model not listed is counted with o200k_base, unscaled.
  */
 static const struct estimator tokenizers[] = {
-	{ "gpt-4o", BPE_O200K, 100, 1 },
-	{ "chatgpt-4o", BPE_O200K, 100, 1 },
-	{ "gpt-4.1", BPE_O200K, 100, 1 },
-	{ "gpt-4.5", BPE_O200K, 100, 1 },
-	{ "gpt-5", BPE_O200K, 100, 1 },
-	{ "gpt-oss", BPE_O200K, 100, 1 },
-	{ "o1", BPE_O200K, 100, 1 },
-	{ "o3", BPE_O200K, 100, 1 },
-	{ "o4", BPE_O200K, 100, 1 },
-	{ "gpt-4", BPE_CL100K, 100, 1 },
-	{ "gpt-3.5", BPE_CL100K, 100, 1 },
-	{ "text-embedding-", BPE_CL100K, 100, 1 },
-	{ "davinci", BPE_CL100K, 100, 1 },
-	{ "babbage", BPE_CL100K, 100, 1 },
-	{ "claude", BPE_O200K, HIGHEST_PERCENT, 0 },
-	{ "glm", BPE_O200K, HIGHEST_PERCENT, 0 },
-	{ "chatglm", BPE_O200K, HIGHEST_PERCENT, 0 },
-	{ "qwen", BPE_O200K, DASHSCOPE_PERCENT, 0 },
-	{ "qwq", BPE_O200K, DASHSCOPE_PERCENT, 0 },
-	{ "ernie", BPE_O200K, QIANFAN_PERCENT, 0 },
-	{ "moonshot", BPE_O200K, MOONSHOT_PERCENT, 0 },
-	{ "kimi", BPE_O200K, MOONSHOT_PERCENT, 0 },
-	{ "deepseek", BPE_O200K, HIGHEST_PERCENT, 0 },
-	{ "baichuan", BPE_O200K, BAICHUAN_PERCENT, 0 },
-	{ "yi-", BPE_O200K, YI_PERCENT, 0 },
+	/* OpenAI's mini models charge images by a multiple of their size:
+	 * 85 + 170 per tile times 33.3, or 1536 patches times 2.46, 1.72
+	 * and 1.62. */
+	{ "gpt-4o-mini", BPE_O200K, 100, 1, 2833 + 5667 * 8 },
+	{ "gpt-4.1-nano", BPE_O200K, 100, 1, 3779 },
+	{ "gpt-4.1-mini", BPE_O200K, 100, 1, 2488 },
+	{ "o4-mini", BPE_O200K, 100, 1, 2642 },
+	{ "gpt-4o", BPE_O200K, 100, 1, IMAGE_TOKENS },
+	{ "chatgpt-4o", BPE_O200K, 100, 1, IMAGE_TOKENS },
+	{ "gpt-4.1", BPE_O200K, 100, 1, IMAGE_TOKENS },
+	{ "gpt-4.5", BPE_O200K, 100, 1, IMAGE_TOKENS },
+	{ "gpt-5", BPE_O200K, 100, 1, IMAGE_TOKENS },
+	{ "gpt-oss", BPE_O200K, 100, 1, IMAGE_TOKENS },
+	{ "o1", BPE_O200K, 100, 1, IMAGE_TOKENS },
+	{ "o3", BPE_O200K, 100, 1, IMAGE_TOKENS },
+	{ "o4", BPE_O200K, 100, 1, IMAGE_TOKENS },
+	{ "gpt-4", BPE_CL100K, 100, 1, IMAGE_TOKENS },
+	{ "gpt-3.5", BPE_CL100K, 100, 1, IMAGE_TOKENS },
+	{ "text-embedding-", BPE_CL100K, 100, 1, IMAGE_TOKENS },
+	{ "davinci", BPE_CL100K, 100, 1, IMAGE_TOKENS },
+	{ "babbage", BPE_CL100K, 100, 1, IMAGE_TOKENS },
+	{ "claude", BPE_O200K, HIGHEST_PERCENT, 0, IMAGE_TOKENS },
+	{ "glm", BPE_O200K, HIGHEST_PERCENT, 0, IMAGE_TOKENS },
+	{ "chatglm", BPE_O200K, HIGHEST_PERCENT, 0, IMAGE_TOKENS },
+	{ "qwen", BPE_O200K, DASHSCOPE_PERCENT, 0, IMAGE_TOKENS },
+	{ "qwq", BPE_O200K, DASHSCOPE_PERCENT, 0, IMAGE_TOKENS },
+	{ "ernie", BPE_O200K, QIANFAN_PERCENT, 0, IMAGE_TOKENS },
+	{ "moonshot", BPE_O200K, MOONSHOT_PERCENT, 0, IMAGE_TOKENS },
+	{ "kimi", BPE_O200K, MOONSHOT_PERCENT, 0, IMAGE_TOKENS },
+	{ "deepseek", BPE_O200K, HIGHEST_PERCENT, 0, IMAGE_TOKENS },
+	{ "baichuan", BPE_O200K, BAICHUAN_PERCENT, 0, IMAGE_TOKENS },
+	{ "yi-", BPE_O200K, YI_PERCENT, 0, IMAGE_TOKENS },
 };
 
-static const struct estimator default_tokenizer = { "", BPE_O200K, 100, 0 };
+static const struct estimator default_tokenizer = { "", BPE_O200K, 100, 0,
+						    IMAGE_TOKENS };
 
 /* The tokenizer of a model. */
 const struct estimator *
@@ -374,37 +382,11 @@ definitions_cost(const struct count *k, const cJSON *req)
 	return n;
 }
 
-/* Worst image costs above IMAGE_TOKENS, by model name prefix: OpenAI's
- * mini models charge images by a multiple of their size. */
-static const struct {
-	const char *prefix;
-	int64_t tokens;
-} image_costs[] = {
-	{ "gpt-4o-mini", 2833 + 5667 * 8 }, /* 85 + 170 per tile, x33.3 */
-	{ "gpt-4.1-nano", 3779 },           /* 1536 patches x 2.46 */
-	{ "o4-mini", 2642 },                /* 1536 patches x 1.72 */
-	{ "gpt-4.1-mini", 2488 },           /* 1536 patches x 1.62 */
-};
-
-/* The worst cost of an image for a model. */
-static int64_t
-image_tokens(const char *model)
-{
-	for (size_t i = 0;
-	     model != NULL && i < sizeof image_costs / sizeof image_costs[0];
-	     i++)
-		if (strncmp(model, image_costs[i].prefix,
-			    strlen(image_costs[i].prefix)) == 0)
-			return image_costs[i].tokens;
-	return IMAGE_TOKENS;
-}
-
 /* Estimates the prompt of a request body. */
 int64_t
-estimate_prompt(const cJSON *req, enum wire w, const char *model)
+estimate_prompt(const cJSON *req, enum wire w, const struct estimator *e)
 {
-	const struct estimator *e = estimate_for(model);
-	const struct count count = { e->enc, image_tokens(model) };
+	const struct count count = { e->enc, e->image_tokens };
 	const struct count *k = &count;
 	int64_t n = 0;
 

@@ -707,8 +707,8 @@ chat_max_tokens(const cJSON *req, int64_t *mt, char **cause)
 
 /* OpenAI chat request -> Anthropic Messages request. */
 char *
-tr_chat_to_messages(const cJSON *req, const char *model, size_t *len,
-		    char **cause)
+tr_chat_to_messages(const cJSON *req, const char *model, int64_t cap,
+		    size_t *len, char **cause)
 {
 	const cJSON *messages = get(req, "messages");
 	struct bld b = { 0 };
@@ -730,6 +730,8 @@ tr_chat_to_messages(const cJSON *req, const char *model, size_t *len,
 			    "legacy functions are not translated; use tools");
 	if (chat_max_tokens(req, &mt, cause) < 0)
 		return NULL;
+	if (cap > 0)
+		mt = cap;
 	out = cJSON_CreateObject();
 	system = cJSON_CreateArray();
 	msgs = cJSON_CreateArray();
@@ -1148,7 +1150,7 @@ msg_tool_choice(struct bld *b, cJSON *out, const cJSON *tc, char **cause)
 /* Anthropic Messages request -> OpenAI chat request. */
 char *
 tr_messages_to_chat(const cJSON *req, const char *model, int include_usage,
-		    size_t *len, char **cause)
+		    int64_t cap, size_t *len, char **cause)
 {
 	const cJSON *messages = get(req, "messages"), *m, *stop, *s;
 	struct bld b = { 0 };
@@ -1165,6 +1167,10 @@ tr_messages_to_chat(const cJSON *req, const char *model, int include_usage,
 	rmt = json_count(req, "max_tokens", &mt);
 	if (rmt < 0)
 		return fail(cause, "max_tokens must be a positive integer");
+	if (cap > 0) {
+		rmt = 1;
+		mt = cap;
+	}
 	if ((out = cJSON_CreateObject()) == NULL)
 		return fail(cause, "out of memory");
 	b_str(&b, out, "model", model);

@@ -164,8 +164,8 @@ admit_body(const struct config *cfg, struct evhttp_request *http,
 			       ? "We could not parse the JSON body of your request. The body must be a JSON object."
 			       : e.msg);
 		if (depth >= 0 && e.param[0] != '\0') {
-			snprintf(a->param, sizeof a->param, "%s", e.param);
-			r->err.param = a->param;
+			snprintf(r->param, sizeof r->param, "%s", e.param);
+			r->err.param = r->param;
 		}
 		return -1;
 	}
@@ -251,10 +251,9 @@ worst_case(const struct config *cfg, const struct endpoint *ep,
 	a->out_cap = cap > 0 ? cap : cfg->default_output_cap;
 	if (ep->wire == WIRE_OPENAI_EMBEDDINGS)
 		a->out_cap = 0;
-	a->prompt_tokens =
-		estimate_prompt(a->json, ep->wire, rec->upstream_model);
-	a->prompt_reserved = estimate_reserve(estimate_for(rec->upstream_model),
-					      a->prompt_tokens);
+	a->est = estimate_for(rec->upstream_model);
+	a->prompt_tokens = estimate_prompt(a->json, ep->wire, a->est);
+	a->prompt_reserved = estimate_reserve(a->est, a->prompt_tokens);
 	a->worst = a->prompt_reserved + a->choices * a->out_cap;
 }
 

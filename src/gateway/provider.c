@@ -136,29 +136,6 @@ fail:
 	return NULL;
 }
 
-/* Sets the cap in a parsed body that is translated, not forwarded: every
- * cap member the client set, or the one translate.c reads. */
-int
-provider_clamp_tree(cJSON *json, int64_t cap)
-{
-	int set = 0;
-
-	for (int c = 0; c < BODY_CAP__COUNT; c++) {
-		const char *name = body_cap_name(c);
-		cJSON *it = cJSON_GetObjectItemCaseSensitive(json, name);
-		if (it == NULL || cJSON_IsNull(it))
-			continue;
-		if (!cJSON_ReplaceItemInObjectCaseSensitive(
-			    json, name, cJSON_CreateNumber((double)cap)))
-			return -1;
-		set = 1;
-	}
-	if (!set &&
-	    cJSON_AddNumberToObject(json, "max_tokens", (double)cap) == NULL)
-		return -1;
-	return 0;
-}
-
 /* The path of a wire's endpoint under a provider's base URL. */
 static const char *
 wire_path(enum wire w)

@@ -165,6 +165,14 @@ flush_to_client(struct relay *r)
 	evhttp_send_reply_chunk_with_cb(r->in.http, r->out, client_drained, r);
 }
 
+/* The output cap the provider is sent instead of the request's own: the
+ * one reserved under a hard quota, else 0 (none). */
+static int64_t
+sent_cap(const struct admission *a)
+{
+	return a->clamp ? a->out_cap : 0;
+}
+
 /* Cross-format requests (translate.h): the request goes up in the
  * provider's wire; a buffered answer or error, or each stream event, comes
  * back in the client's. Metering reads the provider's wire before any of
@@ -175,14 +183,15 @@ translate_request(struct relay *r, size_t *len)
 	const struct admission *a = r->in.adm;
 	const char *model = r->in.rec->upstream_model;
 	char *cause = NULL, *body;
+	int64_t cap = sent_cap(a);
 
 	if (r->uwire == WIRE_ANTHROPIC)
-		body = tr_chat_to_messages(a->json, model, len, &cause);
+		body = tr_chat_to_messages(a->json, model, cap, len, &cause);
 	else
 		body = tr_messages_to_chat(
 			a->json, model,
-			a->stream && !r->t->provider->no_stream_options, len,
-			&cause);
+			a->stream && !r->t->provider->no_stream_options, cap,
+			len, &cause);
 	if (body == NULL) {
 		free(r->tr_cause);
 		r->tr_cause = cause != NULL ? cause : strdup("out of memory");
@@ -269,6 +278,13 @@ forward_injected(struct relay *r, const struct sse_event *ev, int flags)
 	return 1;
 }
 
+/* The output a request reserved: its cap for each of its outputs. */
+static int64_t
+reserved_output(const struct admission *a)
+{
+	return a->choices * a->out_cap;
+}
+
 /* Whether a stream has passed the output reserved for it under a hard
  * quota (a provider that ignores the cap it was sent): then it is cut
  * there, and the event that passed it is not forwarded. Text counted in
@@ -280,7 +296,7 @@ static int
 past_reservation(struct relay *r)
 {
 	const struct admission *a = r->in.adm;
-	int64_t limit = a->choices * a->out_cap;
+	int64_t limit = reserved_output(a);
 
 	if (!r->ust.est->exact)
 		limit = estimate_reserve(r->ust.est, limit);
@@ -310,7 +326,7 @@ add_cut_event(struct relay *r)
 	snprintf(
 		msg, sizeof msg,
 		"The output reached the %lld tokens reserved for this request under a hard quota, and the stream was ended there.",
-		(long long)(a->choices * a->out_cap));
+		(long long)reserved_output(a));
 	switch (r->in.ep->wire) {
 	case WIRE_ANTHROPIC:
 		cJSON_AddStringToObject(ev, "type", "error");
@@ -703,7 +719,7 @@ start_call(struct relay *r)
 			.model = model,
 			.stream = a->stream,
 			.caps = a->caps,
-			.cap = a->clamp ? a->out_cap : 0,
+			.cap = sent_cap(a),
 		};
 		r->upbody = provider_rewrite_body(p, &ub, &r->injected_usage,
 						  &r->uplen);
@@ -839,7 +855,7 @@ relay_cancel(struct relay *r)
 static int64_t
 cut_billed(const struct relay *r)
 {
-	int64_t reserved = r->in.adm->choices * r->in.adm->out_cap;
+	int64_t reserved = reserved_output(r->in.adm);
 
 	return r->delivered_tokens < reserved ? r->delivered_tokens : reserved;
 }
@@ -853,8 +869,8 @@ relay_meter(const struct relay *r, struct meter_end *end)
 	 * client, up to the reservation (cut_billed). */
 	end->output_tokens = r->over ? cut_billed(r) : r->ust.text_tokens;
 	if (r->over && end->reported.present &&
-	    end->reported.completion < cut_billed(r))
-		end->reported.completion = cut_billed(r);
+	    end->reported.completion < end->output_tokens)
+		end->reported.completion = end->output_tokens;
 	end->delivered = r->call.sent_all;
 	end->upstream_status = (int)r->call.status;
 }

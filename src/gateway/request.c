@@ -33,7 +33,6 @@
 #include "log.h"
 #include "meter.h"
 #include "metrics.h"
-#include "provider.h"
 #include "quota.h"
 #include "relay.h"
 #include "reply.h"
@@ -227,16 +226,12 @@ go_upstream(struct request *req, const char **reason)
 				   "Out of memory." };
 
 	if (req->rq_adm.clamp) {
-		/* The cap the provider is sent, for the client to see; a
-		 * translated body is built from the tree: it goes there. */
+		/* The cap the provider is sent, for the client to see. */
 		char v[24];
 		snprintf(v, sizeof v, "%lld", (long long)req->rq_adm.out_cap);
 		evhttp_add_header(
 			evhttp_request_get_output_headers(req->rq_http),
 			"x-tollgate-output-cap", v);
-		if (provider_clamp_tree(req->rq_adm.json,
-					req->rq_adm.out_cap) != 0)
-			return refuse(req, &err, reason);
 	}
 	req->rq_relay = relay_new(&in);
 	if (req->rq_relay != NULL && relay_start(req->rq_relay, &err) == 0)

@@ -138,6 +138,17 @@ min_long(long a, long b)
 	return a < b ? a : b;
 }
 
+/* The usage member that ends a chat or legacy completion object (or its
+ * usage-only stream chunk), and the object's closing brace. */
+static void
+add_chat_usage(struct evbuffer *b, const struct greedy *g, long total)
+{
+	evbuffer_add_printf(b,
+			    "\"usage\":{\"prompt_tokens\":%ld,"
+			    "\"completion_tokens\":%ld,\"total_tokens\":%ld}}",
+			    g->g_prompt, total, g->g_prompt + total);
+}
+
 /* A chat completion, streamed or not. */
 static void
 gen_chat(struct evbuffer *b, const struct greedy *g)
@@ -160,11 +171,8 @@ gen_chat(struct evbuffer *b, const struct greedy *g)
 					       "\"logprobs\":null,"
 					       "\"finish_reason\":\"length\"}");
 		}
-		evbuffer_add_printf(b,
-				    "],\"usage\":{\"prompt_tokens\":%ld,"
-				    "\"completion_tokens\":%ld,"
-				    "\"total_tokens\":%ld}}",
-				    g->g_prompt, total, g->g_prompt + total);
+		evbuffer_add_printf(b, "],");
+		add_chat_usage(b, g, total);
 		return;
 	}
 	for (c = 0; c < g->g_n; c++) {
@@ -205,12 +213,8 @@ gen_chat(struct evbuffer *b, const struct greedy *g)
 		ev_begin(b, NULL);
 		evbuffer_add_printf(b, head, "chat.completion.chunk",
 				    g->g_model);
-		evbuffer_add_printf(b,
-				    "\"choices\":[],\"usage\":{"
-				    "\"prompt_tokens\":%ld,"
-				    "\"completion_tokens\":%ld,"
-				    "\"total_tokens\":%ld}}",
-				    g->g_prompt, total, g->g_prompt + total);
+		evbuffer_add_printf(b, "\"choices\":[],");
+		add_chat_usage(b, g, total);
 		ev_end(b);
 	}
 	evbuffer_add_printf(b, "data: [DONE]\n\n");
@@ -238,11 +242,8 @@ gen_completions(struct evbuffer *b, const struct greedy *g)
 				"\"finish_reason\":\"length\"}",
 				c);
 		}
-		evbuffer_add_printf(b,
-				    "],\"usage\":{\"prompt_tokens\":%ld,"
-				    "\"completion_tokens\":%ld,"
-				    "\"total_tokens\":%ld}}",
-				    g->g_prompt, total, g->g_prompt + total);
+		evbuffer_add_printf(b, "],");
+		add_chat_usage(b, g, total);
 		return;
 	}
 	for (c = 0; c < g->g_n; c++) {
@@ -270,12 +271,8 @@ gen_completions(struct evbuffer *b, const struct greedy *g)
 	if (g->g_usage) {
 		ev_begin(b, NULL);
 		evbuffer_add_printf(b, head, g->g_model);
-		evbuffer_add_printf(b,
-				    "\"choices\":[],\"usage\":{"
-				    "\"prompt_tokens\":%ld,"
-				    "\"completion_tokens\":%ld,"
-				    "\"total_tokens\":%ld}}",
-				    g->g_prompt, total, g->g_prompt + total);
+		evbuffer_add_printf(b, "\"choices\":[],");
+		add_chat_usage(b, g, total);
 		ev_end(b);
 	}
 	evbuffer_add_printf(b, "data: [DONE]\n\n");
