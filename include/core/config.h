@@ -67,7 +67,18 @@ struct config {
 	char *key_secret; /* resolved; never logged */
 	int64_t max_body_size;
 	int64_t max_json_depth;
-	int64_t header_timeout_ms;
+	int64_t header_timeout_ms;    /* headers' deadline */
+	int64_t body_timeout_ms;      /* body's deadline */
+	int64_t keepalive_timeout_ms; /* idle between requests */
+	int64_t send_timeout_ms;      /* a reply left unread */
+	int64_t max_connections;
+	int64_t max_connections_per_address;
+	int64_t max_header_size; /* request line and headers */
+	int64_t max_headers;
+	char *tls_cert_file; /* for listen addresses marked tls */
+	char *tls_key_file;
+	char *tls_client_ca_file; /* mutual TLS when set */
+	int64_t tls_ticket_rotate_ms;
 	int64_t keys_refresh_ms;
 	int64_t usage_batch;
 	int64_t usage_flush_ms;
@@ -116,6 +127,10 @@ const struct route_conf *config_route(const struct config *cfg,
 /* Resolves the key secret alone (for tollctl): key_secret_file, else the
  * TOLLGATE_KEY_SECRET variable, else "". Returns 0 or -1 with *cause. */
 int config_resolve_secret(struct config *cfg, char **cause);
+
+/* Splits a listen entry, "host:port" or "host:port tls": the address
+ * into addr (size bytes), *tls set when marked. 0, or -1 when malformed. */
+int config_listen_split(const char *entry, char *addr, size_t size, int *tls);
 
 /* Writes every [tollgate] key with its value, or "(default)" docs when
  * defaults is set, to stdout. */

@@ -26,7 +26,7 @@
 
 struct config;
 struct estimator;
-struct evhttp_request;
+struct hreq;
 struct route_conf;
 struct usage_record;
 
@@ -78,17 +78,27 @@ struct admission {
 
 /* The API key the client presented (Authorization: Bearer, x-api-key or
  * api-key), or NULL. *len is set to its length. Borrowed from http. */
-const char *admit_api_key(struct evhttp_request *http, size_t *len);
+const char *admit_api_key(struct hreq *http, size_t *len);
 
 /* Looks the presented key up into *g (free with keystore_grant_clear):
  * KEY_OK, or why not (KEY_UNKNOWN also when no key was presented). */
-enum key_status admit_key(struct evhttp_request *http, struct key_grant *g);
+enum key_status admit_key(struct hreq *http, struct key_grant *g);
 
-/* Authenticates, reads the body, routes and applies the rate limits.
- * path_model is the model a path named (Azure) or NULL. Fills rec's
- * tenant, key, model, stream flag, provider and refusal tag as it learns
- * them. 0 when the request may go on, or -1 with *r filled. */
-int admit_request(const struct config *cfg, struct evhttp_request *http,
+/* Authenticates from the head alone, before any of the body is read:
+ * the key, and whether the gateway serves at all (on_db_down). Fills
+ * rec's tenant and key. 0 when the body may be read, or -1 with *r
+ * filled. */
+int admit_auth(const struct config *cfg, struct hreq *http,
+	       const struct endpoint *ep, struct admission *a,
+	       struct usage_record *rec, struct refusal *r)
+	__attribute__((warn_unused_result));
+
+/* Admits an authenticated request whose body was read: the body, the
+ * model (path_model: the one a path named, Azure, or NULL), the route,
+ * the worst case and the rate limits. Fills rec's model, stream flag,
+ * provider and refusal tag as it learns them. 0 when the request may go
+ * on, or -1 with *r filled. */
+int admit_request(const struct config *cfg, struct hreq *http,
 		  const struct endpoint *ep, const char *path_model,
 		  struct admission *a, struct usage_record *rec,
 		  struct refusal *r) __attribute__((warn_unused_result));

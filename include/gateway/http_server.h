@@ -6,10 +6,12 @@
 #ifndef TOLLGATE_HTTP_SERVER_H
 #define TOLLGATE_HTTP_SERVER_H
 
-struct evhttp;
+struct event_base;
+struct httpd;
 struct request_loop;
 
-/* Installs the dispatcher on an evhttp whose requests belong to loop. */
-void http_server_setup(struct evhttp *http, struct request_loop *loop);
+/* The data plane's server on base, its requests belonging to loop. */
+struct httpd *http_server_new(struct event_base *base,
+			      struct request_loop *loop);
 
 #endif

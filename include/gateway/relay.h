@@ -20,7 +20,7 @@
 struct admission;
 struct config;
 struct event_base;
-struct evhttp_request;
+struct hreq;
 struct meter_end;
 struct upstream;
 struct usage_record;
@@ -52,7 +52,7 @@ struct relay_input {
 	struct event_base *base;
 	struct upstream *upstream; /* the loop's calls */
 	const struct config *cfg;
-	struct evhttp_request *http; /* the client */
+	struct hreq *http; /* the client */
 	const struct endpoint *ep;
 	const struct admission *adm;
 	struct usage_record *rec; /* provider, model, attempts,
@@ -85,7 +85,7 @@ void relay_meter(const struct relay *r, struct meter_end *end);
 /* Finishes the client's reply once the request is on record: the rest of
  * a stream and its end, or the prepared answer. 0, or -1 when the relay
  * has no answer (the request then sends its own). */
-int relay_finish(struct relay *r, struct evhttp_request *http);
+int relay_finish(struct relay *r, struct hreq *http);
 
 void relay_free(struct relay *r);
 

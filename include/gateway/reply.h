@@ -4,7 +4,7 @@
  * x-ratelimit-* headers, reason phrases and request ids.
  *
  * Below both the dispatcher (http_server.c) and the request lifecycle
- * (request.c): it knows evhttp and the wires, nothing of either.
+ * (request.c): it knows the server (httpd.h) and the wires, nothing of either.
  */
 #ifndef TOLLGATE_REPLY_H
 #define TOLLGATE_REPLY_H
@@ -12,7 +12,7 @@
 #include "tollgate.h"
 
 struct evbuffer;
-struct evhttp_request;
+struct hreq;
 struct evkeyvalq;
 struct rl_status;
 
@@ -42,11 +42,11 @@ void reply_error_json(struct evbuffer *out, enum wire wire,
 		      const struct reply_error *err);
 
 /* Sends err as the whole reply (JSON, with its Content-Type). */
-void reply_error(struct evhttp_request *req, enum wire wire,
+void reply_error(struct hreq *req, enum wire wire,
 		 const struct reply_error *err);
 
 /* Sends body (may be NULL) with status and content type. */
-void reply_send(struct evhttp_request *req, int status, const char *ctype,
+void reply_send(struct hreq *req, int status, const char *ctype,
 		struct evbuffer *body);
 
 /* Adds OpenAI's x-ratelimit-* headers for the tightest limit in st. */

@@ -14,7 +14,7 @@
 struct config;
 struct endpoint;
 struct event_base;
-struct evhttp_request;
+struct hreq;
 struct request;
 struct upstream;
 
@@ -34,7 +34,7 @@ struct request_loop {
 /* Handles a data-plane request for a known endpoint (http_server.c).
  * path_model is the model the path named (Azure), borrowed for the call,
  * or NULL. */
-void request_start(struct request_loop *loop, struct evhttp_request *http,
+void request_start(struct request_loop *loop, struct hreq *http,
 		   const struct endpoint *ep, const char *path_model);
 
 /* Ends every request of the loop that is not parked on the quota thread,

@@ -58,7 +58,33 @@ static const struct key_def global_keys[] = {
 	{ "max_json_depth", KT_INT, GOFF(max_json_depth), "64", 2, 1000,
 	  "deepest JSON nesting in a request" },
 	{ "header_timeout", KT_MS, GOFF(header_timeout_ms), "30000", 100,
-	  3600000, "time to receive a request's headers and body (ms)" },
+	  3600000,
+	  "deadline for a request's headers, from the connection or the previous reply (ms)" },
+	{ "body_timeout", KT_MS, GOFF(body_timeout_ms), "60000", 100, 3600000,
+	  "deadline for a request's body, once its headers are in (ms)" },
+	{ "keepalive_timeout", KT_MS, GOFF(keepalive_timeout_ms), "60000", 0,
+	  3600000,
+	  "idle time a client connection is kept between requests (ms); 0 closes after each reply" },
+	{ "send_timeout", KT_MS, GOFF(send_timeout_ms), "60000", 100, 3600000,
+	  "longest a client may leave a reply unread (ms)" },
+	{ "max_connections", KT_INT, GOFF(max_connections), "4096", 1, 1000000,
+	  "client connections the gateway holds at once" },
+	{ "max_connections_per_address", KT_INT,
+	  GOFF(max_connections_per_address), "256", 1, 1000000,
+	  "client connections from one address at once" },
+	{ "max_header_size", KT_SIZE, GOFF(max_header_size), "32k", 1024,
+	  1048576, "request line and headers of one request, in bytes" },
+	{ "max_headers", KT_INT, GOFF(max_headers), "100", 8, 10000,
+	  "header fields in one request" },
+	{ "tls_cert_file", KT_STRING, GOFF(tls_cert_file), "", 0, 0,
+	  "PEM certificate chain for listen addresses marked tls" },
+	{ "tls_key_file", KT_STRING, GOFF(tls_key_file), "", 0, 0,
+	  "PEM private key of tls_cert_file" },
+	{ "tls_client_ca_file", KT_STRING, GOFF(tls_client_ca_file), "", 0, 0,
+	  "PEM CAs whose client certificates are required on tls listeners (mutual TLS); empty: none asked" },
+	{ "tls_ticket_rotate", KT_MS, GOFF(tls_ticket_rotate_ms), "3600000", 0,
+	  86400000,
+	  "how often the session-ticket key is replaced (ms); tickets of the previous key still resume; 0 disables tickets" },
 	{ "keys_refresh", KT_MS, GOFF(keys_refresh_ms), "60000", 100, 86400000,
 	  "periodic key cache reload besides NOTIFY (ms)" },
 	{ "usage_batch", KT_INT, GOFF(usage_batch), "500", 1, 5000,
@@ -411,6 +437,29 @@ parse_targets(struct config *cfg, struct route_conf *r, char *v)
 	return r->ntargets > 0 ? NULL : "no targets";
 }
 
+/* Splits a listen entry, "host:port" or "host:port tls": the address
+ * into addr, *tls set when marked. 0, or -1 when malformed. */
+int
+config_listen_split(const char *entry, char *addr, size_t size, int *tls)
+{
+	const char *sp = strchr(entry, ' ');
+	size_t n = sp != NULL ? (size_t)(sp - entry) : strlen(entry);
+
+	*tls = 0;
+	if (sp != NULL) {
+		while (*sp == ' ')
+			sp++;
+		if (strcmp(sp, "tls") != 0)
+			return -1;
+		*tls = 1;
+	}
+	if (n == 0 || n >= size || memchr(entry, ':', n) == NULL)
+		return -1;
+	memcpy(addr, entry, n);
+	addr[n] = '\0';
+	return 0;
+}
+
 /* Checks what no single key can: required keys and cross-key rules. */
 static int
 validate(struct config *cfg, const char *path, char **cause)
@@ -433,6 +482,31 @@ validate(struct config *cfg, const char *path, char **cause)
 		return -1;
 	}
 	cfg->db_down_refuse = strcmp(cfg->on_db_down, "refuse") == 0;
+	for (int i = 0; i < cfg->nlisten; i++) {
+		char addr[300];
+		int tls;
+		if (config_listen_split(cfg->listen[i], addr, sizeof addr,
+					&tls) != 0) {
+			*cause = errorf(
+				path, 0,
+				"listen %s: expected host:port, optionally followed by tls",
+				cfg->listen[i]);
+			return -1;
+		}
+		if (tls &&
+		    (cfg->tls_cert_file == NULL || cfg->tls_key_file == NULL)) {
+			*cause = errorf(
+				path, 0,
+				"listen %s: tls needs tls_cert_file and tls_key_file",
+				cfg->listen[i]);
+			return -1;
+		}
+	}
+	if (cfg->tls_client_ca_file != NULL && cfg->tls_cert_file == NULL) {
+		*cause = errorf(path, 0,
+				"tls_client_ca_file: needs tls_cert_file");
+		return -1;
+	}
 	if (cfg->spool_dir == NULL) {
 		*cause = errorf(path, 0, "spool_dir: a directory is required");
 		return -1;
@@ -772,6 +846,9 @@ config_free(struct config *cfg)
 	free(cfg->admin_listen);
 	free(cfg->database);
 	free(cfg->key_secret_file);
+	free(cfg->tls_cert_file);
+	free(cfg->tls_key_file);
+	free(cfg->tls_client_ca_file);
 	if (cfg->key_secret != NULL) {
 		memset(cfg->key_secret, 0, strlen(cfg->key_secret));
 		free(cfg->key_secret);

@@ -25,6 +25,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "admit.h"
+#include "httpd.h"
 #include "body.h"
 #include "clock.h"
 #include "config.h"
@@ -61,9 +62,9 @@ refuse(struct refusal *r, int status, const char *type, const char *code,
 
 /* Finds the presented API key in the request headers. */
 const char *
-admit_api_key(struct evhttp_request *http, size_t *len)
+admit_api_key(struct hreq *http, size_t *len)
 {
-	struct evkeyvalq *h = evhttp_request_get_input_headers(http);
+	struct evkeyvalq *h = hreq_input_headers(http);
 	const char *v = evhttp_find_header(h, "Authorization");
 
 	if (v != NULL) {
@@ -84,7 +85,7 @@ admit_api_key(struct evhttp_request *http, size_t *len)
 
 /* Looks the presented key up. */
 enum key_status
-admit_key(struct evhttp_request *http, struct key_grant *g)
+admit_key(struct hreq *http, struct key_grant *g)
 {
 	size_t len = 0;
 	const char *key = admit_api_key(http, &len);
@@ -95,8 +96,9 @@ admit_key(struct evhttp_request *http, struct key_grant *g)
 
 /* The key: present, known, not expired. */
 static int
-admit_auth(struct evhttp_request *http, const struct endpoint *ep,
-	   struct admission *a, struct usage_record *rec, struct refusal *r)
+admit_key_known(struct hreq *http, const struct endpoint *ep,
+		struct admission *a, struct usage_record *rec,
+		struct refusal *r)
 {
 	size_t len = 0;
 	const char *key = admit_api_key(http, &len);
@@ -129,27 +131,17 @@ admit_auth(struct evhttp_request *http, const struct endpoint *ep,
 /* The body: within max_body_size and max_json_depth, one JSON object
  * that every reader reads the same way (body.h). */
 static int
-admit_body(const struct config *cfg, struct evhttp_request *http,
-	   struct admission *a, struct usage_record *rec, struct refusal *r)
+admit_body(const struct config *cfg, struct hreq *http, struct admission *a,
+	   struct usage_record *rec, struct refusal *r)
 {
-	struct evbuffer *in = evhttp_request_get_input_buffer(http);
 	struct body b;
 	struct body_error e;
 	int depth;
 
-	a->body_len = evbuffer_get_length(in);
-	if (a->body_len > (size_t)cfg->max_body_size)
-		return refuse(
-			r, 413, "invalid_request_error",
-			"invalid_request_error", NULL,
-			"Request body of %zu bytes exceeds the limit of %lld bytes.",
-			a->body_len, (long long)cfg->max_body_size);
-	a->body = malloc(a->body_len + 1);
+	a->body = hreq_body_take(http, &a->body_len);
 	if (a->body == NULL)
 		return refuse(r, 500, "server_error", NULL, NULL,
 			      "Out of memory.");
-	evbuffer_copyout(in, a->body, a->body_len);
-	a->body[a->body_len] = '\0';
 	depth = json_depth(a->body, a->body_len);
 	if (depth > cfg->max_json_depth)
 		return refuse(r, 400, "invalid_request_error",
@@ -260,10 +252,10 @@ worst_case(const struct config *cfg, const struct endpoint *ep,
 /* The tenant's and the key's rate limits; what does not fit is refused
  * with 429 and Retry-After. Every answer carries x-ratelimit-*. */
 static int
-admit_rate_limits(struct evhttp_request *http, struct admission *a,
+admit_rate_limits(struct hreq *http, struct admission *a,
 		  struct usage_record *rec, struct refusal *r)
 {
-	struct evkeyvalq *out = evhttp_request_get_output_headers(http);
+	struct evkeyvalq *out = hreq_output_headers(http);
 	const struct key_grant *g = &a->grant;
 	struct rl_status st;
 	char v[32];
@@ -308,13 +300,12 @@ admit_rate_limits(struct evhttp_request *http, struct admission *a,
 		(long long)(tokens ? a->worst : 1), (long long)retry_s);
 }
 
-/* Runs every step up to the quotas. */
 int
-admit_request(const struct config *cfg, struct evhttp_request *http,
-	      const struct endpoint *ep, const char *path_model,
-	      struct admission *a, struct usage_record *rec, struct refusal *r)
+admit_auth(const struct config *cfg, struct hreq *http,
+	   const struct endpoint *ep, struct admission *a,
+	   struct usage_record *rec, struct refusal *r)
 {
-	if (admit_auth(http, ep, a, rec, r) != 0)
+	if (admit_key_known(http, ep, a, rec, r) != 0)
 		return -1;
 	if (cfg->db_down_refuse && !pgwriter_db_ok()) {
 		snprintf(rec->refusal, sizeof rec->refusal, "ledger");
@@ -322,6 +313,15 @@ admit_request(const struct config *cfg, struct evhttp_request *http,
 			r, 503, "server_error", "ledger_unavailable", NULL,
 			"The usage ledger is unreachable and this gateway is set to refuse requests meanwhile (on_db_down = refuse). Please try again shortly.");
 	}
+	return 0;
+}
+
+/* Runs every step after the key up to the quotas. */
+int
+admit_request(const struct config *cfg, struct hreq *http,
+	      const struct endpoint *ep, const char *path_model,
+	      struct admission *a, struct usage_record *rec, struct refusal *r)
+{
 	if (admit_body(cfg, http, a, rec, r) != 0 ||
 	    admit_model(path_model, a, rec, r) != 0 ||
 	    admit_route(cfg, ep, a, rec, r) != 0)

@@ -14,6 +14,7 @@
 #include "admit.h"
 #include "config.h"
 #include "http_server.h"
+#include "httpd.h"
 #include "reply.h"
 #include "request.h"
 
@@ -37,9 +38,9 @@ static const struct endpoint azure_endpoints[] = {
 /* GET /v1/models: the routes the presented key may use, in OpenAI's list
  * shape, or Anthropic's when the client sends anthropic-version. */
 static void
-list_models(const struct config *cfg, struct evhttp_request *req)
+list_models(const struct config *cfg, struct hreq *req)
 {
-	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+	struct evkeyvalq *in = hreq_input_headers(req);
 	int anthropic = evhttp_find_header(in, "anthropic-version") != NULL;
 	enum wire wire = anthropic ? WIRE_ANTHROPIC : WIRE_OPENAI_CHAT;
 	const char *first = NULL, *last = NULL;
@@ -108,14 +109,13 @@ list_models(const struct config *cfg, struct evhttp_request *req)
 
 /* Refuses a method the path does not take. */
 static void
-wrong_method(struct evhttp_request *req, enum wire wire, const char *allow)
+wrong_method(struct hreq *req, enum wire wire, const char *allow)
 {
 	char msg[64];
 	struct reply_error err = { 405, "invalid_request_error",
 				   "method_not_allowed", NULL, msg };
 
-	evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
-			  allow);
+	evhttp_add_header(hreq_output_headers(req), "Allow", allow);
 	snprintf(msg, sizeof msg, "Only %s is allowed here.", allow);
 	reply_error(req, wire, &err);
 }
@@ -143,15 +143,40 @@ match_azure(const char *path, char *name, size_t size)
 	return NULL;
 }
 
+/* The API a path belongs to, for the shape of its errors. */
+static enum wire
+path_wire(const char *path)
+{
+	return strncmp(path, "/v1/messages", 12) == 0 &&
+			       (path[12] == '\0' || path[12] == '/')
+		       ? WIRE_ANTHROPIC
+		       : WIRE_OPENAI_CHAT;
+}
+
+/* Answers a request the server refused (malformed, too slow, too many
+ * connections) in the shape of the API its path names. */
+static void
+refuse_framing(struct hreq *req, const struct hp_error *e)
+{
+	struct reply_error err = { e->status,
+				   e->status >= 500 ? "server_error"
+						    : "invalid_request_error",
+				   e->status == 408   ? "request_timeout"
+				   : e->status == 503 ? "too_many_connections"
+						      : "bad_request",
+				   NULL, e->message };
+
+	reply_error(req, path_wire(hreq_path(req)), &err);
+}
+
 /* Routes a request by method and path. */
 static void
-dispatch(struct evhttp_request *req, void *arg)
+dispatch(struct hreq *req, void *arg)
 {
 	struct request_loop *loop = arg;
-	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-	const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
-	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
-	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+	const char *path = hreq_path(req), *method = hreq_method(req);
+	const struct hp_error *bad = hreq_error(req);
+	struct evkeyvalq *out = hreq_output_headers(req);
 	const struct endpoint *ep = NULL;
 	static const struct reply_error unknown = { 404,
 						    "invalid_request_error",
@@ -159,14 +184,15 @@ dispatch(struct evhttp_request *req, void *arg)
 						    "Unknown request URL." };
 	char id[REPLY_ID_SIZE], deployment[256];
 
-	if (path == NULL)
-		path = "";
-	for (size_t i = 0; i < sizeof endpoints / sizeof *endpoints; i++)
-		if (strcmp(path, endpoints[i].path) == 0)
-			ep = &endpoints[i];
-	if (ep == NULL)
-		ep = match_azure(path, deployment, sizeof deployment);
-	if (ep != NULL && cmd == EVHTTP_REQ_POST) {
+	if (bad == NULL) {
+		for (size_t i = 0; i < sizeof endpoints / sizeof *endpoints;
+		     i++)
+			if (strcmp(path, endpoints[i].path) == 0)
+				ep = &endpoints[i];
+		if (ep == NULL)
+			ep = match_azure(path, deployment, sizeof deployment);
+	}
+	if (ep != NULL && strcmp(method, "POST") == 0) {
 		request_start(
 			loop, req, ep,
 			ep >= azure_endpoints &&
@@ -179,23 +205,28 @@ dispatch(struct evhttp_request *req, void *arg)
 	}
 	reply_request_id(id);
 	evhttp_add_header(out, "x-request-id", id);
+	if (bad != NULL) {
+		refuse_framing(req, bad);
+		return;
+	}
 	if (ep != NULL) {
 		wrong_method(req, ep->wire, "POST");
 		return;
 	}
 	if (strcmp(path, "/v1/models") == 0) {
-		if (cmd != EVHTTP_REQ_GET)
+		if (strcmp(method, "GET") != 0)
 			wrong_method(req, WIRE_OPENAI_CHAT, "GET");
 		else
 			list_models(loop->cfg, req);
 		return;
 	}
-	reply_error(req, WIRE_OPENAI_CHAT, &unknown);
+	reply_error(req, path_wire(path), &unknown);
 }
 
-/* Installs the dispatcher. */
-void
-http_server_setup(struct evhttp *http, struct request_loop *loop)
+struct httpd *
+http_server_new(struct event_base *base, struct request_loop *loop)
 {
-	evhttp_set_gencb(http, dispatch, loop);
+	struct httpd_callbacks cb = { dispatch, loop };
+
+	return httpd_new(base, loop->cfg, &cb);
 }

@@ -31,7 +31,6 @@
 #include <string.h>
 #include <strings.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -40,6 +39,7 @@
 #include "clock.h"
 #include "config.h"
 #include "estimate.h"
+#include "httpd.h"
 #include "log.h"
 #include "meter.h"
 #include "provider.h"
@@ -132,24 +132,15 @@ streaming(const struct relay *r)
 static size_t
 client_backlog(const struct relay *r)
 {
-	struct evhttp_connection *evcon;
-	struct bufferevent *bev;
-
-	if (r->in.http == NULL)
-		return 0;
-	evcon = evhttp_request_get_connection(r->in.http);
-	bev = evcon != NULL ? evhttp_connection_get_bufferevent(evcon) : NULL;
-	return bev != NULL ? evbuffer_get_length(bufferevent_get_output(bev))
-			   : 0;
+	return r->in.http != NULL ? hreq_backlog(r->in.http) : 0;
 }
 
 /* The client connection drained what it was given: resume upstream. */
 static void
-client_drained(struct evhttp_connection *evcon, void *arg)
+client_drained(void *arg)
 {
 	struct relay *r = arg;
 
-	(void)evcon;
 	if (r->paused) {
 		r->paused = 0;
 		upstream_resume(&r->call);
@@ -162,7 +153,7 @@ flush_to_client(struct relay *r)
 {
 	if (r->in.http == NULL || evbuffer_get_length(r->out) == 0)
 		return;
-	evhttp_send_reply_chunk_with_cb(r->in.http, r->out, client_drained, r);
+	hreq_stream_add(r->in.http, r->out);
 }
 
 /* The output cap the provider is sent instead of the request's own: the
@@ -410,7 +401,7 @@ relay_event(const struct sse_event *ev, void *arg)
 static int
 start_stream(struct relay *r)
 {
-	struct evkeyvalq *out = evhttp_request_get_output_headers(r->in.http);
+	struct evkeyvalq *out = hreq_output_headers(r->in.http);
 	int status = (int)r->call.status;
 
 	r->sse = sse_parser_new(EVENT_MAX, relay_event, r);
@@ -428,7 +419,8 @@ start_stream(struct relay *r)
 	evhttp_add_header(out, "Content-Type",
 			  r->ctype != NULL ? r->ctype : "text/event-stream");
 	evhttp_add_header(out, "Cache-Control", "no-cache");
-	evhttp_send_reply_start(r->in.http, status, reply_reason(status));
+	hreq_on_drained(r->in.http, client_drained, r);
+	hreq_stream_start(r->in.http, status);
 	r->phase = PH_STREAMING;
 	r->in.rec->ttfb_ms = (clock_mono_us() - r->in.start_mono_us) / 1000;
 	r->in.events->streaming(r->in.arg);
@@ -518,7 +510,7 @@ on_header(void *arg, const char *line, size_t n)
 static void
 prepare_answer(struct relay *r)
 {
-	struct evkeyvalq *out = evhttp_request_get_output_headers(r->in.http);
+	struct evkeyvalq *out = hreq_output_headers(r->in.http);
 	size_t len = evbuffer_get_length(r->out);
 	long status = r->call.status;
 	cJSON *body;
@@ -727,9 +719,8 @@ start_call(struct relay *r)
 		r->upbody = translate_request(r, &r->uplen);
 	}
 	if (r->in.ep->wire == WIRE_ANTHROPIC)
-		beta = evhttp_find_header(
-			evhttp_request_get_input_headers(r->in.http),
-			"anthropic-beta");
+		beta = evhttp_find_header(hreq_input_headers(r->in.http),
+					  "anthropic-beta");
 	r->hdrs = provider_headers(p, beta);
 	url = provider_url(p, r->uwire, model);
 	r->call.on_header = on_header;
@@ -877,7 +868,7 @@ relay_meter(const struct relay *r, struct meter_end *end)
 
 /* Finishes the client's reply. */
 int
-relay_finish(struct relay *r, struct evhttp_request *http)
+relay_finish(struct relay *r, struct hreq *http)
 {
 	if (streaming(r)) {
 		size_t plen = 0;
@@ -888,14 +879,13 @@ relay_finish(struct relay *r, struct evhttp_request *http)
 			add_cut_event(r);
 		else if (pending != NULL && plen > 0)
 			evbuffer_add(r->out, pending, plen);
-		if (evbuffer_get_length(r->out) > 0)
-			evhttp_send_reply_chunk(http, r->out);
-		evhttp_send_reply_end(http);
+		hreq_on_drained(http, NULL, NULL);
+		hreq_stream_add(http, r->out);
+		hreq_stream_end(http);
 		return 0;
 	}
 	if (r->phase == PH_ANSWERED) {
-		int status = (int)r->call.status;
-		evhttp_send_reply(http, status, reply_reason(status), r->out);
+		hreq_send(http, (int)r->call.status, r->out);
 		return 0;
 	}
 	return -1;

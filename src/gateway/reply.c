@@ -9,45 +9,17 @@
 #include <event2/keyvalq_struct.h>
 #include <openssl/rand.h>
 
+#include "http_parse.h"
+#include "httpd.h"
 #include "ratelimit.h"
 #include "reply.h"
 #include "translate.h"
-
-/* The reason phrases the gateway sends; evhttp's own table stops at
- * 417. */
-static const struct {
-	int status;
-	const char *reason;
-} reasons[] = {
-	{ 200, "OK" },
-	{ 400, "Bad Request" },
-	{ 401, "Unauthorized" },
-	{ 402, "Payment Required" },
-	{ 403, "Forbidden" },
-	{ 404, "Not Found" },
-	{ 405, "Method Not Allowed" },
-	{ 408, "Request Timeout" },
-	{ 409, "Conflict" },
-	{ 413, "Payload Too Large" },
-	{ 422, "Unprocessable Entity" },
-	{ 429, "Too Many Requests" },
-	{ 500, "Internal Server Error" },
-	{ 502, "Bad Gateway" },
-	{ 503, "Service Unavailable" },
-	{ 504, "Gateway Timeout" },
-	{ 529, "Overloaded" },
-};
 
 /* The reason phrase for a status. */
 const char *
 reply_reason(int status)
 {
-	for (size_t i = 0; i < sizeof reasons / sizeof *reasons; i++)
-		if (reasons[i].status == status)
-			return reasons[i].reason;
-	if (status < 300)
-		return "OK";
-	return status < 500 ? "Client Error" : "Server Error";
+	return hp_reason(status);
 }
 
 /* Writes a new random request id. */
@@ -104,19 +76,18 @@ reply_error_json(struct evbuffer *out, enum wire wire,
 
 /* Sends a whole reply. */
 void
-reply_send(struct evhttp_request *req, int status, const char *ctype,
+reply_send(struct hreq *req, int status, const char *ctype,
 	   struct evbuffer *body)
 {
 	if (ctype != NULL)
-		evhttp_add_header(evhttp_request_get_output_headers(req),
-				  "Content-Type", ctype);
-	evhttp_send_reply(req, status, reply_reason(status), body);
+		evhttp_add_header(hreq_output_headers(req), "Content-Type",
+				  ctype);
+	hreq_send(req, status, body);
 }
 
 /* Sends an error reply in the wire's shape. */
 void
-reply_error(struct evhttp_request *req, enum wire wire,
-	    const struct reply_error *err)
+reply_error(struct hreq *req, enum wire wire, const struct reply_error *err)
 {
 	struct evbuffer *buf = evbuffer_new();
 

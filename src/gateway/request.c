@@ -12,17 +12,13 @@
  * The work of each state lives in its module: admission (admit.c) decides
  * whether the request may go upstream, the relay (relay.c) runs the
  * upstream transfer and relays the answer, reply.c shapes the errors.
- * What stays here is the client's side: its connection closing, and a
- * request parked on the quota thread, which must not be freed before the
- * thread's answer arrives.
+ * What stays here is the client's side: its connection closing, its body
+ * read only once its key passed, and a request parked on the quota
+ * thread, which must not be freed before the thread's answer arrives.
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -30,6 +26,7 @@
 #include "admit.h"
 #include "clock.h"
 #include "config.h"
+#include "httpd.h"
 #include "log.h"
 #include "meter.h"
 #include "metrics.h"
@@ -43,13 +40,15 @@
  * A request's states. Each names what the request waits for; drive() is
  * the only place that moves it from one to another:
  *
- *   ADMISSION --> QUOTA --> UPSTREAM --> RELAYING --> CLOSING
- *       |           |  \        |                        ^
- *       |           |   `-> ABANDONED ---(answer)--------|
- *       `-----------+-----------+------------------------'
+ *   HEAD --> BODY --> QUOTA --> UPSTREAM --> RELAYING --> CLOSING
+ *     |       |        |  \        |                        ^
+ *     |       |        |   `-> ABANDONED ---(answer)--------|
+ *     `-------+--------+-----------+------------------------'
  */
 enum request_state {
-	REQ_ADMISSION, /* headers and body are in: admission runs */
+	REQ_HEAD,      /* the head is in: the key is checked */
+	REQ_BODY,      /* the key passed: the body is read, then admission
+			  runs */
 	REQ_QUOTA,     /* parked while the quota thread reserves the worst
 			  case; it cannot be freed until the answer arrives */
 	REQ_ABANDONED, /* ended while parked: closes when the answer comes */
@@ -61,7 +60,9 @@ enum request_state {
 
 /* What happens to a request. */
 enum request_event {
-	EV_START,       /* it arrived */
+	EV_START,       /* its head arrived */
+	EV_BODY,        /* its body was read (NULL), or could not be (the
+			   server's struct hp_error) */
 	EV_QUOTA,       /* the quota thread answered */
 	EV_STREAMING,   /* the relay started a streamed reply */
 	EV_RELAY_DONE,  /* the relay ended (struct relay_end) */
@@ -75,8 +76,9 @@ struct request {
 	struct config *rq_cfg;               /* a reference: the configuration
 						the request started on */
 	struct request *rq_next, **rq_prevp; /* the loop's requests */
-	struct evhttp_request *rq_http;      /* NULL once the client is gone */
+	struct hreq *rq_http;                /* NULL once the client is gone */
 	const struct endpoint *rq_ep;
+	char *rq_path_model; /* the model the path named */
 	enum request_state rq_state;
 	char rq_id[REPLY_ID_SIZE];
 	int64_t rq_start_us;
@@ -85,77 +87,32 @@ struct request {
 	struct relay *rq_relay;    /* from REQ_UPSTREAM on */
 	struct refusal rq_refusal; /* the answer when refused */
 	int rq_refused;
-	struct event *rq_watch;      /* the client's socket, for EOF */
 	char *rq_abandoned;          /* REQ_ABANDONED: why */
 	struct usage_record *rq_rec; /* filled as the request goes */
 };
 
-static void drive(struct request *req, enum request_event ev, const void *data);
+static enum request_state drive(struct request *req, enum request_event ev,
+				const void *data);
 static void request_close(struct request *req, const char *reason);
 
-/* Stops watching the client's socket. */
+/* The client left before its reply ended. */
 static void
-unwatch_client(struct request *req)
-{
-	if (req->rq_watch != NULL) {
-		event_free(req->rq_watch);
-		req->rq_watch = NULL;
-	}
-}
-
-/* The client's socket became readable while evhttp is not reading it
- * (it does not while a reply is pending): end of file means the client
- * left, before any byte or during a silent stretch of a stream. */
-static void
-client_watch(evutil_socket_t fd, short what, void *arg)
-{
-	struct request *req = arg;
-	char c;
-	ssize_t n = recv(fd, &c, 1, MSG_PEEK);
-
-	(void)what;
-	if (n < 0 &&
-	    (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-		return;
-	unwatch_client(req);
-	if (n > 0)
-		return; /* a pipelined request: not ours to judge */
-	drive(req, EV_CLIENT_GONE, NULL);
-}
-
-/* Starts watching the client's socket for its leaving. */
-static void
-watch_client(struct request *req)
-{
-	struct evhttp_connection *evcon =
-		evhttp_request_get_connection(req->rq_http);
-	struct bufferevent *bev =
-		evcon != NULL ? evhttp_connection_get_bufferevent(evcon) : NULL;
-	evutil_socket_t fd = bev != NULL ? bufferevent_getfd(bev) : -1;
-
-	if (fd < 0)
-		return;
-	req->rq_watch = event_new(req->rq_loop->base, fd, EV_READ | EV_PERSIST,
-				  client_watch, req);
-	if (req->rq_watch != NULL)
-		event_add(req->rq_watch, NULL);
-}
-
-/* The client's connection closed before the request was done. */
-static void
-client_closed(struct evhttp_connection *evcon, void *arg)
+client_gone(void *arg)
 {
 	struct request *req = arg;
 
-	(void)evcon;
-	/* A request evhttp detached from its failed connection is ours to
-	 * free; one still attached is freed with the connection. */
-	if (evhttp_request_get_connection(req->rq_http) == NULL)
-		evhttp_request_free(req->rq_http);
 	req->rq_http = NULL;
 	if (req->rq_relay != NULL)
 		relay_client_gone(req->rq_relay);
 	drive(req, EV_CLIENT_GONE, NULL);
+}
+
+/* The body was read, or could not be. */
+static void
+body_arrived(struct hreq *http, const struct hp_error *err, void *arg)
+{
+	(void)http;
+	drive(arg, EV_BODY, err);
 }
 
 /* Refuses the request: its error goes out once the record is journaled.
@@ -229,9 +186,8 @@ go_upstream(struct request *req, const char **reason)
 		/* The cap the provider is sent, for the client to see. */
 		char v[24];
 		snprintf(v, sizeof v, "%lld", (long long)req->rq_adm.out_cap);
-		evhttp_add_header(
-			evhttp_request_get_output_headers(req->rq_http),
-			"x-tollgate-output-cap", v);
+		evhttp_add_header(hreq_output_headers(req->rq_http),
+				  "x-tollgate-output-cap", v);
 	}
 	req->rq_relay = relay_new(&in);
 	if (req->rq_relay != NULL && relay_start(req->rq_relay, &err) == 0)
@@ -252,15 +208,49 @@ park(struct request *req)
 	return 0;
 }
 
-/* Admits the request (path_model: the model its path named, or NULL):
- * refused, parked on the quota thread, or gone upstream. */
+/* Checks the key from the head: refused, or on to read the body. */
 static enum request_state
-admit(struct request *req, const char *path_model, const char **reason)
+authenticate(struct request *req, const char **reason)
+{
+	if (admit_auth(req->rq_cfg, req->rq_http, req->rq_ep, &req->rq_adm,
+		       req->rq_rec, &req->rq_refusal) != 0)
+		return refuse(req, &req->rq_refusal.err, reason);
+	return REQ_BODY;
+}
+
+/* The server could not read the body: refused in the API's shape. */
+static enum request_state
+body_failed(struct request *req, const struct hp_error *e, const char **reason)
+{
+	char msg[160];
+	struct reply_error err = {
+		e->status,
+		e->status >= 500 ? "server_error" : "invalid_request_error",
+		e->status == 408 ? "request_timeout" : "invalid_request_error",
+		NULL, e->message
+	};
+
+	if (e->status == 413) {
+		snprintf(msg, sizeof msg,
+			 "Request body exceeds the limit of %lld bytes.",
+			 (long long)req->rq_cfg->max_body_size);
+		err.message = msg;
+	}
+	snprintf(req->rq_rec->refusal, sizeof req->rq_rec->refusal, "%s",
+		 e->status == 408 ? "body_timeout" : "invalid_request");
+	return refuse(req, &err, reason);
+}
+
+/* Admits the request whose body is in: refused, parked on the quota
+ * thread, or gone upstream. */
+static enum request_state
+admit(struct request *req, const char **reason)
 {
 	struct admission *a = &req->rq_adm;
 
-	if (admit_request(req->rq_cfg, req->rq_http, req->rq_ep, path_model, a,
-			  req->rq_rec, &req->rq_refusal) != 0)
+	if (admit_request(req->rq_cfg, req->rq_http, req->rq_ep,
+			  req->rq_path_model, a, req->rq_rec,
+			  &req->rq_refusal) != 0)
 		return refuse(req, &req->rq_refusal.err, reason);
 	if (admit_quotas(a, req->rq_rec) == ADMIT_QUOTA_RESERVE &&
 	    park(req) == 0)
@@ -273,7 +263,7 @@ admit(struct request *req, const char *path_model, const char **reason)
 static enum request_state
 quota_answer(struct request *req, const char **reason)
 {
-	struct evkeyvalq *out = evhttp_request_get_output_headers(req->rq_http);
+	struct evkeyvalq *out = hreq_output_headers(req->rq_http);
 	const struct reply_error oom = { 500, "server_error", NULL, NULL,
 					 "Out of memory." };
 
@@ -318,10 +308,10 @@ cut(struct request *req, const char *why, const char **reason)
 }
 
 /* Moves a request on after ev: the one place its state changes. data is
- * the event's (the path's model or NULL for EV_START, a struct relay_end
- * for EV_RELAY_DONE, the reason for EV_CUT). A request that reaches REQ_CLOSING
- * is closed and freed. */
-static void
+ * the event's (the server's error or NULL for EV_BODY, a struct
+ * relay_end for EV_RELAY_DONE, the reason for EV_CUT). A request that
+ * reaches REQ_CLOSING is closed and freed. Returns the new state. */
+static enum request_state
 drive(struct request *req, enum request_event ev, const void *data)
 {
 	enum request_state next = req->rq_state;
@@ -330,8 +320,21 @@ drive(struct request *req, enum request_event ev, const void *data)
 	if (ev == EV_CLIENT_GONE)
 		req->rq_rec->client_aborted = 1;
 	switch (req->rq_state) {
-	case REQ_ADMISSION:
-		next = admit(req, data, &reason);
+	case REQ_HEAD:
+		if (ev == EV_START)
+			next = authenticate(req, &reason);
+		break;
+	case REQ_BODY:
+		if (ev == EV_BODY && data != NULL) {
+			next = body_failed(req, data, &reason);
+		} else if (ev == EV_BODY) {
+			next = admit(req, &reason);
+		} else if (ev == EV_CLIENT_GONE) {
+			reason = "client closed the connection";
+			next = REQ_CLOSING;
+		} else if (ev == EV_CUT) {
+			next = cut(req, data, &reason);
+		}
 		break;
 	case REQ_QUOTA:
 		if (ev == EV_QUOTA) {
@@ -364,25 +367,30 @@ drive(struct request *req, enum request_event ev, const void *data)
 		}
 		break;
 	case REQ_CLOSING:
-		return;
+		return REQ_CLOSING;
 	}
 	req->rq_state = next;
 	if (next == REQ_CLOSING)
 		request_close(req, reason);
+	return next;
 }
 
-/* Handles a data-plane request for a known endpoint. */
+/* Handles a data-plane request for a known endpoint: its key first,
+ * then its body. */
 void
-request_start(struct request_loop *loop, struct evhttp_request *http,
+request_start(struct request_loop *loop, struct hreq *http,
 	      const struct endpoint *ep, const char *path_model)
 {
 	struct request *req = calloc(1, sizeof *req);
-	struct evhttp_connection *evcon = evhttp_request_get_connection(http);
 
-	if (req == NULL || (req->rq_rec = meter_record_new()) == NULL) {
+	if (req == NULL || (req->rq_rec = meter_record_new()) == NULL ||
+	    (path_model != NULL &&
+	     (req->rq_path_model = strdup(path_model)) == NULL)) {
 		static const struct reply_error oom = { 500, "server_error",
 							NULL, NULL,
 							"Out of memory." };
+		if (req != NULL)
+			meter_record_free(req->rq_rec);
 		free(req);
 		reply_error(http, ep->wire, &oom);
 		return;
@@ -391,7 +399,7 @@ request_start(struct request_loop *loop, struct evhttp_request *http,
 	req->rq_cfg = config_ref(loop->cfg);
 	req->rq_http = http;
 	req->rq_ep = ep;
-	req->rq_state = REQ_ADMISSION;
+	req->rq_state = REQ_HEAD;
 	req->rq_start_us = clock_wall_us();
 	req->rq_start_mono_us = clock_mono_us();
 	reply_request_id(req->rq_id);
@@ -404,33 +412,22 @@ request_start(struct request_loop *loop, struct evhttp_request *http,
 		loop->requests->rq_prevp = &req->rq_next;
 	req->rq_prevp = &loop->requests;
 	loop->requests = req;
-	evhttp_add_header(evhttp_request_get_output_headers(http),
-			  "x-request-id", req->rq_id);
-	evhttp_connection_set_closecb(evcon, client_closed, req);
-	watch_client(req);
-	drive(req, EV_START, path_model);
+	evhttp_add_header(hreq_output_headers(http), "x-request-id",
+			  req->rq_id);
+	hreq_on_gone(http, client_gone, req);
+	if (drive(req, EV_START, NULL) == REQ_BODY)
+		hreq_read_body(http, (size_t)req->rq_cfg->max_body_size,
+			       body_arrived, req);
 }
 
-/* A finished reply was written out to its client. */
+/* A finished reply was written out to its client, or its connection was
+ * lost first. */
 static void
-reply_sent(struct evhttp_request *http, void *arg)
-{
-	struct request_loop *loop = arg;
-	struct evhttp_connection *evcon = evhttp_request_get_connection(http);
-
-	if (evcon != NULL)
-		evhttp_connection_set_closecb(evcon, NULL, NULL);
-	loop->unsent--;
-}
-
-/* A finished reply's connection closed before the reply was written out
- * (reply_sent clears this callback once it was). */
-static void
-reply_lost(struct evhttp_connection *evcon, void *arg)
+reply_done(void *arg, int written)
 {
 	struct request_loop *loop = arg;
 
-	(void)evcon;
+	(void)written;
 	loop->unsent--;
 }
 
@@ -441,7 +438,7 @@ reply_lost(struct evhttp_connection *evcon, void *arg)
 static void
 finish_reply(struct request *req, const char *reason)
 {
-	struct evhttp_request *http = req->rq_http;
+	struct hreq *http = req->rq_http;
 	struct reply_error internal = { 500, "server_error", NULL, NULL,
 					reason != NULL ? reason
 						       : "Internal error." };
@@ -450,9 +447,8 @@ finish_reply(struct request *req, const char *reason)
 		return;
 	req->rq_http = NULL;
 	req->rq_loop->unsent++;
-	evhttp_request_set_on_complete_cb(http, reply_sent, req->rq_loop);
-	evhttp_connection_set_closecb(evhttp_request_get_connection(http),
-				      reply_lost, req->rq_loop);
+	hreq_on_gone(http, NULL, NULL);
+	hreq_on_done(http, reply_done, req->rq_loop);
 	if (req->rq_refused)
 		reply_error(http, req->rq_ep->wire, &req->rq_refusal.err);
 	else if (req->rq_relay == NULL ||
@@ -505,6 +501,7 @@ request_free(struct request *req)
 	relay_free(req->rq_relay);
 	admit_free(&req->rq_adm);
 	free(req->rq_abandoned);
+	free(req->rq_path_model);
 	config_unref(req->rq_cfg);
 	*req->rq_prevp = req->rq_next;
 	if (req->rq_next != NULL)
@@ -523,7 +520,6 @@ request_close(struct request *req, const char *reason)
 	struct meter_end end = { .prompt_tokens = req->rq_adm.prompt_tokens,
 				 .body_read = req->rq_adm.json != NULL };
 
-	unwatch_client(req);
 	if (req->rq_relay != NULL) {
 		relay_cancel(req->rq_relay);
 		relay_meter(req->rq_relay, &end);

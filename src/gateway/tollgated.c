@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/resource.h>
 #include <curl/curl.h>
 #include <event2/event.h>
 #include <event2/http.h>
@@ -26,11 +27,13 @@
 #include "admin.h"
 #include "bpe.h"
 #include "config.h"
+#include "httpd.h"
 #include "keystore.h"
 #include "log.h"
 #include "pgwriter.h"
 #include "quota.h"
 #include "spool.h"
+#include "tls.h"
 #include "worker.h"
 
 #define MAX_WORKERS     256
@@ -129,6 +132,10 @@ on_hup(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	warn_restart_only(old, cfg);
+	if (tls_configure(cfg, &cause) != 0) {
+		log_error("SIGHUP: %s; the certificate in use stays", cause);
+		free(cause);
+	}
 	log_set_level((enum log_level)log_level_from_name(cfg->log_level));
 	log_set_json(strcmp(cfg->log_format, "json") == 0);
 	for (int i = 0; i < d->nworkers; i++)
@@ -210,6 +217,27 @@ parse_args(int argc, char **argv, const char **path, enum mode *mode)
 	return 0;
 }
 
+/* Raises the open-file limit to its ceiling: every client connection
+ * holds a descriptor, and max_connections counts on them. */
+static void
+raise_fd_limit(const struct config *cfg)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur != RLIM_INFINITY &&
+	    (rlim_t)cfg->max_connections + 256 > rl.rlim_cur)
+		log_warn(
+			"max_connections = %lld is close to the open-file limit (%llu): past it, accepting pauses",
+			(long long)cfg->max_connections,
+			(unsigned long long)rl.rlim_cur);
+}
+
 /* Starts the journal, the database threads, the admin server and the
  * workers; exits on failure. */
 static void
@@ -219,6 +247,10 @@ start(struct daemon *d, struct config *cfg)
 	int n = cfg->workers > 0 ? (int)cfg->workers
 				 : (int)sysconf(_SC_NPROCESSORS_ONLN);
 
+	raise_fd_limit(cfg);
+	httpd_init();
+	if (tls_configure(cfg, &cause) != 0)
+		fatalx("%s", cause);
 	if (spool_open(cfg->spool_dir, cfg->spool_segment_size,
 		       (int)cfg->spool_fsync_ms, &cause) != 0)
 		fatalx("%s", cause);
@@ -270,6 +302,7 @@ stop(struct daemon *d)
 	pgwriter_stop(SHIP_AT_STOP_MS);
 	spool_close();
 	keystore_stop();
+	tls_shutdown();
 }
 
 /* Writes the pid file; exits on failure. */

@@ -1,7 +1,7 @@
 /*
  * worker.c - event-loop threads.
  *
- * Each worker owns an event base, an evhttp server on its own
+ * Each worker owns an event base, an HTTP server (httpd.c) on its own
  * SO_REUSEPORT sockets (the kernel spreads connections across workers) and
  * a libcurl multi handle, so a request lives its whole life on one thread
  * and needs no locks. Stopping closes the worker's listeners first, then
@@ -18,12 +18,12 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <event2/event.h>
-#include <event2/http.h>
 #include <event2/util.h>
 
 #include "clock.h"
 #include "config.h"
 #include "http_server.h"
+#include "httpd.h"
 #include "log.h"
 #include "request.h"
 #include "upstream.h"
@@ -36,7 +36,7 @@ struct worker {
 	int w_id;
 	pthread_t w_thread;
 	struct event_base *w_base;
-	struct evhttp *w_http;
+	struct httpd *w_httpd;
 	struct request_loop w_loop; /* its requests, upstream calls and
 				       configuration (swapped on reload) */
 	struct event *w_stop_ev;    /* asks the loop to stop accepting */
@@ -46,8 +46,6 @@ struct worker {
 	pthread_mutex_t w_reload_lock;
 	pthread_cond_t w_reload_done;
 	struct config *w_reload_cfg; /* handed over, not yet in use */
-	struct evhttp_bound_socket *w_bound[CONFIG_MAX_LISTEN];
-	int w_nbound;
 };
 
 /* Splits "host:port" (IPv6 as "[addr]:port"). 0 or -1. */
@@ -83,7 +81,7 @@ split_hostport(const char *s, char *host, size_t hsize, char *port,
 static int
 open_listener(const char *addr, char **cause)
 {
-	char host[256], port[16], msg[512];
+	char host[300], port[16], msg[512];
 	struct addrinfo hints, *res = NULL;
 	int fd = -1, one = 1, rc;
 
@@ -183,11 +181,7 @@ reload_cb(evutil_socket_t fd, short what, void *arg)
 	w->w_reload_cfg = NULL;
 	if (cfg != NULL) {
 		w->w_loop.cfg = cfg;
-		evhttp_set_max_body_size(w->w_http,
-					 cfg->max_body_size * 2 + 65536);
-		evhttp_set_timeout(
-			w->w_http,
-			(int)((cfg->header_timeout_ms + 999) / 1000));
+		httpd_set_config(w->w_httpd, cfg);
 	}
 	pthread_cond_broadcast(&w->w_reload_done);
 	pthread_mutex_unlock(&w->w_reload_lock);
@@ -223,9 +217,9 @@ stop_cb(evutil_socket_t fd, short what, void *arg)
 	struct worker *w = arg;
 	struct timeval tv = { 0, 0 };
 
-	for (int i = 0; i < w->w_nbound; i++)
-		evhttp_del_accept_socket(w->w_http, w->w_bound[i]);
-	w->w_nbound = 0;
+	(void)fd;
+	(void)what;
+	httpd_stop_listening(w->w_httpd);
 	evtimer_add(w->w_stop_timer, &tv);
 }
 
@@ -233,8 +227,7 @@ stop_cb(evutil_socket_t fd, short what, void *arg)
 static void
 worker_destroy(struct worker *w)
 {
-	if (w->w_http != NULL)
-		evhttp_free(w->w_http);
+	httpd_free(w->w_httpd);
 	upstream_free(w->w_loop.upstream);
 	if (w->w_stop_timer != NULL)
 		event_free(w->w_stop_timer);
@@ -270,33 +263,28 @@ worker_start(int id, struct config *cfg, char **cause)
 		goto fail_msg;
 	w->w_loop.base = w->w_base;
 	w->w_loop.upstream = upstream_new(w->w_base);
-	w->w_http = evhttp_new(w->w_base);
+	w->w_httpd = http_server_new(w->w_base, &w->w_loop);
 	w->w_stop_ev = event_new(w->w_base, -1, 0, stop_cb, w);
 	w->w_stop_timer = evtimer_new(w->w_base, stop_check, w);
 	w->w_reload_ev = event_new(w->w_base, -1, 0, reload_cb, w);
-	if (w->w_http == NULL || w->w_stop_ev == NULL ||
+	if (w->w_httpd == NULL || w->w_stop_ev == NULL ||
 	    w->w_stop_timer == NULL || w->w_reload_ev == NULL ||
 	    w->w_loop.upstream == NULL)
 		goto fail_msg;
-	/* evhttp's own limit is a backstop above ours, which answers 413 in
-	 * the API's error shape. */
-	evhttp_set_max_body_size(w->w_http, cfg->max_body_size * 2 + 65536);
-	evhttp_set_max_headers_size(w->w_http, 64 * 1024);
-	evhttp_set_timeout(w->w_http,
-			   (int)((cfg->header_timeout_ms + 999) / 1000));
-	evhttp_set_allowed_methods(
-		w->w_http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
-				   EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH);
-	http_server_setup(w->w_http, &w->w_loop);
 	for (int i = 0; i < cfg->nlisten; i++) {
-		int fd = open_listener(cfg->listen[i], cause);
+		char addr[300];
+		int tls, fd;
+		if (config_listen_split(cfg->listen[i], addr, sizeof addr,
+					&tls) != 0) {
+			*cause = strdup("listen: malformed");
+			goto fail;
+		}
+		fd = open_listener(addr, cause);
 		if (fd < 0)
 			goto fail;
-		w->w_bound[w->w_nbound] =
-			evhttp_accept_socket_with_handle(w->w_http, fd);
-		if (w->w_bound[w->w_nbound++] == NULL) {
+		if (httpd_listen(w->w_httpd, fd, tls) != 0) {
 			close(fd);
-			*cause = strdup("evhttp_accept_socket failed");
+			*cause = strdup("cannot listen: out of memory");
 			goto fail;
 		}
 	}
