@@ -1,0 +1,233 @@
+#!/bin/bash
+# it_hostile.sh - the gateway on a network where anyone can reach it:
+# bodies and heads without a key, slow and idle connections, floods,
+# running out of file descriptors, and framing meant to confuse. Each
+# attack's figures are asserted: answers, peak and settled memory,
+# connections held, time taken, CPU used.
+#
+# Memory figures are not asserted under AddressSanitizer, whose shadow
+# memory and quarantine make RSS meaningless; everything else is.
+
+. "$(dirname "$0")/lib.sh"
+
+command -v node >/dev/null 2>&1 || tg_bail "node is needed (tests/hostile.mjs)"
+HOSTILE=$top_srcdir/tests/hostile.mjs
+
+# Whether tollgated was built with AddressSanitizer.
+if ldd "$TG_GATEWAY_BIN" 2>/dev/null | grep -q libasan; then
+	SANITIZED=1
+else
+	SANITIZED=0
+fi
+
+# hostile MODE ARGS... : runs the attack client against the gateway; its
+# JSON summary goes to $TG_TMP/hostile.json and stdout.
+hostile() {
+	local mode=$1
+	shift
+	node "$HOSTILE" "$mode" --port "$TG_GW_PORT" "$@" >"$TG_TMP/hostile.json"
+	cat "$TG_TMP/hostile.json"
+}
+
+# jqh FILTER : reads the last attack's summary.
+jqh() {
+	jq -r "$1" "$TG_TMP/hostile.json"
+}
+
+# rss_kb [FIELD] : the gateway's VmRSS (or FIELD, e.g. VmHWM) in kB.
+rss_kb() {
+	awk -v f="${1:-VmRSS}:" '$1 == f { print $2 }' "/proc/$TG_GW_PID/status"
+}
+
+# Resets the gateway's peak RSS (VmHWM) to its current RSS.
+reset_peak() {
+	echo 5 >"/proc/$TG_GW_PID/clear_refs" 2>/dev/null || true
+}
+
+# cpu_ticks : user+system clock ticks the gateway used so far.
+cpu_ticks() {
+	awk '{ print $14 + $15 }' "/proc/$TG_GW_PID/stat"
+}
+
+# settles_to LIMIT_KB : whether RSS comes down to LIMIT_KB within 10 s.
+settles_to() {
+	tg_wait_until -i 0.5 10 "[ \"\$(rss_kb)\" -le $1 ]"
+}
+
+# check_memory NAME BASE_KB PEAK_MAX_MB SETTLE_MAX_MB : the peak during the
+# attack stayed under BASE + PEAK_MAX_MB, and RSS settles back to BASE +
+# SETTLE_MAX_MB.
+check_memory() {
+	local name=$1 base=$2 peak_max=$3 settle_max=$4 peak
+	peak=$(rss_kb VmHWM)
+	tg_log "$name: RSS $((base / 1024)) MB before, peak $((peak / 1024)) MB, now $(($(rss_kb) / 1024)) MB"
+	if [ "$SANITIZED" = 1 ]; then
+		tg_ok "$name: memory figures not asserted under AddressSanitizer"
+		return
+	fi
+	assert_true "$name: peak RSS under $((base / 1024)) + $peak_max MB (was $((peak / 1024)) MB)" \
+		[ "$peak" -le $((base + peak_max * 1024)) ]
+	assert_true "$name: RSS back under $((base / 1024)) + $settle_max MB" \
+		settles_to $((base + settle_max * 1024))
+}
+
+tg_start_pg
+tg_start_mock
+tg_ctl tenant add hostile >/dev/null || tg_bail "tenant add failed"
+KEY=$(tg_issue_key hostile --name main)
+
+LIMITS="max_body_size = 8M
+header_timeout = 2000
+body_timeout = 3000"
+tg_start_gateway "$LIMITS
+max_connections_per_address = 2000"
+
+# Warm up: a request of every kind, so the baseline includes what serving
+# normally allocates.
+for i in 1 2 3; do
+	tg_http POST /v1/chat/completions "$KEY" "$(tg_chat_body openai-chat)"
+done
+assert_eq "a keyed request is served" 200 "$TG_STATUS"
+sleep 1
+BASE=$(rss_kb)
+
+# -- 200 connections, each an 8 MB body without a key -----------------------
+reset_peak
+hostile bodies --conns 200 --size 8388608 >/dev/null
+assert_eq "no key, 8 MB bodies: all 200 answered 401" 200 "$(jqh '.statuses["401"] // 0')"
+assert_match "no key, 8 MB bodies: the 401 is JSON with x-request-id" \
+	'x-request-id: req_[0-9a-f]{24}.*"code":"invalid_api_key"' \
+	"$(jqh '.sample' | tr -d '\r' | tr '\n' ' ')"
+tg_log "no key, 8 MB bodies: $(jqh .ms) ms"
+check_memory "no key, 8 MB bodies" "$BASE" 48 16
+
+# -- 1,000 connections, each 12,500 tiny header fields -----------------------
+reset_peak
+hostile headers --conns 1000 --count 12500 >/dev/null
+assert_eq "12,500 header fields: all 1,000 answered 431" 1000 "$(jqh '.statuses["431"] // 0')"
+assert_match "12,500 header fields: the 431 is JSON" \
+	'"message":"Too many request header fields."' "$(jqh '.sample')"
+check_memory "12,500 header fields" "$BASE" 64 16
+
+# -- a byte every 500 ms: header_timeout is a deadline -----------------------
+hostile trickle --conns 300 --interval 500 --for 8000 >/dev/null
+assert_eq "trickling: the server closed all 300" 300 "$(jqh .closed_by_server)"
+assert_eq "trickling: each was answered 408" 300 "$(jqh '.statuses["408"] // 0')"
+assert_true "trickling: closed within header_timeout + 1.5 s (last at $(jqh .max_close_ms) ms)" \
+	[ "$(jqh .max_close_ms)" -le 3500 ]
+assert_true "trickling: no connection left open" \
+	tg_wait_until 5 '[ "$(tg_metric tollgate_client_connections)" = 0 ]'
+
+# -- connections held: per address and in all --------------------------------
+# The per-address limit comes down by a reload.
+tg_write_config "$TG_TMP/tollgate.conf" "$LIMITS
+max_connections_per_address = 100"
+kill -HUP "$TG_GW_PID"
+assert_true "reload with max_connections_per_address = 100" \
+	tg_wait_until 5 "grep -q 'configuration reloaded' '$TG_TMP/gateway.log'"
+node "$HOSTILE" hold --port "$TG_GW_PORT" --conns 250 --for 1500 >"$TG_TMP/hostile.json" &
+HOLD=$!
+sleep 1
+tg_http POST /v1/chat/completions "$KEY" "$(tg_chat_body openai-chat)" \
+	--interface 127.0.0.2
+assert_eq "while one address holds its 100: another is served" 200 "$TG_STATUS"
+wait "$HOLD"
+assert_eq "250 idle connections from one address: 100 held" 100 "$(jqh .open)"
+assert_eq "...the other 150 answered 503" 150 "$(jqh '.statuses["503"] // 0')"
+
+# -- out of file descriptors -------------------------------------------------
+# The open-file limit is lowered under the running gateway, below what
+# the connections it is offered need: accept() fails with EMFILE. It must
+# pause instead of spinning, and log at most about once a second.
+tg_write_config "$TG_TMP/tollgate.conf" "$LIMITS
+max_connections_per_address = 2000"
+kill -HUP "$TG_GW_PID"
+sleep 1
+prlimit --pid "$TG_GW_PID" --nofile=128:128 ||
+	tg_bail "prlimit could not lower the gateway's open-file limit"
+LOG_BEFORE=$(grep -c 'accept: ' "$TG_TMP/gateway.log")
+T0=$(cpu_ticks)
+hostile hold --conns 400 --for 6000 >/dev/null
+T1=$(cpu_ticks)
+LOG_AFTER=$(grep -c 'accept: ' "$TG_TMP/gateway.log")
+HZ=$(getconf CLK_TCK)
+tg_log "out of fds: $(jqh .open) of 400 held, CPU $(((T1 - T0) * 1000 / HZ)) ms in 6 s, $((LOG_AFTER - LOG_BEFORE)) accept log lines"
+assert_true "out of fds: some connections held, not all ($(jqh .open))" \
+	[ "$(jqh .open)" -gt 0 -a "$(jqh .open)" -lt 400 ]
+assert_true "out of fds: the gateway used under 1.5 s of CPU in 6 s (not a tight loop)" \
+	[ $(((T1 - T0) * 1000 / HZ)) -lt 1500 ]
+assert_true "out of fds: accept errors logged at most ~once a second ($((LOG_AFTER - LOG_BEFORE)) lines)" \
+	[ $((LOG_AFTER - LOG_BEFORE)) -ge 1 -a $((LOG_AFTER - LOG_BEFORE)) -le 8 ]
+prlimit --pid "$TG_GW_PID" --nofile=65536:65536 ||
+	prlimit --pid "$TG_GW_PID" --nofile=1024:1024
+assert_true "out of fds: once they are gone, requests are served" \
+	tg_wait_chat_status "$KEY" openai-chat 200
+assert_true "out of fds: /readyz answers" tg_readyz_is 200
+
+# -- framing meant to confuse ------------------------------------------------
+# raw NAME BYTES STATUS PATTERN : sends BYTES (printf format) on one
+# connection; the first answer has STATUS and its text matches PATTERN.
+raw() {
+	local name=$1 data=$2 status=$3 pat=$4 text
+	node "$HOSTILE" raw --port "$TG_GW_PORT" --for 3000 \
+		--data "$(printf "$data" | base64 -w0)" >"$TG_TMP/hostile.json"
+	assert_eq "$name: $status" "$status" "$(jqh .status)"
+	text=$(jqh .text | tr -d '\r' | tr '\n' ' ')
+	assert_match "$name: answer" "$pat" "$text"
+}
+CHAT='POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\n'
+JSON_ERR='x-request-id: req_[0-9a-f]{24}.*Content-Type: application/json.*\{"error":\{"message":'
+raw "two different Content-Length" "${CHAT}Content-Length: 5\r\nContent-Length: 6\r\n\r\nhello!" \
+	400 "$JSON_ERR\"Conflicting Content-Length headers"
+raw "Content-Length list that disagrees" "${CHAT}Content-Length: 5, 6\r\n\r\nhello!" \
+	400 "$JSON_ERR\"Malformed Content-Length"
+raw "Transfer-Encoding gzip" "${CHAT}Transfer-Encoding: gzip\r\n\r\n" \
+	400 "$JSON_ERR\"Only Transfer-Encoding: chunked"
+raw "Transfer-Encoding chunked beside Content-Length" \
+	"${CHAT}Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" \
+	400 "$JSON_ERR\"Both Content-Length and Transfer-Encoding"
+raw "Transfer-Encoding twice" \
+	"${CHAT}Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" \
+	400 "$JSON_ERR\"Only Transfer-Encoding: chunked"
+raw "bare LF line ends" 'GET /v1/models HTTP/1.1\nHost: gw\n\n' \
+	400 "$JSON_ERR\"Bare LF"
+raw "a folded header line" "${CHAT}X-a: b\r\n c\r\n\r\n" \
+	400 "$JSON_ERR\"Folded header lines"
+raw "a space before the colon" "${CHAT}Content-Length : 5\r\n\r\nhello" \
+	400 "$JSON_ERR\"Malformed header field"
+raw "a malformed request line" 'HELLO\r\n\r\n' \
+	400 "$JSON_ERR\"Malformed request line"
+raw "an absolute URL as target" 'GET http://evil/v1/models HTTP/1.1\r\nHost: gw\r\n\r\n' \
+	400 "$JSON_ERR\"The request target must be a path"
+raw "HTTP/2 prior knowledge" 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n' \
+	505 "$JSON_ERR\"Only HTTP/1.0 and HTTP/1.1"
+raw "a NUL in a header value" "${CHAT}X-a: b\0c\r\n\r\n" \
+	400 "$JSON_ERR\"Control character"
+raw "HEAD on an endpoint" 'HEAD /v1/chat/completions HTTP/1.1\r\nHost: gw\r\n\r\n' \
+	405 'x-request-id: req_[0-9a-f]{24}.*Allow: POST.*Content-Type: application/json.*Content-Length: [1-9][0-9]* *$'
+raw "OPTIONS on an endpoint" 'OPTIONS /v1/chat/completions HTTP/1.1\r\nHost: gw\r\n\r\n' \
+	405 "$JSON_ERR\"Only POST is allowed here"
+raw "OPTIONS *" 'OPTIONS * HTTP/1.1\r\nHost: gw\r\n\r\n' \
+	404 "$JSON_ERR\"Unknown request URL"
+raw "Expect other than 100-continue" "${CHAT}Expect: magic\r\nContent-Length: 2\r\n\r\n{}" \
+	417 "$JSON_ERR\"Only Expect: 100-continue"
+raw "an Anthropic path answers in Anthropic's shape" \
+	'GET /v1/messages/nope HTTP/1.1\r\nHost: gw\r\n\r\n' \
+	404 '\{"type":"error","error":\{"type":"not_found_error"'
+raw "a body over max_body_size is refused before it is read" \
+	"POST /v1/messages HTTP/1.1\r\nHost: gw\r\nx-api-key: $KEY\r\nContent-Length: 99999999\r\n\r\n" \
+	413 '\{"type":"error","error":\{"type":"request_too_large","message":"Request body exceeds the limit of 8388608 bytes."'
+
+# Two requests in one write are answered in order on one connection.
+BODY=$(tg_chat_body openai-chat)
+ONE="POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer $KEY\r\nContent-Type: application/json\r\nContent-Length: ${#BODY}\r\n\r\n$BODY"
+node "$HOSTILE" raw --port "$TG_GW_PORT" --for 3000 \
+	--data "$(printf "$ONE$ONE" | base64 -w0)" >"$TG_TMP/hostile.json"
+assert_eq "pipelined: two answers on one connection" 2 \
+	"$(jqh .text | grep -c '^HTTP/1.1 200 OK')"
+
+# Chunked request bodies are read.
+tg_http POST /v1/chat/completions "$KEY" "$BODY" -H 'Transfer-Encoding: chunked'
+assert_eq "a chunked request body is served" 200 "$TG_STATUS"
+
+tg_done
