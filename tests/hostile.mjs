@@ -234,6 +234,12 @@ async function flood() {
 					await new Promise((r) => { wake = r; });
 					wake = null;
 				}
+				if (status === 0) {
+					// Closed before answering: the request
+					// was never read.
+					sent--;
+					break;
+				}
 				statuses[status] = (statuses[status] || 0) + 1;
 			}
 			s.destroy();

@@ -75,6 +75,9 @@ tg_start_pg
 tg_start_mock
 tg_ctl tenant add hostile >/dev/null || tg_bail "tenant add failed"
 KEY=$(tg_issue_key hostile --name main)
+tg_ctl tenant add limited >/dev/null || tg_bail "tenant add failed"
+tg_ctl limit set --tenant limited --rpm 5 >/dev/null || tg_bail "limit set failed"
+LIMITED=$(tg_issue_key limited --name main)
 
 LIMITS="max_body_size = 8M
 header_timeout = 2000
@@ -134,6 +137,35 @@ assert_eq "while one address holds its 100: another is served" 200 "$TG_STATUS"
 wait "$HOLD"
 assert_eq "250 idle connections from one address: 100 held" 100 "$(jqh .open)"
 assert_eq "...the other 150 answered 503" 150 "$(jqh '.statuses["503"] // 0')"
+
+# -- a flood without a key: counted, not recorded one by one ----------------
+ROWS0=$(tg_psql "SELECT count(*) FROM usage_records")
+LINES0=$(grep -c 'status=401' "$TG_TMP/gateway.log")
+UNAUTH0=$(tg_unauth_count)
+hostile flood --conns 8 --for 5000 >/dev/null
+N401=$(jqh '.statuses["401"] // 0')
+tg_log "flood without a key: $N401 answered 401 in $(jqh .ms) ms"
+assert_true "flood without a key: thousands answered 401 ($N401)" [ "$N401" -ge 2000 ]
+assert_eq "flood without a key: nothing else" "$N401" "$(jqh .sent)"
+assert_true "flood without a key: every refusal counted in unauthenticated_refusals" \
+	tg_wait_until 10 '[ "$(tg_unauth_count)" -eq $((UNAUTH0 + N401)) ]'
+assert_true "flood without a key: one row per source and minute ($(tg_psql "SELECT count(*) FROM unauthenticated_refusals"))" \
+	[ "$(tg_psql "SELECT count(*) FROM unauthenticated_refusals WHERE source = '127.0.0.1'")" -le 3 ]
+assert_eq "flood without a key: no usage record" "$ROWS0" \
+	"$(tg_psql "SELECT count(*) FROM usage_records")"
+assert_true "flood without a key: counted in /metrics" \
+	[ "$(tg_metric tollgate_unauthenticated_refusals_total)" -ge "$N401" ]
+LINES=$(($(grep -c 'status=401' "$TG_TMP/gateway.log") - LINES0))
+assert_true "flood without a key: refusals logged at a bounded rate ($LINES lines)" \
+	[ "$LINES" -le 60 ]
+
+# -- a tenant's refusals count against its request limit ---------------------
+ROWS0=$(tg_psql "SELECT count(*) FROM usage_records")
+hostile flood --conns 4 --for 3000 --key "$LIMITED" --model no-such-model >/dev/null
+tg_log "5 rpm tenant, unknown model: $(jq -c .statuses "$TG_TMP/hostile.json")"
+assert_eq "5 rpm, unknown model: 5 answered 404" 5 "$(jqh '.statuses["404"] // 0')"
+assert_eq "5 rpm, unknown model: the rest 429 before their body is read" \
+	$(($(jqh .sent) - 5)) "$(jqh '.statuses["429"] // 0')"
 
 # -- out of file descriptors -------------------------------------------------
 # The open-file limit is lowered under the running gateway, below what

@@ -231,6 +231,7 @@ LIMITED=$(tg_issue_key sdk --models 'openai-chat*,claude-*') ||
 	tg_bail "cannot issue a key limited to some models"
 # A key of the right shape that the gateway never issued.
 if [ "${KEY: -1}" = A ]; then BADKEY=${KEY%?}B; else BADKEY=${KEY%?}A; fi
+UNAUTH=$(tg_unauth_count)
 
 # ---------------------------------------------------------------------------
 # OpenAI SDK, same format.
@@ -294,7 +295,8 @@ sdk_eq "openai chat, unknown key: AuthenticationError 401" \
 	'[.ok, .error.class, .error.status]' '[false,"AuthenticationError",401]'
 sdk_eq "openai chat, unknown key: the gateway's message" \
 	'.error.body.message | select(type == "string" and length > 0)' "$gw_msg"
-ledger "openai chat, unknown key" "chat/completions|f|401|none|0" "$REFUSAL_COLS"
+tg_check_unauth "openai chat, unknown key" "$(jq -r '.request_id // empty' "$SDK_OUT")" "$UNAUTH"
+UNAUTH=$(tg_unauth_count)
 
 SDK_EXPECT_ERROR=1 oai "openai chat, unknown model" chat "$KEY" model='"no-such-model"'
 sdk_eq "openai chat, unknown model: NotFoundError 404" \
@@ -404,7 +406,8 @@ sdk_eq "anthropic messages, unknown key: AuthenticationError 401, Anthropic's sh
 	'[false,"AuthenticationError",401,"error","authentication_error"]'
 sdk_eq "anthropic messages, unknown key: the gateway's message" \
 	'.error.body.error.message | select(type == "string" and length > 0)' "$gw_msg"
-ledger "anthropic messages, unknown key" "messages|f|401|none|0" "$REFUSAL_COLS"
+tg_check_unauth "anthropic messages, unknown key" "$(jq -r '.request_id // empty' "$SDK_OUT")" "$UNAUTH"
+UNAUTH=$(tg_unauth_count)
 
 SDK_EXPECT_ERROR=1 ant "anthropic messages, unknown model" messages "$KEY" \
 	model='"no-such-model"'

@@ -429,6 +429,28 @@ tg_check_row() {
 # ---------------------------------------------------------------------------
 # tollctl.
 
+# tg_unauth_count [SOURCE] : refusals without a key counted for SOURCE
+# (default 127.0.0.1) in unauthenticated_refusals so far.
+tg_unauth_count() {
+	tg_psql "SELECT coalesce(sum(refusals), 0) FROM unauthenticated_refusals
+		WHERE source = '${1:-127.0.0.1}'"
+}
+
+# tg_check_unauth DESC RID BEFORE : the request RID, refused without a
+# key, left no usage record and was counted: the count of refusals from
+# 127.0.0.1 grows past BEFORE within 10 s.
+tg_check_unauth() {
+	local desc=$1 rid=$2 before=$3 n=
+	if tg_wait_until 10 'n=$(tg_unauth_count); [ "${n:-0}" -gt "$before" ]'; then
+		tg_ok "$desc: counted in unauthenticated_refusals"
+	else
+		tg_not_ok "$desc: counted in unauthenticated_refusals" \
+			"still $n (was $before)"
+	fi
+	assert_eq "$desc: no usage record" 0 \
+		"$(tg_psql "SELECT count(*) FROM usage_records WHERE request_id = '$rid'")"
+}
+
 # Runs tollctl against the test database.
 tg_ctl() {
 	"$TG_CTL_BIN" --database "$TOLLGATE_DATABASE" "$@"

@@ -131,6 +131,12 @@ int admit_quota_answer(struct admission *a, struct usage_record *rec,
  * used. */
 void admit_release(struct admission *a, const char *request_id, int64_t used);
 
+/* Counts a refused request whose key was known against its tenant's and
+ * key's request limits (unless a rate limit refused it, or admission
+ * counted it already), so that refusals cost as requests do. */
+void admit_count_refusal(const struct admission *a,
+			 const struct usage_record *rec);
+
 /* Frees what admission owns; releases nothing (see admit_release). */
 void admit_free(struct admission *a);
 

@@ -51,4 +51,18 @@ int ratelimit_admit(int64_t tenant_id, const struct rl_limits *tl,
  * tokens counted at admission with actual (when still in the window). */
 void ratelimit_settle(struct rl_ticket *t, int64_t actual, int64_t now_ms);
 
+/* Whether the tenant's and the key's request limits have room for one
+ * more request (checked before its body is read): 0, or -1 with st
+ * filled as ratelimit_admit does on refusal. Counts nothing. */
+int ratelimit_requests_left(int64_t tenant_id, const struct rl_limits *tl,
+			    int64_t key_id, const struct rl_limits *kl,
+			    int64_t now_ms, struct rl_status *st);
+
+/* Counts a request refused after its key was known (a bad body, an
+ * unknown model...) against the request limits, so that refusals cost a
+ * tenant as requests do. */
+void ratelimit_count_refused(int64_t tenant_id, const struct rl_limits *tl,
+			     int64_t key_id, const struct rl_limits *kl,
+			     int64_t now_ms);
+
 #endif

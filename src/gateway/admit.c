@@ -249,26 +249,17 @@ worst_case(const struct config *cfg, const struct endpoint *ep,
 	a->worst = a->prompt_reserved + a->choices * a->out_cap;
 }
 
-/* The tenant's and the key's rate limits; what does not fit is refused
- * with 429 and Retry-After. Every answer carries x-ratelimit-*. */
+/* Refuses a request over a rate limit, st telling which. */
 static int
-admit_rate_limits(struct hreq *http, struct admission *a,
-		  struct usage_record *rec, struct refusal *r)
+refuse_rate(struct evkeyvalq *out, const struct admission *a,
+	    struct usage_record *rec, struct refusal *r,
+	    const struct rl_status *pst)
 {
-	struct evkeyvalq *out = hreq_output_headers(http);
-	const struct key_grant *g = &a->grant;
-	struct rl_status st;
+	struct rl_status st = *pst;
 	char v[32];
 	int64_t retry_s;
 	int tokens;
 
-	if (ratelimit_admit(g->tenant_id, &g->rl_tenant, g->key_id, &g->rl_key,
-			    a->worst, clock_policy_ms(), &a->ticket,
-			    &st) == 0) {
-		a->holds |= ADMIT_HOLDS_RATE;
-		reply_ratelimit_headers(out, &st);
-		return 0;
-	}
 	reply_ratelimit_headers(out, &st);
 	tokens = strcmp(st.refused, "tokens") == 0;
 	if (tokens && st.retry_after_ms == 0) {
@@ -300,13 +291,39 @@ admit_rate_limits(struct hreq *http, struct admission *a,
 		(long long)(tokens ? a->worst : 1), (long long)retry_s);
 }
 
+/* The tenant's and the key's rate limits; what does not fit is refused
+ * with 429 and Retry-After. Every answer carries x-ratelimit-*. */
+static int
+admit_rate_limits(struct hreq *http, struct admission *a,
+		  struct usage_record *rec, struct refusal *r)
+{
+	struct evkeyvalq *out = hreq_output_headers(http);
+	const struct key_grant *g = &a->grant;
+	struct rl_status st;
+
+	if (ratelimit_admit(g->tenant_id, &g->rl_tenant, g->key_id, &g->rl_key,
+			    a->worst, clock_policy_ms(), &a->ticket,
+			    &st) == 0) {
+		a->holds |= ADMIT_HOLDS_RATE;
+		reply_ratelimit_headers(out, &st);
+		return 0;
+	}
+	return refuse_rate(out, a, rec, r, &st);
+}
+
 int
 admit_auth(const struct config *cfg, struct hreq *http,
 	   const struct endpoint *ep, struct admission *a,
 	   struct usage_record *rec, struct refusal *r)
 {
+	struct rl_status st;
+
 	if (admit_key_known(http, ep, a, rec, r) != 0)
 		return -1;
+	if (ratelimit_requests_left(a->grant.tenant_id, &a->grant.rl_tenant,
+				    a->grant.key_id, &a->grant.rl_key,
+				    clock_policy_ms(), &st) != 0)
+		return refuse_rate(hreq_output_headers(http), a, rec, r, &st);
 	if (cfg->db_down_refuse && !pgwriter_db_ok()) {
 		snprintf(rec->refusal, sizeof rec->refusal, "ledger");
 		return refuse(
@@ -477,6 +494,20 @@ admit_release(struct admission *a, const char *request_id, int64_t used)
 	if (a->holds & ADMIT_HOLDS_RATE)
 		ratelimit_settle(&a->ticket, used, clock_policy_ms());
 	a->holds = 0;
+}
+
+/* Counts a refusal of a request whose key was known against its request
+ * limits, unless a rate limit refused it or it was counted at admission. */
+void
+admit_count_refusal(const struct admission *a, const struct usage_record *rec)
+{
+	const struct key_grant *g = &a->grant;
+
+	if (g->tenant_id == 0 || (a->holds & ADMIT_HOLDS_RATE) ||
+	    strncmp(rec->refusal, "rate_limit", 10) == 0)
+		return;
+	ratelimit_count_refused(g->tenant_id, &g->rl_tenant, g->key_id,
+				&g->rl_key, clock_policy_ms());
 }
 
 /* Frees what admission owns. */

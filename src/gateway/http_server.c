@@ -15,6 +15,7 @@
 #include "config.h"
 #include "http_server.h"
 #include "httpd.h"
+#include "refusals.h"
 #include "reply.h"
 #include "request.h"
 
@@ -54,6 +55,7 @@ list_models(const struct config *cfg, struct hreq *req)
 	char *text;
 
 	if (admit_key(req, &g) != KEY_OK) {
+		refusals_note(hreq_peer(req));
 		reply_error(req, wire, &unauthorized);
 		return;
 	}
@@ -205,22 +207,20 @@ dispatch(struct hreq *req, void *arg)
 	}
 	reply_request_id(id);
 	evhttp_add_header(out, "x-request-id", id);
-	if (bad != NULL) {
+	if (strcmp(path, "/v1/models") == 0 && strcmp(method, "GET") == 0) {
+		list_models(loop->cfg, req);
+		return;
+	}
+	/* Everything else here is refused before any key is looked at. */
+	refusals_note(hreq_peer(req));
+	if (bad != NULL)
 		refuse_framing(req, bad);
-		return;
-	}
-	if (ep != NULL) {
+	else if (ep != NULL)
 		wrong_method(req, ep->wire, "POST");
-		return;
-	}
-	if (strcmp(path, "/v1/models") == 0) {
-		if (strcmp(method, "GET") != 0)
-			wrong_method(req, WIRE_OPENAI_CHAT, "GET");
-		else
-			list_models(loop->cfg, req);
-		return;
-	}
-	reply_error(req, path_wire(path), &unknown);
+	else if (strcmp(path, "/v1/models") == 0)
+		wrong_method(req, WIRE_OPENAI_CHAT, "GET");
+	else
+		reply_error(req, path_wire(path), &unknown);
 }
 
 struct httpd *

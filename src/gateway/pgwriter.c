@@ -32,11 +32,13 @@
 #include "metrics.h"
 #include "pgconn.h"
 #include "pgwriter.h"
+#include "refusals.h"
 #include "spool.h"
 
 #define PING_IDLE_MS   1000 /* an idle writer checks the database this often */
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
+#define REFUSALS_MS    1000 /* refusals without a key are written this often */
 
 static struct {
 	pthread_t thread;
@@ -148,6 +150,32 @@ free_list(struct usage_record *r)
 	}
 }
 
+/* Writes the counts of refusals without a key (refusals.c), at most
+ * every REFUSALS_MS unless forced. A failure keeps them for the next
+ * time; it is logged once a minute at most. */
+static void
+ship_refusals(int force)
+{
+	static int64_t last_ms, logged_ms;
+	int64_t now = clock_mono_ms();
+	PGconn *conn;
+	char *cause = NULL;
+
+	if (!force && now - last_ms < REFUSALS_MS)
+		return;
+	last_ms = now;
+	conn = pgconn_get(w.db);
+	if (conn == NULL || refusals_flush(conn, &cause) == 0)
+		return;
+	if (PQstatus(conn) != CONNECTION_OK)
+		pgconn_fail(w.db, cause);
+	else if (now - logged_ms >= 60000 || logged_ms == 0) {
+		logged_ms = now;
+		log_warn("usage writer: %s", cause);
+	}
+	free(cause);
+}
+
 /* The writer thread: wait for a batch, read it, ship it, trim. A batch
  * that failed is kept in hand and retried after the backoff. */
 static void *
@@ -174,6 +202,7 @@ writer_main(void *arg)
 			more = n == w.batch;
 		}
 		if (hand == NULL) {
+			ship_refusals(stop);
 			if (stop)
 				break;
 			pgconn_ping(w.db, PING_IDLE_MS);
@@ -193,6 +222,7 @@ writer_main(void *arg)
 		spool_commit();
 		free_list(hand);
 		hand = NULL;
+		ship_refusals(0);
 	}
 	spool_return(hand);
 	return NULL;

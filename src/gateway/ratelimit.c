@@ -246,3 +246,64 @@ ratelimit_settle(struct rl_ticket *t, int64_t actual, int64_t now_ms)
 	}
 	pthread_mutex_unlock(&rl.lock);
 }
+
+/* Runs one step on the counters of each scope with a request limit, under
+ * the lock: check returns -1 to stop (refused). */
+static int
+each_rpm_scope(int64_t tenant_id, const struct rl_limits *tl, int64_t key_id,
+	       const struct rl_limits *kl, int64_t now_ms, int count,
+	       struct rl_status *st)
+{
+	const struct rl_limits *lims[2] = { tl, kl };
+	static const char *const scopes[2] = { "tenant", "key" };
+	int rc = 0;
+
+	pthread_mutex_lock(&rl.lock);
+	for (int i = 0; i < 2 && rc == 0; i++) {
+		struct rl_slot *s;
+		if (lims[i] == NULL || lims[i]->rpm == 0)
+			continue;
+		s = do_slot(i + 1, i == 0 ? tenant_id : key_id);
+		if (s == NULL)
+			continue;
+		roll(s, now_ms);
+		if (count) {
+			s->cur_req++;
+		} else if (window(s->cur_req, s->prev_req, now_ms) >=
+			   lims[i]->rpm) {
+			st->refused = "requests";
+			st->scope = scopes[i];
+			st->limit = lims[i]->rpm;
+			st->used = window(s->cur_req, s->prev_req, now_ms);
+			st->retry_after_ms =
+				wait_ms(s, 1, 1, lims[i]->rpm, now_ms);
+			report(st, lims[i], s, now_ms);
+			rc = -1;
+		}
+	}
+	pthread_mutex_unlock(&rl.lock);
+	return rc;
+}
+
+/* Whether a request may be tried at all: 0 when both scopes' request
+ * limits have room for one more, else -1 with st filled. Counts
+ * nothing. */
+int
+ratelimit_requests_left(int64_t tenant_id, const struct rl_limits *tl,
+			int64_t key_id, const struct rl_limits *kl,
+			int64_t now_ms, struct rl_status *st)
+{
+	memset(st, 0, sizeof *st);
+	return each_rpm_scope(tenant_id, tl, key_id, kl, now_ms, 0, st);
+}
+
+/* Counts a refused request against both scopes' request limits. */
+void
+ratelimit_count_refused(int64_t tenant_id, const struct rl_limits *tl,
+			int64_t key_id, const struct rl_limits *kl,
+			int64_t now_ms)
+{
+	struct rl_status st;
+
+	(void)each_rpm_scope(tenant_id, tl, key_id, kl, now_ms, 1, &st);
+}

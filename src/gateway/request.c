@@ -31,6 +31,7 @@
 #include "meter.h"
 #include "metrics.h"
 #include "quota.h"
+#include "refusals.h"
 #include "relay.h"
 #include "reply.h"
 #include "request.h"
@@ -81,6 +82,7 @@ struct request {
 	char *rq_path_model; /* the model the path named */
 	enum request_state rq_state;
 	char rq_id[REPLY_ID_SIZE];
+	char rq_peer[48]; /* the client's address */
 	int64_t rq_start_us;
 	int64_t rq_start_mono_us;
 	struct admission rq_adm;
@@ -400,6 +402,7 @@ request_start(struct request_loop *loop, struct hreq *http,
 	req->rq_http = http;
 	req->rq_ep = ep;
 	req->rq_state = REQ_HEAD;
+	snprintf(req->rq_peer, sizeof req->rq_peer, "%s", hreq_peer(http));
 	req->rq_start_us = clock_wall_us();
 	req->rq_start_mono_us = clock_mono_us();
 	reply_request_id(req->rq_id);
@@ -456,11 +459,14 @@ finish_reply(struct request *req, const char *reason)
 		reply_error(http, req->rq_ep->wire, &internal);
 }
 
-/* Logs the request's line and counts it. */
+/* Logs the request's line and counts it; refusals are logged at a
+ * bounded rate. */
 static void
 account(struct request *req, const char *reason)
 {
 	const struct usage_record *rec = req->rq_rec;
+	long long skipped = 0;
+	char more[64] = "";
 	struct metrics_request m = {
 		.tenant = rec->tenant,
 		.model = rec->requested_model,
@@ -478,18 +484,23 @@ account(struct request *req, const char *reason)
 			     rec->source == USAGE_NONE,
 	};
 
+	metrics_request(&m);
+	if (req->rq_refused && !refusals_log_due(&skipped))
+		return;
+	if (skipped > 0)
+		snprintf(more, sizeof more,
+			 " (%lld refusals not logged before)", skipped);
 	log_request(reason != NULL && rec->status < 400 ? LOG_WARN : LOG_INFO,
 		    rec->request_id, rec->tenant,
 		    "%s %s model=%s provider=%s status=%d prompt=%lld "
-		    "completion=%lld %s ms=%lld%s%s",
+		    "completion=%lld %s ms=%lld%s%s%s",
 		    rec->endpoint, rec->streamed ? "stream" : "json",
 		    rec->requested_model ? rec->requested_model : "-",
 		    rec->provider ? rec->provider : "-", rec->status,
 		    (long long)rec->usage.prompt,
 		    (long long)rec->usage.completion,
 		    meter_source_name(rec->source), (long long)rec->latency_ms,
-		    reason ? " reason=" : "", reason ? reason : "");
-	metrics_request(&m);
+		    reason ? " reason=" : "", reason ? reason : "", more);
 }
 
 /* Frees a closed request. */
@@ -531,8 +542,16 @@ request_close(struct request *req, const char *reason)
 	if (reason != NULL && rec->error == NULL)
 		rec->error = strdup(reason);
 	account(req, reason);
-	/* On record first, then the client hears the end. */
-	spool_submit(rec);
+	if (req->rq_refused)
+		admit_count_refusal(&req->rq_adm, rec);
+	if (req->rq_refused && rec->tenant_id == 0) {
+		/* Without a key: a count, not a record (refusals.c). */
+		refusals_note(req->rq_peer);
+		meter_record_free(rec);
+	} else {
+		/* On record first, then the client hears the end. */
+		spool_submit(rec);
+	}
 	req->rq_rec = NULL;
 	finish_reply(req, reason);
 	request_free(req);

@@ -32,6 +32,7 @@
 #include "log.h"
 #include "pgwriter.h"
 #include "quota.h"
+#include "refusals.h"
 #include "spool.h"
 #include "tls.h"
 #include "worker.h"
@@ -249,6 +250,7 @@ start(struct daemon *d, struct config *cfg)
 
 	raise_fd_limit(cfg);
 	httpd_init();
+	refusals_init();
 	if (tls_configure(cfg, &cause) != 0)
 		fatalx("%s", cause);
 	if (spool_open(cfg->spool_dir, cfg->spool_segment_size,
