@@ -343,7 +343,8 @@ cJSON *ctl_set_json(cJSON *o, const char *replaced);
 /* The verbs (tollctl.c lists them). */
 extern const struct ctl_cmd ctl_db_migrate_cmd;
 extern const struct ctl_cmd ctl_tenant_add_cmd, ctl_tenant_list_cmd,
-	ctl_tenant_show_cmd, ctl_tenant_disable_cmd, ctl_tenant_enable_cmd;
+	ctl_tenant_show_cmd, ctl_tenant_disable_cmd, ctl_tenant_enable_cmd,
+	ctl_tenant_bind_cmd, ctl_tenant_unbind_cmd;
 extern const struct ctl_cmd ctl_key_issue_cmd, ctl_key_list_cmd,
 	ctl_key_revoke_cmd;
 extern const struct ctl_cmd ctl_usage_cmd, ctl_usage_import_cmd;

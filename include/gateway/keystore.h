@@ -20,7 +20,9 @@
 struct key_grant {
 	int64_t key_id;
 	int64_t tenant_id;
-	char *tenant; /* tenant name */
+	char *tenant;         /* tenant name */
+	char *client_subject; /* the client certificate subject the tenant is
+				 bound to (tollctl tenant bind), or NULL */
 	char *models; /* allowed patterns, comma separated; NULL = any */
 	struct rl_limits rl_tenant; /* the tenant's rate limits */
 	struct rl_limits rl_key;    /* the key's own */

@@ -1,5 +1,6 @@
 /*
- * ctl_tenant.c - tollctl tenant add | list | show | disable | enable.
+ * ctl_tenant.c - tollctl tenant add | list | show | disable | enable |
+ * bind | unbind.
  *
  * Names and currencies are checked by the schema's CHECK constraints; a
  * violation is translated into a message naming the rule. Time zones are
@@ -18,11 +19,16 @@ static const char tenant_usage[] =
 	"       tollctl tenant show NAME\n"
 	"       tollctl tenant disable NAME\n"
 	"       tollctl tenant enable NAME\n"
+	"       tollctl tenant bind NAME SUBJECT\n"
+	"       tollctl tenant unbind NAME\n"
 	"\n"
 	"NAME: letters, digits, '.', '_' and '-', up to 64 characters.\n"
 	"--currency: ISO 4217 code for billing (default USD).\n"
 	"--tz: IANA time zone of the tenant's billing months (default UTC).\n"
-	"A disabled tenant's keys are refused by the gateway.\n";
+	"A disabled tenant's keys are refused by the gateway.\n"
+	"bind: the tenant's keys are served only over TLS with a client\n"
+	"certificate whose subject (RFC 2253, e.g. 'O=Example,CN=app') is\n"
+	"SUBJECT; unbind lifts that.\n";
 
 /* Tenant columns in COL_* order; a WHERE or ORDER BY may follow. */
 /* clang-format off */
@@ -32,7 +38,8 @@ static const char tenant_usage[] =
 	"(SELECT count(*) FROM api_keys k WHERE k.tenant_id = t.id" \
 	" AND k.revoked_at IS NULL" \
 	" AND (k.expires_at IS NULL OR k.expires_at > now())), " \
-	"(SELECT count(*) FROM api_keys k WHERE k.tenant_id = t.id) " \
+	"(SELECT count(*) FROM api_keys k WHERE k.tenant_id = t.id), " \
+	"t.client_subject " \
 	"FROM tenants t "
 /* clang-format on */
 
@@ -44,7 +51,8 @@ enum {
 	COL_DISABLED,
 	COL_CREATED,
 	COL_ACTIVE_KEYS,
-	COL_KEYS
+	COL_KEYS,
+	COL_SUBJECT
 };
 
 /* "disabled" or "active" from the disabled column. */
@@ -67,6 +75,7 @@ static const struct ctl_member tenant_members[] = {
 	{ "created_at", COL_CREATED, CTL_STR, NULL },
 	{ "active_keys", COL_ACTIVE_KEYS, CTL_INT, NULL },
 	{ "keys", COL_KEYS, CTL_INT, NULL },
+	{ "client_subject", COL_SUBJECT, CTL_STR, NULL },
 	{ NULL, 0, 0, NULL },
 };
 
@@ -129,6 +138,8 @@ print_one(struct ctl *ctl, const PGresult *res)
 	printf("keys:        %s active, %s in all\n",
 	       PQgetvalue(res, 0, COL_ACTIVE_KEYS),
 	       PQgetvalue(res, 0, COL_KEYS));
+	if (!PQgetisnull(res, 0, COL_SUBJECT))
+		printf("client cert: %s\n", PQgetvalue(res, 0, COL_SUBJECT));
 	return 0;
 }
 
@@ -257,7 +268,45 @@ tenant_enable(struct ctl *ctl, const struct ctl_args *a)
 	return tenant_set_disabled(ctl, a->argv[0], "f");
 }
 
-/* The tenant verbs: each takes one NAME but list. */
+/* tollctl tenant bind NAME SUBJECT, unbind NAME: the client certificate
+ * subject the tenant's keys are served to (NULL: any). */
+static int
+tenant_set_subject(struct ctl *ctl, const char *name, const char *subject)
+{
+	const char *params[2] = { name, subject };
+	PGresult *res;
+
+	if (ctl_connect(ctl) < 0)
+		return CTL_EXIT_FAIL;
+	res = ctl_query_named(ctl, "tenant bind", "tenant",
+			      "UPDATE tenants SET client_subject = $2"
+			      " WHERE name = $1 RETURNING id",
+			      2, params);
+	if (res == NULL)
+		return CTL_EXIT_FAIL;
+	PQclear(res);
+	return show_by_name(ctl, name);
+}
+
+/* tollctl tenant bind NAME SUBJECT */
+static int
+tenant_bind(struct ctl *ctl, const struct ctl_args *a)
+{
+	if (a->argv[1][0] == '\0') {
+		ctl_err("tenant bind: an empty subject (use tenant unbind)");
+		return CTL_EXIT_USAGE;
+	}
+	return tenant_set_subject(ctl, a->argv[0], a->argv[1]);
+}
+
+/* tollctl tenant unbind NAME */
+static int
+tenant_unbind(struct ctl *ctl, const struct ctl_args *a)
+{
+	return tenant_set_subject(ctl, a->argv[0], NULL);
+}
+
+/* The tenant verbs: each takes one NAME but list (and bind's SUBJECT). */
 #define TENANT_CMD(verb, fn, opts_, nargs)                                     \
 	{                                                                      \
 		.family = "tenant", .name = verb, .usage = tenant_usage,       \
@@ -275,3 +324,7 @@ const struct ctl_cmd ctl_tenant_disable_cmd =
 	TENANT_CMD("disable", tenant_disable, NULL, 1);
 const struct ctl_cmd ctl_tenant_enable_cmd =
 	TENANT_CMD("enable", tenant_enable, NULL, 1);
+const struct ctl_cmd ctl_tenant_bind_cmd =
+	TENANT_CMD("bind", tenant_bind, NULL, 2);
+const struct ctl_cmd ctl_tenant_unbind_cmd =
+	TENANT_CMD("unbind", tenant_unbind, NULL, 1);

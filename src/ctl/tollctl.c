@@ -704,15 +704,16 @@ ctl_list(struct ctl *ctl, const char *what, const char *sql, int nparams,
 
 /* Every verb, by family in the order the usage text lists them. */
 static const struct ctl_cmd *const commands[] = {
-	&ctl_db_migrate_cmd,  &ctl_tenant_add_cmd,     &ctl_tenant_list_cmd,
-	&ctl_tenant_show_cmd, &ctl_tenant_disable_cmd, &ctl_tenant_enable_cmd,
-	&ctl_key_issue_cmd,   &ctl_key_list_cmd,       &ctl_key_revoke_cmd,
-	&ctl_usage_cmd,       &ctl_usage_import_cmd,   &ctl_price_set_cmd,
-	&ctl_price_list_cmd,  &ctl_fx_set_cmd,         &ctl_fx_list_cmd,
-	&ctl_promo_add_cmd,   &ctl_promo_list_cmd,     &ctl_promo_end_cmd,
-	&ctl_bill_cmd,        &ctl_bill_close_cmd,     &ctl_quota_set_cmd,
-	&ctl_quota_list_cmd,  &ctl_quota_clear_cmd,    &ctl_limit_set_cmd,
-	&ctl_limit_list_cmd,  &ctl_limit_clear_cmd,
+	&ctl_db_migrate_cmd,   &ctl_tenant_add_cmd,     &ctl_tenant_list_cmd,
+	&ctl_tenant_show_cmd,  &ctl_tenant_disable_cmd, &ctl_tenant_enable_cmd,
+	&ctl_tenant_bind_cmd,  &ctl_tenant_unbind_cmd,  &ctl_key_issue_cmd,
+	&ctl_key_list_cmd,     &ctl_key_revoke_cmd,     &ctl_usage_cmd,
+	&ctl_usage_import_cmd, &ctl_price_set_cmd,      &ctl_price_list_cmd,
+	&ctl_fx_set_cmd,       &ctl_fx_list_cmd,        &ctl_promo_add_cmd,
+	&ctl_promo_list_cmd,   &ctl_promo_end_cmd,      &ctl_bill_cmd,
+	&ctl_bill_close_cmd,   &ctl_quota_set_cmd,      &ctl_quota_list_cmd,
+	&ctl_quota_clear_cmd,  &ctl_limit_set_cmd,      &ctl_limit_list_cmd,
+	&ctl_limit_clear_cmd,
 };
 
 #define NCOMMANDS ((int)(sizeof(commands) / sizeof(commands[0])))

@@ -125,6 +125,19 @@ admit_key_known(struct hreq *http, const struct endpoint *ep,
 	rec->tenant_id = a->grant.tenant_id;
 	rec->key_id = a->grant.key_id;
 	rec->tenant = strdup(a->grant.tenant);
+	if (a->grant.client_subject != NULL) {
+		const char *subject = hreq_client_subject(http);
+		if (subject == NULL ||
+		    strcmp(subject, a->grant.client_subject) != 0) {
+			snprintf(rec->refusal, sizeof rec->refusal,
+				 "client_certificate");
+			return refuse(
+				r, 403, "permission_denied",
+				"client_certificate", NULL,
+				"This key's tenant is served only to its bound client certificate%s.",
+				subject == NULL ? " (none was presented)" : "");
+		}
+	}
 	return 0;
 }
 

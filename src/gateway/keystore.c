@@ -34,6 +34,7 @@ struct key_entry {
 	int64_t tenant_id;
 	int64_t expires_at; /* seconds since the epoch; 0 = never */
 	char *tenant;
+	char *client_subject; /* the tenant's bound certificate, or NULL */
 	char *models;
 	struct rl_limits rl_tenant, rl_key;
 	struct quota_ref *quotas;
@@ -73,6 +74,7 @@ cache_unref(struct key_cache *c)
 		return;
 	for (size_t i = 0; i < c->n; i++) {
 		free(c->e[i].tenant);
+		free(c->e[i].client_subject);
 		free(c->e[i].models);
 		free(c->e[i].quotas);
 	}
@@ -151,7 +153,8 @@ load_keys(PGconn *conn)
 		"       coalesce(extract(epoch FROM k.expires_at)::bigint, 0), "
 		"       coalesce(tl.rpm, 0), coalesce(tl.tpm, 0), "
 		"       coalesce(tl.concurrency, 0), coalesce(kl.rpm, 0), "
-		"       coalesce(kl.tpm, 0), coalesce(kl.concurrency, 0) "
+		"       coalesce(kl.tpm, 0), coalesce(kl.concurrency, 0), "
+		"       t.client_subject "
 		"FROM api_keys k JOIN tenants t ON t.id = k.tenant_id "
 		"LEFT JOIN rate_limits tl ON tl.tenant_id = k.tenant_id "
 		"     AND tl.key_id IS NULL "
@@ -196,6 +199,9 @@ load_keys(PGconn *conn)
 		e->rl_key.tpm = strtoll(PQgetvalue(res, i, 10), NULL, 10);
 		e->rl_key.concurrency =
 			strtoll(PQgetvalue(res, i, 11), NULL, 10);
+		e->client_subject = PQgetisnull(res, i, 12)
+					    ? NULL
+					    : strdup(PQgetvalue(res, i, 12));
 		c->n++;
 	}
 	PQclear(res);
@@ -387,6 +393,9 @@ keystore_lookup(const char *key, size_t len, struct key_grant *g)
 			g->key_id = e->key_id;
 			g->tenant_id = e->tenant_id;
 			g->tenant = strdup(e->tenant);
+			g->client_subject = e->client_subject != NULL
+						    ? strdup(e->client_subject)
+						    : NULL;
 			g->models = e->models ? strdup(e->models) : NULL;
 			g->rl_tenant = e->rl_tenant;
 			g->rl_key = e->rl_key;
@@ -409,6 +418,7 @@ void
 keystore_grant_clear(struct key_grant *g)
 {
 	free(g->tenant);
+	free(g->client_subject);
 	free(g->models);
 	free(g->quotas);
 	memset(g, 0, sizeof *g);

@@ -208,6 +208,18 @@ tls_configure(const struct config *cfg, char **cause)
 
 	if (cfg->tls_cert_file != NULL && (ctx = build(cfg, cause)) == NULL)
 		return -1;
+	if (ctx != NULL) {
+		X509 *cert = SSL_CTX_get0_certificate(ctx);
+		if (cert != NULL &&
+		    X509_cmp_current_time(X509_get0_notAfter(cert)) < 0)
+			log_warn(
+				"tls: %s: the certificate has expired; clients will refuse it",
+				cfg->tls_cert_file);
+		else if (cert != NULL &&
+			 X509_cmp_current_time(X509_get0_notBefore(cert)) > 0)
+			log_warn("tls: %s: the certificate is not valid yet",
+				 cfg->tls_cert_file);
+	}
 	pthread_mutex_lock(&tls_lock);
 	old = tls_ctx;
 	tls_ctx = ctx;
