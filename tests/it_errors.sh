@@ -1,7 +1,9 @@
 #!/bin/bash
-# it_errors.sh - provider errors pass through unchanged and meter zero; the
-# gateway's own refusals have OpenAI's error shape, an x-request-id and a
-# usage record.
+# it_errors.sh - provider errors pass through unchanged and meter zero,
+# but a provider's refusal of the gateway's own credential (401, 403),
+# which may quote the provider key, is the operator's to read: the tenant
+# gets upstream_auth_error. The gateway's own refusals have OpenAI's error
+# shape, an x-request-id and a usage record.
 
 . "$(dirname "$0")/lib.sh"
 
@@ -94,10 +96,24 @@ while IFS='|' read -r fixture status; do
 	status=$(trim "$status")
 	model=${fixture%.json}
 	tg_http POST /v1/chat/completions "$KEY" "$(tg_chat_body "$model")"
+	assert_match "$fixture: x-request-id present" '^[[:graph:]]+$' "$TG_RID"
+	if [ "$status" = 401 ] || [ "$status" = 403 ]; then
+		assert_eq "$fixture: the gateway's credential refused: 502" 502 "$TG_STATUS"
+		assert_eq "$fixture: ...as upstream_auth_error" upstream_auth_error \
+			"$(jq -r .error.code "$TG_BODY" 2>&1)"
+		assert_match "$fixture: ...in the gateway's words, not the provider's" \
+			"^The upstream provider '${model%%-*}' refused the gateway's credential" \
+			"$(jq -r .error.message "$TG_BODY" 2>&1)"
+		assert_true "$fixture: the provider's answer is in the log for the operator" \
+			tg_wait_until 5 "grep -q '$TG_RID.*refused the gateway.s credential (HTTP $status)' '$TG_TMP/gateway.log'"
+		tg_check_row "$fixture: recorded as 502, metered as zero" "$TG_RID" \
+			"status, usage_source, prompt_tokens + completion_tokens" \
+			"502|none|0"
+		continue
+	fi
 	assert_eq "$fixture: status passed through" "$status" "$TG_STATUS"
 	assert_file_eq "$fixture: body passed through" "$FIXTURES/$fixture" \
 		"$TG_BODY"
-	assert_match "$fixture: x-request-id present" '^[[:graph:]]+$' "$TG_RID"
 	tg_check_row "$fixture: metered as zero" "$TG_RID" \
 		"status, usage_source, prompt_tokens, completion_tokens,
 		 cached_tokens, cache_write_tokens, reasoning_tokens, provider,

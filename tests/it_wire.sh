@@ -81,6 +81,9 @@ target = dead:openai-chat, deepseek:deepseek-chat
 [route fb-402]
 target = deepseek:deepseek-error-402, openai:openai-chat
 
+[route fb-401]
+target = openai:openai-error-401, deepseek:deepseek-chat
+
 [route fb-all]
 target = openai:openai-chat, dead:openai-chat, zhipu:zhipu-error-429"
 tg_start_gateway
@@ -154,11 +157,22 @@ tg_http POST /v1/messages "$KEY" "$(anth_body anthropic-messages)" \
 	-H 'anthropic-version: 2023-06-01'
 assert_eq "anthropic: Authorization: Bearer accepted" 200 "$TG_STATUS"
 
-# Anthropic's errors pass through in Anthropic's shape, metered as zero.
+# Anthropic's errors pass through in Anthropic's shape, metered as zero;
+# a refused credential becomes the gateway's own upstream_auth_error.
 for f in "$FIXTURES"/anthropic-error-*.json; do
 	m=$(basename "$f" .json)
 	want=$(sed -E 's/^anthropic-error-([0-9]{3}).*/\1/' <<<"$m")
 	anth_http "$(anth_body "$m")"
+	if [ "$want" = 401 ] || [ "$want" = 403 ]; then
+		# The gateway's credential refused: the operator's business.
+		assert_eq "$m: answered 502" 502 "$TG_STATUS"
+		assert_eq "$m: upstream_auth_error in Anthropic's shape" \
+			"error api_error" \
+			"$(jq -r '.type + " " + .error.type' "$TG_BODY" 2>&1)"
+		tg_check_row "$m: recorded as 502, metered as zero" "$TG_RID" \
+			"endpoint, $ZERO" "messages|502|none|0"
+		continue
+	fi
 	assert_eq "$m: status passed through" "$want" "$TG_STATUS"
 	assert_file_eq "$m: body passed through" "$f" "$TG_BODY"
 	tg_check_row "$m: metered as zero" "$TG_RID" "endpoint, $ZERO" \
@@ -228,6 +242,14 @@ for f in "$FIXTURES"/azure-openai-error-*.json; do
 	m=$(basename "$f" .json)
 	want=$(sed -E 's/^azure-openai-error-([0-9]{3}).*/\1/' <<<"$m")
 	azure_http "$m" "{$MSG}"
+	if [ "$want" = 401 ] || [ "$want" = 403 ]; then
+		assert_eq "$m: answered 502 upstream_auth_error" \
+			"502 upstream_auth_error" \
+			"$TG_STATUS $(jq -r .error.code "$TG_BODY" 2>&1)"
+		tg_check_row "$m: recorded as 502, metered as zero" "$TG_RID" \
+			"$ZERO" "502|none|0"
+		continue
+	fi
 	assert_eq "$m: status passed through" "$want" "$TG_STATUS"
 	assert_file_eq "$m: body passed through" "$f" "$TG_BODY"
 	tg_check_row "$m: metered as zero" "$TG_RID" "$ZERO" "$want|none|0"
@@ -333,6 +355,10 @@ tg_mock_config '{"fail":"429","fail_model":"openai-chat"}'
 fallback_case "first target 429" fb
 assert_eq "first target 429: the first target was asked once" 1 \
 	"$(tg_mock_tried openai-chat)"
+
+# A provider that refuses the gateway's credential is skipped too.
+tg_mock_reset
+fallback_case "first target refuses the credential (401)" fb-401
 
 # A provider error that is neither 5xx nor 429 is the answer: fb-402's
 # first target answers 402 and the second is never asked.

@@ -541,9 +541,31 @@ prepare_answer(struct relay *r)
 	r->in.rec->ttfb_ms = (clock_mono_us() - r->in.start_mono_us) / 1000;
 }
 
+/* Whether the provider refused the gateway's own credential (401, 403):
+ * that answer is the operator's to read, never the tenant's. */
+static int
+refused_credential(const struct relay *r)
+{
+	return r->call.status == 401 || r->call.status == 403;
+}
+
+/* Logs a provider's refusal of the gateway's credential with its whole
+ * answer, which may quote parts of the provider key. */
+static void
+log_credential_refusal(struct relay *r)
+{
+	size_t len = evbuffer_get_length(r->out);
+
+	rlog(r, LOG_ERROR,
+	     "provider %s refused the gateway's credential (HTTP %ld): %.*s",
+	     r->t->provider->name, r->call.status,
+	     (int)(len > 4096 ? 4096 : len),
+	     (const char *)evbuffer_pullup(r->out, -1));
+}
+
 /* Whether a failed call may be tried on the next target: a transfer
- * error (connect, timeout) or a 5xx or 429 answer, before any byte
- * reached the client, with a target left to try. */
+ * error (connect, timeout), a 5xx or 429 answer, or a refused credential,
+ * before any byte reached the client, with a target left to try. */
 static int
 should_fall_back(const struct relay *r, CURLcode result)
 {
@@ -554,7 +576,7 @@ should_fall_back(const struct relay *r, CURLcode result)
 	if (r->in.http == NULL || r->target + 1 >= route->ntargets)
 		return 0;
 	return result != CURLE_OK || r->call.status == 429 ||
-	       r->call.status >= 500;
+	       r->call.status >= 500 || refused_credential(r);
 }
 
 /* The call ended (upstream.c detached it). */
@@ -585,6 +607,8 @@ on_done(void *arg, CURLcode result)
 		report(r, RELAY_CUT, 0, NULL, NULL);
 		return;
 	}
+	if (result == CURLE_OK && refused_credential(r))
+		log_credential_refusal(r);
 	if (should_fall_back(r, result) && fall_back(r, result))
 		return;
 	if (result != CURLE_OK) {
@@ -595,6 +619,15 @@ on_done(void *arg, CURLcode result)
 			 upstream_strerror(&r->call, result));
 		report(r, RELAY_FAILED, timeout ? 504 : 502, "upstream_error",
 		       timeout ? "upstream_timeout" : "upstream_error");
+		return;
+	}
+	if (refused_credential(r)) {
+		snprintf(
+			r->reason, sizeof r->reason,
+			"The upstream provider '%s' refused the gateway's credential; the gateway's operator has the details.",
+			r->t->provider->name);
+		report(r, RELAY_FAILED, 502, "upstream_error",
+		       "upstream_auth_error");
 		return;
 	}
 	prepare_answer(r);
