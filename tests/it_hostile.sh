@@ -196,6 +196,14 @@ assert_true "out of fds: once they are gone, requests are served" \
 	tg_wait_chat_status "$KEY" openai-chat 200
 assert_true "out of fds: /readyz answers" tg_readyz_is 200
 
+# After all of the above, memory is back where it started.
+if [ "$SANITIZED" = 1 ]; then
+	tg_ok "after every attack: memory not asserted under AddressSanitizer"
+else
+	assert_true "after every attack: RSS back under $((BASE / 1024)) + 16 MB (now $(($(rss_kb) / 1024)) MB)" \
+		settles_to $((BASE + 16 * 1024))
+fi
+
 # -- framing meant to confuse ------------------------------------------------
 # raw NAME BYTES STATUS PATTERN : sends BYTES (printf format) on one
 # connection; the first answer has STATUS and its text matches PATTERN.
@@ -257,6 +265,14 @@ node "$HOSTILE" raw --port "$TG_GW_PORT" --for 3000 \
 	--data "$(printf "$ONE$ONE" | base64 -w0)" >"$TG_TMP/hostile.json"
 assert_eq "pipelined: two answers on one connection" 2 \
 	"$(jqh .text | grep -c '^HTTP/1.1 200 OK')"
+
+# HTTP/1.0 clients: a whole answer, and a stream delimited by the close.
+tg_http POST /v1/chat/completions "$KEY" "$BODY" --http1.0
+assert_eq "HTTP/1.0: served" 200 "$TG_STATUS"
+assert_file_eq "HTTP/1.0: the answer" "$FIXTURES/openai-chat.json" "$TG_BODY"
+tg_http POST /v1/chat/completions "$KEY" "$(tg_chat_body openai-chat -)" --http1.0
+assert_eq "HTTP/1.0 stream: served" 200 "$TG_STATUS"
+assert_true "HTTP/1.0 stream: ends with [DONE]" grep -q 'data: \[DONE\]' "$TG_BODY"
 
 # Chunked request bodies are read.
 tg_http POST /v1/chat/completions "$KEY" "$BODY" -H 'Transfer-Encoding: chunked'

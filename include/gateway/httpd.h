@@ -44,6 +44,16 @@ struct httpd_callbacks {
 struct httpd *httpd_new(struct event_base *base, const struct config *cfg,
 			const struct httpd_callbacks *cb);
 
+/* Opens a listening TCP socket on "host:port" ("[v6]:port"), with
+ * SO_REUSEPORT so that every worker can have its own. The fd, or -1 with
+ * *cause (malloc'd). */
+int httpd_open_listener(const char *addr, char **cause);
+
+/* Counts this server's connections apart from the data plane's, at most
+ * max of them (the admin server: an operator must get in while clients
+ * fill max_connections). */
+void httpd_own_limit(struct httpd *h, int64_t max);
+
 /* Serves on the listening socket fd (taken over), TLS when tls is set.
  * 0, or -1. */
 int httpd_listen(struct httpd *h, int fd, int tls);

@@ -25,6 +25,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,6 +87,8 @@ struct httpd {
 	struct event *resume; /* accepting again after running out of fds */
 	int reserve_fd;       /* given up to accept and drop when out of fds */
 	struct conn *conns;   /* every open connection */
+	int64_t own_max;      /* connections counted here alone, or 0 */
+	int64_t own_open;
 	int stopping;
 };
 
@@ -848,7 +851,9 @@ conn_close(struct conn *c)
 	if (c->peek != NULL)
 		event_free(c->peek);
 	event_free(c->timer);
-	if (c->counted)
+	if (c->counted && c->h->own_max > 0)
+		c->h->own_open--;
+	else if (c->counted)
 		limits_give(c->addr);
 	*c->prevp = c->next;
 	if (c->next != NULL)
@@ -1124,7 +1129,8 @@ conn_new(struct listener *l, int fd, const struct sockaddr_storage *ss)
 		conn_close(c);
 		return;
 	}
-	if (limits_take(h->cfg, c->addr) == 0) {
+	if (h->own_max > 0 ? h->own_open < h->own_max && ++h->own_open
+			   : limits_take(h->cfg, c->addr) == 0) {
 		c->counted = 1;
 	} else {
 		count(&refused_total);
@@ -1222,6 +1228,78 @@ accept_cb(evutil_socket_t lfd, short what, void *arg)
 	}
 }
 
+/* Splits "host:port" (IPv6 as "[addr]:port"). 0 or -1. */
+static int
+split_hostport(const char *s, char *host, size_t hsize, char *port,
+	       size_t psize)
+{
+	const char *colon;
+	size_t hlen;
+
+	if (*s == '[') {
+		const char *end = strchr(s, ']');
+		if (end == NULL || end[1] != ':')
+			return -1;
+		hlen = (size_t)(end - s - 1);
+		s++;
+		colon = end + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (colon == NULL)
+			return -1;
+		hlen = (size_t)(colon - s);
+	}
+	if (hlen >= hsize || strlen(colon + 1) >= psize || colon[1] == '\0')
+		return -1;
+	memcpy(host, s, hlen);
+	host[hlen] = '\0';
+	snprintf(port, psize, "%s", colon + 1);
+	return 0;
+}
+
+int
+httpd_open_listener(const char *addr, char **cause)
+{
+	char host[300], port[16], msg[512];
+	struct addrinfo hints, *res = NULL;
+	int fd = -1, one = 1, rc;
+
+	if (split_hostport(addr, host, sizeof host, port, sizeof port) != 0) {
+		snprintf(msg, sizeof msg, "listen %s: expected host:port",
+			 addr);
+		goto fail;
+	}
+	memset(&hints, 0, sizeof hints);
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE;
+	rc = getaddrinfo(*host ? host : NULL, port, &hints, &res);
+	if (rc != 0) {
+		snprintf(msg, sizeof msg, "listen %s: %s", addr,
+			 gai_strerror(rc));
+		goto fail;
+	}
+	fd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, 0);
+	if (fd < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
+	    bind(fd, res->ai_addr, res->ai_addrlen) != 0 ||
+	    listen(fd, 1024) != 0 || evutil_make_socket_nonblocking(fd) != 0) {
+		snprintf(msg, sizeof msg, "listen %s: %s", addr,
+			 strerror(errno));
+		goto fail;
+	}
+	freeaddrinfo(res);
+	return fd;
+fail:
+	if (res != NULL)
+		freeaddrinfo(res);
+	if (fd >= 0)
+		close(fd);
+	*cause = strdup(msg);
+	return -1;
+}
+
 struct httpd *
 httpd_new(struct event_base *base, const struct config *cfg,
 	  const struct httpd_callbacks *cb)
@@ -1280,6 +1358,12 @@ httpd_stop_listening(struct httpd *h)
 		if (c->state == C_IDLE)
 			conn_close(c);
 	}
+}
+
+void
+httpd_own_limit(struct httpd *h, int64_t max)
+{
+	h->own_max = max;
 }
 
 void

@@ -7,16 +7,12 @@
  * and needs no locks. Stopping closes the worker's listeners first, then
  * lets in-flight requests finish within a bound.
  */
-#include <errno.h>
 #include <pthread.h>
 #include <time.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <sys/socket.h>
-#include <netinet/in.h>
 #include <event2/event.h>
 #include <event2/util.h>
 
@@ -47,79 +43,6 @@ struct worker {
 	pthread_cond_t w_reload_done;
 	struct config *w_reload_cfg; /* handed over, not yet in use */
 };
-
-/* Splits "host:port" (IPv6 as "[addr]:port"). 0 or -1. */
-static int
-split_hostport(const char *s, char *host, size_t hsize, char *port,
-	       size_t psize)
-{
-	const char *colon;
-	size_t hlen;
-
-	if (*s == '[') {
-		const char *end = strchr(s, ']');
-		if (end == NULL || end[1] != ':')
-			return -1;
-		hlen = (size_t)(end - s - 1);
-		s++;
-		colon = end + 1;
-	} else {
-		colon = strrchr(s, ':');
-		if (colon == NULL)
-			return -1;
-		hlen = (size_t)(colon - s);
-	}
-	if (hlen >= hsize || strlen(colon + 1) >= psize || colon[1] == '\0')
-		return -1;
-	memcpy(host, s, hlen);
-	host[hlen] = '\0';
-	snprintf(port, psize, "%s", colon + 1);
-	return 0;
-}
-
-/* Opens a listening socket with SO_REUSEPORT. The fd, or -1 with cause. */
-static int
-open_listener(const char *addr, char **cause)
-{
-	char host[300], port[16], msg[512];
-	struct addrinfo hints, *res = NULL;
-	int fd = -1, one = 1, rc;
-
-	if (split_hostport(addr, host, sizeof host, port, sizeof port) != 0) {
-		snprintf(msg, sizeof msg, "listen %s: expected host:port",
-			 addr);
-		goto fail;
-	}
-	memset(&hints, 0, sizeof hints);
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE;
-	rc = getaddrinfo(*host ? host : NULL, port, &hints, &res);
-	if (rc != 0) {
-		snprintf(msg, sizeof msg, "listen %s: %s", addr,
-			 gai_strerror(rc));
-		goto fail;
-	}
-	fd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, 0);
-	if (fd < 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
-	    bind(fd, res->ai_addr, res->ai_addrlen) != 0 ||
-	    listen(fd, 1024) != 0 || evutil_make_socket_nonblocking(fd) != 0) {
-		snprintf(msg, sizeof msg, "listen %s: %s", addr,
-			 strerror(errno));
-		goto fail;
-	}
-	freeaddrinfo(res);
-	return fd;
-fail:
-	if (res != NULL)
-		freeaddrinfo(res);
-	if (fd >= 0)
-		close(fd);
-	*cause = strdup(msg);
-	return -1;
-}
 
 /* The worker thread: run the loop until stopped. */
 static void *
@@ -279,7 +202,7 @@ worker_start(int id, struct config *cfg, char **cause)
 			*cause = strdup("listen: malformed");
 			goto fail;
 		}
-		fd = open_listener(addr, cause);
+		fd = httpd_open_listener(addr, cause);
 		if (fd < 0)
 			goto fail;
 		if (httpd_listen(w->w_httpd, fd, tls) != 0) {
