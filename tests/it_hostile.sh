@@ -134,6 +134,7 @@ sleep 1
 tg_http POST /v1/chat/completions "$KEY" "$(tg_chat_body openai-chat)" \
 	--interface 127.0.0.2
 assert_eq "while one address holds its 100: another is served" 200 "$TG_STATUS"
+assert_true "while one address holds its 100: /readyz answers" tg_readyz_is 200
 wait "$HOLD"
 assert_eq "250 idle connections from one address: 100 held" 100 "$(jqh .open)"
 assert_eq "...the other 150 answered 503" 150 "$(jqh '.statuses["503"] // 0')"
@@ -257,6 +258,15 @@ raw "an Anthropic path answers in Anthropic's shape" \
 raw "a body over max_body_size is refused before it is read" \
 	"POST /v1/messages HTTP/1.1\r\nHost: gw\r\nx-api-key: $KEY\r\nContent-Length: 99999999\r\n\r\n" \
 	413 '\{"type":"error","error":\{"type":"request_too_large","message":"Request body exceeds the limit of 8388608 bytes."'
+
+# The admin address answers its errors in JSON too.
+node "$HOSTILE" raw --port "$TG_GW_ADMIN_PORT" --for 3000 \
+	--data "$(printf 'HELLO\r\n\r\n' | base64 -w0)" >"$TG_TMP/hostile.json"
+assert_eq "admin, a malformed request line: 400" 400 "$(jqh .status)"
+assert_match "admin, a malformed request line: JSON" '\{"error":\{"message":"Malformed request line."' \
+	"$(jqh .text)"
+assert_eq "admin, an unknown path: 404 in JSON" "404 unknown_url" \
+	"$(curl -s -o "$TG_TMP/a.json" -w '%{http_code}' "$TG_ADMIN_URL/nope") $(jq -r .error.code "$TG_TMP/a.json")"
 
 # Two requests in one write are answered in order on one connection.
 BODY=$(tg_chat_body openai-chat)

@@ -5,7 +5,7 @@
 #define TOLLGATE_ADMIN_H
 
 struct event_base;
-struct evhttp;
+struct httpd;
 struct config;
 
 /* Starts the admin HTTP server on base at addr ("host:port"). *cfgp is
@@ -13,7 +13,11 @@ struct config;
  * on reload); when its test_clock is set, POST /clock/advance?ms=N moves
  * the policy clock. Returns the server, or NULL with *cause (caller
  * frees). */
-struct evhttp *admin_start(struct event_base *base, const char *addr,
-			   struct config *const *cfgp, char **cause);
+struct httpd *admin_start(struct event_base *base, const char *addr,
+			  struct config *const *cfgp, char **cause);
+
+/* Hands the admin server the configuration a reload made (its limits),
+ * before the old one is released. */
+void admin_set_config(struct httpd *admin, const struct config *cfg);
 
 #endif

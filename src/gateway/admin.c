@@ -1,38 +1,42 @@
 /*
  * admin.c - /healthz, /readyz and /metrics on the admin address.
  *
- * Runs on the main thread's event loop, apart from the data plane, so a
- * busy gateway still answers its health checks. It is also where the
- * figures of the journal, the usage writer and the key cache are
+ * Runs on the main thread's event loop, apart from the data plane, on a
+ * server (httpd.c) whose connections are counted apart from the data
+ * plane's, so a busy or attacked gateway still answers its health checks. It is
+ * also where the figures of the journal, the usage writer and the key cache are
  * registered with /metrics, so none of those modules depends on it.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
 #include "admin.h"
 #include "clock.h"
+#include "httpd.h"
 #include "keystore.h"
 #include "metrics.h"
 #include "config.h"
 #include "pgwriter.h"
 #include "spool.h"
 
+#define ADMIN_MAX_CONNECTIONS 64
+
 /* POST /clock/advance?ms=N: moves the policy clock (test_clock only). */
 static int
-advance_clock(struct evhttp_request *req, struct evbuffer *buf)
+advance_clock(struct hreq *req, struct evbuffer *buf)
 {
-	const char *q =
-		evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+	const char *q = hreq_query(req);
 	struct evkeyvalq params;
 	const char *ms;
 	char *end;
 	long long n;
 
-	if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
+	if (strcmp(hreq_method(req), "POST") != 0) {
 		evbuffer_add_printf(buf, "POST only\n");
 		return 405;
 	}
@@ -53,20 +57,57 @@ advance_clock(struct evhttp_request *req, struct evbuffer *buf)
 	return 200;
 }
 
+/* Answers an error as JSON, in OpenAI's shape like the data plane's. */
+static void
+admin_error(struct hreq *req, int status, const char *code, const char *message)
+{
+	struct evbuffer *buf = evbuffer_new();
+
+	if (buf != NULL)
+		evbuffer_add_printf(
+			buf,
+			"{\"error\":{\"message\":\"%s\",\"type\":\"invalid_request_error\",\"param\":null,\"code\":\"%s\"}}\n",
+			message, code);
+	evhttp_add_header(hreq_output_headers(req), "Content-Type",
+			  "application/json");
+	hreq_send(req, status, buf);
+	if (buf != NULL)
+		evbuffer_free(buf);
+}
+
 /* Answers one admin request. */
 static void
-admin_cb(struct evhttp_request *req, void *arg)
+admin_cb(struct hreq *req, void *arg)
 {
 	struct config *const *cfgp = arg;
 	const struct config *cfg = *cfgp;
-	const char *path =
-		evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
-	struct evbuffer *buf = evbuffer_new();
+	const char *path = hreq_path(req), *method = hreq_method(req);
+	const struct hp_error *bad = hreq_error(req);
+	struct evbuffer *buf;
 	int status = 200;
 	const char *ctype = "text/plain; charset=utf-8";
 
-	if (path == NULL)
-		path = "";
+	if (bad != NULL) {
+		admin_error(req, bad->status,
+			    bad->status == 408   ? "request_timeout"
+			    : bad->status == 503 ? "too_many_connections"
+						 : "bad_request",
+			    bad->message);
+		return;
+	}
+	if (strcmp(path, "/clock/advance") != 0 && strcmp(method, "GET") != 0 &&
+	    strcmp(method, "HEAD") != 0) {
+		evhttp_add_header(hreq_output_headers(req), "Allow",
+				  "GET, HEAD");
+		admin_error(req, 405, "method_not_allowed",
+			    "Only GET and HEAD are allowed here.");
+		return;
+	}
+	buf = evbuffer_new();
+	if (buf == NULL) {
+		admin_error(req, 500, "server_error", "Out of memory.");
+		return;
+	}
 	if (strcmp(path, "/healthz") == 0) {
 		evbuffer_add_printf(buf, "ok\n");
 	} else if (strcmp(path, "/readyz") == 0) {
@@ -92,12 +133,12 @@ admin_cb(struct evhttp_request *req, void *arg)
 		ctype = "text/plain; version=0.0.4";
 		metrics_render(buf);
 	} else {
-		status = 404;
-		evbuffer_add_printf(buf, "not found\n");
+		evbuffer_free(buf);
+		admin_error(req, 404, "unknown_url", "Unknown admin URL.");
+		return;
 	}
-	evhttp_add_header(evhttp_request_get_output_headers(req),
-			  "Content-Type", ctype);
-	evhttp_send_reply(req, status, NULL, buf);
+	evhttp_add_header(hreq_output_headers(req), "Content-Type", ctype);
+	hreq_send(req, status, buf);
 	evbuffer_free(buf);
 }
 
@@ -142,40 +183,33 @@ static const struct {
 };
 
 /* Starts the admin server. */
-struct evhttp *
+struct httpd *
 admin_start(struct event_base *base, const char *addr,
 	    struct config *const *cfgp, char **cause)
 {
-	struct evhttp *http = evhttp_new(base);
-	char host[256], msg[512];
-	const char *colon = strrchr(addr, ':');
-	int port;
+	struct httpd_callbacks cb = { admin_cb, (void *)cfgp };
+	struct httpd *h;
+	int fd = httpd_open_listener(addr, cause);
 
-	if (http == NULL || colon == NULL ||
-	    (size_t)(colon - addr) >= sizeof host) {
-		snprintf(msg, sizeof msg, "admin_listen %s: expected host:port",
-			 addr);
-		goto fail;
+	if (fd < 0)
+		return NULL;
+	h = httpd_new(base, *cfgp, &cb);
+	if (h == NULL || httpd_listen(h, fd, 0) != 0) {
+		httpd_free(h);
+		close(fd);
+		*cause = strdup("admin server: out of memory");
+		return NULL;
 	}
-	memcpy(host, addr, (size_t)(colon - addr));
-	host[colon - addr] = '\0';
-	port = atoi(colon + 1);
-	if (port <= 0 || port > 65535 ||
-	    evhttp_bind_socket(http, host, (unsigned short)port) != 0) {
-		snprintf(msg, sizeof msg, "admin_listen %s: cannot listen",
-			 addr);
-		goto fail;
-	}
-	evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD |
-						 EVHTTP_REQ_POST);
-	evhttp_set_gencb(http, admin_cb, (void *)cfgp);
+	httpd_own_limit(h, ADMIN_MAX_CONNECTIONS);
 	for (size_t i = 0; i < sizeof figures / sizeof *figures; i++)
 		metrics_register(figures[i].name, figures[i].type,
 				 figures[i].help, figures[i].read);
-	return http;
-fail:
-	if (http != NULL)
-		evhttp_free(http);
-	*cause = strdup(msg);
-	return NULL;
+	return h;
+}
+
+/* The admin server's limits follow a reload. */
+void
+admin_set_config(struct httpd *admin, const struct config *cfg)
+{
+	httpd_set_config(admin, cfg);
 }

@@ -57,8 +57,8 @@ usage(FILE *f)
 struct daemon {
 	struct event_base *base;
 	const char *path;
-	struct config *cfg;   /* current; admin reads it on this thread */
-	struct evhttp *admin; /* the admin server, or NULL */
+	struct config *cfg;  /* current; admin reads it on this thread */
+	struct httpd *admin; /* the admin server, or NULL */
 	struct worker **workers;
 	int nworkers;
 };
@@ -141,6 +141,8 @@ on_hup(evutil_socket_t sig, short what, void *arg)
 	log_set_json(strcmp(cfg->log_format, "json") == 0);
 	for (int i = 0; i < d->nworkers; i++)
 		worker_set_config(d->workers[i], cfg);
+	if (d->admin != NULL)
+		admin_set_config(d->admin, cfg);
 	d->cfg = cfg;
 	config_unref(old);
 	for (const struct route_conf *r = cfg->routes; r; r = r->next)
@@ -294,8 +296,7 @@ stop(struct daemon *d)
 		worker_drain(d->workers[i], (int)d->cfg->shutdown_timeout_ms);
 	for (int i = 0; i < d->nworkers; i++)
 		worker_join(d->workers[i]);
-	if (d->admin != NULL)
-		evhttp_free(d->admin);
+	httpd_free(d->admin);
 	/* The quota thread goes before the workers' event bases: it may
 	 * still answer a request left parked at the end of the bound. */
 	quota_stop();
