@@ -54,9 +54,14 @@
 #include "metrics.h"
 #include "tls.h"
 
-#define ACCEPT_BATCH      64   /* connections taken per wakeup */
-#define ACCEPT_PAUSE_MS   100  /* accepting paused when out of fds */
-#define LINGER_MS         3000 /* reading and dropping after a refusal */
+#define ACCEPT_BATCH    64  /* connections taken per wakeup */
+#define ACCEPT_PAUSE_MS 100 /* accepting paused when out of fds */
+/* After a refusal the client's bytes are read and dropped while it keeps
+ * sending (LINGER_IDLE_MS of silence ends it), for LINGER_MAX_MS and
+ * LINGER_BYTES at most: closing on unread bytes would send a reset, and
+ * the client could lose the answer. */
+#define LINGER_IDLE_MS    5000
+#define LINGER_MAX_MS     30000
 #define LINGER_BYTES      (64 * 1024 * 1024)
 #define MAX_LISTENERS     16
 #define CHUNK_OVERHEAD    16384 /* chunk sizes, extensions, trailers */
@@ -104,11 +109,12 @@ struct conn {
 	struct hp_scan scan;
 	size_t scanned; /* input bytes already fed to scan */
 	struct hreq *req;
-	int keep_alive;      /* another request may follow this one */
-	int counted;         /* in the connection limits' table */
-	int refused;         /* over a limit: answered 503, then closed */
-	int handshaken;      /* TLS: the handshake completed */
-	uint64_t linger_got; /* bytes dropped while lingering */
+	int keep_alive;        /* another request may follow this one */
+	int counted;           /* in the connection limits' table */
+	int refused;           /* over a limit: answered 503, then closed */
+	int handshaken;        /* TLS: the handshake completed */
+	uint64_t linger_got;   /* bytes dropped while lingering */
+	int64_t linger_end_ms; /* when lingering ends, whatever comes */
 	unsigned char addr[16];
 	char peer[INET6_ADDRSTRLEN];
 	char *subject; /* the client certificate's, TLS only */
@@ -456,18 +462,14 @@ hreq_fill(struct hreq *r, const char *head, size_t len,
 	r->method = copy;
 	split_target(r, copy + (hp->target - head), hp->target_len);
 	r->is_head = strcmp(r->method, "HEAD") == 0;
+	/* So do each field's name (followed by its colon) and value
+	 * (followed by CR or a blank). */
 	for (size_t i = 0; i < hp->nheaders; i++) {
-		char name[256], *value;
-		const struct hp_header *h = &hdrs[i];
-		if (h->name_len >= sizeof name)
-			continue;
-		memcpy(name, h->name, h->name_len);
-		name[h->name_len] = '\0';
-		value = strndup(h->value, h->value_len);
-		if (value == NULL)
-			return -1;
+		char *name = copy + (hdrs[i].name - head);
+		char *value = copy + (hdrs[i].value - head);
+		name[hdrs[i].name_len] = '\0';
+		value[hdrs[i].value_len] = '\0';
 		(void)evhttp_add_header(&r->in, name, value);
-		free(value);
 	}
 	return 0;
 }
@@ -874,7 +876,8 @@ start_linger(struct conn *c)
 	evbuffer_drain(bufferevent_get_input(c->bev),
 		       evbuffer_get_length(bufferevent_get_input(c->bev)));
 	bufferevent_enable(c->bev, EV_READ);
-	arm(c, LINGER_MS);
+	c->linger_end_ms = clock_mono_us() / 1000 + LINGER_MAX_MS;
+	arm(c, LINGER_IDLE_MS);
 }
 
 /* Waits for the next request. */
@@ -894,6 +897,7 @@ static void
 conn_input(struct conn *c)
 {
 	struct evbuffer *in = bufferevent_get_input(c->bev);
+	int64_t left;
 
 	switch (c->state) {
 	case C_IDLE:
@@ -915,8 +919,11 @@ conn_input(struct conn *c)
 	case C_LINGER:
 		c->linger_got += evbuffer_get_length(in);
 		evbuffer_drain(in, evbuffer_get_length(in));
-		if (c->linger_got > LINGER_BYTES)
+		left = c->linger_end_ms - clock_mono_us() / 1000;
+		if (c->linger_got > LINGER_BYTES || left <= 0)
 			conn_close(c);
+		else
+			arm(c, left < LINGER_IDLE_MS ? left : LINGER_IDLE_MS);
 		break;
 	}
 }
