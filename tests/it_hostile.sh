@@ -268,6 +268,32 @@ assert_match "admin, a malformed request line: JSON" '\{"error":\{"message":"Mal
 assert_eq "admin, an unknown path: 404 in JSON" "404 unknown_url" \
 	"$(curl -s -o "$TG_TMP/a.json" -w '%{http_code}' "$TG_ADMIN_URL/nope") $(jq -r .error.code "$TG_TMP/a.json")"
 
+# The admin address with a token: required everywhere but /healthz; and
+# required at all off loopback.
+printf 'admin-token-%s\n' "$$" >"$TG_TMP/admin.token"
+chmod 600 "$TG_TMP/admin.token"
+tg_write_config "$TG_TMP/tollgate.conf" "$LIMITS
+max_connections_per_address = 2000
+admin_token_file = $TG_TMP/admin.token"
+kill -HUP "$TG_GW_PID"
+assert_true "admin token: once reloaded, /metrics without it is 401" \
+	tg_wait_until 5 '[ "$(tg_http_code "$TG_ADMIN_URL/metrics")" = 401 ]'
+curl -s -D "$TG_TMP/a.hdr" -o "$TG_TMP/a.json" "$TG_ADMIN_URL/readyz"
+assert_eq "admin token: the 401 is JSON with WWW-Authenticate" \
+	"invalid_admin_token 1" \
+	"$(jq -r .error.code "$TG_TMP/a.json") $(grep -ci '^WWW-Authenticate: Bearer' "$TG_TMP/a.hdr")"
+assert_eq "admin token: a wrong one is 401" 401 \
+	"$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer nope' "$TG_ADMIN_URL/metrics")"
+TG_ADMIN_TOKEN=admin-token-$$
+assert_true "admin token: with it, /metrics is 200" tg_http_is "$TG_ADMIN_URL/metrics" 200
+assert_eq "admin token: /healthz needs none" 200 \
+	"$(curl -s -o /dev/null -w '%{http_code}' "$TG_ADMIN_URL/healthz")"
+printf '[tollgate]\nadmin_listen = 0.0.0.0:1\ndatabase = x\nspool_dir = /tmp\n' >"$TG_TMP/open-admin.conf"
+"$TG_GATEWAY_BIN" -t -c "$TG_TMP/open-admin.conf" >"$TG_TMP/t.out" 2>&1
+assert_eq "admin_listen off loopback without a token: tollgated -t fails" 1 $?
+assert_match "...saying why" "admin_listen 0.0.0.0:1 is not a loopback address: set admin_token_file" \
+	"$(cat "$TG_TMP/t.out")"
+
 # Two requests in one write are answered in order on one connection.
 BODY=$(tg_chat_body openai-chat)
 ONE="POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer $KEY\r\nContent-Type: application/json\r\nContent-Length: ${#BODY}\r\n\r\n$BODY"

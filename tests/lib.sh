@@ -322,7 +322,8 @@ tg_gone() {
 
 # Prints the HTTP status URL answers (000 when it does not).
 tg_http_code() {
-	curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$1"
+	curl -s -o /dev/null -w '%{http_code}' --max-time 2 \
+		${TG_ADMIN_TOKEN:+-H "Authorization: Bearer $TG_ADMIN_TOKEN"} "$1"
 }
 
 # Whether something accepts connections on 127.0.0.1:PORT.
@@ -790,6 +791,7 @@ tg_restart_gateway() {
 tg_readyz() {
 	local f=$TG_TMP/readyz.body
 	TG_READY_STATUS=$(curl -s -o "$f" -w '%{http_code}' --max-time 5 \
+		${TG_ADMIN_TOKEN:+-H "Authorization: Bearer $TG_ADMIN_TOKEN"} \
 		"$TG_ADMIN_URL/readyz")
 	TG_READY_BODY=$(cat "$f" 2>/dev/null)
 }
@@ -823,7 +825,9 @@ tg_wait_chat_status() {
 # tg_metric NAME : prints the value of a /metrics series NAME, summed over
 # its labels; prints nothing when the gateway does not export it.
 tg_metric() {
-	curl -s --max-time 5 "$TG_ADMIN_URL/metrics" |
+	curl -s --max-time 5 \
+		${TG_ADMIN_TOKEN:+-H "Authorization: Bearer $TG_ADMIN_TOKEN"} \
+		"$TG_ADMIN_URL/metrics" |
 		awk -v m="$1" '$1 == m || index($1, m "{") == 1 { s += $NF; f = 1 }
 			END { if (f) printf "%.0f\n", s }'
 }

@@ -61,6 +61,8 @@ struct config {
 	char *listen[CONFIG_MAX_LISTEN];
 	int nlisten;
 	char *admin_listen;
+	char *admin_token_file;
+	char *admin_token; /* resolved; never logged */
 	int64_t workers;
 	char *database;
 	char *key_secret_file;
@@ -127,6 +129,10 @@ const struct route_conf *config_route(const struct config *cfg,
 /* Resolves the key secret alone (for tollctl): key_secret_file, else the
  * TOLLGATE_KEY_SECRET variable, else "". Returns 0 or -1 with *cause. */
 int config_resolve_secret(struct config *cfg, char **cause);
+
+/* Whether "host:port" names a loopback host (127.0.0.0/8, [::1],
+ * localhost). */
+int config_is_loopback(const char *addr);
 
 /* Splits a listen entry, "host:port" or "host:port tls": the address
  * into addr (size bytes), *tls set when marked. 0, or -1 when malformed. */

@@ -47,6 +47,8 @@ static const struct key_def global_keys[] = {
 	  "address:port of the data plane; repeatable" },
 	{ "admin_listen", KT_STRING, GOFF(admin_listen), "127.0.0.1:9090", 0, 0,
 	  "address:port of /healthz, /readyz, /metrics; empty disables" },
+	{ "admin_token_file", KT_STRING, GOFF(admin_token_file), "", 0, 0,
+	  "file holding the bearer token the admin address requires; required when admin_listen is not loopback" },
 	{ "workers", KT_INT, GOFF(workers), "0", 0, 256,
 	  "event-loop threads; 0 = one per core" },
 	{ "database", KT_STRING, GOFF(database), "dbname=tollgate", 0, 0,
@@ -460,6 +462,16 @@ config_listen_split(const char *entry, char *addr, size_t size, int *tls)
 	return 0;
 }
 
+/* Whether "host:port" names a loopback host: 127.0.0.0/8, [::1] or
+ * localhost. */
+int
+config_is_loopback(const char *addr)
+{
+	return strncmp(addr, "127.", 4) == 0 ||
+	       strncmp(addr, "[::1]:", 6) == 0 ||
+	       strncmp(addr, "localhost:", 10) == 0;
+}
+
 /* Checks what no single key can: required keys and cross-key rules. */
 static int
 validate(struct config *cfg, const char *path, char **cause)
@@ -501,6 +513,15 @@ validate(struct config *cfg, const char *path, char **cause)
 				cfg->listen[i]);
 			return -1;
 		}
+	}
+	if (cfg->admin_listen != NULL &&
+	    !config_is_loopback(cfg->admin_listen) &&
+	    cfg->admin_token_file == NULL) {
+		*cause = errorf(
+			path, 0,
+			"admin_listen %s is not a loopback address: set admin_token_file, or the spend of every tenant is open to the network",
+			cfg->admin_listen);
+		return -1;
 	}
 	if (cfg->tls_client_ca_file != NULL && cfg->tls_cert_file == NULL) {
 		*cause = errorf(path, 0,
@@ -796,6 +817,19 @@ config_load(const char *path, int flags, char **cause)
 				goto fail;
 		if (config_resolve_secret(cfg, cause) != 0)
 			goto fail;
+		if (cfg->admin_token_file != NULL) {
+			cfg->admin_token =
+				read_secret_file(cfg->admin_token_file);
+			if (cfg->admin_token == NULL ||
+			    *cfg->admin_token == '\0') {
+				*cause = errorf(
+					cfg->admin_token_file, 0, "%s",
+					cfg->admin_token == NULL
+						? strerror(errno)
+						: "the admin token is empty");
+				goto fail;
+			}
+		}
 	}
 	return cfg;
 fail:
@@ -846,6 +880,11 @@ config_free(struct config *cfg)
 	free(cfg->admin_listen);
 	free(cfg->database);
 	free(cfg->key_secret_file);
+	free(cfg->admin_token_file);
+	if (cfg->admin_token != NULL) {
+		memset(cfg->admin_token, 0, strlen(cfg->admin_token));
+		free(cfg->admin_token);
+	}
 	free(cfg->tls_cert_file);
 	free(cfg->tls_key_file);
 	free(cfg->tls_client_ca_file);

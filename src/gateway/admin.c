@@ -10,10 +10,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <openssl/crypto.h>
 
 #include "admin.h"
 #include "clock.h"
@@ -75,6 +77,26 @@ admin_error(struct hreq *req, int status, const char *code, const char *message)
 		evbuffer_free(buf);
 }
 
+/* Whether the request carries the admin token (when one is configured):
+ * Authorization: Bearer TOKEN, compared in constant time. */
+static int
+authorized(const struct config *cfg, struct hreq *req)
+{
+	const char *v =
+		evhttp_find_header(hreq_input_headers(req), "Authorization");
+	size_t n;
+
+	if (cfg->admin_token == NULL)
+		return 1;
+	if (v == NULL || strncasecmp(v, "Bearer ", 7) != 0)
+		return 0;
+	v += 7;
+	while (*v == ' ')
+		v++;
+	n = strlen(cfg->admin_token);
+	return strlen(v) == n && CRYPTO_memcmp(v, cfg->admin_token, n) == 0;
+}
+
 /* Answers one admin request. */
 static void
 admin_cb(struct hreq *req, void *arg)
@@ -93,6 +115,15 @@ admin_cb(struct hreq *req, void *arg)
 			    : bad->status == 503 ? "too_many_connections"
 						 : "bad_request",
 			    bad->message);
+		return;
+	}
+	/* /healthz says only that the process runs: probes need no token. */
+	if (strcmp(path, "/healthz") != 0 && !authorized(cfg, req)) {
+		evhttp_add_header(hreq_output_headers(req), "WWW-Authenticate",
+				  "Bearer realm=\"tollgate admin\"");
+		admin_error(
+			req, 401, "invalid_admin_token",
+			"The admin address needs Authorization: Bearer with the token of admin_token_file.");
 		return;
 	}
 	if (strcmp(path, "/clock/advance") != 0 && strcmp(method, "GET") != 0 &&
