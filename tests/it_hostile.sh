@@ -259,6 +259,22 @@ raw "a body over max_body_size is refused before it is read" \
 	"POST /v1/messages HTTP/1.1\r\nHost: gw\r\nx-api-key: $KEY\r\nContent-Length: 99999999\r\n\r\n" \
 	413 '\{"type":"error","error":\{"type":"request_too_large","message":"Request body exceeds the limit of 8388608 bytes."'
 
+# A client's line breaks and bytes that are not UTF-8 cannot forge log lines.
+sleep 1 # lines about refusals are rate-limited: let the allowance refill
+printf '{"model":"gpt-forge\\r\\n2026-01-01T00:00:00.000Z info req_forged tenant=admin forged line \\u0007","messages":[{"role":"user","content":"hi"}]}' \
+	>"$TG_TMP/forge.json"
+tg_http POST /v1/chat/completions "$KEY" "@$TG_TMP/forge.json"
+assert_eq "a model with CR/LF: refused 404" 404 "$TG_STATUS"
+printf '{"model":"gpt-\xff\xfe-bytes","messages":[{"role":"user","content":"hi"}]}' \
+	>"$TG_TMP/bytes.json"
+tg_http POST /v1/chat/completions "$KEY" "@$TG_TMP/bytes.json"
+assert_true "the model with CR/LF is logged on one line, escaped" \
+	tg_wait_until 5 "grep -q 'model=gpt-forge\\\\r\\\\n2026-01-01T00:00:00.000Z info req_forged' '$TG_TMP/gateway.log'"
+assert_eq "no forged line in the log" 0 \
+	"$(grep -c '^2026-01-01T00:00:00.000Z info req_forged' "$TG_TMP/gateway.log")"
+assert_true "the log is valid UTF-8" \
+	iconv -f UTF-8 -t UTF-8 -o /dev/null "$TG_TMP/gateway.log"
+
 # The admin address answers its errors in JSON too.
 node "$HOSTILE" raw --port "$TG_GW_ADMIN_PORT" --for 3000 \
 	--data "$(printf 'HELLO\r\n\r\n' | base64 -w0)" >"$TG_TMP/hostile.json"

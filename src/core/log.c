@@ -6,6 +6,11 @@
  * log_start_async() ran, lines go to a bounded in-memory queue that a
  * thread of its own writes out; when the queue is full the line is dropped
  * and the drop counted and reported, rather than blocking a request.
+ *
+ * What a client sent reaches log lines (a model name, a header), so every
+ * message is escaped here, where no caller can forget it: control bytes,
+ * backslashes and bytes that are not UTF-8 become \n, \\, \xNN..., and a
+ * line is always one line of valid UTF-8.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -67,20 +72,71 @@ log_enabled(enum log_level level)
 	return level <= log_level;
 }
 
-/* Appends s to buf as the body of a JSON string, escaped. */
+/* The length of the valid UTF-8 sequence at s (1 to 4), or 0 when the
+ * bytes there are not one (overlong, surrogate, past U+10FFFF, cut). */
 static size_t
-json_escape(char *buf, size_t size, size_t off, const char *s)
+utf8_len(const unsigned char *s)
 {
-	for (; *s != '\0' && off + 7 < size; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\') {
+	unsigned char c = s[0];
+	unsigned char lo = 0x80, hi = 0xbf;
+	size_t n;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		n = 2;
+	else if (c >= 0xe0 && c <= 0xef)
+		n = 3;
+	else if (c >= 0xf0 && c <= 0xf4)
+		n = 4;
+	else
+		return 0;
+	if (c == 0xe0)
+		lo = 0xa0;
+	else if (c == 0xed)
+		hi = 0x9f;
+	else if (c == 0xf0)
+		lo = 0x90;
+	else if (c == 0xf4)
+		hi = 0x8f;
+	if (s[1] < lo || s[1] > hi)
+		return 0;
+	for (size_t i = 2; i < n; i++)
+		if (s[i] < 0x80 || s[i] > 0xbf)
+			return 0;
+	return n;
+}
+
+/* Appends s to buf from off, escaped for a text line (json 0) or the
+ * body of a JSON string (json 1): quotes and backslashes, control bytes
+ * and bytes that are not UTF-8. Returns the new offset; stops short when
+ * buf is full. */
+static size_t
+escape(char *buf, size_t size, size_t off, const char *s, int json)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	while (*p != '\0' && off + 12 < size) {
+		unsigned char c = *p;
+		size_t n = utf8_len(p);
+		if (c == '\\' || (json && c == '"')) {
 			buf[off++] = '\\';
 			buf[off++] = (char)c;
-		} else if (c < 0x20) {
+		} else if (c == '\n' || c == '\r' || c == '\t') {
+			buf[off++] = '\\';
+			buf[off++] = c == '\n' ? 'n' : c == '\r' ? 'r' : 't';
+		} else if (c < 0x20 || c == 0x7f || n == 0) {
+			/* In JSON the backslash itself is escaped. */
 			off += (size_t)snprintf(buf + off, size - off,
-						"\\u%04x", c);
-		} else
-			buf[off++] = (char)c;
+						json ? "\\\\x%02x" : "\\x%02x", c);
+			n = 1;
+		} else {
+			memcpy(buf + off, p, n);
+			off += n;
+			p += n;
+			continue;
+		}
+		p++;
 	}
 	return off;
 }
@@ -194,13 +250,16 @@ log_vmsg(enum log_level level, const char *prefix, const char *fmt, va_list ap)
 			"{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":\"", ts,
 			level_names[level]);
 		if (prefix != NULL)
-			off = json_escape(line, sizeof line, off, prefix);
-		off = json_escape(line, sizeof line, off, msg);
+			off = escape(line, sizeof line, off, prefix, 1);
+		off = escape(line, sizeof line, off, msg, 1);
 		off += (size_t)snprintf(line + off, sizeof line - off, "\"}\n");
 	} else {
-		off = (size_t)snprintf(line, sizeof line, "%s %s %s%s\n", ts,
-				       level_names[level],
-				       prefix != NULL ? prefix : "", msg);
+		off = (size_t)snprintf(line, sizeof line, "%s %s ", ts,
+				       level_names[level]);
+		if (prefix != NULL)
+			off = escape(line, sizeof line, off, prefix, 0);
+		off = escape(line, sizeof line, off, msg, 0);
+		line[off++] = '\n';
 	}
 	if (off > sizeof line)
 		off = sizeof line;
