@@ -24,8 +24,8 @@ for k in $keys; do
 	check "sample documents '$k'" "grep -Eq '^;? ?$k =' '$sample'"
 	check "tollgate.conf(5) documents '$k'" "grep -q '^\\.B $k\$' '$man'"
 done
-check "sample loads with tollgated -t" \
-	"'$tollgated' -t -c '$sample' >/dev/null"
+check "sample loads with tollgated -t (with a key secret)" \
+	"TOLLGATE_KEY_SECRET=sample-check '$tollgated' -t -c '$sample' >/dev/null"
 check "a bad key is refused with file and line" \
 	"printf '[tollgate]\nlisten = 127.0.0.1:1\nlisten_typo = 1\n' > \"\${TMPDIR:-/tmp}/tg-bad.$$.conf\" &&
 	 ! '$tollgated' -t -c \"\${TMPDIR:-/tmp}/tg-bad.$$.conf\" 2>\"\${TMPDIR:-/tmp}/tg-bad.$$.err\" &&

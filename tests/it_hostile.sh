@@ -310,6 +310,13 @@ assert_eq "admin_listen off loopback without a token: tollgated -t fails" 1 $?
 assert_match "...saying why" "admin_listen 0.0.0.0:1 is not a loopback address: set admin_token_file" \
 	"$(cat "$TG_TMP/t.out")"
 
+# tollctl will not hash keys without the key secret.
+OUT=$(env -u TOLLGATE_KEY_SECRET "$TG_CTL_BIN" --database "$TOLLGATE_DATABASE" \
+	key issue --tenant hostile 2>&1)
+RC=$?
+assert_true "tollctl key issue without a key secret: fails ($RC)" [ "$RC" -ne 0 ]
+assert_match "...saying why" "no key secret: set key_secret_file or TOLLGATE_KEY_SECRET" "$OUT"
+
 # Two requests in one write are answered in order on one connection.
 BODY=$(tg_chat_body openai-chat)
 ONE="POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer $KEY\r\nContent-Type: application/json\r\nContent-Length: ${#BODY}\r\n\r\n$BODY"

@@ -66,7 +66,8 @@ struct config {
 	int64_t workers;
 	char *database;
 	char *key_secret_file;
-	char *key_secret; /* resolved; never logged */
+	char *key_secret;            /* resolved; never logged */
+	int allow_open_secret_files; /* secret files others may read */
 	int64_t max_body_size;
 	int64_t max_json_depth;
 	int64_t header_timeout_ms;    /* headers' deadline */
@@ -127,7 +128,9 @@ const struct route_conf *config_route(const struct config *cfg,
 				      const char *model);
 
 /* Resolves the key secret alone (for tollctl): key_secret_file, else the
- * TOLLGATE_KEY_SECRET variable, else "". Returns 0 or -1 with *cause. */
+ * TOLLGATE_KEY_SECRET variable; neither is an error, and so is a file the
+ * group or others may read (unless allow_open_secret_files). Returns 0 or
+ * -1 with *cause. */
 int config_resolve_secret(struct config *cfg, char **cause);
 
 /* Whether "host:port" names a loopback host (127.0.0.0/8, [::1],

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include "config.h"
 #include "log.h"
@@ -55,6 +56,9 @@ static const struct key_def global_keys[] = {
 	  "libpq connection string" },
 	{ "key_secret_file", KT_STRING, GOFF(key_secret_file), "", 0, 0,
 	  "file holding the key-hash secret (else TOLLGATE_KEY_SECRET)" },
+	{ "allow_open_secret_files", KT_BOOL, GOFF(allow_open_secret_files),
+	  "no", 0, 0,
+	  "accept secret files (key secret, provider keys, admin token) that the group or others may read" },
 	{ "max_body_size", KT_SIZE, GOFF(max_body_size), "4M", 1024,
 	  INT64_C(1) << 30, "largest request body" },
 	{ "max_json_depth", KT_INT, GOFF(max_json_depth), "64", 2, 1000,
@@ -347,47 +351,79 @@ config_defaults(void)
 	return cfg;
 }
 
-/* Reads a whole small file into a new string, trailing space trimmed. */
+/* Reads a secret from a file, trimmed, refusing (as ssh does) a file the
+ * group or others may read unless allow_open. NULL with *why (static
+ * text, or strerror's) when it cannot be used. */
 static char *
-read_secret_file(const char *path)
+read_secret_file(const char *path, int allow_open, const char **why)
 {
+	static char mode_msg[160];
 	char buf[4096];
+	struct stat st;
 	size_t n;
 	FILE *f = fopen(path, "r");
 
-	if (f == NULL)
+	if (f == NULL) {
+		*why = strerror(errno);
 		return NULL;
+	}
+	if (fstat(fileno(f), &st) != 0) {
+		*why = strerror(errno);
+		fclose(f);
+		return NULL;
+	}
+	if (!allow_open && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+		snprintf(mode_msg, sizeof mode_msg,
+			 "mode %04o lets others read this secret; chmod 600 it "
+			 "(or set allow_open_secret_files = yes)",
+			 (unsigned)(st.st_mode & 07777));
+		*why = mode_msg;
+		fclose(f);
+		return NULL;
+	}
 	n = fread(buf, 1, sizeof buf - 1, f);
 	fclose(f);
 	buf[n] = '\0';
+	if (*trim(buf) == '\0') {
+		*why = "the file is empty";
+		return NULL;
+	}
 	return strdup(trim(buf));
 }
 
-/* Resolves the key secret: file, else environment, else empty. */
+/* Resolves the key secret: key_secret_file, else TOLLGATE_KEY_SECRET;
+ * there must be one. */
 int
 config_resolve_secret(struct config *cfg, char **cause)
 {
-	const char *env;
+	const char *env, *why = NULL;
 
 	free(cfg->key_secret);
 	cfg->key_secret = NULL;
 	if (cfg->key_secret_file != NULL) {
-		cfg->key_secret = read_secret_file(cfg->key_secret_file);
+		cfg->key_secret =
+			read_secret_file(cfg->key_secret_file,
+					 cfg->allow_open_secret_files, &why);
 		if (cfg->key_secret == NULL) {
-			*cause = errorf(cfg->key_secret_file, 0, "%s",
-					strerror(errno));
+			*cause = errorf(cfg->key_secret_file, 0, "%s", why);
 			return -1;
 		}
-	} else if ((env = getenv("TOLLGATE_KEY_SECRET")) != NULL)
+	} else if ((env = getenv("TOLLGATE_KEY_SECRET")) != NULL &&
+		   *env != '\0') {
 		cfg->key_secret = strdup(env);
-	else
-		cfg->key_secret = strdup("");
+	} else {
+		*cause = errorf(
+			cfg->path != NULL ? cfg->path : "key secret", 0,
+			"no key secret: set key_secret_file or TOLLGATE_KEY_SECRET (the gateway and tollctl must use the same)");
+		return -1;
+	}
 	return 0;
 }
 
 /* Reads a provider's credential from its variable or file. */
 static int
-resolve_provider_key(const char *path, struct provider_conf *p, char **cause)
+resolve_provider_key(const char *path, struct provider_conf *p, int allow_open,
+		     char **cause)
 {
 	if (p->api_key_env != NULL) {
 		const char *v = getenv(p->api_key_env);
@@ -400,10 +436,12 @@ resolve_provider_key(const char *path, struct provider_conf *p, char **cause)
 		}
 		p->api_key = strdup(v);
 	} else if (p->api_key_file != NULL) {
-		p->api_key = read_secret_file(p->api_key_file);
+		const char *why = NULL;
+		p->api_key =
+			read_secret_file(p->api_key_file, allow_open, &why);
 		if (p->api_key == NULL) {
 			*cause = errorf(path, 0, "provider %s: %s: %s", p->name,
-					p->api_key_file, strerror(errno));
+					p->api_key_file, why);
 			return -1;
 		}
 	}
@@ -813,20 +851,20 @@ config_load(const char *path, int flags, char **cause)
 		goto fail;
 	if (!(flags & CONFIG_NO_SECRETS)) {
 		for (struct provider_conf *p = cfg->providers; p; p = p->next)
-			if (resolve_provider_key(path, p, cause) != 0)
+			if (resolve_provider_key(path, p,
+						 cfg->allow_open_secret_files,
+						 cause) != 0)
 				goto fail;
 		if (config_resolve_secret(cfg, cause) != 0)
 			goto fail;
 		if (cfg->admin_token_file != NULL) {
-			cfg->admin_token =
-				read_secret_file(cfg->admin_token_file);
-			if (cfg->admin_token == NULL ||
-			    *cfg->admin_token == '\0') {
-				*cause = errorf(
-					cfg->admin_token_file, 0, "%s",
-					cfg->admin_token == NULL
-						? strerror(errno)
-						: "the admin token is empty");
+			const char *why = NULL;
+			cfg->admin_token = read_secret_file(
+				cfg->admin_token_file,
+				cfg->allow_open_secret_files, &why);
+			if (cfg->admin_token == NULL) {
+				*cause = errorf(cfg->admin_token_file, 0, "%s",
+						why);
 				goto fail;
 			}
 		}

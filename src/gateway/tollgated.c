@@ -335,8 +335,14 @@ main(int argc, char **argv)
 
 	if ((rc = parse_args(argc, argv, &path, &mode)) != 0)
 		return rc - 1;
-	cfg = config_load(path, mode != MODE_RUN ? CONFIG_NO_SECRETS : 0,
+	/* -t checks what a start does: secrets, files, the certificate. */
+	cfg = config_load(path, mode == MODE_PRINT ? CONFIG_NO_SECRETS : 0,
 			  &cause);
+	if (cfg != NULL && mode == MODE_TEST &&
+	    tls_configure(cfg, &cause) != 0) {
+		config_free(cfg);
+		cfg = NULL;
+	}
 	if (cfg == NULL) {
 		fprintf(stderr, "tollgated: %s\n", cause ? cause : path);
 		free(cause);
@@ -347,14 +353,12 @@ main(int argc, char **argv)
 			config_print(cfg, 0);
 		else
 			printf("tollgated: %s: configuration OK\n", path);
+		tls_shutdown();
 		config_free(cfg);
 		return 0;
 	}
 	log_set_level((enum log_level)log_level_from_name(cfg->log_level));
 	log_set_json(strcmp(cfg->log_format, "json") == 0);
-	if (*cfg->key_secret == '\0')
-		log_warn(
-			"no key secret: set key_secret_file or TOLLGATE_KEY_SECRET (tollctl must use the same)");
 
 	signal(SIGPIPE, SIG_IGN);
 	if (log_start_async() != 0)
