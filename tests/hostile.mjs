@@ -9,8 +9,9 @@
 //   trickle --conns N --interval MS --for MS
 //                                     a request line, a byte every MS
 //   hold    --conns N --for MS        connect, send nothing, count who stays
-//   flood   --conns N --for MS [--key K] [--model M]
+//   flood   --conns N --for MS [--key K] [--model M] [--unique 1]
 //                                     keep-alive requests as fast as answered
+//                                     (--unique: a new model name each time)
 //   raw     --data BASE64             send bytes, print the whole answer
 //
 // Each answer's status line is read; statuses are counted in the summary.
@@ -180,12 +181,17 @@ async function hold() {
 
 async function flood() {
 	const until = Number(opt.for);
-	const body = JSON.stringify({ model: opt.model || 'gpt-4o-mini',
-		messages: [{ role: 'user', content: 'hi' }] });
 	const auth = opt.key ? `Authorization: Bearer ${opt.key}\r\n` : '';
-	const req = `POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\n${auth}` +
-		`Content-Type: application/json\r\nContent-Length: ` +
-		`${Buffer.byteLength(body)}\r\n\r\n${body}`;
+	let nth = 0;
+	function request() {
+		const model = (opt.model || 'gpt-4o-mini') +
+			(opt.unique ? `-${nth++}` : '');
+		const body = JSON.stringify({ model,
+			messages: [{ role: 'user', content: 'hi' }] });
+		return `POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\n` +
+			`${auth}Content-Type: application/json\r\n` +
+			`Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+	}
 	const statuses = {};
 	let sent = 0;
 	const t0 = Date.now();
@@ -212,7 +218,7 @@ async function flood() {
 					wake();
 			});
 			while (open && Date.now() - t0 < until) {
-				s.write(req);
+				s.write(request());
 				sent++;
 				let status = 0;
 				for (;;) {

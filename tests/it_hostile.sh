@@ -168,6 +168,28 @@ assert_eq "5 rpm, unknown model: 5 answered 404" 5 "$(jqh '.statuses["404"] // 0
 assert_eq "5 rpm, unknown model: the rest 429 before their body is read" \
 	$(($(jqh .sent) - 5)) "$(jqh '.statuses["429"] // 0')"
 
+# -- /metrics labels what the operator configured, not what clients send ----
+hostile flood --conns 4 --for 2000 --key "$KEY" --model made-up --unique 1 >/dev/null
+N404=$(jqh '.statuses["404"] // 0')
+tg_log "distinct unknown models: $N404 answered 404"
+assert_true "distinct unknown models: thousands sent ($N404)" [ "$N404" -ge 2000 ]
+curl -s "$TG_ADMIN_URL/metrics" >"$TG_TMP/metrics.txt"
+assert_eq "distinct unknown models: none is a label" 0 \
+	"$(grep -c 'model="made-up' "$TG_TMP/metrics.txt")"
+assert_true "distinct unknown models: counted under model=\"other\"" \
+	[ "$(grep '^tollgate_requests_total{tenant="hostile",model="other",status="404"}' "$TG_TMP/metrics.txt" | awk '{ print $2 }')" -ge "$N404" ]
+assert_true "the exposition stays small ($(wc -l <"$TG_TMP/metrics.txt") lines)" \
+	[ "$(wc -l <"$TG_TMP/metrics.txt")" -le 600 ]
+assert_true "the exposition is valid UTF-8" \
+	iconv -f UTF-8 -t UTF-8 -o /dev/null "$TG_TMP/metrics.txt"
+tg_ctl tenant add latecomer >/dev/null || tg_bail "tenant add failed"
+LATE=$(tg_issue_key latecomer)
+assert_true "a tenant added afterwards is served" \
+	tg_wait_chat_status "$LATE" openai-chat 200
+assert_match "...and shows in /metrics" \
+	'tollgate_requests_total\{tenant="latecomer",model="openai-chat",status="200"\} 1' \
+	"$(curl -s "$TG_ADMIN_URL/metrics")"
+
 # -- out of file descriptors -------------------------------------------------
 # The open-file limit is lowered under the running gateway, below what
 # the connections it is offered need: accept() fails with EMFILE. It must

@@ -13,6 +13,7 @@
 #include "sqlarr.h"
 #include "strmap.h"
 #include "tap.h"
+#include "utf8.h"
 
 struct time_case {
 	int64_t us;
@@ -182,9 +183,39 @@ test_sqlarr_params(void)
 	sqlarr_free(&cols[1]);
 }
 
+/* utf8_len against RFC 3629's edges. */
+static void
+test_utf8(void)
+{
+	static const struct {
+		const char *s;
+		size_t want;
+		const char *what;
+	} cases[] = {
+		{ "a", 1, "ASCII" },
+		{ "\xc3\xa9", 2, "U+00E9" },
+		{ "\xe4\xb8\xad", 3, "U+4E2D" },
+		{ "\xf0\x9f\x98\x80", 4, "U+1F600" },
+		{ "\xf4\x8f\xbf\xbf", 4, "U+10FFFF" },
+		{ "\xc0\xaf", 0, "overlong slash" },
+		{ "\xe0\x80\xaf", 0, "overlong, three bytes" },
+		{ "\xed\xa0\x80", 0, "a surrogate" },
+		{ "\xf4\x90\x80\x80", 0, "past U+10FFFF" },
+		{ "\x80", 0, "a stray continuation byte" },
+		{ "\xff", 0, "0xFF" },
+		{ "\xe4\xb8", 0, "cut short by the end" },
+		{ "\xf0\x9f\x98", 0, "four bytes cut to three" },
+	};
+
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+		is_int((long long)utf8_len(cases[i].s),
+		       (long long)cases[i].want, "utf8_len: %s", cases[i].what);
+}
+
 int
 main(void)
 {
+	test_utf8();
 	test_clock();
 	test_buf();
 	test_strmap();

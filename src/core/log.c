@@ -22,6 +22,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "utf8.h"
 
 static enum log_level log_level = LOG_INFO;
 static int log_json;
@@ -72,41 +73,6 @@ log_enabled(enum log_level level)
 	return level <= log_level;
 }
 
-/* The length of the valid UTF-8 sequence at s (1 to 4), or 0 when the
- * bytes there are not one (overlong, surrogate, past U+10FFFF, cut). */
-static size_t
-utf8_len(const unsigned char *s)
-{
-	unsigned char c = s[0];
-	unsigned char lo = 0x80, hi = 0xbf;
-	size_t n;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf)
-		n = 2;
-	else if (c >= 0xe0 && c <= 0xef)
-		n = 3;
-	else if (c >= 0xf0 && c <= 0xf4)
-		n = 4;
-	else
-		return 0;
-	if (c == 0xe0)
-		lo = 0xa0;
-	else if (c == 0xed)
-		hi = 0x9f;
-	else if (c == 0xf0)
-		lo = 0x90;
-	else if (c == 0xf4)
-		hi = 0x8f;
-	if (s[1] < lo || s[1] > hi)
-		return 0;
-	for (size_t i = 2; i < n; i++)
-		if (s[i] < 0x80 || s[i] > 0xbf)
-			return 0;
-	return n;
-}
-
 /* Appends s to buf from off, escaped for a text line (json 0) or the
  * body of a JSON string (json 1): quotes and backslashes, control bytes
  * and bytes that are not UTF-8. Returns the new offset; stops short when
@@ -118,7 +84,7 @@ escape(char *buf, size_t size, size_t off, const char *s, int json)
 
 	while (*p != '\0' && off + 12 < size) {
 		unsigned char c = *p;
-		size_t n = utf8_len(p);
+		size_t n = utf8_len((const char *)p);
 		if (c == '\\' || (json && c == '"')) {
 			buf[off++] = '\\';
 			buf[off++] = (char)c;
@@ -128,7 +94,8 @@ escape(char *buf, size_t size, size_t off, const char *s, int json)
 		} else if (c < 0x20 || c == 0x7f || n == 0) {
 			/* In JSON the backslash itself is escaped. */
 			off += (size_t)snprintf(buf + off, size - off,
-						json ? "\\\\x%02x" : "\\x%02x", c);
+						json ? "\\\\x%02x" : "\\x%02x",
+						c);
 			n = 1;
 		} else {
 			memcpy(buf + off, p, n);

@@ -20,6 +20,7 @@
 
 #include "metrics.h"
 #include "strmap.h"
+#include "utf8.h"
 
 #define MAX_SERIES  20000
 #define MAX_READERS 32
@@ -49,7 +50,7 @@ static struct {
 		 { .vsize = sizeof(struct series) },
 		 { .vsize = sizeof(struct series) } } };
 
-static atomic_llong streamed, aborted, unmetered;
+static atomic_llong streamed, aborted, unmetered, pooled;
 static atomic_llong counters[METRIC__COUNT];
 
 /* Figures of other modules, read at render time. */
@@ -81,20 +82,32 @@ metrics_register(const char *name, const char *type, const char *help,
 	pthread_mutex_unlock(&readers.lock);
 }
 
-/* Appends a label value to buf, escaped as Prometheus wants. */
+/* Appends a label value to buf, escaped as Prometheus wants, and valid
+ * UTF-8 whatever it held: a byte that is not is written as U+FFFD, a
+ * control character as '?'. */
 static size_t
 esc(char *buf, size_t size, size_t off, const char *v)
 {
-	for (; v != NULL && *v != '\0' && off + 3 < size; v++) {
+	while (v != NULL && *v != '\0' && off + 5 < size) {
+		size_t n = utf8_len(v);
 		if (*v == '\\' || *v == '"') {
 			buf[off++] = '\\';
 			buf[off++] = *v;
 		} else if (*v == '\n') {
 			buf[off++] = '\\';
 			buf[off++] = 'n';
+		} else if (n == 0) {
+			memcpy(buf + off, "\xef\xbf\xbd", 3);
+			off += 3;
+		} else if ((unsigned char)*v < 0x20 || *v == 0x7f) {
+			buf[off++] = '?';
 		} else {
-			buf[off++] = *v;
+			memcpy(buf + off, v, n);
+			off += n;
+			v += n;
+			continue;
 		}
+		v++;
 	}
 	buf[off] = '\0';
 	return off;
@@ -132,6 +145,7 @@ series(enum family fam, char *l, size_t size, const char **kv, int nother)
 	if ((s = strmap_get(t, l)) != NULL)
 		return s;
 	if (m.n >= MAX_SERIES) {
+		atomic_fetch_add(&pooled, 1);
 		for (int i = 0; i < nother; i++)
 			kv[2 * i + 1] = "other";
 		labels(l, size, kv);
@@ -293,6 +307,10 @@ metrics_render(struct evbuffer *b)
 	render_one(b, "tollgate_unmetered_success_total", "counter",
 		   "Successful requests without usage.",
 		   atomic_load(&unmetered));
+	render_one(b, "tollgate_metrics_pooled_total", "counter",
+		   "Figures counted under \"other\" because the series limit "
+		   "was reached.",
+		   atomic_load(&pooled));
 	render_one(b, "tollgate_soft_quota_exceeded_total", "counter",
 		   "Requests served over a soft quota.",
 		   atomic_load(&counters[METRIC_SOFT_QUOTA]));

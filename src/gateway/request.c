@@ -459,6 +459,20 @@ finish_reply(struct request *req, const char *reason)
 		reply_error(http, req->rq_ep->wire, &internal);
 }
 
+/* The model as /metrics labels it: a route's own name, else "other". A
+ * client chooses the rest (unknown models, what a "*" route takes), and
+ * each would be a series. */
+static const char *
+model_label(const struct config *cfg, const char *model)
+{
+	const struct route_conf *r;
+
+	if (model == NULL)
+		return NULL;
+	r = config_route(cfg, model);
+	return r != NULL && strcmp(r->name, model) == 0 ? model : "other";
+}
+
 /* Logs the request's line and counts it; refusals are logged at a
  * bounded rate. */
 static void
@@ -469,7 +483,7 @@ account(struct request *req, const char *reason)
 	char more[64] = "";
 	struct metrics_request m = {
 		.tenant = rec->tenant,
-		.model = rec->requested_model,
+		.model = model_label(req->rq_cfg, rec->requested_model),
 		.provider = rec->provider,
 		.status = rec->status,
 		.prompt = rec->usage.prompt,
