@@ -622,6 +622,18 @@ set_rank(struct merge *m, uint32_t start, uint32_t rank)
 	}
 }
 
+/* Whether any two adjacent bytes of the piece are a token: when none
+ * are, no merge can start, and the piece is n tokens without the n * 24
+ * bytes of scratch (a long run of bytes that are no UTF-8, say). */
+static int
+any_pair(const struct bpe_table *t, const unsigned char *p, size_t n)
+{
+	for (size_t k = 0; k + 1 < n; k++)
+		if (rank_of(t, p + k, 2) != NO_RANK)
+			return 1;
+	return 0;
+}
+
 /* Tokens of a piece of n (more than SMALL_PIECE) bytes: the merges of
  * merge_small() in the same order, the least pair found in O(log n). */
 static size_t
@@ -631,7 +643,7 @@ merge_heap(const struct bpe_table *t, const unsigned char *p, size_t n)
 	size_t merges = 0;
 	void *mem;
 
-	if (n > HUGE_PIECE)
+	if (n > HUGE_PIECE || !any_pair(t, p, n))
 		return n;
 	mem = scratch_get(n * (sizeof *m.heap + sizeof *m.part));
 	if (mem == NULL)

@@ -14,6 +14,10 @@
  * only when it has the expected JSON type, and every allocation failure
  * lands in one flag (struct bld) checked before printing, so a malformed
  * or hostile input gives NULL and a reason, never a crash or half a body.
+ * Each translation is linear in the size of its input: cJSON arrays are
+ * linked lists, so their items are walked in order and kept at hand
+ * (the last turn, when merging), never counted or found by index in a
+ * loop (tests/test_linear.c measures it).
  *
  * Requests, chat -> messages (tr_chat_to_messages):
  * - system and developer messages, wherever they are, become the top-level
@@ -378,39 +382,22 @@ tool_result_block(struct bld *b, cJSON *arr, const cJSON *m, int mi,
 		cJSON_Delete(inner);
 		return -1;
 	}
-	if (cJSON_GetArraySize(inner) > 0)
+	if (has_items(inner))
 		b_add(b, blk, "content", inner);
 	else
 		cJSON_Delete(inner);
 	return 0;
 }
 
-/* Appends the blocks of one turn to msgs, merging them into the last turn
- * when it has the same role. Takes ownership of blocks. */
-static void
+/* Adds a turn {role, content: blocks} to msgs; takes ownership of blocks.
+ * Returns the content array as added (NULL when out of memory). */
+static cJSON *
 add_turn(struct bld *b, cJSON *msgs, const char *role, cJSON *blocks)
 {
-	cJSON *last, *content, *blk;
+	cJSON *turn = b_obj(b, msgs, NULL);
 
-	if (blocks == NULL) {
-		b->oom = 1;
-		return;
-	}
-	if (cJSON_GetArraySize(blocks) == 0) {
-		cJSON_Delete(blocks);
-		return;
-	}
-	last = cJSON_GetArrayItem(msgs, cJSON_GetArraySize(msgs) - 1);
-	if (last != NULL && str_is(last, "role", role)) {
-		content = cJSON_GetObjectItemCaseSensitive(last, "content");
-		while ((blk = cJSON_DetachItemFromArray(blocks, 0)) != NULL)
-			cJSON_AddItemToArray(content, blk);
-		cJSON_Delete(blocks);
-		return;
-	}
-	last = b_obj(b, msgs, NULL);
-	b_str(b, last, "role", role);
-	b_add(b, last, "content", blocks);
+	b_str(b, turn, "role", role);
+	return b_add(b, turn, "content", blocks);
 }
 
 /* Replaces a content array holding a single plain text block by the text
@@ -419,11 +406,11 @@ static void
 collapse_text(struct bld *b, cJSON *holder, const char *key)
 {
 	cJSON *arr = cJSON_GetObjectItemCaseSensitive(holder, key);
-	cJSON *blk = cJSON_GetArrayItem(arr, 0);
+	cJSON *blk = has_items(arr) ? arr->child : NULL;
 	cJSON *s;
 
-	if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) != 1 ||
-	    !str_is(blk, "type", "text") || cJSON_GetArraySize(blk) != 2)
+	if (blk == NULL || blk->next != NULL || !str_is(blk, "type", "text") ||
+	    cJSON_GetArraySize(blk) != 2)
 		return;
 	if (get_str(blk, "text") == NULL)
 		return;
@@ -431,23 +418,18 @@ collapse_text(struct bld *b, cJSON *holder, const char *key)
 	b_replace(b, holder, key, s);
 }
 
-/* The blocks of one user, assistant or tool message (NULL with *cause
- * when it cannot be translated); *role is the Anthropic turn's role. */
-static cJSON *
-chat_turn(struct bld *b, const cJSON *m, const char **role, int mi,
-	  char **cause)
+/* Adds the blocks of one user, assistant or tool message to blocks; -1
+ * with *cause when it cannot be translated. */
+static int
+chat_turn(struct bld *b, const cJSON *m, const char *role, cJSON *blocks,
+	  int mi, char **cause)
 {
 	const cJSON *content = get(m, "content");
-	cJSON *blocks = cJSON_CreateArray();
 	int r;
 
-	if (blocks == NULL) {
-		b->oom = 1;
-		return fail(cause, "out of memory");
-	}
-	if (strcmp(*role, "user") == 0) {
+	if (strcmp(role, "user") == 0) {
 		r = content_blocks(b, blocks, content, 2, mi, cause);
-	} else if (strcmp(*role, "assistant") == 0) {
+	} else if (strcmp(role, "assistant") == 0) {
 		if (!absent(m, "function_call")) {
 			fail(cause,
 			     "messages[%d]: legacy function_call is not translated; use tool_calls",
@@ -458,32 +440,31 @@ chat_turn(struct bld *b, const cJSON *m, const char **role, int mi,
 			r = tool_use_blocks(b, blocks, get(m, "tool_calls"), mi,
 					    cause);
 		}
-	} else if (strcmp(*role, "tool") == 0) {
+	} else if (strcmp(role, "tool") == 0) {
 		r = tool_result_block(b, blocks, m, mi, cause);
-		*role = "user";
 	} else {
 		fail(cause, "messages[%d]: role \"%s\" is not translated", mi,
-		     *role);
+		     role);
 		r = -1;
 	}
-	if (r < 0) {
-		cJSON_Delete(blocks);
-		return NULL;
-	}
-	return blocks;
+	return r;
 }
 
-/* Translates the chat "messages" into "system" blocks and turns. */
+/* Translates the chat "messages" into "system" blocks and turns. A
+ * message of the same Anthropic role as the turn before adds its blocks
+ * to that turn, which is kept at hand (looking it up in msgs would walk
+ * the whole list for each message: cJSON arrays are linked lists). */
 static int
 chat_messages(struct bld *b, const cJSON *messages, cJSON *system, cJSON *msgs,
 	      char **cause)
 {
 	const cJSON *m;
-	cJSON *blocks;
+	const char *last_role = NULL; /* the last turn's role and content */
+	cJSON *last = NULL, *blocks;
 	int mi = 0;
 
 	cJSON_ArrayForEach (m, messages) {
-		const char *role = get_str(m, "role");
+		const char *role = get_str(m, "role"), *trole;
 
 		if (role == NULL) {
 			fail(cause, "messages[%d] has no role", mi);
@@ -494,11 +475,31 @@ chat_messages(struct bld *b, const cJSON *messages, cJSON *system, cJSON *msgs,
 			if (content_blocks(b, system, get(m, "content"), 0, mi,
 					   cause) < 0)
 				return -1;
-		} else {
-			blocks = chat_turn(b, m, &role, mi, cause);
-			if (blocks == NULL)
+			mi++;
+			continue;
+		}
+		/* A tool result goes in a user turn. */
+		trole = strcmp(role, "tool") == 0 ? "user" : role;
+		if (last != NULL && strcmp(last_role, trole) == 0) {
+			if (chat_turn(b, m, role, last, mi, cause) < 0)
 				return -1;
-			add_turn(b, msgs, role, blocks);
+		} else {
+			if ((blocks = cJSON_CreateArray()) == NULL) {
+				b->oom = 1;
+				fail(cause, "out of memory");
+				return -1;
+			}
+			if (chat_turn(b, m, role, blocks, mi, cause) < 0) {
+				cJSON_Delete(blocks);
+				return -1;
+			}
+			if (blocks->child == NULL) {
+				/* Nothing to say: no turn. */
+				cJSON_Delete(blocks);
+			} else {
+				last = add_turn(b, msgs, trole, blocks);
+				last_role = trole;
+			}
 		}
 		mi++;
 	}
@@ -518,7 +519,7 @@ tools_begin(struct bld *b, cJSON *out, const cJSON *tools, cJSON **arr,
 		fail(cause, "tools must be an array");
 		return -1;
 	}
-	if (cJSON_GetArraySize(tools) == 0)
+	if (!has_items(tools))
 		return 0;
 	*arr = b_arr(b, out, "tools");
 	return 1;
@@ -668,7 +669,7 @@ chat_params(struct bld *b, cJSON *out, const cJSON *req, char **cause)
 			if (has_ink(s->valuestring))
 				b_str(b, arr, NULL, s->valuestring);
 		}
-		if (cJSON_GetArraySize(arr) > 0)
+		if (has_items(arr))
 			b_add(b, out, "stop_sequences", arr);
 		else
 			cJSON_Delete(arr);
@@ -718,7 +719,7 @@ tr_chat_to_messages(const cJSON *req, const char *model, int64_t cap,
 
 	if (!cJSON_IsObject(req))
 		return fail(cause, "the request body is not a JSON object");
-	if (!cJSON_IsArray(messages) || cJSON_GetArraySize(messages) == 0)
+	if (!has_items(messages))
 		return fail(cause, "messages must be a non-empty array");
 	r = json_count(req, "n", &n);
 	if (r < 0 || (r > 0 && n != 1))
@@ -741,7 +742,7 @@ tr_chat_to_messages(const cJSON *req, const char *model, int64_t cap,
 	}
 	if (chat_messages(&b, messages, system, msgs, cause) < 0)
 		goto fail;
-	if (cJSON_GetArraySize(msgs) == 0) {
+	if (!has_items(msgs)) {
 		fail(cause, "no user or assistant message has content");
 		goto fail;
 	}
@@ -749,7 +750,7 @@ tr_chat_to_messages(const cJSON *req, const char *model, int64_t cap,
 		collapse_text(&b, turn, "content");
 	b_str(&b, out, "model", model);
 	b_num(&b, out, "max_tokens", (double)mt);
-	if (cJSON_GetArraySize(system) > 0) {
+	if (has_items(system)) {
 		b_add(&b, out, "system", system);
 		collapse_text(&b, out, "system");
 	} else {
@@ -910,7 +911,7 @@ tool_message(struct bld *b, cJSON *msgs, cJSON *extra, const cJSON *blk, int mi,
 			return -1;
 		}
 	}
-	if (cJSON_GetArraySize(parts) == 0)
+	if (!has_items(parts))
 		b_replace(b, m, "content", cJSON_CreateString(""));
 	else
 		collapse_text(b, m, "content");
@@ -967,7 +968,7 @@ user_turn(struct bld *b, cJSON *msgs, const cJSON *content, int mi,
 			return -1;
 		}
 	}
-	if (cJSON_GetArraySize(parts) == 0) {
+	if (!has_items(parts)) {
 		cJSON_Delete(parts);
 		return 0;
 	}
@@ -1039,7 +1040,7 @@ assistant_turn(struct bld *b, cJSON *msgs, const cJSON *content, int mi,
 			return -1;
 		}
 	}
-	if (cJSON_GetArraySize(parts) > 0)
+	if (has_items(parts))
 		collapse_text(b, m, "content");
 	else if (calls != NULL)
 		b_replace(b, m, "content", cJSON_CreateNull());
@@ -1162,7 +1163,7 @@ tr_messages_to_chat(const cJSON *req, const char *model, int include_usage,
 
 	if (!cJSON_IsObject(req))
 		return fail(cause, "the request body is not a JSON object");
-	if (!cJSON_IsArray(messages) || cJSON_GetArraySize(messages) == 0)
+	if (!has_items(messages))
 		return fail(cause, "messages must be a non-empty array");
 	rmt = json_count(req, "max_tokens", &mt);
 	if (rmt < 0)
@@ -1211,7 +1212,7 @@ tr_messages_to_chat(const cJSON *req, const char *model, int include_usage,
 	if (r > 0)
 		b_num(&b, out, "top_p", v);
 	stop = get(req, "stop_sequences");
-	if (cJSON_IsArray(stop) && cJSON_GetArraySize(stop) > 0) {
+	if (has_items(stop)) {
 		arr = b_arr(&b, out, "stop");
 		cJSON_ArrayForEach (s, stop) {
 			if (!cJSON_IsString(s)) {

@@ -156,6 +156,14 @@ b_replace(struct bld *b, cJSON *obj, const char *key, cJSON *item)
 	}
 }
 
+/* Whether v is an array with an item, found without counting them all
+ * (cJSON_GetArraySize walks the whole list). */
+static inline int
+has_items(const cJSON *v)
+{
+	return cJSON_IsArray(v) && v->child != NULL;
+}
+
 /* v when it is an array, else NULL (for loops over optional arrays). */
 static inline const cJSON *
 arr_of(const cJSON *v)

@@ -105,23 +105,28 @@ tr_stream_done(const struct tr_stream *tr)
 	return tr->done;
 }
 
-/* Grows an int map to hold index i (new slots -1); 0, or -1 past cap. */
+/* Grows an int map to hold index i (new slots -1), doubling so that
+ * indexes met one by one cost no more than their number; 0, or -1 past
+ * cap. */
 static int
 map_grow(int **map, int *n, int i, int cap)
 {
-	int *m, k;
+	int *m, k, size;
 
 	if (i < 0 || i >= cap)
 		return -1;
 	if (i < *n)
 		return 0;
-	m = realloc(*map, (size_t)(i + 1) * sizeof(int));
+	size = *n > cap / 2 ? cap : *n * 2;
+	if (size <= i)
+		size = i + 1;
+	m = realloc(*map, (size_t)size * sizeof(int));
 	if (m == NULL)
 		return -1;
-	for (k = *n; k <= i; k++)
+	for (k = *n; k < size; k++)
 		m[k] = -1;
 	*map = m;
-	*n = i + 1;
+	*n = size;
 	return 0;
 }
 
