@@ -11,7 +11,8 @@
 //   hold    --conns N --for MS        connect, send nothing, count who stays
 //   flood   --conns N --for MS [--key K] [--model M] [--unique 1]
 //                                     keep-alive requests as fast as answered
-//                                     (--unique: a new model name each time)
+//                                     (--unique: a new model name each time;
+//                                     --count N: stop after N requests)
 //   raw     --data BASE64             send bytes, print the whole answer
 //
 // Each answer's status line is read; statuses are counted in the summary.
@@ -181,6 +182,7 @@ async function hold() {
 
 async function flood() {
 	const until = Number(opt.for);
+	const limit = opt.count ? Number(opt.count) : Infinity;
 	const auth = opt.key ? `Authorization: Bearer ${opt.key}\r\n` : '';
 	let nth = 0;
 	function request() {
@@ -198,7 +200,7 @@ async function flood() {
 	// Each worker sends a request, reads its answer (up to the end of a
 	// Content-Length body), and sends the next, reconnecting on close.
 	async function worker() {
-		while (Date.now() - t0 < until) {
+		while (Date.now() - t0 < until && sent < limit) {
 			const s = connect();
 			await new Promise((r) => {
 				s.once('connect', r);
@@ -217,7 +219,8 @@ async function flood() {
 				if (wake)
 					wake();
 			});
-			while (open && Date.now() - t0 < until) {
+			while (open && Date.now() - t0 < until &&
+			       sent < limit) {
 				s.write(request());
 				sent++;
 				let status = 0;
