@@ -75,6 +75,8 @@ static const struct bad_case bad_cases[] = {
 	  "provider a: base_url is required" },
 	{ "base_url scheme", "[provider a]\nbase_url = ftp://x\n",
 	  "provider a: base_url must start with http:// or https://" },
+	{ "base_url without a host", "[provider a]\nbase_url = https:///\n",
+	  "provider a: base_url has no host" },
 	{ "route without target",
 	  "[provider a]\nbase_url = http://x\n[route m]\n",
 	  "route m: target is required" },

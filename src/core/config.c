@@ -438,15 +438,17 @@ validate(struct config *cfg, const char *path, char **cause)
 		return -1;
 	}
 	for (struct provider_conf *p = cfg->providers; p; p = p->next) {
-		size_t n;
+		size_t n, scheme;
 		if (p->base_url == NULL) {
 			*cause = errorf(path, 0,
 					"provider %s: base_url is required",
 					p->name);
 			return -1;
 		}
-		if (strncmp(p->base_url, "http://", 7) != 0 &&
-		    strncmp(p->base_url, "https://", 8) != 0) {
+		scheme = strncmp(p->base_url, "http://", 7) == 0    ? 7
+			 : strncmp(p->base_url, "https://", 8) == 0 ? 8
+								    : 0;
+		if (scheme == 0) {
 			*cause = errorf(
 				path, 0,
 				"provider %s: base_url must start with http:// or https://",
@@ -454,8 +456,14 @@ validate(struct config *cfg, const char *path, char **cause)
 			return -1;
 		}
 		n = strlen(p->base_url);
-		while (n > 0 && p->base_url[n - 1] == '/')
+		while (n > scheme && p->base_url[n - 1] == '/')
 			p->base_url[--n] = '\0';
+		if (n == scheme) {
+			*cause = errorf(path, 0,
+					"provider %s: base_url has no host",
+					p->name);
+			return -1;
+		}
 		/* The type decides the usage quirks of the two that have a
 		 * wire or an endpoint of their own. */
 		if (p->type == PROVIDER_ANTHROPIC)
