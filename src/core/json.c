@@ -141,14 +141,17 @@ json_name_is(const char *raw, size_t n, const char *key)
 	return *key == '\0';
 }
 
-/* Whether the raw name holds an escaped NUL, which cJSON's names end at. */
+/* Whether the raw name holds a NUL, escaped or not, which cJSON's names
+ * end at. */
 int
 json_name_has_nul(const char *raw, size_t n)
 {
 	uint32_t u;
 
-	for (size_t i = 0; i + 1 < n; i++) {
-		if (raw[i] != '\\')
+	for (size_t i = 0; i < n; i++) {
+		if (raw[i] == '\0')
+			return 1;
+		if (raw[i] != '\\' || i + 1 == n)
 			continue;
 		if (raw[i + 1] == 'u' && i + 6 <= n &&
 		    hex4(raw + i + 2, &u) == 0 && u == 0)
