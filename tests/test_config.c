@@ -57,6 +57,8 @@ static const struct bad_case bad_cases[] = {
 	  ":2: workers: expected a whole number: 'many'" },
 	{ "out of range", "[tollgate]\nworkers = 100000\n",
 	  ":2: workers: out of range: '100000'" },
+	{ "negative size", "[tollgate]\nmax_body_size = -4M\n",
+	  ":2: max_body_size: out of range: '-4M'" },
 	{ "bad size", "[tollgate]\nmax_body_size = 4X\n",
 	  ":2: max_body_size: expected a size (e.g. 4M): '4X'" },
 	{ "bad section header", "[tollgate\n", ":1: bad section header" },

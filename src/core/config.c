@@ -195,9 +195,9 @@ parse_int(const char *v, int sizes, int64_t *out)
 			return -1;
 		}
 		end++;
-		if (n > (INT64_MAX >> shift))
+		/* A multiplication: shifting a negative number is undefined. */
+		if (__builtin_mul_overflow(n, 1LL << shift, &n))
 			return -1;
-		n <<= shift;
 	}
 	if (*end != '\0')
 		return -1;
