@@ -65,9 +65,9 @@ ascii(const char *s)
 }
 
 /* Checks a record decoded from any text: within the bounds decode
- * promises, and, when its endpoint and refusal are what the gateway
- * writes there (ASCII: in its own buffers, bytes that encode escapes or
- * replaces would no longer fit), it goes round. */
+ * promises, and, when its request id, endpoint and refusal are what the
+ * gateway writes there (ASCII: in their fixed buffers, bytes that encode
+ * escapes or replaces would no longer fit), it goes round. */
 static void
 check_decoded(const struct usage_record *rec)
 {
@@ -84,7 +84,8 @@ check_decoded(const struct usage_record *rec)
 			   rec->usage.cache_write >= 0 &&
 			   rec->usage.reasoning >= 0,
 		   "a negative count");
-	if (ascii(rec->endpoint) && ascii(rec->refusal))
+	if (ascii(rec->request_id) && ascii(rec->endpoint) &&
+	    ascii(rec->refusal))
 		round_trip(rec);
 }
 
