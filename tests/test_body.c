@@ -124,6 +124,20 @@ refusals(void)
 	}
 }
 
+/* A raw NUL byte in a name, which cJSON takes: it reads the name up to
+ * the NUL (max_tokens), json.c and other readers read it whole. */
+static void
+raw_nul_name(void)
+{
+	static const char body[] = "{\"model\":\"a\",\"max_tokens\0x\":9}";
+	struct body b;
+	struct body_error e;
+
+	ok(body_read(body, sizeof(body) - 1, &b, &e) == -1 &&
+		   strstr(e.msg, "\\u0000") != NULL,
+	   "a raw NUL in a name is refused: %s", e.msg);
+}
+
 static void
 passes(void)
 {
@@ -208,6 +222,7 @@ main(void)
 	ok(body_names_fold_equal("\xe2\x84\xaa", "k"), "Kelvin sign is k");
 	ok(!body_names_fold_equal("model", "models"), "lengths differ");
 	refusals();
+	raw_nul_name();
 	passes();
 	large_objects();
 	edits();

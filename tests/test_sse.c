@@ -719,6 +719,16 @@ test_max_event(void)
 	       "an event of exactly max_event bytes is accepted");
 	is_int(r.n, 1, "and reported");
 	sse_parser_free(p);
+
+	/* One byte over, the last being the LF of a CRLF in the next read:
+	 * the same failure as in one read. */
+	p = sse_parser_new(64, record_cb, &r);
+	memcpy(big + 62, "\n\r\n", 3);
+	is_int(sse_parser_feed(p, big, 64), 0, "64 bytes up to a CR fit");
+	is_int(sse_parser_feed(p, big + 64, 1), -1,
+	       "the LF that makes the event 65 bytes fails");
+	is_int(r.n, 1, "no event reported");
+	sse_parser_free(p);
 	rec_free(&r);
 }
 

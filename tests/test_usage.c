@@ -359,7 +359,17 @@ done:
 static void
 test_strip(void)
 {
-	const char *in;
+	static const struct {
+		const char *in, *want, *name;
+	} cases[] = {
+		{ "{\"a\": 1, \"usage\": {\"x\": 2}, "
+		  "\"choices\": [{\"usage\": null, \"b\": 2}, 3]}",
+		  "{\"a\":1,\"choices\":[{\"b\":2},3]}",
+		  "every usage member removed, unformatted" },
+		{ "{\"usage\": {\"x\": 2}, \"usage\": null, "
+		  "\"choices\": [{\"usage\": 1, \"usage\": 2}]}",
+		  "{\"choices\":[{}]}", "a repeated usage removed too" },
+	};
 	char *out;
 
 	check_strip("baichuan-chat-stream.sse", FLAVOR_BAICHUAN, 2,
@@ -368,12 +378,11 @@ test_strip(void)
 	check_strip("moonshot-chat-stream.sse", FLAVOR_MOONSHOT, 3, NULL);
 	check_strip("zhipu-chat-stream.sse", FLAVOR_ZHIPU, 3, "");
 
-	in = "{\"a\": 1, \"usage\": {\"x\": 2}, "
-	     "\"choices\": [{\"usage\": null, \"b\": 2}, 3]}";
-	out = usage_strip(in, strlen(in));
-	is_str(out, "{\"a\":1,\"choices\":[{\"b\":2},3]}",
-	       "strip: every usage member removed, unformatted");
-	free(out);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		out = usage_strip(cases[i].in, strlen(cases[i].in));
+		is_str(out, cases[i].want, "strip: %s", cases[i].name);
+		free(out);
+	}
 	out = usage_strip("{\"usage\":{}}   xyz", 12);
 	is_str(out, "{}", "strip: data_len bounds the input");
 	free(out);

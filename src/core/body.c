@@ -12,7 +12,8 @@
  *    regardless of case (and takes U+212A and U+017F for k and s). At the
  *    top level and in stream_options, where the gateway reads members, a
  *    name that folds to one of those it reads must be spelled exactly so;
- *  - an escaped NUL in a name, where cJSON's copy of the name ends;
+ *  - a NUL in a name, escaped or a raw byte (cJSON takes control bytes
+ *    in strings), where cJSON's copy of the name ends;
  *  - bytes after the object, which some readers ignore and others refuse;
  *  - a member of the wrong type, which a lenient reader coerces ("stream":
  *    "true", "max_tokens": "100"): the members the gateway reads must
@@ -261,7 +262,7 @@ no_lookalikes(const cJSON *obj, const char *const *names, const char *where,
 	return 0;
 }
 
-/* Refuses a top-level name written with an escaped NUL. */
+/* Refuses a top-level name written with a NUL. */
 static int
 no_nul_names(const char *buf, size_t len, struct body_error *e)
 {

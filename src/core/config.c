@@ -227,9 +227,9 @@ parse_int(const char *v, int sizes, int64_t *out)
 			return -1;
 		}
 		end++;
-		if (n > (INT64_MAX >> shift))
+		/* A multiplication: shifting a negative number is undefined. */
+		if (__builtin_mul_overflow(n, 1LL << shift, &n))
 			return -1;
-		n <<= shift;
 	}
 	if (*end != '\0')
 		return -1;
@@ -571,15 +571,17 @@ validate(struct config *cfg, const char *path, char **cause)
 		return -1;
 	}
 	for (struct provider_conf *p = cfg->providers; p; p = p->next) {
-		size_t n;
+		size_t n, scheme;
 		if (p->base_url == NULL) {
 			*cause = errorf(path, 0,
 					"provider %s: base_url is required",
 					p->name);
 			return -1;
 		}
-		if (strncmp(p->base_url, "http://", 7) != 0 &&
-		    strncmp(p->base_url, "https://", 8) != 0) {
+		scheme = strncmp(p->base_url, "http://", 7) == 0    ? 7
+			 : strncmp(p->base_url, "https://", 8) == 0 ? 8
+								    : 0;
+		if (scheme == 0) {
 			*cause = errorf(
 				path, 0,
 				"provider %s: base_url must start with http:// or https://",
@@ -587,8 +589,14 @@ validate(struct config *cfg, const char *path, char **cause)
 			return -1;
 		}
 		n = strlen(p->base_url);
-		while (n > 0 && p->base_url[n - 1] == '/')
+		while (n > scheme && p->base_url[n - 1] == '/')
 			p->base_url[--n] = '\0';
+		if (n == scheme) {
+			*cause = errorf(path, 0,
+					"provider %s: base_url has no host",
+					p->name);
+			return -1;
+		}
 		/* The type decides the usage quirks of the two that have a
 		 * wire or an endpoint of their own. */
 		if (p->type == PROVIDER_ANTHROPIC)

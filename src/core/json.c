@@ -141,14 +141,17 @@ json_name_is(const char *raw, size_t n, const char *key)
 	return *key == '\0';
 }
 
-/* Whether the raw name holds an escaped NUL, which cJSON's names end at. */
+/* Whether the raw name holds a NUL, escaped or not, which cJSON's names
+ * end at. */
 int
 json_name_has_nul(const char *raw, size_t n)
 {
 	uint32_t u;
 
-	for (size_t i = 0; i + 1 < n; i++) {
-		if (raw[i] != '\\')
+	for (size_t i = 0; i < n; i++) {
+		if (raw[i] == '\0')
+			return 1;
+		if (raw[i] != '\\' || i + 1 == n)
 			continue;
 		if (raw[i + 1] == 'u' && i + 6 <= n &&
 		    hex4(raw + i + 2, &u) == 0 && u == 0)
@@ -239,14 +242,17 @@ json_parse_int(const char *s, size_t n, int64_t *v)
 
 	if (n == (size_t)neg)
 		return -1;
+	/* A negative number is summed negatively, so -2^63 fits. */
 	for (size_t i = (size_t)neg; i < n; i++) {
+		int d = neg ? '0' - s[i] : s[i] - '0';
+
 		if (s[i] < '0' || s[i] > '9')
 			return -1;
 		if (__builtin_mul_overflow(x, 10, &x) ||
-		    __builtin_add_overflow(x, s[i] - '0', &x))
+		    __builtin_add_overflow(x, d, &x))
 			return -2;
 	}
-	*v = neg ? -x : x;
+	*v = x;
 	return 0;
 }
 

@@ -224,6 +224,9 @@ sse_parser_feed(struct sse_parser *p, const char *buf, size_t len)
 			line = cur;
 		}
 		if (p->dispatch_held) {
+			/* The LF that ends the held event counts too. */
+			if (p->raw.len + (size_t)(cur - ev) > p->max_event)
+				goto fail;
 			rc = dispatch(p, ev, cur);
 			ev = cur;
 			if (rc != 0)

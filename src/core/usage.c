@@ -397,6 +397,15 @@ usage_stream_event(struct usage_stream *st, const char *event, const char *data,
 	return flags;
 }
 
+/* Deletes every member named usage of obj: a chunk may repeat one, and
+ * cJSON deletes the first of a name. */
+static void
+delete_usage(cJSON *obj)
+{
+	while (cJSON_GetObjectItemCaseSensitive(obj, "usage") != NULL)
+		cJSON_DeleteItemFromObjectCaseSensitive(obj, "usage");
+}
+
 /* Returns data reprinted without its usage members (malloc'd, caller frees
  * with free()), or NULL when data is not a JSON object or memory ran out. */
 char *
@@ -414,13 +423,12 @@ usage_strip(const char *data, size_t data_len)
 		cJSON_Delete(root);
 		return NULL;
 	}
-	cJSON_DeleteItemFromObjectCaseSensitive(root, "usage");
+	delete_usage(root);
 	ch = cJSON_GetObjectItemCaseSensitive(root, "choices");
 	if (cJSON_IsArray(ch))
 		cJSON_ArrayForEach (it, ch)
 			if (cJSON_IsObject(it))
-				cJSON_DeleteItemFromObjectCaseSensitive(
-					it, "usage");
+				delete_usage(it);
 	/* cJSON allocates with malloc unless hooks are installed; none are. */
 	out = cJSON_PrintUnformatted(root);
 	cJSON_Delete(root);
