@@ -97,6 +97,22 @@ for dir in "${dirs[@]}"; do
 	done
 done
 seed config tollgate.conf.sample <"$top/etc/tollgate.conf.sample"
+# Requests as clients send them: a request fixture with its head, whole
+# and chunked.
+for dir in "${dirs[@]}"; do
+	for path in "$dir"/*-request.json; do
+		[ -f "$path" ] || continue
+		n=$(wc -c <"$path")
+		printf 'POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer tg-x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n' "$n" |
+			cat - "$path" | seed http "cl-${path##*/}" 0
+		{
+			printf 'POST /v1/messages HTTP/1.1\r\nHost: gw\r\nx-api-key: tg-x\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n'
+			printf '%x;ext=1\r\n' "$n"
+			cat "$path"
+			printf '\r\n0\r\nTrailer: x\r\n\r\n'
+		} | seed http "chunked-${path##*/}" 5
+	done
+done
 for path in "$top"/tests/bpe/corpus/*; do
 	seed bpe "${path##*/}" 0 <"$path"
 	seed bpe "cl100k-${path##*/}" 1 <"$path"
