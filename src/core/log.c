@@ -73,6 +73,18 @@ log_enabled(enum log_level level)
 	return level <= log_level;
 }
 
+/* Whether the UTF-8 sequence at p (n bytes) is a character some terminal
+ * or log viewer acts on: a C1 control (U+0080 to U+009F, e.g. CSI or
+ * NEL) or the line and paragraph separators U+2028, U+2029. Escaped byte
+ * by byte like invalid UTF-8. */
+static int
+breaks_lines(const unsigned char *p, size_t n)
+{
+	return (n == 2 && p[0] == 0xc2 && p[1] <= 0x9f) ||
+	       (n == 3 && p[0] == 0xe2 && p[1] == 0x80 &&
+		(p[2] == 0xa8 || p[2] == 0xa9));
+}
+
 /* Appends s to buf from off, escaped for a text line (json 0) or the
  * body of a JSON string (json 1): quotes and backslashes, control bytes
  * and bytes that are not UTF-8. Returns the new offset; stops short when
@@ -85,17 +97,26 @@ escape(char *buf, size_t size, size_t off, const char *s, int json)
 	while (*p != '\0' && off + 12 < size) {
 		unsigned char c = *p;
 		size_t n = utf8_len((const char *)p);
-		if (c == '\\' || (json && c == '"')) {
+		/* Text escapes are the same in both formats; in JSON their
+		 * backslash is escaped once more, so the decoded message
+		 * reads as the text line does. */
+		const char *bs = json ? "\\\\" : "\\";
+		if (c == '\n' || c == '\r' || c == '\t') {
+			off += (size_t)snprintf(buf + off, size - off, "%s%c",
+						bs,
+						c == '\n'   ? 'n'
+						: c == '\r' ? 'r'
+							    : 't');
+		} else if (c == '\\') {
+			off += (size_t)snprintf(buf + off, size - off, "%s%s",
+						bs, bs);
+		} else if (json && c == '"') {
 			buf[off++] = '\\';
-			buf[off++] = (char)c;
-		} else if (c == '\n' || c == '\r' || c == '\t') {
-			buf[off++] = '\\';
-			buf[off++] = c == '\n' ? 'n' : c == '\r' ? 'r' : 't';
-		} else if (c < 0x20 || c == 0x7f || n == 0) {
-			/* In JSON the backslash itself is escaped. */
+			buf[off++] = '"';
+		} else if (c < 0x20 || c == 0x7f || n == 0 ||
+			   breaks_lines(p, n)) {
 			off += (size_t)snprintf(buf + off, size - off,
-						json ? "\\\\x%02x" : "\\x%02x",
-						c);
+						"%sx%02x", bs, c);
 			n = 1;
 		} else {
 			memcpy(buf + off, p, n);
