@@ -124,14 +124,20 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt 6000 ]; then
 	tg_log "open-file limit $(ulimit -n): $TRICKLE trickling connections"
 fi
 HELD=$((TRICKLE < 2000 ? TRICKLE : 2000))
+# The connections of the attacks before are gone (they count per address).
+tg_wait_until 15 '[ "$(tg_metric tollgate_client_connections)" = 0 ]' ||
+	tg_log "connections still open before trickling: $(tg_metric tollgate_client_connections)"
 hostile trickle --conns "$TRICKLE" --interval 500 --for 8000 >/dev/null
 N408=$(jqh '.statuses["408"] // 0')
 N503=$(jqh '.statuses["503"] // 0')
 tg_log "trickling: $N408 answered 408, $N503 answered 503, last closed at $(jqh .max_close_ms) ms"
 assert_eq "trickling: the server closed all $TRICKLE" "$TRICKLE" "$(jqh .closed_by_server)"
-assert_eq "trickling: $HELD held until the deadline, then 408" "$HELD" "$N408"
-assert_eq "trickling: the other $((TRICKLE - HELD)) refused 503" $((TRICKLE - HELD)) "$N503"
-assert_true "trickling: closed within header_timeout + 1.5 s (last at $(jqh .max_close_ms) ms)" \
+assert_eq "trickling: each answered, 408 at the deadline or 503 at once" \
+	"$TRICKLE" $((N408 + N503))
+# A slot freed by a deadline may take a later connection, so at least
+# HELD of them reached their deadline.
+assert_true "trickling: at least $HELD held until the deadline ($N408)" [ "$N408" -ge "$HELD" ]
+assert_true "trickling: none lived past header_timeout + 1.5 s (longest $(jqh .max_close_ms) ms)" \
 	[ "$(jqh .max_close_ms)" -le 3500 ]
 assert_true "trickling: no connection left open" \
 	tg_wait_until 5 '[ "$(tg_metric tollgate_client_connections)" = 0 ]'

@@ -64,6 +64,7 @@
 #define LINGER_MAX_MS     30000
 #define LINGER_BYTES      (64 * 1024 * 1024)
 #define MAX_LISTENERS     16
+#define LISTEN_BACKLOG    4096  /* the kernel caps it at net.core.somaxconn */
 #define CHUNK_OVERHEAD    16384 /* chunk sizes, extensions, trailers */
 #define REFUSED_ANSWER_MS 2000  /* sending a refused connection its 503 */
 
@@ -1291,7 +1292,8 @@ httpd_open_listener(const char *addr, char **cause)
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
 	    bind(fd, res->ai_addr, res->ai_addrlen) != 0 ||
-	    listen(fd, 1024) != 0 || evutil_make_socket_nonblocking(fd) != 0) {
+	    listen(fd, LISTEN_BACKLOG) != 0 ||
+	    evutil_make_socket_nonblocking(fd) != 0) {
 		snprintf(msg, sizeof msg, "listen %s: %s", addr,
 			 strerror(errno));
 		goto fail;
