@@ -141,8 +141,9 @@ json_name_is(const char *raw, size_t n, const char *key)
 	return *key == '\0';
 }
 
-/* Whether the raw name holds a NUL, escaped or not, which cJSON's names
- * end at. */
+/* Whether the raw name holds a NUL, which cJSON's names end at: a raw
+ * byte, \u0000, or a \u not followed by four hex digits (cJSON reads
+ * the code point of such an escape as 0). */
 int
 json_name_has_nul(const char *raw, size_t n)
 {
@@ -153,8 +154,8 @@ json_name_has_nul(const char *raw, size_t n)
 			return 1;
 		if (raw[i] != '\\' || i + 1 == n)
 			continue;
-		if (raw[i + 1] == 'u' && i + 6 <= n &&
-		    hex4(raw + i + 2, &u) == 0 && u == 0)
+		if (raw[i + 1] == 'u' &&
+		    (i + 6 > n || hex4(raw + i + 2, &u) != 0 || u == 0))
 			return 1;
 		i++; /* the escaped character */
 	}
