@@ -243,12 +243,14 @@ json_parse_int(const char *s, size_t n, int64_t *v)
 
 	if (n == (size_t)neg)
 		return -1;
+	/* Text first: a long number with a letter is no integer (-1). */
+	for (size_t i = (size_t)neg; i < n; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
 	/* A negative number is summed negatively, so -2^63 fits. */
 	for (size_t i = (size_t)neg; i < n; i++) {
 		int d = neg ? '0' - s[i] : s[i] - '0';
 
-		if (s[i] < '0' || s[i] > '9')
-			return -1;
 		if (__builtin_mul_overflow(x, 10, &x) ||
 		    __builtin_add_overflow(x, d, &x))
 			return -2;
