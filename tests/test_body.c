@@ -124,18 +124,24 @@ refusals(void)
 	}
 }
 
-/* A raw NUL byte in a name, which cJSON takes: it reads the name up to
- * the NUL (max_tokens), json.c and other readers read it whole. */
+/* A NUL in a name that only cJSON sees: a raw byte, which cJSON takes,
+ * and a \u without hex digits, which cJSON reads as \u0000. It reads the
+ * name up to the NUL (max_tokens); json.c and other readers differ. */
 static void
-raw_nul_name(void)
+nul_names(void)
 {
 	static const char body[] = "{\"model\":\"a\",\"max_tokens\0x\":9}";
+	static const char bad_escape[] =
+		"{\"model\":\"a\",\"max_tokens\\uzzzzx\":9}";
 	struct body b;
 	struct body_error e;
 
 	ok(body_read(body, sizeof(body) - 1, &b, &e) == -1 &&
 		   strstr(e.msg, "\\u0000") != NULL,
 	   "a raw NUL in a name is refused: %s", e.msg);
+	ok(body_read(bad_escape, sizeof(bad_escape) - 1, &b, &e) == -1 &&
+		   strstr(e.msg, "\\u0000") != NULL,
+	   "a \\u without hex digits in a name is refused: %s", e.msg);
 }
 
 static void
@@ -222,7 +228,7 @@ main(void)
 	ok(body_names_fold_equal("\xe2\x84\xaa", "k"), "Kelvin sign is k");
 	ok(!body_names_fold_equal("model", "models"), "lengths differ");
 	refusals();
-	raw_nul_name();
+	nul_names();
 	passes();
 	large_objects();
 	edits();

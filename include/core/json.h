@@ -37,8 +37,9 @@ int json_member_next(const char *buf, size_t len, size_t *pos,
  * ASCII text key: "mod\u0065l" is "model". */
 int json_name_is(const char *raw, size_t n, const char *key);
 
-/* Whether a name as written holds a NUL, escaped (\u0000) or a raw byte
- * (which cJSON takes in a string), where cJSON's copy of the name ends. */
+/* Whether a name as written holds a NUL, where cJSON's copy of the name
+ * ends: a raw byte (cJSON takes control bytes in strings), \u0000, or a
+ * \u without four hex digits (which cJSON reads as \u0000). */
 int json_name_has_nul(const char *raw, size_t n);
 
 /* Finds the top-level member named key (compared unescaped) in an object. On

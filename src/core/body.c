@@ -12,8 +12,9 @@
  *    regardless of case (and takes U+212A and U+017F for k and s). At the
  *    top level and in stream_options, where the gateway reads members, a
  *    name that folds to one of those it reads must be spelled exactly so;
- *  - a NUL in a name, escaped or a raw byte (cJSON takes control bytes
- *    in strings), where cJSON's copy of the name ends;
+ *  - a NUL in a name, where cJSON's copy of the name ends: escaped, a
+ *    raw byte (cJSON takes control bytes in strings) or a \u escape
+ *    without four hex digits (which cJSON reads as a NUL);
  *  - bytes after the object, which some readers ignore and others refuse;
  *  - a member of the wrong type, which a lenient reader coerces ("stream":
  *    "true", "max_tokens": "100"): the members the gateway reads must

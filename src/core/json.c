@@ -141,8 +141,9 @@ json_name_is(const char *raw, size_t n, const char *key)
 	return *key == '\0';
 }
 
-/* Whether the raw name holds a NUL, escaped or not, which cJSON's names
- * end at. */
+/* Whether the raw name holds a NUL, which cJSON's names end at: a raw
+ * byte, \u0000, or a \u not followed by four hex digits (cJSON reads
+ * the code point of such an escape as 0). */
 int
 json_name_has_nul(const char *raw, size_t n)
 {
@@ -153,8 +154,8 @@ json_name_has_nul(const char *raw, size_t n)
 			return 1;
 		if (raw[i] != '\\' || i + 1 == n)
 			continue;
-		if (raw[i + 1] == 'u' && i + 6 <= n &&
-		    hex4(raw + i + 2, &u) == 0 && u == 0)
+		if (raw[i + 1] == 'u' &&
+		    (i + 6 > n || hex4(raw + i + 2, &u) != 0 || u == 0))
 			return 1;
 		i++; /* the escaped character */
 	}
@@ -242,12 +243,14 @@ json_parse_int(const char *s, size_t n, int64_t *v)
 
 	if (n == (size_t)neg)
 		return -1;
+	/* Text first: a long number with a letter is no integer (-1). */
+	for (size_t i = (size_t)neg; i < n; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
 	/* A negative number is summed negatively, so -2^63 fits. */
 	for (size_t i = (size_t)neg; i < n; i++) {
 		int d = neg ? '0' - s[i] : s[i] - '0';
 
-		if (s[i] < '0' || s[i] > '9')
-			return -1;
 		if (__builtin_mul_overflow(x, 10, &x) ||
 		    __builtin_add_overflow(x, d, &x))
 			return -2;
