@@ -460,12 +460,23 @@ tg_ctl() {
 # tg_issue_key TENANT [key issue options...] : creates the tenant when
 # missing and prints a new key for it.
 tg_issue_key() {
-	local tenant=$1
+	local tenant=$1 before= key
 	shift
 	if [ "$(tg_psql "SELECT count(*) FROM tenants WHERE name = $(tg_sql_quote "$tenant")")" = 0 ]; then
 		tg_ctl tenant add "$tenant" >/dev/null || return 1
 	fi
-	tg_ctl key issue --tenant "$tenant" "$@" -q
+	# With a gateway running, wait (10 s at most) until its key cache,
+	# reloaded on NOTIFY, holds one key more: a request sent before
+	# would be refused.
+	if [ -n "$TG_GW_PID" ] && [ -n "$TG_ADMIN_URL" ]; then
+		before=$(tg_metric tollgate_keys)
+	fi
+	key=$(tg_ctl key issue --tenant "$tenant" "$@" -q) || return 1
+	if [ -n "$before" ]; then
+		tg_wait_until 10 '[ "$(tg_metric tollgate_keys)" -gt "$before" ]' ||
+			tg_log "the gateway's key cache did not grow within 10 s"
+	fi
+	printf '%s\n' "$key"
 }
 
 # ---------------------------------------------------------------------------
