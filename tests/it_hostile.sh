@@ -185,9 +185,13 @@ assert_true "flood without a key: refusals logged at a bounded rate ($LINES line
 ROWS0=$(tg_psql "SELECT count(*) FROM usage_records")
 hostile flood --conns 4 --for 3000 --key "$LIMITED" --model no-such-model >/dev/null
 tg_log "5 rpm tenant, unknown model: $(jq -c .statuses "$TG_TMP/hostile.json")"
-assert_eq "5 rpm, unknown model: 5 answered 404" 5 "$(jqh '.statuses["404"] // 0')"
+# A refusal counts when it ends, so requests already past the check (at
+# most one per connection, 4 here) may add to the 5.
+N404=$(jqh '.statuses["404"] // 0')
+assert_true "5 rpm, unknown model: 5 answered 404, 8 at most ($N404)" \
+	[ "$N404" -ge 5 -a "$N404" -le 8 ]
 assert_eq "5 rpm, unknown model: the rest 429 before their body is read" \
-	$(($(jqh .sent) - 5)) "$(jqh '.statuses["429"] // 0')"
+	$(($(jqh .sent) - N404)) "$(jqh '.statuses["429"] // 0')"
 
 # -- /metrics labels what the operator configured, not what clients send ----
 hostile flood --conns 4 --for 60000 --count 5000 --key "$KEY" --model made-up --unique 1 >/dev/null
