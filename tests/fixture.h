@@ -19,17 +19,16 @@ fixture_dir(void)
 	return d && *d ? d : "tests/fixtures/providers";
 }
 
-/* Reads a whole fixture file (malloc'd, caller frees); NULL on failure. */
+/* Reads a whole file (malloc'd and NUL-terminated, caller frees); NULL
+ * on failure. */
 static inline char *
-read_fixture(const char *name, size_t *len)
+read_whole_file(const char *path, size_t *len)
 {
-	char path[4096];
 	char *buf = NULL;
 	long n;
 	FILE *f;
 
 	*len = 0;
-	snprintf(path, sizeof(path), "%s/%s", fixture_dir(), name);
 	f = fopen(path, "rb");
 	if (f == NULL)
 		return NULL;
@@ -47,6 +46,16 @@ fail:
 	free(buf);
 	fclose(f);
 	return NULL;
+}
+
+/* Reads a whole fixture file (malloc'd, caller frees); NULL on failure. */
+static inline char *
+read_fixture(const char *name, size_t *len)
+{
+	char path[4096];
+
+	snprintf(path, sizeof(path), "%s/%s", fixture_dir(), name);
+	return read_whole_file(path, len);
 }
 
 #endif

@@ -80,26 +80,12 @@ tg_start_gateway
 tg_mock_config '{"greedy":true,"greedy_prompt_tokens":10,"latency_ms":200}' ||
 	tg_bail "cannot configure the mock"
 
-# Prints the tokens (prompt + completion) of TENANT's served requests.
-tenant_tokens() {
-	tg_psql "SELECT coalesce(sum(u.prompt_tokens + u.completion_tokens), 0)
-		FROM usage_records u JOIN tenants t ON t.id = u.tenant_id
-		WHERE t.name = $(tg_sql_quote "$1") AND u.status = 200"
-}
-
 # Prints the largest prompt of TENANT's served requests: the slack a hard
 # quota allows (one request's prompt misestimate).
 tenant_slack() {
 	tg_psql "SELECT coalesce(max(u.prompt_tokens), 0)
 		FROM usage_records u JOIN tenants t ON t.id = u.tenant_id
 		WHERE t.name = $(tg_sql_quote "$1") AND u.status = 200"
-}
-
-# Prints the count of TENANT's records with STATUS.
-tenant_records() {
-	tg_psql "SELECT count(*)
-		FROM usage_records u JOIN tenants t ON t.id = u.tenant_id
-		WHERE t.name = $(tg_sql_quote "$1") AND u.status = $2"
 }
 
 # chat_body MODEL EXTRA_MEMBERS [stream] : a chat request with the long
@@ -181,10 +167,10 @@ check_burst() {
 	assert_true "$desc: some refused once the quota is used ($N429)" \
 		test "$N429" -gt 0
 	assert_eq "$desc: every 429 is the quota's" "$N429" "$nquota"
-	tg_wait_until -i 0.2 20 '[ "$(tenant_records "$tenant" 200)" = "$N200" ] &&
-		[ "$(tenant_records "$tenant" 429)" = "$N429" ]'
+	tg_wait_until -i 0.2 20 '[ "$(tg_tenant_records "$tenant" 200)" = "$N200" ] &&
+		[ "$(tg_tenant_records "$tenant" 429)" = "$N429" ]'
 	assert_eq "$desc: the ledger holds every answer" "$N200 $N429" \
-		"$(tenant_records "$tenant" 200) $(tenant_records "$tenant" 429)"
+		"$(tg_tenant_records "$tenant" 200) $(tg_tenant_records "$tenant" 429)"
 	check_used "$desc" "$tenant" "$limit"
 }
 
@@ -192,7 +178,7 @@ check_burst() {
 # plus one request's prompt.
 check_used() {
 	local desc=$1 tenant=$2 limit=$3 used slack
-	used=$(tenant_tokens "$tenant")
+	used=$(tg_tenant_tokens "$tenant")
 	slack=$(tenant_slack "$tenant")
 	if [ "$used" -le $((limit + slack)) ]; then
 		tg_ok "$desc: tokens used $used <= $limit + $slack"
@@ -264,7 +250,7 @@ clamp() {
 	tg_http POST $CHAT "$key" "$(chat_body openai-greedy ',"max_tokens":4600')"
 	assert_eq "$desc: the first request served" 200 "$TG_STATUS"
 	tg_wait_row "$TG_RID" || tg_bail "$desc: the first request has no record"
-	used=$(tenant_tokens "$tenant")
+	used=$(tg_tenant_tokens "$tenant")
 	left=$((N - used))
 	before=$(tg_mock_stats | jq .requests)
 	tg_http POST "$path" "$key" "$body" -H 'anthropic-version: 2023-06-01'

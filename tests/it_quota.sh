@@ -45,26 +45,12 @@ quota_set() {
 	[ -n "$QID" ] || tg_bail "quota set $*: no quota id in '$out'"
 }
 
-# Prints the tokens (prompt + completion) of TENANT's served requests.
-tenant_tokens() {
-	tg_psql "SELECT coalesce(sum(u.prompt_tokens + u.completion_tokens), 0)
-		FROM usage_records u JOIN tenants t ON t.id = u.tenant_id
-		WHERE t.name = $(tg_sql_quote "$1") AND u.status = 200"
-}
-
-# Prints the count of TENANT's records with STATUS.
-tenant_records() {
-	tg_psql "SELECT count(*)
-		FROM usage_records u JOIN tenants t ON t.id = u.tenant_id
-		WHERE t.name = $(tg_sql_quote "$1") AND u.status = $2"
-}
-
 # wait_records TENANT STATUS COUNT : polls the ledger until TENANT has
 # COUNT records with STATUS, for at most 20 s.
 wait_records() {
 	local tenant=$1 status=$2 count=$3
 	tg_wait_until -i 0.2 20 \
-		'[ "$(tenant_records "$tenant" "$status")" = "$count" ]'
+		'[ "$(tg_tenant_records "$tenant" "$status")" = "$count" ]'
 }
 
 # Prints the count of model requests the mock has received.
@@ -164,7 +150,7 @@ check_burst() {
 	clamped=$(cat "$TG_TMP/$tag".*.hdr 2>/dev/null | tr -d '\r' |
 		grep -ci '^x-tollgate-output-cap: *\([0-9]\|[1-4][0-9]\)$')
 	bound=$((limit + 25 * clamped))
-	used=$(tenant_tokens "$tenant")
+	used=$(tg_tenant_tokens "$tenant")
 	if [ "$used" -le "$bound" ]; then
 		tg_ok "$desc: tokens used $used <= $bound ($clamped clamped)"
 	else
@@ -243,7 +229,7 @@ for i in 1 2 3; do
 	tg_check_row "monthly: request $i recorded with 1285 tokens" "$TG_RID" \
 		"status, prompt_tokens + completion_tokens, refusal" "200|1285|NULL"
 done
-USED=$(tenant_tokens q1)
+USED=$(tg_tenant_tokens q1)
 assert_eq "monthly: 3855 tokens used" 3855 "$USED"
 assert_true "monthly: over by at most one misestimate ($USED <= 4285)" \
 	test "$USED" -le $((3000 + 1285))
@@ -276,7 +262,7 @@ for i in 1 2 3; do
 	tg_check_row "soft: request $i recorded as served" "$TG_RID" \
 		"status, prompt_tokens + completion_tokens, refusal" "200|60|NULL"
 done
-assert_eq "soft: all 180 tokens counted" 180 "$(tenant_tokens q4)"
+assert_eq "soft: all 180 tokens counted" 180 "$(tg_tenant_tokens q4)"
 assert_match "soft: counted in /metrics" \
 	'tollgate_soft_quota_exceeded_total 2' "$(curl -sS "$TG_ADMIN_URL/metrics")"
 # The gateway logs through a thread of its own: allow it a moment.
@@ -424,8 +410,8 @@ clamped10=$(cat "$TG_TMP"/lease.* | tr -d '\r' |
 	grep -ci '^x-tollgate-output-cap: *\([0-9]\|[1-4][0-9]\)$')
 tg_log "leases: $served10 served, $refused10 refused"
 assert_eq "leases: every answer 200 or 429" 800 $((served10 + refused10))
-tg_wait_until 10 '[ "$(tenant_records q10 200)" = "$served10" ]'
-used10=$(tenant_tokens q10)
+tg_wait_until 10 '[ "$(tg_tenant_records q10 200)" = "$served10" ]'
+used10=$(tg_tenant_tokens q10)
 assert_true "leases: never over the quota ($used10 <= 20000 + 25 x $clamped10)" \
 	test "$used10" -le $((20000 + 25 * clamped10))
 assert_true "leases: used to within one worst case ($used10 >= 19942)" \

@@ -430,6 +430,22 @@ tg_check_row() {
 # ---------------------------------------------------------------------------
 # tollctl.
 
+# tg_tenant_tokens TENANT : the tokens (prompt + completion) of TENANT's
+# served requests.
+tg_tenant_tokens() {
+	tg_psql "SELECT coalesce(sum(u.prompt_tokens + u.completion_tokens), 0)
+		FROM usage_records u JOIN tenants t ON t.id = u.tenant_id
+		WHERE t.name = $(tg_sql_quote "$1") AND u.status = 200"
+}
+
+# tg_tenant_records TENANT STATUS : the count of TENANT's records with
+# STATUS.
+tg_tenant_records() {
+	tg_psql "SELECT count(*)
+		FROM usage_records u JOIN tenants t ON t.id = u.tenant_id
+		WHERE t.name = $(tg_sql_quote "$1") AND u.status = $2"
+}
+
 # tg_unauth_count [SOURCE] : refusals without a key counted for SOURCE
 # (default 127.0.0.1) in unauthenticated_refusals so far.
 tg_unauth_count() {

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "bpe.h"
+#include "fixture.h"
 #include "tap.h"
 
 struct text_case {
@@ -90,32 +91,6 @@ test_texts(void)
 	}
 }
 
-/* Reads a whole file (malloc'd); NULL on failure. */
-static char *
-read_file(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf = NULL;
-	long n;
-
-	*len = 0;
-	if (f == NULL)
-		return NULL;
-	if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 ||
-	    fseek(f, 0, SEEK_SET) != 0)
-		goto fail;
-	buf = malloc((size_t)n + 1);
-	if (buf == NULL || fread(buf, 1, (size_t)n, f) != (size_t)n)
-		goto fail;
-	*len = (size_t)n;
-	fclose(f);
-	return buf;
-fail:
-	free(buf);
-	fclose(f);
-	return NULL;
-}
-
 static void
 test_files(void)
 {
@@ -129,7 +104,7 @@ test_files(void)
 
 		snprintf(path, sizeof path, "%s/tests/bpe/corpus/%s",
 			 top && *top ? top : ".", c->name);
-		text = read_file(path, &len);
+		text = read_whole_file(path, &len);
 		if (!ok(text != NULL && len == c->len, "%s: %zu bytes", c->name,
 			c->len)) {
 			diag("cannot read %s, or it changed (%zu bytes): run "

@@ -12,6 +12,7 @@
 #include "tollgate.h"
 
 struct evbuffer;
+struct hp_error;
 struct hreq;
 struct evkeyvalq;
 struct rl_status;
@@ -28,9 +29,6 @@ struct reply_error {
 	const char *message;
 };
 
-/* The HTTP reason phrase for a status code. */
-const char *reply_reason(int status);
-
 /* Writes a fresh request id ("req_" and 24 hex digits) into id. */
 void reply_request_id(char id[REPLY_ID_SIZE]);
 
@@ -40,6 +38,10 @@ void reply_request_id(char id[REPLY_ID_SIZE]);
  * maps to. */
 void reply_error_json(struct evbuffer *out, enum wire wire,
 		      const struct reply_error *err);
+
+/* The error to answer for a request the server itself refused (a
+ * malformed head, a deadline, a connection limit): err's message is e's. */
+struct reply_error reply_from_server(const struct hp_error *e);
 
 /* Sends err as the whole reply (JSON, with its Content-Type). */
 void reply_error(struct hreq *req, enum wire wire,

@@ -24,6 +24,7 @@
 #include "metrics.h"
 #include "config.h"
 #include "pgwriter.h"
+#include "reply.h"
 #include "spool.h"
 
 #define ADMIN_MAX_CONNECTIONS 64
@@ -63,18 +64,12 @@ advance_clock(struct hreq *req, struct evbuffer *buf)
 static void
 admin_error(struct hreq *req, int status, const char *code, const char *message)
 {
-	struct evbuffer *buf = evbuffer_new();
+	struct reply_error err = { status,
+				   status >= 500 ? "server_error"
+						 : "invalid_request_error",
+				   code, NULL, message };
 
-	if (buf != NULL)
-		evbuffer_add_printf(
-			buf,
-			"{\"error\":{\"message\":\"%s\",\"type\":\"invalid_request_error\",\"param\":null,\"code\":\"%s\"}}\n",
-			message, code);
-	evhttp_add_header(hreq_output_headers(req), "Content-Type",
-			  "application/json");
-	hreq_send(req, status, buf);
-	if (buf != NULL)
-		evbuffer_free(buf);
+	reply_error(req, WIRE_OPENAI_CHAT, &err);
 }
 
 /* Whether the request carries the admin token (when one is configured):
@@ -110,11 +105,8 @@ admin_cb(struct hreq *req, void *arg)
 	const char *ctype = "text/plain; charset=utf-8";
 
 	if (bad != NULL) {
-		admin_error(req, bad->status,
-			    bad->status == 408   ? "request_timeout"
-			    : bad->status == 503 ? "too_many_connections"
-						 : "bad_request",
-			    bad->message);
+		struct reply_error err = reply_from_server(bad);
+		reply_error(req, WIRE_OPENAI_CHAT, &err);
 		return;
 	}
 	/* /healthz says only that the process runs: probes need no token. */

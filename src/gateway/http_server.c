@@ -160,13 +160,7 @@ path_wire(const char *path)
 static void
 refuse_framing(struct hreq *req, const struct hp_error *e)
 {
-	struct reply_error err = { e->status,
-				   e->status >= 500 ? "server_error"
-						    : "invalid_request_error",
-				   e->status == 408   ? "request_timeout"
-				   : e->status == 503 ? "too_many_connections"
-						      : "bad_request",
-				   NULL, e->message };
+	struct reply_error err = reply_from_server(e);
 
 	reply_error(req, path_wire(hreq_path(req)), &err);
 }

@@ -683,15 +683,10 @@ hreq_read_body(struct hreq *r, size_t max,
 		body_end(c, &e);
 		return;
 	}
-	if (!r->hp.chunked) {
+	/* Memory is taken as the bytes arrive, not for what a client
+	 * announces: a slow client holds what it sent, no more. */
+	if (!r->hp.chunked)
 		r->body_left = (uint64_t)r->hp.content_length;
-		if (buf_reserve(&r->body, (size_t)r->body_left) != 0) {
-			e.status = 500;
-			e.message = "Out of memory.";
-			body_end(c, &e);
-			return;
-		}
-	}
 	if (r->hp.expect_continue &&
 	    evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
 		bufferevent_write(c->bev, "HTTP/1.1 100 Continue\r\n\r\n", 25);

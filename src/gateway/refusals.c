@@ -20,6 +20,7 @@
 #include "metrics.h"
 #include "refusals.h"
 #include "sqlarr.h"
+#include "strmap.h"
 
 #define TABLE_CAP 8192 /* slots; a power of two */
 #define TABLE_MAX (TABLE_CAP / 2)
@@ -42,12 +43,9 @@ static int64_t total;
 static struct slot *
 find(struct slot *t, int64_t minute, const char *peer)
 {
-	uint64_t h = (uint64_t)minute * 1099511628211ULL;
-	size_t i;
-
-	for (const char *p = peer; *p != '\0'; p++)
-		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-	i = (size_t)h & (TABLE_CAP - 1);
+	size_t i = (size_t)(strmap_hash(peer) ^
+			    (uint64_t)minute * 0x9e3779b97f4a7c15ULL) &
+		   (TABLE_CAP - 1);
 	while (t[i].peer[0] != '\0' &&
 	       (t[i].minute != minute || strcmp(t[i].peer, peer) != 0))
 		i = (i + 1) & (TABLE_CAP - 1);

@@ -15,13 +15,6 @@
 #include "reply.h"
 #include "translate.h"
 
-/* The reason phrase for a status. */
-const char *
-reply_reason(int status)
-{
-	return hp_reason(status);
-}
-
 /* Writes a new random request id. */
 void
 reply_request_id(char id[REPLY_ID_SIZE])
@@ -72,6 +65,24 @@ reply_error_json(struct evbuffer *out, enum wire wire,
 		evbuffer_add(out, "\n", 1);
 	}
 	cJSON_free(text);
+}
+
+/* The error for a request the server refused for its framing or its
+ * time: PRODUCT's invalid_request_error for what the client sent,
+ * request_timeout for a deadline, too_many_connections for a limit. */
+struct reply_error
+reply_from_server(const struct hp_error *e)
+{
+	struct reply_error err = { e->status, "invalid_request_error",
+				   "invalid_request_error", NULL, e->message };
+
+	if (e->status == 408) {
+		err.code = "request_timeout";
+	} else if (e->status >= 500) {
+		err.type = "server_error";
+		err.code = e->status == 503 ? "too_many_connections" : NULL;
+	}
+	return err;
 }
 
 /* Sends a whole reply. */

@@ -225,12 +225,7 @@ static enum request_state
 body_failed(struct request *req, const struct hp_error *e, const char **reason)
 {
 	char msg[160];
-	struct reply_error err = {
-		e->status,
-		e->status >= 500 ? "server_error" : "invalid_request_error",
-		e->status == 408 ? "request_timeout" : "invalid_request_error",
-		NULL, e->message
-	};
+	struct reply_error err = reply_from_server(e);
 
 	if (e->status == 413) {
 		snprintf(msg, sizeof msg,

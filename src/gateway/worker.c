@@ -140,8 +140,6 @@ stop_cb(evutil_socket_t fd, short what, void *arg)
 	struct worker *w = arg;
 	struct timeval tv = { 0, 0 };
 
-	(void)fd;
-	(void)what;
 	httpd_stop_listening(w->w_httpd);
 	evtimer_add(w->w_stop_timer, &tv);
 }
