@@ -275,6 +275,51 @@ test_stream_errors(void)
 	buf_free(&out);
 }
 
+/* message_start carries the prompt's estimate until OpenAI's count
+ * arrives; message_delta then carries the exact count. */
+static void
+test_stream_prompt_estimate(void)
+{
+	struct tr_stream *tr = tr_stream_new(TR_CHAT_TO_ANTHROPIC, "m", 0, 0);
+	struct buf out = { 0 };
+	struct evs ev = { 0 };
+	cJSON *start, *delta;
+
+	tr_stream_set_prompt(tr, 42);
+	ok(FEED(tr, NULL,
+		"{\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":"
+		"{\"role\":\"assistant\",\"content\":\"Hi\"}}]}",
+		&out) == 0,
+	   "first chunk");
+	ok(FEED(tr, NULL,
+		"{\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{},"
+		"\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":"
+		"25,\"completion_tokens\":9,\"total_tokens\":34}}",
+		&out) == 0,
+	   "last chunk with usage");
+	ok(FEED(tr, NULL, "[DONE]", &out) == 0, "[DONE]");
+	parse_sse(out.data, out.len, &ev);
+	start = ev.n > 0 ? cJSON_Parse(ev.v[0].data) : NULL;
+	delta = ev.n > 1 ? cJSON_Parse(ev.v[ev.n - 2].data) : NULL;
+	is_str(ev.n > 0 ? ev.v[0].name : NULL, "message_start",
+	       "message_start first");
+	is_int(ji(start, "message.usage.input_tokens"), 42,
+	       "message_start: the estimated prompt");
+	is_int(ji(start, "message.usage.output_tokens"), 0,
+	       "message_start: no output yet");
+	is_str(ev.n > 1 ? ev.v[ev.n - 2].name : NULL, "message_delta",
+	       "message_delta before message_stop");
+	is_int(ji(delta, "usage.input_tokens"), 25,
+	       "message_delta: the provider's exact prompt");
+	is_int(ji(delta, "usage.output_tokens"), 9,
+	       "message_delta: the provider's output");
+	cJSON_Delete(start);
+	cJSON_Delete(delta);
+	evs_free(&ev);
+	tr_stream_free(tr);
+	buf_free(&out);
+}
+
 /* The Anthropic type given to an error met inside a chat stream. */
 static void
 test_stream_error_types(void)
@@ -326,6 +371,7 @@ main(void)
 	for (size_t i = 0; i < sizeof(c2a_cases) / sizeof(c2a_cases[0]); i++)
 		test_stream_c2a(&c2a_cases[i]);
 	test_stream_errors();
+	test_stream_prompt_estimate();
 	test_stream_error_types();
 	return done_testing();
 }

@@ -37,6 +37,7 @@ struct provider_conf {
 	int64_t idle_timeout_ms; /* no byte from upstream for this long */
 	int tls_verify;
 	char *ca_file;
+	int compression;         /* ask for whole answers compressed */
 	char *api_version;       /* azure: api-version */
 	char *anthropic_version; /* anthropic: anthropic-version header */
 	int no_stream_options;   /* azure before 2024-10-21 */

@@ -29,11 +29,19 @@ enum flavor {
 	FLAVOR__COUNT
 };
 
+/* What a call to an endpoint asks for. */
+enum endpoint_op {
+	EP_GENERATE,     /* a completion, response or embedding */
+	EP_COUNT_TOKENS, /* a prompt's token count (Anthropic's
+			    /v1/messages/count_tokens): no tokens used */
+};
+
 /* An API endpoint the gateway serves. */
 struct endpoint {
 	const char *path; /* client path, e.g. "/v1/chat/completions" */
 	const char *name; /* usage_records.endpoint, e.g. "chat/completions" */
 	enum wire wire;
+	enum endpoint_op op;
 };
 
 #endif

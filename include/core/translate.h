@@ -84,6 +84,11 @@ struct tr_stream *tr_stream_new(enum tr_stream_dir dir, const char *model,
 				int include_usage, int64_t created);
 void tr_stream_free(struct tr_stream *tr);
 
+/* TR_CHAT_TO_ANTHROPIC: the prompt's estimated count, which message_start
+ * carries as input_tokens when the provider has not counted it yet (OpenAI
+ * counts at the end; message_delta then carries the exact count). */
+void tr_stream_set_prompt(struct tr_stream *tr, int64_t tokens);
+
 /* Translates one upstream event (event: its "event:" name or NULL; data:
  * its data, data_len bytes; NULL data, as for a comment, is ignored) and
  * appends the result, possibly nothing, to out. Returns 0, or -1 when

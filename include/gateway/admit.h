@@ -18,6 +18,7 @@
 #include <cjson/cJSON.h>
 
 #include "body.h"
+#include "keyhash.h"
 #include "keystore.h"
 #include "quota.h"
 #include "ratelimit.h"
@@ -76,9 +77,9 @@ struct admission {
 #define ADMIT_HOLDS_LEASE 0x2 /* tokens of this gateway's quota leases */
 #define ADMIT_HOLDS_QUOTA 0x4 /* a reservation in the database */
 
-/* The API key the client presented (Authorization: Bearer, x-api-key or
- * api-key), or NULL. *len is set to its length. Borrowed from http. */
-const char *admit_api_key(struct hreq *http, size_t *len);
+/* Copies the API key the client presented into key (keyhash_find()):
+ * its length, 0 when none was. */
+size_t admit_api_key(struct hreq *http, char key[KEY_FIND_MAX + 1]);
 
 /* Looks the presented key up into *g (free with keystore_grant_clear):
  * KEY_OK, or why not (KEY_UNKNOWN also when no key was presented). */
@@ -102,6 +103,19 @@ int admit_request(const struct config *cfg, struct hreq *http,
 		  const struct endpoint *ep, const char *path_model,
 		  struct admission *a, struct usage_record *rec,
 		  struct refusal *r) __attribute__((warn_unused_result));
+
+/* Whether an admitted count_tokens request (EP_COUNT_TOKENS) is
+ * answered by the gateway (admit_count_tokens) rather than passed to its
+ * target: when the target is not Anthropic's. */
+int admit_counts_locally(const struct admission *a);
+
+/* Counts the prompt of an admitted count_tokens request as its target
+ * would: *tokens, *exact when counted with the model's own tokenizer
+ * (else raised by its safety factor, estimate.h). 0, or -1 with *r. */
+int admit_count_tokens(const struct admission *a,
+		       const struct usage_record *rec, int64_t *tokens,
+		       int *exact, struct refusal *r)
+	__attribute__((warn_unused_result));
 
 /* What admit_quotas() decided. */
 enum admit_quota {

@@ -46,16 +46,17 @@ char *provider_rewrite_body(const struct provider_conf *p,
  * p cannot serve such a request. */
 int provider_upstream_wire(const struct provider_conf *p, enum wire cw);
 
-/* The full upstream URL for a request in wire uw to the upstream model
- * (Azure: the deployment). malloc'd. */
+/* The full upstream URL for a request in wire uw asking for op to the
+ * upstream model (Azure: the deployment). malloc'd. */
 char *provider_url(const struct provider_conf *p, enum wire uw,
-		   const char *model);
+		   enum endpoint_op op, const char *model);
 
 /* Request headers for the provider: content type, its credential header
  * (Bearer, x-api-key or api-key), anthropic-version and the client's
- * anthropic-beta (may be NULL) for Anthropic. */
+ * anthropic-beta (may be NULL) for Anthropic, and Accept-Encoding:
+ * identity for a stream or a provider not asked to compress. */
 struct curl_slist *provider_headers(const struct provider_conf *p,
-				    const char *beta);
+				    const char *beta, int stream);
 
 /* The index of the first target of route, from index from on, whose
  * provider takes requests sent in the client's wire cw; -1 when none. */

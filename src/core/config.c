@@ -148,6 +148,8 @@ static const struct key_def provider_keys[] = {
 	  "verify the provider's certificate" },
 	{ "ca_file", KT_STRING, POFF(ca_file), "", 0, 0,
 	  "CA bundle for tls_verify" },
+	{ "compression", KT_BOOL, POFF(compression), "yes", 0, 0,
+	  "ask for whole answers compressed (streams are asked plain)" },
 	{ "api_version", KT_STRING, POFF(api_version), "2024-10-21", 0, 0,
 	  "type azure: the api-version query parameter" },
 	{ "anthropic_version", KT_STRING, POFF(anthropic_version), "2023-06-01",

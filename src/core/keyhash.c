@@ -1,7 +1,10 @@
 /*
- * keyhash.c - key generation and the HMAC-SHA256 stored for each key.
+ * keyhash.c - key generation, the HMAC-SHA256 stored for each key, and
+ * finding the key among a request's headers.
  */
 #include <string.h>
+#include <strings.h>
+#include <cjson/cJSON.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
@@ -75,4 +78,117 @@ keyhash_well_formed(const char *s, size_t len)
 		if (strchr(b64url, s[i]) == NULL || s[i] == '\0')
 			return 0;
 	return 1;
+}
+
+/* Decodes unpadded base64url s[0..len) into out (room for max bytes):
+ * the length, or -1 when s is not base64url or does not fit. */
+static long
+b64url_decode(const char *s, size_t len, unsigned char *out, size_t max)
+{
+	unsigned v = 0;
+	int bits = 0;
+	size_t n = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		const char *d = s[i] != '\0' ? strchr(b64url, s[i]) : NULL;
+		if (d == NULL)
+			return -1;
+		v = (v << 6 | (unsigned)(d - b64url)) & 0xffffff;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			if (n == max)
+				return -1;
+			out[n++] = (unsigned char)(v >> bits);
+		}
+	}
+	return (long)n;
+}
+
+/* The api_key claim of a JWT ("header.payload.signature"), or NULL. The
+ * signature is not checked: it is signed with the part of the client's
+ * key after the dot, which the gateway does not know, and the claim is
+ * the bearer credential itself. Borrowed from *json, which the caller
+ * deletes. */
+static const char *
+jwt_api_key(const char *tok, size_t len, cJSON **json)
+{
+	unsigned char payload[1024];
+	const char *dot1 = memchr(tok, '.', len), *dot2;
+	const cJSON *claim;
+	long n;
+
+	*json = NULL;
+	if (dot1 == NULL)
+		return NULL;
+	dot2 = memchr(dot1 + 1, '.', len - (size_t)(dot1 + 1 - tok));
+	if (dot2 == NULL)
+		return NULL;
+	n = b64url_decode(dot1 + 1, (size_t)(dot2 - dot1 - 1), payload,
+			  sizeof payload);
+	if (n <= 0)
+		return NULL;
+	*json = cJSON_ParseWithLength((const char *)payload, (size_t)n);
+	claim = cJSON_GetObjectItemCaseSensitive(*json, "api_key");
+	return cJSON_IsString(claim) ? claim->valuestring : NULL;
+}
+
+/* A credential without surrounding blanks: its start, *len its length. */
+static const char *
+trim(const char *v, size_t *len)
+{
+	while (*v == ' ' || *v == '\t')
+		v++;
+	*len = strlen(v);
+	while (*len > 0 && (v[*len - 1] == ' ' || v[*len - 1] == '\t'))
+		(*len)--;
+	return v;
+}
+
+/* Copies a credential into out, cut to KEY_FIND_MAX: its length. */
+static size_t
+take(const char *v, size_t len, char out[KEY_FIND_MAX + 1])
+{
+	if (len > KEY_FIND_MAX)
+		len = KEY_FIND_MAX;
+	memcpy(out, v, len);
+	out[len] = '\0';
+	return len;
+}
+
+size_t
+keyhash_find(const struct key_headers *h, char out[KEY_FIND_MAX + 1])
+{
+	const char *rest[2] = { h->x_api_key, h->api_key }, *v;
+	size_t fallback = 0, len, plen = strlen(KEY_PREFIX);
+
+	/* out holds the first credential presented (fallback bytes of it)
+	 * until a tollgate key is found. */
+	if (h->authorization != NULL) {
+		int bearer = strncasecmp(h->authorization, "Bearer ", 7) == 0;
+		cJSON *json;
+		const char *claim;
+
+		v = trim(h->authorization + (bearer ? 7 : 0), &len);
+		if (bearer && len >= plen && strncmp(v, KEY_PREFIX, plen) == 0)
+			return take(v, len, out);
+		claim = jwt_api_key(v, len, &json);
+		if (claim != NULL && *claim != '\0')
+			fallback = take(claim, strlen(claim), out);
+		else if (bearer && len > 0)
+			fallback = take(v, len, out);
+		cJSON_Delete(json);
+		if (fallback > 0 && strncmp(out, KEY_PREFIX, plen) == 0)
+			return fallback;
+	}
+	for (int i = 0; i < 2; i++) {
+		if (rest[i] == NULL)
+			continue;
+		v = trim(rest[i], &len);
+		if (len >= plen && strncmp(v, KEY_PREFIX, plen) == 0)
+			return take(v, len, out);
+		if (fallback == 0 && len > 0)
+			fallback = take(v, len, out);
+	}
+	return fallback;
 }

@@ -61,7 +61,9 @@ struct tr_stream {
 	int next_blk;  /* index of the next content block */
 	int *tool_blk; /* OpenAI tool index -> block index, -1 none */
 	int ntool_slots;
-	const char *stop; /* stop_reason from finish_reason, or NULL */
+	const char *stop;        /* stop_reason from finish_reason, or NULL */
+	int64_t prompt_estimate; /* message_start's input_tokens until the
+				    provider's count arrives */
 };
 
 /* Starts a stream translator. */
@@ -83,6 +85,12 @@ tr_stream_new(enum tr_stream_dir dir, const char *model, int include_usage,
 		return NULL;
 	}
 	return tr;
+}
+
+void
+tr_stream_set_prompt(struct tr_stream *tr, int64_t tokens)
+{
+	tr->prompt_estimate = tokens;
 }
 
 /* Frees a stream translator. */
@@ -406,7 +414,17 @@ c2a_start(struct tr_stream *tr, struct bld *b, const cJSON *chunk,
 	b_arr(b, msg, "content");
 	b_null(b, msg, "stop_reason");
 	b_null(b, msg, "stop_sequence");
-	tr_msg_usage(b, msg, &tr->ac);
+	if (tr->ac.input == 0 && tr->ac.cache_read == 0 &&
+	    tr->ac.cache_write == 0) {
+		/* OpenAI's API counts only at the end; clients that read
+		 * the prompt's count from message_start alone get the
+		 * gateway's estimate, and message_delta the exact count. */
+		struct tr_counts est = tr->ac;
+		est.input = tr->prompt_estimate;
+		tr_msg_usage(b, msg, &est);
+	} else {
+		tr_msg_usage(b, msg, &tr->ac);
+	}
 	if (emit(b, out, "message_start", root) < 0)
 		return -1;
 	tr->started = 1;

@@ -23,6 +23,7 @@
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <openssl/crypto.h>
 
 #include "admit.h"
 #include "httpd.h"
@@ -31,12 +32,14 @@
 #include "config.h"
 #include "estimate.h"
 #include "json.h"
+#include "keyhash.h"
 #include "log.h"
 #include "meter.h"
 #include "metrics.h"
 #include "pgwriter.h"
 #include "price.h"
 #include "provider.h"
+#include "translate.h"
 
 /* Times a request's output is shrunk to what a hard quota has left. */
 #define CLAMP_TRIES 3
@@ -60,38 +63,32 @@ refuse(struct refusal *r, int status, const char *type, const char *code,
 	return -1;
 }
 
-/* Finds the presented API key in the request headers. */
-const char *
-admit_api_key(struct hreq *http, size_t *len)
+/* Finds the presented API key in the request headers (keyhash.h). */
+size_t
+admit_api_key(struct hreq *http, char key[KEY_FIND_MAX + 1])
 {
 	struct evkeyvalq *h = hreq_input_headers(http);
-	const char *v = evhttp_find_header(h, "Authorization");
+	struct key_headers kh = {
+		evhttp_find_header(h, "Authorization"),
+		evhttp_find_header(h, "x-api-key"),
+		evhttp_find_header(h, "api-key"),
+	};
 
-	if (v != NULL) {
-		if (strncasecmp(v, "Bearer ", 7) != 0)
-			return NULL;
-		v += 7;
-		while (*v == ' ')
-			v++;
-	} else if ((v = evhttp_find_header(h, "x-api-key")) == NULL &&
-		   (v = evhttp_find_header(h, "api-key")) == NULL) {
-		return NULL;
-	}
-	*len = strlen(v);
-	while (*len > 0 && v[*len - 1] == ' ')
-		(*len)--;
-	return *len > 0 ? v : NULL;
+	return keyhash_find(&kh, key);
 }
 
 /* Looks the presented key up. */
 enum key_status
 admit_key(struct hreq *http, struct key_grant *g)
 {
-	size_t len = 0;
-	const char *key = admit_api_key(http, &len);
+	char key[KEY_FIND_MAX + 1];
+	size_t len = admit_api_key(http, key);
+	enum key_status st;
 
 	memset(g, 0, sizeof *g);
-	return key != NULL ? keystore_lookup(key, len, g) : KEY_UNKNOWN;
+	st = len > 0 ? keystore_lookup(key, len, g) : KEY_UNKNOWN;
+	OPENSSL_cleanse(key, sizeof key);
+	return st;
 }
 
 /* The key: present, known, not expired. */
@@ -100,17 +97,20 @@ admit_key_known(struct hreq *http, const struct endpoint *ep,
 		struct admission *a, struct usage_record *rec,
 		struct refusal *r)
 {
-	size_t len = 0;
-	const char *key = admit_api_key(http, &len);
+	char key[KEY_FIND_MAX + 1];
+	size_t len = admit_api_key(http, key);
+	enum key_status st;
 
-	if (key == NULL)
+	if (len == 0)
 		return refuse(
 			r, 401, "invalid_request_error", "invalid_api_key",
 			NULL, "%s",
 			ep->wire == WIRE_ANTHROPIC
 				? "You didn't provide an API key. Send it as 'x-api-key: tg-...'."
 				: "You didn't provide an API key. Send it as 'Authorization: Bearer tg-...'.");
-	switch (keystore_lookup(key, len, &a->grant)) {
+	st = keystore_lookup(key, len, &a->grant);
+	OPENSSL_cleanse(key, sizeof key);
+	switch (st) {
 	case KEY_OK:
 		break;
 	case KEY_EXPIRED:
@@ -254,12 +254,15 @@ worst_case(const struct config *cfg, const struct endpoint *ep,
 		if (a->caps[c] > cap)
 			cap = a->caps[c];
 	a->out_cap = cap > 0 ? cap : cfg->default_output_cap;
-	if (ep->wire == WIRE_OPENAI_EMBEDDINGS)
+	if (ep->wire == WIRE_OPENAI_EMBEDDINGS || ep->op == EP_COUNT_TOKENS)
 		a->out_cap = 0;
 	a->est = estimate_for(rec->upstream_model);
 	a->prompt_tokens = estimate_prompt(a->json, ep->wire, a->est);
 	a->prompt_reserved = estimate_reserve(a->est, a->prompt_tokens);
-	a->worst = a->prompt_reserved + a->choices * a->out_cap;
+	/* Counting a prompt uses no tokens. */
+	a->worst = ep->op == EP_COUNT_TOKENS
+			   ? 0
+			   : a->prompt_reserved + a->choices * a->out_cap;
 }
 
 /* Refuses a request over a rate limit, st telling which. */
@@ -358,6 +361,53 @@ admit_request(const struct config *cfg, struct hreq *http,
 		return -1;
 	worst_case(cfg, ep, a, rec);
 	return admit_rate_limits(http, a, rec, r);
+}
+
+/* Whether a count_tokens request is answered by the gateway: when its
+ * target does not count Anthropic's way itself (only Anthropic's API has
+ * the endpoint). */
+int
+admit_counts_locally(const struct admission *a)
+{
+	return a->route->targets[a->target].provider->type !=
+	       PROVIDER_ANTHROPIC;
+}
+
+/* The prompt of a count_tokens request as its target counts it: sent in
+ * the target's API (translated, as the request itself would be), counted
+ * with the target model's tokenizer, exactly where that is public (then
+ * *exact is 1) and else raised by the model's safety factor, so that a
+ * client budgeting its context does not run past it. -1 with a refusal
+ * when the request cannot be sent there. */
+int
+admit_count_tokens(const struct admission *a, const struct usage_record *rec,
+		   int64_t *tokens, int *exact, struct refusal *r)
+{
+	char *cause = NULL, *text;
+	size_t len = 0;
+	cJSON *chat;
+
+	text = tr_messages_to_chat(a->json, rec->upstream_model, 0, 0, &len,
+				   &cause);
+	if (text == NULL) {
+		refuse(r, 400, "invalid_request_error", "invalid_request_error",
+		       NULL,
+		       "The request cannot be counted for provider '%s': %s",
+		       rec->provider, cause != NULL ? cause : "out of memory");
+		free(cause);
+		return -1;
+	}
+	chat = cJSON_ParseWithLength(text, len);
+	free(text);
+	if (chat == NULL)
+		return refuse(r, 500, "server_error", NULL, NULL,
+			      "Out of memory.");
+	*tokens = estimate_prompt(chat, WIRE_OPENAI_CHAT, a->est);
+	cJSON_Delete(chat);
+	*exact = a->est->exact;
+	if (!*exact)
+		*tokens = estimate_reserve(a->est, *tokens);
+	return 0;
 }
 
 /* Checks the quotas that apply: on the leases, or to be reserved. */

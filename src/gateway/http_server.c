@@ -20,20 +20,38 @@
 #include "request.h"
 
 static const struct endpoint endpoints[] = {
-	{ "/v1/chat/completions", "chat/completions", WIRE_OPENAI_CHAT },
-	{ "/v1/completions", "completions", WIRE_OPENAI_COMPLETIONS },
-	{ "/v1/embeddings", "embeddings", WIRE_OPENAI_EMBEDDINGS },
-	{ "/v1/responses", "responses", WIRE_OPENAI_RESPONSES },
-	{ "/v1/messages", "messages", WIRE_ANTHROPIC },
+	{ "/v1/chat/completions", "chat/completions", WIRE_OPENAI_CHAT,
+	  EP_GENERATE },
+	{ "/v1/completions", "completions", WIRE_OPENAI_COMPLETIONS,
+	  EP_GENERATE },
+	{ "/v1/embeddings", "embeddings", WIRE_OPENAI_EMBEDDINGS, EP_GENERATE },
+	{ "/v1/responses", "responses", WIRE_OPENAI_RESPONSES, EP_GENERATE },
+	{ "/v1/messages", "messages", WIRE_ANTHROPIC, EP_GENERATE },
+	{ "/v1/messages/count_tokens", "messages/count_tokens", WIRE_ANTHROPIC,
+	  EP_COUNT_TOKENS },
+	/* Azure OpenAI's v1 surface, {endpoint}/openai/v1/<path> with or
+	 * without api-version, and its Responses path before v1
+	 * (/openai/responses?api-version=): the model is the body's. */
+	{ "/openai/v1/chat/completions", "chat/completions", WIRE_OPENAI_CHAT,
+	  EP_GENERATE },
+	{ "/openai/v1/completions", "completions", WIRE_OPENAI_COMPLETIONS,
+	  EP_GENERATE },
+	{ "/openai/v1/embeddings", "embeddings", WIRE_OPENAI_EMBEDDINGS,
+	  EP_GENERATE },
+	{ "/openai/v1/responses", "responses", WIRE_OPENAI_RESPONSES,
+	  EP_GENERATE },
+	{ "/openai/responses", "responses", WIRE_OPENAI_RESPONSES,
+	  EP_GENERATE },
 };
 
-/* Azure OpenAI's shape: /openai/deployments/{name}/<path>?api-version=,
- * the deployment name being the requested model. */
+/* Azure OpenAI's deployment shape: /openai/deployments/{name}/<path>
+ * ?api-version=, the deployment name being the requested model. */
 #define AZURE_PREFIX "/openai/deployments/"
 static const struct endpoint azure_endpoints[] = {
-	{ "/chat/completions", "chat/completions", WIRE_OPENAI_CHAT },
-	{ "/completions", "completions", WIRE_OPENAI_COMPLETIONS },
-	{ "/embeddings", "embeddings", WIRE_OPENAI_EMBEDDINGS },
+	{ "/chat/completions", "chat/completions", WIRE_OPENAI_CHAT,
+	  EP_GENERATE },
+	{ "/completions", "completions", WIRE_OPENAI_COMPLETIONS, EP_GENERATE },
+	{ "/embeddings", "embeddings", WIRE_OPENAI_EMBEDDINGS, EP_GENERATE },
 };
 
 /* GET /v1/models: the routes the presented key may use, in OpenAI's list
@@ -109,6 +127,15 @@ list_models(const struct config *cfg, struct hreq *req)
 		evbuffer_free(buf);
 }
 
+/* Whether a path lists the models: OpenAI's and Anthropic's, or Azure's
+ * v1. */
+static int
+is_models(const char *path)
+{
+	return strcmp(path, "/v1/models") == 0 ||
+	       strcmp(path, "/openai/v1/models") == 0;
+}
+
 /* Refuses a method the path does not take. */
 static void
 wrong_method(struct hreq *req, enum wire wire, const char *allow)
@@ -145,14 +172,23 @@ match_azure(const char *path, char *name, size_t size)
 	return NULL;
 }
 
-/* The API a path belongs to, for the shape of its errors. */
+/* The API the caller speaks, for the shape of its errors: Anthropic's
+ * under /v1/messages, or from a client that sends anthropic-version (its
+ * SDKs always do) anywhere but under Azure's /openai/; else OpenAI's,
+ * whose envelope Azure's errors share. */
 static enum wire
-path_wire(const char *path)
+caller_wire(struct hreq *req)
 {
-	return strncmp(path, "/v1/messages", 12) == 0 &&
-			       (path[12] == '\0' || path[12] == '/')
-		       ? WIRE_ANTHROPIC
-		       : WIRE_OPENAI_CHAT;
+	const char *path = hreq_path(req);
+
+	if (strncmp(path, "/v1/messages", 12) == 0 &&
+	    (path[12] == '\0' || path[12] == '/'))
+		return WIRE_ANTHROPIC;
+	if (strncmp(path, "/openai/", 8) != 0 &&
+	    evhttp_find_header(hreq_input_headers(req), "anthropic-version") !=
+		    NULL)
+		return WIRE_ANTHROPIC;
+	return WIRE_OPENAI_CHAT;
 }
 
 /* Answers a request the server refused (malformed, too slow, too many
@@ -162,7 +198,7 @@ refuse_framing(struct hreq *req, const struct hp_error *e)
 {
 	struct reply_error err = reply_from_server(e);
 
-	reply_error(req, path_wire(hreq_path(req)), &err);
+	reply_error(req, caller_wire(req), &err);
 }
 
 /* Routes a request by method and path. */
@@ -201,7 +237,7 @@ dispatch(struct hreq *req, void *arg)
 	}
 	reply_request_id(id);
 	evhttp_add_header(out, "x-request-id", id);
-	if (strcmp(path, "/v1/models") == 0 && strcmp(method, "GET") == 0) {
+	if (is_models(path) && strcmp(method, "GET") == 0) {
 		list_models(loop->cfg, req);
 		return;
 	}
@@ -211,10 +247,10 @@ dispatch(struct hreq *req, void *arg)
 		refuse_framing(req, bad);
 	else if (ep != NULL)
 		wrong_method(req, ep->wire, "POST");
-	else if (strcmp(path, "/v1/models") == 0)
-		wrong_method(req, WIRE_OPENAI_CHAT, "GET");
+	else if (is_models(path))
+		wrong_method(req, caller_wire(req), "GET");
 	else
-		reply_error(req, path_wire(path), &unknown);
+		reply_error(req, caller_wire(req), &unknown);
 }
 
 struct httpd *

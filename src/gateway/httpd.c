@@ -475,6 +475,22 @@ hreq_fill(struct hreq *r, const char *head, size_t len,
 	return 0;
 }
 
+/* Keeps the path of a head refused after its request line was read, for
+ * the refusal to take the shape of the API the path belongs to. */
+static void
+keep_target(struct hreq *r)
+{
+	const struct hp_head *hp = &r->hp;
+	char *copy;
+
+	if (hp->target == NULL || hp->target_len == 0 || hp->target[0] != '/' ||
+	    (copy = malloc(hp->target_len + 1)) == NULL)
+		return;
+	memcpy(copy, hp->target, hp->target_len);
+	r->head = copy;
+	split_target(r, copy, hp->target_len);
+}
+
 /* Hands a request to the handler. */
 static void
 dispatch(struct conn *c, struct hreq *r)
@@ -528,6 +544,7 @@ take_head(struct conn *c, size_t len)
 		count(&malformed_total);
 		r->bad = 1;
 		c->keep_alive = 0;
+		keep_target(r);
 	} else if (hreq_fill(r, head, len, hdrs) != 0) {
 		free(hdrs);
 		hreq_free(r);

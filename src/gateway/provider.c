@@ -138,8 +138,10 @@ fail:
 
 /* The path of a wire's endpoint under a provider's base URL. */
 static const char *
-wire_path(enum wire w)
+wire_path(enum wire w, enum endpoint_op op)
 {
+	if (op == EP_COUNT_TOKENS)
+		return "/messages/count_tokens";
 	switch (w) {
 	case WIRE_OPENAI_CHAT:
 		return "/chat/completions";
@@ -178,11 +180,13 @@ provider_upstream_wire(const struct provider_conf *p, enum wire cw)
 }
 
 /* The upstream URL for a request in wire uw to upstream model: base_url
- * and the wire's path; for Azure the deployment path and api-version. */
+ * and the wire's path (op's); for Azure the deployment path and
+ * api-version. */
 char *
-provider_url(const struct provider_conf *p, enum wire uw, const char *model)
+provider_url(const struct provider_conf *p, enum wire uw, enum endpoint_op op,
+	     const char *model)
 {
-	const char *path = wire_path(uw);
+	const char *path = wire_path(uw, op);
 	char *dep = NULL, *url;
 	size_t n;
 
@@ -208,7 +212,7 @@ provider_url(const struct provider_conf *p, enum wire uw, const char *model)
 
 /* Headers for the upstream request. */
 struct curl_slist *
-provider_headers(const struct provider_conf *p, const char *beta)
+provider_headers(const struct provider_conf *p, const char *beta, int stream)
 {
 	struct curl_slist *h = NULL, *t;
 
@@ -217,6 +221,12 @@ provider_headers(const struct provider_conf *p, const char *beta)
 		return NULL;
 	/* No "Expect: 100-continue" round trip for large bodies. */
 	if ((t = curl_slist_append(h, "Expect:")) == NULL)
+		goto fail;
+	h = t;
+	/* curl asks for every encoding it decodes (upstream.c) unless told
+	 * otherwise here. */
+	if ((stream || !p->compression) &&
+	    (t = curl_slist_append(h, "Accept-Encoding: identity")) == NULL)
 		goto fail;
 	h = t;
 	if (p->type == PROVIDER_ANTHROPIC) {

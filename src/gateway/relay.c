@@ -415,6 +415,7 @@ start_stream(struct relay *r)
 				      r->in.start_us / 1000000);
 		if (r->tr == NULL)
 			return -1;
+		tr_stream_set_prompt(r->tr, r->in.adm->prompt_tokens);
 	}
 	evhttp_add_header(out, "Content-Type",
 			  r->ctype != NULL ? r->ctype : "text/event-stream");
@@ -754,8 +755,8 @@ start_call(struct relay *r)
 	if (r->in.ep->wire == WIRE_ANTHROPIC)
 		beta = evhttp_find_header(hreq_input_headers(r->in.http),
 					  "anthropic-beta");
-	r->hdrs = provider_headers(p, beta);
-	url = provider_url(p, r->uwire, model);
+	r->hdrs = provider_headers(p, beta, a->stream);
+	url = provider_url(p, r->uwire, r->in.ep->op, model);
 	r->call.on_header = on_header;
 	r->call.on_data = on_data;
 	r->call.on_done = on_done;
@@ -782,6 +783,22 @@ start_call(struct relay *r)
 	return 0;
 }
 
+/* The route's first target from index from on that can serve the
+ * request: one that takes its wire; for a count of tokens, one whose
+ * provider counts them (Anthropic's). -1 when none is left. */
+static int
+next_target(const struct relay *r, int from)
+{
+	const struct route_conf *route = r->in.adm->route;
+	int i = from;
+
+	while ((i = provider_first_target(route, i, r->in.ep->wire)) >= 0 &&
+	       r->in.ep->op == EP_COUNT_TOKENS &&
+	       route->targets[i].provider->type != PROVIDER_ANTHROPIC)
+		i++;
+	return i;
+}
+
 /* Moves a failed call on to the route's next target. Returns 1 when the
  * next call started (or its failure was reported), 0 when no target was
  * left to try. */
@@ -789,8 +806,7 @@ static int
 fall_back(struct relay *r, CURLcode result)
 {
 	const struct route_target *failed = r->t;
-	int next = provider_first_target(r->in.adm->route, r->target + 1,
-					 r->in.ep->wire);
+	int next = next_target(r, r->target + 1);
 	char why[CURL_ERROR_SIZE + 32];
 
 	if (next < 0)

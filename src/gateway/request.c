@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -90,6 +91,8 @@ struct request {
 	struct refusal rq_refusal; /* the answer when refused */
 	int rq_refused;
 	char *rq_abandoned;          /* REQ_ABANDONED: why */
+	char *rq_answer;             /* the gateway's own answer (a count of
+					tokens), sent once on record */
 	struct usage_record *rq_rec; /* filled as the request goes */
 };
 
@@ -238,6 +241,30 @@ body_failed(struct request *req, const struct hp_error *e, const char **reason)
 	return refuse(req, &err, reason);
 }
 
+/* Answers a count_tokens request the gateway counts itself. */
+static enum request_state
+count_locally(struct request *req, const char **reason)
+{
+	struct reply_error oom = { 500, "server_error", NULL, NULL,
+				   "Out of memory." };
+	int64_t tokens = 0;
+	int exact = 0;
+	char text[64];
+
+	if (admit_count_tokens(&req->rq_adm, req->rq_rec, &tokens, &exact,
+			       &req->rq_refusal) != 0)
+		return refuse(req, &req->rq_refusal.err, reason);
+	snprintf(text, sizeof text, "{\"input_tokens\":%lld}",
+		 (long long)tokens);
+	if ((req->rq_answer = strdup(text)) == NULL)
+		return refuse(req, &oom, reason);
+	evhttp_add_header(hreq_output_headers(req->rq_http),
+			  "x-tollgate-token-count",
+			  exact ? "exact" : "estimated");
+	req->rq_rec->status = 200;
+	return REQ_CLOSING;
+}
+
 /* Admits the request whose body is in: refused, parked on the quota
  * thread, or gone upstream. */
 static enum request_state
@@ -249,6 +276,10 @@ admit(struct request *req, const char **reason)
 			  req->rq_path_model, a, req->rq_rec,
 			  &req->rq_refusal) != 0)
 		return refuse(req, &req->rq_refusal.err, reason);
+	if (req->rq_ep->op == EP_COUNT_TOKENS)
+		/* A count uses no tokens: no quota to reserve. */
+		return admit_counts_locally(a) ? count_locally(req, reason)
+					       : go_upstream(req, reason);
 	if (admit_quotas(a, req->rq_rec) == ADMIT_QUOTA_RESERVE &&
 	    park(req) == 0)
 		return REQ_QUOTA;
@@ -447,10 +478,18 @@ finish_reply(struct request *req, const char *reason)
 	req->rq_loop->unsent++;
 	hreq_on_gone(http, NULL, NULL);
 	hreq_on_done(http, reply_done, req->rq_loop);
-	if (req->rq_refused)
+	if (req->rq_refused) {
 		reply_error(http, req->rq_ep->wire, &req->rq_refusal.err);
-	else if (req->rq_relay == NULL ||
-		 relay_finish(req->rq_relay, http) != 0)
+	} else if (req->rq_answer != NULL) {
+		struct evbuffer *buf = evbuffer_new();
+		if (buf != NULL)
+			evbuffer_add(buf, req->rq_answer,
+				     strlen(req->rq_answer));
+		reply_send(http, 200, "application/json", buf);
+		if (buf != NULL)
+			evbuffer_free(buf);
+	} else if (req->rq_relay == NULL ||
+		   relay_finish(req->rq_relay, http) != 0)
 		reply_error(http, req->rq_ep->wire, &internal);
 }
 
@@ -490,7 +529,8 @@ account(struct request *req, const char *reason)
 		.streamed = rec->streamed,
 		.aborted = rec->client_aborted,
 		.unmetered = rec->status >= 200 && rec->status < 300 &&
-			     rec->source == USAGE_NONE,
+			     rec->source == USAGE_NONE &&
+			     req->rq_ep->op != EP_COUNT_TOKENS,
 	};
 
 	metrics_request(&m);
@@ -521,6 +561,7 @@ request_free(struct request *req)
 	relay_free(req->rq_relay);
 	admit_free(&req->rq_adm);
 	free(req->rq_abandoned);
+	free(req->rq_answer);
 	free(req->rq_path_model);
 	config_unref(req->rq_cfg);
 	*req->rq_prevp = req->rq_next;
@@ -544,6 +585,10 @@ request_close(struct request *req, const char *reason)
 		relay_cancel(req->rq_relay);
 		relay_meter(req->rq_relay, &end);
 	}
+	if (req->rq_ep->op == EP_COUNT_TOKENS)
+		/* A count uses no tokens, whatever its answer says. */
+		end = (struct meter_end){ .upstream_status =
+						  end.upstream_status };
 	meter_settle(rec, &end);
 	admit_release(&req->rq_adm, req->rq_id,
 		      rec->usage.prompt + rec->usage.completion);

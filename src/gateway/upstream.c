@@ -224,6 +224,10 @@ provider_opts(CURL *easy, const struct provider_conf *p, int stream)
 	if (p->ca_file != NULL)
 		curl_easy_setopt(easy, CURLOPT_CAINFO, p->ca_file);
 	curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
+	/* Answers are decoded (gzip, deflate, br, zstd) before the relay
+	 * meters and forwards them, whether the gateway asked for the
+	 * encoding or a proxy on the way chose it (provider.c). */
+	curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, "");
 	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(easy, CURLOPT_USERAGENT, "tollgate/" PACKAGE_VERSION);
 }

@@ -28,6 +28,9 @@
  *   .../messages   Anthropic Messages. Without an x-api-key or an
  *            anthropic-version header: 401 with anthropic-error-401.json.
  *            Errors are {"type":"error","error":{"type":T,"message":M}}.
+ *   .../messages/count_tokens   Anthropic's count of a prompt, checked
+ *            as .../messages: {"input_tokens": N}, N the usage.input_tokens
+ *            of the model's JSON fixture.
  *   .../responses  OpenAI Responses.
  *   anything else ending in /chat/completions, /completions or
  *            /embeddings: OpenAI and the OpenAI-compatible providers.
@@ -56,6 +59,12 @@
  * POST /_mock/config takes a JSON object; every member is optional:
  *   latency_ms       wait before the response starts
  *   chunk_delay_ms   wait between two stream events
+ *   gzip             "off" (the default), "always" (as a CDN that
+ *                    compresses whatever was asked) or "asked" (when the
+ *                    request's Accept-Encoding names gzip): answers go out
+ *                    with Content-Encoding: gzip, a stream flushed event by
+ *                    event; answers cut short on purpose are never
+ *                    compressed
  *   fail             failure to inject, one of:
  *     none   answer from the fixture
  *     500    answer 500 with an OpenAI-shaped error, before any other byte
@@ -243,6 +252,13 @@ enum mock_fail {
 	"{\"error\":{\"code\":\"400\",\"message\":\"Unrecognized request "     \
 	"argument supplied: stream_options\"}}"
 
+/* When answers are compressed with gzip (mock_gzip.c). */
+enum mock_gzip {
+	GZIP_OFF,
+	GZIP_ALWAYS, /* whatever the request accepts, as a CDN may */
+	GZIP_ASKED,  /* when Accept-Encoding names gzip */
+};
+
 struct mock_config {
 	int mc_latency_ms;
 	int mc_chunk_delay_ms;
@@ -257,6 +273,7 @@ struct mock_config {
 	int mc_greedy_prompt_tokens;
 	int mc_greedy_per_event; /* words per stream event */
 	int mc_ignore_caps;      /* greedy: the request's caps are ignored */
+	int mc_gzip;             /* enum mock_gzip: answers compressed */
 };
 
 struct mock_stats {
@@ -332,6 +349,7 @@ struct mock_req {
 	size_t mr_nevents;
 	size_t mr_next;    /* next event to send */
 	char mr_what[192]; /* "POST /path model=M" for the log */
+	void *mr_gz;       /* the z_stream compressing the answer, or NULL */
 };
 
 TAILQ_HEAD(mock_req_list, mock_req);
@@ -445,6 +463,24 @@ void mr_hang(struct mock_req *mr);
 
 /* Handles a request to a model endpoint. */
 void handle_model(struct evhttp_request *req, const char *path);
+
+/* Whether path is Anthropic's count of a prompt's tokens
+ * (.../messages/count_tokens). */
+int mock_is_count_tokens(const char *path);
+
+/* mock_gzip.c */
+
+/* Starts compressing mr's answer when the gzip knob says so (adding
+ * Content-Encoding: gzip to the reply's headers): 1, else 0. */
+int mock_gzip_begin(struct mock_req *mr);
+
+/* Compresses len bytes at p into out, flushed so the client can decode
+ * them now; with finish, the gzip trailer follows. */
+void mock_gzip_add(struct mock_req *mr, const char *p, size_t len, int finish,
+		   struct evbuffer *out);
+
+/* Frees mr's compressor, if any. */
+void mock_gzip_end(struct mock_req *mr);
 
 /* mock_body.c */
 

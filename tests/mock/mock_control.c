@@ -75,6 +75,25 @@ config_bool(const cJSON *root, const char *key, int *out)
 	return 0;
 }
 
+/* Reads the "gzip" member: "off", "always" or "asked". 0, or -1 when it
+ * is something else. */
+static int
+config_gzip(const cJSON *root, int *out)
+{
+	static const char *const names[] = { "off", "always", "asked" };
+	const cJSON *it = cJSON_GetObjectItemCaseSensitive(root, "gzip");
+
+	if (it == NULL)
+		return 0;
+	for (int i = 0; i < 3; i++)
+		if (cJSON_IsString(it) &&
+		    strcmp(it->valuestring, names[i]) == 0) {
+			*out = i;
+			return 0;
+		}
+	return -1;
+}
+
 /* POST /_mock/config: validates every member, then applies them all. */
 static void
 handle_config(struct evhttp_request *req)
@@ -118,6 +137,12 @@ handle_config(struct evhttp_request *req)
 		reply_error(req, 400,
 			    "mock: last_member_wins, fold_names, greedy and "
 			    "ignore_caps must be true or false",
+			    "invalid_request_error");
+		goto out;
+	}
+	if (config_gzip(root, &c.mc_gzip) < 0) {
+		reply_error(req, 400,
+			    "mock: gzip must be one of off, always, asked",
 			    "invalid_request_error");
 		goto out;
 	}

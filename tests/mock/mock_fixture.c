@@ -163,7 +163,8 @@ wire_of(const char *path, char *dep, size_t size)
 			return WIRE_AZURE;
 		}
 	}
-	if (n >= 9 && strcmp(path + n - 9, "/messages") == 0)
+	if ((n >= 9 && strcmp(path + n - 9, "/messages") == 0) ||
+	    mock_is_count_tokens(path))
 		return WIRE_ANTHROPIC;
 	if (n >= 10 && strcmp(path + n - 10, "/responses") == 0)
 		return WIRE_RESPONSES;

@@ -139,7 +139,7 @@ is_model_path(const char *path)
 {
 	static const char *const suffixes[] = {
 		"/chat/completions", "/completions", "/embeddings",
-		"/responses",        "/messages",
+		"/responses",        "/messages",    "/messages/count_tokens",
 	};
 	size_t i, n = strlen(path), s;
 

@@ -349,6 +349,57 @@ mr_set_500(struct mock_req *mr, const char *message)
 			     error_json(message, "server_error", NULL, NULL));
 }
 
+/* Whether path is Anthropic's count of a prompt's tokens. */
+int
+mock_is_count_tokens(const char *path)
+{
+	size_t n = strlen(path), s = strlen("/messages/count_tokens");
+
+	return n >= s && strcmp(path + n - s, "/messages/count_tokens") == 0;
+}
+
+/* Answers a count of tokens for fixture m as Anthropic does: the
+ * fixture's usage.input_tokens, {"input_tokens": N}. */
+static void
+mr_load_count(struct mock_req *mr, const char *m)
+{
+	char name[PATH_MAX], msg[320];
+	cJSON *fx = NULL;
+	const cJSON *n = NULL;
+	char *text = NULL;
+	size_t len = 0;
+
+	if (m != NULL && model_name_ok(m)) {
+		snprintf(name, sizeof(name), "%s.json", m);
+		text = fixture_read(name, &len);
+	}
+	if (text != NULL) {
+		fx = cJSON_ParseWithLength(text, len);
+		n = cJSON_GetObjectItemCaseSensitive(
+			cJSON_GetObjectItemCaseSensitive(fx, "usage"),
+			"input_tokens");
+	}
+	free(text);
+	if (!cJSON_IsNumber(n)) {
+		snprintf(msg, sizeof(msg),
+			 "mock: no fixture with usage for model %.250s",
+			 m != NULL ? m : "-");
+		mr_set_error(mr, 404,
+			     wire_error_json(mr->mr_wire, 404, msg,
+					     "not_found_error", "model", NULL));
+		cJSON_Delete(fx);
+		return;
+	}
+	snprintf(msg, sizeof(msg), "{\"input_tokens\":%d}", n->valueint);
+	cJSON_Delete(fx);
+	mr->mr_body = strdup(msg);
+	if (mr->mr_body == NULL)
+		abort();
+	mr->mr_len = strlen(mr->mr_body);
+	mr->mr_status = 200;
+	mr->mr_sse = 0;
+}
+
 /* Handles a request to a model endpoint. */
 void
 handle_model(struct evhttp_request *req, const char *path)
@@ -417,7 +468,9 @@ handle_model(struct evhttp_request *req, const char *path)
 		mr->mr_cut_after = srv.cfg.mc_cut_after;
 		break;
 	}
-	if (srv.cfg.mc_greedy && cJSON_IsObject(root) && m != NULL)
+	if (mock_is_count_tokens(path))
+		mr_load_count(mr, m);
+	else if (srv.cfg.mc_greedy && cJSON_IsObject(root) && m != NULL)
 		greedy_load(mr, root, path, m);
 	else
 		mr_load_fixture(mr, root, m);

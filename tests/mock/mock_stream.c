@@ -53,6 +53,7 @@ mr_free(struct mock_req *mr)
 		event_free(mr->mr_watch);
 	free(mr->mr_events);
 	free(mr->mr_body);
+	mock_gzip_end(mr);
 	free(mr);
 }
 
@@ -122,6 +123,8 @@ mr_start_reply(struct mock_req *mr)
 	}
 	if (mr->mr_retry_after)
 		evhttp_add_header(h, "Retry-After", "1");
+	if (mr->mr_sse && mr->mr_cut == CUT_NONE)
+		mock_gzip_begin(mr);
 	evhttp_send_reply_start(mr->mr_req, mr->mr_status,
 				status_reason(mr->mr_status));
 }
@@ -134,7 +137,10 @@ mr_send(struct mock_req *mr, const char *p, size_t len)
 
 	if (buf == NULL)
 		abort();
-	evbuffer_add(buf, p, len);
+	if (mr->mr_gz != NULL)
+		mock_gzip_add(mr, p, len, 0, buf);
+	else
+		evbuffer_add(buf, p, len);
 	evhttp_send_reply_chunk(mr->mr_req, buf);
 	evbuffer_free(buf);
 }
@@ -177,7 +183,11 @@ mr_step(struct mock_req *mr)
 					  "application/json");
 			if (mr->mr_retry_after)
 				evhttp_add_header(h, "Retry-After", "1");
-			evbuffer_add(buf, mr->mr_body, mr->mr_len);
+			if (mock_gzip_begin(mr))
+				mock_gzip_add(mr, mr->mr_body, mr->mr_len, 1,
+					      buf);
+			else
+				evbuffer_add(buf, mr->mr_body, mr->mr_len);
 			evhttp_send_reply(mr->mr_req, mr->mr_status,
 					  status_reason(mr->mr_status), buf);
 			evbuffer_free(buf);
@@ -203,6 +213,14 @@ mr_step(struct mock_req *mr)
 				return;
 			}
 			if (mr->mr_next == mr->mr_nevents) {
+				if (mr->mr_gz != NULL) {
+					struct evbuffer *t = evbuffer_new();
+					if (t == NULL)
+						abort();
+					mock_gzip_add(mr, "", 0, 1, t);
+					evhttp_send_reply_chunk(mr->mr_req, t);
+					evbuffer_free(t);
+				}
 				evhttp_send_reply_end(mr->mr_req);
 				mr_finish(mr, 1, "stream");
 				return;
