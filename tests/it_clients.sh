@@ -224,6 +224,26 @@ assert_eq "azure v1 models: 200" 200 "$TG_STATUS"
 assert_json "azure v1 models: the routes, in OpenAI's list" \
 	'.object == "list" and ([.data[].id] | index("azure-chat") != null)' "$TG_BODY"
 
+# One model, as openai's models.retrieve and Anthropic's models.retrieve
+# ask for it.
+tg_http GET /v1/models/oa-chat "$KEY"
+assert_eq "models/{id}: 200" 200 "$TG_STATUS"
+assert_json "models/{id}: OpenAI's model object" \
+	'.id == "oa-chat" and .object == "model" and .owned_by == "openai"' "$TG_BODY"
+tg_http GET /v1/models/claude "" "" -H "x-api-key: $KEY" -H "$AV"
+assert_json "models/{id}, Anthropic client: Anthropic's model object" \
+	'.id == "claude" and .type == "model" and (.display_name | type == "string")' "$TG_BODY"
+tg_http GET /openai/v1/models/azure-chat "" "" -H "api-key: $KEY"
+assert_json "models/{id} on Azure's v1 path" '.id == "azure-chat"' "$TG_BODY"
+tg_http GET /v1/models/no-such-model "$KEY"
+assert_eq "models/{id}, unknown: 404" 404 "$TG_STATUS"
+assert_true "models/{id}, unknown: model_not_found" is_openai_error model_not_found
+tg_http GET /v1/models/no-such-model "" "" -H "x-api-key: $KEY" -H "$AV"
+assert_true "models/{id}, unknown, Anthropic client: not_found_error" \
+	is_anthropic_error not_found_error
+tg_http GET /v1/models/oa-chat ""
+assert_eq "models/{id}, no key: 401" 401 "$TG_STATUS"
+
 # ---------------------------------------------------------------------------
 # The key: the first header holding a tollgate key.
 
@@ -361,5 +381,15 @@ refusal "messages, no key" anthropic authentication_error 401 \
 refusal "malformed request line under /v1/messages" anthropic \
 	invalid_request_error 400 POST '/v1/messages/%zz' -H "$AV" \
 	-H 'Content-Length: 1' -H 'Content-Length: 2'
+
+# A compressed request body is refused before it is read, not misread.
+printf '%s' "$(tg_chat_body oa-chat)" | gzip -c >"$TG_TMP/body.gz"
+tg_http POST /v1/chat/completions "$KEY" "@$TG_TMP/body.gz" \
+	-H 'Content-Encoding: gzip'
+assert_eq "a gzip'd request body: 415" 415 "$TG_STATUS"
+assert_true "a gzip'd request body: says so" \
+	is_openai_error unsupported_content_encoding
+tg_check_row "a gzip'd request body: recorded as refused" "$TG_RID" \
+	"status, refusal" "415|invalid_request"
 
 tg_done

@@ -327,6 +327,24 @@ admit_rate_limits(struct hreq *http, struct admission *a,
 	return refuse_rate(out, a, rec, r, &st);
 }
 
+/* The body comes as it is: a compressed one could not be read, routed or
+ * metered, and no client SDK sends one. */
+static int
+admit_encoding(struct hreq *http, struct usage_record *rec, struct refusal *r)
+{
+	const char *v = evhttp_find_header(hreq_input_headers(http),
+					   "Content-Encoding");
+
+	if (v == NULL || *v == '\0' || strcasecmp(v, "identity") == 0)
+		return 0;
+	snprintf(rec->refusal, sizeof rec->refusal, "invalid_request");
+	return refuse(
+		r, 415, "invalid_request_error", "unsupported_content_encoding",
+		NULL,
+		"Request bodies with Content-Encoding '%.40s' are not accepted; send the body uncompressed.",
+		v);
+}
+
 int
 admit_auth(const struct config *cfg, struct hreq *http,
 	   const struct endpoint *ep, struct admission *a,
@@ -340,6 +358,8 @@ admit_auth(const struct config *cfg, struct hreq *http,
 				    a->grant.key_id, &a->grant.rl_key,
 				    clock_policy_ms(), &st) != 0)
 		return refuse_rate(hreq_output_headers(http), a, rec, r, &st);
+	if (admit_encoding(http, rec, r) != 0)
+		return -1;
 	if (cfg->db_down_refuse && !pgwriter_db_ok()) {
 		snprintf(rec->refusal, sizeof rec->refusal, "ledger");
 		return refuse(

@@ -54,10 +54,50 @@ static const struct endpoint azure_endpoints[] = {
 	{ "/embeddings", "embeddings", WIRE_OPENAI_EMBEDDINGS, EP_GENERATE },
 };
 
-/* GET /v1/models: the routes the presented key may use, in OpenAI's list
- * shape, or Anthropic's when the client sends anthropic-version. */
+/* A model (a route) as the models endpoints show it, in OpenAI's shape
+ * or Anthropic's. */
+static cJSON *
+model_object(const struct route_conf *r, int anthropic)
+{
+	cJSON *m = cJSON_CreateObject();
+
+	if (anthropic) {
+		cJSON_AddStringToObject(m, "type", "model");
+		cJSON_AddStringToObject(m, "id", r->name);
+		cJSON_AddStringToObject(m, "display_name", r->name);
+		cJSON_AddStringToObject(m, "created_at",
+					"1970-01-01T00:00:00Z");
+	} else {
+		cJSON_AddStringToObject(m, "id", r->name);
+		cJSON_AddStringToObject(m, "object", "model");
+		cJSON_AddNumberToObject(m, "created", 0);
+		cJSON_AddStringToObject(m, "owned_by",
+					r->targets[0].provider->name);
+	}
+	return m;
+}
+
+/* Sends a JSON document with 200 and frees it. */
 static void
-list_models(const struct config *cfg, struct hreq *req)
+send_json(struct hreq *req, cJSON *root)
+{
+	char *text = cJSON_PrintUnformatted(root);
+	struct evbuffer *buf = evbuffer_new();
+
+	cJSON_Delete(root);
+	if (buf != NULL && text != NULL)
+		evbuffer_add(buf, text, strlen(text));
+	cJSON_free(text);
+	reply_send(req, 200, "application/json", buf);
+	if (buf != NULL)
+		evbuffer_free(buf);
+}
+
+/* GET /v1/models (id NULL): the routes the presented key may use, in
+ * OpenAI's list shape, or Anthropic's when the client sends
+ * anthropic-version; GET /v1/models/{id}: one of them. */
+static void
+list_models(const struct config *cfg, struct hreq *req, const char *id)
 {
 	struct evkeyvalq *in = hreq_input_headers(req);
 	int anthropic = evhttp_find_header(in, "anthropic-version") != NULL;
@@ -67,10 +107,11 @@ list_models(const struct config *cfg, struct hreq *req)
 		401, "invalid_request_error", "invalid_api_key", NULL,
 		"Incorrect or missing API key."
 	};
+	char msg[320];
+	struct reply_error unknown = { 404, "invalid_request_error",
+				       "model_not_found", "model", msg };
 	struct key_grant g;
 	cJSON *root, *data;
-	struct evbuffer *buf;
-	char *text;
 
 	if (admit_key(req, &g) != KEY_OK) {
 		refusals_note(hreq_peer(req));
@@ -82,28 +123,29 @@ list_models(const struct config *cfg, struct hreq *req)
 		cJSON_AddStringToObject(root, "object", "list");
 	data = cJSON_AddArrayToObject(root, "data");
 	for (const struct route_conf *r = cfg->routes; r; r = r->next) {
-		cJSON *m;
 		if (strcmp(r->name, "*") == 0 ||
 		    !keystore_model_allowed(&g, r->name))
 			continue;
-		m = cJSON_CreateObject();
-		if (anthropic) {
-			cJSON_AddStringToObject(m, "type", "model");
-			cJSON_AddStringToObject(m, "id", r->name);
-			cJSON_AddStringToObject(m, "display_name", r->name);
-			cJSON_AddStringToObject(m, "created_at",
-						"1970-01-01T00:00:00Z");
-		} else {
-			cJSON_AddStringToObject(m, "id", r->name);
-			cJSON_AddStringToObject(m, "object", "model");
-			cJSON_AddNumberToObject(m, "created", 0);
-			cJSON_AddStringToObject(m, "owned_by",
-						r->targets[0].provider->name);
+		if (id != NULL && strcmp(r->name, id) == 0) {
+			cJSON_Delete(root);
+			keystore_grant_clear(&g);
+			send_json(req, model_object(r, anthropic));
+			return;
 		}
-		cJSON_AddItemToArray(data, m);
+		cJSON_AddItemToArray(data, model_object(r, anthropic));
 		if (first == NULL)
 			first = r->name;
 		last = r->name;
+	}
+	keystore_grant_clear(&g);
+	if (id != NULL) {
+		cJSON_Delete(root);
+		snprintf(
+			msg, sizeof msg,
+			"The model '%.200s' does not exist or you do not have access to it.",
+			id);
+		reply_error(req, wire, &unknown);
+		return;
 	}
 	if (anthropic) {
 		cJSON_AddFalseToObject(root, "has_more");
@@ -115,25 +157,31 @@ list_models(const struct config *cfg, struct hreq *req)
 			cJSON_AddNullToObject(root, "last_id");
 		}
 	}
-	keystore_grant_clear(&g);
-	text = cJSON_PrintUnformatted(root);
-	cJSON_Delete(root);
-	buf = evbuffer_new();
-	if (buf != NULL && text != NULL)
-		evbuffer_add(buf, text, strlen(text));
-	cJSON_free(text);
-	reply_send(req, 200, "application/json", buf);
-	if (buf != NULL)
-		evbuffer_free(buf);
+	send_json(req, root);
 }
 
-/* Whether a path lists the models: OpenAI's and Anthropic's, or Azure's
- * v1. */
+/* Whether a path lists the models (OpenAI's and Anthropic's, or Azure's
+ * v1) or names one of them: then *id is its name (NULL for the list). */
 static int
-is_models(const char *path)
+is_models(const char *path, const char **id)
 {
-	return strcmp(path, "/v1/models") == 0 ||
-	       strcmp(path, "/openai/v1/models") == 0;
+	static const char *const prefixes[] = { "/v1/models",
+						"/openai/v1/models" };
+
+	for (size_t i = 0; i < 2; i++) {
+		size_t n = strlen(prefixes[i]);
+		if (strncmp(path, prefixes[i], n) != 0)
+			continue;
+		if (path[n] == '\0') {
+			*id = NULL;
+			return 1;
+		}
+		if (path[n] == '/' && path[n + 1] != '\0') {
+			*id = path + n + 1;
+			return 1;
+		}
+	}
+	return 0;
 }
 
 /* Refuses a method the path does not take. */
@@ -210,6 +258,7 @@ dispatch(struct hreq *req, void *arg)
 	const struct hp_error *bad = hreq_error(req);
 	struct evkeyvalq *out = hreq_output_headers(req);
 	const struct endpoint *ep = NULL;
+	const char *model = NULL;
 	static const struct reply_error unknown = { 404,
 						    "invalid_request_error",
 						    "unknown_url", NULL,
@@ -237,8 +286,8 @@ dispatch(struct hreq *req, void *arg)
 	}
 	reply_request_id(id);
 	evhttp_add_header(out, "x-request-id", id);
-	if (is_models(path) && strcmp(method, "GET") == 0) {
-		list_models(loop->cfg, req);
+	if (is_models(path, &model) && strcmp(method, "GET") == 0) {
+		list_models(loop->cfg, req, model);
 		return;
 	}
 	/* Everything else here is refused before any key is looked at. */
@@ -247,7 +296,7 @@ dispatch(struct hreq *req, void *arg)
 		refuse_framing(req, bad);
 	else if (ep != NULL)
 		wrong_method(req, ep->wire, "POST");
-	else if (is_models(path))
+	else if (is_models(path, &model))
 		wrong_method(req, caller_wire(req), "GET");
 	else
 		reply_error(req, caller_wire(req), &unknown);
