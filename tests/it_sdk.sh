@@ -1,237 +1,26 @@
 #!/bin/bash
 # it_sdk.sh - tollgated driven by the official SDKs, as an application uses
 # it: the openai package (OpenAI and AzureOpenAI clients) and
-# @anthropic-ai/sdk, pointed at the gateway with a tollgate key. Checks what
-# the SDKs parsed (text, finish reasons, tool calls, usage, error classes)
-# against the fixtures, and that each call left one usage record with the
-# client's endpoint, the provider that served it and the provider's counts,
-# for same-format relays and for cross-format translation alike.
+# @anthropic-ai/sdk, each in two majors (openai 4 and 6, the newest that runs
+# on Node 20; @anthropic-ai/sdk 0.x and 1.x), pointed at the gateway with a
+# tollgate key. Checks what the SDKs parsed (text, finish reasons, tool
+# calls, usage, embeddings in the SDK's default base64, token counts, error
+# classes) against the fixtures, and that each call left one usage record
+# with the client's endpoint, the provider that served it and the
+# provider's counts, for same-format relays and for cross-format
+# translation alike. it_sdk_frameworks.sh drives the frameworks.
 #
 # The SDKs are installed from tests/sdk/package-lock.json with
 #   npm ci --prefix tests/sdk
 # TG_SKIP_SDK=1 skips this test where they cannot be installed; without it a
 # missing install fails the test.
 
-SDK_DIR=$(cd "$(dirname "$0")" && pwd)/sdk
+. "$(dirname "$0")/sdk_lib.sh"
 
-if [ "${TG_SKIP_SDK:-0}" = 1 ]; then
-	echo "# it_sdk: skipped (TG_SKIP_SDK=1)"
-	exit 77
-fi
-
-. "$(dirname "$0")/lib.sh"
-
-# The SDKs must be installed, at the versions package.json pins.
-sdk_installed() {
-	local pkg want got
-	command -v node >/dev/null 2>&1 ||
-		tg_bail "node is not installed (Node.js >= 18 runs the SDK tests; TG_SKIP_SDK=1 skips them)"
-	for pkg in openai @anthropic-ai/sdk; do
-		want=$(jq -r --arg p "$pkg" '.dependencies[$p]' "$SDK_DIR/package.json")
-		got=$(jq -r .version "$SDK_DIR/node_modules/$pkg/package.json" 2>/dev/null)
-		if [ "$got" != "$want" ]; then
-			tg_bail "$pkg $want is not installed in $SDK_DIR/node_modules" \
-				"(found: ${got:-none}); install the SDKs with" \
-				"'npm ci --prefix tests/sdk' from the source tree, or set" \
-				"TG_SKIP_SDK=1 to skip this test"
-		fi
-	done
-}
-sdk_installed
-
-# ---------------------------------------------------------------------------
-# Running the drivers.
-
-SDK_N=0
-
-# sdk DESC DRIVER JSON_ARGS : runs tests/sdk/DRIVER.mjs with the arguments
-# and keeps its one JSON line in $SDK_OUT. A driver that did not print one
-# JSON object is a failed check; so is an SDK exception unless the caller
-# expects one (SDK_EXPECT_ERROR=1).
-sdk() {
-	local desc=$1 driver=$2 args=$3 rc
-	SDK_N=$((SDK_N + 1))
-	SDK_OUT=$TG_TMP/sdk.$SDK_N.json
-	node "$SDK_DIR/$driver.mjs" "$args" >"$SDK_OUT" 2>"$TG_TMP/sdk.$SDK_N.err"
-	rc=$?
-	if [ "$rc" != 0 ] || [ "$(wc -l <"$SDK_OUT")" != 1 ] ||
-		! jq -e 'type == "object"' "$SDK_OUT" >/dev/null 2>&1; then
-		tg_not_ok "$desc: the SDK call ran" "node exited $rc; args: $args" \
-			"stdout: $(head -c 600 "$SDK_OUT")" \
-			"stderr: $(head -c 600 "$TG_TMP/sdk.$SDK_N.err")"
-		echo '{}' >"$SDK_OUT"
-		return 1
-	fi
-	if [ "${SDK_EXPECT_ERROR:-0}" != 1 ] &&
-		[ "$(jq -r .ok "$SDK_OUT")" != true ]; then
-		tg_not_ok "$desc: the SDK call succeeded" \
-			"$(jq -c .error "$SDK_OUT" | cut -c 1-600)"
-		return 1
-	fi
-	if [ "${SDK_EXPECT_ERROR:-0}" = 1 ]; then
-		tg_ok "$desc: the SDK call ran"
-	else
-		tg_ok "$desc: the SDK call succeeded"
-	fi
-}
-
-# sdk_eq DESC JQ_FILTER EXPECTED : compares `jq -c FILTER` of the last
-# driver output with EXPECTED.
-sdk_eq() {
-	assert_eq "$1" "$3" "$(jq -c "$2" "$SDK_OUT" 2>&1)"
-}
-
-# The JSON argument of a driver: the op, the gateway, the key and more
-# "name=json value" pairs.
-sdk_args() {
-	local op=$1 base=$2 key=$3 kv
-	local -a a=(--arg op "$op" --arg base "$base" --arg key "$key")
-	local f='{op: $op, base: $base, key: $key}'
-	shift 3
-	for kv in "$@"; do
-		a+=(--argjson "${kv%%=*}" "${kv#*=}")
-		f="$f + {${kv%%=*}: \$${kv%%=*}}"
-	done
-	jq -n -c "${a[@]}" "$f"
-}
-
-OPENAI_BASE=			# set once the gateway runs
-ANTHROPIC_BASE=
-
-oai() {			# oai DESC OP KEY [name=json...]
-	local desc=$1 op=$2 key=$3
-	shift 3
-	sdk "$desc" openai "$(sdk_args "$op" "$OPENAI_BASE" "$key" "$@")"
-}
-
-ant() {			# ant DESC OP KEY [name=json...]
-	local desc=$1 op=$2 key=$3
-	shift 3
-	sdk "$desc" anthropic "$(sdk_args "$op" "$ANTHROPIC_BASE" "$key" "$@")"
-}
-
-# ---------------------------------------------------------------------------
-# The ledger.
-
-LEDGER_COLS="endpoint, provider, upstream_model, requested_model, streamed,
-	status, prompt_tokens, completion_tokens, cached_tokens,
-	cache_write_tokens, usage_source"
-
-# A refusal's record: no provider served it, nothing is metered.
-REFUSAL_COLS="endpoint, streamed, status, usage_source,
-	prompt_tokens + completion_tokens"
-
-# ledger DESC EXPECTED [COLUMNS] : the request id the SDK saw has exactly one
-# usage record, whose COLUMNS (default LEDGER_COLS) are EXPECTED ('|'
-# separated).
-ledger() {
-	local desc=$1 want=$2 cols=${3:-$LEDGER_COLS} rid i n=0
-	rid=$(jq -r '.request_id // empty' "$SDK_OUT")
-	if [ -z "$rid" ]; then
-		tg_not_ok "$desc: usage record" "the SDK saw no x-request-id"
-		return
-	fi
-	tg_wait_until 10 'n=$(tg_record_count "$rid" 2>/dev/null)
-		[ "${n:-0}" -ge 1 ]'
-	assert_eq "$desc: one usage record" 1 "$n"
-	[ "$n" = 1 ] || return
-	assert_eq "$desc: usage record" "$want" "$(tg_row "$rid" "$cols")"
-}
-
-# ---------------------------------------------------------------------------
-# What the fixtures say.
-
-# The data lines of an SSE fixture as a JSON array ([DONE] left out).
-sse_events() {
-	sed -n 's/^data: //p' "$1" | grep -v '^\[DONE\]$' | jq -s -c .
-}
-
-# The text of an OpenAI chat stream fixture.
-openai_stream_text() {
-	sse_events "$1" | jq -r '[.[].choices[]?.delta.content // empty] | join("")'
-}
-
-fx() {			# fx FILE FILTER : jq -r on a provider fixture
-	jq -r "$2" "$FIXTURES/$1"
-}
-
-OPENAI_TEXT=$(fx openai-chat.json '.choices[0].message.content')
-OPENAI_STREAM_TEXT=$(openai_stream_text "$FIXTURES/openai-chat-stream.sse")
-AZURE_TEXT=$(fx azure-openai-chat.json '.choices[0].message.content')
-AZURE_STREAM_TEXT=$(openai_stream_text "$FIXTURES/azure-openai-chat-stream.sse")
-ANTHROPIC_TEXT=$(fx anthropic-messages.json '[.content[] | select(.type == "text") | .text] | join("")')
-ANTHROPIC_STREAM_TEXT=$(sse_events "$FIXTURES/anthropic-messages-stream.sse" |
-	jq -r '[.[] | select(.type == "content_block_delta") | .delta.text // empty] | join("")')
-RESPONSES_TEXT=$(fx openai-responses.json '[.output[] | select(.type == "message") | .content[] | select(.type == "output_text") | .text] | join("")')
-RESPONSES_STREAM_TEXT=$(sse_events "$FIXTURES/openai-responses-stream.sse" |
-	jq -r '[.[] | select(.type == "response.output_text.delta") | .delta] | join("")')
-EMBEDDINGS=$(fx openai-embeddings.json '[.data[].embedding]' | jq -c .)
-
-for v in OPENAI_TEXT OPENAI_STREAM_TEXT AZURE_TEXT AZURE_STREAM_TEXT \
-	ANTHROPIC_TEXT ANTHROPIC_STREAM_TEXT RESPONSES_TEXT RESPONSES_STREAM_TEXT; do
-	[ -n "${!v}" ] || tg_bail "no text found in the fixture for $v"
-done
-
-# ---------------------------------------------------------------------------
-# Setup: the Anthropic and Azure providers, and routes across formats.
-
-tg_start_pg
-tg_start_mock
-
-# The mock refuses Anthropic and Azure requests without their key header.
-export TG_SDK_UPSTREAM_KEY=sk-upstream-test-key
-provider_limits='api_key_env = TG_SDK_UPSTREAM_KEY
-connect_timeout = 5000
-timeout = 30000
-idle_timeout = 10000'
-TG_EXTRA_SECTIONS="[provider anthropic]
-type = anthropic
-base_url = $TG_MOCK_URL/anthropic/v1
-$provider_limits
-
-[provider azure]
-type = azure
-base_url = $TG_MOCK_URL/azure
-api_version = 2024-10-21
-$provider_limits
-
-[route openai-responses]
-target = openai:openai-responses
-
-[route anthropic-messages]
-target = anthropic:anthropic-messages
-
-[route azure-openai-chat]
-target = azure:azure-openai-chat
-
-[route claude-via-openai]
-target = anthropic:anthropic-messages
-
-[route claude-tools-via-openai]
-target = anthropic:anthropic-tools
-
-[route gpt-via-anthropic]
-target = openai:openai-chat
-
-[route gpt-tools-via-anthropic]
-target = openai:openai-tools
-
-[route claude-error-429-via-openai]
-target = anthropic:anthropic-error-429
-
-[route gpt-error-429-via-anthropic]
-target = openai:openai-error-429"
-tg_start_gateway
-
-OPENAI_BASE=$TG_URL/v1
-ANTHROPIC_BASE=$TG_URL
-
-KEY=$(tg_issue_key sdk) || tg_bail "cannot issue a key"
-LIMITED=$(tg_issue_key sdk --models 'openai-chat*,claude-*') ||
-	tg_bail "cannot issue a key limited to some models"
-# A key of the right shape that the gateway never issued.
-if [ "${KEY: -1}" = A ]; then BADKEY=${KEY%?}B; else BADKEY=${KEY%?}A; fi
-UNAUTH=$(tg_unauth_count)
+# Every check below runs once with openai 4 and @anthropic-ai/sdk 0.x, and
+# once with the newest majors that run on Node 20, openai 6 and
+# @anthropic-ai/sdk 1.x (suite, called at the end).
+suite() {
 
 # ---------------------------------------------------------------------------
 # OpenAI SDK, same format.
@@ -274,17 +63,17 @@ allowed=$(while IFS= read -r r; do
 	case $r in openai-chat* | claude-*) echo "$r" ;; esac
 done <<<"$routes")
 if [ -n "$allowed" ] && [ "$allowed" != "$routes" ]; then
-	tg_ok "the limited key's patterns allow some routes and not others"
+	tg_ok "${SDK_LABEL}the limited key's patterns allow some routes and not others"
 else
-	tg_not_ok "the limited key's patterns allow some routes and not others" \
+	tg_not_ok "${SDK_LABEL}the limited key's patterns allow some routes and not others" \
 		"routes: $(tr '\n' ' ' <<<"$routes")" \
 		"allowed: $(tr '\n' ' ' <<<"$allowed")"
 fi
 oai "openai models.list, limited key" models "$LIMITED"
-assert_eq "openai models.list, limited key: the routes the key may use" \
+assert_eq "${SDK_LABEL}openai models.list, limited key: the routes the key may use" \
 	"$allowed" "$(jq -r '.ids[]?' "$SDK_OUT" | sort)"
 oai "openai models.list" models "$KEY"
-assert_eq "openai models.list: every route" "$routes" \
+assert_eq "${SDK_LABEL}openai models.list: every route" "$routes" \
 	"$(jq -r '.ids[]?' "$SDK_OUT" | sort)"
 
 # Errors: the SDK's own exception classes, with the gateway's message.
@@ -295,7 +84,7 @@ sdk_eq "openai chat, unknown key: AuthenticationError 401" \
 	'[.ok, .error.class, .error.status]' '[false,"AuthenticationError",401]'
 sdk_eq "openai chat, unknown key: the gateway's message" \
 	'.error.body.message | select(type == "string" and length > 0)' "$gw_msg"
-tg_check_unauth "openai chat, unknown key" "$(jq -r '.request_id // empty' "$SDK_OUT")" "$UNAUTH"
+tg_check_unauth "${SDK_LABEL}openai chat, unknown key" "$(jq -r '.request_id // empty' "$SDK_OUT")" "$UNAUTH"
 UNAUTH=$(tg_unauth_count)
 
 SDK_EXPECT_ERROR=1 oai "openai chat, unknown model" chat "$KEY" model='"no-such-model"'
@@ -391,7 +180,7 @@ ledger "anthropic create(stream)" \
 	"messages|anthropic|anthropic-messages|anthropic-messages|t|200|1525|42|0|1500|reported"
 
 ant "anthropic models.list" models "$KEY"
-assert_eq "anthropic models.list: every route" "$routes" \
+assert_eq "${SDK_LABEL}anthropic models.list: every route" "$routes" \
 	"$(jq -r '.ids[]?' "$SDK_OUT" | sort)"
 
 curl -sS -o "$TG_TMP/ant401.json" --max-time 10 -H "x-api-key: $BADKEY" \
@@ -406,7 +195,7 @@ sdk_eq "anthropic messages, unknown key: AuthenticationError 401, Anthropic's sh
 	'[false,"AuthenticationError",401,"error","authentication_error"]'
 sdk_eq "anthropic messages, unknown key: the gateway's message" \
 	'.error.body.error.message | select(type == "string" and length > 0)' "$gw_msg"
-tg_check_unauth "anthropic messages, unknown key" "$(jq -r '.request_id // empty' "$SDK_OUT")" "$UNAUTH"
+tg_check_unauth "${SDK_LABEL}anthropic messages, unknown key" "$(jq -r '.request_id // empty' "$SDK_OUT")" "$UNAUTH"
 UNAUTH=$(tg_unauth_count)
 
 SDK_EXPECT_ERROR=1 ant "anthropic messages, unknown model" messages "$KEY" \
@@ -511,7 +300,7 @@ tools_case() {
 		usage=.last_chunk_usage
 	fi
 	oai "$label" chat "$KEY" model='"claude-tools-via-openai"' tools="$TOOLS" "${more[@]}"
-	assert_eq "$label: tool calls and text" \
+	assert_eq "$SDK_LABEL$label: tool calls and text" \
 		"$(jq -S -c '{calls, text}' <<<"$want")" \
 		"$(jq -S -c "$TOOLS_GOT" "$SDK_OUT" 2>&1)"
 	sdk_eq "$label: tool_calls are functions" '[.tool_calls[]?.type] | unique' '["function"]'
@@ -524,7 +313,7 @@ tools_case() {
 
 for f in anthropic-tools.json anthropic-tools-stream.sse; do
 	if [ ! -f "$EXTRA/$f" ]; then
-		tg_not_ok "tool-call fixture $f exists" "not found in $EXTRA"
+		tg_not_ok "${SDK_LABEL}tool-call fixture $f exists" "not found in $EXTRA"
 	fi
 done
 if [ -f "$EXTRA/anthropic-tools.json" ]; then
@@ -567,7 +356,7 @@ for c in "openai-tools.json|-|f" "openai-tools-stream.sse|helper|t"; do
 	IFS='|' read -r f mode streamed <<<"$c"
 	label="anthropic messages with tools to openai ($f)"
 	if [ ! -f "$EXTRA/$f" ]; then
-		tg_not_ok "$label: fixture exists" "not found in $EXTRA"
+		tg_not_ok "$SDK_LABEL$label: fixture exists" "not found in $EXTRA"
 		continue
 	fi
 	if [ "$mode" = helper ]; then
@@ -579,7 +368,7 @@ for c in "openai-tools.json|-|f" "openai-tools-stream.sse|helper|t"; do
 		ant "$label" messages "$KEY" model='"gpt-tools-via-anthropic"' \
 			tools="$ATOOLS"
 	fi
-	assert_eq "$label: tool uses, text, stop reason and usage" "$want" \
+	assert_eq "$SDK_LABEL$label: tool uses, text, stop reason and usage" "$want" \
 		"$(jq -S -c "$ATOOLS_GOT" "$SDK_OUT" 2>&1)"
 	ledger "$label" "messages|openai|openai-tools|gpt-tools-via-anthropic|$streamed|200|$(
 		if [ "$streamed" = t ]; then sse_events "$EXTRA/$f"; else jq -s -c . "$EXTRA/$f"; fi |
@@ -601,5 +390,91 @@ sdk_eq "anthropic messages to an openai 429: the SDK raises RateLimitError" \
 	'[.ok, .error.class, .error.status]' '[false,"RateLimitError",429]'
 ledger "anthropic messages to an openai 429" \
 	"messages|openai|openai-error-429|gpt-error-429-via-anthropic|f|429|0|0|0|0|none"
+
+new_surface
+}
+
+# ---------------------------------------------------------------------------
+# What the newest clients use: embeddings in the SDK's default encoding
+# (base64, decoded by the SDK), Azure OpenAI's v1 paths, the Responses API
+# through AzureOpenAI, count_tokens, and the prompt's count a translated
+# stream's message_start carries.
+
+new_surface() {
+	oai "openai embeddings, the SDK's default encoding" embeddings "$KEY" \
+		model='"openai-embeddings"' default_format=true \
+		input='["The food was delicious.","The waiter was kind."]'
+	assert_eq "${SDK_LABEL}openai embeddings, default encoding: base64 asked" \
+		base64 "$(tg_mock_last_request | jq -r '.body | fromjson | .encoding_format')"
+	sdk_eq "openai embeddings, default encoding: vectors decoded" \
+		.embeddings "$EMBEDDINGS_F32"
+	ledger "openai embeddings, default encoding" \
+		"embeddings|openai|openai-embeddings|openai-embeddings|f|200|16|0|0|0|reported"
+
+	local q base_saved=$OPENAI_BASE
+	for q in null '{"api-version":"2024-10-21"}'; do
+		OPENAI_BASE=$TG_URL/openai/v1
+		oai "azure v1 chat (api-version $q)" chat "$KEY" \
+			model='"azure-openai-chat"' default_query="$q"
+		sdk_eq "azure v1 chat (api-version $q): content" .content \
+			"$(jq -c -n --arg t "$AZURE_TEXT" '$t')"
+		ledger "azure v1 chat (api-version $q)" \
+			"chat/completions|azure|azure-openai-chat|azure-openai-chat|f|200|48|112|0|0|reported"
+		oai "azure v1 responses (api-version $q)" responses "$KEY" \
+			model='"openai-responses"' default_query="$q"
+		sdk_eq "azure v1 responses (api-version $q): output_text" .output_text \
+			"$(jq -c -n --arg t "$RESPONSES_TEXT" '$t')"
+		ledger "azure v1 responses (api-version $q)" \
+			"responses|openai|openai-responses|openai-responses|f|200|1320|310|1024|0|reported"
+		oai "azure v1 embeddings (api-version $q)" embeddings "$KEY" \
+			model='"openai-embeddings"' default_query="$q" \
+			default_format=true input='["The food was delicious."]'
+		sdk_eq "azure v1 embeddings (api-version $q): vectors" \
+			.embeddings "$EMBEDDINGS_F32"
+		ledger "azure v1 embeddings (api-version $q)" \
+			"embeddings|openai|openai-embeddings|openai-embeddings|f|200|16|0|0|0|reported"
+	done
+	OPENAI_BASE=$base_saved
+	oai "AzureOpenAI responses" responses "$KEY" model='"openai-responses"' \
+		endpoint="$(jq -n -c --arg u "$TG_URL" '$u')" \
+		api_version='"2025-04-01-preview"'
+	sdk_eq "AzureOpenAI responses: output_text" .output_text \
+		"$(jq -c -n --arg t "$RESPONSES_TEXT" '$t')"
+	ledger "AzureOpenAI responses" \
+		"responses|openai|openai-responses|openai-responses|f|200|1320|310|1024|0|reported"
+
+	# count_tokens: counted by the gateway for an OpenAI-format target
+	# (the same count a plain HTTP call gets), by the provider for an
+	# Anthropic one; recorded at zero tokens.
+	local want
+	tg_http POST /v1/messages/count_tokens "" \
+		'{"model":"gpt-via-anthropic","messages":[{"role":"user","content":"Hello, who are you?"}]}' \
+		-H "x-api-key: $KEY" -H 'anthropic-version: 2023-06-01'
+	want=$(jq -r .input_tokens "$TG_BODY")
+	ant "anthropic countTokens, openai target" count_tokens "$KEY" \
+		model='"gpt-via-anthropic"'
+	sdk_eq "anthropic countTokens, openai target: the gateway's count" \
+		'.input_tokens | select(. > 0)' "$want"
+	ledger "anthropic countTokens, openai target" \
+		"messages/count_tokens|openai|openai-chat|gpt-via-anthropic|f|200|0|0|0|0|none"
+	ant "anthropic countTokens, anthropic target" count_tokens "$KEY" \
+		model='"anthropic-messages"'
+	sdk_eq "anthropic countTokens, anthropic target: the provider's count" \
+		.input_tokens "$(fx anthropic-messages.json .usage.input_tokens)"
+	ledger "anthropic countTokens, anthropic target" \
+		"messages/count_tokens|anthropic|anthropic-messages|anthropic-messages|f|200|0|0|0|0|none"
+
+	ant "anthropic create(stream) to openai" messages "$KEY" \
+		model='"gpt-via-anthropic"' stream='"raw"'
+	sdk_eq "anthropic create(stream) to openai: message_start carries the prompt's estimate" \
+		'.start_usage.input_tokens' "$want"
+	sdk_eq "anthropic create(stream) to openai: message_delta the provider's counts" \
+		'[.delta_usage.input_tokens, .delta_usage.output_tokens]' '[25,9]'
+	ledger "anthropic create(stream) to openai" \
+		"messages|openai|openai-chat|gpt-via-anthropic|t|200|25|9|0|0|reported"
+}
+
+suite
+OAI_PKG=openai6 ANT_PKG=anthropic1 SDK_LABEL="openai 6, anthropic 1.x: " suite
 
 tg_done

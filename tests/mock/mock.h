@@ -33,7 +33,9 @@
  *            of the model's JSON fixture.
  *   .../responses  OpenAI Responses.
  *   anything else ending in /chat/completions, /completions or
- *            /embeddings: OpenAI and the OpenAI-compatible providers.
+ *            /embeddings: OpenAI and the OpenAI-compatible providers. An
+ *            embeddings request with "encoding_format": "base64" gets each
+ *            vector as the base64 of its little-endian float32 values.
  *
  * The one deliberate change to the bytes copies real providers: OpenAI,
  * Azure OpenAI, DashScope and Qianfan send usage in a chat or completions
@@ -467,6 +469,13 @@ void handle_model(struct evhttp_request *req, const char *path);
 /* Whether path is Anthropic's count of a prompt's tokens
  * (.../messages/count_tokens). */
 int mock_is_count_tokens(const char *path);
+
+/* mock_fixture.c */
+
+/* Rewrites mr's embeddings answer with each vector in base64 (the
+ * little-endian float32 values), as OpenAI answers "encoding_format":
+ * "base64". */
+void mr_embeddings_base64(struct mock_req *mr);
 
 /* mock_gzip.c */
 

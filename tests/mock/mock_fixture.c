@@ -356,3 +356,74 @@ mr_split_events(struct mock_req *mr)
 		mr->mr_nevents++;
 	}
 }
+
+/* Base64 of n bytes at p (standard alphabet, padded), malloc'd. */
+static char *
+base64(const unsigned char *p, size_t n)
+{
+	static const char d[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnop"
+				"qrstuvwxyz0123456789+/";
+	char *out = malloc((n + 2) / 3 * 4 + 1), *o = out;
+
+	if (out == NULL)
+		abort();
+	for (size_t i = 0; i < n; i += 3) {
+		unsigned v = (unsigned)p[i] << 16 |
+			     (i + 1 < n ? (unsigned)p[i + 1] << 8 : 0) |
+			     (i + 2 < n ? p[i + 2] : 0);
+		*o++ = d[v >> 18 & 63];
+		*o++ = d[v >> 12 & 63];
+		*o++ = i + 1 < n ? d[v >> 6 & 63] : '=';
+		*o++ = i + 2 < n ? d[v & 63] : '=';
+	}
+	*o = '\0';
+	return out;
+}
+
+/* An embeddings answer with each vector as OpenAI sends it when asked for
+ * "encoding_format": "base64": the base64 of its values as little-endian
+ * float32. The answer's other members are kept; it is printed anew. */
+void
+mr_embeddings_base64(struct mock_req *mr)
+{
+	cJSON *root = cJSON_ParseWithLength(mr->mr_body, mr->mr_len), *item;
+	char *text;
+
+	if (root == NULL)
+		return;
+	cJSON_ArrayForEach (item,
+			    cJSON_GetObjectItemCaseSensitive(root, "data")) {
+		cJSON *vec = cJSON_GetObjectItemCaseSensitive(item,
+							      "embedding"),
+		      *x;
+		int n = cJSON_GetArraySize(vec), i = 0;
+		unsigned char *raw;
+		char *b64;
+
+		if (!cJSON_IsArray(vec))
+			continue;
+		raw = malloc((size_t)n * 4 + 1);
+		if (raw == NULL)
+			abort();
+		cJSON_ArrayForEach (x, vec) {
+			float f = (float)x->valuedouble;
+			uint32_t u;
+			memcpy(&u, &f, 4);
+			for (int b = 0; b < 4; b++)
+				raw[i * 4 + b] = (unsigned char)(u >> (8 * b));
+			i++;
+		}
+		b64 = base64(raw, (size_t)n * 4);
+		cJSON_ReplaceItemInObjectCaseSensitive(item, "embedding",
+						       cJSON_CreateString(b64));
+		free(b64);
+		free(raw);
+	}
+	text = cJSON_Print(root);
+	cJSON_Delete(root);
+	if (text == NULL)
+		abort();
+	free(mr->mr_body);
+	mr->mr_body = text;
+	mr->mr_len = strlen(text);
+}

@@ -349,6 +349,19 @@ mr_set_500(struct mock_req *mr, const char *message)
 			     error_json(message, "server_error", NULL, NULL));
 }
 
+/* Whether an embeddings request asks for its vectors in base64, as the
+ * openai SDKs do by default. */
+static int
+mock_asks_base64(const char *path, const cJSON *root)
+{
+	const cJSON *f =
+		cJSON_GetObjectItemCaseSensitive(root, "encoding_format");
+	size_t n = strlen(path);
+
+	return n >= 11 && strcmp(path + n - 11, "/embeddings") == 0 &&
+	       cJSON_IsString(f) && strcmp(f->valuestring, "base64") == 0;
+}
+
 /* Whether path is Anthropic's count of a prompt's tokens. */
 int
 mock_is_count_tokens(const char *path)
@@ -474,6 +487,8 @@ handle_model(struct evhttp_request *req, const char *path)
 		greedy_load(mr, root, path, m);
 	else
 		mr_load_fixture(mr, root, m);
+	if (mr->mr_status == 200 && !mr->mr_sse && mock_asks_base64(path, root))
+		mr_embeddings_base64(mr);
 	if (mr->mr_status == 404 || mr->mr_status == 400)
 		mr->mr_failed = 1;
 	if (mr->mr_cut == CUT_ERROR && !mr->mr_sse) {

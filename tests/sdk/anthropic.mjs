@@ -7,10 +7,15 @@
 //             (messages.create({stream: true}))], [tools (Anthropic's
 //             tool definitions)]
 //   models
+//   count_tokens  model, [system]
+// pkg: the package to drive, "@anthropic-ai/sdk" (0.x, the default) or
+// "anthropic1" (1.x, installed under that alias).
 // Prints one JSON line (see common.mjs).
 
-import Anthropic from '@anthropic-ai/sdk';
-import { header, run } from './common.mjs';
+import { header, readArgs, run } from './common.mjs';
+
+const { default: Anthropic } =
+	await import(readArgs().pkg ?? '@anthropic-ai/sdk');
 
 function client(a) {
 	return new Anthropic({ apiKey: a.key, baseURL: a.base, maxRetries: 0,
@@ -95,6 +100,22 @@ async function messages(a) {
 	};
 }
 
+async function countTokens(a) {
+	const params = {
+		model: a.model,
+		messages: [{ role: 'user', content: 'Hello, who are you?' }],
+	};
+	if (a.system)
+		params.system = a.system;
+	const { data, response } = await client(a).messages
+		.countTokens(params).withResponse();
+	return {
+		ok: true,
+		request_id: header(response.headers, 'x-request-id'),
+		input_tokens: data.input_tokens,
+	};
+}
+
 async function models(a) {
 	const ids = [];
 	for await (const m of client(a).models.list())
@@ -108,6 +129,8 @@ run(async (a) => {
 		return messages(a);
 	case 'models':
 		return models(a);
+	case 'count_tokens':
+		return countTokens(a);
 	default:
 		throw new Error(`unknown op ${a.op}`);
 	}

@@ -61,3 +61,15 @@ export function emitError(e) {
 export function run(main) {
 	main(readArgs()).then(emit, emitError);
 }
+
+// A fetch that notes each response's x-request-id in seen, for clients
+// that do not hand their responses' headers to the application (the
+// frameworks): the driver reports the last one, and how many requests the
+// call made.
+export function spyFetch(seen) {
+	return async (...args) => {
+		const res = await fetch(...args);
+		seen.push(res.headers.get('x-request-id'));
+		return res;
+	};
+}

@@ -1,29 +1,40 @@
-// openai.mjs - drives tollgated with the official openai package (v4), as
-// an application would: OpenAI's client with baseURL = gateway/v1, or the
-// AzureOpenAI client with endpoint = gateway.
+// openai.mjs - drives tollgated with the official openai package, as an
+// application would: OpenAI's client with baseURL = gateway/v1 (or
+// gateway/openai/v1, Azure's v1 surface), or the AzureOpenAI client with
+// endpoint = gateway.
 //
-// Argument (JSON): {"op": OP, "key": K, ...}
+// Argument (JSON): {"op": OP, "key": K, [pkg], ...}
 //   chat        base, model, [stream], [include_usage true|false], [tools]
 //   azure_chat  endpoint, api_version, deployment, [stream], [include_usage]
-//   embeddings  base, model, input (strings)
+//   embeddings  base, model, input (strings), [default_format: the SDK's
+//               own encoding_format (base64, decoded by the SDK), else
+//               "float"]
 //   models      base
 //   responses   base, model, [stream]
+// pkg: the package to drive, "openai" (v4, the default) or "openai6" (v6,
+// installed under that alias). base with default_query: query parameters
+// on every request (Azure's api-version). endpoint and api_version on
+// chat or responses: the AzureOpenAI client.
 // Prints one JSON line (see common.mjs).
 
-import OpenAI, { AzureOpenAI } from 'openai';
-import { header, run } from './common.mjs';
+import { header, readArgs, run } from './common.mjs';
+
+const { default: OpenAI, AzureOpenAI } =
+	await import(readArgs().pkg ?? 'openai');
 
 const MESSAGES = [{ role: 'user', content: 'Hello, who are you?' }];
 
 function client(a) {
 	const opts = { apiKey: a.key, maxRetries: 0, timeout: 30000 };
-	if (a.op === 'azure_chat')
+	if (a.endpoint)
 		return new AzureOpenAI({
 			...opts,
 			endpoint: a.endpoint,
 			apiVersion: a.api_version,
 			deployment: a.deployment,
 		});
+	if (a.default_query)
+		opts.defaultQuery = a.default_query;
 	return new OpenAI({ ...opts, baseURL: a.base });
 }
 
@@ -100,16 +111,18 @@ async function chat(a) {
 }
 
 async function embeddings(a) {
-	// encoding_format "float": without it the SDK asks for base64 and
-	// decodes the answer, and the recorded fixture holds float vectors.
-	const { data, response } = await client(a).embeddings.create({
-		model: a.model, input: a.input, encoding_format: 'float',
-	}).withResponse();
+	// encoding_format "float" unless the SDK's default is asked for:
+	// then the SDK asks for base64 and decodes the answer itself.
+	const params = { model: a.model, input: a.input };
+	if (!a.default_format)
+		params.encoding_format = 'float';
+	const { data, response } = await client(a).embeddings
+		.create(params).withResponse();
 	return {
 		ok: true,
 		request_id: header(response.headers, 'x-request-id'),
 		object: data.object,
-		embeddings: data.data.map((d) => d.embedding),
+		embeddings: data.data.map((d) => Array.from(d.embedding)),
 		usage: data.usage ?? null,
 	};
 }
