@@ -46,6 +46,9 @@ TG_EXTRA_SECTIONS="$TG_MOCK_PROVIDERS
 [route emb]
 target = openai:embeddings-1536x16
 
+[route openai-responses]
+target = openai:openai-responses
+
 [route claude]
 target = anthropic:anthropic-messages"
 tg_start_gateway
@@ -77,6 +80,8 @@ run() {
 	t1=$(gw_ticks)
 	n=$(sed -n 's/^BENCH requests=\([0-9]*\).*/\1/p' <<<"$out")
 	[ "${n:-0}" -gt 0 ] || { echo "$out" >&2; tg_bail "no result from wrk"; }
+	grep -q '^BENCH .* status=0 ' <<<"$out" ||
+		{ echo "$out" >&2; tg_bail "answers that are not 200 through the gateway ($path)"; }
 	printf '%8d %9d' "$((n / SECS))" \
 		"$(( (t1 - t0) * 1000000 / hz / n ))"
 }

@@ -39,6 +39,8 @@ demo_cleanup() {
 		tg_tail_log "demo tollgated" "$DEMO/tollgated.log"
 	fi
 	stop_demo
+	# What a demo killed could not stop: its processes name $DEMO.
+	pkill -KILL -f "$DEMO/" 2>/dev/null
 	(exit "$rc")
 	tg_cleanup
 }
