@@ -41,6 +41,8 @@ PG_DATA=
 MOCK_PID=
 GW_PID=
 WRK_PID=
+NGINX_PID=
+NGINX_URL=
 FAILED=0
 
 # Prints a progress message to stderr.
@@ -107,6 +109,7 @@ cleanup() {
 		tail_log postgresql "$TMP/pg.log"
 	fi
 	stop_pid "$WRK_PID"
+	stop_pid "$NGINX_PID"
 	stop_pid "$GW_PID"
 	stop_pid "$MOCK_PID"
 	if [ -n "$PG_DATA" ] && [ -f "$PG_DATA/postmaster.pid" ]; then
@@ -230,6 +233,60 @@ start_mock() {
 		sleep 0.1
 	done
 	die "mock_upstream did not start"
+}
+
+# Starts nginx as a plain reverse proxy in front of the mock, the reference
+# a lean C proxy sets: as many workers as the gateway, keepalive
+# connections to the upstream, no access log, no buffering of answers
+# (streams go through as they come). Sets NGINX_URL; leaves it empty when
+# nginx is not installed (Debian: nginx-light).
+start_nginx() {
+	local i port user=
+	NGINX_URL=
+	command -v nginx >/dev/null 2>&1 || {
+		say "nginx is not installed (apt-get install nginx-light): no reference row"
+		return 0
+	}
+	port=$(free_port) || die "no free port"
+	mkdir -p "$TMP/nginx/logs"
+	[ "$(id -u)" = 0 ] && user="user root;"
+	cat >"$TMP/nginx.conf" <<EOF
+$user
+daemon off;
+worker_processes $WORKERS;
+pid $TMP/nginx/nginx.pid;
+error_log $TMP/nginx/error.log warn;
+events { worker_connections 8192; }
+http {
+	access_log off;
+	client_body_temp_path $TMP/nginx/body;
+	proxy_temp_path $TMP/nginx/proxy;
+	upstream mock {
+		server ${MOCK_URL#http://};
+		keepalive 256;
+	}
+	server {
+		listen 127.0.0.1:$port backlog=4096;
+		location / {
+			proxy_pass http://mock;
+			proxy_http_version 1.1;
+			proxy_set_header Connection "";
+			proxy_buffering off;
+		}
+	}
+}
+EOF
+	nginx -p "$TMP/nginx" -c "$TMP/nginx.conf" >>"$TMP/nginx.log" 2>&1 &
+	NGINX_PID=$!
+	for ((i = 0; i < 100; i++)); do
+		if [ "$(http_code "http://127.0.0.1:$port/_mock/stats")" = 200 ]; then
+			NGINX_URL=http://127.0.0.1:$port
+			return 0
+		fi
+		kill -0 "$NGINX_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	die "nginx did not start (see $TMP/nginx/error.log)"
 }
 
 # Writes the gateway configuration for GW_PORT and ADMIN_PORT.
@@ -370,6 +427,13 @@ scenario() {
 	D_RPS=$R_RPS D_P50=$R_P50 D_P99=$R_P99
 	n=$(mock_stat failed)
 	[ "$n" = 0 ] || fail "$name-direct: the mock counted $n failed requests"
+	N_RPS=- N_P50=- N_P99=-
+	if [ -n "$NGINX_URL" ]; then
+		mock_post /_mock/reset
+		mock_post /_mock/config '{"latency_ms":0,"chunk_delay_ms":'"$delay"'}'
+		run_wrk "$name-nginx" "$NGINX_URL/openai/v1/chat/completions" "$body"
+		N_RPS=$R_RPS N_P50=$R_P50 N_P99=$R_P99
+	fi
 
 	mock_post /_mock/reset
 	mock_post /_mock/config '{"latency_ms":0,"chunk_delay_ms":'"$delay"'}'
@@ -384,10 +448,12 @@ scenario() {
 		AND NOT client_aborted AND prompt_tokens = $prompt
 		AND completion_tokens = $completion
 		AND streamed = $([ "$stream" = 1 ] && echo true || echo false))")
-	printf '%-22s %10s %10s %6s %8s / %-8s %8s / %-8s %8s\n' "$name" \
-		"$D_RPS" "$R_RPS" \
+	printf '%-20s %8s %8s %8s %6s %6s %6s/%-6s %6s/%-6s %6s/%-6s %7s %7s\n' "$name" \
+		"$D_RPS" "$N_RPS" "$R_RPS" \
 		"$(awk -v g="$R_RPS" -v d="$D_RPS" 'BEGIN { printf "%.2f", d ? g / d : 0 }')" \
-		"$D_P50" "$D_P99" "$R_P50" "$R_P99" \
+		"$(awk -v g="$R_RPS" -v n="$N_RPS" 'BEGIN { if (n + 0 > 0) printf "%.2f", g / n; else printf "-" }')" \
+		"$D_P50" "$D_P99" "$N_P50" "$N_P99" "$R_P50" "$R_P99" \
+		"$(awk -v n="$N_P50" -v d="$D_P50" 'BEGIN { if (n != "-") printf "%+.2f", n - d; else printf "-" }')" \
 		"$(awk -v g="$R_P50" -v d="$D_P50" 'BEGIN { printf "%+.2f", g - d }')" \
 		>>"$TMP/table"
 	printf '%-22s %10s %10s %8s\n' "$name" "$R_REQ" "$rows" "$bad" \
@@ -433,6 +499,7 @@ main() {
 	KEY=$("$CTL" --database "$DB" key issue --tenant bench -q 2>>"$TMP/ctl.log") &&
 		[ -n "$KEY" ] || die "tollctl key issue failed"
 	start_mock
+	start_nginx
 	start_gateway
 	[ "$(http_code "$GW_URL/v1/chat/completions" -H "Authorization: Bearer $KEY" \
 		-H 'Content-Type: application/json' \
@@ -487,15 +554,17 @@ main() {
 	printf '\n%s, %s workers; wrk %s threads, %s connections, %ss per run; %s CPUs\n\n' \
 		"$("$GATEWAY" -V 2>/dev/null | head -n 1)" "$WORKERS" "$THREADS" \
 		"$CONNECTIONS" "$SECS" "$(nproc 2>/dev/null || echo '?')"
-	printf '%-22s %10s %10s %6s %19s %19s %8s\n' scenario "direct" "gateway" \
-		ratio "direct p50/p99" "gateway p50/p99" "added"
-	printf '%-22s %10s %10s %6s %19s %19s %8s\n' "" "req/s" "req/s" \
-		"" "ms" "ms" "p50 ms"
+	printf '%-20s %8s %8s %8s %6s %6s %13s %13s %13s %7s %7s\n' scenario \
+		direct nginx gateway "gw/" "gw/" "direct" "nginx" "gateway" \
+		"nginx" "gateway"
+	printf '%-20s %8s %8s %8s %6s %6s %13s %13s %13s %7s %7s\n' "" \
+		"req/s" "req/s" "req/s" direct nginx "p50/p99 ms" "p50/p99 ms" \
+		"p50/p99 ms" "adds" "adds"
 	cat "$TMP/table"
 	printf '\n%-22s %10s %10s %8s\n' "usage check" "requests" "records" "wrong"
 	cat "$TMP/usage"
 	printf '%-22s %10s %10s\n' total "$TOTAL_REQ" "$TOTAL_ROWS"
-	awk '$1 == "chat" { off = $3 } $1 == "chat-admission" { on = $3 }
+	awk '$1 == "chat" { off = $4 } $1 == "chat-admission" { on = $4 }
 		END { if (off) printf "\nadmission checks on / off (gateway req/s): %.2f\n", on / off }' \
 		"$TMP/table"
 	if [ "$TOTAL_REQ" != "$TOTAL_ROWS" ]; then
