@@ -2,6 +2,7 @@
  * reply.c - answers in the shape of the API the client called (reply.h).
  */
 #include <stdio.h>
+#include <stdint.h>
 #include <string.h>
 #include <cjson/cJSON.h>
 #include <event2/buffer.h>
@@ -9,6 +10,7 @@
 #include <event2/keyvalq_struct.h>
 #include <openssl/rand.h>
 
+#include "clock.h"
 #include "http_parse.h"
 #include "httpd.h"
 #include "ratelimit.h"
@@ -16,14 +18,40 @@
 #include "translate.h"
 
 /* Writes a new random request id. */
+/* Bytes unique to this thread and moment, should OpenSSL fail to give
+ * random ones: ids must still differ (splitmix64 of the time, the thread
+ * and a count). */
+static void
+fallback_bytes(unsigned char *p, size_t n)
+{
+	static __thread uint64_t count;
+	uint64_t x = (uint64_t)clock_wall_us() ^ (uint64_t)(uintptr_t)&count;
+
+	for (size_t i = 0; i < n; i++) {
+		uint64_t z = x + 0x9e3779b97f4a7c15ULL * ++count;
+		z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+		z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+		p[i] = (unsigned char)(z ^ (z >> 31));
+	}
+}
+
 void
 reply_request_id(char id[REPLY_ID_SIZE])
 {
 	static const char hex[] = "0123456789abcdef";
+	/* Random bytes are drawn from OpenSSL 256 ids at a time: each draw
+	 * costs a system call (its check for a fork). */
+	static __thread unsigned char pool[12 * 256];
+	static __thread size_t left;
 	unsigned char raw[12];
 
-	if (RAND_bytes(raw, sizeof raw) != 1)
-		memset(raw, 0, sizeof raw);
+	if (left < sizeof raw) {
+		if (RAND_bytes(pool, sizeof pool) != 1)
+			fallback_bytes(pool, sizeof pool);
+		left = sizeof pool;
+	}
+	memcpy(raw, pool + sizeof pool - left, sizeof raw);
+	left -= sizeof raw;
 	memcpy(id, "req_", 4);
 	for (size_t i = 0; i < sizeof raw; i++) {
 		id[4 + 2 * i] = hex[raw[i] >> 4];
