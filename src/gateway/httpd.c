@@ -118,7 +118,9 @@ struct conn {
 	int64_t linger_end_ms; /* when lingering ends, whatever comes */
 	unsigned char addr[16];
 	char peer[INET6_ADDRSTRLEN];
-	char *subject; /* the client certificate's, TLS only */
+	char *subject;       /* the client certificate's, TLS only */
+	struct evbuffer *tx; /* a reply's bytes on their way (conn_send) */
+	struct event *flush; /* sends tx once the loop's callbacks ran */
 };
 
 struct hreq {
@@ -400,7 +402,8 @@ hreq_on_drained(struct hreq *r, void (*drained)(void *), void *arg)
 size_t
 hreq_backlog(const struct hreq *r)
 {
-	return evbuffer_get_length(bufferevent_get_output(r->c->bev));
+	return evbuffer_get_length(bufferevent_get_output(r->c->bev)) +
+	       (r->c->tx != NULL ? evbuffer_get_length(r->c->tx) : 0);
 }
 
 /* Frees a request the connection no longer holds. */
@@ -729,13 +732,37 @@ header_ok(const struct evkeyval *kv)
 	       strpbrk(kv->value, "\r\n") == NULL;
 }
 
-/* Writes the status line and headers; len is the body's length, or -1
- * for a stream. */
+/* The connection's buffer for the bytes of a reply, empty. */
+static struct evbuffer *
+tx_buffer(struct conn *c)
+{
+	if (c->tx == NULL)
+		c->tx = evbuffer_new();
+	return c->tx;
+}
+
+/* Sends what tx holds: written to a plain socket at once when nothing is
+ * queued before it, the rest (all of it on TLS, or when the socket is
+ * full) queued on the connection. Written at once, a reply costs no
+ * change of the socket's interest (write on, then off again). */
 static void
-write_head(struct hreq *r, int status, int64_t len)
+conn_send(struct conn *c, struct evbuffer *tx)
+{
+	if (evbuffer_get_length(tx) == 0)
+		return;
+	if (c->ssl == NULL &&
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+		(void)evbuffer_write(tx, c->fd);
+	if (evbuffer_get_length(tx) > 0)
+		bufferevent_write_buffer(c->bev, tx);
+}
+
+/* Writes the status line and headers into out; len is the body's length,
+ * or -1 for a stream. */
+static void
+write_head(struct hreq *r, int status, int64_t len, struct evbuffer *out)
 {
 	struct conn *c = r->c;
-	struct evbuffer *out = bufferevent_get_output(c->bev);
 	struct evkeyval *kv;
 
 	/* An unread body closes the connection: its bytes would be taken
@@ -779,17 +806,80 @@ reply_ended(struct hreq *r)
 		bufferevent_trigger(c->bev, EV_WRITE, BEV_TRIG_DEFER_CALLBACKS);
 }
 
+/* The stream's bytes gathered in tx go out. */
+static void
+flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	struct hreq *r = c->req;
+
+	(void)fd;
+	(void)what;
+	conn_send(c, c->tx);
+	/* All of it written at once: no write callback will say the
+	 * connection drained, so a paused stream hears it here. */
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0 &&
+	    r != NULL && r->streaming && r->drained != NULL)
+		r->drained(r->drained_arg);
+}
+
+/* Sends a stream's bytes: its head (status > 0), len bytes of data as
+ * one chunk (data not NULL), or its last chunk (status -1), framed as
+ * the reply is (chunked or not). They gather in tx until the loop's
+ * callbacks ran: the events of one read from upstream (curl hands them
+ * over chunk by chunk) leave in one write. The last chunk goes at once,
+ * before the reply counts as ended. */
+static void
+send_bytes(struct conn *c, struct evbuffer *data, size_t len, int status,
+	   struct hreq *r)
+{
+	struct evbuffer *tx = tx_buffer(c);
+	struct evbuffer *out = tx != NULL ? tx : bufferevent_get_output(c->bev);
+
+	if (status > 0)
+		write_head(r, status, -1, out);
+	else if (status < 0)
+		evbuffer_add(out, "0\r\n\r\n", 5);
+	if (data != NULL) {
+		if (r->chunked_out)
+			evbuffer_add_printf(out, "%zx\r\n", len);
+		evbuffer_add_buffer(out, data);
+		if (r->chunked_out)
+			evbuffer_add(out, "\r\n", 2);
+	}
+	if (tx == NULL)
+		return;
+	if (status < 0)
+		conn_send(c, tx);
+	else if (c->flush != NULL ||
+		 (c->flush = event_new(c->h->base, -1, 0, flush_cb, c)) != NULL)
+		event_active(c->flush, 0, 0);
+	else
+		conn_send(c, tx);
+}
+
 void
 hreq_send(struct hreq *r, int status, struct evbuffer *body)
 {
 	struct conn *c = r->c;
 	size_t len = body != NULL ? evbuffer_get_length(body) : 0;
+	struct evbuffer *tx = tx_buffer(c);
 
-	write_head(r, status, (int64_t)len);
+	if (tx == NULL) {
+		/* Out of memory: the connection's own buffer takes it. */
+		write_head(r, status, (int64_t)len,
+			   bufferevent_get_output(c->bev));
+		if (body != NULL && !r->is_head)
+			bufferevent_write_buffer(c->bev, body);
+		reply_ended(r);
+		return;
+	}
+	write_head(r, status, (int64_t)len, tx);
 	if (body != NULL && r->is_head)
 		evbuffer_drain(body, len);
 	else if (body != NULL)
-		bufferevent_write_buffer(c->bev, body);
+		evbuffer_add_buffer(tx, body);
+	conn_send(c, tx);
 	reply_ended(r);
 }
 
@@ -800,7 +890,7 @@ hreq_stream_start(struct hreq *r, int status)
 	r->chunked_out = r->hp.minor == 1;
 	if (!r->chunked_out)
 		r->c->keep_alive = 0;
-	write_head(r, status, -1);
+	send_bytes(r->c, NULL, 0, status, r);
 }
 
 void
@@ -815,19 +905,16 @@ hreq_stream_add(struct hreq *r, struct evbuffer *data)
 		evbuffer_drain(data, len);
 		return;
 	}
-	if (r->chunked_out)
-		evbuffer_add_printf(bufferevent_get_output(c->bev), "%zx\r\n",
-				    len);
-	bufferevent_write_buffer(c->bev, data);
-	if (r->chunked_out)
-		bufferevent_write(c->bev, "\r\n", 2);
+	send_bytes(c, data, len, 0, r);
 }
 
 void
 hreq_stream_end(struct hreq *r)
 {
 	if (r->chunked_out && !r->is_head)
-		bufferevent_write(r->c->bev, "0\r\n\r\n", 5);
+		send_bytes(r->c, NULL, 0, -1, r);
+	else if (r->c->tx != NULL)
+		conn_send(r->c, r->c->tx);
 	reply_ended(r);
 }
 
@@ -874,6 +961,10 @@ conn_close(struct conn *c)
 	if (c->next != NULL)
 		c->next->prevp = c->prevp;
 	free(c->subject);
+	if (c->flush != NULL)
+		event_free(c->flush);
+	if (c->tx != NULL)
+		evbuffer_free(c->tx);
 	free(c);
 }
 

@@ -140,17 +140,20 @@ multi_sock_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *sockp)
 		       (what & CURL_POLL_OUT ? EV_WRITE : 0) | EV_PERSIST);
 	if (ctx == NULL) {
 		ctx = calloc(1, sizeof *ctx);
-		if (ctx == NULL)
+		if (ctx == NULL || (ctx->ev = event_new(u->base, s, kind,
+							event_cb, u)) == NULL) {
+			free(ctx);
 			return -1;
+		}
 		ctx->u = u;
 		curl_multi_assign(u->multi, s, ctx);
 	} else {
-		event_free(ctx->ev);
+		/* The same event, its interest changed (one epoll change
+		 * at most: the loop collects them, worker.c). */
+		event_del(ctx->ev);
+		event_assign(ctx->ev, u->base, s, kind, event_cb, u);
 	}
-	ctx->ev = event_new(u->base, s, kind, event_cb, u);
-	if (ctx->ev == NULL || event_add(ctx->ev, NULL) != 0)
-		return -1;
-	return 0;
+	return event_add(ctx->ev, NULL) == 0 ? 0 : -1;
 }
 
 /* Creates a loop's multi handle and its timer. */
