@@ -172,11 +172,13 @@ port_busy() {
 	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
-# Prints a TCP port in 20000-59999 that nothing listens on.
+# Prints a TCP port in 20000-32767 that nothing listens on: below the
+# ephemeral range, where the runs' many client connections leave ports in
+# TIME_WAIT.
 free_port() {
 	local p i
 	for ((i = 0; i < 200; i++)); do
-		p=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+		p=$((20000 + (RANDOM * 32768 + RANDOM) % 12768))
 		port_busy "$p" || { echo "$p"; return 0; }
 	done
 	return 1
@@ -299,6 +301,8 @@ workers = $WORKERS
 database = $DB
 spool_dir = $TMP/spool
 log_level = ${LOG_LEVEL:-info}
+; wrk's connections all come from one address
+max_connections_per_address = 8192
 
 [provider openai]
 type = openai
@@ -466,6 +470,35 @@ scenario() {
 		fail "$name: $bad usage records are not 200 with the fixture's reported tokens"
 }
 
+# The gateway's resident memory now and at its peak, in MB: "RSS PEAK".
+gw_rss() {
+	awk '/^VmRSS:/ { r = $2 } /^VmHWM:/ { h = $2 }
+		END { printf "%.0f %.0f", r / 1024, h / 1024 }' "/proc/$GW_PID/status"
+}
+
+# scale WORKERS CONNECTIONS... : non-streamed chat through a gateway with
+# WORKERS workers at each number of connections: a row each of req/s,
+# p50/p99 and the gateway's RSS after the run and at its peak.
+scale() {
+	local workers=$1 c saved_c=$CONNECTIONS saved_w=$WORKERS
+	local body='{"model":"openai-chat","messages":[{"role":"user","content":"Hello, who are you?"}]}'
+	shift
+	if [ "$workers" != "$WORKERS" ]; then
+		stop_pid "$GW_PID"
+		WORKERS=$workers
+		start_gateway
+	fi
+	for c in "$@"; do
+		CONNECTIONS=$c
+		run_wrk "scale-w$workers-c$c" "$GW_URL/v1/chat/completions" "$body"
+		printf '%-8s %6s %9s %8s / %-8s %s\n' "$workers" "$c" "$R_RPS" \
+			"$R_P50" "$R_P99" "$(gw_rss | awk '{ print $1 " / " $2 }')" \
+			>>"$TMP/scale"
+	done
+	CONNECTIONS=$saved_c
+	WORKERS=$saved_w
+}
+
 main() {
 	local b n
 	SECS=$(duration_seconds "$DURATION") && [ "$SECS" -gt 0 ] ||
@@ -541,6 +574,13 @@ main() {
 	[ "$n" -lt 100 ] || die "the rate limits did not reach the gateway"
 	scenario chat-admission openai-chat 0 0 1200 85
 
+	# How throughput, latency and memory grow with connections and
+	# workers (wrk needs a descriptor per connection).
+	ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null
+	: >"$TMP/scale"
+	scale "$WORKERS" 32 256 1024
+	scale 1 32 256 1024
+
 	stop_pid "$GW_PID"
 	GW_PID=
 	[ "$STOP_STATUS" = 0 ] ||
@@ -561,6 +601,9 @@ main() {
 		"req/s" "req/s" "req/s" direct nginx "p50/p99 ms" "p50/p99 ms" \
 		"p50/p99 ms" "adds" "adds"
 	cat "$TMP/table"
+	printf '\n%-8s %6s %9s %19s %s\n' workers conns "req/s" "p50 / p99 ms" \
+		"RSS / peak MB"
+	cat "$TMP/scale"
 	printf '\n%-22s %10s %10s %8s\n' "usage check" "requests" "records" "wrong"
 	cat "$TMP/usage"
 	printf '%-22s %10s %10s\n' total "$TOTAL_REQ" "$TOTAL_ROWS"

@@ -360,6 +360,11 @@ listen_on(struct options *o)
 			o->host, o->port);
 		return -1;
 	}
+	/* evhttp listens with a backlog of 128: a gateway opening hundreds
+	 * of connections at once would see SYNs dropped and retried a
+	 * second later. Listening again sets a deeper one. */
+	if (listen(evhttp_bound_socket_get_fd(bound), 4096) < 0)
+		return -1;
 	if (getsockname(evhttp_bound_socket_get_fd(bound),
 			(struct sockaddr *)&ss, &sslen) < 0)
 		return -1;
