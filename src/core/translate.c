@@ -114,6 +114,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "strmap.h"
 #include "translate.h"
 #include "translate_int.h"
 
@@ -167,15 +168,46 @@ tr_text_block(struct bld *b, cJSON *arr, const char *s)
 	b_str(b, blk, "text", s);
 }
 
+/* Keeps the last of the members an object names more than once, at every
+ * level, as the providers' JSON parsers do: a body sent upstream must be
+ * one the gateway itself reads, and body.c refuses repeated members.
+ * Linear: the names kept so far in a set per object. */
+static void
+last_members_win(cJSON *v)
+{
+	cJSON *c, *prev;
+	struct strmap seen;
+
+	if (!cJSON_IsObject(v) && !cJSON_IsArray(v))
+		return;
+	if (cJSON_IsObject(v) && v->child != NULL && v->child->next != NULL) {
+		strmap_init(&seen, 1);
+		for (c = v->child->prev; c != NULL; c = prev) {
+			prev = c == v->child ? NULL : c->prev;
+			if (c->string == NULL)
+				continue;
+			if (strmap_get(&seen, c->string) != NULL)
+				cJSON_Delete(cJSON_DetachItemViaPointer(v, c));
+			else
+				(void)strmap_add(&seen, c->string, NULL);
+		}
+		strmap_free(&seen);
+	}
+	cJSON_ArrayForEach (c, v)
+		last_members_win(c);
+}
+
 /* Parses a tool call's arguments string into an object ({} when it is not
- * a JSON object: Anthropic's input must be one). */
+ * a JSON object: Anthropic's input must be one), each member once. */
 cJSON *
 tr_parse_arguments(const char *args)
 {
 	cJSON *v = args != NULL ? cJSON_Parse(args) : NULL;
 
-	if (cJSON_IsObject(v))
+	if (cJSON_IsObject(v)) {
+		last_members_win(v);
 		return v;
+	}
 	cJSON_Delete(v);
 	return cJSON_CreateObject();
 }
