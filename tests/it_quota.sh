@@ -102,12 +102,14 @@ chat_stream_one() {
 		'{"model":"openai-chat-stream","messages":[{"role":"user","content":"hi"}],"max_tokens":50,"stream":true}'
 }
 
-# check_burst DESC TAG N TENANT LIMIT QUOTA_ID KEY : N requests of a burst
-# are all served or refused by the quota; once the ledger holds every
-# served one, the tenant's tokens are within LIMIT, nothing stays reserved,
-# and when a worst case still fits, a request with KEY is served.
+# check_burst DESC TAG N TENANT LIMIT QUOTA_ID KEY [BEFORE] : N requests
+# of a burst are all served or refused by the quota; once the ledger holds
+# every served one (and the BEFORE served ahead of the burst), the tenant's
+# tokens are within LIMIT, nothing stays reserved, and when a worst case
+# still fits, a request with KEY is served.
 check_burst() {
 	local desc=$1 tag=$2 n=$3 tenant=$4 limit=$5 id=$6 tenant_key=$7
+	local before=${8:-0}
 	local i code n200=0 n429=0 nquota=0 other=() used clamped bound
 	for ((i = 0; i < n; i++)); do
 		code=$(cat "$TG_TMP/$tag.$i.code" 2>/dev/null)
@@ -136,7 +138,7 @@ check_burst() {
 	assert_true "$desc: some served ($n200)" test "$n200" -gt 0
 	assert_eq "$desc: every 429 is insufficient_quota" "$n429" "$nquota"
 	assert_true "$desc: the ledger records the $n200 served" \
-		wait_records "$tenant" 200 "$n200"
+		wait_records "$tenant" 200 $((n200 + before))
 	assert_true "$desc: the ledger records the $n429 refused" \
 		wait_records "$tenant" 429 "$n429"
 	assert_eq "$desc: every refusal recorded as quota:$id" "$n429" \
@@ -336,8 +338,14 @@ assert_true "change: cleared quota serves anything within 10 s" \
 tg_start_gateway -n 2 "test_clock = yes"
 GW2_PID=$TG_NAMED_PID
 GW2_URL=$TG_NAMED_URL
+# Each gateway serves one request of the tenant on its own first: which
+# of them wins more of the burst is a race between the two processes.
+chat_stream_one "$K3"
+assert_eq "two gateways: the first serves the tenant" 200 "$TG_STATUS"
+TG_URL=$GW2_URL chat_stream_one "$K3"
+assert_eq "two gateways: the second serves the tenant" 200 "$TG_STATUS"
 burst b3 "$K3" 64 "$TG_URL" "$GW2_URL"
-check_burst "two gateways" b3 64 q3 1000 "$Q3" "$K3"
+check_burst "two gateways" b3 64 q3 1000 "$Q3" "$K3" 2
 SERVED1=0
 SERVED2=0
 for ((i = 0; i < 64; i++)); do
@@ -349,9 +357,8 @@ for ((i = 0; i < 64; i++)); do
 		fi
 	fi
 done
-tg_log "two gateways: first served $SERVED1, second served $SERVED2"
-assert_true "two gateways: both served some" \
-	test "$SERVED1" -gt 0 -a "$SERVED2" -gt 0
+tg_log "two gateways: of the burst, the first served $SERVED1," \
+	"the second $SERVED2"
 tg_stop_pid "$GW2_PID"
 GW2_PID=
 assert_eq "second tollgated exits 0 on SIGTERM" 0 "$TG_STOP_STATUS"
