@@ -71,6 +71,18 @@ main(void)
 	ok(keyhash_equal(h1, h2), "the same key hashes the same");
 	keyhash_hash("other secret", key, strlen(key), h2);
 	ok(!keyhash_equal(h1, h2), "another secret, another hash");
+	/* Known answers (openssl dgst -sha256 -hmac SECRET), the secret
+	 * switching back and forth on one thread. */
+	for (int i = 0; i < 2; i++) {
+		keyhash_hash("secret", "tg-abc", 6, h1);
+		ok(strcmp(h1, "4a39865891f9691a6a6159d337fd8637"
+			      "865eabe7b6c445d0cc182419bd54c5aa") == 0,
+		   "HMAC-SHA256 under \"secret\" (%d): %s", i, h1);
+		keyhash_hash("other secret", "tg-abc", 6, h2);
+		ok(strcmp(h2, "704d3e505b3b53ab029d507c2fecbbed"
+			      "e689636ffcf8a8762a57fc3bb142b108") == 0,
+		   "HMAC-SHA256 under \"other secret\" (%d): %s", i, h2);
+	}
 
 	snprintf(zhipu, sizeof zhipu, "%s",
 		 jwt("{\"api_key\":\"" KEY "\",\"exp\":1700000180000000,"

@@ -1233,6 +1233,55 @@ rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 	return remove(path);
 }
 
+/* Records handed over together: one write for up to 64, all of them or
+ * none; a batch the disk refuses waits whole in memory, in order. */
+static void
+sc_submit(const char *dir)
+{
+	enum { N = 150 };
+	struct usage_record *recs[N];
+	struct rlimit saved, rl;
+	char seg[600];
+	int *ids;
+	int64_t size_full;
+
+	signal(SIGXFSZ, SIG_IGN);
+	if (getrlimit(RLIMIT_FSIZE, &saved) != 0 ||
+	    open_spool(dir, 16 << 20, 20) != 0)
+		return;
+	seg_name(seg, sizeof seg, dir, 1);
+	for (int i = 0; i < N; i++)
+		recs[i] = sample(i);
+	spool_submit(recs, N);
+	ok(recs[0] == NULL && recs[N - 1] == NULL,
+	   "spool_submit takes the %d records", N);
+	is_int(file_size(seg), samples_len(0, N),
+	       "the journal holds the %d lines", N);
+	is_int(spool_in_memory(), 0, "none waits in memory");
+	ids = id_range(0, N);
+	drain("submitted together", 1000, ids, N, NULL, 0);
+	free(ids);
+
+	/* Room for 10 more lines and a half: the batch of 20 fails whole. */
+	hold_stderr();
+	rl.rlim_cur = (rlim_t)(samples_len(0, 10) + samples_len(10, 11) / 2);
+	rl.rlim_max = saved.rlim_max;
+	setrlimit(RLIMIT_FSIZE, &rl);
+	for (int i = 0; i < 20; i++)
+		recs[i] = sample(i);
+	spool_submit(recs, 20);
+	size_full = file_size(seg);
+	setrlimit(RLIMIT_FSIZE, &saved);
+	release_stderr();
+	is_int(size_full, 0, "a batch the disk cannot take leaves no line");
+	is_int(spool_in_memory(), 20, "its 20 records wait in memory");
+	ids = id_range(0, 20);
+	drain("kept in memory", 1000, ids, 20, NULL, 0);
+	free(ids);
+	is_int(spool_in_memory(), 0, "and are handed out");
+	spool_close();
+}
+
 int
 main(void)
 {
@@ -1255,6 +1304,7 @@ main(void)
 	run("torn", sc_torn);
 	run("lock", sc_lock);
 	run("full", sc_full);
+	run("submit", sc_submit);
 	run("concurrent", sc_concurrent);
 
 	ok(nftw(root, rm_entry, 16, FTW_DEPTH | FTW_PHYS) == 0 &&

@@ -28,8 +28,21 @@ struct request_loop {
 	struct config *cfg;
 	struct request *requests; /* in flight, for shutdown */
 	int64_t inflight;
-	int64_t unsent; /* ended, their replies not yet written out */
+	int64_t unsent;          /* ended, their replies not yet written out */
+	struct request *closing; /* ended, their records not yet journaled */
+	struct event *close_ev;  /* journals them, once a loop pass */
 };
+
+/* Makes the loop's event that journals ended requests. 0 or -1. */
+int request_loop_init(struct request_loop *loop)
+	__attribute__((warn_unused_result));
+
+/* Journals the ended requests' records, then finishes their replies (the
+ * loop's event; and once more when the loop has ended). */
+void request_loop_flush(struct request_loop *loop);
+
+/* Frees what request_loop_init() made. */
+void request_loop_free(struct request_loop *loop);
 
 /* Handles a data-plane request for a known endpoint (http_server.c).
  * path_model is the model the path named (Azure), borrowed for the call,

@@ -28,14 +28,14 @@ int spool_open(const char *dir, int64_t segment_size, int fsync_ms,
  * not shipped stays for the next start. */
 void spool_close(void);
 
-/* Takes a finished request's record (any thread; takes ownership):
- * appended to the journal, or kept in memory when the journal cannot take
- * it. Never waits on the disk beyond one write(), nor on the database. */
-void spool_submit(struct usage_record *rec);
+/* Takes n finished requests' records (any thread; takes ownership, and
+ * sets recs[] to NULL): appended to the journal with one write() for up
+ * to 64 of them, or kept in memory when the journal cannot take them.
+ * Never waits on the disk beyond that write(), nor on the database. */
+void spool_submit(struct usage_record **recs, int n);
 
-/* Appends a record to the journal alone (the journal format's entry, for
- * spool_submit and tests). 0, or -1 when it could not be written: the
- * journal is then failing (spool_failing). */
+/* Appends a record to the journal alone (tests). 0, or -1 when it could not be
+ * written: the journal is then failing (spool_failing). */
 int spool_append(const struct usage_record *rec);
 
 /* Usage writer only. Waits until batch records are waiting, spool_wake()

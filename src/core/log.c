@@ -4,8 +4,10 @@
  * The gateway logs a line per request from its event loops, which must
  * never wait for a slow stderr (a pipe to a busy journal). Once
  * log_start_async() ran, lines go to a bounded in-memory queue that a
- * thread of its own writes out; when the queue is full the line is dropped
- * and the drop counted and reported, rather than blocking a request.
+ * thread of its own writes out, many lines a write: a line waits up to
+ * ASYNC_GATHER_MS for those that follow it. When the queue is full the
+ * line is dropped and the drop counted and reported, rather than blocking
+ * a request.
  *
  * What a client sent reaches log lines (a model name, a header), so every
  * message is escaped here, where no caller can forget it: control bytes,
@@ -26,6 +28,9 @@
 
 static enum log_level log_level = LOG_INFO;
 static int log_json;
+
+#define ASYNC_GATHER_MS 10         /* a line waits at most this for others */
+#define ASYNC_HIGH      (64 << 10) /* queued bytes written without waiting */
 
 /* The queue of the logger thread, when one runs (log_start_async). */
 static struct {
@@ -146,7 +151,9 @@ write_all(const char *p, size_t n)
 }
 
 /* Queues a formatted line for the logger thread; never waits. A full
- * queue drops the line and counts it. */
+ * queue drops the line and counts it. The thread is woken by the line
+ * that starts a queue, and by the one that fills it past ASYNC_HIGH; the
+ * lines between join it without a wake-up each. */
 static void
 async_put(const char *line, size_t n)
 {
@@ -154,9 +161,11 @@ async_put(const char *line, size_t n)
 	if (async.len + n > sizeof async.buf) {
 		async.dropped++;
 	} else {
+		size_t was = async.len;
 		memcpy(async.buf + async.len, line, n);
 		async.len += n;
-		pthread_cond_signal(&async.cond);
+		if (was == 0 || (was < ASYNC_HIGH && async.len >= ASYNC_HIGH))
+			pthread_cond_signal(&async.cond);
 	}
 	pthread_mutex_unlock(&async.lock);
 }
@@ -176,6 +185,12 @@ async_main(void *arg)
 			pthread_cond_wait(&async.cond, &async.lock);
 		if (async.len == 0 && async.dropped == 0 && async.stop)
 			break;
+		if (!async.stop && async.len < ASYNC_HIGH) {
+			/* Lines come in bursts: gather the burst's lines
+			 * into one write. */
+			struct timespec ts = clock_deadline(ASYNC_GATHER_MS);
+			pthread_cond_timedwait(&async.cond, &async.lock, &ts);
+		}
 		n = async.len;
 		memcpy(out, async.buf, n);
 		async.len = 0;

@@ -6,8 +6,10 @@
  * once, and no client hears the end of a request before its record is on
  * record. drive() is the only place a request changes state, in answer to
  * an event; request_close() is the only way out: it settles the usage
- * record (meter.c), gives back what admission held, journals the record
- * (spool.c), then finishes or abandons the reply and frees everything.
+ * record (meter.c) and gives back what admission held. The records of the
+ * requests that end in one pass of the loop are journaled with one write
+ * (spool.c) at the end of the pass; then their replies are finished or
+ * abandoned and everything is freed.
  *
  * The work of each state lives in its module: admission (admit.c) decides
  * whether the request may go upstream, the relay (relay.c) runs the
@@ -56,8 +58,9 @@ enum request_state {
 	REQ_ABANDONED, /* ended while parked: closes when the answer comes */
 	REQ_UPSTREAM,  /* the upstream transfer runs; nothing sent yet */
 	REQ_RELAYING,  /* a streamed reply has started */
-	REQ_CLOSING,   /* request_close() runs: record settled and journaled,
-			  reply finished or abandoned, memory freed */
+	REQ_CLOSING,   /* request_close() ran: record settled; once the loop
+			  journaled it, reply finished or abandoned, memory
+			  freed */
 };
 
 /* What happens to a request. */
@@ -90,15 +93,19 @@ struct request {
 	struct relay *rq_relay;    /* from REQ_UPSTREAM on */
 	struct refusal rq_refusal; /* the answer when refused */
 	int rq_refused;
-	char *rq_abandoned;          /* REQ_ABANDONED: why */
-	char *rq_answer;             /* the gateway's own answer (a count of
-					tokens), sent once on record */
-	struct usage_record *rq_rec; /* filled as the request goes */
+	char *rq_abandoned;            /* REQ_ABANDONED: why */
+	char *rq_answer;               /* the gateway's own answer (a count of
+					  tokens), sent once on record */
+	char *rq_close_reason;         /* why it ended, while its record waits
+					  for the loop's journal write */
+	struct request *rq_close_next; /* the loop's ended requests */
+	struct usage_record *rq_rec;   /* filled as the request goes */
 };
 
 static enum request_state drive(struct request *req, enum request_event ev,
 				const void *data);
 static void request_close(struct request *req, const char *reason);
+static struct request *loop_closing(struct request_loop *loop);
 
 /* The client left before its reply ended. */
 static void
@@ -562,6 +569,7 @@ request_free(struct request *req)
 	admit_free(&req->rq_adm);
 	free(req->rq_abandoned);
 	free(req->rq_answer);
+	free(req->rq_close_reason);
 	free(req->rq_path_model);
 	config_unref(req->rq_cfg);
 	*req->rq_prevp = req->rq_next;
@@ -572,8 +580,10 @@ request_free(struct request *req)
 }
 
 /* Ends a request (REQ_CLOSING, from drive() only): settle its usage
- * record, give back what admission held, journal the record, then finish
- * or abandon the reply, and free. reason is NULL on success. */
+ * record, give back what admission held, and hand the request to the
+ * loop's journal write, which finishes or abandons the reply and frees it
+ * once the record is journaled (request_loop_flush). reason is NULL on
+ * success. */
 static void
 request_close(struct request *req, const char *reason)
 {
@@ -602,13 +612,75 @@ request_close(struct request *req, const char *reason)
 		/* Without a key: a count, not a record (refusals.c). */
 		refusals_note(req->rq_peer);
 		meter_record_free(rec);
-	} else {
-		/* On record first, then the client hears the end. */
-		spool_submit(rec);
+		req->rq_rec = NULL;
+		finish_reply(req, reason);
+		request_free(req);
+		return;
 	}
-	req->rq_rec = NULL;
-	finish_reply(req, reason);
-	request_free(req);
+	/* On record first, then the client hears the end: the records of
+	 * the requests that end in this loop pass are journaled together. */
+	if (reason != NULL && (req->rq_close_reason = strdup(reason)) == NULL)
+		req->rq_close_reason = strdup("Internal error.");
+	req->rq_close_next = loop_closing(req->rq_loop);
+	req->rq_loop->closing = req;
+}
+
+/* The requests that ended, before req joins them; the first to join
+ * schedules the loop's journal write. */
+static struct request *
+loop_closing(struct request_loop *loop)
+{
+	if (loop->closing == NULL)
+		event_active(loop->close_ev, EV_TIMEOUT, 0);
+	return loop->closing;
+}
+
+static void
+close_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	request_loop_flush(arg);
+}
+
+int
+request_loop_init(struct request_loop *loop)
+{
+	loop->close_ev = event_new(loop->base, -1, 0, close_cb, loop);
+	return loop->close_ev != NULL ? 0 : -1;
+}
+
+void
+request_loop_flush(struct request_loop *loop)
+{
+	struct usage_record *recs[64];
+
+	while (loop->closing != NULL) {
+		struct request *reqs[64], *req = loop->closing;
+		int n = 0;
+
+		/* Oldest first: the list is newest first. */
+		for (; req != NULL && n < 64; req = req->rq_close_next)
+			reqs[n++] = req;
+		loop->closing = req;
+		for (int i = 0; i < n; i++) {
+			recs[i] = reqs[n - 1 - i]->rq_rec;
+			reqs[n - 1 - i]->rq_rec = NULL;
+		}
+		spool_submit(recs, n);
+		for (int i = n - 1; i >= 0; i--) {
+			finish_reply(reqs[i], reqs[i]->rq_close_reason);
+			request_free(reqs[i]);
+		}
+	}
+}
+
+void
+request_loop_free(struct request_loop *loop)
+{
+	if (loop->close_ev != NULL)
+		event_free(loop->close_ev);
+	loop->close_ev = NULL;
 }
 
 /* Ends every request of the loop not parked on the quota thread. */

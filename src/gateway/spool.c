@@ -53,6 +53,7 @@
 
 #define READ_CHUNK  (1u << 20)  /* journal bytes read at a time */
 #define LINE_MAX_SZ (16u << 20) /* longer lines are corrupt */
+#define APPEND_MAX  64          /* records appended with one write */
 
 static struct {
 	pthread_mutex_t lock;
@@ -598,24 +599,18 @@ append_failed(int err)
 	snprintf(s.fail_reason, sizeof s.fail_reason, "%s", strerror(err));
 }
 
-/* Appends one record. */
-int
-spool_append(const struct usage_record *rec)
+/* Appends the framed lines (lock held): all of them, or, when the write
+ * fails, none. 0 or -1. */
+static int
+append_locked(struct iovec *lines, int nlines, size_t len)
 {
-	struct iovec iov[2];
-	size_t len, want;
+	struct iovec iov[APPEND_MAX + 1];
+	size_t want;
 	ssize_t n;
-	char *line = frame(rec, &len);
 	int iovcnt = 0, err;
 
-	if (line == NULL)
+	if (s.cur_fd < 0)
 		return -1;
-	pthread_mutex_lock(&s.lock);
-	if (s.cur_fd < 0) {
-		pthread_mutex_unlock(&s.lock);
-		free(line);
-		return -1;
-	}
 	if (s.cur_size > 0 && s.cur_size + (int64_t)len > s.segment_max &&
 	    roll() != 0)
 		log_warn("spool: cannot start a new segment: %s",
@@ -624,8 +619,8 @@ spool_append(const struct usage_record *rec)
 		iov[iovcnt].iov_base = (void *)"\n";
 		iov[iovcnt++].iov_len = 1;
 	}
-	iov[iovcnt].iov_base = line;
-	iov[iovcnt++].iov_len = len;
+	memcpy(iov + iovcnt, lines, (size_t)nlines * sizeof *iov);
+	iovcnt += nlines;
 	want = len + (s.need_newline ? 1 : 0);
 	do {
 		n = writev(s.cur_fd, iov, iovcnt);
@@ -639,21 +634,19 @@ spool_append(const struct usage_record *rec)
 		s.failing = 0;
 		if (s.fsync_ms == 0)
 			pthread_cond_signal(&s.wake_sync);
-		pthread_mutex_unlock(&s.lock);
-		free(line);
 		return 0;
 	}
 	err = errno;
 	if (n >= 0) {
 		/* A short write: writing the rest tells why. */
-		ssize_t m = write(s.cur_fd, line, 1);
+		ssize_t m = write(s.cur_fd, lines[0].iov_base, 1);
 		err = m < 0 ? errno : ENOSPC;
 		if (m > 0)
 			n += m;
 	}
 	if (n > 0) {
-		/* Cut the partial line off; failing that, keep it a line
-		 * of its own, which the reader skips as corrupt. */
+		/* Cut the partial lines off; failing that, keep them a line
+		 * of their own, which the reader skips as corrupt. */
 		if (ftruncate(s.cur_fd, s.cur_size) != 0) {
 			s.cur_size += n;
 			atomic_fetch_add(&s.pending_bytes, n);
@@ -661,32 +654,68 @@ spool_append(const struct usage_record *rec)
 		}
 	}
 	append_failed(err);
-	pthread_mutex_unlock(&s.lock);
-	free(line);
 	return -1;
 }
 
-/* Takes a finished request's record: journaled, or kept in memory when
- * the journal cannot take it; wakes the writer when a batch is due. */
-void
-spool_submit(struct usage_record *rec)
+/* Appends one record. */
+int
+spool_append(const struct usage_record *rec)
 {
-	int journaled = spool_append(rec) == 0;
+	struct iovec line;
+	int rc;
 
+	if ((line.iov_base = frame(rec, &line.iov_len)) == NULL)
+		return -1;
 	pthread_mutex_lock(&s.lock);
-	if (journaled) {
-		s.unread++;
-	} else {
-		rec->next = NULL;
-		*s.mem_tail = rec;
-		s.mem_tail = &rec->next;
-		s.nmem++;
-		rec = NULL;
-	}
-	if (s.unread + s.nmem >= s.batch)
-		pthread_cond_signal(&s.due);
+	rc = append_locked(&line, 1, line.iov_len);
 	pthread_mutex_unlock(&s.lock);
-	meter_record_free(rec);
+	free(line.iov_base);
+	return rc;
+}
+
+/* Takes finished requests' records: journaled with one write, or kept in
+ * memory when the journal cannot take them; wakes the writer when a batch
+ * is due. */
+void
+spool_submit(struct usage_record **recs, int n)
+{
+	struct iovec lines[APPEND_MAX];
+
+	while (n > 0) {
+		int k = n < APPEND_MAX ? n : APPEND_MAX, framed = 0;
+		size_t len = 0;
+
+		for (int i = 0; i < k; i++) {
+			lines[i].iov_base = frame(recs[i], &lines[i].iov_len);
+			if (lines[i].iov_base == NULL)
+				break;
+			len += lines[i].iov_len;
+			framed++;
+		}
+		pthread_mutex_lock(&s.lock);
+		if (framed == k && append_locked(lines, k, len) == 0) {
+			s.unread += k;
+		} else {
+			for (int i = 0; i < k; i++) {
+				recs[i]->next = NULL;
+				*s.mem_tail = recs[i];
+				s.mem_tail = &recs[i]->next;
+				recs[i] = NULL;
+			}
+			s.nmem += k;
+		}
+		if (s.unread + s.nmem >= s.batch)
+			pthread_cond_signal(&s.due);
+		pthread_mutex_unlock(&s.lock);
+		for (int i = 0; i < k; i++) {
+			if (i < framed)
+				free(lines[i].iov_base);
+			meter_record_free(recs[i]);
+			recs[i] = NULL;
+		}
+		recs += k;
+		n -= k;
+	}
 }
 
 /* Waits until batch records wait, spool_wake(), or ms. */

@@ -51,6 +51,8 @@ worker_main(void *arg)
 	struct worker *w = arg;
 
 	event_base_dispatch(w->w_base);
+	/* Records of requests that ended in the loop's last pass. */
+	request_loop_flush(&w->w_loop);
 	return NULL;
 }
 
@@ -150,6 +152,7 @@ worker_destroy(struct worker *w)
 {
 	httpd_free(w->w_httpd);
 	upstream_free(w->w_loop.upstream);
+	request_loop_free(&w->w_loop);
 	if (w->w_stop_timer != NULL)
 		event_free(w->w_stop_timer);
 	if (w->w_reload_ev != NULL)
@@ -184,6 +187,8 @@ worker_start(int id, struct config *cfg, char **cause)
 		goto fail_msg;
 	w->w_loop.base = w->w_base;
 	w->w_loop.upstream = upstream_new(w->w_base);
+	if (request_loop_init(&w->w_loop) != 0)
+		goto fail_msg;
 	w->w_httpd = http_server_new(w->w_base, &w->w_loop);
 	w->w_stop_ev = event_new(w->w_base, -1, 0, stop_cb, w);
 	w->w_stop_timer = evtimer_new(w->w_base, stop_check, w);
