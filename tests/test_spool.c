@@ -574,6 +574,33 @@ test_cut(void)
 
 /* decode refuses what is not a record meter_record_encode() could have
  * written. */
+/* What decode takes that its encoder does not write: any member order,
+ * escaped names, the first of repeated members, unknown members with any
+ * value, every JSON string escape. */
+static void
+test_decode_accepts(void)
+{
+	static const char text[] =
+		" { \"ts\" : 1764340000000000, \"extra\": {\"a\":[1,{\"b\":\"}\"}]},"
+		"\"mod\\u0065l\":\"gpt\\u00e9\\ud83d\\ude00\\n\\/\\\"x\","
+		"\"model\":\"second\",\"id\":\"r9\",\"v\":1,"
+		"\"prompt\":null,\"status\":200,\"ttfb_ms\":7} \n";
+	struct usage_record *d = meter_record_decode(text, strlen(text));
+
+	ok(d != NULL, "decode takes members in any order, escaped names, "
+		      "unknown members");
+	if (d == NULL)
+		return;
+	is_str(d->request_id, "r9", "any order: id");
+	is_int(d->ts_us, 1764340000000000, "any order: ts");
+	is_str(d->requested_model, "gpt\xc3\xa9\xf0\x9f\x98\x80\n/\"x",
+	       "escapes and a surrogate pair unescape; the first model wins");
+	is_int(d->usage.prompt, 0, "null is absent");
+	is_int(d->status, 200, "status");
+	is_int(d->ttfb_ms, 7, "ttfb");
+	meter_record_free(d);
+}
+
 static void
 test_decode_rejects(void)
 {
@@ -622,6 +649,15 @@ test_decode_rejects(void)
 		{ "negative cache-write tokens",
 		  "{" BASE ",\"cache_write\":-1}" },
 		{ "negative reasoning tokens", "{" BASE ",\"reasoning\":-1}" },
+		{ "bytes after the object", "{" BASE "} x" },
+		{ "a second object after it", "{" BASE "}{}" },
+		{ "an unknown escape", "{" BASE ",\"model\":\"a\\qb\"}" },
+		{ "a cut \\u escape", "{" BASE ",\"model\":\"a\\u12\"}" },
+		{ "a lone low surrogate", "{" BASE ",\"model\":\"\\udc00\"}" },
+		{ "a high surrogate alone",
+		  "{" BASE ",\"model\":\"\\ud83dx\"}" },
+		{ "an unterminated string", "{" BASE ",\"model\":\"abc}" },
+		{ "a member without a value", "{" BASE ",\"model\":}" },
 	};
 	static const char good[] = "{" BASE "}";
 	struct usage_record *d = meter_record_decode(good, strlen(good));
@@ -1296,6 +1332,7 @@ main(void)
 	test_utf8();
 	test_cut();
 	test_decode_rejects();
+	test_decode_accepts();
 
 	run("basic", sc_basic);
 	run("roll", sc_roll);

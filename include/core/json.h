@@ -28,10 +28,14 @@ struct json_span {
 /* Steps through the members of the top-level object of buf: *pos starts
  * at 0. Sets *name to the name's bytes inside its quotes, as written
  * (escapes included), and *value to the value's bytes. 1 while there is a
- * member, 0 after the last, -1 when buf is no object (cJSON validated it
- * first). */
+ * member, 0 after the last, -1 when buf is no object or a member is
+ * malformed. Values are skipped, not validated: callers that need a valid
+ * document have cJSON validate it first. */
 int json_member_next(const char *buf, size_t len, size_t *pos,
 		     struct json_span *name, struct json_span *value);
+
+/* Reads four hex digits (of a \u escape) into *v. 0 or -1. */
+int json_hex4(const char *s, uint32_t *v);
 
 /* Whether a name as written (n bytes inside its quotes) unescapes to the
  * ASCII text key: "mod\u0065l" is "model". */

@@ -82,9 +82,9 @@ json_depth(const char *buf, size_t len)
 	return depth == 0 ? max : -1;
 }
 
-/* Reads four hex digits. */
-static int
-hex4(const char *s, uint32_t *v)
+/* Reads four hex digits. 0 or -1. */
+int
+json_hex4(const char *s, uint32_t *v)
 {
 	*v = 0;
 	for (int i = 0; i < 4; i++) {
@@ -116,7 +116,7 @@ json_name_is(const char *raw, size_t n, const char *key)
 			case 'u':
 				/* Names the gateway looks for are ASCII: any
 				 * other escape cannot match. */
-				if (i + 4 > n || hex4(raw + i, &u) != 0 ||
+				if (i + 4 > n || json_hex4(raw + i, &u) != 0 ||
 				    u == 0 || u > 0x7f)
 					return 0;
 				c = (unsigned char)u;
@@ -155,7 +155,7 @@ json_name_has_nul(const char *raw, size_t n)
 		if (raw[i] != '\\' || i + 1 == n)
 			continue;
 		if (raw[i + 1] == 'u' &&
-		    (i + 6 > n || hex4(raw + i + 2, &u) != 0 || u == 0))
+		    (i + 6 > n || json_hex4(raw + i + 2, &u) != 0 || u == 0))
 			return 1;
 		i++; /* the escaped character */
 	}

@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <cjson/cJSON.h>
 
 #include "buf.h"
 #include "json.h"
@@ -88,7 +87,18 @@ meter_source_name(enum usage_source s)
 static void
 put_int(struct buf *b, const char *name, int64_t v)
 {
-	buf_printf(b, ",\"%s\":%" PRId64, name, v);
+	char digits[24], *d = digits + sizeof digits;
+	uint64_t u = v < 0 ? -(uint64_t)v : (uint64_t)v;
+
+	do
+		*--d = (char)('0' + u % 10);
+	while ((u /= 10) != 0);
+	if (v < 0)
+		*--d = '-';
+	buf_add(b, ",\"", 2);
+	buf_str(b, name);
+	buf_add(b, "\":", 2);
+	buf_add(b, d, (size_t)(digits + sizeof digits - d));
 }
 
 /* Length of the valid UTF-8 sequence at s (at most n bytes), or 0. */
@@ -137,9 +147,21 @@ put_str(struct buf *b, const char *name, const char *s)
 	buf_add(b, "\":\"", 3);
 	n = strlen(s);
 	while (i < n) {
-		size_t k = utf8_len(p + i, n - i);
+		size_t k, run = i;
 		char esc[8];
 
+		/* Printable ASCII goes in runs. */
+		while (run < n && out + (run - i) < METER_STR_MAX &&
+		       p[run] >= 0x20 && p[run] < 0x7f && p[run] != '"' &&
+		       p[run] != '\\')
+			run++;
+		if (run > i) {
+			buf_add(b, s + i, run - i);
+			out += run - i;
+			i = run;
+			continue;
+		}
+		k = utf8_len(p + i, n - i);
 		if (out + (k == 0 ? 3 : k) > METER_STR_MAX)
 			break;
 		if (k == 0) {
@@ -215,122 +237,306 @@ meter_record_encode(const struct usage_record *rec, size_t *len)
 	return meter_record_encode_at(rec, 0, len);
 }
 
-/* The text being decoded; integers are read from its digits. */
-struct jtext {
-	const char *p;
-	size_t len;
+/* The members of the journal form, in the order the encoder writes them. */
+enum field {
+	F_V,
+	F_ID,
+	F_TS,
+	F_TENANT_ID,
+	F_KEY_ID,
+	F_TENANT,
+	F_ENDPOINT,
+	F_MODEL,
+	F_PROVIDER,
+	F_UPSTREAM_MODEL,
+	F_STREAM,
+	F_STATUS,
+	F_PROMPT,
+	F_COMPLETION,
+	F_CACHED,
+	F_CACHE_WRITE,
+	F_REASONING,
+	F_SOURCE,
+	F_ABORTED,
+	F_LATENCY,
+	F_TTFB,
+	F_ERROR,
+	F_REFUSAL,
+	F_FAILED,
+	F_COUNT
 };
 
-/* An integer member, or def when absent or null; *bad when it is not an
- * integer that fits. Read from the digits, never through a double. */
-static int64_t
-j_int(const struct jtext *t, const char *name, int64_t def, int *bad)
-{
-	int64_t v;
-	int rc = json_member_int(t->p, t->len, name, &v);
+static const char *const field_names[F_COUNT] = {
+	"v",         "id",
+	"ts",        "tenant_id",
+	"key_id",    "tenant",
+	"endpoint",  "model",
+	"provider",  "upstream_model",
+	"stream",    "status",
+	"prompt",    "completion",
+	"cached",    "cache_write",
+	"reasoning", "source",
+	"aborted",   "latency_ms",
+	"ttfb_ms",   "error",
+	"refusal",   "failed_attempts",
+};
 
-	if (rc < 0)
-		*bad = 1;
-	return rc == 1 ? v : def;
+/* Which field a member's raw name (between its quotes) is, or -1. The
+ * encoder writes field i as the i-th member: that one is tried first. */
+static int
+field_of(const char *raw, size_t n, int guess)
+{
+	int escaped = memchr(raw, '\\', n) != NULL;
+
+	for (int k = 0; k < F_COUNT; k++) {
+		int f = (guess + k) % F_COUNT;
+		const char *name = field_names[f];
+		if (escaped ? json_name_is(raw, n, name)
+			    : strlen(name) == n && memcmp(raw, name, n) == 0)
+			return f;
+	}
+	return -1;
 }
 
-/* A string member, NULL when absent or null; *bad when another type. */
-static const char *
-j_str(const cJSON *o, const char *name, int *bad)
+/* Writes code point cp as UTF-8. */
+static size_t
+put_utf8(char *out, uint32_t cp)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+	if (cp < 0x80) {
+		out[0] = (char)cp;
+		return 1;
+	}
+	if (cp < 0x800) {
+		out[0] = (char)(0xc0 | cp >> 6);
+		out[1] = (char)(0x80 | (cp & 0x3f));
+		return 2;
+	}
+	if (cp < 0x10000) {
+		out[0] = (char)(0xe0 | cp >> 12);
+		out[1] = (char)(0x80 | (cp >> 6 & 0x3f));
+		out[2] = (char)(0x80 | (cp & 0x3f));
+		return 3;
+	}
+	out[0] = (char)(0xf0 | cp >> 18);
+	out[1] = (char)(0x80 | (cp >> 12 & 0x3f));
+	out[2] = (char)(0x80 | (cp >> 6 & 0x3f));
+	out[3] = (char)(0x80 | (cp & 0x3f));
+	return 4;
+}
 
-	if (v == NULL || cJSON_IsNull(v))
+/* Decodes the string value at t[vs..ve) (its quotes included) into a
+ * malloc'd C string, cut at a NUL it may hold. *null when it is null.
+ * NULL with *bad when it is not a string, or its escapes do not hold. */
+static char *
+j_string(const char *t, size_t vs, size_t ve, int *is_null, int *bad)
+{
+	const char *p = t + vs + 1, *end = t + ve - 1;
+	char *out, *o;
+
+	*is_null = 0;
+	if (ve - vs == 4 && memcmp(t + vs, "null", 4) == 0) {
+		*is_null = 1;
 		return NULL;
-	if (!cJSON_IsString(v)) {
+	}
+	if (ve - vs < 2 || t[vs] != '"' || t[ve - 1] != '"') {
 		*bad = 1;
 		return NULL;
 	}
-	return v->valuestring;
+	/* Unescaped, a string is never longer than written. */
+	if ((o = out = malloc((size_t)(end - p) + 1)) == NULL) {
+		*bad = 1;
+		return NULL;
+	}
+	while (p < end) {
+		uint32_t cp, lo;
+		const char *bs = memchr(p, '\\', (size_t)(end - p));
+		size_t run = bs != NULL ? (size_t)(bs - p) : (size_t)(end - p);
+
+		memcpy(o, p, run);
+		o += run;
+		p += run;
+		if (p == end)
+			break;
+		if (++p == end)
+			goto fail;
+		switch (*p++) {
+		case '"':
+			*o++ = '"';
+			break;
+		case '\\':
+			*o++ = '\\';
+			break;
+		case '/':
+			*o++ = '/';
+			break;
+		case 'b':
+			*o++ = '\b';
+			break;
+		case 'f':
+			*o++ = '\f';
+			break;
+		case 'n':
+			*o++ = '\n';
+			break;
+		case 'r':
+			*o++ = '\r';
+			break;
+		case 't':
+			*o++ = '\t';
+			break;
+		case 'u':
+			if (end - p < 4 || json_hex4(p, &cp) != 0)
+				goto fail;
+			p += 4;
+			if (cp >= 0xdc00 && cp <= 0xdfff)
+				goto fail; /* a low surrogate alone */
+			if (cp >= 0xd800 && cp <= 0xdbff) {
+				if (end - p < 6 || p[0] != '\\' ||
+				    p[1] != 'u' || json_hex4(p + 2, &lo) != 0 ||
+				    lo < 0xdc00 || lo > 0xdfff)
+					goto fail;
+				p += 6;
+				cp = 0x10000 + ((cp - 0xd800) << 10) +
+				     (lo - 0xdc00);
+			}
+			o += put_utf8(o, cp);
+			break;
+		default:
+			goto fail;
+		}
+	}
+	*o = '\0';
+	return out;
+fail:
+	free(out);
+	*bad = 1;
+	return NULL;
 }
 
-static char *
-dup_or_null(const char *s)
+/* Reads the integer value at t[vs..ve) into *v; null leaves *v. */
+static void
+j_int(const char *t, size_t vs, size_t ve, int64_t *v, int *bad)
 {
-	return s != NULL ? strdup(s) : NULL;
+	if (ve - vs == 4 && memcmp(t + vs, "null", 4) == 0)
+		return;
+	if (json_parse_int(t + vs, ve - vs, v) != 0)
+		*bad = 1;
 }
 
-/* Decodes a record written by meter_record_encode(). NULL when the text is
- * not such a record. */
+/* Decodes a record written by meter_record_encode(), in one pass over its
+ * members: integers read from their digits, strings unescaped as JSON
+ * defines, the first of repeated members taken, unknown members skipped.
+ * NULL when the text is not such a record. */
 struct usage_record *
 meter_record_decode(const char *json, size_t len)
 {
-	struct usage_record *rec;
-	const char *id, *ep, *src, *refusal;
-	const struct jtext t = { json, len };
-	cJSON *o = json_parse_exact(json, len); /* nothing after the record */
-	int bad = 0;
+	struct usage_record *rec = meter_record_new();
+	struct json_span name, val;
+	size_t pos = 0;
+	int64_t n[F_COUNT] = { 0 };
+	char *str[F_COUNT] = { NULL };
+	unsigned seen = 0;
+	int bad = 0, rc, next = 0, is_null;
 
-	if (!cJSON_IsObject(o)) {
-		cJSON_Delete(o);
+	if (rec == NULL)
+		return NULL;
+	n[F_TTFB] = -1;
+	while ((rc = json_member_next(json, len, &pos, &name, &val)) == 1) {
+		int f = field_of(json + name.start, name.end - name.start,
+				 next);
+		if (f < 0 || (seen & 1u << f))
+			continue;
+		seen |= 1u << f;
+		next = (f + 1) % F_COUNT;
+		switch (f) {
+		case F_ID:
+		case F_TENANT:
+		case F_ENDPOINT:
+		case F_MODEL:
+		case F_PROVIDER:
+		case F_UPSTREAM_MODEL:
+		case F_SOURCE:
+		case F_ERROR:
+		case F_REFUSAL:
+			str[f] = j_string(json, val.start, val.end, &is_null,
+					  &bad);
+			break;
+		default:
+			j_int(json, val.start, val.end, &n[f], &bad);
+		}
+		if (bad)
+			break;
+	}
+	/* The object's closing brace, then nothing but blanks. */
+	if (rc == 0) {
+		int brace = 0;
+		if (pos == 0)
+			pos = (size_t)((const char *)memchr(json, '{', len) -
+				       json) +
+			      1;
+		for (; pos < len && rc == 0; pos++) {
+			char c = json[pos];
+			if (c == '}' && !brace)
+				brace = 1;
+			else if (c != ' ' && c != '\t' && c != '\n' &&
+				 c != '\r')
+				rc = -1;
+		}
+	}
+	if (rc != 0 || bad || n[F_V] != 1 || str[F_ID] == NULL ||
+	    str[F_ID][0] == '\0' ||
+	    strlen(str[F_ID]) >= sizeof rec->request_id ||
+	    (str[F_ENDPOINT] != NULL &&
+	     strlen(str[F_ENDPOINT]) >= sizeof rec->endpoint_buf) ||
+	    n[F_TS] <= 0 || n[F_PROMPT] < 0 || n[F_COMPLETION] < 0 ||
+	    n[F_CACHED] < 0 || n[F_CACHE_WRITE] < 0 || n[F_REASONING] < 0 ||
+	    n[F_STATUS] < 0 || n[F_STATUS] > 999 || n[F_FAILED] < 0 ||
+	    n[F_FAILED] > 1000) {
+		for (int f = 0; f < F_COUNT; f++)
+			free(str[f]);
+		meter_record_free(rec);
 		return NULL;
 	}
-	rec = meter_record_new();
-	if (rec == NULL || j_int(&t, "v", 0, &bad) != 1)
-		goto fail;
-	id = j_str(o, "id", &bad);
-	if (id == NULL || *id == '\0' || strlen(id) >= sizeof rec->request_id)
-		goto fail;
-	memcpy(rec->request_id, id, strlen(id) + 1);
-	rec->ts_us = j_int(&t, "ts", 0, &bad);
-	rec->tenant_id = j_int(&t, "tenant_id", 0, &bad);
-	rec->key_id = j_int(&t, "key_id", 0, &bad);
-	rec->tenant = dup_or_null(j_str(o, "tenant", &bad));
-	ep = j_str(o, "endpoint", &bad);
-	if (ep != NULL && strlen(ep) >= sizeof rec->endpoint_buf)
-		goto fail;
-	if (ep != NULL) {
-		memcpy(rec->endpoint_buf, ep, strlen(ep) + 1);
+	memcpy(rec->request_id, str[F_ID], strlen(str[F_ID]) + 1);
+	rec->ts_us = n[F_TS];
+	rec->tenant_id = n[F_TENANT_ID];
+	rec->key_id = n[F_KEY_ID];
+	rec->tenant = str[F_TENANT];
+	if (str[F_ENDPOINT] != NULL) {
+		memcpy(rec->endpoint_buf, str[F_ENDPOINT],
+		       strlen(str[F_ENDPOINT]) + 1);
 		rec->endpoint = rec->endpoint_buf;
 	}
-	rec->requested_model = dup_or_null(j_str(o, "model", &bad));
-	rec->provider = dup_or_null(j_str(o, "provider", &bad));
-	rec->upstream_model = dup_or_null(j_str(o, "upstream_model", &bad));
-	rec->streamed = j_int(&t, "stream", 0, &bad) != 0;
-	{
-		int64_t st = j_int(&t, "status", 0, &bad);
-		rec->status = st < 0 || st > 999 ? -1 : (int)st;
-	}
-	rec->usage.prompt = j_int(&t, "prompt", 0, &bad);
-	rec->usage.completion = j_int(&t, "completion", 0, &bad);
-	rec->usage.cached = j_int(&t, "cached", 0, &bad);
-	rec->usage.cache_write = j_int(&t, "cache_write", 0, &bad);
-	rec->usage.reasoning = j_int(&t, "reasoning", 0, &bad);
+	rec->requested_model = str[F_MODEL];
+	rec->provider = str[F_PROVIDER];
+	rec->upstream_model = str[F_UPSTREAM_MODEL];
+	rec->streamed = n[F_STREAM] != 0;
+	rec->status = (int)n[F_STATUS];
+	rec->usage.prompt = n[F_PROMPT];
+	rec->usage.completion = n[F_COMPLETION];
+	rec->usage.cached = n[F_CACHED];
+	rec->usage.cache_write = n[F_CACHE_WRITE];
+	rec->usage.reasoning = n[F_REASONING];
 	rec->usage.present =
 		rec->usage.prompt != 0 || rec->usage.completion != 0;
-	src = j_str(o, "source", &bad);
-	if (src != NULL && strcmp(src, "reported") == 0)
+	if (str[F_SOURCE] != NULL && strcmp(str[F_SOURCE], "reported") == 0)
 		rec->source = USAGE_REPORTED;
-	else if (src != NULL && strcmp(src, "estimated") == 0)
+	else if (str[F_SOURCE] != NULL &&
+		 strcmp(str[F_SOURCE], "estimated") == 0)
 		rec->source = USAGE_ESTIMATED;
 	else
 		rec->source = USAGE_NONE;
-	rec->client_aborted = j_int(&t, "aborted", 0, &bad) != 0;
-	rec->latency_ms = j_int(&t, "latency_ms", 0, &bad);
-	rec->ttfb_ms = j_int(&t, "ttfb_ms", -1, &bad);
-	rec->error = dup_or_null(j_str(o, "error", &bad));
-	{
-		int64_t fa = j_int(&t, "failed_attempts", 0, &bad);
-		rec->failed_attempts = fa < 0 || fa > 1000 ? -1 : (int)fa;
-	}
-	refusal = j_str(o, "refusal", &bad);
-	if (refusal != NULL)
-		snprintf(rec->refusal, sizeof rec->refusal, "%s", refusal);
-	if (bad || rec->ts_us <= 0 || rec->usage.prompt < 0 ||
-	    rec->usage.completion < 0 || rec->usage.cached < 0 ||
-	    rec->usage.cache_write < 0 || rec->usage.reasoning < 0 ||
-	    rec->status < 0 || rec->status > 999 || rec->failed_attempts < 0 ||
-	    rec->failed_attempts > 1000)
-		goto fail;
-	cJSON_Delete(o);
+	rec->client_aborted = n[F_ABORTED] != 0;
+	rec->latency_ms = n[F_LATENCY];
+	rec->ttfb_ms = n[F_TTFB];
+	rec->error = str[F_ERROR];
+	rec->failed_attempts = (int)n[F_FAILED];
+	if (str[F_REFUSAL] != NULL)
+		snprintf(rec->refusal, sizeof rec->refusal, "%s",
+			 str[F_REFUSAL]);
+	free(str[F_ID]);
+	free(str[F_ENDPOINT]);
+	free(str[F_SOURCE]);
+	free(str[F_REFUSAL]);
 	return rec;
-fail:
-	cJSON_Delete(o);
-	meter_record_free(rec);
-	return NULL;
 }
