@@ -30,6 +30,9 @@ DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-32}
 THREADS=${THREADS:-2}
 WORKERS=${WORKERS:-2}
+STREAMS=${STREAMS:-10000}
+ONLY=${ONLY:-chat stream stream-5ms-chunks chat-via-anthropic chat-admission scale streams}
+MAX_CONNS=8192
 # Seconds wrk keeps running after the last request was started, for the
 # requests in flight to finish.
 DRAIN=2
@@ -302,7 +305,8 @@ database = $DB
 spool_dir = $TMP/spool
 log_level = ${LOG_LEVEL:-info}
 ; wrk's connections all come from one address
-max_connections_per_address = 8192
+max_connections = $MAX_CONNS
+max_connections_per_address = $MAX_CONNS
 
 [provider openai]
 type = openai
@@ -499,6 +503,98 @@ scale() {
 	WORKERS=$saved_w
 }
 
+# The admission path on: the tenant under a monthly token quota and the
+# tenant and its key under rate limits, all too high to refuse anything,
+# so every request pays for the checks, a reservation and a settlement in
+# PostgreSQL, and the x-ratelimit-* headers. They are cleared after.
+admission() {
+	local n
+	"$CTL" --database "$DB" quota set --tenant bench --period month \
+		--tokens 1000000000000 >>"$TMP/ctl.log" 2>&1 ||
+		die "tollctl quota set failed"
+	"$CTL" --database "$DB" limit set --tenant bench --rpm 2000000000 \
+		--tpm 1000000000000 --concurrency 100000 >>"$TMP/ctl.log" 2>&1 ||
+		die "tollctl limit set failed"
+	"$CTL" --database "$DB" limit set --tenant bench --key "${KEY:0:10}" \
+		--rpm 2000000000 --tpm 1000000000000 >>"$TMP/ctl.log" 2>&1 ||
+		die "tollctl limit set --key failed"
+	for ((n = 0; n < 100; n++)); do
+		curl -s -D - -o /dev/null -H "Authorization: Bearer $KEY" \
+			-d '{"model":"openai-chat","messages":[]}' \
+			"$GW_URL/v1/chat/completions" | grep -qi '^x-ratelimit-limit-requests' &&
+			break
+		sleep 0.1
+	done
+	[ "$n" -lt 100 ] || die "the rate limits did not reach the gateway"
+	scenario chat-admission openai-chat 0 0 1200 85
+	"$CTL" --database "$DB" quota clear --tenant bench --period month \
+		>>"$TMP/ctl.log" 2>&1 || die "tollctl quota clear failed"
+	"$CTL" --database "$DB" limit clear --tenant bench --key "${KEY:0:10}" \
+		>>"$TMP/ctl.log" 2>&1 || die "tollctl limit clear --key failed"
+	"$CTL" --database "$DB" limit clear --tenant bench \
+		>>"$TMP/ctl.log" 2>&1 || die "tollctl limit clear failed"
+	# Until the gateway has the change, the scaling runs would pay for it.
+	for ((n = 0; n < 100; n++)); do
+		curl -s -D - -o /dev/null -H "Authorization: Bearer $KEY" \
+			-d '{"model":"openai-chat","messages":[]}' \
+			"$GW_URL/v1/chat/completions" | grep -qi '^x-ratelimit-limit-requests' ||
+			break
+		sleep 0.1
+	done
+	[ "$n" -lt 100 ] || die "the cleared rate limits did not reach the gateway"
+}
+
+# part NAME : whether NAME is among the parts ONLY asks for.
+part() {
+	[[ " $ONLY " == *" $1 "* ]]
+}
+
+# streams_run NAME URL KEY BODY N RAMP_MS : N concurrent streams
+# (bench/streams); sets S_OK S_TTFT50 S_TTFT99 S_BODIES S_HASH, and S_RSS
+# with the gateway's peak RSS in MB when the run went through it.
+streams_run() {
+	local out
+	out=$("$STREAMS_BIN" "$2" "$3" "$4" "$5" "$6" 2>&1) ||
+		fail "$1: bench/streams failed: $out"
+	echo "$out" >"$TMP/streams.$1"
+	S_OK=$(sed -n 's/^STREAMS .*\<ok=\([0-9]*\).*/\1/p' <<<"$out")
+	S_TTFT50=$(sed -n 's/^STREAMS .*ttft_p50_us=\([0-9]*\).*/\1/p' <<<"$out")
+	S_TTFT99=$(sed -n 's/^STREAMS .*ttft_p99_us=\([0-9]*\).*/\1/p' <<<"$out")
+	S_BODIES=$(sed -n 's/^STREAMS .*bodies=\([0-9]*\).*/\1/p' <<<"$out")
+	S_HASH=$(sed -n 's/^STREAMS .*hash=\([0-9a-f]*\).*/\1/p' <<<"$out")
+	[ "$S_OK" = "$5" ] || fail "$1: $S_OK of $5 streams answered 200 to the end"
+}
+
+# streams_case NAME N RAMP_MS : N streams of one event a second, straight
+# to the mock and then through a freshly started gateway (its RSS peak is
+# theirs); a row of the streams table; every stream must have its record,
+# and the gateway's events must be the mock's, byte for byte.
+streams_case() {
+	local name=$1 n=$2 ramp=$3 since rows d50 d99 dh body gw_body
+	body='{"model":"openai-chat-stream","messages":[{"role":"user","content":"Hello, who are you?"}],"stream":true,"stream_options":{"include_usage":true}}'
+	gw_body=$body
+	mock_post /_mock/reset
+	mock_post /_mock/config '{"latency_ms":0,"chunk_delay_ms":1000}'
+	streams_run "$name-direct" "$MOCK_URL/openai/v1/chat/completions" x "$body" "$n" "$ramp"
+	d50=$S_TTFT50 d99=$S_TTFT99 dh=$S_HASH
+	stop_pid "$GW_PID"
+	start_gateway
+	since=$(psql_q "SELECT now()")
+	streams_run "$name-gateway" "$GW_URL/v1/chat/completions" "$KEY" "$gw_body" "$n" "$ramp"
+	[ "$S_BODIES" = 1 ] && [ "$S_HASH" = "$dh" ] ||
+		fail "$name: the events through the gateway differ from the mock's"
+	rows=$(wait_rows "$since" "$n")
+	[ "$rows" = "$n" ] || fail "$name: $rows usage records for $n streams"
+	TOTAL_REQ=$((TOTAL_REQ + n))
+	TOTAL_ROWS=$((TOTAL_ROWS + rows))
+	printf '%-22s %10s %10s %8s\n' "$name" "$n" "$rows" 0 >>"$TMP/usage"
+	printf '%-10s %7s %7s %13s %13s %9s %s\n' "$name" "$n" "$S_OK" \
+		"$(awk -v a="$d50" -v b="$d99" 'BEGIN { printf "%.2f/%.2f", a / 1000, b / 1000 }')" \
+		"$(awk -v a="$S_TTFT50" -v b="$S_TTFT99" 'BEGIN { printf "%.2f/%.2f", a / 1000, b / 1000 }')" \
+		"$(awk -v g="$S_TTFT50" -v d="$d50" 'BEGIN { printf "%+.2f", (g - d) / 1000 }')" \
+		"$(gw_rss | awk '{ print $2 }')" >>"$TMP/streams"
+}
+
 main() {
 	local b n
 	SECS=$(duration_seconds "$DURATION") && [ "$SECS" -gt 0 ] ||
@@ -515,6 +611,21 @@ main() {
 		[ -x "$b" ] || die "$b is not built (make, then make check TESTS=)"
 	done
 	find_pg_bindir || die "PostgreSQL server binaries not found (set PG_BINDIR)"
+	STREAMS_BIN=$BUILD/bench/streams
+	if part streams; then
+		make -C "$BUILD" bench/streams >/dev/null ||
+			die "cannot build bench/streams"
+	fi
+	# A connection is a descriptor: wrk's, the mock's and the gateway's
+	# (two a stream: its client and its upstream) are raised as far as
+	# allowed.
+	ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null
+	n=$((($(ulimit -n) - 200) / 2))
+	[ "$STREAMS" -le "$n" ] || {
+		say "streams: $STREAMS need $((2 * STREAMS + 200)) descriptors in the gateway; the limit here is $(ulimit -n): $n streams"
+		STREAMS=$n
+	}
+	[ "$STREAMS" -gt "$MAX_CONNS" ] && MAX_CONNS=$((STREAMS + 100))
 
 	TMP=$(mktemp -d "${TMPDIR:-/tmp}/tollgate-bench.XXXXXX") ||
 		die "cannot create a temporary directory"
@@ -544,42 +655,29 @@ main() {
 	TOTAL_ROWS=0
 	: >"$TMP/table"
 	: >"$TMP/usage"
-	scenario chat openai-chat 0 0 1200 85
-	scenario stream openai-chat-stream 1 0 25 9
-	scenario stream-5ms-chunks openai-chat-stream 1 5 25 9
+	part chat && scenario chat openai-chat 0 0 1200 85
+	part stream && scenario stream openai-chat-stream 1 0 25 9
+	part stream-5ms-chunks && scenario stream-5ms-chunks openai-chat-stream 1 5 25 9
 	# An OpenAI chat request routed to an Anthropic model: the request,
 	# the answer and the usage translated (direct: the same request to the
 	# mock's OpenAI endpoint).
-	scenario chat-via-anthropic openai-chat 0 0 2098 120 claude-via-openai
-	# The admission path on: the tenant under a monthly token quota and
-	# the tenant and its key under rate limits, all too high to refuse
-	# anything, so every request pays for the checks, a reservation and a
-	# settlement in PostgreSQL, and the x-ratelimit-* headers.
-	"$CTL" --database "$DB" quota set --tenant bench --period month \
-		--tokens 1000000000000 >>"$TMP/ctl.log" 2>&1 ||
-		die "tollctl quota set failed"
-	"$CTL" --database "$DB" limit set --tenant bench --rpm 2000000000 \
-		--tpm 1000000000000 --concurrency 100000 >>"$TMP/ctl.log" 2>&1 ||
-		die "tollctl limit set failed"
-	"$CTL" --database "$DB" limit set --tenant bench --key "${KEY:0:10}" \
-		--rpm 2000000000 --tpm 1000000000000 >>"$TMP/ctl.log" 2>&1 ||
-		die "tollctl limit set --key failed"
-	for ((n = 0; n < 100; n++)); do
-		curl -s -D - -o /dev/null -H "Authorization: Bearer $KEY" \
-			-d '{"model":"openai-chat","messages":[]}' \
-			"$GW_URL/v1/chat/completions" | grep -qi '^x-ratelimit-limit-requests' &&
-			break
-		sleep 0.1
-	done
-	[ "$n" -lt 100 ] || die "the rate limits did not reach the gateway"
-	scenario chat-admission openai-chat 0 0 1200 85
+	part chat-via-anthropic && scenario chat-via-anthropic openai-chat 0 0 2098 120 claude-via-openai
+	part chat-admission && admission
 
 	# How throughput, latency and memory grow with connections and
-	# workers (wrk needs a descriptor per connection).
-	ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null
+	# workers.
 	: >"$TMP/scale"
-	scale "$WORKERS" 32 256 1024
-	scale 1 32 256 1024
+	if part scale; then
+		scale "$WORKERS" 32 256 1024
+		scale 1 32 256 1024
+	fi
+	# Streams: the time to the first event a gateway adds, and how many
+	# slow streams it holds at once in how much memory.
+	: >"$TMP/streams"
+	if part streams; then
+		streams_case ttft 200 1000
+		streams_case many "$STREAMS" 5000
+	fi
 
 	stop_pid "$GW_PID"
 	GW_PID=
@@ -594,21 +692,32 @@ main() {
 	printf '\n%s, %s workers; wrk %s threads, %s connections, %ss per run; %s CPUs\n\n' \
 		"$("$GATEWAY" -V 2>/dev/null | head -n 1)" "$WORKERS" "$THREADS" \
 		"$CONNECTIONS" "$SECS" "$(nproc 2>/dev/null || echo '?')"
-	printf '%-20s %8s %8s %8s %6s %6s %13s %13s %13s %7s %7s\n' scenario \
-		direct nginx gateway "gw/" "gw/" "direct" "nginx" "gateway" \
-		"nginx" "gateway"
-	printf '%-20s %8s %8s %8s %6s %6s %13s %13s %13s %7s %7s\n' "" \
-		"req/s" "req/s" "req/s" direct nginx "p50/p99 ms" "p50/p99 ms" \
-		"p50/p99 ms" "adds" "adds"
-	cat "$TMP/table"
-	printf '\n%-8s %6s %9s %19s %s\n' workers conns "req/s" "p50 / p99 ms" \
-		"RSS / peak MB"
-	cat "$TMP/scale"
+	if [ -s "$TMP/table" ]; then
+		printf '%-20s %8s %8s %8s %6s %6s %13s %13s %13s %7s %7s\n' scenario \
+			direct nginx gateway "gw/" "gw/" "direct" "nginx" "gateway" \
+			"nginx" "gateway"
+		printf '%-20s %8s %8s %8s %6s %6s %13s %13s %13s %7s %7s\n' "" \
+			"req/s" "req/s" "req/s" direct nginx "p50/p99 ms" "p50/p99 ms" \
+			"p50/p99 ms" "adds" "adds"
+		cat "$TMP/table"
+	fi
+	if [ -s "$TMP/scale" ]; then
+		printf '\n%-8s %6s %9s %19s %s\n' workers conns "req/s" \
+			"p50 / p99 ms" "RSS / peak MB"
+		cat "$TMP/scale"
+	fi
+	if [ -s "$TMP/streams" ]; then
+		printf '\n%-10s %7s %7s %13s %13s %9s %s\n' streams count ok \
+			"direct TTFT" "gateway TTFT" "TTFT" "gateway"
+		printf '%-10s %7s %7s %13s %13s %9s %s\n' "" "" "" \
+			"p50/p99 ms" "p50/p99 ms" "adds" "peak MB"
+		cat "$TMP/streams"
+	fi
 	printf '\n%-22s %10s %10s %8s\n' "usage check" "requests" "records" "wrong"
 	cat "$TMP/usage"
 	printf '%-22s %10s %10s\n' total "$TOTAL_REQ" "$TOTAL_ROWS"
 	awk '$1 == "chat" { off = $4 } $1 == "chat-admission" { on = $4 }
-		END { if (off) printf "\nadmission checks on / off (gateway req/s): %.2f\n", on / off }' \
+		END { if (off && on) printf "\nadmission checks on / off (gateway req/s): %.2f\n", on / off }' \
 		"$TMP/table"
 	if [ "$TOTAL_REQ" != "$TOTAL_ROWS" ]; then
 		fail "usage records ($TOTAL_ROWS) do not match the requests wrk completed through the gateway ($TOTAL_REQ)"

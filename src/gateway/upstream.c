@@ -15,6 +15,10 @@
 #include "log.h"
 #include "upstream.h"
 
+/* curl's receive buffer for a stream (its default is 16 KB): events are
+ * small, and a gateway holds one buffer per open stream. */
+#define STREAM_BUFFER 2048L
+
 /* One event loop's calls: curl's multi handle and its timer. */
 struct upstream {
 	struct event_base *base;
@@ -220,6 +224,8 @@ provider_opts(CURL *easy, const struct provider_conf *p, int stream)
 	 * for idle_timeout. */
 	if (!stream)
 		curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long)p->timeout_ms);
+	else
+		curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, STREAM_BUFFER);
 	if (p->proxy != NULL)
 		curl_easy_setopt(easy, CURLOPT_PROXY, p->proxy);
 	curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, p->tls_verify ? 1L : 0L);
