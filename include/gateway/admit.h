@@ -47,7 +47,10 @@ struct admission {
 	struct key_grant grant; /* the key's tenant, limits and quotas */
 	char *body;             /* the client's body, NUL-terminated */
 	size_t body_len;
-	cJSON *json;       /* body parsed; NULL when it was not read */
+	cJSON *json;       /* body parsed; NULL when it was not read, or
+			      once dropped (admit_drop_body) */
+	int body_read;     /* the body was read and parsed */
+	char *model_copy;  /* model, owned, once the body was dropped */
 	const char *model; /* the requested model (json's, or the
 			      path's for Azure) */
 	char *path_model;  /* the model a path named, owned */
@@ -150,6 +153,11 @@ void admit_release(struct admission *a, const char *request_id, int64_t used);
  * counted it already), so that refusals cost as requests do. */
 void admit_count_refusal(const struct admission *a,
 			 const struct usage_record *rec);
+
+/* Frees the client's body and its parse once nothing can need them again
+ * (a stream relaying: no other target will be tried), keeping a copy of
+ * the model. A held prompt is most of what a slow stream costs. */
+void admit_drop_body(struct admission *a);
 
 /* Frees what admission owns; releases nothing (see admit_release). */
 void admit_free(struct admission *a);

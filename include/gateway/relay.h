@@ -76,6 +76,10 @@ int relay_start(struct relay *r, struct reply_error *err)
  * at its next byte. */
 void relay_client_gone(struct relay *r);
 
+/* A streamed reply started: frees the body sent upstream once it is all
+ * out (no other target will be tried). */
+void relay_drop_body(struct relay *r);
+
 /* Stops a running transfer; nothing more is reported. */
 void relay_cancel(struct relay *r);
 

@@ -64,6 +64,9 @@ int upstream_start(struct upstream *u, struct upstream_call *c,
 		   size_t body_len, int stream)
 	__attribute__((warn_unused_result));
 
+/* Whether the whole body of a running call went out. */
+int upstream_body_sent(struct upstream_call *c);
+
 /* Stops a call that has not finished (client gone, shutdown, timeout);
  * on_done is not called. Does nothing when the call is not running. */
 void upstream_cancel(struct upstream_call *c);

@@ -175,6 +175,7 @@ admit_body(const struct config *cfg, struct hreq *http, struct admission *a,
 		return -1;
 	}
 	a->json = b.json;
+	a->body_read = 1;
 	a->model = b.model;
 	a->stream = b.stream;
 	a->client_usage = b.include_usage;
@@ -593,6 +594,23 @@ admit_count_refusal(const struct admission *a, const struct usage_record *rec)
 				&g->rl_key, clock_policy_ms());
 }
 
+void
+admit_drop_body(struct admission *a)
+{
+	if (a->json == NULL)
+		return;
+	if (a->model != NULL && a->model != a->path_model) {
+		if ((a->model_copy = strdup(a->model)) == NULL)
+			return; /* kept, then */
+		a->model = a->model_copy;
+	}
+	cJSON_Delete(a->json);
+	free(a->body);
+	a->json = NULL;
+	a->body = NULL;
+	a->body_len = 0;
+}
+
 /* Frees what admission owns. */
 void
 admit_free(struct admission *a)
@@ -601,6 +619,8 @@ admit_free(struct admission *a)
 	cJSON_Delete(a->json);
 	free(a->body);
 	free(a->path_model);
+	free(a->model_copy);
+	a->model_copy = NULL;
 	a->json = NULL;
 	a->body = NULL;
 	a->path_model = NULL;

@@ -873,6 +873,17 @@ relay_start(struct relay *r, struct reply_error *err)
 	return -1;
 }
 
+/* A streamed reply started: no other target will be tried, so the body
+ * sent upstream is freed once it is all out. */
+void
+relay_drop_body(struct relay *r)
+{
+	if (r != NULL && r->upbody != NULL && upstream_body_sent(&r->call)) {
+		free(r->upbody);
+		r->upbody = NULL;
+	}
+}
+
 /* The client left. */
 void
 relay_client_gone(struct relay *r)

@@ -392,6 +392,8 @@ drive(struct request *req, enum request_event ev, const void *data)
 	case REQ_RELAYING:
 		if (ev == EV_STREAMING) {
 			next = REQ_RELAYING;
+			admit_drop_body(&req->rq_adm);
+			relay_drop_body(req->rq_relay);
 		} else if (ev == EV_RELAY_DONE) {
 			next = relay_ended(req, data, &reason);
 		} else if (ev == EV_CLIENT_GONE) {
@@ -589,7 +591,7 @@ request_close(struct request *req, const char *reason)
 {
 	struct usage_record *rec = req->rq_rec;
 	struct meter_end end = { .prompt_tokens = req->rq_adm.prompt_tokens,
-				 .body_read = req->rq_adm.json != NULL };
+				 .body_read = req->rq_adm.body_read };
 
 	if (req->rq_relay != NULL) {
 		relay_cancel(req->rq_relay);

@@ -38,15 +38,22 @@ struct sock_ctx {
 static void
 note_delivery(struct upstream_call *c, int finished)
 {
-	curl_off_t up = 0;
-
 	if (finished && c->status == 0)
 		curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &c->status);
-	if (c->status != 0 ||
-	    (curl_easy_getinfo(c->easy, CURLINFO_SIZE_UPLOAD_T, &up) ==
-		     CURLE_OK &&
-	     up >= (curl_off_t)c->body_len))
+	if (c->status != 0 || upstream_body_sent(c))
 		c->sent_all = 1;
+}
+
+/* Whether the whole body of a running call went out. */
+int
+upstream_body_sent(struct upstream_call *c)
+{
+	curl_off_t up = 0;
+
+	return c->easy != NULL &&
+	       curl_easy_getinfo(c->easy, CURLINFO_SIZE_UPLOAD_T, &up) ==
+		       CURLE_OK &&
+	       up >= (curl_off_t)c->body_len;
 }
 
 /* Detaches a call's easy handle from the multi handle and frees it. */
