@@ -49,8 +49,8 @@ struct usage_record {
 	int inserted;     /* new in the ledger (not a replay) */
 	int64_t price_id; /* 0 when unpriced or nothing to price */
 	char currency[4];
-	int unpriced; /* tokens but no price row */
-	struct promo_result cost;
+	int unpriced;              /* tokens but no price row */
+	struct promo_result *cost; /* allocated when priced, else NULL */
 	struct usage_record *next; /* queue link, owned by the writer */
 };
 

@@ -669,7 +669,11 @@ price_record(struct pricing *pr, struct usage_record *r, char **cause)
 				  r->provider, r->upstream_model))
 			disc[ndisc++] = &pr->promos[i];
 	price_classes(&r->usage, &t);
-	if (promo_apply(p, &t, mine, nmine, disc, ndisc, &r->cost) != 0) {
+	if (r->cost == NULL && (r->cost = calloc(1, sizeof *r->cost)) == NULL) {
+		*cause = strdup("out of memory");
+		return -1;
+	}
+	if (promo_apply(p, &t, mine, nmine, disc, ndisc, r->cost) != 0) {
 		*cause = strdup(
 			"cost overflows 63 bits of nano-units [SQLSTATE 22003]");
 		return -1;
@@ -724,6 +728,9 @@ store_costs(PGconn *conn, struct usage_record **recs, int n, struct pricing *pr,
 	memset(g, 0, sizeof g);
 	for (int i = 0; i < n; i++) {
 		struct usage_record *r = recs[i];
+		static const struct promo_result none;
+		const struct promo_result *cost =
+			r->cost != NULL ? r->cost : &none;
 		char ts[48];
 		if (!priceable(r))
 			continue;
@@ -738,24 +745,24 @@ store_costs(PGconn *conn, struct usage_record **recs, int n, struct pricing *pr,
 		sqlarr_text(&a[4], r->price_id ? r->currency : NULL);
 		sqlarr_raw(&a[5], r->unpriced ? "t" : "f");
 		for (int c = 0; c < TC__COUNT; c++)
-			sqlarr_int(&a[6 + c], r->cost.free.n[c]);
-		if (r->cost.discount_id)
-			sqlarr_int(&a[10], r->cost.discount_id);
+			sqlarr_int(&a[6 + c], cost->free.n[c]);
+		if (cost->discount_id)
+			sqlarr_int(&a[10], cost->discount_id);
 		else
 			sqlarr_raw(&a[10], NULL);
-		sqlarr_int(&a[11], r->cost.discount_bp);
-		sqlarr_int(&a[12], r->cost.list_nanos);
-		sqlarr_int(&a[13], r->cost.free_nanos);
-		sqlarr_int(&a[14], r->cost.discount_nanos);
-		sqlarr_int(&a[15], r->cost.billed_nanos);
-		for (int k = 0; k < r->cost.ngrants; k++) {
+		sqlarr_int(&a[11], cost->discount_bp);
+		sqlarr_int(&a[12], cost->list_nanos);
+		sqlarr_int(&a[13], cost->free_nanos);
+		sqlarr_int(&a[14], cost->discount_nanos);
+		sqlarr_int(&a[15], cost->billed_nanos);
+		for (int k = 0; k < cost->ngrants; k++) {
 			sqlarr_text(&g[0], r->request_id);
 			sqlarr_text(&g[1], ts);
-			sqlarr_int(&g[2], r->cost.grants[k].promotion_id);
+			sqlarr_int(&g[2], cost->grants[k].promotion_id);
 			sqlarr_int(&g[3], r->tenant_id);
 			for (int c = 0; c < TC__COUNT; c++)
 				sqlarr_int(&g[4 + c],
-					   r->cost.grants[k].covered.n[c]);
+					   cost->grants[k].covered.n[c]);
 			ngrant_rows++;
 		}
 	}
@@ -866,7 +873,8 @@ ledger_write(PGconn *conn, struct usage_record *head, int n, char **cause)
 		head->inserted = 0;
 		head->price_id = 0;
 		head->unpriced = 0;
-		memset(&head->cost, 0, sizeof head->cost);
+		if (head->cost != NULL)
+			memset(head->cost, 0, sizeof *head->cost);
 	}
 	if (run(conn, "begin", "BEGIN", 0, NULL, cause) != 0)
 		goto out;

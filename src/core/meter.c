@@ -38,6 +38,7 @@ meter_record_free(struct usage_record *rec)
 	free(rec->provider);
 	free(rec->upstream_model);
 	free(rec->error);
+	free(rec->cost);
 	free(rec);
 }
 

@@ -56,9 +56,10 @@ static void
 count_spend(const struct usage_record *r, int n)
 {
 	for (; n-- > 0 && r != NULL; r = r->next)
-		if (r->inserted && r->price_id != 0)
+		if (r->inserted && r->price_id != 0 && r->cost != NULL)
 			metrics_spend(r->tenant, r->currency,
-				      r->cost.billed_nanos, r->cost.list_nanos);
+				      r->cost->billed_nanos,
+				      r->cost->list_nanos);
 }
 
 /* Whether a ledger failure is about the records themselves (SQLSTATE
