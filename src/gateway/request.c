@@ -90,8 +90,8 @@ struct request {
 	int64_t rq_start_us;
 	int64_t rq_start_mono_us;
 	struct admission rq_adm;
-	struct relay *rq_relay;    /* from REQ_UPSTREAM on */
-	struct refusal rq_refusal; /* the answer when refused */
+	struct relay *rq_relay;     /* from REQ_UPSTREAM on */
+	struct refusal *rq_refusal; /* the answer when refused */
 	int rq_refused;
 	char *rq_abandoned;            /* REQ_ABANDONED: why */
 	char *rq_answer;               /* the gateway's own answer (a count of
@@ -127,20 +127,48 @@ body_arrived(struct hreq *http, const struct hp_error *err, void *arg)
 	drive(arg, EV_BODY, err);
 }
 
+/* What admission fills when it refuses, on this worker's thread; a
+ * request that is refused keeps a copy (most are not, and a refusal's
+ * texts are most of a request's size). */
+static _Thread_local struct refusal scratch;
+
+/* The scratch refusal, cleared for an admission step to fill. */
+static struct refusal *
+fresh(void)
+{
+	memset(&scratch, 0, sizeof scratch);
+	return &scratch;
+}
+
+/* The refusal kept when there is no memory for one. */
+static struct refusal oom_refusal = {
+	{ 500, "server_error", NULL, NULL, "Out of memory." },
+	"Out of memory.",
+	"",
+};
+
 /* Refuses the request: its error goes out once the record is journaled.
  * Returns REQ_CLOSING, with the error's message as the reason. */
 static enum request_state
 refuse(struct request *req, const struct reply_error *err, const char **reason)
 {
-	if (err != &req->rq_refusal.err) {
-		req->rq_refusal.err = *err;
-		snprintf(req->rq_refusal.msg, sizeof req->rq_refusal.msg, "%s",
-			 err->message);
-		req->rq_refusal.err.message = req->rq_refusal.msg;
+	struct refusal *r = req->rq_refusal;
+
+	if (r == NULL && (r = calloc(1, sizeof *r)) == NULL) {
+		r = &oom_refusal;
+	} else if (err != &r->err) {
+		r->err = *err;
+		snprintf(r->msg, sizeof r->msg, "%s", err->message);
+		r->err.message = r->msg;
+		if (err->param != NULL) {
+			snprintf(r->param, sizeof r->param, "%s", err->param);
+			r->err.param = r->param;
+		}
 	}
+	req->rq_refusal = r;
 	req->rq_refused = 1;
-	req->rq_rec->status = err->status;
-	*reason = req->rq_refusal.msg;
+	req->rq_rec->status = r->err.status;
+	*reason = r->msg;
 	return REQ_CLOSING;
 }
 
@@ -225,8 +253,8 @@ static enum request_state
 authenticate(struct request *req, const char **reason)
 {
 	if (admit_auth(req->rq_cfg, req->rq_http, req->rq_ep, &req->rq_adm,
-		       req->rq_rec, &req->rq_refusal) != 0)
-		return refuse(req, &req->rq_refusal.err, reason);
+		       req->rq_rec, fresh()) != 0)
+		return refuse(req, &scratch.err, reason);
 	return REQ_BODY;
 }
 
@@ -259,8 +287,8 @@ count_locally(struct request *req, const char **reason)
 	char text[64];
 
 	if (admit_count_tokens(&req->rq_adm, req->rq_rec, &tokens, &exact,
-			       &req->rq_refusal) != 0)
-		return refuse(req, &req->rq_refusal.err, reason);
+			       fresh()) != 0)
+		return refuse(req, &scratch.err, reason);
 	snprintf(text, sizeof text, "{\"input_tokens\":%lld}",
 		 (long long)tokens);
 	if ((req->rq_answer = strdup(text)) == NULL)
@@ -280,9 +308,8 @@ admit(struct request *req, const char **reason)
 	struct admission *a = &req->rq_adm;
 
 	if (admit_request(req->rq_cfg, req->rq_http, req->rq_ep,
-			  req->rq_path_model, a, req->rq_rec,
-			  &req->rq_refusal) != 0)
-		return refuse(req, &req->rq_refusal.err, reason);
+			  req->rq_path_model, a, req->rq_rec, fresh()) != 0)
+		return refuse(req, &scratch.err, reason);
 	if (req->rq_ep->op == EP_COUNT_TOKENS)
 		/* A count uses no tokens: no quota to reserve. */
 		return admit_counts_locally(a) ? count_locally(req, reason)
@@ -302,8 +329,7 @@ quota_answer(struct request *req, const char **reason)
 	const struct reply_error oom = { 500, "server_error", NULL, NULL,
 					 "Out of memory." };
 
-	switch (admit_quota_answer(&req->rq_adm, req->rq_rec, out,
-				   &req->rq_refusal)) {
+	switch (admit_quota_answer(&req->rq_adm, req->rq_rec, out, fresh())) {
 	case 0:
 		return go_upstream(req, reason);
 	case 1:
@@ -312,7 +338,7 @@ quota_answer(struct request *req, const char **reason)
 			return REQ_QUOTA;
 		return refuse(req, &oom, reason);
 	}
-	return refuse(req, &req->rq_refusal.err, reason);
+	return refuse(req, &scratch.err, reason);
 }
 
 /* The relay's end ends the request: refused when nothing reached the
@@ -488,7 +514,7 @@ finish_reply(struct request *req, const char *reason)
 	hreq_on_gone(http, NULL, NULL);
 	hreq_on_done(http, reply_done, req->rq_loop);
 	if (req->rq_refused) {
-		reply_error(http, req->rq_ep->wire, &req->rq_refusal.err);
+		reply_error(http, req->rq_ep->wire, &req->rq_refusal->err);
 	} else if (req->rq_answer != NULL) {
 		struct evbuffer *buf = evbuffer_new();
 		if (buf != NULL)
@@ -572,6 +598,8 @@ request_free(struct request *req)
 	free(req->rq_abandoned);
 	free(req->rq_answer);
 	free(req->rq_close_reason);
+	if (req->rq_refusal != &oom_refusal)
+		free(req->rq_refusal);
 	free(req->rq_path_model);
 	config_unref(req->rq_cfg);
 	*req->rq_prevp = req->rq_next;
