@@ -49,8 +49,9 @@ struct upstream_call {
 	char errbuf[CURL_ERROR_SIZE];
 };
 
-/* The calls of the event loop base; NULL when out of memory. */
-struct upstream *upstream_new(struct event_base *base);
+/* The calls of the event loop base, keeping up to max_idle connections
+ * for reuse; NULL when out of memory. */
+struct upstream *upstream_new(struct event_base *base, long max_idle);
 
 /* Frees a loop's calls; every call must have ended. */
 void upstream_free(struct upstream *u);

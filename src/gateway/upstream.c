@@ -183,7 +183,7 @@ multi_sock_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *sockp)
 
 /* Creates a loop's multi handle and its timer. */
 struct upstream *
-upstream_new(struct event_base *base)
+upstream_new(struct event_base *base, long max_idle)
 {
 	struct upstream *u = calloc(1, sizeof *u);
 
@@ -200,7 +200,10 @@ upstream_new(struct event_base *base)
 	curl_multi_setopt(u->multi, CURLMOPT_SOCKETDATA, u);
 	curl_multi_setopt(u->multi, CURLMOPT_TIMERFUNCTION, multi_timer_cb);
 	curl_multi_setopt(u->multi, CURLMOPT_TIMERDATA, u);
-	curl_multi_setopt(u->multi, CURLMOPT_MAXCONNECTS, 256L);
+	/* Idle connections kept for reuse: as many as calls may run, or
+	 * past it each call's connection would be closed and the next call
+	 * would open a new one. */
+	curl_multi_setopt(u->multi, CURLMOPT_MAXCONNECTS, max_idle);
 	return u;
 }
 

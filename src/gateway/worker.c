@@ -186,7 +186,8 @@ worker_start(int id, struct config *cfg, char **cause)
 	if (w->w_base == NULL)
 		goto fail_msg;
 	w->w_loop.base = w->w_base;
-	w->w_loop.upstream = upstream_new(w->w_base);
+	w->w_loop.upstream =
+		upstream_new(w->w_base, (long)cfg->max_connections);
 	if (request_loop_init(&w->w_loop) != 0)
 		goto fail_msg;
 	w->w_httpd = http_server_new(w->w_base, &w->w_loop);
