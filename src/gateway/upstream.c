@@ -173,8 +173,9 @@ multi_sock_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *sockp)
 		ctx->u = u;
 		curl_multi_assign(u->multi, s, ctx);
 	} else {
-		/* The same event, its interest changed (one epoll change
-		 * at most: the loop collects them, worker.c). */
+		/* The same event, its interest changed: no allocation.
+		 * curl calls only when the interest changes (a request
+		 * sent: from write to read), so this is once a call. */
 		event_del(ctx->ev);
 		event_assign(ctx->ev, u->base, s, kind, event_cb, u);
 	}
