@@ -240,13 +240,25 @@ start_mock() {
 	die "mock_upstream did not start"
 }
 
+# wait_http URL PID TENTHS : 0 once URL answers 200; 1 when PID exits
+# first or TENTHS tenths of a second pass.
+wait_http() {
+	local i
+	for ((i = 0; i < $3; i++)); do
+		[ "$(http_code "$1")" = 200 ] && return 0
+		kill -0 "$2" 2>/dev/null || return 1
+		sleep 0.1
+	done
+	return 1
+}
+
 # Starts nginx as a plain reverse proxy in front of the mock, the reference
 # a lean C proxy sets: as many workers as the gateway, keepalive
 # connections to the upstream, no access log, no buffering of answers
 # (streams go through as they come). Sets NGINX_URL; leaves it empty when
 # nginx is not installed (Debian: nginx-light).
 start_nginx() {
-	local i port user=
+	local port user=
 	NGINX_URL=
 	command -v nginx >/dev/null 2>&1 || {
 		say "nginx is not installed (apt-get install nginx-light): no reference row"
@@ -283,15 +295,9 @@ http {
 EOF
 	nginx -p "$TMP/nginx" -c "$TMP/nginx.conf" >>"$TMP/nginx.log" 2>&1 &
 	NGINX_PID=$!
-	for ((i = 0; i < 100; i++)); do
-		if [ "$(http_code "http://127.0.0.1:$port/_mock/stats")" = 200 ]; then
-			NGINX_URL=http://127.0.0.1:$port
-			return 0
-		fi
-		kill -0 "$NGINX_PID" 2>/dev/null || break
-		sleep 0.1
-	done
-	die "nginx did not start (see $TMP/nginx/error.log)"
+	wait_http "http://127.0.0.1:$port/_mock/stats" "$NGINX_PID" 100 ||
+		die "nginx did not start (see $TMP/nginx/error.log)"
+	NGINX_URL=http://127.0.0.1:$port
 }
 
 # Writes the gateway configuration for GW_PORT and ADMIN_PORT.
@@ -332,7 +338,7 @@ EOF
 # Starts tollgated on free ports and waits until /readyz answers 200;
 # tries fresh ports when it dies early (a port taken meanwhile).
 start_gateway() {
-	local attempt i
+	local attempt
 	for ((attempt = 1; attempt <= 3; attempt++)); do
 		GW_PORT=$(free_port) || die "no free port"
 		ADMIN_PORT=$(free_port) || die "no free port"
@@ -341,13 +347,8 @@ start_gateway() {
 		"$GATEWAY" -c "$TMP/tollgate.conf" >>"$TMP/gateway.log" 2>&1 &
 		GW_PID=$!
 		GW_URL=http://127.0.0.1:$GW_PORT
-		for ((i = 0; i < 300; i++)); do
-			if [ "$(http_code "http://127.0.0.1:$ADMIN_PORT/readyz")" = 200 ]; then
-				return 0
-			fi
-			kill -0 "$GW_PID" 2>/dev/null || break
-			sleep 0.1
-		done
+		wait_http "http://127.0.0.1:$ADMIN_PORT/readyz" "$GW_PID" 300 &&
+			return 0
 		kill -0 "$GW_PID" 2>/dev/null && die "tollgated not ready within 30 s"
 		wait "$GW_PID" 2>/dev/null
 		GW_PID=

@@ -17,7 +17,6 @@
  * bodies the ok answers had (1 when the same events came to everyone), H
  * the hash of the first.
  */
-#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -28,9 +28,10 @@ struct json_span {
 /* Steps through the members of the top-level object of buf: *pos starts
  * at 0. Sets *name to the name's bytes inside its quotes, as written
  * (escapes included), and *value to the value's bytes. 1 while there is a
- * member, 0 after the last, -1 when buf is no object or a member is
- * malformed. Values are skipped, not validated: callers that need a valid
- * document have cJSON validate it first. */
+ * member, 0 after the last (*pos then just past the closing brace), -1
+ * when buf is no object or a member is malformed. Values are skipped,
+ * not validated: a caller that needs a valid document has cJSON
+ * validate it first. */
 int json_member_next(const char *buf, size_t len, size_t *pos,
 		     struct json_span *name, struct json_span *value);
 

@@ -34,8 +34,8 @@ void spool_close(void);
  * Never waits on the disk beyond that write(), nor on the database. */
 void spool_submit(struct usage_record **recs, int n);
 
-/* Appends a record to the journal alone (tests). 0, or -1 when it could not be
- * written: the journal is then failing (spool_failing). */
+/* Appends a record to the journal alone (tests). 0, or -1 when it could
+ * not be written: the journal is then failing (spool_failing). */
 int spool_append(const struct usage_record *rec);
 
 /* Usage writer only. Waits until batch records are waiting, spool_wake()

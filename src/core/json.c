@@ -174,12 +174,16 @@ json_member_next(const char *buf, size_t len, size_t *pos,
 		if (i >= len || buf[i] != '{')
 			return -1;
 		i = skip_ws(buf, len, i + 1);
-		if (i < len && buf[i] == '}')
+		if (i < len && buf[i] == '}') {
+			*pos = i + 1;
 			return 0;
+		}
 	} else {
 		i = skip_ws(buf, len, i);
-		if (i < len && buf[i] == '}')
+		if (i < len && buf[i] == '}') {
+			*pos = i + 1;
 			return 0;
+		}
 		if (i >= len || buf[i] != ',')
 			return -1;
 		i = skip_ws(buf, len, i + 1);

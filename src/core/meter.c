@@ -326,19 +326,16 @@ put_utf8(char *out, uint32_t cp)
 }
 
 /* Decodes the string value at t[vs..ve) (its quotes included) into a
- * malloc'd C string, cut at a NUL it may hold. *null when it is null.
- * NULL with *bad when it is not a string, or its escapes do not hold. */
+ * malloc'd C string, cut at a NUL it may hold; NULL when it is null. NULL
+ * with *bad when it is not a string, or its escapes do not hold. */
 static char *
-j_string(const char *t, size_t vs, size_t ve, int *is_null, int *bad)
+j_string(const char *t, size_t vs, size_t ve, int *bad)
 {
 	const char *p = t + vs + 1, *end = t + ve - 1;
 	char *out, *o;
 
-	*is_null = 0;
-	if (ve - vs == 4 && memcmp(t + vs, "null", 4) == 0) {
-		*is_null = 1;
+	if (ve - vs == 4 && memcmp(t + vs, "null", 4) == 0)
 		return NULL;
-	}
 	if (ve - vs < 2 || t[vs] != '"' || t[ve - 1] != '"') {
 		*bad = 1;
 		return NULL;
@@ -437,7 +434,7 @@ meter_record_decode(const char *json, size_t len)
 	int64_t n[F_COUNT] = { 0 };
 	char *str[F_COUNT] = { NULL };
 	unsigned seen = 0;
-	int bad = 0, rc, next = 0, is_null;
+	int bad = 0, rc, next = 0;
 
 	if (rec == NULL)
 		return NULL;
@@ -459,8 +456,7 @@ meter_record_decode(const char *json, size_t len)
 		case F_SOURCE:
 		case F_ERROR:
 		case F_REFUSAL:
-			str[f] = j_string(json, val.start, val.end, &is_null,
-					  &bad);
+			str[f] = j_string(json, val.start, val.end, &bad);
 			break;
 		default:
 			j_int(json, val.start, val.end, &n[f], &bad);
@@ -468,22 +464,11 @@ meter_record_decode(const char *json, size_t len)
 		if (bad)
 			break;
 	}
-	/* The object's closing brace, then nothing but blanks. */
-	if (rc == 0) {
-		int brace = 0;
-		if (pos == 0)
-			pos = (size_t)((const char *)memchr(json, '{', len) -
-				       json) +
-			      1;
-		for (; pos < len && rc == 0; pos++) {
-			char c = json[pos];
-			if (c == '}' && !brace)
-				brace = 1;
-			else if (c != ' ' && c != '\t' && c != '\n' &&
-				 c != '\r')
-				rc = -1;
-		}
-	}
+	/* Nothing but blanks after the object. */
+	for (; rc == 0 && pos < len; pos++)
+		if (json[pos] != ' ' && json[pos] != '\t' &&
+		    json[pos] != '\n' && json[pos] != '\r')
+			rc = -1;
 	if (rc != 0 || bad || n[F_V] != 1 || str[F_ID] == NULL ||
 	    str[F_ID][0] == '\0' ||
 	    strlen(str[F_ID]) >= sizeof rec->request_id ||

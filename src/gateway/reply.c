@@ -17,7 +17,6 @@
 #include "reply.h"
 #include "translate.h"
 
-/* Writes a new random request id. */
 /* Bytes unique to this thread and moment, should OpenSSL fail to give
  * random ones: ids must still differ (splitmix64 of the time, the thread
  * and a count). */
@@ -35,6 +34,7 @@ fallback_bytes(unsigned char *p, size_t n)
 	}
 }
 
+/* Writes a new random request id. */
 void
 reply_request_id(char id[REPLY_ID_SIZE])
 {

@@ -105,7 +105,6 @@ struct request {
 static enum request_state drive(struct request *req, enum request_event ev,
 				const void *data);
 static void request_close(struct request *req, const char *reason);
-static struct request *loop_closing(struct request_loop *loop);
 
 /* The client left before its reply ended. */
 static void
@@ -648,21 +647,15 @@ request_close(struct request *req, const char *reason)
 		return;
 	}
 	/* On record first, then the client hears the end: the records of
-	 * the requests that end in this loop pass are journaled together. */
-	if (reason != NULL && (req->rq_close_reason = strdup(reason)) == NULL)
-		req->rq_close_reason = strdup("Internal error.");
-	req->rq_close_next = loop_closing(req->rq_loop);
+	 * the requests that end in this loop pass are journaled together,
+	 * and the first of them schedules the write. (Without memory for
+	 * the reason, an error reply says "Internal error.") */
+	if (reason != NULL)
+		req->rq_close_reason = strdup(reason);
+	if (req->rq_loop->closing == NULL)
+		event_active(req->rq_loop->close_ev, EV_TIMEOUT, 0);
+	req->rq_close_next = req->rq_loop->closing;
 	req->rq_loop->closing = req;
-}
-
-/* The requests that ended, before req joins them; the first to join
- * schedules the loop's journal write. */
-static struct request *
-loop_closing(struct request_loop *loop)
-{
-	if (loop->closing == NULL)
-		event_active(loop->close_ev, EV_TIMEOUT, 0);
-	return loop->closing;
 }
 
 static void

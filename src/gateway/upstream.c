@@ -63,7 +63,8 @@ upstream_body_sent(struct upstream_call *c)
 	       up >= (curl_off_t)c->body_len;
 }
 
-/* Detaches a call's easy handle from the multi handle and frees it. */
+/* Detaches a call's easy handle from the multi handle; keeps it for the
+ * next call, or frees it when the pool is full. */
 static void
 detach(struct upstream_call *c, int finished)
 {
