@@ -510,6 +510,29 @@ assert_eq "import again: balance and coverage unchanged" "150|1|0|0|$LIST" \
 		free_input_tokens, free_output_tokens, billed_nanos
 		FROM usage_records WHERE request_id = 'exp-after'")"
 
+# A file that holds a record already in the ledger and a new one, earlier
+# in the grant's window: the new one alone is priced and covered, and the
+# one there keeps its cost and coverage.
+{
+	imp exp-inside 2025-05-14T23:59:59Z t-exp glm-4-long 100 50
+	imp exp-early 2025-05-10T00:00:00Z t-exp glm-4-long 100 50
+} >"$TG_TMP/exp2.jsonl"
+out=$(tg_ctl usage import "$TG_TMP/exp2.jsonl" 2>&1)
+assert_match "import, one there and one new: one inserted" \
+	"2 records: 1 inserted, 1 already present" "$out"
+assert_eq "import, one there and one new: each covered once" \
+	"300|exp-early:100:50,exp-inside:100:50" \
+	"$(tg_psql "SELECT b.used, string_agg(g.request_id || ':' ||
+		g.input_tokens || ':' || g.output_tokens, ','
+		ORDER BY g.request_id)
+		FROM grant_balances b JOIN usage_grants g
+		ON g.promotion_id = b.promotion_id
+		WHERE b.promotion_id = $G_EXP GROUP BY b.used")"
+assert_eq "import, one there and one new: both records free" "0|0" \
+	"$(tg_psql "SELECT sum(billed_nanos), sum(list_nanos - free_nanos)
+		FROM usage_records
+		WHERE request_id IN ('exp-inside', 'exp-early')")"
+
 # A grant to all tenants gives each its own balance of 100 tokens.
 ctl_ok "price set: glm-4-flashx" price set --provider zhipu \
 	--model glm-4-flashx --input 0.1 --output 0.1 --currency CNY \

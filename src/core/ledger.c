@@ -2,9 +2,12 @@
  * ledger.c - one batch of usage records into PostgreSQL, priced.
  *
  * Principle: a record's cost is decided once, by the transaction that
- * first inserts it. The batch is inserted with ON CONFLICT DO NOTHING and
- * only the rows the insert RETURNs are priced, so a batch replayed after a
- * lost acknowledgement changes nothing, and no grant is consumed twice.
+ * first inserts it. The batch is priced, then inserted with its costs and
+ * ON CONFLICT DO NOTHING; when the insert RETURNs fewer rows than it was
+ * given, some were there already (a batch replayed after a lost
+ * acknowledgement), and the transaction is rolled back and run again
+ * without them. So a replay changes nothing and no grant is consumed
+ * twice, and a row is written once, not inserted and then updated.
  * Grant balances are locked (SELECT ... FOR UPDATE, always in key order so
  * writers on several gateways cannot deadlock) before any is read for
  * consumption; requests consume them in time order, earliest-ending grant
@@ -149,27 +152,53 @@ by_time(const void *a, const void *b)
 	return strcmp(x->request_id, y->request_id);
 }
 
-/* Inserts the batch; marks the records the insert added. Returns how many
- * were new, or -1. */
+/* The cost columns a record is inserted with when it was not priced:
+ * the columns' defaults. */
+static const struct promo_result no_cost;
+
+/* Inserts the batch's candidates (inserted set) with their costs, the
+ * price's currency converted to the tenant's with the month's rate;
+ * clears inserted on the candidates the insert did not add (a record with
+ * the same key is there). Returns how many it added, or -1. */
 static int
 insert_records(PGconn *conn, struct usage_record **recs, int n, char **cause)
 {
-	enum { NC = 22 };
+	enum { NC = 35 };
 	static const char sql[] =
 		"INSERT INTO usage_records (request_id, ts, tenant_id, "
 		"key_id, endpoint, requested_model, provider, upstream_model, "
 		"streamed, status, prompt_tokens, completion_tokens, "
 		"cached_tokens, cache_write_tokens, reasoning_tokens, "
 		"usage_source, client_aborted, latency_ms, ttfb_ms, error, "
-		"refusal, failed_attempts, ingested_at) SELECT *, "
-		"clock_timestamp() FROM unnest($1::text[], $2::timestamptz[], "
-		"$3::bigint[], $4::bigint[], $5::text[], $6::text[], "
-		"$7::text[], $8::text[], $9::boolean[], $10::integer[], "
-		"$11::bigint[], $12::bigint[], $13::bigint[], $14::bigint[], "
-		"$15::bigint[], $16::text[], $17::boolean[], $18::integer[], "
-		"$19::integer[], $20::text[], $21::text[], $22::integer[]) ON "
-		"CONFLICT DO NOTHING RETURNING request_id, (extract(epoch "
-		"FROM ts) * 1000000)::bigint";
+		"refusal, failed_attempts, price_id, currency, unpriced, "
+		"free_input_tokens, free_cached_tokens, "
+		"free_cache_write_tokens, free_output_tokens, discount_id, "
+		"discount_bp, list_nanos, free_nanos, discount_nanos, "
+		"billed_nanos, fx_rate, billed_tenant_nanos, ingested_at) "
+		"SELECT v.*, "
+		"CASE WHEN v.currency = t.currency THEN NULL ELSE fx.rate END, "
+		"CASE WHEN v.currency IS NULL THEN NULL "
+		"WHEN v.currency = t.currency THEN v.bn "
+		"ELSE round(v.bn * fx.rate)::bigint END, clock_timestamp() "
+		"FROM unnest($1::text[], $2::timestamptz[], $3::bigint[], "
+		"$4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[], "
+		"$9::boolean[], $10::integer[], $11::bigint[], $12::bigint[], "
+		"$13::bigint[], $14::bigint[], $15::bigint[], $16::text[], "
+		"$17::boolean[], $18::integer[], $19::integer[], $20::text[], "
+		"$21::text[], $22::integer[], $23::bigint[], $24::text[], "
+		"$25::boolean[], $26::bigint[], $27::bigint[], $28::bigint[], "
+		"$29::bigint[], $30::bigint[], $31::integer[], $32::bigint[], "
+		"$33::bigint[], $34::bigint[], $35::bigint[]) AS v(rid, ts, "
+		"tid, kid, endpoint, rmodel, provider, umodel, streamed, "
+		"status, pt, ct, kt, wt, rt, source, aborted, latency, ttfb, "
+		"error, refusal, failed, price_id, currency, unpriced, fi, fc, "
+		"fw, fo, did, dbp, ln, fn, dn, bn) "
+		"LEFT JOIN tenants t ON t.id = v.tid "
+		"LEFT JOIN fx_rates fx ON fx.base = v.currency "
+		"AND fx.quote = t.currency AND fx.month = "
+		"date_trunc('month', v.ts AT TIME ZONE t.tz)::date "
+		"ON CONFLICT DO NOTHING RETURNING request_id, "
+		"(extract(epoch FROM ts) * 1000000)::bigint";
 	struct sqlarr a[NC];
 	const char *params[NC];
 	PGresult *res;
@@ -178,8 +207,12 @@ insert_records(PGconn *conn, struct usage_record **recs, int n, char **cause)
 	memset(a, 0, sizeof a);
 	for (int i = 0; i < n; i++) {
 		struct usage_record *r = recs[i];
+		const struct promo_result *cost =
+			r->cost != NULL && r->price_id ? r->cost : &no_cost;
 		char ts[48];
 
+		if (!r->inserted)
+			continue;
 		clock_format(r->ts_us, CLOCK_SQL, ts);
 		sqlarr_text(&a[0], r->request_id);
 		sqlarr_text(&a[1], ts);
@@ -212,6 +245,23 @@ insert_records(PGconn *conn, struct usage_record **recs, int n, char **cause)
 		sqlarr_text(&a[19], r->error);
 		sqlarr_text(&a[20], r->refusal[0] != '\0' ? r->refusal : NULL);
 		sqlarr_int(&a[21], r->failed_attempts);
+		if (r->price_id)
+			sqlarr_int(&a[22], r->price_id);
+		else
+			sqlarr_raw(&a[22], NULL);
+		sqlarr_text(&a[23], r->price_id ? r->currency : NULL);
+		sqlarr_raw(&a[24], r->unpriced ? "t" : "f");
+		for (int c = 0; c < TC__COUNT; c++)
+			sqlarr_int(&a[25 + c], cost->free.n[c]);
+		if (cost->discount_id)
+			sqlarr_int(&a[29], cost->discount_id);
+		else
+			sqlarr_raw(&a[29], NULL);
+		sqlarr_int(&a[30], cost->discount_bp);
+		sqlarr_int(&a[31], cost->list_nanos);
+		sqlarr_int(&a[32], cost->free_nanos);
+		sqlarr_int(&a[33], cost->discount_nanos);
+		sqlarr_int(&a[34], cost->billed_nanos);
 	}
 	if (sqlarr_params(a, NC, params) < 0) {
 		*cause = strdup("out of memory");
@@ -222,6 +272,8 @@ insert_records(PGconn *conn, struct usage_record **recs, int n, char **cause)
 	if (res == NULL)
 		goto out;
 	qsort(recs, (size_t)n, sizeof *recs, by_key);
+	for (int i = 0; i < n; i++)
+		recs[i]->inserted = -recs[i]->inserted;
 	added = PQntuples(res);
 	for (int i = 0; i < added; i++) {
 		struct usage_record probe, *pp = &probe, **hit;
@@ -232,6 +284,9 @@ insert_records(PGconn *conn, struct usage_record **recs, int n, char **cause)
 		if (hit != NULL)
 			(*hit)->inserted = 1;
 	}
+	for (int i = 0; i < n; i++)
+		if (recs[i]->inserted < 0)
+			recs[i]->inserted = 0;
 	PQclear(res);
 out:
 	arrs_free(a, NC);
@@ -714,89 +769,37 @@ store_balances(PGconn *conn, const struct pricing *pr, char **cause)
 	return rc;
 }
 
-/* Writes costs, grant coverage and balances back. 0 or -1. */
+/* Writes which grant covered what and the balances back. 0 or -1. */
 static int
-store_costs(PGconn *conn, struct usage_record **recs, int n, struct pricing *pr,
-	    char **cause)
+store_grants(PGconn *conn, struct usage_record **recs, int n,
+	     struct pricing *pr, char **cause)
 {
-	enum { NC = 16 };
-	struct sqlarr a[NC], g[8];
-	const char *params[NC], *gp[8];
-	int rc = -1, ngrant_rows = 0;
+	struct sqlarr g[8];
+	const char *gp[8];
+	int rc = -1;
 
-	memset(a, 0, sizeof a);
 	memset(g, 0, sizeof g);
 	for (int i = 0; i < n; i++) {
 		struct usage_record *r = recs[i];
-		static const struct promo_result none;
-		const struct promo_result *cost =
-			r->cost != NULL ? r->cost : &none;
 		char ts[48];
-		if (!priceable(r))
+		if (!priceable(r) || r->cost == NULL || r->cost->ngrants == 0)
 			continue;
 		clock_format(r->ts_us, CLOCK_SQL, ts);
-		sqlarr_text(&a[0], r->request_id);
-		sqlarr_text(&a[1], ts);
-		sqlarr_int(&a[2], r->tenant_id);
-		if (r->price_id)
-			sqlarr_int(&a[3], r->price_id);
-		else
-			sqlarr_raw(&a[3], NULL);
-		sqlarr_text(&a[4], r->price_id ? r->currency : NULL);
-		sqlarr_raw(&a[5], r->unpriced ? "t" : "f");
-		for (int c = 0; c < TC__COUNT; c++)
-			sqlarr_int(&a[6 + c], cost->free.n[c]);
-		if (cost->discount_id)
-			sqlarr_int(&a[10], cost->discount_id);
-		else
-			sqlarr_raw(&a[10], NULL);
-		sqlarr_int(&a[11], cost->discount_bp);
-		sqlarr_int(&a[12], cost->list_nanos);
-		sqlarr_int(&a[13], cost->free_nanos);
-		sqlarr_int(&a[14], cost->discount_nanos);
-		sqlarr_int(&a[15], cost->billed_nanos);
-		for (int k = 0; k < cost->ngrants; k++) {
+		for (int k = 0; k < r->cost->ngrants; k++) {
 			sqlarr_text(&g[0], r->request_id);
 			sqlarr_text(&g[1], ts);
-			sqlarr_int(&g[2], cost->grants[k].promotion_id);
+			sqlarr_int(&g[2], r->cost->grants[k].promotion_id);
 			sqlarr_int(&g[3], r->tenant_id);
 			for (int c = 0; c < TC__COUNT; c++)
 				sqlarr_int(&g[4 + c],
-					   cost->grants[k].covered.n[c]);
-			ngrant_rows++;
+					   r->cost->grants[k].covered.n[c]);
 		}
 	}
-	if (sqlarr_params(a, NC, params) < 0)
-		goto nomem;
-	if (run(conn, "usage costs",
-		"UPDATE usage_records u SET price_id = v.price_id, "
-		"currency = v.currency, unpriced = v.unpriced, "
-		"free_input_tokens = v.fi, free_cached_tokens = v.fc, "
-		"free_cache_write_tokens = v.fw, free_output_tokens = v.fo, "
-		"discount_id = v.did, discount_bp = v.dbp, "
-		"list_nanos = v.ln, free_nanos = v.fn, "
-		"discount_nanos = v.dn, billed_nanos = v.bn, "
-		"fx_rate = CASE WHEN v.currency = t.currency THEN NULL "
-		"ELSE fx.rate END, "
-		"billed_tenant_nanos = CASE WHEN v.currency IS NULL THEN NULL "
-		"WHEN v.currency = t.currency THEN v.bn "
-		"ELSE round(v.bn * fx.rate)::bigint END "
-		"FROM unnest($1::text[], $2::timestamptz[], $3::bigint[], "
-		"$4::bigint[], $5::text[], $6::boolean[], $7::bigint[], "
-		"$8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], "
-		"$12::integer[], $13::bigint[], $14::bigint[], $15::bigint[], "
-		"$16::bigint[]) AS v(rid, ts, tid, price_id, "
-		"currency, unpriced, fi, fc, fw, fo, did, dbp, ln, fn, dn, bn) "
-		"JOIN tenants t ON t.id = v.tid "
-		"LEFT JOIN fx_rates fx ON fx.base = v.currency "
-		"AND fx.quote = t.currency AND fx.month = "
-		"date_trunc('month', v.ts AT TIME ZONE t.tz)::date "
-		"WHERE u.request_id = v.rid AND u.ts = v.ts",
-		NC, params, cause) != 0)
-		goto out;
-	if (ngrant_rows > 0) {
-		if (sqlarr_params(g, 8, gp) < 0)
-			goto nomem;
+	if (g[0].n > 0) {
+		if (sqlarr_params(g, 8, gp) < 0) {
+			*cause = strdup("out of memory");
+			goto out;
+		}
 		if (run(conn, "usage grants",
 			"INSERT INTO usage_grants (request_id, ts, "
 			"promotion_id, tenant_id, input_tokens, cached_tokens, "
@@ -808,11 +811,7 @@ store_costs(PGconn *conn, struct usage_record **recs, int n, struct pricing *pr,
 			goto out;
 	}
 	rc = store_balances(conn, pr, cause);
-	goto out;
-nomem:
-	*cause = strdup("out of memory");
 out:
-	arrs_free(a, NC);
 	arrs_free(g, 8);
 	return rc;
 }
@@ -853,39 +852,46 @@ settle_spend(PGconn *conn, struct usage_record **recs, int n, char **cause)
 	return rc;
 }
 
-/* Writes and prices one batch in one transaction. */
-int
-ledger_write(PGconn *conn, struct usage_record *head, int n, char **cause)
+/* Resets what pricing filled in a record. */
+static void
+unprice(struct usage_record *r)
 {
-	struct usage_record **recs = calloc((size_t)n + 1, sizeof *recs);
+	r->price_id = 0;
+	r->unpriced = 0;
+	if (r->cost != NULL)
+		memset(r->cost, 0, sizeof *r->cost);
+}
+
+/* One attempt at the batch's candidates (inserted set): priced, inserted
+ * with their costs, grants and spend settled, committed. Returns how many
+ * it added; 0 with *again set when a candidate turned out to be there
+ * already (it is then no longer a candidate, and the transaction was
+ * rolled back: pricing took it into account); -1 on failure, rolled back.
+ * Pricing first spares every row a second version: the common batch is
+ * all new, and a replayed one is rare (an acknowledgement lost with the
+ * connection, a crash between commit and trim). */
+static int
+write_candidates(PGconn *conn, struct usage_record **recs, int n, int *again,
+		 char **cause)
+{
 	struct pricing pr;
-	int added = -1, npriced = 0;
+	int ncand = 0, npriced = 0, added = -1;
 	PGresult *res;
 
-	*cause = NULL;
 	memset(&pr, 0, sizeof pr);
-	if (recs == NULL) {
-		*cause = strdup("out of memory");
-		return -1;
+	*again = 0;
+	for (int i = 0; i < n; i++) {
+		unprice(recs[i]);
+		ncand += recs[i]->inserted;
+		npriced += priceable(recs[i]);
 	}
-	for (int i = 0; i < n && head != NULL; i++, head = head->next) {
-		recs[i] = head;
-		head->inserted = 0;
-		head->price_id = 0;
-		head->unpriced = 0;
-		if (head->cost != NULL)
-			memset(head->cost, 0, sizeof *head->cost);
-	}
+	if (ncand == 0)
+		return 0;
 	if (run(conn, "begin", "BEGIN", 0, NULL, cause) != 0)
-		goto out;
+		return -1;
 	if (ensure_partitions(conn, recs, n, cause) != 0)
 		goto rollback;
-	added = insert_records(conn, recs, n, cause);
-	if (added < 0)
-		goto rollback;
 	qsort(recs, (size_t)n, sizeof *recs, by_time);
-	for (int i = 0; i < n; i++)
-		npriced += priceable(recs[i]);
 	if (npriced > 0) {
 		if (load_pricing(conn, recs, n, &pr, cause) != 0 ||
 		    lock_balances(conn, recs, n, &pr, cause) != 0)
@@ -894,23 +900,55 @@ ledger_write(PGconn *conn, struct usage_record *head, int n, char **cause)
 			if (priceable(recs[i]) &&
 			    price_record(&pr, recs[i], cause) != 0)
 				goto rollback;
-		if (store_costs(conn, recs, n, &pr, cause) != 0)
-			goto rollback;
 	}
-	if (added > 0 && settle_spend(conn, recs, n, cause) != 0)
+	added = insert_records(conn, recs, n, cause);
+	if (added < 0)
 		goto rollback;
-	if (run(conn, "commit", "COMMIT", 0, NULL, cause) != 0)
-		goto fail;
-	goto out;
+	if (added < ncand) {
+		*again = 1;
+		added = 0;
+		goto rollback;
+	}
+	if ((npriced > 0 && store_grants(conn, recs, n, &pr, cause) != 0) ||
+	    settle_spend(conn, recs, n, cause) != 0 ||
+	    run(conn, "commit", "COMMIT", 0, NULL, cause) != 0) {
+		added = -1;
+		goto rollback;
+	}
+	pricing_free(&pr);
+	return added;
 rollback:
 	res = PQexec(conn, "ROLLBACK");
 	PQclear(res);
-fail:
-	added = -1;
-	for (int i = 0; i < n; i++)
-		recs[i]->inserted = 0;
-out:
 	pricing_free(&pr);
+	return added < 0 ? -1 : 0;
+}
+
+/* Writes and prices one batch in one transaction. */
+int
+ledger_write(PGconn *conn, struct usage_record *head, int n, char **cause)
+{
+	struct usage_record **recs = calloc((size_t)n + 1, sizeof *recs);
+	int added = 0, again = 1;
+
+	*cause = NULL;
+	if (recs == NULL) {
+		*cause = strdup("out of memory");
+		return -1;
+	}
+	for (int i = 0; i < n && head != NULL; i++, head = head->next) {
+		recs[i] = head;
+		head->inserted = 1;
+	}
+	/* Each round that finds a record there already drops it, so this
+	 * ends. */
+	while (again && added >= 0)
+		added = write_candidates(conn, recs, n, &again, cause);
+	if (added < 0)
+		for (int i = 0; i < n; i++) {
+			recs[i]->inserted = 0;
+			unprice(recs[i]);
+		}
 	free(recs);
 	return added;
 }
