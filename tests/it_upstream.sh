@@ -141,4 +141,24 @@ tg_mock_config '{"fail":"none"}'
 tg_http POST /v1/chat/completions "$KEY" "$(tg_chat_body openai-chat)"
 assert_eq "serving after the failures" 200 "$TG_STATUS"
 
+# The provider restarts: the connections the gateway keeps open to it for
+# the next calls are closed under it. The gateway lets them go without
+# spinning on them (its CPU time over a second stays far below the 100
+# ticks of a busy thread), and the next call opens a new connection.
+gw_ticks() {
+	awk '{ print $14 + $15 }' "/proc/$TG_GW_PID/stat"
+}
+port=$TG_MOCK_PORT
+kill -KILL "$TG_MOCK_PID"
+wait "$TG_MOCK_PID" 2>/dev/null
+t0=$(gw_ticks)
+sleep 1
+t1=$(gw_ticks)
+assert_true "provider gone: the gateway idles ($((t1 - t0)) ticks)" \
+	[ $((t1 - t0)) -le 30 ]
+tg_start_mock "$port"
+assert_eq "provider back on its port" "$port" "$TG_MOCK_PORT"
+tg_http POST /v1/chat/completions "$KEY" "$(tg_chat_body openai-chat)"
+assert_eq "provider back: served on a new connection" 200 "$TG_STATUS"
+
 tg_done

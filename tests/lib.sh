@@ -535,12 +535,12 @@ connect_timeout = 5000
 timeout = 30000"
 }
 
-# Starts the mock upstream on a port of its choosing, with TG_MOCK_ARGS
-# (such as another --fixtures DIR) when set.
+# tg_start_mock [PORT] : starts the mock upstream on PORT, or on a port of
+# its choosing, with TG_MOCK_ARGS (such as another --fixtures DIR) when set.
 tg_start_mock() {
 	rm -f "$TG_TMP/mock.port"
 	# shellcheck disable=SC2086 # TG_MOCK_ARGS: more options, split
-	"$TG_MOCK_BIN" --port 0 --port-file "$TG_TMP/mock.port" \
+	"$TG_MOCK_BIN" --port "${1:-0}" --port-file "$TG_TMP/mock.port" \
 		--fixtures "$FIXTURES" ${TG_MOCK_ARGS:-} --quiet \
 		>"$TG_TMP/mock.log" 2>&1 &
 	TG_MOCK_PID=$!

@@ -141,9 +141,10 @@ test_sqlarr(void)
 	sqlarr_text(&a, "quote\" and \\ backslash, comma {}");
 	sqlarr_text(&a, NULL);
 	sqlarr_text(&a, "");
+	sqlarr_text(&a, "\"ends\\");
 	is_str(sqlarr_end(&a),
 	       "{\"plain\",\"quote\\\" and \\\\ backslash, comma {}\",NULL,"
-	       "\"\"}",
+	       "\"\",\"\\\"ends\\\\\"}",
 	       "text elements are quoted and escaped");
 	is_str(sqlarr_end(&e), "{}", "an empty array");
 	sqlarr_int(&n, -9223372036854775807LL - 1);

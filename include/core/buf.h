@@ -12,6 +12,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct buf {
 	char *data; /* owned; NULL until something was added */
@@ -33,6 +34,9 @@ int buf_add(struct buf *b, const void *p, size_t n);
 
 /* Appends a NUL-terminated string; 0 or -1. */
 int buf_str(struct buf *b, const char *s);
+
+/* Appends an integer in decimal; 0 or -1. */
+int buf_int(struct buf *b, int64_t v);
 
 /* Appends formatted text; 0 or -1. */
 int buf_printf(struct buf *b, const char *fmt, ...)

@@ -58,6 +58,21 @@ buf_str(struct buf *b, const char *s)
 	return buf_add(b, s, strlen(s));
 }
 
+/* Appends an integer in decimal, without the printf machinery. */
+int
+buf_int(struct buf *b, int64_t v)
+{
+	char digits[24], *d = digits + sizeof digits;
+	uint64_t u = v < 0 ? -(uint64_t)v : (uint64_t)v;
+
+	do
+		*--d = (char)('0' + u % 10);
+	while ((u /= 10) != 0);
+	if (v < 0)
+		*--d = '-';
+	return buf_add(b, d, (size_t)(digits + sizeof digits - d));
+}
+
 /* Appends formatted text, formatting once when it fits. */
 int
 buf_vprintf(struct buf *b, const char *fmt, va_list ap)

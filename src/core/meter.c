@@ -88,18 +88,10 @@ meter_source_name(enum usage_source s)
 static void
 put_int(struct buf *b, const char *name, int64_t v)
 {
-	char digits[24], *d = digits + sizeof digits;
-	uint64_t u = v < 0 ? -(uint64_t)v : (uint64_t)v;
-
-	do
-		*--d = (char)('0' + u % 10);
-	while ((u /= 10) != 0);
-	if (v < 0)
-		*--d = '-';
 	buf_add(b, ",\"", 2);
 	buf_str(b, name);
 	buf_add(b, "\":", 2);
-	buf_add(b, d, (size_t)(digits + sizeof digits - d));
+	buf_int(b, v);
 }
 
 /* Length of the valid UTF-8 sequence at s (at most n bytes), or 0. */

@@ -1,8 +1,7 @@
 /*
  * sqlarr.c - PostgreSQL array literals (sqlarr.h).
  */
-#include <inttypes.h>
-#include <stdio.h>
+#include <string.h>
 
 #include "sqlarr.h"
 
@@ -23,10 +22,14 @@ sqlarr_text(struct sqlarr *a, const char *v)
 		return;
 	}
 	buf_add(&a->b, "\"", 1);
-	for (const char *p = v; *p != '\0'; p++) {
-		if (*p == '"' || *p == '\\')
-			buf_add(&a->b, "\\", 1);
-		buf_add(&a->b, p, 1);
+	for (;;) {
+		size_t run = strcspn(v, "\"\\");
+		buf_add(&a->b, v, run);
+		if (v[run] == '\0')
+			break;
+		buf_add(&a->b, "\\", 1);
+		buf_add(&a->b, v + run, 1);
+		v += run + 1;
 	}
 	buf_add(&a->b, "\"", 1);
 }
@@ -35,10 +38,8 @@ sqlarr_text(struct sqlarr *a, const char *v)
 void
 sqlarr_int(struct sqlarr *a, int64_t v)
 {
-	char num[24];
-
-	snprintf(num, sizeof num, "%" PRId64, v);
-	sqlarr_raw(a, num);
+	next(a);
+	buf_int(&a->b, v);
 }
 
 /* Adds an element as written. */

@@ -3,7 +3,13 @@
  *
  * curl's socket callback tells which descriptors to watch; each gets one
  * persistent libevent event that calls curl_multi_socket_action() when it
- * fires. curl's timer callback arms one timer event. After every action,
+ * fires. A connection's socket is opened and closed through callbacks
+ * here, so its event lives as long as the socket: when a call ends and
+ * curl keeps the connection for the next one, the event stays registered
+ * for reading, and the next call on it changes nothing in epoll. (An
+ * idle connection that becomes readable, the provider closing it, has
+ * its event removed until curl uses or closes it.) curl's timer callback
+ * arms one timer event. After every action,
  * finished transfers are read with curl_multi_info_read(), detached from
  * the multi handle and their caller told (CURLOPT_PRIVATE points back to
  * the call). A detached easy handle is reset and kept for the loop's next
@@ -11,6 +17,9 @@
  * and its buffers again.
  */
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
 #include <event2/event.h>
 
 #include "config.h"
@@ -24,19 +33,25 @@
 #define EASY_POOL 64 /* idle easy handles kept by a loop */
 
 /* One event loop's calls: curl's multi handle, its timer, and the easy
- * handles of ended calls, ready for the next ones. */
+ * handles of ended calls, ready for the next ones, and the sockets it
+ * watches by descriptor. */
 struct upstream {
 	struct event_base *base;
 	CURLM *multi;
 	struct event *timer;
 	CURL *pool[EASY_POOL];
 	int npool;
+	struct sock_ctx **socks; /* by descriptor */
+	int nsocks;
 };
 
-/* A socket curl watches. */
+/* A socket curl watches, or a connection's socket curl keeps. */
 struct sock_ctx {
 	struct event *ev;
-	struct upstream *u;
+	short kind;  /* the event's interest; 0 = not registered */
+	int owned;   /* opened here: curl closes it through close_cb() */
+	int watched; /* curl watches it (between its callback's first call
+			and CURL_POLL_REMOVE) */
 };
 
 /* Notes what the call tells about delivery: the provider answered, or
@@ -105,15 +120,23 @@ check_multi_info(struct upstream *u)
 	}
 }
 
-/* A watched socket is ready. */
+/* A socket's event fired: curl's, or an idle connection's. */
 static void
 event_cb(evutil_socket_t fd, short kind, void *arg)
 {
 	struct upstream *u = arg;
+	struct sock_ctx *ctx = fd < u->nsocks ? u->socks[fd] : NULL;
 	int action = (kind & EV_READ ? CURL_CSELECT_IN : 0) |
 		     (kind & EV_WRITE ? CURL_CSELECT_OUT : 0);
 	int running;
 
+	if (ctx != NULL && !ctx->watched) {
+		/* Idle, and readable: the provider closed it, most likely.
+		 * curl finds out when it next looks at the connection. */
+		event_del(ctx->ev);
+		ctx->kind = 0;
+		return;
+	}
 	curl_multi_socket_action(u->multi, fd, action, &running);
 	check_multi_info(u);
 }
@@ -146,41 +169,132 @@ multi_timer_cb(CURLM *multi, long timeout_ms, void *userp)
 	return 0;
 }
 
-/* curl asks to watch, change or forget a socket. */
+/* The record of socket fd, made if missing; NULL when out of memory. */
+static struct sock_ctx *
+sock_get(struct upstream *u, curl_socket_t fd)
+{
+	struct sock_ctx *ctx;
+
+	if (fd >= u->nsocks) {
+		int n = u->nsocks > 0 ? u->nsocks : 64;
+		struct sock_ctx **t;
+		while (n <= fd)
+			n *= 2;
+		t = realloc(u->socks, (size_t)n * sizeof *t);
+		if (t == NULL)
+			return NULL;
+		memset(t + u->nsocks, 0, (size_t)(n - u->nsocks) * sizeof *t);
+		u->socks = t;
+		u->nsocks = n;
+	}
+	if (u->socks[fd] != NULL)
+		return u->socks[fd];
+	ctx = calloc(1, sizeof *ctx);
+	if (ctx == NULL)
+		return NULL;
+	ctx->ev = event_new(u->base, fd, 0, event_cb, u);
+	if (ctx->ev == NULL) {
+		free(ctx);
+		return NULL;
+	}
+	u->socks[fd] = ctx;
+	return ctx;
+}
+
+/* Forgets socket fd's record, its event removed. */
+static void
+sock_drop(struct upstream *u, curl_socket_t fd)
+{
+	struct sock_ctx *ctx = fd < u->nsocks ? u->socks[fd] : NULL;
+
+	if (ctx == NULL)
+		return;
+	event_free(ctx->ev);
+	free(ctx);
+	u->socks[fd] = NULL;
+}
+
+/* Sets a socket's event to interest kind (0: removed). */
+static int
+sock_watch(struct upstream *u, curl_socket_t fd, struct sock_ctx *ctx,
+	   short kind)
+{
+	if (ctx->kind == kind)
+		return 0;
+	if (ctx->kind != 0)
+		event_del(ctx->ev);
+	ctx->kind = 0;
+	if (kind == 0)
+		return 0;
+	event_assign(ctx->ev, u->base, fd, kind | EV_PERSIST, event_cb, u);
+	if (event_add(ctx->ev, NULL) != 0)
+		return -1;
+	ctx->kind = kind;
+	return 0;
+}
+
+/* curl asks to watch, change or forget a socket. curl calls only when
+ * its interest changes: on a kept connection, from reading back to
+ * reading when a call starts, which costs nothing here. */
 static int
 multi_sock_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *sockp)
 {
 	struct upstream *u = userp;
-	struct sock_ctx *ctx = sockp;
-	short kind;
+	struct sock_ctx *ctx;
 
+	(void)easy;
+	(void)sockp;
 	if (what == CURL_POLL_REMOVE) {
-		if (ctx != NULL) {
-			event_free(ctx->ev);
-			free(ctx);
-			curl_multi_assign(u->multi, s, NULL);
+		ctx = s < u->nsocks ? u->socks[s] : NULL;
+		if (ctx == NULL)
+			return 0;
+		if (!ctx->owned) {
+			/* Not a connection of ours (a resolver's): curl
+			 * may close it without telling. */
+			sock_drop(u, s);
+			return 0;
 		}
-		return 0;
+		/* A connection between calls: its event stays, for
+		 * reading, until curl closes it (close_cb). */
+		ctx->watched = 0;
+		return sock_watch(u, s, ctx, EV_READ);
 	}
-	kind = (short)((what & CURL_POLL_IN ? EV_READ : 0) |
-		       (what & CURL_POLL_OUT ? EV_WRITE : 0) | EV_PERSIST);
+	ctx = sock_get(u, s);
+	if (ctx == NULL)
+		return -1;
+	ctx->watched = 1;
+	return sock_watch(u, s, ctx,
+			  (short)((what & CURL_POLL_IN ? EV_READ : 0) |
+				  (what & CURL_POLL_OUT ? EV_WRITE : 0)));
+}
+
+/* curl opens a connection's socket. */
+static curl_socket_t
+open_cb(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
+{
+	struct upstream *u = arg;
+	struct sock_ctx *ctx;
+	curl_socket_t fd;
+
+	(void)purpose;
+	fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+	if (fd == CURL_SOCKET_BAD)
+		return fd;
+	ctx = sock_get(u, fd);
 	if (ctx == NULL) {
-		ctx = calloc(1, sizeof *ctx);
-		if (ctx == NULL || (ctx->ev = event_new(u->base, s, kind,
-							event_cb, u)) == NULL) {
-			free(ctx);
-			return -1;
-		}
-		ctx->u = u;
-		curl_multi_assign(u->multi, s, ctx);
-	} else {
-		/* The same event, its interest changed: no allocation.
-		 * curl calls only when the interest changes (a request
-		 * sent: from write to read), so this is once a call. */
-		event_del(ctx->ev);
-		event_assign(ctx->ev, u->base, s, kind, event_cb, u);
+		close(fd);
+		return CURL_SOCKET_BAD;
 	}
-	return event_add(ctx->ev, NULL) == 0 ? 0 : -1;
+	ctx->owned = 1;
+	return fd;
+}
+
+/* curl closes a connection's socket. */
+static int
+close_cb(void *arg, curl_socket_t fd)
+{
+	sock_drop(arg, fd);
+	return close(fd);
 }
 
 /* Creates a loop's multi handle and its timer. */
@@ -219,6 +333,9 @@ upstream_free(struct upstream *u)
 		curl_easy_cleanup(u->pool[--u->npool]);
 	if (u->multi != NULL)
 		curl_multi_cleanup(u->multi);
+	for (int fd = 0; fd < u->nsocks; fd++)
+		sock_drop(u, fd);
+	free(u->socks);
 	if (u->timer != NULL)
 		event_free(u->timer);
 	free(u);
@@ -296,6 +413,10 @@ upstream_start(struct upstream *u, struct upstream_call *c,
 	curl_easy_setopt(easy, CURLOPT_HEADERDATA, c);
 	curl_easy_setopt(easy, CURLOPT_PRIVATE, c);
 	curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, c->errbuf);
+	curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, open_cb);
+	curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, u);
+	curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, close_cb);
+	curl_easy_setopt(easy, CURLOPT_CLOSESOCKETDATA, u);
 	provider_opts(easy, p, stream);
 	rc = curl_multi_add_handle(u->multi, easy);
 	if (rc != CURLM_OK) {
