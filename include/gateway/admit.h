@@ -72,7 +72,8 @@ struct admission {
 			  out_cap as the request's cap */
 	int clamps;    /* times out_cap was shrunk to fit */
 	struct rl_ticket ticket; /* what the rate limits counted */
-	struct quota_job qjob;   /* the quotas that apply */
+	struct quota_job *qjob;  /* the quotas that apply; allocated when
+				    the key has any */
 	unsigned holds;          /* ADMIT_HOLDS_* still to give back */
 };
 
@@ -123,7 +124,8 @@ int admit_count_tokens(const struct admission *a,
 /* What admit_quotas() decided. */
 enum admit_quota {
 	ADMIT_QUOTA_NONE,   /* no quota applies, or the leases admitted it */
-	ADMIT_QUOTA_RESERVE /* a->qjob must be reserved by the quota thread */
+	ADMIT_QUOTA_RESERVE, /* a->qjob must be reserved by the quota thread */
+	ADMIT_QUOTA_FAILED   /* out of memory: refuse */
 };
 
 /* Checks the grant's quotas that apply to the admitted request: against

@@ -436,9 +436,13 @@ enum admit_quota
 admit_quotas(struct admission *a, const struct usage_record *rec)
 {
 	const struct key_grant *g = &a->grant;
-	struct quota_job *job = &a->qjob;
+	struct quota_job *job = a->qjob;
 	int leasable = 1;
 
+	if (g->nquotas == 0)
+		return ADMIT_QUOTA_NONE;
+	if (job == NULL && (job = a->qjob = malloc(sizeof *job)) == NULL)
+		return ADMIT_QUOTA_FAILED;
 	memset(job, 0, sizeof *job);
 	for (int i = 0; i < g->nquotas && job->n < QUOTA_MAX; i++) {
 		const struct quota_ref *q = &g->quotas[i];
@@ -475,7 +479,7 @@ admit_quotas(struct admission *a, const struct usage_record *rec)
 void
 admit_quota_reserved(struct admission *a)
 {
-	if (a->qjob.status == 0)
+	if (a->qjob->status == 0)
 		a->holds |= ADMIT_HOLDS_QUOTA;
 }
 
@@ -486,7 +490,7 @@ admit_quota_reserved(struct admission *a)
 static int
 clamp_to_left(struct admission *a)
 {
-	struct quota_job *job = &a->qjob;
+	struct quota_job *job = a->qjob;
 	int64_t left = job->limit - job->used - job->reserved, out;
 
 	if (job->spend || a->clamps >= CLAMP_TRIES || a->out_cap == 0 ||
@@ -511,7 +515,7 @@ int
 admit_quota_answer(struct admission *a, struct usage_record *rec,
 		   struct evkeyvalq *out, struct refusal *r)
 {
-	const struct quota_job *job = &a->qjob;
+	const struct quota_job *job = a->qjob;
 	char used[32], lim[32], v[160];
 
 	if (job->status == 1 && clamp_to_left(a)) {
@@ -571,7 +575,7 @@ void
 admit_release(struct admission *a, const char *request_id, int64_t used)
 {
 	if (a->holds & ADMIT_HOLDS_LEASE)
-		quota_lease_return(a->qjob.ids, a->qjob.n, a->qjob.tokens,
+		quota_lease_return(a->qjob->ids, a->qjob->n, a->qjob->tokens,
 				   used);
 	if (a->holds & ADMIT_HOLDS_QUOTA)
 		quota_settle(request_id, used);
@@ -620,6 +624,8 @@ admit_free(struct admission *a)
 	free(a->body);
 	free(a->path_model);
 	free(a->model_copy);
+	free(a->qjob);
+	a->qjob = NULL;
 	a->model_copy = NULL;
 	a->json = NULL;
 	a->body = NULL;

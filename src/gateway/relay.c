@@ -26,6 +26,7 @@
  * that takes the endpoint, if there is one; the record names the target
  * that served and counts the failed attempts.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,10 +91,31 @@ struct relay {
 	struct buf trout;     /* its output, one event at a time */
 	char *tr_cause;       /* why the request cannot be
 				 translated */
-	char reason[CURL_ERROR_SIZE + 160];
+	char *reason; /* why it failed or was cut, once it was */
 };
 
 static int fall_back(struct relay *r, CURLcode result);
+
+/* Sets why the relay failed or was cut. */
+static void __attribute__((format(printf, 2, 3)))
+set_reason(struct relay *r, const char *fmt, ...)
+{
+	char text[CURL_ERROR_SIZE + 160];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof text, fmt, ap);
+	va_end(ap);
+	free(r->reason);
+	r->reason = strdup(text);
+}
+
+/* Why the relay failed or was cut, as text. */
+static const char *
+reason_text(const struct relay *r)
+{
+	return r->reason != NULL ? r->reason : "out of memory";
+}
 
 /* Logs a line about the relay's request. */
 #define rlog(r, level, ...)                                                    \
@@ -110,11 +132,11 @@ report(struct relay *r, enum relay_outcome outcome, int status,
 
 	memset(&end, 0, sizeof end);
 	end.outcome = outcome;
-	end.reason = r->reason[0] != '\0' ? r->reason : NULL;
+	end.reason = r->reason;
 	end.err.status = status;
 	end.err.type = type;
 	end.err.code = code;
-	end.err.message = r->reason;
+	end.err.message = reason_text(r);
 	if (outcome == RELAY_FAILED)
 		r->phase = PH_FAILED;
 	r->in.events->done(r->in.arg, &end);
@@ -294,13 +316,11 @@ past_reservation(struct relay *r)
 	if (!a->clamp || r->ust.text_tokens <= limit)
 		return 0;
 	r->over = 1;
-	snprintf(
-		r->reason, sizeof r->reason,
-		"stream cut at its reservation: the output passed the %lld tokens reserved under a hard quota",
+	set_reason(r, "stream cut at its reservation: the output passed the %lld tokens reserved under a hard quota",
 		(long long)limit);
 	free(r->in.rec->error);
-	r->in.rec->error = strdup(r->reason);
-	rlog(r, LOG_WARN, "%s (provider '%s')", r->reason,
+	r->in.rec->error = strdup(reason_text(r));
+	rlog(r, LOG_WARN, "%s (provider '%s')", reason_text(r),
 	     r->t->provider->name);
 	return 1;
 }
@@ -593,8 +613,7 @@ on_done(void *arg, CURLcode result)
 			return;
 		}
 		if (result != CURLE_OK) {
-			snprintf(r->reason, sizeof r->reason,
-				 "upstream stream failed: %s",
+			set_reason(r, "upstream stream failed: %s",
 				 upstream_strerror(&r->call, result));
 			report(r, RELAY_CUT, 0, NULL, NULL);
 			return;
@@ -603,8 +622,7 @@ on_done(void *arg, CURLcode result)
 		return;
 	}
 	if (r->in.http == NULL) {
-		snprintf(r->reason, sizeof r->reason,
-			 "client closed the connection");
+		set_reason(r, "client closed the connection");
 		report(r, RELAY_CUT, 0, NULL, NULL);
 		return;
 	}
@@ -614,8 +632,7 @@ on_done(void *arg, CURLcode result)
 		return;
 	if (result != CURLE_OK) {
 		int timeout = result == CURLE_OPERATION_TIMEDOUT;
-		snprintf(r->reason, sizeof r->reason,
-			 "Upstream provider '%s' failed: %s",
+		set_reason(r, "Upstream provider '%s' failed: %s",
 			 r->t->provider->name,
 			 upstream_strerror(&r->call, result));
 		report(r, RELAY_FAILED, timeout ? 504 : 502, "upstream_error",
@@ -623,9 +640,7 @@ on_done(void *arg, CURLcode result)
 		return;
 	}
 	if (refused_credential(r)) {
-		snprintf(
-			r->reason, sizeof r->reason,
-			"The upstream provider '%s' refused the gateway's credential; the gateway's operator has the details.",
+		set_reason(r, "The upstream provider '%s' refused the gateway's credential; the gateway's operator has the details.",
 			r->t->provider->name);
 		report(r, RELAY_FAILED, 502, "upstream_error",
 		       "upstream_auth_error");
@@ -659,16 +674,14 @@ idle_cb(evutil_socket_t fd, short what, void *arg)
 		evtimer_add(r->idle, &tv);
 		return;
 	}
-	snprintf(
-		r->reason, sizeof r->reason,
-		"upstream idle timeout: provider '%s' sent nothing for %lld ms",
+	set_reason(r, "upstream idle timeout: provider '%s' sent nothing for %lld ms",
 		p->name, (long long)p->idle_timeout_ms);
 	if (r->call.easy != NULL &&
 	    should_fall_back(r, CURLE_OPERATION_TIMEDOUT)) {
 		/* Silent before any byte: the next target may answer. */
 		upstream_cancel(&r->call);
 		snprintf(r->call.errbuf, sizeof r->call.errbuf, "%.*s",
-			 (int)sizeof r->call.errbuf - 1, r->reason);
+			 (int)sizeof r->call.errbuf - 1, reason_text(r));
 		if (fall_back(r, CURLE_OPERATION_TIMEDOUT))
 			return;
 	}
@@ -823,8 +836,7 @@ fall_back(struct relay *r, CURLcode result)
 	     r->t->model);
 	reset_attempt(r);
 	if (start_call(r) != 0) {
-		snprintf(r->reason, sizeof r->reason,
-			 "Could not start the upstream request.");
+		set_reason(r, "Could not start the upstream request.");
 		report(r, RELAY_FAILED, 502, "upstream_error",
 		       "upstream_error");
 	}
@@ -856,18 +868,16 @@ relay_start(struct relay *r, struct reply_error *err)
 	if (start_call(r) == 0)
 		return 0;
 	err->param = NULL;
-	err->message = r->reason;
 	if (r->tr_cause != NULL) {
-		snprintf(
-			r->reason, sizeof r->reason,
-			"The request cannot be sent to provider '%s' in its API: %s",
+		set_reason(r, "The request cannot be sent to provider '%s' in its API: %s",
 			r->t->provider->name, r->tr_cause);
+		err->message = reason_text(r);
 		err->status = 400;
 		err->type = err->code = "invalid_request_error";
 		return -1;
 	}
-	snprintf(r->reason, sizeof r->reason,
-		 "Could not start the upstream request.");
+	set_reason(r, "Could not start the upstream request.");
+	err->message = reason_text(r);
 	err->status = 502;
 	err->type = err->code = "upstream_error";
 	return -1;
@@ -963,6 +973,7 @@ relay_free(struct relay *r)
 	free(r->ctype);
 	free(r->retry_after);
 	free(r->tr_cause);
+	free(r->reason);
 	if (r->tr != NULL)
 		tr_stream_free(r->tr);
 	buf_free(&r->trout);

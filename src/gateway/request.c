@@ -179,8 +179,8 @@ quota_answered(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	event_free(req->rq_adm.qjob.ev);
-	req->rq_adm.qjob.ev = NULL;
+	event_free(req->rq_adm.qjob->ev);
+	req->rq_adm.qjob->ev = NULL;
 	admit_quota_reserved(&req->rq_adm);
 	drive(req, EV_QUOTA, NULL);
 }
@@ -238,7 +238,7 @@ go_upstream(struct request *req, const char **reason)
 static int
 park(struct request *req)
 {
-	struct quota_job *job = &req->rq_adm.qjob;
+	struct quota_job *job = req->rq_adm.qjob;
 
 	job->ev = event_new(req->rq_loop->base, -1, 0, quota_answered, req);
 	if (job->ev == NULL)
@@ -275,12 +275,14 @@ body_failed(struct request *req, const struct hp_error *e, const char **reason)
 	return refuse(req, &err, reason);
 }
 
+/* The refusal of a request the gateway has no memory for. */
+static const struct reply_error oom = { 500, "server_error", NULL, NULL,
+					"Out of memory." };
+
 /* Answers a count_tokens request the gateway counts itself. */
 static enum request_state
 count_locally(struct request *req, const char **reason)
 {
-	struct reply_error oom = { 500, "server_error", NULL, NULL,
-				   "Out of memory." };
 	int64_t tokens = 0;
 	int exact = 0;
 	char text[64];
@@ -313,10 +315,18 @@ admit(struct request *req, const char **reason)
 		/* A count uses no tokens: no quota to reserve. */
 		return admit_counts_locally(a) ? count_locally(req, reason)
 					       : go_upstream(req, reason);
-	if (admit_quotas(a, req->rq_rec) == ADMIT_QUOTA_RESERVE &&
-	    park(req) == 0)
-		return REQ_QUOTA;
-	return go_upstream(req, reason);
+	switch (admit_quotas(a, req->rq_rec)) {
+	case ADMIT_QUOTA_NONE:
+		return go_upstream(req, reason);
+	case ADMIT_QUOTA_RESERVE:
+		if (park(req) == 0)
+			return REQ_QUOTA;
+		break;
+	case ADMIT_QUOTA_FAILED:
+		break;
+	}
+	/* A quota that cannot be checked lets no request by. */
+	return refuse(req, &oom, reason);
 }
 
 /* The quota thread's answer: refused, parked again for a smaller
@@ -325,8 +335,6 @@ static enum request_state
 quota_answer(struct request *req, const char **reason)
 {
 	struct evkeyvalq *out = hreq_output_headers(req->rq_http);
-	const struct reply_error oom = { 500, "server_error", NULL, NULL,
-					 "Out of memory." };
 
 	switch (admit_quota_answer(&req->rq_adm, req->rq_rec, out, fresh())) {
 	case 0:
@@ -448,9 +456,6 @@ request_start(struct request_loop *loop, struct hreq *http,
 	if (req == NULL || (req->rq_rec = meter_record_new()) == NULL ||
 	    (path_model != NULL &&
 	     (req->rq_path_model = strdup(path_model)) == NULL)) {
-		static const struct reply_error oom = { 500, "server_error",
-							NULL, NULL,
-							"Out of memory." };
 		if (req != NULL)
 			meter_record_free(req->rq_rec);
 		free(req);

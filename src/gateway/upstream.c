@@ -26,9 +26,10 @@
 #include "log.h"
 #include "upstream.h"
 
-/* curl's receive buffer for a stream (its default is 16 KB): events are
- * small, and a gateway holds one buffer per open stream. */
-#define STREAM_BUFFER 2048L
+/* curl's receive buffer for a stream (its default is 16 KB, its least
+ * 1 KB): events are small, and a gateway holds one buffer per open
+ * stream. */
+#define STREAM_BUFFER 1024L
 
 #define EASY_POOL 64 /* idle easy handles kept by a loop */
 
