@@ -891,6 +891,11 @@ hreq_stream_start(struct hreq *r, int status)
 	if (!r->chunked_out)
 		r->c->keep_alive = 0;
 	send_bytes(r->c, NULL, 0, status, r);
+	/* The head is out and nothing reads the request's headers once a
+	 * reply started: a stream that stays open for minutes holds
+	 * neither list. */
+	evhttp_clear_headers(&r->in);
+	evhttp_clear_headers(&r->out);
 }
 
 void
