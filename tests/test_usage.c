@@ -14,6 +14,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "json.h"
 #include "sse.h"
 #include "usage.h"
 #include "fixture.h"
@@ -241,6 +242,9 @@ test_successes(void)
 		if (!ok(buf != NULL, "%s: reads", c->file))
 			continue;
 		body = cJSON_ParseWithLength(buf, len);
+		if (is_int(usage_from_text(buf, len, c->wire, &u), 1,
+			   "%s: usage found in the text", c->file))
+			check_counts(c->file, &u, c);
 		free(buf);
 		if (!ok(body != NULL, "%s: parses", c->file))
 			continue;
@@ -267,6 +271,11 @@ test_errors(void)
 		if (!ok(buf != NULL, "%s: reads", c->file))
 			continue;
 		body = cJSON_ParseWithLength(buf, len);
+		memset(&u, 0xff, sizeof(u));
+		is_int(usage_from_text(buf, len, c->wire, &u), 0,
+		       "%s: no usage in the text", c->file);
+		ok(!u.present && u.prompt == 0, "%s: text usage cleared",
+		   c->file);
 		free(buf);
 		if (!ok(body != NULL, "%s: parses", c->file))
 			continue;
@@ -275,6 +284,71 @@ test_errors(void)
 		       "%s: no usage", c->file);
 		ok(!u.present && u.prompt == 0 && u.completion == 0,
 		   "%s: usage cleared", c->file);
+		cJSON_Delete(body);
+	}
+}
+
+/* usage_from_text() reads what usage_from_body() reads, or leaves the
+ * body to it. */
+static void
+test_text_cases(void)
+{
+	static const struct {
+		const char *text;
+		int found;   /* by usage_from_text() */
+		int64_t sum; /* prompt + completion when found */
+		const char *what;
+	} cases[] = {
+		{ "{\"id\":\"x\",\"usage\":{\"prompt_tokens\":3,"
+		  "\"completion_tokens\":4}}",
+		  1, 7, "top-level usage" },
+		{ "{\"us\\u0061ge\":{\"prompt_tokens\":3,"
+		  "\"completion_tokens\":4}}",
+		  1, 7, "an escaped name" },
+		{ "{\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4},"
+		  "\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":9}}",
+		  1, 7, "the first of two, as cJSON takes it" },
+		{ "{\"choices\":[{\"usage\":{\"prompt_tokens\":3,"
+		  "\"completion_tokens\":4}}]}",
+		  0, 0, "usage in a choice: left to the tree" },
+		{ "{\"usage\":null,\"choices\":[{\"usage\":{"
+		  "\"prompt_tokens\":3,\"completion_tokens\":4}}]}",
+		  0, 0, "null usage: left to the tree" },
+		{ "{\"usage\\u0000\":{\"prompt_tokens\":1,"
+		  "\"completion_tokens\":1},\"usage\":{\"prompt_tokens\":3,"
+		  "\"completion_tokens\":4}}",
+		  0, 0, "a name with a NUL before it: left to the tree" },
+		{ "{\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4}} x",
+		  0, 0, "trailing bytes" },
+		{ "{\"s\":\"\\udc00\",\"usage\":{\"prompt_tokens\":3,"
+		  "\"completion_tokens\":4}}",
+		  0, 0, "a lone low surrogate (cJSON refuses it)" },
+		{ "{\"s\":\"\\ud83d\\ude00\",\"n\":-1.5e+3,\"a\":[true,false,"
+		  "null,{}],\"usage\":{\"prompt_tokens\":3,"
+		  "\"completion_tokens\":4}}",
+		  1, 7, "a pair, numbers, literals" },
+		{ "{\"n\":01,\"usage\":{\"prompt_tokens\":3}}", 0, 0,
+		  "a leading zero" },
+		{ "{\"s\":\"a\tb\",\"usage\":{\"prompt_tokens\":3}}", 0, 0,
+		  "a raw control byte in a string" },
+		{ "", 0, 0, "nothing" },
+	};
+
+	for (size_t i = 0; i < NELEM(cases); i++) {
+		const char *t = cases[i].text;
+		cJSON *body = json_parse_exact(t, strlen(t));
+		struct usage u, b;
+		int found = usage_from_text(t, strlen(t), WIRE_OPENAI_CHAT, &u);
+
+		is_int(found, cases[i].found, "text: %s", cases[i].what);
+		if (found) {
+			is_int(u.prompt + u.completion, cases[i].sum,
+			       "text: %s: the counts", cases[i].what);
+			usage_from_body(body, WIRE_OPENAI_CHAT, FLAVOR_OPENAI,
+					&b);
+			ok(memcmp(&u, &b, sizeof u) == 0,
+			   "text: %s: as the tree reads it", cases[i].what);
+		}
 		cJSON_Delete(body);
 	}
 }
@@ -664,6 +738,7 @@ main(void)
 {
 	test_successes();
 	test_errors();
+	test_text_cases();
 	test_no_usage_stream();
 	test_strip();
 	test_body_cases();

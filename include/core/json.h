@@ -89,6 +89,12 @@ int json_member_int(const char *buf, size_t len, const char *key, int64_t *v);
  * -1 when it is not an exact non-negative integer below 2^53. */
 int json_count(const cJSON *obj, const char *key, int64_t *out);
 
+/* Whether buf is exactly one JSON value (blanks around it allowed) as RFC
+ * 8259 writes it, without building anything: what it accepts, cJSON
+ * parses too (it refuses a lone \u surrogate, which cJSON does not take,
+ * and nesting deeper than 256). */
+int json_valid(const char *buf, size_t len);
+
 /* Parses exactly one JSON value filling buf (blanks around it allowed);
  * NULL when buf holds anything else, trailing bytes included. */
 cJSON *json_parse_exact(const char *buf, size_t len);

@@ -39,6 +39,12 @@ int flavor_needs_include_usage(enum flavor f);
 int usage_from_body(const cJSON *body, enum wire w, enum flavor f,
 		    struct usage *u);
 
+/* The same from the body's text, when its top-level "usage" member holds
+ * the counts: 1 and *u filled as usage_from_body() would; 0 otherwise
+ * (no such member, other counts, or text cJSON might read otherwise),
+ * when the caller parses the body. Builds no tree of the body. */
+int usage_from_text(const char *buf, size_t len, enum wire w, struct usage *u);
+
 /* Per-stream state: the last usage seen, merged per field for Anthropic
  * (whose message_delta counts are cumulative and partial). */
 struct usage_stream {

@@ -123,7 +123,7 @@ int admit_count_tokens(const struct admission *a,
 
 /* What admit_quotas() decided. */
 enum admit_quota {
-	ADMIT_QUOTA_NONE,   /* no quota applies, or the leases admitted it */
+	ADMIT_QUOTA_NONE,    /* no quota applies, or the leases admitted it */
 	ADMIT_QUOTA_RESERVE, /* a->qjob must be reserved by the quota thread */
 	ADMIT_QUOTA_FAILED   /* out of memory: refuse */
 };

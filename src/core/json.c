@@ -367,3 +367,148 @@ json_edit_members(const char *buf, size_t len, struct json_edit *e, int n,
 	buf_add(out, buf + end, len - (size_t)end);
 	return out->failed ? -1 : 0;
 }
+
+/* Deepest nesting json_valid() follows; deeper text is left to cJSON. */
+#define VALID_DEPTH 256
+
+static size_t valid_value(const char *b, size_t len, size_t i, int depth);
+
+/* Checks a string from its opening quote: the index after its closing
+ * quote, or 0. No control byte, escapes as RFC 8259 writes them, and a
+ * \u surrogate only as a high and low pair (cJSON refuses a lone one). */
+static size_t
+valid_string(const char *b, size_t len, size_t i)
+{
+	for (i++; i < len; i++) {
+		unsigned char c = (unsigned char)b[i];
+		uint32_t u, lo;
+
+		if (c == '"')
+			return i + 1;
+		if (c < 0x20)
+			return 0;
+		if (c != '\\')
+			continue;
+		if (++i >= len)
+			return 0;
+		if (strchr("\"\\/bfnrt", b[i]) != NULL && b[i] != '\0')
+			continue;
+		if (b[i] != 'u' || i + 4 >= len ||
+		    json_hex4(b + i + 1, &u) != 0)
+			return 0;
+		i += 4;
+		if (u >= 0xdc00 && u <= 0xdfff)
+			return 0;
+		if (u >= 0xd800 && u <= 0xdbff) {
+			if (i + 6 >= len || b[i + 1] != '\\' ||
+			    b[i + 2] != 'u' || json_hex4(b + i + 3, &lo) != 0 ||
+			    lo < 0xdc00 || lo > 0xdfff)
+				return 0;
+			i += 6;
+		}
+	}
+	return 0;
+}
+
+/* Checks a number: the index after it, or 0. */
+static size_t
+valid_number(const char *b, size_t len, size_t i)
+{
+	size_t d, start = i;
+
+	if (i < len && b[i] == '-')
+		i++;
+	if (i < len && b[i] == '0')
+		i++;
+	else if (i < len && b[i] >= '1' && b[i] <= '9')
+		while (i < len && b[i] >= '0' && b[i] <= '9')
+			i++;
+	else
+		return 0;
+	if (i < len && b[i] == '.') {
+		for (d = ++i; i < len && b[i] >= '0' && b[i] <= '9'; i++)
+			;
+		if (i == d)
+			return 0;
+	}
+	if (i < len && (b[i] == 'e' || b[i] == 'E')) {
+		if (++i < len && (b[i] == '+' || b[i] == '-'))
+			i++;
+		for (d = i; i < len && b[i] >= '0' && b[i] <= '9'; i++)
+			;
+		if (i == d)
+			return 0;
+	}
+	/* cJSON reads at most 63 bytes of a number. */
+	return i - start <= 63 ? i : 0;
+}
+
+/* Checks the members of an object or the elements of an array from its
+ * opening bracket: the index after its closing one, or 0. */
+static size_t
+valid_container(const char *b, size_t len, size_t i, int depth)
+{
+	char close = b[i] == '{' ? '}' : ']';
+
+	if (depth >= VALID_DEPTH)
+		return 0;
+	i = skip_ws(b, len, i + 1);
+	if (i < len && b[i] == close)
+		return i + 1;
+	for (;;) {
+		if (close == '}') {
+			if (i >= len || b[i] != '"' ||
+			    (i = valid_string(b, len, i)) == 0)
+				return 0;
+			i = skip_ws(b, len, i);
+			if (i >= len || b[i] != ':')
+				return 0;
+			i = skip_ws(b, len, i + 1);
+		}
+		if ((i = valid_value(b, len, i, depth + 1)) == 0)
+			return 0;
+		i = skip_ws(b, len, i);
+		if (i < len && b[i] == close)
+			return i + 1;
+		if (i >= len || b[i] != ',')
+			return 0;
+		i = skip_ws(b, len, i + 1);
+	}
+}
+
+/* Checks one value at i: the index after it, or 0. */
+static size_t
+valid_value(const char *b, size_t len, size_t i, int depth)
+{
+	static const char *const words[] = { "true", "false", "null" };
+
+	if (i >= len)
+		return 0;
+	switch (b[i]) {
+	case '{':
+	case '[':
+		return valid_container(b, len, i, depth);
+	case '"':
+		return valid_string(b, len, i);
+	case 't':
+	case 'f':
+	case 'n':
+		for (int w = 0; w < 3; w++) {
+			size_t n = strlen(words[w]);
+			if (n <= len - i && memcmp(b + i, words[w], n) == 0)
+				return i + n;
+		}
+		return 0;
+	default:
+		return valid_number(b, len, i);
+	}
+}
+
+/* Whether buf is one JSON value, blanks around it allowed. */
+int
+json_valid(const char *buf, size_t len)
+{
+	size_t i = valid_value(buf, len, skip_ws(buf, len, 0), 0);
+
+	return i != 0 && skip_ws(buf, len, i) == len;
+}

@@ -234,30 +234,25 @@ find_chat_usage(const cJSON *root)
 	return NULL;
 }
 
-/* Reads the usage of a whole response body; 1 when found, else 0. */
-int
-usage_from_body(const cJSON *body, enum wire w, enum flavor f, struct usage *u)
+/* Reads a usage object o of wire w; 1 when it holds counts, else 0 with
+ * *u zeroed. */
+static int
+usage_from_object(const cJSON *o, enum wire w, struct usage *u)
 {
-	const cJSON *o;
 	int r;
 
 	memset(u, 0, sizeof(*u));
-	if (!cJSON_IsObject(body))
-		return 0;
 	switch (w) {
 	case WIRE_ANTHROPIC:
-		o = get_object(body, "usage");
 		r = o ? parse_anthropic(o, u) : 0;
 		break;
 	case WIRE_OPENAI_RESPONSES:
-		o = get_object(body, "usage");
 		r = o ? parse_responses(o, u) : 0;
 		break;
 	case WIRE_OPENAI_CHAT:
 	case WIRE_OPENAI_COMPLETIONS:
 	case WIRE_OPENAI_EMBEDDINGS:
 	default:
-		o = find_chat_usage(body);
 		r = o ? parse_openai(o, u) : 0;
 		break;
 	}
@@ -266,6 +261,53 @@ usage_from_body(const cJSON *body, enum wire w, enum flavor f, struct usage *u)
 		return 0;
 	}
 	return 1;
+}
+
+/* Reads the usage of a whole response body; 1 when found, else 0. */
+int
+usage_from_body(const cJSON *body, enum wire w, enum flavor f, struct usage *u)
+{
+	(void)f;
+	memset(u, 0, sizeof(*u));
+	if (!cJSON_IsObject(body))
+		return 0;
+	return usage_from_object(w == WIRE_ANTHROPIC ||
+						 w == WIRE_OPENAI_RESPONSES
+					 ? get_object(body, "usage")
+					 : find_chat_usage(body),
+				 w, u);
+}
+
+/* Reads the usage of a whole response body from its text, parsing only
+ * the top-level "usage" member (an answer's tree costs more to build than
+ * the rest of its way through the gateway). */
+int
+usage_from_text(const char *buf, size_t len, enum wire w, struct usage *u)
+{
+	struct json_span name, value;
+	size_t pos = 0;
+	cJSON *o;
+	int r;
+
+	memset(u, 0, sizeof(*u));
+	if (!json_valid(buf, len))
+		return 0;
+	while ((r = json_member_next(buf, len, &pos, &name, &value)) == 1) {
+		const char *n = buf + name.start;
+		size_t nlen = name.end - name.start;
+		/* cJSON's copy of such a name ends at the NUL: leave it to
+		 * the tree to say which member it takes. */
+		if (json_name_has_nul(n, nlen))
+			return 0;
+		if (json_name_is(n, nlen, "usage"))
+			break;
+	}
+	if (r != 1 || buf[value.start] != '{')
+		return 0;
+	o = json_parse_exact(buf + value.start, value.end - value.start);
+	r = usage_from_object(o, w, u);
+	cJSON_Delete(o);
+	return r;
 }
 
 /* Starts the usage state of one stream. */

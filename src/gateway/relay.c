@@ -91,7 +91,7 @@ struct relay {
 	struct buf trout;     /* its output, one event at a time */
 	char *tr_cause;       /* why the request cannot be
 				 translated */
-	char *reason; /* why it failed or was cut, once it was */
+	char *reason;         /* why it failed or was cut, once it was */
 };
 
 static int fall_back(struct relay *r, CURLcode result);
@@ -316,7 +316,9 @@ past_reservation(struct relay *r)
 	if (!a->clamp || r->ust.text_tokens <= limit)
 		return 0;
 	r->over = 1;
-	set_reason(r, "stream cut at its reservation: the output passed the %lld tokens reserved under a hard quota",
+	set_reason(
+		r,
+		"stream cut at its reservation: the output passed the %lld tokens reserved under a hard quota",
 		(long long)limit);
 	free(r->in.rec->error);
 	r->in.rec->error = strdup(reason_text(r));
@@ -534,11 +536,17 @@ prepare_answer(struct relay *r)
 	struct evkeyvalq *out = hreq_output_headers(r->in.http);
 	size_t len = evbuffer_get_length(r->out);
 	long status = r->call.status;
-	cJSON *body;
+	const char *text = (const char *)evbuffer_pullup(r->out, -1);
+	cJSON *body = NULL;
+	struct usage found;
 
-	body = cJSON_ParseWithLength((const char *)evbuffer_pullup(r->out, -1),
-				     len);
-	if (body != NULL) {
+	/* The common answer, relayed as it came with its usage at the top,
+	 * is read without building its tree. */
+	if (r->uwire == r->in.ep->wire &&
+	    usage_from_text(text, len, r->uwire, &found)) {
+		r->ust.last = found;
+		r->ust.last.present = 1;
+	} else if ((body = cJSON_ParseWithLength(text, len)) != NULL) {
 		struct usage u;
 		if (usage_from_body(body, r->uwire, r->t->provider->flavor,
 				    &u)) {
@@ -614,7 +622,7 @@ on_done(void *arg, CURLcode result)
 		}
 		if (result != CURLE_OK) {
 			set_reason(r, "upstream stream failed: %s",
-				 upstream_strerror(&r->call, result));
+				   upstream_strerror(&r->call, result));
 			report(r, RELAY_CUT, 0, NULL, NULL);
 			return;
 		}
@@ -633,14 +641,16 @@ on_done(void *arg, CURLcode result)
 	if (result != CURLE_OK) {
 		int timeout = result == CURLE_OPERATION_TIMEDOUT;
 		set_reason(r, "Upstream provider '%s' failed: %s",
-			 r->t->provider->name,
-			 upstream_strerror(&r->call, result));
+			   r->t->provider->name,
+			   upstream_strerror(&r->call, result));
 		report(r, RELAY_FAILED, timeout ? 504 : 502, "upstream_error",
 		       timeout ? "upstream_timeout" : "upstream_error");
 		return;
 	}
 	if (refused_credential(r)) {
-		set_reason(r, "The upstream provider '%s' refused the gateway's credential; the gateway's operator has the details.",
+		set_reason(
+			r,
+			"The upstream provider '%s' refused the gateway's credential; the gateway's operator has the details.",
 			r->t->provider->name);
 		report(r, RELAY_FAILED, 502, "upstream_error",
 		       "upstream_auth_error");
@@ -674,7 +684,9 @@ idle_cb(evutil_socket_t fd, short what, void *arg)
 		evtimer_add(r->idle, &tv);
 		return;
 	}
-	set_reason(r, "upstream idle timeout: provider '%s' sent nothing for %lld ms",
+	set_reason(
+		r,
+		"upstream idle timeout: provider '%s' sent nothing for %lld ms",
 		p->name, (long long)p->idle_timeout_ms);
 	if (r->call.easy != NULL &&
 	    should_fall_back(r, CURLE_OPERATION_TIMEDOUT)) {
@@ -869,7 +881,9 @@ relay_start(struct relay *r, struct reply_error *err)
 		return 0;
 	err->param = NULL;
 	if (r->tr_cause != NULL) {
-		set_reason(r, "The request cannot be sent to provider '%s' in its API: %s",
+		set_reason(
+			r,
+			"The request cannot be sent to provider '%s' in its API: %s",
 			r->t->provider->name, r->tr_cause);
 		err->message = reason_text(r);
 		err->status = 400;

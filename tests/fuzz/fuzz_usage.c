@@ -6,7 +6,9 @@
  * JSON answer or an SSE stream. Usage found is never negative and never
  * found half (usage_from_body() zeroes what it does not return); the
  * stream's flags are the known ones; an event stripped of its usage is
- * JSON with no usage member left, at the top or in a choice.
+ * JSON with no usage member left, at the top or in a choice. Usage read
+ * from an answer's text is the tree's, and json_valid() takes only what
+ * cJSON parses.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -120,8 +122,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		sse_parser_free(p);
 	} else {
 		cJSON *body = json_parse_exact(s, in.n);
-		struct usage u;
+		struct usage u, t;
 
+		FUZZ_CHECK(!json_valid(s, in.n) || body != NULL,
+			   "json_valid() takes what cJSON refuses");
+		if (usage_from_text(s, in.n, w, &t) == 1) {
+			FUZZ_CHECK(usage_from_body(body, w, f, &u) == 1 &&
+					   memcmp(&u, &t, sizeof u) == 0,
+				   "the text's usage is not the tree's");
+		}
 		if (usage_from_body(body, w, f, &u) == 1) {
 			check_usage(&u);
 		} else {
