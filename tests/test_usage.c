@@ -331,6 +331,17 @@ test_text_cases(void)
 		  "a leading zero" },
 		{ "{\"s\":\"a\tb\",\"usage\":{\"prompt_tokens\":3}}", 0, 0,
 		  "a raw control byte in a string" },
+		{ "{\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4,"
+		  "\"prompt_tokens_details\":{\"cached_tokens\":2},"
+		  "\"completion_tokens_details\":{\"reasoning_tokens\":1}}}",
+		  1, 7, "details" },
+		{ "{\"usage\":{\"prompt_tokens\":1e3,\"completion_tokens\":4}}",
+		  0, 0, "an exponent: cJSON's to read" },
+		{ "{\"usage\":{\"prompt_tokens\":1234567890123456,"
+		  "\"completion_tokens\":4}}",
+		  0, 0, "sixteen digits: cJSON's to read" },
+		{ "{\"usage\":{\"prompt_tokens\":\"3\",\"completion_tokens\":4}}",
+		  0, 0, "a count in a string" },
 		{ "", 0, 0, "nothing" },
 	};
 

@@ -91,31 +91,119 @@ get_object(const cJSON *obj, const char *key)
 	return cJSON_IsObject(it) ? it : NULL;
 }
 
+/* A usage object as read: a cJSON tree, or an object's text (checked by
+ * json_valid()). Reading the text sets *unsure where it would have to
+ * guess how cJSON reads it: the caller then builds the tree. */
+struct uobj {
+	const cJSON *tree;
+	const char *text; /* '{' to '}' */
+	size_t len;
+	int *unsure;
+};
+
+#define TREE(o) ((struct uobj){ .tree = (o) })
+
+/* Whether o is an object. */
+static int
+uobj_is(struct uobj o)
+{
+	return o.tree != NULL || o.text != NULL;
+}
+
+/* The value of the first member of text object o named key (as cJSON
+ * finds it): 1, or 0 when there is none. */
+static int
+text_member(struct uobj o, const char *key, struct json_span *v)
+{
+	struct json_span n;
+	size_t pos = 0;
+
+	while (json_member_next(o.text, o.len, &pos, &n, v) == 1) {
+		const char *name = o.text + n.start;
+		size_t len = n.end - n.start;
+		if (json_name_has_nul(name, len)) {
+			/* cJSON's copy of this name ends at the NUL. */
+			*o.unsure = 1;
+			return 0;
+		}
+		if (json_name_is(name, len, key))
+			return 1;
+	}
+	return 0;
+}
+
+/* o[key] when it is an object, else no object. */
+static struct uobj
+uobj_get(struct uobj o, const char *key)
+{
+	struct uobj r = { .unsure = o.unsure };
+	struct json_span v;
+
+	if (o.text == NULL)
+		r.tree = o.tree != NULL ? get_object(o.tree, key) : NULL;
+	else if (text_member(o, key, &v) && o.text[v.start] == '{') {
+		r.text = o.text + v.start;
+		r.len = v.end - v.start;
+	}
+	return r;
+}
+
+/* json_count() of o[key]. From the text, only plain digits below 10^15
+ * are read; another number is cJSON's to read. */
+static int
+uobj_count(struct uobj o, const char *key, int64_t *out)
+{
+	struct json_span v;
+	const char *s;
+	size_t n;
+	int64_t x = 0;
+
+	if (o.text == NULL)
+		return json_count(o.tree, key, out);
+	if (!text_member(o, key, &v))
+		return 0;
+	s = o.text + v.start;
+	n = v.end - v.start;
+	if (n == 4 && memcmp(s, "null", 4) == 0)
+		return 0;
+	if (*s != '-' && (*s < '0' || *s > '9'))
+		return -1; /* no number */
+	for (size_t i = 0; i < n; i++) {
+		if (n > 15 || s[i] < '0' || s[i] > '9') {
+			*o.unsure = 1;
+			return 0;
+		}
+		x = x * 10 + (s[i] - '0');
+	}
+	*out = x;
+	return 1;
+}
+
 /* Reads an OpenAI-shaped usage object (chat, completions, embeddings and
  * the providers that copy it); 1 when found, 0 when empty, -1 when bad. */
 static int
-parse_openai(const cJSON *o, struct usage *u)
+parse_openai(struct uobj o, struct usage *u)
 {
-	const cJSON *pd, *cd;
+	struct uobj pd, cd;
 	int rp, rc, r;
 
 	memset(u, 0, sizeof(*u));
-	rp = json_count(o, "prompt_tokens", &u->prompt);
-	rc = json_count(o, "completion_tokens", &u->completion);
+	rp = uobj_count(o, "prompt_tokens", &u->prompt);
+	rc = uobj_count(o, "completion_tokens", &u->completion);
 	if (rp < 0 || rc < 0)
 		return -1;
 	if (rp == 0 && rc == 0)
 		return 0;
-	pd = get_object(o, "prompt_tokens_details");
-	r = json_count(pd, "cached_tokens", &u->cached);
+	pd = uobj_get(o, "prompt_tokens_details");
+	r = uobj_count(pd, "cached_tokens", &u->cached);
 	if (r == 0)
-		r = json_count(o, "prompt_cache_hit_tokens", &u->cached);
+		r = uobj_count(o, "prompt_cache_hit_tokens", &u->cached);
 	if (r == 0)
-		r = json_count(o, "cached_tokens", &u->cached);
+		r = uobj_count(o, "cached_tokens", &u->cached);
 	if (r < 0)
 		return -1;
-	cd = get_object(o, "completion_tokens_details");
-	if (json_count(cd, "reasoning_tokens", &u->reasoning) < 0)
+	cd = uobj_get(o, "completion_tokens_details");
+	if (uobj_count(cd, "reasoning_tokens", &u->reasoning) < 0)
 		return -1;
 	u->present = 1;
 	return 1;
@@ -123,23 +211,23 @@ parse_openai(const cJSON *o, struct usage *u)
 
 /* Reads a Responses usage object; 1, 0 or -1 as parse_openai(). */
 static int
-parse_responses(const cJSON *o, struct usage *u)
+parse_responses(struct uobj o, struct usage *u)
 {
-	const cJSON *id, *od;
+	struct uobj id, od;
 	int ri, ro;
 
 	memset(u, 0, sizeof(*u));
-	ri = json_count(o, "input_tokens", &u->prompt);
-	ro = json_count(o, "output_tokens", &u->completion);
+	ri = uobj_count(o, "input_tokens", &u->prompt);
+	ro = uobj_count(o, "output_tokens", &u->completion);
 	if (ri < 0 || ro < 0)
 		return -1;
 	if (ri == 0 && ro == 0)
 		return 0;
-	id = get_object(o, "input_tokens_details");
-	od = get_object(o, "output_tokens_details");
-	if (json_count(id, "cached_tokens", &u->cached) < 0 ||
-	    json_count(id, "cache_write_tokens", &u->cache_write) < 0 ||
-	    json_count(od, "reasoning_tokens", &u->reasoning) < 0)
+	id = uobj_get(o, "input_tokens_details");
+	od = uobj_get(o, "output_tokens_details");
+	if (uobj_count(id, "cached_tokens", &u->cached) < 0 ||
+	    uobj_count(id, "cache_write_tokens", &u->cache_write) < 0 ||
+	    uobj_count(od, "reasoning_tokens", &u->reasoning) < 0)
 		return -1;
 	u->present = 1;
 	return 1;
@@ -156,14 +244,14 @@ struct anthropic_counts {
 
 /* Overrides the counts present in o; 0, or -1 when one is bad. */
 static int
-anthropic_merge(const cJSON *o, struct anthropic_counts *c)
+anthropic_merge(struct uobj o, struct anthropic_counts *c)
 {
 	int r[4], i;
 
-	r[0] = json_count(o, "input_tokens", &c->input);
-	r[1] = json_count(o, "cache_creation_input_tokens", &c->cache_write);
-	r[2] = json_count(o, "cache_read_input_tokens", &c->cache_read);
-	r[3] = json_count(o, "output_tokens", &c->output);
+	r[0] = uobj_count(o, "input_tokens", &c->input);
+	r[1] = uobj_count(o, "cache_creation_input_tokens", &c->cache_write);
+	r[2] = uobj_count(o, "cache_read_input_tokens", &c->cache_read);
+	r[3] = uobj_count(o, "output_tokens", &c->output);
 	for (i = 0; i < 4; i++) {
 		if (r[i] < 0)
 			return -1;
@@ -199,7 +287,7 @@ anthropic_from_usage(const struct usage *u, struct anthropic_counts *c)
 
 /* Reads an Anthropic usage object; 1, 0 or -1 as parse_openai(). */
 static int
-parse_anthropic(const cJSON *o, struct usage *u)
+parse_anthropic(struct uobj o, struct usage *u)
 {
 	struct anthropic_counts c;
 
@@ -237,25 +325,17 @@ find_chat_usage(const cJSON *root)
 /* Reads a usage object o of wire w; 1 when it holds counts, else 0 with
  * *u zeroed. */
 static int
-usage_from_object(const cJSON *o, enum wire w, struct usage *u)
+usage_from_object(struct uobj o, enum wire w, struct usage *u)
 {
-	int r;
+	int r = 0;
 
 	memset(u, 0, sizeof(*u));
-	switch (w) {
-	case WIRE_ANTHROPIC:
-		r = o ? parse_anthropic(o, u) : 0;
-		break;
-	case WIRE_OPENAI_RESPONSES:
-		r = o ? parse_responses(o, u) : 0;
-		break;
-	case WIRE_OPENAI_CHAT:
-	case WIRE_OPENAI_COMPLETIONS:
-	case WIRE_OPENAI_EMBEDDINGS:
-	default:
-		r = o ? parse_openai(o, u) : 0;
-		break;
-	}
+	if (uobj_is(o) && w == WIRE_ANTHROPIC)
+		r = parse_anthropic(o, u);
+	else if (uobj_is(o) && w == WIRE_OPENAI_RESPONSES)
+		r = parse_responses(o, u);
+	else if (uobj_is(o))
+		r = parse_openai(o, u);
 	if (r != 1) {
 		memset(u, 0, sizeof(*u));
 		return 0;
@@ -271,43 +351,32 @@ usage_from_body(const cJSON *body, enum wire w, enum flavor f, struct usage *u)
 	memset(u, 0, sizeof(*u));
 	if (!cJSON_IsObject(body))
 		return 0;
-	return usage_from_object(w == WIRE_ANTHROPIC ||
-						 w == WIRE_OPENAI_RESPONSES
-					 ? get_object(body, "usage")
-					 : find_chat_usage(body),
-				 w, u);
+	return usage_from_object(
+		TREE(w == WIRE_ANTHROPIC || w == WIRE_OPENAI_RESPONSES
+			     ? get_object(body, "usage")
+			     : find_chat_usage(body)),
+		w, u);
 }
 
-/* Reads the usage of a whole response body from its text, parsing only
- * the top-level "usage" member (an answer's tree costs more to build than
+/* Reads the usage of a whole response body from its text, its top-level
+ * "usage" member read in place (an answer's tree costs more to build than
  * the rest of its way through the gateway). */
 int
 usage_from_text(const char *buf, size_t len, enum wire w, struct usage *u)
 {
-	struct json_span name, value;
-	size_t pos = 0;
-	cJSON *o;
-	int r;
+	int unsure = 0;
+	struct uobj root = { .text = buf, .len = len, .unsure = &unsure };
+	struct uobj o;
 
 	memset(u, 0, sizeof(*u));
-	if (!json_valid(buf, len))
+	if (!json_valid(buf, len) || len == 0 || buf[0] != '{')
 		return 0;
-	while ((r = json_member_next(buf, len, &pos, &name, &value)) == 1) {
-		const char *n = buf + name.start;
-		size_t nlen = name.end - name.start;
-		/* cJSON's copy of such a name ends at the NUL: leave it to
-		 * the tree to say which member it takes. */
-		if (json_name_has_nul(n, nlen))
-			return 0;
-		if (json_name_is(n, nlen, "usage"))
-			break;
+	o = uobj_get(root, "usage");
+	if (!uobj_is(o) || !usage_from_object(o, w, u) || unsure) {
+		memset(u, 0, sizeof(*u));
+		return 0;
 	}
-	if (r != 1 || buf[value.start] != '{')
-		return 0;
-	o = json_parse_exact(buf + value.start, value.end - value.start);
-	r = usage_from_object(o, w, u);
-	cJSON_Delete(o);
-	return r;
+	return 1;
 }
 
 /* Starts the usage state of one stream. */
@@ -350,7 +419,7 @@ anthropic_event(struct usage_stream *st, const cJSON *root, const char *event)
 	if (o != NULL) {
 		anthropic_from_usage(&st->last, &c);
 		c.seen = 0;
-		if (anthropic_merge(o, &c) == 0 && c.seen > 0) {
+		if (anthropic_merge(TREE(o), &c) == 0 && c.seen > 0) {
 			anthropic_to_usage(&c, &st->last);
 			flags |= USAGE_EV_HAS_USAGE;
 		}
@@ -372,7 +441,7 @@ responses_event(struct usage_stream *st, const cJSON *root, const char *event)
 			     strcmp(type, "response.failed") == 0))
 		flags |= USAGE_EV_DONE;
 	o = get_object(get_object(root, "response"), "usage");
-	if (o != NULL && parse_responses(o, &u) == 1) {
+	if (o != NULL && parse_responses(TREE(o), &u) == 1) {
 		st->last = u;
 		flags |= USAGE_EV_HAS_USAGE;
 	}
@@ -390,7 +459,7 @@ chat_event(struct usage_stream *st, const cJSON *root)
 	o = find_chat_usage(root);
 	if (o == NULL)
 		return 0;
-	if (parse_openai(o, &u) == 1) {
+	if (parse_openai(TREE(o), &u) == 1) {
 		st->last = u;
 		flags |= USAGE_EV_HAS_USAGE;
 	}
