@@ -286,6 +286,12 @@ sse_parser_feed(struct sse_parser *p, const char *buf, size_t len)
 		}
 		if (buf_add(&p->raw, ev, (size_t)(end - ev)) < 0)
 			goto fail;
+	} else if (!p->has_data && !p->has_event) {
+		/* Between events: a slow stream waits for its next one
+		 * holding no memory. */
+		buf_free(&p->raw);
+		buf_free(&p->data);
+		buf_free(&p->event);
 	}
 	return 0;
 stop:
