@@ -163,6 +163,51 @@ test_chat_responses(void)
 	}
 }
 
+/* Counts up to 2^53 cross both ways digit for digit (a double printed
+ * with 15 significant digits would drop the last one). */
+static void
+test_large_counts(void)
+{
+	static const char msg[] =
+		"{\"id\":\"msg_1\",\"type\":\"message\",\"role\":"
+		"\"assistant\",\"model\":\"m\",\"content\":[],"
+		"\"stop_reason\":\"end_turn\",\"usage\":{\"input_tokens\":472,"
+		"\"output_tokens\":3,"
+		"\"cache_read_input_tokens\":9007199254740191}}";
+	static const char chat[] =
+		"{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion\","
+		"\"choices\":[{\"index\":0,\"message\":{\"role\":"
+		"\"assistant\",\"content\":\"\"},\"finish_reason\":\"stop\"}],"
+		"\"usage\":{\"prompt_tokens\":9007199254740991,"
+		"\"completion_tokens\":4503599627370497,"
+		"\"prompt_tokens_details\":{\"cached_tokens\":"
+		"9007199254740189}}}";
+	cJSON *in;
+	char *out;
+	size_t len;
+
+	in = cJSON_Parse(msg);
+	out = tr_messages_resp_to_chat(in, "m", 1700000000, &len, NULL);
+	ok(out != NULL && strstr(out, "\"cached_tokens\":9007199254740191}") &&
+		   strstr(out, "\"prompt_tokens\":9007199254740663,"),
+	   "Anthropic -> chat: cache reads and prompt keep every digit: %s",
+	   out ? out : "(null)");
+	free(out);
+	cJSON_Delete(in);
+
+	in = cJSON_Parse(chat);
+	out = tr_chat_resp_to_messages(in, "m", &len, NULL);
+	ok(out != NULL &&
+		   strstr(out,
+			  "\"cache_read_input_tokens\":9007199254740189,") &&
+		   strstr(out, "\"input_tokens\":802,") &&
+		   strstr(out, "\"output_tokens\":4503599627370497}"),
+	   "chat -> Anthropic: counts keep every digit: %s",
+	   out ? out : "(null)");
+	free(out);
+	cJSON_Delete(in);
+}
+
 static void
 test_stop_reasons(void)
 {
@@ -391,6 +436,7 @@ main(void)
 {
 	test_anthropic_response();
 	test_chat_responses();
+	test_large_counts();
 	test_stop_reasons();
 	test_bad_responses();
 	test_errors();

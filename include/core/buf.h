@@ -35,6 +35,11 @@ int buf_add(struct buf *b, const void *p, size_t n);
 /* Appends a NUL-terminated string; 0 or -1. */
 int buf_str(struct buf *b, const char *s);
 
+/* Writes v in decimal at the end of digits; returns its start. The text
+ * runs to digits + INT_TEXT_MAX and is not NUL-terminated. */
+#define INT_TEXT_MAX 20
+char *int_text(char digits[INT_TEXT_MAX], int64_t v);
+
 /* Appends an integer in decimal; 0 or -1. */
 int buf_int(struct buf *b, int64_t v);
 

@@ -89,6 +89,11 @@ int json_member_int(const char *buf, size_t len, const char *key, int64_t *v);
  * -1 when it is not an exact non-negative integer below 2^53. */
 int json_count(const cJSON *obj, const char *key, int64_t *out);
 
+/* A number item that prints v's exact digits (cJSON prints a double
+ * with 15 significant digits when that reads back within an epsilon,
+ * which loses counts above 2^52). NULL when out of memory. */
+cJSON *json_int_item(int64_t v);
+
 /* Whether buf is exactly one JSON value (blanks around it allowed) as RFC
  * 8259 writes it, without building anything: what it accepts, cJSON
  * parses too (it refuses a lone \u surrogate, which cJSON does not take,

@@ -58,11 +58,12 @@ buf_str(struct buf *b, const char *s)
 	return buf_add(b, s, strlen(s));
 }
 
-/* Appends an integer in decimal, without the printf machinery. */
-int
-buf_int(struct buf *b, int64_t v)
+/* Writes an integer in decimal at the end of digits[INT_TEXT_MAX], without
+ * the printf machinery; returns where the text starts (not terminated). */
+char *
+int_text(char digits[INT_TEXT_MAX], int64_t v)
 {
-	char digits[24], *d = digits + sizeof digits;
+	char *d = digits + INT_TEXT_MAX;
 	uint64_t u = v < 0 ? -(uint64_t)v : (uint64_t)v;
 
 	do
@@ -70,7 +71,16 @@ buf_int(struct buf *b, int64_t v)
 	while ((u /= 10) != 0);
 	if (v < 0)
 		*--d = '-';
-	return buf_add(b, d, (size_t)(digits + sizeof digits - d));
+	return d;
+}
+
+/* Appends an integer in decimal. */
+int
+buf_int(struct buf *b, int64_t v)
+{
+	char digits[INT_TEXT_MAX], *d = int_text(digits, v);
+
+	return buf_add(b, d, (size_t)(digits + INT_TEXT_MAX - d));
 }
 
 /* Appends formatted text, formatting once when it fits. */

@@ -318,6 +318,16 @@ json_count(const cJSON *obj, const char *key, int64_t *out)
 	return 1;
 }
 
+cJSON *
+json_int_item(int64_t v)
+{
+	char digits[INT_TEXT_MAX + 1], *d;
+
+	digits[INT_TEXT_MAX] = '\0';
+	d = int_text(digits, v);
+	return cJSON_CreateRaw(d);
+}
+
 /* Copies the body with its edits applied. */
 int
 json_edit_members(const char *buf, size_t len, struct json_edit *e, int n,

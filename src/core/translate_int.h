@@ -126,6 +126,13 @@ b_num(struct bld *b, cJSON *parent, const char *key, double v)
 	b_add(b, parent, key, cJSON_CreateNumber(v));
 }
 
+/* A count, printed with its exact digits. */
+static inline void
+b_int(struct bld *b, cJSON *parent, const char *key, int64_t v)
+{
+	b_add(b, parent, key, json_int_item(v));
+}
+
 static inline void
 b_null(struct bld *b, cJSON *parent, const char *key)
 {

@@ -66,11 +66,11 @@ tr_chat_usage(struct bld *b, cJSON *parent, const struct tr_counts *c)
 	int64_t prompt = c->input + c->cache_write + c->cache_read;
 	cJSON *u = b_obj(b, parent, "usage");
 
-	b_num(b, u, "prompt_tokens", (double)prompt);
-	b_num(b, u, "completion_tokens", (double)c->output);
-	b_num(b, u, "total_tokens", (double)(prompt + c->output));
-	b_num(b, b_obj(b, u, "prompt_tokens_details"), "cached_tokens",
-	      (double)c->cache_read);
+	b_int(b, u, "prompt_tokens", prompt);
+	b_int(b, u, "completion_tokens", c->output);
+	b_int(b, u, "total_tokens", prompt + c->output);
+	b_int(b, b_obj(b, u, "prompt_tokens_details"), "cached_tokens",
+	      c->cache_read);
 }
 
 /* Reads an OpenAI usage object (top level, or in a choice as Moonshot
@@ -116,10 +116,10 @@ tr_msg_usage(struct bld *b, cJSON *parent, const struct tr_counts *c)
 {
 	cJSON *u = b_obj(b, parent, "usage");
 
-	b_num(b, u, "input_tokens", (double)c->input);
-	b_num(b, u, "cache_creation_input_tokens", (double)c->cache_write);
-	b_num(b, u, "cache_read_input_tokens", (double)c->cache_read);
-	b_num(b, u, "output_tokens", (double)c->output);
+	b_int(b, u, "input_tokens", c->input);
+	b_int(b, u, "cache_creation_input_tokens", c->cache_write);
+	b_int(b, u, "cache_read_input_tokens", c->cache_read);
+	b_int(b, u, "output_tokens", c->output);
 }
 
 /* ------------------------------------------------------------------ */
