@@ -85,9 +85,16 @@ const char *meter_source_name(enum usage_source s);
 #define METER_STR_MAX 1024
 char *meter_record_encode(const struct usage_record *rec, size_t *len);
 /* The same after head bytes left free for the caller to fill (the JSON
- * starts at the buffer + head), so a framed line needs no copy. */
+ * starts at the buffer + head), so a framed line needs no copy; *mended
+ * (unless NULL) tells whether a string had to be cut or mended. */
 char *meter_record_encode_at(const struct usage_record *rec, size_t head,
-			     size_t *len);
+			     size_t *len, int *mended);
 struct usage_record *meter_record_decode(const char *json, size_t len);
+
+/* Makes rec what decoding its journal form gives back (flags 0 or 1,
+ * usage.present from the counts), so it can be handed on without the
+ * round trip: 0, or -1 when the round trip would change it (mended, from
+ * the encoder) or refuse it. */
+int meter_record_as_decoded(struct usage_record *rec, int mended);
 
 #endif

@@ -124,18 +124,20 @@ utf8_len(const unsigned char *s, size_t n)
 	return len;
 }
 
-/* Writes ,"name":"value" (or null), escaped, valid UTF-8, cut. */
-static void
+/* Writes ,"name":"value" (or null), escaped, valid UTF-8, cut; 1 when
+ * the value had to be cut or mended, else 0. */
+static int
 put_str(struct buf *b, const char *name, const char *s)
 {
 	const unsigned char *p = (const unsigned char *)s;
 	size_t n, i = 0, out = 0;
+	int mended = 0;
 
 	buf_add(b, ",\"", 2);
 	buf_str(b, name);
 	if (s == NULL) {
 		buf_add(b, "\":null", 6);
-		return;
+		return 0;
 	}
 	buf_add(b, "\":\"", 3);
 	n = strlen(s);
@@ -161,6 +163,7 @@ put_str(struct buf *b, const char *name, const char *s)
 			buf_add(b, "\xef\xbf\xbd", 3); /* U+FFFD */
 			i++;
 			out += 3;
+			mended = 1;
 			continue;
 		}
 		if (p[i] == '"' || p[i] == '\\') {
@@ -177,29 +180,32 @@ put_str(struct buf *b, const char *name, const char *s)
 		out += k;
 	}
 	buf_add(b, "\"", 1);
+	return mended || i < n;
 }
 
 /* Encodes rec as one line of JSON (no newline) after head bytes left for
  * the caller (the journal's checksum). Returns the malloc'd buffer, the
  * JSON's length in *len, or NULL when out of memory. */
 char *
-meter_record_encode_at(const struct usage_record *rec, size_t head, size_t *len)
+meter_record_encode_at(const struct usage_record *rec, size_t head, size_t *len,
+		       int *mended)
 {
 	struct buf b = BUF_INIT;
+	int m = 0;
 
 	/* The head is left for the caller to fill. */
 	if (buf_reserve(&b, head + 512) == 0)
 		b.len = head;
 	buf_str(&b, "{\"v\":1");
-	put_str(&b, "id", rec->request_id);
+	m |= put_str(&b, "id", rec->request_id);
 	put_int(&b, "ts", rec->ts_us);
 	put_int(&b, "tenant_id", rec->tenant_id);
 	put_int(&b, "key_id", rec->key_id);
-	put_str(&b, "tenant", rec->tenant);
-	put_str(&b, "endpoint", rec->endpoint);
-	put_str(&b, "model", rec->requested_model);
-	put_str(&b, "provider", rec->provider);
-	put_str(&b, "upstream_model", rec->upstream_model);
+	m |= put_str(&b, "tenant", rec->tenant);
+	m |= put_str(&b, "endpoint", rec->endpoint);
+	m |= put_str(&b, "model", rec->requested_model);
+	m |= put_str(&b, "provider", rec->provider);
+	m |= put_str(&b, "upstream_model", rec->upstream_model);
 	put_int(&b, "stream", rec->streamed != 0);
 	put_int(&b, "status", rec->status);
 	put_int(&b, "prompt", rec->usage.prompt);
@@ -207,12 +213,12 @@ meter_record_encode_at(const struct usage_record *rec, size_t head, size_t *len)
 	put_int(&b, "cached", rec->usage.cached);
 	put_int(&b, "cache_write", rec->usage.cache_write);
 	put_int(&b, "reasoning", rec->usage.reasoning);
-	put_str(&b, "source", meter_source_name(rec->source));
+	m |= put_str(&b, "source", meter_source_name(rec->source));
 	put_int(&b, "aborted", rec->client_aborted != 0);
 	put_int(&b, "latency_ms", rec->latency_ms);
 	put_int(&b, "ttfb_ms", rec->ttfb_ms);
-	put_str(&b, "error", rec->error);
-	put_str(&b, "refusal", rec->refusal);
+	m |= put_str(&b, "error", rec->error);
+	m |= put_str(&b, "refusal", rec->refusal);
 	put_int(&b, "failed_attempts", rec->failed_attempts);
 	buf_add(&b, "}", 1);
 	if (b.failed) {
@@ -220,6 +226,8 @@ meter_record_encode_at(const struct usage_record *rec, size_t head, size_t *len)
 		return NULL;
 	}
 	*len = b.len - head;
+	if (mended != NULL)
+		*mended = m;
 	return buf_detach(&b, NULL);
 }
 
@@ -227,7 +235,7 @@ meter_record_encode_at(const struct usage_record *rec, size_t head, size_t *len)
 char *
 meter_record_encode(const struct usage_record *rec, size_t *len)
 {
-	return meter_record_encode_at(rec, 0, len);
+	return meter_record_encode_at(rec, 0, len, NULL);
 }
 
 /* The members of the journal form, in the order the encoder writes them. */
@@ -517,4 +525,24 @@ meter_record_decode(const char *json, size_t len)
 	free(str[F_SOURCE]);
 	free(str[F_REFUSAL]);
 	return rec;
+}
+
+int
+meter_record_as_decoded(struct usage_record *rec, int mended)
+{
+	if (mended || rec->request_id[0] == '\0' || rec->ts_us <= 0 ||
+	    (rec->endpoint != NULL &&
+	     strlen(rec->endpoint) >= sizeof rec->endpoint_buf) ||
+	    rec->usage.prompt < 0 || rec->usage.completion < 0 ||
+	    rec->usage.cached < 0 || rec->usage.cache_write < 0 ||
+	    rec->usage.reasoning < 0 || rec->status < 0 || rec->status > 999 ||
+	    rec->failed_attempts < 0 || rec->failed_attempts > 1000)
+		return -1;
+	rec->streamed = rec->streamed != 0;
+	rec->client_aborted = rec->client_aborted != 0;
+	rec->usage.present =
+		rec->usage.prompt != 0 || rec->usage.completion != 0;
+	if (rec->source != USAGE_REPORTED && rec->source != USAGE_ESTIMATED)
+		rec->source = USAGE_NONE;
+	return 0;
 }

@@ -30,6 +30,11 @@
  * and the record waits in memory: spool_next() hands those out first, so
  * they are shipped directly while the disk is failing. The usage writer
  * waits in spool_wait() until a batch is due.
+ *
+ * A record journaled as it is (nothing in it cut or mended) is also handed
+ * to the writer in memory, with where its line is: the writer takes it
+ * from there when that is where it reads next, and reads and decodes the
+ * line only when it is behind (a restart, a full hand-over ring).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -54,6 +59,14 @@
 #define READ_CHUNK  (1u << 20)  /* journal bytes read at a time */
 #define LINE_MAX_SZ (16u << 20) /* longer lines are corrupt */
 #define APPEND_MAX  64          /* records appended with one write */
+#define AHEAD_MAX   4096        /* journaled records handed over in memory */
+
+/* A journaled record and where its line is. */
+struct ahead {
+	struct usage_record *rec;
+	uint64_t seq;
+	int64_t off, len;
+};
 
 static struct {
 	pthread_mutex_t lock;
@@ -99,6 +112,11 @@ static struct {
 	int woken;      /* spool_wake() since the last spool_wait() */
 	pthread_cond_t due;
 	int from_mem; /* spool_next's last records came from memory */
+
+	/* Journaled records handed over in memory, in journal order; a
+	 * ring, under lock. */
+	struct ahead ahead[AHEAD_MAX];
+	size_t ahead_first, nahead;
 
 	atomic_llong pending_bytes;
 	atomic_llong torn;
@@ -371,6 +389,17 @@ sync_main(void *arg)
 	return NULL;
 }
 
+/* Forgets the records handed over in memory (lock held). */
+static void
+ahead_clear(void)
+{
+	while (s.nahead > 0) {
+		meter_record_free(s.ahead[s.ahead_first].rec);
+		s.ahead_first = (s.ahead_first + 1) % AHEAD_MAX;
+		s.nahead--;
+	}
+}
+
 /* Forgets everything about the last journal (files already closed). */
 static void
 reset(void)
@@ -524,6 +553,7 @@ spool_close(void)
 	}
 	s.mem_tail = &s.mem;
 	s.nmem = 0;
+	ahead_clear();
 	if (atomic_load(&s.pending_bytes) > 0)
 		log_info(
 			"spool: %lld bytes of usage records stay in %s for the next start",
@@ -541,10 +571,10 @@ spool_close(void)
 /* Frames rec as a journal line into a malloc'd buffer: the record is
  * encoded after room for its checksum, which is then written in front. */
 static char *
-frame(const struct usage_record *rec, size_t *len)
+frame(const struct usage_record *rec, size_t *len, int *mended)
 {
 	size_t jlen;
-	char *line = meter_record_encode_at(rec, 9, &jlen);
+	char *line = meter_record_encode_at(rec, 9, &jlen, mended);
 	char crc[16];
 
 	if (line == NULL)
@@ -664,13 +694,66 @@ spool_append(const struct usage_record *rec)
 	struct iovec line;
 	int rc;
 
-	if ((line.iov_base = frame(rec, &line.iov_len)) == NULL)
+	if ((line.iov_base = frame(rec, &line.iov_len, NULL)) == NULL)
 		return -1;
 	pthread_mutex_lock(&s.lock);
 	rc = append_locked(&line, 1, line.iov_len);
 	pthread_mutex_unlock(&s.lock);
 	free(line.iov_base);
 	return rc;
+}
+
+/* Hands recs[0..n) over in memory, their lines just appended and ending
+ * the live segment (lock held); those handed over become NULL. */
+static void
+ahead_put(struct usage_record **recs, const struct iovec *lines,
+	  const int *exact, int n)
+{
+	int64_t off = s.cur_size;
+
+	for (int i = 0; i < n; i++)
+		off -= (int64_t)lines[i].iov_len;
+	for (int i = 0; i < n; i++) {
+		if (exact[i] && s.nahead < AHEAD_MAX) {
+			struct ahead *a =
+				&s.ahead[(s.ahead_first + s.nahead++) %
+					 AHEAD_MAX];
+			a->rec = recs[i];
+			a->seq = s.cur_seq;
+			a->off = off;
+			a->len = (int64_t)lines[i].iov_len;
+			recs[i] = NULL;
+		}
+		off += (int64_t)lines[i].iov_len;
+	}
+}
+
+/* Takes the records handed over in memory whose lines are the next the
+ * reader would read, up to max in all; drops those it has read past. */
+static void
+ahead_take(int max, int *n, struct usage_record ***tail)
+{
+	pthread_mutex_lock(&s.lock);
+	while (s.nahead > 0) {
+		struct ahead *a = &s.ahead[s.ahead_first];
+		if (a->seq == s.rseq && a->off == s.roff) {
+			if (*n >= max)
+				break;
+			a->rec->next = NULL;
+			**tail = a->rec;
+			*tail = &a->rec->next;
+			s.roff += a->len;
+			++*n;
+		} else if (a->seq < s.rseq ||
+			   (a->seq == s.rseq && a->off < s.roff)) {
+			meter_record_free(a->rec);
+		} else {
+			break;
+		}
+		s.ahead_first = (s.ahead_first + 1) % AHEAD_MAX;
+		s.nahead--;
+	}
+	pthread_mutex_unlock(&s.lock);
 }
 
 /* Takes finished requests' records: journaled with one write, or kept in
@@ -680,21 +763,27 @@ void
 spool_submit(struct usage_record **recs, int n)
 {
 	struct iovec lines[APPEND_MAX];
+	int exact[APPEND_MAX];
 
 	while (n > 0) {
 		int k = n < APPEND_MAX ? n : APPEND_MAX, framed = 0;
 		size_t len = 0;
 
 		for (int i = 0; i < k; i++) {
-			lines[i].iov_base = frame(recs[i], &lines[i].iov_len);
+			int mended;
+			lines[i].iov_base =
+				frame(recs[i], &lines[i].iov_len, &mended);
 			if (lines[i].iov_base == NULL)
 				break;
+			exact[i] =
+				meter_record_as_decoded(recs[i], mended) == 0;
 			len += lines[i].iov_len;
 			framed++;
 		}
 		pthread_mutex_lock(&s.lock);
 		if (framed == k && append_locked(lines, k, len) == 0) {
 			s.unread += k;
+			ahead_put(recs, lines, exact, k);
 		} else {
 			for (int i = 0; i < k; i++) {
 				recs[i]->next = NULL;
@@ -813,7 +902,7 @@ spool_reject(const struct usage_record *rec)
 {
 	char path[4096];
 	size_t len;
-	char *line = frame(rec, &len);
+	char *line = frame(rec, &len, NULL);
 	int fd, rc = -1;
 
 	if (line == NULL)
@@ -950,6 +1039,12 @@ read_journal(int max, struct usage_record **head)
 		if (n >= max)
 			return n;
 		{
+			int before = n;
+			ahead_take(max, &n, &tail);
+			if (n > before)
+				continue;
+		}
+		{
 			size_t want = (size_t)(limit - s.roff);
 			if (want > s.rcap)
 				want = s.rcap;
@@ -1017,6 +1112,9 @@ spool_commit(void)
 	    !s.need_newline) {
 		/* Caught up with the live segment: empty it. */
 		if (ftruncate(s.cur_fd, 0) == 0) {
+			/* Every line was read: what is still handed over is
+			 * stale, and its offsets are about to be reused. */
+			ahead_clear();
 			s.cur_gen++;
 			s.cur_size = s.synced_size = 0;
 			s.roff = s.rcommit = 0;
