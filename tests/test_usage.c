@@ -318,6 +318,12 @@ test_text_cases(void)
 		  "\"completion_tokens\":1},\"usage\":{\"prompt_tokens\":3,"
 		  "\"completion_tokens\":4}}",
 		  0, 0, "a name with a NUL before it: left to the tree" },
+		{ "{\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4},"
+		  "\"x\\u0000\":1}",
+		  1, 7, "a name with a NUL after it" },
+		{ "{\"s\":\"a\\\"b\\\\c \xc3\xa9 \x7f\",\"usage\":{"
+		  "\"prompt_tokens\":3,\"completion_tokens\":4}}",
+		  1, 7, "escapes, UTF-8 and DEL in a string before it" },
 		{ "{\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4}} x",
 		  0, 0, "trailing bytes" },
 		{ "{\"s\":\"\\udc00\",\"usage\":{\"prompt_tokens\":3,"

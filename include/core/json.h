@@ -100,6 +100,13 @@ cJSON *json_int_item(int64_t v);
  * and nesting deeper than 256). */
 int json_valid(const char *buf, size_t len);
 
+/* json_valid() of an object, finding its first top-level member named key
+ * on the way: 1 with *value its value's bytes, 0 when there is none, -1
+ * when buf is not a valid object. *unsure is set when a name before it
+ * holds a NUL (where cJSON would cut the name). */
+int json_valid_member(const char *buf, size_t len, const char *key,
+		      struct json_span *value, int *unsure);
+
 /* Parses exactly one JSON value filling buf (blanks around it allowed);
  * NULL when buf holds anything else, trailing bytes included. */
 cJSON *json_parse_exact(const char *buf, size_t len);

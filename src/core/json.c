@@ -383,6 +383,22 @@ json_edit_members(const char *buf, size_t len, struct json_edit *e, int n,
 
 static size_t valid_value(const char *b, size_t len, size_t i, int depth);
 
+/* What json_valid_member() looks for among the top-level members. */
+struct valid_want {
+	const char *key;
+	struct json_span *value;
+	int found;
+	int *unsure;
+};
+
+/* Bytes a string holds as they are: not a quote, a backslash or a control
+ * byte. */
+static const unsigned char plain_byte[256] = {
+	[0x20 ... 0x21] = 1, /* '"' is 0x22 */
+	[0x23 ... 0x5b] = 1, /* '\\' is 0x5c */
+	[0x5d ... 0xff] = 1,
+};
+
 /* Checks a string from its opening quote: the index after its closing
  * quote, or 0. No control byte, escapes as RFC 8259 writes them, and a
  * \u surrogate only as a high and low pair (cJSON refuses a lone one). */
@@ -390,9 +406,14 @@ static size_t
 valid_string(const char *b, size_t len, size_t i)
 {
 	for (i++; i < len; i++) {
-		unsigned char c = (unsigned char)b[i];
+		unsigned char c;
 		uint32_t u, lo;
 
+		while (i < len && plain_byte[(unsigned char)b[i]])
+			i++;
+		if (i >= len)
+			return 0;
+		c = (unsigned char)b[i];
 		if (c == '"')
 			return i + 1;
 		if (c < 0x20)
@@ -456,9 +477,11 @@ valid_number(const char *b, size_t len, size_t i)
 /* Checks the members of an object or the elements of an array from its
  * opening bracket: the index after its closing one, or 0. */
 static size_t
-valid_container(const char *b, size_t len, size_t i, int depth)
+valid_container(const char *b, size_t len, size_t i, int depth,
+		struct valid_want *w)
 {
 	char close = b[i] == '{' ? '}' : ']';
+	size_t name = 0, name_end = 0;
 
 	if (depth >= VALID_DEPTH)
 		return 0;
@@ -467,16 +490,32 @@ valid_container(const char *b, size_t len, size_t i, int depth)
 		return i + 1;
 	for (;;) {
 		if (close == '}') {
+			name = i + 1;
 			if (i >= len || b[i] != '"' ||
 			    (i = valid_string(b, len, i)) == 0)
 				return 0;
+			name_end = i - 1;
 			i = skip_ws(b, len, i);
 			if (i >= len || b[i] != ':')
 				return 0;
 			i = skip_ws(b, len, i + 1);
 		}
+		if (w != NULL && !w->found && close == '}') {
+			/* cJSON's copy of a name ends at a NUL. */
+			if (json_name_has_nul(b + name, name_end - name))
+				*w->unsure = 1;
+			else if (json_name_is(b + name, name_end - name,
+					      w->key)) {
+				w->found = 1;
+				w->value->start = i;
+			}
+		}
 		if ((i = valid_value(b, len, i, depth + 1)) == 0)
 			return 0;
+		if (w != NULL && w->found == 1) {
+			w->value->end = i;
+			w->found = 2;
+		}
 		i = skip_ws(b, len, i);
 		if (i < len && b[i] == close)
 			return i + 1;
@@ -497,7 +536,7 @@ valid_value(const char *b, size_t len, size_t i, int depth)
 	switch (b[i]) {
 	case '{':
 	case '[':
-		return valid_container(b, len, i, depth);
+		return valid_container(b, len, i, depth, NULL);
 	case '"':
 		return valid_string(b, len, i);
 	case 't':
@@ -512,6 +551,22 @@ valid_value(const char *b, size_t len, size_t i, int depth)
 	default:
 		return valid_number(b, len, i);
 	}
+}
+
+int
+json_valid_member(const char *buf, size_t len, const char *key,
+		  struct json_span *value, int *unsure)
+{
+	struct valid_want w = { key, value, 0, unsure };
+	size_t i = skip_ws(buf, len, 0);
+
+	*unsure = 0;
+	if (i >= len || buf[i] != '{')
+		return -1;
+	i = valid_container(buf, len, i, 0, &w);
+	if (i == 0 || skip_ws(buf, len, i) != len)
+		return -1;
+	return w.found != 0;
 }
 
 /* Whether buf is one JSON value, blanks around it allowed. */

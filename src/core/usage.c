@@ -365,14 +365,17 @@ int
 usage_from_text(const char *buf, size_t len, enum wire w, struct usage *u)
 {
 	int unsure = 0;
-	struct uobj root = { .text = buf, .len = len, .unsure = &unsure };
-	struct uobj o;
+	struct json_span v;
+	struct uobj o = { .unsure = &unsure };
 
 	memset(u, 0, sizeof(*u));
-	if (!json_valid(buf, len) || len == 0 || buf[0] != '{')
+	if (len == 0 || buf[0] != '{' ||
+	    json_valid_member(buf, len, "usage", &v, &unsure) != 1 || unsure ||
+	    buf[v.start] != '{')
 		return 0;
-	o = uobj_get(root, "usage");
-	if (!uobj_is(o) || !usage_from_object(o, w, u) || unsure) {
+	o.text = buf + v.start;
+	o.len = v.end - v.start;
+	if (!usage_from_object(o, w, u) || unsure) {
 		memset(u, 0, sizeof(*u));
 		return 0;
 	}

@@ -126,6 +126,35 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		FUZZ_CHECK(!json_valid(s, in.n) || body != NULL,
 			   "json_valid() takes what cJSON refuses");
+		{
+			struct json_span v, name, want;
+			size_t pos = 0, i = 0;
+			int unsure,
+				r = json_valid_member(s, in.n, "usage", &v,
+						      &unsure),
+				found = 0;
+
+			while (i < in.n && strchr(" \t\r\n", s[i]) != NULL &&
+			       s[i] != '\0')
+				i++;
+			FUZZ_CHECK((r >= 0) == (json_valid(s, in.n) &&
+						i < in.n && s[i] == '{'),
+				   "json_valid_member() and json_valid() "
+				   "disagree");
+			while (r >= 0 && !found &&
+			       json_member_next(s, in.n, &pos, &name, &want) ==
+				       1)
+				found = json_name_is(s + name.start,
+						     name.end - name.start,
+						     "usage");
+			FUZZ_CHECK(r < 0 || unsure || r == found,
+				   "usage found %d, by stepping %d", r, found);
+			FUZZ_CHECK(r != 1 || unsure ||
+					   (v.start == want.start &&
+					    v.end == want.end),
+				   "usage at %zu..%zu, by stepping %zu..%zu",
+				   v.start, v.end, want.start, want.end);
+		}
 		if (usage_from_text(s, in.n, w, &t) == 1) {
 			FUZZ_CHECK(usage_from_body(body, w, f, &u) == 1 &&
 					   memcmp(&u, &t, sizeof u) == 0,
