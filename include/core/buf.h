@@ -43,6 +43,23 @@ char *int_text(char digits[INT_TEXT_MAX], int64_t v);
 /* Appends an integer in decimal; 0 or -1. */
 int buf_int(struct buf *b, int64_t v);
 
+/* Text built in storage of a fixed size (a log line on the stack): what
+ * does not fit is cut, and the text stays NUL-terminated. No allocation,
+ * no printf machinery. */
+struct ftext {
+	char *p;
+	size_t len, cap; /* cap counts the NUL's byte */
+};
+
+#define FTEXT(array)                                                           \
+	{                                                                      \
+		(array), 0, sizeof(array)                                      \
+	}
+
+void ft_add(struct ftext *t, const char *s, size_t n);
+void ft_str(struct ftext *t, const char *s);
+void ft_int(struct ftext *t, int64_t v);
+
 /* Appends formatted text; 0 or -1. */
 int buf_printf(struct buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

@@ -29,6 +29,11 @@ void log_request(enum log_level level, const char *request_id,
 		 const char *tenant, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
+/* The same for a text already built (the line every request ends with,
+ * built without printf). */
+void log_request_text(enum log_level level, const char *request_id,
+		      const char *tenant, const char *msg);
+
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
 #define log_warn(...)  log_msg(LOG_WARN, __VA_ARGS__)
 #define log_info(...)  log_msg(LOG_INFO, __VA_ARGS__)

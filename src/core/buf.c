@@ -83,6 +83,32 @@ buf_int(struct buf *b, int64_t v)
 	return buf_add(b, d, (size_t)(digits + INT_TEXT_MAX - d));
 }
 
+void
+ft_add(struct ftext *t, const char *s, size_t n)
+{
+	if (t->cap == 0)
+		return;
+	if (n > t->cap - 1 - t->len)
+		n = t->cap - 1 - t->len;
+	memcpy(t->p + t->len, s, n);
+	t->len += n;
+	t->p[t->len] = '\0';
+}
+
+void
+ft_str(struct ftext *t, const char *s)
+{
+	ft_add(t, s, strlen(s));
+}
+
+void
+ft_int(struct ftext *t, int64_t v)
+{
+	char digits[INT_TEXT_MAX], *d = int_text(digits, v);
+
+	ft_add(t, d, (size_t)(digits + INT_TEXT_MAX - d));
+}
+
 /* Appends formatted text, formatting once when it fits. */
 int
 buf_vprintf(struct buf *b, const char *fmt, va_list ap)

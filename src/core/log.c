@@ -22,6 +22,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "clock.h"
 #include "log.h"
 #include "utf8.h"
@@ -236,40 +237,54 @@ log_stop_async(void)
 	pthread_join(async.thread, NULL);
 }
 
-/* Formats one message; writes it with one write(2), or queues it. */
-void
-log_vmsg(enum log_level level, const char *prefix, const char *fmt, va_list ap)
+/* Writes one line of prefix and msg with one write(2), or queues it. */
+static void
+emit(enum log_level level, const char *prefix, const char *msg)
 {
-	char msg[2048], line[4608], ts[CLOCK_TEXT_MAX];
+	char line[4608], ts[CLOCK_TEXT_MAX];
+	struct ftext t = FTEXT(line);
 	size_t off;
 
-	if (!log_enabled(level))
-		return;
-	vsnprintf(msg, sizeof msg, fmt, ap);
 	clock_format(clock_wall_us(), CLOCK_ISO_MS, ts);
 	if (log_json) {
-		off = (size_t)snprintf(
-			line, sizeof line,
-			"{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":\"", ts,
-			level_names[level]);
+		ft_add(&t, "{\"ts\":\"", 7);
+		ft_str(&t, ts);
+		ft_add(&t, "\",\"level\":\"", 11);
+		ft_str(&t, level_names[level]);
+		ft_add(&t, "\",\"msg\":\"", 9);
+		off = t.len;
 		if (prefix != NULL)
 			off = escape(line, sizeof line, off, prefix, 1);
 		off = escape(line, sizeof line, off, msg, 1);
-		off += (size_t)snprintf(line + off, sizeof line - off, "\"}\n");
+		memcpy(line + off, "\"}\n", 3);
+		off += 3;
 	} else {
-		off = (size_t)snprintf(line, sizeof line, "%s %s ", ts,
-				       level_names[level]);
+		ft_str(&t, ts);
+		ft_add(&t, " ", 1);
+		ft_str(&t, level_names[level]);
+		ft_add(&t, " ", 1);
+		off = t.len;
 		if (prefix != NULL)
 			off = escape(line, sizeof line, off, prefix, 0);
 		off = escape(line, sizeof line, off, msg, 0);
 		line[off++] = '\n';
 	}
-	if (off > sizeof line)
-		off = sizeof line;
 	if (atomic_load(&async.on))
 		async_put(line, off);
 	else
 		write_all(line, off);
+}
+
+/* Formats one message; writes it with one write(2), or queues it. */
+void
+log_vmsg(enum log_level level, const char *prefix, const char *fmt, va_list ap)
+{
+	char msg[2048];
+
+	if (!log_enabled(level))
+		return;
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	emit(level, prefix, msg);
 }
 
 /* Logs a message at level. */
@@ -283,6 +298,19 @@ log_msg(enum log_level level, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* A request's prefix: its id and tenant. */
+static void
+request_prefix(char *buf, size_t size, const char *request_id,
+	       const char *tenant)
+{
+	struct ftext t = { buf, 0, size };
+
+	ft_str(&t, request_id);
+	ft_add(&t, " tenant=", 8);
+	ft_str(&t, tenant != NULL ? tenant : "-");
+	ft_add(&t, " ", 1);
+}
+
 /* Logs a line about a request. */
 void
 log_request(enum log_level level, const char *request_id, const char *tenant,
@@ -293,11 +321,23 @@ log_request(enum log_level level, const char *request_id, const char *tenant,
 
 	if (!log_enabled(level))
 		return;
-	snprintf(prefix, sizeof prefix, "%s tenant=%s ", request_id,
-		 tenant != NULL ? tenant : "-");
+	request_prefix(prefix, sizeof prefix, request_id, tenant);
 	va_start(ap, fmt);
 	log_vmsg(level, prefix, fmt, ap);
 	va_end(ap);
+}
+
+/* Logs a line about a request, its text already built. */
+void
+log_request_text(enum log_level level, const char *request_id,
+		 const char *tenant, const char *msg)
+{
+	char prefix[160];
+
+	if (!log_enabled(level))
+		return;
+	request_prefix(prefix, sizeof prefix, request_id, tenant);
+	emit(level, prefix, msg);
 }
 
 /* Logs an error and exits 1. */

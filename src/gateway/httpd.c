@@ -757,6 +757,43 @@ conn_send(struct conn *c, struct evbuffer *tx)
 		bufferevent_write_buffer(c->bev, tx);
 }
 
+/* A response head gathered on the stack, to go into its buffer with one
+ * add; what does not fit goes ahead of the rest. */
+struct head {
+	char b[1024];
+	size_t n;
+	struct evbuffer *out;
+};
+
+static void
+head_add(struct head *h, const char *s, size_t n)
+{
+	if (h->n + n > sizeof h->b) {
+		evbuffer_add(h->out, h->b, h->n);
+		h->n = 0;
+		if (n > sizeof h->b) {
+			evbuffer_add(h->out, s, n);
+			return;
+		}
+	}
+	memcpy(h->b + h->n, s, n);
+	h->n += n;
+}
+
+static void
+head_str(struct head *h, const char *s)
+{
+	head_add(h, s, strlen(s));
+}
+
+static void
+head_int(struct head *h, int64_t v)
+{
+	char digits[INT_TEXT_MAX], *d = int_text(digits, v);
+
+	head_add(h, d, (size_t)(digits + INT_TEXT_MAX - d));
+}
+
 /* Writes the status line and headers into out; len is the body's length,
  * or -1 for a stream. */
 static void
@@ -764,6 +801,7 @@ write_head(struct hreq *r, int status, int64_t len, struct evbuffer *out)
 {
 	struct conn *c = r->c;
 	struct evkeyval *kv;
+	struct head h = { .n = 0, .out = out };
 
 	/* An unread body closes the connection: its bytes would be taken
 	 * for the next request. */
@@ -773,22 +811,31 @@ write_head(struct hreq *r, int status, int64_t len, struct evbuffer *out)
 		c->keep_alive = 0;
 	if (c->h->stopping)
 		c->keep_alive = 0;
-	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status,
-			    hp_reason(status));
+	head_add(&h, "HTTP/1.1 ", 9);
+	head_int(&h, status);
+	head_add(&h, " ", 1);
+	head_str(&h, hp_reason(status));
+	head_add(&h, "\r\n", 2);
 	TAILQ_FOREACH(kv, &r->out, next)
 	{
-		if (header_ok(kv))
-			evbuffer_add_printf(out, "%s: %s\r\n", kv->key,
-					    kv->value);
+		if (header_ok(kv)) {
+			head_str(&h, kv->key);
+			head_add(&h, ": ", 2);
+			head_str(&h, kv->value);
+			head_add(&h, "\r\n", 2);
+		}
 	}
-	if (len >= 0)
-		evbuffer_add_printf(out, "Content-Length: %lld\r\n",
-				    (long long)len);
-	else if (r->chunked_out)
-		evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
+	if (len >= 0) {
+		head_add(&h, "Content-Length: ", 16);
+		head_int(&h, len);
+		head_add(&h, "\r\n", 2);
+	} else if (r->chunked_out) {
+		head_add(&h, "Transfer-Encoding: chunked\r\n", 28);
+	}
 	if (!c->keep_alive)
-		evbuffer_add(out, "Connection: close\r\n", 19);
-	evbuffer_add(out, "\r\n", 2);
+		head_add(&h, "Connection: close\r\n", 19);
+	head_add(&h, "\r\n", 2);
+	evbuffer_add(out, h.b, h.n);
 	r->started = 1;
 }
 

@@ -121,8 +121,16 @@ labels(char *buf, size_t size, const char *const *kv)
 
 	buf[0] = '\0';
 	for (int i = 0; kv[i] != NULL && off + 8 < size; i += 2) {
-		off += (size_t)snprintf(buf + off, size - off, "%s%s=\"",
-					i ? "," : "", kv[i]);
+		size_t n = strlen(kv[i]);
+		if (off + n + 3 >= size)
+			break;
+		if (i > 0)
+			buf[off++] = ',';
+		memcpy(buf + off, kv[i], n);
+		off += n;
+		buf[off++] = '=';
+		buf[off++] = '"';
+		buf[off] = '\0';
 		off = esc(buf, size, off, kv[i + 1] ? kv[i + 1] : "");
 		if (off + 2 < size) {
 			buf[off++] = '"';

@@ -27,6 +27,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "admit.h"
+#include "buf.h"
 #include "clock.h"
 #include "config.h"
 #include "httpd.h"
@@ -552,8 +553,11 @@ static void
 account(struct request *req, const char *reason)
 {
 	const struct usage_record *rec = req->rq_rec;
+	enum log_level level =
+		reason != NULL && rec->status < 400 ? LOG_WARN : LOG_INFO;
 	long long skipped = 0;
-	char more[64] = "";
+	char line[2048];
+	struct ftext t = FTEXT(line);
 	struct metrics_request m = {
 		.tenant = rec->tenant,
 		.model = model_label(req->rq_cfg, rec->requested_model),
@@ -573,22 +577,37 @@ account(struct request *req, const char *reason)
 	};
 
 	metrics_request(&m);
-	if (req->rq_refused && !refusals_log_due(&skipped))
+	if (!log_enabled(level) ||
+	    (req->rq_refused && !refusals_log_due(&skipped)))
 		return;
-	if (skipped > 0)
-		snprintf(more, sizeof more,
-			 " (%lld refusals not logged before)", skipped);
-	log_request(reason != NULL && rec->status < 400 ? LOG_WARN : LOG_INFO,
-		    rec->request_id, rec->tenant,
-		    "%s %s model=%s provider=%s status=%d prompt=%lld "
-		    "completion=%lld %s ms=%lld%s%s%s",
-		    rec->endpoint, rec->streamed ? "stream" : "json",
-		    rec->requested_model ? rec->requested_model : "-",
-		    rec->provider ? rec->provider : "-", rec->status,
-		    (long long)rec->usage.prompt,
-		    (long long)rec->usage.completion,
-		    meter_source_name(rec->source), (long long)rec->latency_ms,
-		    reason ? " reason=" : "", reason ? reason : "", more);
+	if (rec->endpoint != NULL)
+		ft_str(&t, rec->endpoint);
+	else
+		ft_add(&t, "(null)", 6);
+	ft_str(&t, rec->streamed ? " stream model=" : " json model=");
+	ft_str(&t, rec->requested_model ? rec->requested_model : "-");
+	ft_add(&t, " provider=", 10);
+	ft_str(&t, rec->provider ? rec->provider : "-");
+	ft_add(&t, " status=", 8);
+	ft_int(&t, rec->status);
+	ft_add(&t, " prompt=", 8);
+	ft_int(&t, rec->usage.prompt);
+	ft_add(&t, " completion=", 12);
+	ft_int(&t, rec->usage.completion);
+	ft_add(&t, " ", 1);
+	ft_str(&t, meter_source_name(rec->source));
+	ft_add(&t, " ms=", 4);
+	ft_int(&t, rec->latency_ms);
+	if (reason != NULL) {
+		ft_add(&t, " reason=", 8);
+		ft_str(&t, reason);
+	}
+	if (skipped > 0) {
+		ft_add(&t, " (", 2);
+		ft_int(&t, skipped);
+		ft_str(&t, " refusals not logged before)");
+	}
+	log_request_text(level, rec->request_id, rec->tenant, line);
 }
 
 /* Frees a closed request. */

@@ -575,13 +575,13 @@ frame(const struct usage_record *rec, size_t *len, int *mended)
 {
 	size_t jlen;
 	char *line = meter_record_encode_at(rec, 9, &jlen, mended);
-	char crc[16];
+	uint32_t crc;
 
 	if (line == NULL)
 		return NULL;
-	snprintf(crc, sizeof crc, "%08" PRIx32,
-		 spool_crc32c(0, line + 9, jlen));
-	memcpy(line, crc, 8);
+	crc = spool_crc32c(0, line + 9, jlen);
+	for (int i = 7; i >= 0; i--, crc >>= 4)
+		line[i] = "0123456789abcdef"[crc & 0xf];
 	line[8] = ' ';
 	line[9 + jlen] = '\n'; /* where the encoder's NUL was */
 	*len = jlen + 10;
