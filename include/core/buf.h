@@ -13,6 +13,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 struct buf {
 	char *data; /* owned; NULL until something was added */
@@ -29,8 +30,19 @@ struct buf {
 /* Makes room for more bytes and a NUL. 0, or -1 (and failed). */
 int buf_reserve(struct buf *b, size_t more);
 
-/* Appends n bytes; 0 or -1. */
-int buf_add(struct buf *b, const void *p, size_t n);
+/* Appends n bytes; 0 or -1. Inline while they fit. */
+int buf_add_grow(struct buf *b, const void *p, size_t n);
+
+static inline int
+buf_add(struct buf *b, const void *p, size_t n)
+{
+	if (b->failed || n >= b->cap - b->len)
+		return buf_add_grow(b, p, n);
+	memcpy(b->data + b->len, p, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+	return 0;
+}
 
 /* Appends a NUL-terminated string; 0 or -1. */
 int buf_str(struct buf *b, const char *s);

@@ -69,23 +69,24 @@ struct path {
 	size_t len;
 };
 
-/* Appends to the path; what does not fit is left out. */
+/* Appends ".name" (or "name" at the start), or "[index]" when name is
+ * NULL, to the path; what does not fit is left out. */
 static size_t
-path_push(struct path *p, const char *fmt, const char *name, int index)
+path_push(struct path *p, const char *name, int index)
 {
 	size_t was = p->len;
-	int k;
+	struct ftext t = { p->text, p->len, sizeof p->text };
 
-	if (name != NULL)
-		k = snprintf(p->text + p->len, sizeof p->text - p->len, fmt,
-			     name);
-	else
-		k = snprintf(p->text + p->len, sizeof p->text - p->len, fmt,
-			     index);
-	if (k > 0)
-		p->len += (size_t)k < sizeof p->text - p->len
-				  ? (size_t)k
-				  : sizeof p->text - p->len - 1;
+	if (name != NULL) {
+		if (p->len > 0)
+			ft_add(&t, ".", 1);
+		ft_str(&t, name);
+	} else {
+		ft_add(&t, "[", 1);
+		ft_int(&t, index);
+		ft_add(&t, "]", 1);
+	}
+	p->len = t.len;
 	return was;
 }
 
@@ -113,7 +114,7 @@ fail(struct body_error *e, const char *param, const char *fmt, ...)
 static int
 duplicate(struct path *p, const char *name, struct body_error *e)
 {
-	size_t was = path_push(p, p->len > 0 ? ".%s" : "%s", name, 0);
+	size_t was = path_push(p, name, 0);
 	int rc = fail(
 		e, p->text,
 		"The request body has the member '%.100s' more than once (at %s); send each member once.",
@@ -191,10 +192,10 @@ no_duplicates(const cJSON *v, struct path *p, struct body_error *e)
 			continue;
 		}
 		if (cJSON_IsObject(v))
-			was = path_push(p, p->len > 0 ? ".%s" : "%s",
-					c->string != NULL ? c->string : "", 0);
+			was = path_push(p, c->string != NULL ? c->string : "",
+					0);
 		else
-			was = path_push(p, "[%d]", NULL, i);
+			was = path_push(p, NULL, i);
 		rc = no_duplicates(c, p, e);
 		path_pop(p, was);
 		if (rc != 0)

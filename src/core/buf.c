@@ -38,9 +38,9 @@ fail:
 	return -1;
 }
 
-/* Appends n bytes. */
+/* Appends n bytes, growing the buffer. */
 int
-buf_add(struct buf *b, const void *p, size_t n)
+buf_add_grow(struct buf *b, const void *p, size_t n)
 {
 	if (buf_reserve(b, n) != 0)
 		return -1;

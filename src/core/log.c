@@ -102,7 +102,22 @@ escape(char *buf, size_t size, size_t off, const char *s, int json)
 
 	while (*p != '\0' && off + 12 < size) {
 		unsigned char c = *p;
-		size_t n = utf8_len((const char *)p);
+		size_t n;
+
+		/* Printable ASCII goes as it is, a run at a time. */
+		if (c >= 0x20 && c < 0x7f && c != '\\' && c != '"') {
+			const unsigned char *run = p;
+			while (run[1] >= 0x20 && run[1] < 0x7f &&
+			       run[1] != '\\' && run[1] != '"' &&
+			       off + (size_t)(run + 1 - p) + 12 < size)
+				run++;
+			n = (size_t)(run + 1 - p);
+			memcpy(buf + off, p, n);
+			off += n;
+			p += n;
+			continue;
+		}
+		n = utf8_len((const char *)p);
 		/* Text escapes are the same in both formats; in JSON their
 		 * backslash is escaped once more, so the decoded message
 		 * reads as the text line does. */

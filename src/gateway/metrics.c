@@ -18,6 +18,7 @@
 #include <string.h>
 #include <event2/buffer.h>
 
+#include "buf.h"
 #include "metrics.h"
 #include "strmap.h"
 #include "utf8.h"
@@ -177,7 +178,12 @@ metrics_request(const struct metrics_request *r)
 	const char *prov[] = { "provider", r->provider, NULL };
 	struct series *s;
 
-	snprintf(status, sizeof status, "%d", r->status);
+	{
+		char digits[INT_TEXT_MAX], *d = int_text(digits, r->status);
+		size_t n = (size_t)(digits + INT_TEXT_MAX - d);
+		memcpy(status, d, n < sizeof status ? n : sizeof status - 1);
+		status[n < sizeof status ? n : sizeof status - 1] = '\0';
+	}
 	labels(l, sizeof l, kv);
 	if (r->provider != NULL && r->ttfb_ms >= 0)
 		labels(pl, sizeof pl, prov);

@@ -468,7 +468,10 @@ request_start(struct request_loop *loop, struct hreq *http,
 	req->rq_http = http;
 	req->rq_ep = ep;
 	req->rq_state = REQ_HEAD;
-	snprintf(req->rq_peer, sizeof req->rq_peer, "%s", hreq_peer(http));
+	{
+		struct ftext peer = FTEXT(req->rq_peer);
+		ft_str(&peer, hreq_peer(http));
+	}
 	req->rq_start_us = clock_wall_us();
 	req->rq_start_mono_us = clock_mono_us();
 	reply_request_id(req->rq_id);
