@@ -161,4 +161,35 @@ assert_eq "provider back on its port" "$port" "$TG_MOCK_PORT"
 tg_http POST /v1/chat/completions "$KEY" "$(tg_chat_body openai-chat)"
 assert_eq "provider back: served on a new connection" 200 "$TG_STATUS"
 
+# A provider without a proxy of its own goes through the environment's
+# (http_proxy for an http base URL), except for the hosts no_proxy names.
+# Neither host resolves: only the proxy can answer.
+TG_EXTRA_SECTIONS="[provider envproxied]
+type = openai
+base_url = http://env-provider.invalid/openai/v1
+
+[provider excluded]
+type = openai
+base_url = http://excluded.invalid/openai/v1
+
+[route viaenv]
+target = envproxied:openai-chat
+
+[route noproxy]
+target = excluded:openai-chat"
+# (127.0.0.1 for the test's own calls to the gateway while it starts.)
+http_proxy=$TG_MOCK_URL no_proxy=excluded.invalid,127.0.0.1 \
+	tg_start_gateway -n envproxy
+TG_URL=$TG_NAMED_URL
+tg_http POST /v1/chat/completions "$KEY" "$(tg_chat_body viaenv)"
+assert_eq "http_proxy: status" 200 "$TG_STATUS"
+assert_file_eq "http_proxy: body" "$FIXTURES/openai-chat.json" "$TG_BODY"
+assert_eq "http_proxy: the provider's host, through the proxy" \
+	env-provider.invalid "$(tg_mock_last_request | jq -r '.headers.host')"
+tg_http POST /v1/chat/completions "$KEY" "$(tg_chat_body viaenv)"
+assert_eq "http_proxy: again, on the kept connection" 200 "$TG_STATUS"
+tg_http POST /v1/chat/completions "$KEY" "$(tg_chat_body noproxy)"
+assert_eq "no_proxy: the host is tried directly, and does not resolve" \
+	502 "$TG_STATUS"
+
 tg_done

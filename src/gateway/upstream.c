@@ -16,6 +16,7 @@
  * call, up to EASY_POOL of them: a new one costs a 5 KB zeroed allocation
  * and its buffers again.
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -360,6 +361,53 @@ header_cb(char *line, size_t size, size_t nmemb, void *arg)
 	return c->on_header(c->arg, line, size * nmemb);
 }
 
+/* The proxy settings libcurl would look up in the environment on every
+ * transfer, looked up once (nothing changes the gateway's environment)
+ * the way libcurl does: <scheme>_proxy (for https also HTTPS_PROXY; for
+ * http only the lower case), else all_proxy or ALL_PROXY; an empty value
+ * means none. no_proxy or NO_PROXY lists the hosts reached directly. */
+static struct {
+	pthread_once_t once;
+	const char *http, *https, *no_proxy;
+} env_proxy = { .once = PTHREAD_ONCE_INIT };
+
+static const char *
+env_either(const char *lower, const char *upper)
+{
+	const char *v = getenv(lower);
+
+	return v != NULL || upper == NULL ? v : getenv(upper);
+}
+
+static void
+env_proxy_read(void)
+{
+	const char *all = env_either("all_proxy", "ALL_PROXY");
+
+	env_proxy.http = env_either("http_proxy", NULL);
+	if (env_proxy.http == NULL)
+		env_proxy.http = all;
+	env_proxy.https = env_either("https_proxy", "HTTPS_PROXY");
+	if (env_proxy.https == NULL)
+		env_proxy.https = all;
+	env_proxy.no_proxy = env_either("no_proxy", "NO_PROXY");
+}
+
+/* The provider's proxy: its own, else the environment's for its scheme;
+ * "" for none. The environment is read on the first call. */
+static const char *
+proxy_for(const struct provider_conf *p)
+{
+	const char *v;
+
+	pthread_once(&env_proxy.once, env_proxy_read);
+	if (p->proxy != NULL)
+		return p->proxy;
+	v = strncmp(p->base_url, "https:", 6) == 0 ? env_proxy.https
+						   : env_proxy.http;
+	return v != NULL ? v : "";
+}
+
 /* Applies the provider's timeouts, proxy and TLS settings. */
 static void
 provider_opts(CURL *easy, const struct provider_conf *p, int stream)
@@ -372,8 +420,11 @@ provider_opts(CURL *easy, const struct provider_conf *p, int stream)
 		curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long)p->timeout_ms);
 	else
 		curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, STREAM_BUFFER);
-	if (p->proxy != NULL)
-		curl_easy_setopt(easy, CURLOPT_PROXY, p->proxy);
+	/* Set even when none, so that libcurl does not read the
+	 * environment again for each transfer. */
+	curl_easy_setopt(easy, CURLOPT_PROXY, proxy_for(p));
+	curl_easy_setopt(easy, CURLOPT_NOPROXY,
+			 env_proxy.no_proxy != NULL ? env_proxy.no_proxy : "");
 	curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, p->tls_verify ? 1L : 0L);
 	curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, p->tls_verify ? 2L : 0L);
 	if (p->ca_file != NULL)
