@@ -134,6 +134,7 @@ static struct {
 };
 
 static uint32_t crc_table[256];
+static int crc_hw; /* the CPU has SSE 4.2's crc32 instruction */
 static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
 
 static void
@@ -145,9 +146,31 @@ crc_init(void)
 			c = c & 1 ? (c >> 1) ^ 0x82f63b78u : c >> 1;
 		crc_table[i] = c;
 	}
+#if defined(__x86_64__)
+	crc_hw = __builtin_cpu_supports("sse4.2");
+#endif
 }
 
-/* CRC-32C, reflected polynomial 0x82f63b78, one table lookup per byte. */
+#if defined(__x86_64__)
+/* The same with the crc32 instruction, eight bytes at a time. */
+__attribute__((target("sse4.2"))) static uint32_t
+crc_sse42(uint32_t crc, const unsigned char *b, size_t n)
+{
+	uint64_t c = crc;
+
+	for (; n >= 8; n -= 8, b += 8) {
+		uint64_t w;
+		memcpy(&w, b, 8);
+		c = __builtin_ia32_crc32di(c, w);
+	}
+	while (n-- > 0)
+		c = __builtin_ia32_crc32qi((uint32_t)c, *b++);
+	return (uint32_t)c;
+}
+#endif
+
+/* CRC-32C, reflected polynomial 0x82f63b78: in hardware where the CPU
+ * has it, else one table lookup per byte. */
 uint32_t
 spool_crc32c(uint32_t crc, const void *p, size_t n)
 {
@@ -155,6 +178,10 @@ spool_crc32c(uint32_t crc, const void *p, size_t n)
 
 	pthread_once(&crc_once, crc_init);
 	crc = ~crc;
+#if defined(__x86_64__)
+	if (crc_hw)
+		return ~crc_sse42(crc, b, n);
+#endif
 	while (n-- > 0)
 		crc = crc_table[(crc ^ *b++) & 0xff] ^ (crc >> 8);
 	return ~crc;
