@@ -26,13 +26,26 @@ static size_t
 skip_string(const char *b, size_t len, size_t i)
 {
 	for (i++; i < len; i++) {
-		if (b[i] == '\\')
-			i++;
-		else if (b[i] == '"')
+		const char *q = memchr(b + i, '"', len - i);
+		if (q == NULL)
+			return len;
+		i = (size_t)(q - b);
+		/* The quote ends the string unless an odd run of backslashes
+		 * escapes it. */
+		size_t k = i;
+		while (k > 0 && b[k - 1] == '\\')
+			k--;
+		if ((i - k) % 2 == 0)
 			return i + 1;
 	}
 	return len;
 }
+
+/* Bytes skip_value() has to look at outside strings. */
+static const unsigned char skip_stop[256] = {
+	['"'] = 1, ['{'] = 1, ['['] = 1,  ['}'] = 1,  [']'] = 1,
+	[','] = 1, [' '] = 1, ['\t'] = 1, ['\n'] = 1, ['\r'] = 1,
+};
 
 /* Skips one value of any kind; returns the index after it. */
 static size_t
@@ -43,7 +56,12 @@ skip_value(const char *b, size_t len, size_t i)
 	if (i < len && b[i] == '"')
 		return skip_string(b, len, i);
 	for (; i < len; i++) {
-		char c = b[i];
+		char c;
+		while (i < len && !skip_stop[(unsigned char)b[i]])
+			i++;
+		if (i >= len)
+			break;
+		c = b[i];
 		if (c == '"') {
 			i = skip_string(b, len, i) - 1;
 		} else if (c == '{' || c == '[') {

@@ -99,6 +99,17 @@ struct uobj {
 	const char *text; /* '{' to '}' */
 	size_t len;
 	int *unsure;
+	struct text_index *ix; /* the text's members, once stepped over */
+};
+
+/* The members of an object's text, stepped over once for all the names
+ * looked up in it (a usage object is asked for up to seven). */
+#define TEXT_INDEX_MAX 32
+struct text_index {
+	int built;
+	int n;   /* members; -1 when more than fit */
+	int nul; /* index of the first name holding a NUL, or n */
+	struct json_span name[TEXT_INDEX_MAX], value[TEXT_INDEX_MAX];
 };
 
 #define TREE(o) ((struct uobj){ .tree = (o) })
@@ -117,6 +128,43 @@ text_member(struct uobj o, const char *key, struct json_span *v)
 {
 	struct json_span n;
 	size_t pos = 0;
+	struct text_index *ix = o.ix;
+
+	if (ix != NULL && !ix->built) {
+		ix->built = 1;
+		ix->n = 0;
+		ix->nul = -1;
+		while (json_member_next(o.text, o.len, &pos, &n, v) == 1) {
+			if (ix->n == TEXT_INDEX_MAX) {
+				ix->n = -1;
+				break;
+			}
+			if (ix->nul < 0 && json_name_has_nul(o.text + n.start,
+							     n.end - n.start))
+				ix->nul = ix->n;
+			ix->name[ix->n] = n;
+			ix->value[ix->n++] = *v;
+		}
+		if (ix->n >= 0 && ix->nul < 0)
+			ix->nul = ix->n;
+		pos = 0;
+	}
+	if (ix != NULL && ix->n >= 0) {
+		for (int i = 0; i < ix->n; i++) {
+			if (i == ix->nul) {
+				/* cJSON's copy of this name ends at the NUL. */
+				*o.unsure = 1;
+				return 0;
+			}
+			if (json_name_is(o.text + ix->name[i].start,
+					 ix->name[i].end - ix->name[i].start,
+					 key)) {
+				*v = ix->value[i];
+				return 1;
+			}
+		}
+		return 0;
+	}
 
 	while (json_member_next(o.text, o.len, &pos, &n, v) == 1) {
 		const char *name = o.text + n.start;
@@ -366,7 +414,8 @@ usage_from_text(const char *buf, size_t len, enum wire w, struct usage *u)
 {
 	int unsure = 0;
 	struct json_span v;
-	struct uobj o = { .unsure = &unsure };
+	struct text_index ix;
+	struct uobj o = { .unsure = &unsure, .ix = &ix };
 
 	memset(u, 0, sizeof(*u));
 	if (len == 0 || buf[0] != '{' ||
@@ -375,6 +424,7 @@ usage_from_text(const char *buf, size_t len, enum wire w, struct usage *u)
 		return 0;
 	o.text = buf + v.start;
 	o.len = v.end - v.start;
+	ix.built = 0;
 	if (!usage_from_object(o, w, u) || unsure) {
 		memset(u, 0, sizeof(*u));
 		return 0;
