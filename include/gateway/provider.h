@@ -52,11 +52,11 @@ char *provider_url(const struct provider_conf *p, enum wire uw,
 		   enum endpoint_op op, const char *model);
 
 /* Request headers for the provider: content type, its credential header
- * (Bearer, x-api-key or api-key), anthropic-version and the client's
- * anthropic-beta (may be NULL) for Anthropic, and Accept-Encoding:
- * identity for a stream or a provider not asked to compress. */
+ * (Bearer, x-api-key or api-key), and anthropic-version and the client's
+ * anthropic-beta (may be NULL) for Anthropic. (Accept-Encoding is
+ * upstream.c's.) */
 struct curl_slist *provider_headers(const struct provider_conf *p,
-				    const char *beta, int stream);
+				    const char *beta);
 
 /* The index of the first target of route, from index from on, whose
  * provider takes requests sent in the client's wire cw; -1 when none. */

@@ -212,7 +212,7 @@ provider_url(const struct provider_conf *p, enum wire uw, enum endpoint_op op,
 
 /* Headers for the upstream request. */
 struct curl_slist *
-provider_headers(const struct provider_conf *p, const char *beta, int stream)
+provider_headers(const struct provider_conf *p, const char *beta)
 {
 	struct curl_slist *h = NULL, *t;
 
@@ -221,12 +221,6 @@ provider_headers(const struct provider_conf *p, const char *beta, int stream)
 		return NULL;
 	/* No "Expect: 100-continue" round trip for large bodies. */
 	if ((t = curl_slist_append(h, "Expect:")) == NULL)
-		goto fail;
-	h = t;
-	/* curl asks for every encoding it decodes (upstream.c) unless told
-	 * otherwise here. */
-	if ((stream || !p->compression) &&
-	    (t = curl_slist_append(h, "Accept-Encoding: identity")) == NULL)
 		goto fail;
 	h = t;
 	if (p->type == PROVIDER_ANTHROPIC) {

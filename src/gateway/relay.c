@@ -780,7 +780,7 @@ start_call(struct relay *r)
 	if (r->in.ep->wire == WIRE_ANTHROPIC)
 		beta = evhttp_find_header(hreq_input_headers(r->in.http),
 					  "anthropic-beta");
-	r->hdrs = provider_headers(p, beta, a->stream);
+	r->hdrs = provider_headers(p, beta);
 	url = provider_url(p, r->uwire, r->in.ep->op, model);
 	r->call.on_header = on_header;
 	r->call.on_data = on_data;

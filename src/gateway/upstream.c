@@ -432,8 +432,12 @@ provider_opts(CURL *easy, const struct provider_conf *p, int stream)
 	curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
 	/* Answers are decoded (gzip, deflate, br, zstd) before the relay
 	 * meters and forwards them, whether the gateway asked for the
-	 * encoding or a proxy on the way chose it (provider.c). */
-	curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, "");
+	 * encoding or a proxy on the way chose it: curl decodes whenever
+	 * this is set. A whole answer is asked in every encoding curl
+	 * decodes, unless the provider says compression = no; a stream is
+	 * asked plain (each event should leave as soon as it arrives). */
+	curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING,
+			 stream || !p->compression ? "identity" : "");
 	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(easy, CURLOPT_USERAGENT, "tollgate/" PACKAGE_VERSION);
 }
