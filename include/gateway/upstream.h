@@ -43,9 +43,11 @@ struct upstream_call {
 	CURL *easy;
 	struct upstream *u;
 	size_t body_len;
-	long status;  /* the response's HTTP status, 0 = none */
-	int sent_all; /* the body went out in full, or the
-			 provider answered */
+	long status;     /* the response's HTTP status, 0 = none */
+	int sent_all;    /* the body went out in full, or the
+			    provider answered */
+	int reset_after; /* the handle was given options a later call would
+			    not set back (a CA file) */
 	char errbuf[CURL_ERROR_SIZE];
 };
 

@@ -12,9 +12,12 @@
  * arms one timer event. After every action,
  * finished transfers are read with curl_multi_info_read(), detached from
  * the multi handle and their caller told (CURLOPT_PRIVATE points back to
- * the call). A detached easy handle is reset and kept for the loop's next
- * call, up to EASY_POOL of them: a new one costs a 5 KB zeroed allocation
- * and its buffers again.
+ * the call). A detached easy handle is kept for the loop's next call, up
+ * to EASY_POOL of them: a new one costs a 5 KB zeroed allocation and its
+ * buffers again. A kept handle keeps its options too: those that are the
+ * same for every call are set once, when it is made, and every other one
+ * is set by each call (a handle that was given a CA file is reset first,
+ * as curl has no way back to its default bundle).
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -41,7 +44,8 @@ struct upstream {
 	struct event_base *base;
 	CURLM *multi;
 	struct event *timer;
-	CURL *pool[EASY_POOL];
+	CURL *pool[EASY_POOL]; /* idle handles, their options those of
+				  easy_new() and of the last call */
 	int npool;
 	struct sock_ctx **socks; /* by descriptor */
 	int nsocks;
@@ -80,6 +84,8 @@ upstream_body_sent(struct upstream_call *c)
 	       up >= (curl_off_t)c->body_len;
 }
 
+static void easy_constants(struct upstream *u, CURL *easy);
+
 /* Detaches a call's easy handle from the multi handle; keeps it for the
  * next call, or frees it when the pool is full. */
 static void
@@ -90,7 +96,10 @@ detach(struct upstream_call *c, int finished)
 	note_delivery(c, finished);
 	curl_multi_remove_handle(u->multi, c->easy);
 	if (u->npool < EASY_POOL) {
-		curl_easy_reset(c->easy);
+		if (c->reset_after) {
+			curl_easy_reset(c->easy);
+			easy_constants(u, c->easy);
+		}
 		u->pool[u->npool++] = c->easy;
 	} else {
 		curl_easy_cleanup(c->easy);
@@ -408,18 +417,20 @@ proxy_for(const struct provider_conf *p)
 	return v != NULL ? v : "";
 }
 
-/* Applies the provider's timeouts, proxy and TLS settings. */
+/* Applies the provider's timeouts, proxy and TLS settings: each of them,
+ * whatever the handle's last call set. */
 static void
-provider_opts(CURL *easy, const struct provider_conf *p, int stream)
+provider_opts(struct upstream_call *c, CURL *easy,
+	      const struct provider_conf *p, int stream)
 {
 	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
 			 (long)p->connect_timeout_ms);
 	/* A stream has no overall bound; relay.c ends one that stays silent
 	 * for idle_timeout. */
-	if (!stream)
-		curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long)p->timeout_ms);
-	else
-		curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, STREAM_BUFFER);
+	curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS,
+			 stream ? 0L : (long)p->timeout_ms);
+	curl_easy_setopt(easy, CURLOPT_BUFFERSIZE,
+			 stream ? STREAM_BUFFER : (long)CURL_MAX_WRITE_SIZE);
 	/* Set even when none, so that libcurl does not read the
 	 * environment again for each transfer. */
 	curl_easy_setopt(easy, CURLOPT_PROXY, proxy_for(p));
@@ -427,9 +438,10 @@ provider_opts(CURL *easy, const struct provider_conf *p, int stream)
 			 env_proxy.no_proxy != NULL ? env_proxy.no_proxy : "");
 	curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, p->tls_verify ? 1L : 0L);
 	curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, p->tls_verify ? 2L : 0L);
-	if (p->ca_file != NULL)
+	if (p->ca_file != NULL) {
 		curl_easy_setopt(easy, CURLOPT_CAINFO, p->ca_file);
-	curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
+		c->reset_after = 1;
+	}
 	/* Answers are decoded (gzip, deflate, br, zstd) before the relay
 	 * meters and forwards them, whether the gateway asked for the
 	 * encoding or a proxy on the way chose it: curl decodes whenever
@@ -438,8 +450,33 @@ provider_opts(CURL *easy, const struct provider_conf *p, int stream)
 	 * asked plain (each event should leave as soon as it arrives). */
 	curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING,
 			 stream || !p->compression ? "identity" : "");
+}
+
+/* Sets what is the same for every call of the loop. */
+static void
+easy_constants(struct upstream *u, CURL *easy)
+{
+	curl_easy_setopt(easy, CURLOPT_POST, 1L);
+	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, write_cb);
+	curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, header_cb);
+	curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, open_cb);
+	curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, u);
+	curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, close_cb);
+	curl_easy_setopt(easy, CURLOPT_CLOSESOCKETDATA, u);
+	curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(easy, CURLOPT_USERAGENT, "tollgate/" PACKAGE_VERSION);
+}
+
+/* A new handle with the loop's constant options. */
+static CURL *
+easy_new(struct upstream *u)
+{
+	CURL *easy = curl_easy_init();
+
+	if (easy != NULL)
+		easy_constants(u, easy);
+	return easy;
 }
 
 /* Starts a call. */
@@ -449,31 +486,25 @@ upstream_start(struct upstream *u, struct upstream_call *c,
 	       const struct curl_slist *headers, const char *body,
 	       size_t body_len, int stream)
 {
-	CURL *easy = u->npool > 0 ? u->pool[--u->npool] : curl_easy_init();
+	CURL *easy = u->npool > 0 ? u->pool[--u->npool] : easy_new(u);
 	CURLMcode rc;
 
 	c->status = 0;
 	c->sent_all = 0;
+	c->reset_after = 0;
 	c->errbuf[0] = '\0';
 	if (easy == NULL)
 		return -1;
 	curl_easy_setopt(easy, CURLOPT_URL, url);
-	curl_easy_setopt(easy, CURLOPT_POST, 1L);
 	curl_easy_setopt(easy, CURLOPT_POSTFIELDS, body);
 	curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE,
 			 (curl_off_t)body_len);
 	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
-	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, write_cb);
 	curl_easy_setopt(easy, CURLOPT_WRITEDATA, c);
-	curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, header_cb);
 	curl_easy_setopt(easy, CURLOPT_HEADERDATA, c);
 	curl_easy_setopt(easy, CURLOPT_PRIVATE, c);
 	curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, c->errbuf);
-	curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, open_cb);
-	curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, u);
-	curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, close_cb);
-	curl_easy_setopt(easy, CURLOPT_CLOSESOCKETDATA, u);
-	provider_opts(easy, p, stream);
+	provider_opts(c, easy, p, stream);
 	rc = curl_multi_add_handle(u->multi, easy);
 	if (rc != CURLM_OK) {
 		log_error("curl_multi_add_handle: %s", curl_multi_strerror(rc));
