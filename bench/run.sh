@@ -13,8 +13,11 @@
 # WORKERS (gateway event-loop threads, 2), BUILD (build directory; default
 # build/, else build-bench/, else build-dev/, the first holding
 # src/tollgated), PG_BINDIR (PostgreSQL server binaries, found when unset),
-# LOG_LEVEL (of tollgated, info: a line per request), KEEP=1 keeps the
-# temporary directory.
+# LOG_LEVEL (of tollgated, info: a line per request), ROUNDS (3: each
+# scenario runs direct, nginx and gateway in turn this many times, and the
+# table shows the medians and the median of the rounds' ratios, so that a
+# noisy moment on a shared machine weighs on one round only), KEEP=1 keeps
+# the temporary directory.
 #
 # Exit status: 0 when every response was 200 and the usage records match,
 # 1 when a check failed, 2 when the set-up failed. Timings are reported,
@@ -31,6 +34,7 @@ CONNECTIONS=${CONNECTIONS:-32}
 THREADS=${THREADS:-2}
 WORKERS=${WORKERS:-2}
 STREAMS=${STREAMS:-10000}
+ROUNDS=${ROUNDS:-3}
 ONLY=${ONLY:-chat stream stream-5ms-chunks chat-via-anthropic chat-admission scale streams}
 MAX_CONNS=8192
 # Seconds wrk keeps running after the last request was started, for the
@@ -416,63 +420,88 @@ wait_rows() {
 	echo "$n"
 }
 
+# The median of numbers (the lower middle one of an even count).
+median() {
+	printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
+}
+
 # scenario NAME MODEL STREAM CHUNK_DELAY_MS PROMPT COMPLETION [GW_MODEL] :
-# measures the mock directly and through the gateway (asking for GW_MODEL
-# there, MODEL by default), then checks the usage records of the gateway
-# run: one per request, each 200 with the fixture's tokens as reported by
-# the provider.
+# measures the mock directly, through nginx and through the gateway (asking
+# for GW_MODEL there, MODEL by default), ROUNDS times in turn, then checks
+# the usage records of each gateway run: one per request, each 200 with
+# the fixture's tokens as reported by the provider.
 scenario() {
 	local name=$1 model=$2 stream=$3 delay=$4 prompt=$5 completion=$6
-	local gw_model=${7:-$2} body gw_body since rows bad n
+	local gw_model=${7:-$2} body gw_body since rows bad n r
+	local -a d_rps=() d_p50=() d_p99=() n_rps=() n_p50=() n_p99=()
+	local -a g_rps=() g_p50=() g_p99=() r_dir=() r_ngx=() a_ngx=() a_gw=()
+	local g_req=0 g_rows=0 g_bad=0
 	body='{"model":"'$model'","messages":[{"role":"user","content":"Hello, who are you?"}]'
 	[ "$stream" = 1 ] &&
 		body+=',"stream":true,"stream_options":{"include_usage":true}'
 	body+='}'
 	gw_body=${body/\"$model\"/\"$gw_model\"}
 
-	mock_post /_mock/reset
-	mock_post /_mock/config '{"latency_ms":0,"chunk_delay_ms":'"$delay"'}'
-	run_wrk "$name-direct" "$MOCK_URL/openai/v1/chat/completions" "$body"
-	D_RPS=$R_RPS D_P50=$R_P50 D_P99=$R_P99
-	n=$(mock_stat failed)
-	[ "$n" = 0 ] || fail "$name-direct: the mock counted $n failed requests"
-	N_RPS=- N_P50=- N_P99=-
-	if [ -n "$NGINX_URL" ]; then
+	for ((r = 1; r <= ROUNDS; r++)); do
 		mock_post /_mock/reset
 		mock_post /_mock/config '{"latency_ms":0,"chunk_delay_ms":'"$delay"'}'
-		run_wrk "$name-nginx" "$NGINX_URL/openai/v1/chat/completions" "$body"
-		N_RPS=$R_RPS N_P50=$R_P50 N_P99=$R_P99
-	fi
+		run_wrk "$name-direct" "$MOCK_URL/openai/v1/chat/completions" "$body"
+		d_rps+=("$R_RPS") d_p50+=("$R_P50") d_p99+=("$R_P99")
+		n=$(mock_stat failed)
+		[ "$n" = 0 ] || fail "$name-direct: the mock counted $n failed requests"
+		if [ -n "$NGINX_URL" ]; then
+			mock_post /_mock/reset
+			mock_post /_mock/config '{"latency_ms":0,"chunk_delay_ms":'"$delay"'}'
+			run_wrk "$name-nginx" "$NGINX_URL/openai/v1/chat/completions" "$body"
+			n_rps+=("$R_RPS") n_p50+=("$R_P50") n_p99+=("$R_P99")
+		fi
 
-	mock_post /_mock/reset
-	mock_post /_mock/config '{"latency_ms":0,"chunk_delay_ms":'"$delay"'}'
-	since=$(psql_q "SELECT now()")
-	run_wrk "$name-gateway" "$GW_URL/v1/chat/completions" "$gw_body"
-	n=$(mock_stat requests)
-	[ "$n" = "$R_REQ" ] ||
-		fail "$name: the mock received $n requests from the gateway, wrk completed $R_REQ"
-	rows=$(wait_rows "$since" "$R_REQ")
-	bad=$(psql_q "SELECT count(*) FROM usage_records WHERE ts >= '$since'
-		AND NOT (status = 200 AND usage_source = 'reported'
-		AND NOT client_aborted AND prompt_tokens = $prompt
-		AND completion_tokens = $completion
-		AND streamed = $([ "$stream" = 1 ] && echo true || echo false))")
+		mock_post /_mock/reset
+		mock_post /_mock/config '{"latency_ms":0,"chunk_delay_ms":'"$delay"'}'
+		since=$(psql_q "SELECT now()")
+		run_wrk "$name-gateway" "$GW_URL/v1/chat/completions" "$gw_body"
+		g_rps+=("$R_RPS") g_p50+=("$R_P50") g_p99+=("$R_P99")
+		n=$(mock_stat requests)
+		[ "$n" = "$R_REQ" ] ||
+			fail "$name: the mock received $n requests from the gateway, wrk completed $R_REQ"
+		rows=$(wait_rows "$since" "$R_REQ")
+		bad=$(psql_q "SELECT count(*) FROM usage_records WHERE ts >= '$since'
+			AND NOT (status = 200 AND usage_source = 'reported'
+			AND NOT client_aborted AND prompt_tokens = $prompt
+			AND completion_tokens = $completion
+			AND streamed = $([ "$stream" = 1 ] && echo true || echo false))")
+		[ "$rows" = "$R_REQ" ] ||
+			fail "$name: $rows usage records for $R_REQ requests completed through the gateway"
+		g_req=$((g_req + R_REQ)) g_rows=$((g_rows + rows))
+		g_bad=$((g_bad + bad))
+		# This round's ratios and added p50s.
+		r_dir+=("$(awk -v g="$R_RPS" -v d="${d_rps[-1]}" 'BEGIN { printf "%.2f", d ? g / d : 0 }')")
+		a_gw+=("$(awk -v g="$R_P50" -v d="${d_p50[-1]}" 'BEGIN { printf "%+.2f", g - d }')")
+		if [ -n "$NGINX_URL" ]; then
+			r_ngx+=("$(awk -v g="$R_RPS" -v n="${n_rps[-1]}" 'BEGIN { printf "%.2f", n ? g / n : 0 }')")
+			a_ngx+=("$(awk -v n="${n_p50[-1]}" -v d="${d_p50[-1]}" 'BEGIN { printf "%+.2f", n - d }')")
+		fi
+	done
+	[ -n "$NGINX_URL" ] || { n_rps=(-) n_p50=(-) n_p99=(-) r_ngx=(-) a_ngx=(-); }
 	printf '%-20s %8s %8s %8s %6s %6s %6s/%-6s %6s/%-6s %6s/%-6s %7s %7s\n' "$name" \
-		"$D_RPS" "$N_RPS" "$R_RPS" \
-		"$(awk -v g="$R_RPS" -v d="$D_RPS" 'BEGIN { printf "%.2f", d ? g / d : 0 }')" \
-		"$(awk -v g="$R_RPS" -v n="$N_RPS" 'BEGIN { if (n + 0 > 0) printf "%.2f", g / n; else printf "-" }')" \
-		"$D_P50" "$D_P99" "$N_P50" "$N_P99" "$R_P50" "$R_P99" \
-		"$(awk -v n="$N_P50" -v d="$D_P50" 'BEGIN { if (n != "-") printf "%+.2f", n - d; else printf "-" }')" \
-		"$(awk -v g="$R_P50" -v d="$D_P50" 'BEGIN { printf "%+.2f", g - d }')" \
+		"$(median "${d_rps[@]}")" "$(median "${n_rps[@]}")" \
+		"$(median "${g_rps[@]}")" "$(median "${r_dir[@]}")" \
+		"$(median "${r_ngx[@]}")" \
+		"$(median "${d_p50[@]}")" "$(median "${d_p99[@]}")" \
+		"$(median "${n_p50[@]}")" "$(median "${n_p99[@]}")" \
+		"$(median "${g_p50[@]}")" "$(median "${g_p99[@]}")" \
+		"$(median "${a_ngx[@]}")" "$(median "${a_gw[@]}")" \
 		>>"$TMP/table"
-	printf '%-22s %10s %10s %8s\n' "$name" "$R_REQ" "$rows" "$bad" \
+	if [ "$ROUNDS" -gt 1 ]; then
+		printf '%-20s gw/nginx %s; gateway adds %s ms\n' "$name" \
+			"${r_ngx[*]}" "${a_gw[*]}" >>"$TMP/rounds"
+	fi
+	printf '%-22s %10s %10s %8s\n' "$name" "$g_req" "$g_rows" "$g_bad" \
 		>>"$TMP/usage"
-	TOTAL_REQ=$((TOTAL_REQ + R_REQ))
-	TOTAL_ROWS=$((TOTAL_ROWS + rows))
-	[ "$rows" = "$R_REQ" ] ||
-		fail "$name: $rows usage records for $R_REQ requests completed through the gateway"
-	[ "$bad" = 0 ] ||
-		fail "$name: $bad usage records are not 200 with the fixture's reported tokens"
+	TOTAL_REQ=$((TOTAL_REQ + g_req))
+	TOTAL_ROWS=$((TOTAL_ROWS + g_rows))
+	[ "$g_bad" = 0 ] ||
+		fail "$name: $g_bad usage records are not 200 with the fixture's reported tokens"
 }
 
 # The gateway's resident memory now and at its peak, in MB: "RSS PEAK".
@@ -655,6 +684,7 @@ main() {
 	TOTAL_REQ=0
 	TOTAL_ROWS=0
 	: >"$TMP/table"
+	: >"$TMP/rounds"
 	: >"$TMP/usage"
 	part chat && scenario chat openai-chat 0 0 1200 85
 	part stream && scenario stream openai-chat-stream 1 0 25 9
@@ -701,6 +731,10 @@ main() {
 			"req/s" "req/s" "req/s" direct nginx "p50/p99 ms" "p50/p99 ms" \
 			"p50/p99 ms" "adds" "adds"
 		cat "$TMP/table"
+		if [ -s "$TMP/rounds" ]; then
+			printf '\nthe %s rounds, in the order they ran (the table shows medians):\n' "$ROUNDS"
+			cat "$TMP/rounds"
+		fi
 	fi
 	if [ -s "$TMP/scale" ]; then
 		printf '\n%-8s %6s %9s %19s %s\n' workers conns "req/s" \
