@@ -56,6 +56,8 @@ assert_eq "via proxy: the provider's host" provider.invalid \
 	"$(jq -r '.headers.host' <<<"$last")"
 assert_eq "via proxy: provider credential sent" "Bearer $TG_UPSTREAM_SECRET" \
 	"$(jq -r '.headers.authorization' <<<"$last")"
+assert_match "via proxy: the gateway's user agent" '^tollgate/[0-9]' \
+	"$(jq -r '.headers["user-agent"]' <<<"$last")"
 assert_eq "via proxy: upstream model" openai-chat \
 	"$(jq -r '.body | fromjson | .model' <<<"$last")"
 tg_check_row "via proxy: metered" "$TG_RID" \

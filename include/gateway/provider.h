@@ -51,10 +51,10 @@ int provider_upstream_wire(const struct provider_conf *p, enum wire cw);
 char *provider_url(const struct provider_conf *p, enum wire uw,
 		   enum endpoint_op op, const char *model);
 
-/* Request headers for the provider: content type, its credential header
- * (Bearer, x-api-key or api-key), and anthropic-version and the client's
- * anthropic-beta (may be NULL) for Anthropic. (Accept-Encoding is
- * upstream.c's.) */
+/* Request headers for the provider: content type, user agent, its
+ * credential header (Bearer, x-api-key or api-key), and for Anthropic
+ * anthropic-version and the client's anthropic-beta (may be NULL).
+ * (Accept-Encoding is upstream.c's.) */
 struct curl_slist *provider_headers(const struct provider_conf *p,
 				    const char *beta);
 

@@ -74,12 +74,18 @@ hp_scan_feed(struct hp_scan *s, const char *p, size_t n, size_t max_head,
 }
 
 /* RFC 9110's tchar: what a method or a field name is made of. */
-static int
+static const unsigned char tchar[256] = {
+	['0' ... '9'] = 1, ['A' ... 'Z'] = 1, ['a' ... 'z'] = 1, ['!'] = 1,
+	['#'] = 1,         ['$'] = 1,         ['%'] = 1,         ['&'] = 1,
+	['\''] = 1,        ['*'] = 1,         ['+'] = 1,         ['-'] = 1,
+	['.'] = 1,         ['^'] = 1,         ['_'] = 1,         ['`'] = 1,
+	['|'] = 1,         ['~'] = 1,
+};
+
+static inline int
 is_tchar(unsigned char c)
 {
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	       (c >= '0' && c <= '9') ||
-	       (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+	return tchar[c];
 }
 
 /* Whether a byte may appear in a field value (blanks aside). */

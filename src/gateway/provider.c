@@ -219,6 +219,12 @@ provider_headers(const struct provider_conf *p, const char *beta)
 	h = curl_slist_append(h, "Content-Type: application/json");
 	if (h == NULL)
 		return NULL;
+	/* A header of the list rather than CURLOPT_USERAGENT, which curl
+	 * formats twice for each request. */
+	if ((t = curl_slist_append(
+		     h, "User-Agent: tollgate/" PACKAGE_VERSION)) == NULL)
+		goto fail;
+	h = t;
 	/* No "Expect: 100-continue" round trip for large bodies. */
 	if ((t = curl_slist_append(h, "Expect:")) == NULL)
 		goto fail;

@@ -465,7 +465,6 @@ easy_constants(struct upstream *u, CURL *easy)
 	curl_easy_setopt(easy, CURLOPT_CLOSESOCKETDATA, u);
 	curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(easy, CURLOPT_USERAGENT, "tollgate/" PACKAGE_VERSION);
 }
 
 /* A new handle with the loop's constant options. */
