@@ -67,6 +67,8 @@
 #define LISTEN_BACKLOG    4096  /* the kernel caps it at net.core.somaxconn */
 #define CHUNK_OVERHEAD    16384 /* chunk sizes, extensions, trailers */
 #define REFUSED_ANSWER_MS 2000  /* sending a refused connection its 503 */
+#define READ_SIZE         4096  /* bytes a plain socket's read asks for */
+#define INPUT_HIGH        65536 /* input a TLS connection holds, at most */
 
 enum conn_state {
 	C_IDLE,    /* between requests: nothing of the next one yet */
@@ -121,6 +123,10 @@ struct conn {
 	char *subject;       /* the client certificate's, TLS only */
 	struct evbuffer *tx; /* a reply's bytes on their way (conn_send) */
 	struct event *flush; /* sends tx once the loop's callbacks ran */
+	/* A plain socket is read here, into bev's input, rather than by
+	 * bev (which asks FIONREAD before every read); bev writes. */
+	struct event *rev;
+	int reading; /* rev is added */
 };
 
 struct hreq {
@@ -170,6 +176,7 @@ static int64_t refused_total, accept_errors_total, tls_failures_total,
 
 static void conn_close(struct conn *c);
 static void conn_input(struct conn *c);
+static void conn_read(struct conn *c, int on);
 static void start_idle(struct conn *c);
 
 /* The slot of addr in the table (its own or the empty one it would take). */
@@ -712,7 +719,7 @@ hreq_read_body(struct hreq *r, size_t max,
 		bufferevent_write(c->bev, "HTTP/1.1 100 Continue\r\n\r\n", 25);
 	c->state = C_BODY;
 	arm(c, c->h->cfg->body_timeout_ms);
-	bufferevent_enable(c->bev, EV_READ);
+	conn_read(c, 1);
 	read_body(c);
 }
 
@@ -996,6 +1003,8 @@ static void
 conn_close(struct conn *c)
 {
 	drop_request(c, 0);
+	if (c->rev != NULL)
+		event_free(c->rev);
 	if (c->bev != NULL)
 		bufferevent_free(c->bev);
 	else if (c->fd >= 0)
@@ -1031,7 +1040,7 @@ start_linger(struct conn *c)
 		shutdown(c->fd, SHUT_WR);
 	evbuffer_drain(bufferevent_get_input(c->bev),
 		       evbuffer_get_length(bufferevent_get_input(c->bev)));
-	bufferevent_enable(c->bev, EV_READ);
+	conn_read(c, 1);
 	c->linger_end_ms = clock_mono_us() / 1000 + LINGER_MAX_MS;
 	arm(c, LINGER_IDLE_MS);
 }
@@ -1044,7 +1053,7 @@ start_idle(struct conn *c)
 	c->scanned = 0;
 	memset(&c->scan, 0, sizeof c->scan);
 	arm(c, c->h->cfg->keepalive_timeout_ms);
-	bufferevent_enable(c->bev, EV_READ);
+	conn_read(c, 1);
 	conn_input(c);
 }
 
@@ -1070,7 +1079,7 @@ conn_input(struct conn *c)
 		 * seen when writing). */
 		if (evbuffer_get_length(in) >
 		    (size_t)c->h->cfg->max_header_size)
-			bufferevent_disable(c->bev, EV_READ);
+			conn_read(c, 0);
 		break;
 	case C_LINGER:
 		c->linger_got += evbuffer_get_length(in);
@@ -1167,6 +1176,81 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* Turns reading the client on or off. (What the input may hold is
+ * bounded by the states: a head's size, a body drained as it comes, a
+ * head's worth pipelined behind a request; bev's high watermark stays as
+ * a second bound on TLS.) */
+static void
+conn_read(struct conn *c, int on)
+{
+	if (c->rev == NULL) {
+		if (on)
+			bufferevent_enable(c->bev, EV_READ);
+		else
+			bufferevent_disable(c->bev, EV_READ);
+		return;
+	}
+	if (on == c->reading)
+		return;
+	if (on ? event_add(c->rev, NULL) : event_del(c->rev))
+		return;
+	c->reading = on;
+}
+
+/* A plain socket is readable: one read into the input, then the input's
+ * meaning. The end of the stream or an error is bev's event, as when bev
+ * reads. */
+static void
+plain_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer_iovec v[2];
+	struct iovec iov[2];
+	ssize_t got;
+	int n;
+
+	(void)what;
+	/* bev keeps its input's end frozen but while it reads; so here. */
+	evbuffer_unfreeze(in, 0);
+	n = evbuffer_reserve_space(in, READ_SIZE, v, 2);
+	if (n <= 0) {
+		evbuffer_freeze(in, 0);
+		event_cb(c->bev, BEV_EVENT_ERROR | BEV_EVENT_READING, c);
+		return;
+	}
+	for (int i = 0; i < n; i++) {
+		iov[i].iov_base = v[i].iov_base;
+		iov[i].iov_len = v[i].iov_len;
+	}
+	do
+		got = readv(fd, iov, n);
+	while (got < 0 && errno == EINTR);
+	if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+		evbuffer_commit_space(in, v, 0);
+		evbuffer_freeze(in, 0);
+		return;
+	}
+	if (got <= 0) {
+		evbuffer_commit_space(in, v, 0);
+		evbuffer_freeze(in, 0);
+		event_cb(c->bev,
+			 (got == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR) |
+				 BEV_EVENT_READING,
+			 c);
+		return;
+	}
+	for (int i = 0; i < n; i++) {
+		size_t k =
+			(size_t)got < v[i].iov_len ? (size_t)got : v[i].iov_len;
+		v[i].iov_len = k;
+		got -= (ssize_t)k;
+	}
+	evbuffer_commit_space(in, v, n);
+	evbuffer_freeze(in, 0);
+	conn_input(c);
+}
+
 /* Sets the connection's bufferevent up and starts reading a head. */
 static int
 conn_start(struct conn *c, struct bufferevent *bev)
@@ -1180,8 +1264,17 @@ conn_start(struct conn *c, struct bufferevent *bev)
 	c->bev = bev;
 	bufferevent_setcb(bev, read_cb, write_cb, event_cb, c);
 	bufferevent_set_timeouts(bev, NULL, &send);
-	bufferevent_setwatermark(bev, EV_READ, 0, 65536);
-	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	bufferevent_setwatermark(bev, EV_READ, 0, INPUT_HIGH);
+	if (c->ssl == NULL) {
+		c->rev = event_new(c->h->base, c->fd, EV_READ | EV_PERSIST,
+				   plain_read_cb, c);
+		if (c->rev == NULL)
+			return -1;
+		bufferevent_enable(bev, EV_WRITE);
+		conn_read(c, 1);
+	} else {
+		bufferevent_enable(bev, EV_READ | EV_WRITE);
+	}
 	if (c->refused) {
 		refuse_head(c, 503,
 			    "Too many connections; please try again shortly.");
