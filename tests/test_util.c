@@ -95,6 +95,42 @@ test_buf(void)
 	buf_free(&b);
 }
 
+/* A spill target for test_ftext: the bytes handed over, in order. */
+static void
+spill_to(void *arg, const char *p, size_t n)
+{
+	buf_add(arg, p, n);
+}
+
+/* Text in fixed storage: cut when full, or spilled in order. */
+static void
+test_ftext(void)
+{
+	char small[8], big[4000], mid[16];
+	struct ftext t = FTEXT(small);
+	struct buf got = BUF_INIT;
+	struct ftext s = { mid, 0, sizeof mid, spill_to, &got };
+
+	ft_str(&t, "ab");
+	ft_int(&t, -9223372036854775807LL - 1);
+	is_str(small, "ab-9223", "cut to the storage, NUL-terminated");
+	is_int((long long)t.len, 7, "its length counts what was kept");
+
+	memset(big, 'x', sizeof big - 1);
+	big[sizeof big - 1] = '\0';
+	ft_str(&s, "HTTP/1.1 ");
+	ft_int(&s, 200);
+	ft_str(&s, " OK\r\n");
+	ft_str(&s, big);
+	ft_str(&s, "\r\n");
+	buf_add(&got, s.p, s.len);
+	ok(got.len == 17 + 3999 + 2 &&
+		   memcmp(got.data, "HTTP/1.1 200 OK\r\nxxx", 20) == 0 &&
+		   memcmp(got.data + got.len - 3, "x\r\n", 3) == 0,
+	   "with a spill, every byte goes out in order (%zu)", got.len);
+	buf_free(&got);
+}
+
 /* Adding, finding, growing and walking. */
 static void
 test_strmap(void)
@@ -219,6 +255,7 @@ main(void)
 	test_utf8();
 	test_clock();
 	test_buf();
+	test_ftext();
 	test_strmap();
 	test_sqlarr();
 	test_sqlarr_params();

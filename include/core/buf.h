@@ -55,17 +55,20 @@ char *int_text(char digits[INT_TEXT_MAX], int64_t v);
 /* Appends an integer in decimal; 0 or -1. */
 int buf_int(struct buf *b, int64_t v);
 
-/* Text built in storage of a fixed size (a log line on the stack): what
- * does not fit is cut, and the text stays NUL-terminated. No allocation,
- * no printf machinery. */
+/* Text built in storage of a fixed size (a log line on the stack), the
+ * text NUL-terminated. What does not fit is cut, or, with a spill
+ * function, handed to it with what the storage held (a response head
+ * going into its buffer). No allocation, no printf machinery. */
 struct ftext {
 	char *p;
 	size_t len, cap; /* cap counts the NUL's byte */
+	void (*spill)(void *arg, const char *s, size_t n);
+	void *arg;
 };
 
 #define FTEXT(array)                                                           \
 	{                                                                      \
-		(array), 0, sizeof(array)                                      \
+		(array), 0, sizeof(array), NULL, NULL                          \
 	}
 
 void ft_add(struct ftext *t, const char *s, size_t n);

@@ -75,7 +75,7 @@ static size_t
 path_push(struct path *p, const char *name, int index)
 {
 	size_t was = p->len;
-	struct ftext t = { p->text, p->len, sizeof p->text };
+	struct ftext t = { p->text, p->len, sizeof p->text, NULL, NULL };
 
 	if (name != NULL) {
 		if (p->len > 0)

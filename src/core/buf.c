@@ -88,6 +88,15 @@ ft_add(struct ftext *t, const char *s, size_t n)
 {
 	if (t->cap == 0)
 		return;
+	if (n > t->cap - 1 - t->len && t->spill != NULL) {
+		t->spill(t->arg, t->p, t->len);
+		t->len = 0;
+		t->p[0] = '\0';
+		if (n > t->cap - 1) {
+			t->spill(t->arg, s, n);
+			return;
+		}
+	}
 	if (n > t->cap - 1 - t->len)
 		n = t->cap - 1 - t->len;
 	memcpy(t->p + t->len, s, n);

@@ -318,7 +318,7 @@ static void
 request_prefix(char *buf, size_t size, const char *request_id,
 	       const char *tenant)
 {
-	struct ftext t = { buf, 0, size };
+	struct ftext t = { buf, 0, size, NULL, NULL };
 
 	ft_str(&t, request_id);
 	ft_add(&t, " tenant=", 8);

@@ -421,6 +421,16 @@ j_int(const char *t, size_t vs, size_t ve, int64_t *v, int *bad)
 		*bad = 1;
 }
 
+/* Whether a record's numbers are what the journal form allows: a time,
+ * counts not negative, an HTTP status, a bounded number of attempts. */
+static int
+numbers_ok(int64_t ts, const struct usage *u, int64_t status, int64_t failed)
+{
+	return ts > 0 && u->prompt >= 0 && u->completion >= 0 &&
+	       u->cached >= 0 && u->cache_write >= 0 && u->reasoning >= 0 &&
+	       status >= 0 && status <= 999 && failed >= 0 && failed <= 1000;
+}
+
 /* Decodes a record written by meter_record_encode(), in one pass over its
  * members: integers read from their digits, strings unescaped as JSON
  * defines, the first of repeated members taken, unknown members skipped.
@@ -469,15 +479,17 @@ meter_record_decode(const char *json, size_t len)
 		if (json[pos] != ' ' && json[pos] != '\t' &&
 		    json[pos] != '\n' && json[pos] != '\r')
 			rc = -1;
+	rec->usage.prompt = n[F_PROMPT];
+	rec->usage.completion = n[F_COMPLETION];
+	rec->usage.cached = n[F_CACHED];
+	rec->usage.cache_write = n[F_CACHE_WRITE];
+	rec->usage.reasoning = n[F_REASONING];
 	if (rc != 0 || bad || n[F_V] != 1 || str[F_ID] == NULL ||
 	    str[F_ID][0] == '\0' ||
 	    strlen(str[F_ID]) >= sizeof rec->request_id ||
 	    (str[F_ENDPOINT] != NULL &&
 	     strlen(str[F_ENDPOINT]) >= sizeof rec->endpoint_buf) ||
-	    n[F_TS] <= 0 || n[F_PROMPT] < 0 || n[F_COMPLETION] < 0 ||
-	    n[F_CACHED] < 0 || n[F_CACHE_WRITE] < 0 || n[F_REASONING] < 0 ||
-	    n[F_STATUS] < 0 || n[F_STATUS] > 999 || n[F_FAILED] < 0 ||
-	    n[F_FAILED] > 1000) {
+	    !numbers_ok(n[F_TS], &rec->usage, n[F_STATUS], n[F_FAILED])) {
 		for (int f = 0; f < F_COUNT; f++)
 			free(str[f]);
 		meter_record_free(rec);
@@ -498,11 +510,6 @@ meter_record_decode(const char *json, size_t len)
 	rec->upstream_model = str[F_UPSTREAM_MODEL];
 	rec->streamed = n[F_STREAM] != 0;
 	rec->status = (int)n[F_STATUS];
-	rec->usage.prompt = n[F_PROMPT];
-	rec->usage.completion = n[F_COMPLETION];
-	rec->usage.cached = n[F_CACHED];
-	rec->usage.cache_write = n[F_CACHE_WRITE];
-	rec->usage.reasoning = n[F_REASONING];
 	rec->usage.present =
 		rec->usage.prompt != 0 || rec->usage.completion != 0;
 	if (str[F_SOURCE] != NULL && strcmp(str[F_SOURCE], "reported") == 0)
@@ -530,13 +537,11 @@ meter_record_decode(const char *json, size_t len)
 int
 meter_record_as_decoded(struct usage_record *rec, int mended)
 {
-	if (mended || rec->request_id[0] == '\0' || rec->ts_us <= 0 ||
+	if (mended || rec->request_id[0] == '\0' ||
 	    (rec->endpoint != NULL &&
 	     strlen(rec->endpoint) >= sizeof rec->endpoint_buf) ||
-	    rec->usage.prompt < 0 || rec->usage.completion < 0 ||
-	    rec->usage.cached < 0 || rec->usage.cache_write < 0 ||
-	    rec->usage.reasoning < 0 || rec->status < 0 || rec->status > 999 ||
-	    rec->failed_attempts < 0 || rec->failed_attempts > 1000)
+	    !numbers_ok(rec->ts_us, &rec->usage, rec->status,
+			rec->failed_attempts))
 		return -1;
 	rec->streamed = rec->streamed != 0;
 	rec->client_aborted = rec->client_aborted != 0;

@@ -764,41 +764,11 @@ conn_send(struct conn *c, struct evbuffer *tx)
 		bufferevent_write_buffer(c->bev, tx);
 }
 
-/* A response head gathered on the stack, to go into its buffer with one
- * add; what does not fit goes ahead of the rest. */
-struct head {
-	char b[1024];
-	size_t n;
-	struct evbuffer *out;
-};
-
+/* Hands bytes of a response head to its buffer. */
 static void
-head_add(struct head *h, const char *s, size_t n)
+head_spill(void *out, const char *s, size_t n)
 {
-	if (h->n + n > sizeof h->b) {
-		evbuffer_add(h->out, h->b, h->n);
-		h->n = 0;
-		if (n > sizeof h->b) {
-			evbuffer_add(h->out, s, n);
-			return;
-		}
-	}
-	memcpy(h->b + h->n, s, n);
-	h->n += n;
-}
-
-static void
-head_str(struct head *h, const char *s)
-{
-	head_add(h, s, strlen(s));
-}
-
-static void
-head_int(struct head *h, int64_t v)
-{
-	char digits[INT_TEXT_MAX], *d = int_text(digits, v);
-
-	head_add(h, d, (size_t)(digits + INT_TEXT_MAX - d));
+	evbuffer_add(out, s, n);
 }
 
 /* Writes the status line and headers into out; len is the body's length,
@@ -808,7 +778,10 @@ write_head(struct hreq *r, int status, int64_t len, struct evbuffer *out)
 {
 	struct conn *c = r->c;
 	struct evkeyval *kv;
-	struct head h = { .n = 0, .out = out };
+	/* Gathered on the stack and added at once; a longer head goes in
+	 * pieces. */
+	char buf[1024];
+	struct ftext h = { buf, 0, sizeof buf, head_spill, out };
 
 	/* An unread body closes the connection: its bytes would be taken
 	 * for the next request. */
@@ -818,31 +791,31 @@ write_head(struct hreq *r, int status, int64_t len, struct evbuffer *out)
 		c->keep_alive = 0;
 	if (c->h->stopping)
 		c->keep_alive = 0;
-	head_add(&h, "HTTP/1.1 ", 9);
-	head_int(&h, status);
-	head_add(&h, " ", 1);
-	head_str(&h, hp_reason(status));
-	head_add(&h, "\r\n", 2);
+	ft_add(&h, "HTTP/1.1 ", 9);
+	ft_int(&h, status);
+	ft_add(&h, " ", 1);
+	ft_str(&h, hp_reason(status));
+	ft_add(&h, "\r\n", 2);
 	TAILQ_FOREACH(kv, &r->out, next)
 	{
 		if (header_ok(kv)) {
-			head_str(&h, kv->key);
-			head_add(&h, ": ", 2);
-			head_str(&h, kv->value);
-			head_add(&h, "\r\n", 2);
+			ft_str(&h, kv->key);
+			ft_add(&h, ": ", 2);
+			ft_str(&h, kv->value);
+			ft_add(&h, "\r\n", 2);
 		}
 	}
 	if (len >= 0) {
-		head_add(&h, "Content-Length: ", 16);
-		head_int(&h, len);
-		head_add(&h, "\r\n", 2);
+		ft_add(&h, "Content-Length: ", 16);
+		ft_int(&h, len);
+		ft_add(&h, "\r\n", 2);
 	} else if (r->chunked_out) {
-		head_add(&h, "Transfer-Encoding: chunked\r\n", 28);
+		ft_add(&h, "Transfer-Encoding: chunked\r\n", 28);
 	}
 	if (!c->keep_alive)
-		head_add(&h, "Connection: close\r\n", 19);
-	head_add(&h, "\r\n", 2);
-	evbuffer_add(out, h.b, h.n);
+		ft_add(&h, "Connection: close\r\n", 19);
+	ft_add(&h, "\r\n", 2);
+	evbuffer_add(out, h.p, h.len);
 	r->started = 1;
 }
 

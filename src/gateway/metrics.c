@@ -179,10 +179,8 @@ metrics_request(const struct metrics_request *r)
 	struct series *s;
 
 	{
-		char digits[INT_TEXT_MAX], *d = int_text(digits, r->status);
-		size_t n = (size_t)(digits + INT_TEXT_MAX - d);
-		memcpy(status, d, n < sizeof status ? n : sizeof status - 1);
-		status[n < sizeof status ? n : sizeof status - 1] = '\0';
+		struct ftext t = FTEXT(status);
+		ft_int(&t, r->status);
 	}
 	labels(l, sizeof l, kv);
 	if (r->provider != NULL && r->ttfb_ms >= 0)
