@@ -107,16 +107,6 @@ promo_id() {
 	tg_psql "SELECT id FROM promotions WHERE name = $(tg_sql_quote "$1")"
 }
 
-# ctl_ok DESC tollctl-args... : runs tollctl, which must succeed.
-ctl_ok() {
-	local desc=$1 out
-	shift
-	if out=$(tg_ctl "$@" 2>&1); then
-		tg_ok "$desc"
-	else
-		tg_not_ok "$desc" "tollctl $* failed:" "$out"
-	fi
-}
 
 COST_COLS="price_id, currency, unpriced, free_input_tokens,
 	free_cached_tokens, free_cache_write_tokens, free_output_tokens,
@@ -152,21 +142,21 @@ done
 # input, cached and output. deepseek-chat: USD and CNY rows from the same
 # day, later than the seeded 2024-08-02 rows they replace.
 
-ctl_ok "price set: zhipu-chat old list price" price set --provider zhipu \
+tg_ctl_ok "price set: zhipu-chat old list price" price set --provider zhipu \
 	--model zhipu-chat --input 9 --output 9 --currency CNY --from 2020-01-01
-ctl_ok "price set: zhipu-chat list price" price set --provider zhipu \
+tg_ctl_ok "price set: zhipu-chat list price" price set --provider zhipu \
 	--model zhipu-chat --input 0.123456789 --output 0.987654321 \
 	--currency CNY --from 2024-01-01
-ctl_ok "price set: zhipu-chat contract price" price set --provider zhipu \
+tg_ctl_ok "price set: zhipu-chat contract price" price set --provider zhipu \
 	--model zhipu-chat --input 0.3 --output 0.6 --currency CNY \
 	--from 2020-01-01 --tenant t-contract
-ctl_ok "price set: openai-chat" price set --provider openai \
+tg_ctl_ok "price set: openai-chat" price set --provider openai \
 	--model openai-chat --input 2.5 --cached 1.25 --output 10 \
 	--currency USD --from 2020-01-01
-ctl_ok "price set: deepseek-chat USD" price set --provider deepseek \
+tg_ctl_ok "price set: deepseek-chat USD" price set --provider deepseek \
 	--model deepseek-chat --input 0.27 --cached 0.07 --output 1.1 \
 	--currency USD --from 2025-06-01
-ctl_ok "price set: deepseek-chat CNY" price set --provider deepseek \
+tg_ctl_ok "price set: deepseek-chat CNY" price set --provider deepseek \
 	--model deepseek-chat --input 2 --cached 0.5 --output 8 \
 	--currency CNY --from 2025-06-01
 
@@ -191,39 +181,39 @@ DT=(76 1024 0 50)    # deepseek-chat: 1100 prompt incl. 1024 cached, 50
 # ---------------------------------------------------------------------------
 # Promotions (before the gateway starts, so it sees them at once).
 
-ctl_ok "promo add: grant that runs out mid-request" promo add \
+tg_ctl_ok "promo add: grant that runs out mid-request" promo add \
 	--name g-mid --free-tokens 30 --tenant t-grant --model 'zhipu-*' \
 	--provider zhipu --from "$YESTERDAY" --until "$IN_1_YEAR"
 # Created first (lower id) but ending later: burns second.
-ctl_ok "promo add: later-ending grant" promo add --name g-late \
+tg_ctl_ok "promo add: later-ending grant" promo add --name g-late \
 	--free-tokens 1000 --tenant t-two --model 'openai-*' \
 	--from "$YESTERDAY" --until "$IN_2_YEARS"
-ctl_ok "promo add: earlier-ending grant" promo add --name g-early \
+tg_ctl_ok "promo add: earlier-ending grant" promo add --name g-early \
 	--free-tokens 50 --tenant t-two --model 'openai-*' \
 	--from "$YESTERDAY" --until "$IN_30_DAYS"
-ctl_ok "promo add: 10% discount" promo add --name d10 --discount 10% \
+tg_ctl_ok "promo add: 10% discount" promo add --name d10 --discount 10% \
 	--tenant t-disc --model 'deepseek-*' --from "$YESTERDAY" \
 	--until "$IN_1_YEAR"
-ctl_ok "promo add: 25% discount" promo add --name d25 --discount 25% \
+tg_ctl_ok "promo add: 25% discount" promo add --name d25 --discount 25% \
 	--tenant t-disc --model deepseek-chat --from "$YESTERDAY" \
 	--until "$IN_1_YEAR"
-ctl_ok "promo add: 15% discount" promo add --name d15 --discount 15% \
+tg_ctl_ok "promo add: 15% discount" promo add --name d15 --discount 15% \
 	--tenant t-disc --from "$YESTERDAY" --until "$IN_1_YEAR"
-ctl_ok "promo add: 40% discount for another model" promo add --name d40z \
+tg_ctl_ok "promo add: 40% discount for another model" promo add --name d40z \
 	--discount 40% --tenant t-disc --model 'zhipu-*' \
 	--from "$YESTERDAY" --until "$IN_1_YEAR"
-ctl_ok "promo add: 40% discount of another provider" promo add \
+tg_ctl_ok "promo add: 40% discount of another provider" promo add \
 	--name d40p --discount 40% --tenant t-disc --provider zhipu \
 	--from "$YESTERDAY" --until "$IN_1_YEAR"
-ctl_ok "promo add: grant with a discount" promo add --name g-both \
+tg_ctl_ok "promo add: grant with a discount" promo add --name g-both \
 	--free-tokens 100 --tenant t-both --model 'deepseek-*' \
 	--from "$YESTERDAY" --until "$IN_1_YEAR"
-ctl_ok "promo add: discount with a grant" promo add --name d-both \
+tg_ctl_ok "promo add: discount with a grant" promo add --name d-both \
 	--discount 20% --tenant t-both --from "$YESTERDAY" --until "$IN_1_YEAR"
-ctl_ok "promo add: grant to be ended" promo add --name g-ended \
+tg_ctl_ok "promo add: grant to be ended" promo add --name g-ended \
 	--free-tokens 1000 --tenant t-ended --from "$YESTERDAY" \
 	--until "$IN_1_YEAR"
-ctl_ok "promo add: small grant for concurrent requests" promo add \
+tg_ctl_ok "promo add: small grant for concurrent requests" promo add \
 	--name g-conc --free-tokens 500 --tenant t-conc --model 'zhipu-*' \
 	--from "$YESTERDAY" --until "$IN_1_YEAR"
 
@@ -355,7 +345,7 @@ assert_eq "grant and discount: billed 80% of 125,000 nano-units" 100000 \
 chat "${KEY[t-ended]}" zhipu-chat
 assert_eq "grant before promo end: the whole request free" "16|44|0" \
 	"$(tg_row "$RID" "free_input_tokens, free_output_tokens, billed_nanos")"
-ctl_ok "promo end" promo end g-ended
+tg_ctl_ok "promo end" promo end g-ended
 chat "${KEY[t-ended]}" zhipu-chat
 LIST=$(cost "${ZT[@]}" "${ZP[@]}")
 assert_eq "grant after promo end: nothing free (940 tokens were left)" \
@@ -450,18 +440,18 @@ assert_eq "no price: unpriced record" "NULL|NULL|t|0|0|0|0|0|0|0|0|0|0" \
 
 # Prices of the imported models (zhipu, CNY): glm-4-air changes price on
 # 2025-03-15; the others are flat.
-ctl_ok "price set: glm-4-air until 2025-03-15" price set --provider zhipu \
+tg_ctl_ok "price set: glm-4-air until 2025-03-15" price set --provider zhipu \
 	--model glm-4-air --input 1.234 --output 5.678 --currency CNY \
 	--from 2025-01-01
-ctl_ok "price set: glm-4-air from 2025-03-15" price set --provider zhipu \
+tg_ctl_ok "price set: glm-4-air from 2025-03-15" price set --provider zhipu \
 	--model glm-4-air --input 0.987 --output 4.321 --currency CNY \
 	--from 2025-03-15
-ctl_ok "price set: glm-4-long" price set --provider zhipu \
+tg_ctl_ok "price set: glm-4-long" price set --provider zhipu \
 	--model glm-4-long --input 0.5 --output 1.5 --currency CNY \
 	--from 2025-01-01
-ctl_ok "price set: glm-4-plus" price set --provider zhipu \
+tg_ctl_ok "price set: glm-4-plus" price set --provider zhipu \
 	--model glm-4-plus --input 2 --output 4 --currency CNY --from 2025-01-01
-ctl_ok "price set: glm-4-0520" price set --provider zhipu \
+tg_ctl_ok "price set: glm-4-0520" price set --provider zhipu \
 	--model glm-4-0520 --input 0.75 --output 2.25 --currency CNY \
 	--from 2025-01-01
 P_AIR1=$(price_id "model = 'glm-4-air' AND effective_from < '2025-03-15'")
@@ -470,7 +460,7 @@ P_AIR2=$(price_id "model = 'glm-4-air' AND effective_from = '2025-03-15'")
 # An expiring grant: 1000 tokens in [2025-05-01, 2025-05-15). A record just
 # before its end is covered; at the end, after it and before its start
 # nothing is, though 850 tokens are left.
-ctl_ok "promo add: grant that expires" promo add --name g-exp \
+tg_ctl_ok "promo add: grant that expires" promo add --name g-exp \
 	--free-tokens 1000 --tenant t-exp --model glm-4-long \
 	--from 2025-05-01T00:00:00Z --until 2025-05-15T00:00:00Z
 {
@@ -479,7 +469,7 @@ ctl_ok "promo add: grant that expires" promo add --name g-exp \
 	imp exp-at-end 2025-05-15T00:00:00Z t-exp glm-4-long 100 50
 	imp exp-after 2025-05-20T12:00:00Z t-exp glm-4-long 100 50
 } >"$TG_TMP/exp.jsonl"
-ctl_ok "usage import: records around the grant's window" usage import \
+tg_ctl_ok "usage import: records around the grant's window" usage import \
 	"$TG_TMP/exp.jsonl"
 G_EXP=$(promo_id g-exp)
 LP=(0.5 0.5 0.5 1.5)
@@ -502,7 +492,7 @@ assert_eq "expiring grant: only the record inside the window used it" \
 
 # Importing the same records again changes nothing: no grant is consumed
 # twice.
-ctl_ok "usage import: the same file again" usage import "$TG_TMP/exp.jsonl"
+tg_ctl_ok "usage import: the same file again" usage import "$TG_TMP/exp.jsonl"
 assert_eq "import again: balance and coverage unchanged" "150|1|0|0|$LIST" \
 	"$(tg_psql "SELECT (SELECT used FROM grant_balances
 		WHERE promotion_id = $G_EXP), (SELECT count(*)
@@ -534,10 +524,10 @@ assert_eq "import, one there and one new: both records free" "0|0" \
 		WHERE request_id IN ('exp-inside', 'exp-early')")"
 
 # A grant to all tenants gives each its own balance of 100 tokens.
-ctl_ok "price set: glm-4-flashx" price set --provider zhipu \
+tg_ctl_ok "price set: glm-4-flashx" price set --provider zhipu \
 	--model glm-4-flashx --input 0.1 --output 0.1 --currency CNY \
 	--from 2025-01-01
-ctl_ok "promo add: grant to all tenants" promo add --name g-all \
+tg_ctl_ok "promo add: grant to all tenants" promo add --name g-all \
 	--free-tokens 100 --all --model glm-4-flashx \
 	--from 2025-07-01 --until 2025-08-01
 {
@@ -546,7 +536,7 @@ ctl_ok "promo add: grant to all tenants" promo add --name g-all \
 	imp all-month-1 2025-07-02T00:00:00Z t-month glm-4-flashx 50 30
 	imp all-month-2 2025-07-03T00:00:00Z t-month glm-4-flashx 50 30
 } >"$TG_TMP/all.jsonl"
-ctl_ok "usage import: two tenants under one grant" usage import \
+tg_ctl_ok "usage import: two tenants under one grant" usage import \
 	"$TG_TMP/all.jsonl"
 assert_eq "grant to all tenants: each tenant's own balance" \
 	"t-exp|100 t-month|100" \
@@ -594,7 +584,7 @@ assert_eq "concurrent imports into a new month: all succeed" 0 \
 # Four imports at once, each one transaction, against one grant of 500
 # tokens: the writers serialize on the balance, which ends at exactly 500,
 # and every token is covered or billed.
-ctl_ok "promo add: grant raced by concurrent imports" promo add \
+tg_ctl_ok "promo add: grant raced by concurrent imports" promo add \
 	--name g-race --free-tokens 500 --tenant t-race --model glm-4-flashx \
 	--from 2025-08-15 --until 2025-09-01
 assert_eq "concurrent imports against one grant: all succeed" 0 \
@@ -617,7 +607,7 @@ assert_eq "concurrent imports: usage_grants agree" 500 \
 # A month with a price change on its 15th: records on the 10th and the 20th
 # of March 2025, and a 10% discount from the 18th. The bill has a line per
 # price and token class, each rounded once from the summed tokens.
-ctl_ok "promo add: discount late in the month" promo add --name d-march \
+tg_ctl_ok "promo add: discount late in the month" promo add --name d-march \
 	--discount 10% --tenant t-month --model 'glm-4-*' \
 	--from 2025-03-18 --until 2025-04-01
 {
@@ -627,7 +617,7 @@ ctl_ok "promo add: discount late in the month" promo add --name d-march \
 	imp m-20a 2025-03-20T00:00:00Z t-month glm-4-air 4444444 555555
 	imp m-20b 2025-03-20T17:30:00Z t-month glm-4-air 1 2
 } >"$TG_TMP/march.jsonl"
-ctl_ok "usage import: March 2025" usage import "$TG_TMP/march.jsonl"
+tg_ctl_ok "usage import: March 2025" usage import "$TG_TMP/march.jsonl"
 A1=(1.234 1.234 1.234 5.678)
 A2=(0.987 0.987 0.987 4.321)
 D_MARCH=$(promo_id d-march)
@@ -696,7 +686,7 @@ assert_eq "bill json: tokens per day on the 10th and the 20th" \
 
 # The CSV has the same lines.
 CSV=$TG_TMP/march.csv
-ctl_ok "bill --format csv for March 2025" bill --month 2025-03 \
+tg_ctl_ok "bill --format csv for March 2025" bill --month 2025-03 \
 	--tenant t-month --format csv -o "$CSV"
 assert_eq "bill csv: header" \
 	"tenant,month,section,original_month,provider,model,price_id,\
@@ -714,7 +704,7 @@ assert_eq "bill csv: the total" "total,$(money $SUB),CNY" \
 
 # The HTML parses and holds a chart.
 HTML=$TG_TMP/march.html
-ctl_ok "bill --format html for March 2025" bill --month 2025-03 \
+tg_ctl_ok "bill --format html for March 2025" bill --month 2025-03 \
 	--tenant t-month --format html -o "$HTML"
 if command -v xmllint >/dev/null 2>&1; then
 	assert_true "bill html: parses (xmllint --html)" \
@@ -763,12 +753,12 @@ PREV_MONTH=$(date -u -d "$(date -u +%Y-%m-01) -1 month" +%Y-%m)
 	imp close-1 "${PREV_MONTH}-05T10:00:00Z" t-close glm-4-plus 100000 20000
 	imp close-2 "${PREV_MONTH}-20T10:00:00Z" t-close glm-4-plus 50000 5000
 } >"$TG_TMP/close.jsonl"
-ctl_ok "usage import: last month" usage import "$TG_TMP/close.jsonl"
+tg_ctl_ok "usage import: last month" usage import "$TG_TMP/close.jsonl"
 tg_ctl bill --month "$PREV_MONTH" --tenant t-close --format json \
 	>"$TG_TMP/close-draft.json" 2>"$TG_TMP/bill.err"
 tg_ctl bill --month "$PREV_MONTH" --tenant t-close --format csv \
 	>"$TG_TMP/close-draft.csv" 2>"$TG_TMP/bill.err"
-ctl_ok "bill close $PREV_MONTH" bill close --month "$PREV_MONTH"
+tg_ctl_ok "bill close $PREV_MONTH" bill close --month "$PREV_MONTH"
 # Read back from the frozen invoice, its rows are the draft's to the
 # digit; only the total's note (its last field) tells them apart.
 tg_ctl bill --month "$PREV_MONTH" --tenant t-close --format csv \
@@ -790,7 +780,7 @@ assert_eq "closed bill: total from the month's tokens" \
 	"$(money $((L1 + L2)))" "$(jq -r .total "$TG_TMP/close-before.json")"
 imp close-late "${PREV_MONTH}-28T10:00:00Z" t-close glm-4-plus 300000 50000 \
 	>"$TG_TMP/late.jsonl"
-ctl_ok "usage import: a late record of the closed month" usage import \
+tg_ctl_ok "usage import: a late record of the closed month" usage import \
 	"$TG_TMP/late.jsonl"
 tg_ctl bill --month "$PREV_MONTH" --tenant t-close --format json \
 	>"$TG_TMP/close-after.json" 2>"$TG_TMP/bill.err"
@@ -828,7 +818,7 @@ for ((i = 0; i < N_PERF; i++)); do
 	imp "perf-$i" "$ts" t-perf glm-4-0520 "$p" "$c"
 done >"$TG_TMP/perf.jsonl"
 T0=$(date +%s%N)
-ctl_ok "usage import: $N_PERF records" usage import "$TG_TMP/perf.jsonl"
+tg_ctl_ok "usage import: $N_PERF records" usage import "$TG_TMP/perf.jsonl"
 T1=$(date +%s%N)
 tg_log "usage import of $N_PERF records: $(((T1 - T0) / 1000000)) ms"
 assert_eq "performance: every record imported and priced" \

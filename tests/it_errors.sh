@@ -177,9 +177,13 @@ tg_http POST /v1/chat/completions "$ZHIPU_ONLY" "$(tg_chat_body zhipu-chat)"
 assert_eq "key limited to zhipu-*: zhipu-chat allowed" 200 "$TG_STATUS"
 tg_http POST /v1/chat/completions "$ZHIPU_ONLY" "$BODY"
 check_refusal "key limited to zhipu-*: openai-chat" 403 model_not_allowed set
+assert_eq "a model the key may not use is a refusal of its own" \
+	model_not_allowed "$(tg_row "$TG_RID" "refusal")"
 
 tg_http POST /v1/chat/completions "$KEY" "$(tg_chat_body no-such-model)"
 check_refusal "no route" 404 model_not_found set
+assert_eq "a model no route serves is a refusal of its own" \
+	model_not_found "$(tg_row "$TG_RID" "refusal")"
 
 # Malformed requests.
 tg_http POST /v1/chat/completions "$KEY" '{"model":"openai-chat","messages":['

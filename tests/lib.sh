@@ -473,6 +473,17 @@ tg_ctl() {
 	"$TG_CTL_BIN" --database "$TOLLGATE_DATABASE" "$@"
 }
 
+# tg_ctl_ok DESC tollctl-args... : runs tollctl, which must succeed.
+tg_ctl_ok() {
+	local desc=$1 out
+	shift
+	if out=$(tg_ctl "$@" 2>&1); then
+		tg_ok "$desc"
+	else
+		tg_not_ok "$desc" "tollctl $* failed:" "$out"
+	fi
+}
+
 # tg_issue_key TENANT [key issue options...] : creates the tenant when
 # missing and prints a new key for it.
 tg_issue_key() {

@@ -1,7 +1,7 @@
 /*
  * test_util.c - table tests for the utility layer every module builds
  * on: the growable buffer, the string-keyed hash table, PostgreSQL array
- * literals and the timestamp formatter.
+ * literals, the timestamp formatter and UTF-8 lengths and widths.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -220,15 +220,28 @@ test_sqlarr_params(void)
 	sqlarr_free(&cols[1]);
 }
 
+/* A string and what a utf8 function says of it. */
+struct utf8_case {
+	const char *s;
+	size_t want;
+	const char *what;
+};
+
+/* Runs fn, named name, over n cases. */
+static void
+check_utf8(const char *name, size_t (*fn)(const char *),
+	   const struct utf8_case *cases, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		is_int((long long)fn(cases[i].s), (long long)cases[i].want,
+		       "%s: %s", name, cases[i].what);
+}
+
 /* utf8_len against RFC 3629's edges. */
 static void
 test_utf8(void)
 {
-	static const struct {
-		const char *s;
-		size_t want;
-		const char *what;
-	} cases[] = {
+	static const struct utf8_case cases[] = {
 		{ "a", 1, "ASCII" },
 		{ "\xc3\xa9", 2, "U+00E9" },
 		{ "\xe4\xb8\xad", 3, "U+4E2D" },
@@ -244,15 +257,45 @@ test_utf8(void)
 		{ "\xf0\x9f\x98", 0, "four bytes cut to three" },
 	};
 
-	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
-		is_int((long long)utf8_len(cases[i].s),
-		       (long long)cases[i].want, "utf8_len: %s", cases[i].what);
+	check_utf8("utf8_len", utf8_len, cases, sizeof cases / sizeof *cases);
+}
+
+/* utf8_width: the columns tollctl's tables align on. */
+static void
+test_utf8_width(void)
+{
+	static const struct utf8_case cases[] = {
+		{ "", 0, "empty" },
+		{ "acme", 4, "ASCII" },
+		{ "caf\xc3\xa9", 4, "Latin-1, precomposed" },
+		{ "cafe\xcc\x81", 4, "a combining acute accent" },
+		{ "\xe5\x8c\x97\xe4\xba\xac\xe7\xa0\x94\xe5\x8f\x91\xe4\xb8\xad"
+		  "\xe5\xbf\x83",
+		  12, "six CJK ideographs" },
+		{ "Acme \xe4\xb8\xad\xe5\x9b\xbd", 9, "ASCII and CJK" },
+		{ "\xed\x95\x9c\xea\xb8\x80", 4, "Hangul syllables" },
+		{ "\xe3\x81\x8b\xe3\x82\x99", 2, "kana and a voiced mark" },
+		{ "\xef\xbc\xa1", 2, "a fullwidth letter" },
+		{ "\xef\xbd\xb1", 1, "a halfwidth katakana" },
+		{ "\xf0\x9f\x98\x80", 2, "an emoji" },
+		{ "\xf0\xa0\x80\x80", 2, "a CJK ideograph past the BMP" },
+		{ "a\xe2\x80\x8b"
+		  "b",
+		  2, "a zero-width space" },
+		{ "a\tb", 2, "a control character" },
+		{ "\xff\xfe", 2, "two bytes that are not UTF-8" },
+		{ "\xe4\xb8", 2, "a sequence cut short" },
+	};
+
+	check_utf8("utf8_width", utf8_width, cases,
+		   sizeof cases / sizeof *cases);
 }
 
 int
 main(void)
 {
 	test_utf8();
+	test_utf8_width();
 	test_clock();
 	test_buf();
 	test_ftext();

@@ -56,6 +56,8 @@ struct route_conf {
 	struct route_conf *next;
 };
 
+#define CONFIG_TOKEN_DIGEST 32
+
 struct config {
 	int refs; /* config_ref/config_unref */
 	char *path;
@@ -63,7 +65,14 @@ struct config {
 	int nlisten;
 	char *admin_listen;
 	char *admin_token_file;
-	char *admin_token; /* resolved; never logged */
+	char *admin_readonly_token_file;
+	int admin_loopback_open; /* loopback clients are admins, no token */
+	/* SHA-256 digests of the admin and read-only tokens (the tokens
+	 * themselves are not kept); *_set says whether one is configured. */
+	unsigned char admin_token_sha[CONFIG_TOKEN_DIGEST];
+	unsigned char readonly_token_sha[CONFIG_TOKEN_DIGEST];
+	int admin_token_set, readonly_token_set;
+	char *tollctl; /* the tollctl the console runs; NULL: found */
 	int64_t workers;
 	char *database;
 	char *key_secret_file;

@@ -14,7 +14,7 @@
  * verb families live one per file: ctl_db.c, ctl_tenant.c, ctl_key.c,
  * ctl_usage.c with ctl_import.c, ctl_price.c (price and fx),
  * ctl_promo.c, ctl_quota.c, ctl_limit.c, ctl_bill.c with
- * ctl_bill_render.c.
+ * ctl_bill_render.c, ctl_audit.c.
  *
  * Errors are one line "tollctl: reason" on stderr. A verb returns its exit
  * status: 0, CTL_EXIT_USAGE for a bad command line, CTL_EXIT_FAIL for a
@@ -50,6 +50,7 @@ struct ctl {
 	struct config *cfg;      /* loaded on demand, owned */
 	PGconn *conn;            /* opened on demand, owned */
 	char *secret;            /* key secret, resolved on demand, owned */
+	char action[64];         /* the verb run (ctl_verb), for the audit */
 	/* Merged option table of the verb being parsed. */
 	struct option opts[CTL_MAX_OPTS];
 	char shortopts[64];
@@ -164,7 +165,10 @@ int ctl_getopt(struct ctl *ctl, int argc, char **argv, const char *shortopts,
 	       const struct option *longopts);
 
 /* Connects if not yet connected: --database, TOLLGATE_DATABASE, the
- * config file's database, else libpq defaults. 0, or -1 after reporting. */
+ * config file's database, else libpq defaults. The session runs in UTC
+ * and names the actor ($TOLLGATE_ACTOR, else "tollctl:" and the login
+ * name) and the verb run (tollgate.actor and tollgate.action, which the
+ * audit triggers record). 0, or -1 after reporting. */
 int ctl_connect(struct ctl *ctl) __attribute__((warn_unused_result));
 
 /* The key secret the gateway hashes keys with (borrowed, owned by ctl),
@@ -280,6 +284,21 @@ int ctl_parse_count(const char *s, int64_t *n, const char **cause);
 int ctl_tenant_lookup(struct ctl *ctl, const char *name, int64_t *id, char *tz,
 		      size_t tzsize);
 
+/* An optional --tenant and an optional time, resolved as query
+ * parameters. */
+struct ctl_tenant_time {
+	const char *tenant_id; /* the tenant's id (id), or NULL for none */
+	const char *time;      /* the time (when.text), or NULL for none */
+	char id[24];
+	struct ctl_time when;
+};
+
+/* Looks up tenant (NULL: none) and resolves time (NULL: none), checked
+ * with ctl_check_time(): a date is midnight in the tenant's time zone,
+ * else in UTC. The connection must be open. 0, or -1 after reporting. */
+int ctl_tenant_time(struct ctl *ctl, const char *tenant, const char *time,
+		    struct ctl_tenant_time *out);
+
 /* Whether s is given but empty or only blanks. */
 int ctl_blank(const char *s);
 
@@ -344,7 +363,7 @@ cJSON *ctl_set_json(cJSON *o, const char *replaced);
 extern const struct ctl_cmd ctl_db_migrate_cmd;
 extern const struct ctl_cmd ctl_tenant_add_cmd, ctl_tenant_list_cmd,
 	ctl_tenant_show_cmd, ctl_tenant_disable_cmd, ctl_tenant_enable_cmd,
-	ctl_tenant_bind_cmd, ctl_tenant_unbind_cmd;
+	ctl_tenant_bind_cmd, ctl_tenant_unbind_cmd, ctl_tenant_rename_cmd;
 extern const struct ctl_cmd ctl_key_issue_cmd, ctl_key_list_cmd,
 	ctl_key_revoke_cmd;
 extern const struct ctl_cmd ctl_usage_cmd, ctl_usage_import_cmd;
@@ -357,5 +376,6 @@ extern const struct ctl_cmd ctl_quota_set_cmd, ctl_quota_list_cmd,
 	ctl_quota_clear_cmd;
 extern const struct ctl_cmd ctl_limit_set_cmd, ctl_limit_list_cmd,
 	ctl_limit_clear_cmd;
+extern const struct ctl_cmd ctl_audit_cmd;
 
 #endif

@@ -1,5 +1,6 @@
 /*
- * admin.h - the operations endpoints: /healthz, /readyz, /metrics.
+ * admin.h - the admin address: /healthz, /readyz, /metrics and the web
+ * console (console.h).
  */
 #ifndef TOLLGATE_ADMIN_H
 #define TOLLGATE_ADMIN_H
@@ -19,5 +20,8 @@ struct httpd *admin_start(struct event_base *base, const char *addr,
 /* Hands the admin server the configuration a reload made (its limits),
  * before the old one is released. */
 void admin_set_config(struct httpd *admin, const struct config *cfg);
+
+/* Stops the admin server and the console (NULL: nothing). */
+void admin_stop(struct httpd *admin);
 
 #endif

@@ -41,10 +41,38 @@ void metrics_spend(const char *tenant, const char *currency,
 /* Events the gateway counts. */
 enum metrics_counter {
 	METRIC_SOFT_QUOTA, /* a request served over a soft quota */
+	METRIC_IN_FLIGHT,  /* gauge: requests begun and not yet ended */
+	METRIC_STREAMS,    /* gauge: streamed replies under way */
 	METRIC__COUNT
 };
 
 void metrics_add(enum metrics_counter c, int64_t n);
+
+/* The current value of one of those. */
+int64_t metrics_get(enum metrics_counter c);
+
+/* The latency histogram's bucket bounds (ms), METRICS_NBUCKETS of them;
+ * a histogram has one more count, for the slower ones. */
+#define METRICS_NBUCKETS 11
+extern const int64_t metrics_buckets_ms[METRICS_NBUCKETS];
+
+/* One provider's request durations since start, as /metrics shows them
+ * (counts per bucket, not cumulative). */
+struct metrics_latency {
+	char provider[64];
+	int64_t hist[METRICS_NBUCKETS + 1];
+};
+
+/* Copies at most max providers' histograms into out; returns how many
+ * there are (maybe more than max). */
+int metrics_latency_read(struct metrics_latency *out, int max);
+
+/* Requests finished since start, over every tenant, model and status. */
+int64_t metrics_requests_total(void);
+
+/* A figure registered with metrics_register(), read now: 0 and *found 0
+ * when no figure has that name. */
+int64_t metrics_read(const char *name, int *found);
 
 /* Registers a figure another module owns: its name, Prometheus type
  * ("counter" or "gauge"), help text, and the function that reads it (any

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/stat.h>
+#include <openssl/sha.h>
 
 #include "config.h"
 #include "log.h"
@@ -49,7 +50,14 @@ static const struct key_def global_keys[] = {
 	{ "admin_listen", KT_STRING, GOFF(admin_listen), "127.0.0.1:9090", 0, 0,
 	  "address:port of /healthz, /readyz, /metrics; empty disables" },
 	{ "admin_token_file", KT_STRING, GOFF(admin_token_file), "", 0, 0,
-	  "file holding the bearer token the admin address requires; required when admin_listen is not loopback" },
+	  "file holding the admin token (or sha256: and its SHA-256 in hex) that the admin address and the console require; required when admin_listen is not loopback" },
+	{ "admin_readonly_token_file", KT_STRING,
+	  GOFF(admin_readonly_token_file), "", 0, 0,
+	  "file holding the read-only token (or sha256: and its SHA-256 in hex): the console and its API without actions, /metrics, /readyz" },
+	{ "admin_loopback_open", KT_BOOL, GOFF(admin_loopback_open), "no", 0, 0,
+	  "let clients on a loopback address use the console and its API as admins without a token" },
+	{ "tollctl", KT_STRING, GOFF(tollctl), "", 0, 0,
+	  "the tollctl the console runs for its actions and bills; empty: the one beside tollgated, else the installed one" },
 	{ "workers", KT_INT, GOFF(workers), "0", 0, 256,
 	  "event-loop threads; 0 = one per core" },
 	{ "database", KT_STRING, GOFF(database), "dbname=tollgate", 0, 0,
@@ -393,6 +401,53 @@ read_secret_file(const char *path, int allow_open, const char **why)
 	return strdup(trim(buf));
 }
 
+/* Reads a token file (when path is set) into its SHA-256 digest: the
+ * file holds the token, or "sha256:" and the digest in hex, so that the
+ * token itself need not be on the server. The token is not kept. 0, or
+ * -1 with *cause. */
+static int
+read_token(const char *path, int allow_open, unsigned char *digest, int *set,
+	   char **cause)
+{
+	static const char pre[] = "sha256:";
+	const char *why = NULL;
+	char *t;
+	size_t n;
+
+	*set = 0;
+	if (path == NULL)
+		return 0;
+	if ((t = read_secret_file(path, allow_open, &why)) == NULL) {
+		*cause = errorf(path, 0, "%s", why);
+		return -1;
+	}
+	n = strlen(t);
+	if (strncmp(t, pre, sizeof pre - 1) == 0) {
+		const char *hex = t + sizeof pre - 1;
+		int ok = strlen(hex) == 2 * CONFIG_TOKEN_DIGEST;
+		for (size_t i = 0; ok && i < CONFIG_TOKEN_DIGEST; i++) {
+			unsigned v = 0;
+			ok = isxdigit((unsigned char)hex[2 * i]) &&
+			     isxdigit((unsigned char)hex[2 * i + 1]) &&
+			     sscanf(hex + 2 * i, "%2x", &v) == 1;
+			digest[i] = (unsigned char)v;
+		}
+		if (!ok) {
+			*cause = errorf(
+				path, 0,
+				"sha256: must be followed by the 64 hex digits of the token's SHA-256");
+			free(t);
+			return -1;
+		}
+	} else {
+		SHA256((const unsigned char *)t, n, digest);
+	}
+	explicit_bzero(t, n);
+	free(t);
+	*set = 1;
+	return 0;
+}
+
 /* Resolves the key secret: key_secret_file, else TOLLGATE_KEY_SECRET;
  * there must be one. */
 int
@@ -556,7 +611,8 @@ validate(struct config *cfg, const char *path, char **cause)
 	}
 	if (cfg->admin_listen != NULL &&
 	    !config_is_loopback(cfg->admin_listen) &&
-	    cfg->admin_token_file == NULL) {
+	    cfg->admin_token_file == NULL &&
+	    cfg->admin_readonly_token_file == NULL) {
 		*cause = errorf(
 			path, 0,
 			"admin_listen %s is not a loopback address: set admin_token_file, or the spend of every tenant is open to the network",
@@ -867,16 +923,22 @@ config_load(const char *path, int flags, char **cause)
 				goto fail;
 		if (config_resolve_secret(cfg, cause) != 0)
 			goto fail;
-		if (cfg->admin_token_file != NULL) {
-			const char *why = NULL;
-			cfg->admin_token = read_secret_file(
-				cfg->admin_token_file,
-				cfg->allow_open_secret_files, &why);
-			if (cfg->admin_token == NULL) {
-				*cause = errorf(cfg->admin_token_file, 0, "%s",
-						why);
-				goto fail;
-			}
+		if (read_token(cfg->admin_token_file,
+			       cfg->allow_open_secret_files,
+			       cfg->admin_token_sha, &cfg->admin_token_set,
+			       cause) != 0 ||
+		    read_token(cfg->admin_readonly_token_file,
+			       cfg->allow_open_secret_files,
+			       cfg->readonly_token_sha,
+			       &cfg->readonly_token_set, cause) != 0)
+			goto fail;
+		if (cfg->admin_token_set && cfg->readonly_token_set &&
+		    memcmp(cfg->admin_token_sha, cfg->readonly_token_sha,
+			   CONFIG_TOKEN_DIGEST) == 0) {
+			*cause = errorf(
+				path, 0,
+				"admin_readonly_token_file holds the admin token: the read-only role needs a token of its own");
+			goto fail;
 		}
 	}
 	return cfg;
@@ -929,10 +991,8 @@ config_free(struct config *cfg)
 	free(cfg->database);
 	free(cfg->key_secret_file);
 	free(cfg->admin_token_file);
-	if (cfg->admin_token != NULL) {
-		memset(cfg->admin_token, 0, strlen(cfg->admin_token));
-		free(cfg->admin_token);
-	}
+	free(cfg->admin_readonly_token_file);
+	free(cfg->tollctl);
 	free(cfg->tls_cert_file);
 	free(cfg->tls_key_file);
 	free(cfg->tls_client_ca_file);

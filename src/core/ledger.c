@@ -14,6 +14,11 @@
  * first, and the new balances are written in the same transaction. Every
  * amount is computed by price.c and promo.c in integer nano-units.
  *
+ * The insert also brings usage_daily and api_key_last_used up to date,
+ * in the same transaction: the statement trigger of sql/011_console.sql
+ * sums the rows it inserted (never those ON CONFLICT skipped), so the
+ * roll-up follows the ledger through every retry and replay here.
+ *
  * ingested_at is the clock when the insert ran, not when its transaction
  * began: `tollctl bill close` holds a SHARE lock on usage_records while it
  * takes closed_at, so an insert that waited for it is stamped after the

@@ -247,6 +247,29 @@ ctl_tenant_lookup(struct ctl *ctl, const char *name, int64_t *id, char *tz,
 	return 0;
 }
 
+/* Resolves an optional tenant and an optional time; see ctl.h. */
+int
+ctl_tenant_time(struct ctl *ctl, const char *tenant, const char *time,
+		struct ctl_tenant_time *out)
+{
+	char tz[64] = "UTC";
+	int64_t tid;
+
+	out->tenant_id = out->time = NULL;
+	if (tenant != NULL) {
+		if (ctl_tenant_lookup(ctl, tenant, &tid, tz, sizeof(tz)) < 0)
+			return -1;
+		snprintf(out->id, sizeof(out->id), "%lld", (long long)tid);
+		out->tenant_id = out->id;
+	}
+	if (time != NULL) {
+		if (ctl_resolve_time(ctl, time, tz, &out->when) < 0)
+			return -1;
+		out->time = out->when.text;
+	}
+	return 0;
+}
+
 /* Whether s is given but empty or only blanks. */
 int
 ctl_blank(const char *s)

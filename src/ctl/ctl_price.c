@@ -171,9 +171,8 @@ price_set(struct ctl *ctl, const struct ctl_args *a)
 	const char *tenant = ctl_arg(a, "tenant");
 	const char *source = ctl_arg(a, "source"), *params[10];
 	char in_s[32], out_s[32], cached_s[32], cw_s[32];
-	char tenant_id[24], id[24], tz[64] = "UTC";
-	struct ctl_time when;
-	int64_t tid;
+	char id[24];
+	struct ctl_tenant_time tt;
 	PGresult *res;
 	int rc = CTL_EXIT_FAIL;
 
@@ -197,24 +196,17 @@ price_set(struct ctl *ctl, const struct ctl_args *a)
 		return CTL_EXIT_USAGE;
 	if (source != NULL && *source == '\0')
 		source = NULL;
-	if (ctl_connect(ctl) < 0)
-		return CTL_EXIT_FAIL;
-	if (tenant != NULL) {
-		if (ctl_tenant_lookup(ctl, tenant, &tid, tz, sizeof(tz)) < 0)
-			return CTL_EXIT_FAIL;
-		snprintf(tenant_id, sizeof(tenant_id), "%lld", (long long)tid);
-	}
-	if (ctl_resolve_time(ctl, from, tz, &when) < 0)
+	if (ctl_connect(ctl) < 0 || ctl_tenant_time(ctl, tenant, from, &tt) < 0)
 		return CTL_EXIT_FAIL;
 	params[0] = provider;
 	params[1] = model;
-	params[2] = tenant != NULL ? tenant_id : NULL;
+	params[2] = tt.tenant_id;
 	params[3] = currency;
 	params[4] = in_s;
 	params[5] = cached != NULL ? cached_s : NULL;
 	params[6] = cache_write != NULL ? cw_s : NULL;
 	params[7] = out_s;
-	params[8] = when.text;
+	params[8] = tt.time;
 	params[9] = source;
 	res = ctl_query_raw(
 		ctl,
@@ -253,25 +245,14 @@ price_list(struct ctl *ctl, const struct ctl_args *a)
 {
 	const char *tenant = ctl_arg(a, "tenant"), *at = ctl_arg(a, "at");
 	const char *params[5] = { ctl_arg(a, "provider"), ctl_arg(a, "model") };
-	char tenant_id[24], tz[64] = "UTC";
-	struct ctl_time when;
-	int64_t tid;
+	struct ctl_tenant_time tt;
 
 	if (at != NULL && ctl_check_time("--at", at) < 0)
 		return CTL_EXIT_USAGE;
-	if (ctl_connect(ctl) < 0)
+	if (ctl_connect(ctl) < 0 || ctl_tenant_time(ctl, tenant, at, &tt) < 0)
 		return CTL_EXIT_FAIL;
-	if (tenant != NULL) {
-		if (ctl_tenant_lookup(ctl, tenant, &tid, tz, sizeof(tz)) < 0)
-			return CTL_EXIT_FAIL;
-		snprintf(tenant_id, sizeof(tenant_id), "%lld", (long long)tid);
-		params[2] = tenant_id;
-	}
-	if (at != NULL) {
-		if (ctl_resolve_time(ctl, at, tz, &when) < 0)
-			return CTL_EXIT_FAIL;
-		params[3] = when.text;
-	}
+	params[2] = tt.tenant_id;
+	params[3] = tt.time;
 	return ctl_list(ctl, "price list", PRICE_SELECT, 5, params,
 			&price_view);
 }

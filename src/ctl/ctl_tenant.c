@@ -1,11 +1,12 @@
 /*
  * ctl_tenant.c - tollctl tenant add | list | show | disable | enable |
- * bind | unbind.
+ * rename | bind | unbind.
  *
- * Names and currencies are checked by the schema's CHECK constraints; a
- * violation is translated into a message naming the rule. Time zones are
- * checked against pg_timezone_names, so a tenant's month boundaries can
- * always be computed.
+ * Names, display names and currencies are checked by the schema's CHECK
+ * constraints; a violation is translated into a message naming the rule.
+ * Time zones are checked against pg_timezone_names, so a tenant's month
+ * boundaries can always be computed. The name is the tenant's ASCII
+ * identifier; the display name is free text in any script.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,16 +16,21 @@
 
 static const char tenant_usage[] =
 	"usage: tollctl tenant add NAME [--currency CUR] [--tz ZONE]\n"
+	"                              [--display-name TEXT]\n"
 	"       tollctl tenant list\n"
 	"       tollctl tenant show NAME\n"
 	"       tollctl tenant disable NAME\n"
 	"       tollctl tenant enable NAME\n"
+	"       tollctl tenant rename NAME --display-name TEXT\n"
 	"       tollctl tenant bind NAME SUBJECT\n"
 	"       tollctl tenant unbind NAME\n"
 	"\n"
 	"NAME: letters, digits, '.', '_' and '-', up to 64 characters.\n"
 	"--currency: ISO 4217 code for billing (default USD).\n"
 	"--tz: IANA time zone of the tenant's billing months (default UTC).\n"
+	"--display-name: the name people read, any script (e.g. a Chinese\n"
+	"  name), up to 200 characters, no control characters; rename sets\n"
+	"  it, and an empty TEXT removes it.\n"
 	"A disabled tenant's keys are refused by the gateway.\n"
 	"bind: the tenant's keys are served only over TLS with a client\n"
 	"certificate whose subject (RFC 2253, e.g. 'O=Example,CN=app') is\n"
@@ -39,7 +45,7 @@ static const char tenant_usage[] =
 	" AND k.revoked_at IS NULL" \
 	" AND (k.expires_at IS NULL OR k.expires_at > now())), " \
 	"(SELECT count(*) FROM api_keys k WHERE k.tenant_id = t.id), " \
-	"t.client_subject " \
+	"t.client_subject, t.display_name " \
 	"FROM tenants t "
 /* clang-format on */
 
@@ -52,7 +58,8 @@ enum {
 	COL_CREATED,
 	COL_ACTIVE_KEYS,
 	COL_KEYS,
-	COL_SUBJECT
+	COL_SUBJECT,
+	COL_DISPLAY
 };
 
 /* "disabled" or "active" from the disabled column. */
@@ -69,6 +76,7 @@ tenant_status(const PGresult *res, int row, int col, char *buf, size_t size)
 static const struct ctl_member tenant_members[] = {
 	{ "id", COL_ID, CTL_INT, NULL },
 	{ "name", COL_NAME, CTL_STR, NULL },
+	{ "display_name", COL_DISPLAY, CTL_STR, NULL },
 	{ "currency", COL_CUR, CTL_STR, NULL },
 	{ "tz", COL_TZ, CTL_STR, NULL },
 	{ "disabled", COL_DISABLED, CTL_BOOL, NULL },
@@ -84,6 +92,7 @@ static const struct ctl_view tenant_view = {
 	(const struct ctl_cell[]){
 		{ "ID", COL_ID, 1, NULL, NULL },
 		{ "NAME", COL_NAME, 0, NULL, NULL },
+		{ "DISPLAY NAME", COL_DISPLAY, 0, NULL, NULL },
 		{ "CURRENCY", COL_CUR, 0, NULL, NULL },
 		{ "TZ", COL_TZ, 0, NULL, NULL },
 		{ "STATUS", COL_DISABLED, 0, NULL, tenant_status },
@@ -94,10 +103,12 @@ static const struct ctl_view tenant_view = {
 	tenant_members,
 };
 
-/* Reports a failed INSERT into tenants in terms of the rule it broke;
- * returns the exit status (a broken CHECK is a bad command line). */
+/* Reports a failed INSERT into or UPDATE of tenants (by verb) in terms of
+ * the rule it broke; returns the exit status (a broken CHECK is a bad
+ * command line). */
 static int
-add_error(const PGresult *res, const char *name, const char *currency)
+tenant_error(const PGresult *res, const char *verb, const char *name,
+	     const char *currency)
 {
 	const char *state = ctl_sqlstate(res);
 	const char *cons = PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME);
@@ -105,6 +116,11 @@ add_error(const PGresult *res, const char *name, const char *currency)
 	if (strcmp(state, "23505") == 0) {
 		ctl_err("tenant '%s' already exists", name);
 		return CTL_EXIT_FAIL;
+	}
+	if (strcmp(state, "23514") == 0 && cons != NULL &&
+	    strcmp(cons, "tenants_display_name_check") == 0) {
+		ctl_err("invalid --display-name: up to 200 characters, no control characters");
+		return CTL_EXIT_USAGE;
 	}
 	if (strcmp(state, "23514") == 0 && cons != NULL &&
 	    strstr(cons, "currency") != NULL) {
@@ -118,8 +134,16 @@ add_error(const PGresult *res, const char *name, const char *currency)
 			name);
 		return CTL_EXIT_USAGE;
 	}
-	ctl_err("tenant add: %s", ctl_pg_message(res));
+	ctl_err("%s: %s", verb, ctl_pg_message(res));
 	return CTL_EXIT_FAIL;
+}
+
+/* The display name as a query parameter: NULL for none (not given, empty
+ * or blank). */
+static const char *
+display_param(const char *display)
+{
+	return display == NULL || ctl_blank(display) ? NULL : display;
 }
 
 /* Prints one tenant, vertically or as JSON. */
@@ -130,6 +154,8 @@ print_one(struct ctl *ctl, const PGresult *res)
 		return ctl_json_print(ctl_row_json(res, 0, tenant_members));
 	printf("id:          %s\n", PQgetvalue(res, 0, COL_ID));
 	printf("name:        %s\n", PQgetvalue(res, 0, COL_NAME));
+	if (!PQgetisnull(res, 0, COL_DISPLAY))
+		printf("display:     %s\n", PQgetvalue(res, 0, COL_DISPLAY));
 	printf("currency:    %s\n", PQgetvalue(res, 0, COL_CUR));
 	printf("tz:          %s\n", PQgetvalue(res, 0, COL_TZ));
 	printf("status:      %s\n",
@@ -160,11 +186,12 @@ show_by_name(struct ctl *ctl, const char *name)
 	return rc;
 }
 
-/* tollctl tenant add NAME [--currency CUR] [--tz ZONE] */
+/* tollctl tenant add NAME [--currency CUR] [--tz ZONE]
+ * [--display-name TEXT] */
 static int
 tenant_add(struct ctl *ctl, const struct ctl_args *a)
 {
-	const char *name = a->argv[0], *params[3];
+	const char *name = a->argv[0], *params[4];
 	const char *currency = ctl_arg(a, "currency");
 	const char *tz = ctl_arg(a, "tz");
 	PGresult *res;
@@ -193,12 +220,13 @@ tenant_add(struct ctl *ctl, const struct ctl_args *a)
 	params[0] = name;
 	params[1] = currency;
 	params[2] = tz;
+	params[3] = display_param(ctl_arg(a, "display-name"));
 	res = ctl_query_raw(ctl,
-			    "INSERT INTO tenants (name, currency, tz) "
-			    "VALUES ($1, $2, $3)",
-			    3, params);
+			    "INSERT INTO tenants (name, currency, tz, "
+			    "display_name) VALUES ($1, $2, $3, $4)",
+			    4, params);
 	if (!ctl_result_ok(res)) {
-		rc = add_error(res, name, currency);
+		rc = tenant_error(res, "tenant add", name, currency);
 		PQclear(res);
 		return rc;
 	}
@@ -268,24 +296,53 @@ tenant_enable(struct ctl *ctl, const struct ctl_args *a)
 	return tenant_set_disabled(ctl, a->argv[0], "f");
 }
 
+/* Runs sql, an UPDATE of the tenant called name ($1) to value ($2) that
+ * returns a row, for verb; then prints the tenant. */
+static int
+tenant_update(struct ctl *ctl, const char *verb, const char *sql,
+	      const char *name, const char *value)
+{
+	const char *params[2] = { name, value };
+	PGresult *res;
+	int found;
+
+	if (ctl_connect(ctl) < 0)
+		return CTL_EXIT_FAIL;
+	res = ctl_query_raw(ctl, sql, 2, params);
+	if (!ctl_result_ok(res)) {
+		int rc = tenant_error(res, verb, name, NULL);
+		PQclear(res);
+		return rc;
+	}
+	found = PQntuples(res) > 0;
+	PQclear(res);
+	if (!found) {
+		ctl_err("no tenant named '%s'", name);
+		return CTL_EXIT_FAIL;
+	}
+	return show_by_name(ctl, name);
+}
+
+/* tollctl tenant rename NAME --display-name TEXT */
+static int
+tenant_rename(struct ctl *ctl, const struct ctl_args *a)
+{
+	return tenant_update(ctl, "tenant rename",
+			     "UPDATE tenants SET display_name = $2"
+			     " WHERE name = $1 RETURNING id",
+			     a->argv[0],
+			     display_param(ctl_arg(a, "display-name")));
+}
+
 /* tollctl tenant bind NAME SUBJECT, unbind NAME: the client certificate
  * subject the tenant's keys are served to (NULL: any). */
 static int
 tenant_set_subject(struct ctl *ctl, const char *name, const char *subject)
 {
-	const char *params[2] = { name, subject };
-	PGresult *res;
-
-	if (ctl_connect(ctl) < 0)
-		return CTL_EXIT_FAIL;
-	res = ctl_query_named(ctl, "tenant bind", "tenant",
-			      "UPDATE tenants SET client_subject = $2"
-			      " WHERE name = $1 RETURNING id",
-			      2, params);
-	if (res == NULL)
-		return CTL_EXIT_FAIL;
-	PQclear(res);
-	return show_by_name(ctl, name);
+	return tenant_update(ctl, "tenant bind",
+			     "UPDATE tenants SET client_subject = $2"
+			     " WHERE name = $1 RETURNING id",
+			     name, subject);
 }
 
 /* tollctl tenant bind NAME SUBJECT */
@@ -315,7 +372,7 @@ tenant_unbind(struct ctl *ctl, const struct ctl_args *a)
 	}
 
 const struct ctl_cmd ctl_tenant_add_cmd =
-	TENANT_CMD("add", tenant_add, "currency= tz=", 1);
+	TENANT_CMD("add", tenant_add, "currency= tz= display-name=", 1);
 const struct ctl_cmd ctl_tenant_list_cmd =
 	TENANT_CMD("list", tenant_list, NULL, 0);
 const struct ctl_cmd ctl_tenant_show_cmd =
@@ -324,6 +381,8 @@ const struct ctl_cmd ctl_tenant_disable_cmd =
 	TENANT_CMD("disable", tenant_disable, NULL, 1);
 const struct ctl_cmd ctl_tenant_enable_cmd =
 	TENANT_CMD("enable", tenant_enable, NULL, 1);
+const struct ctl_cmd ctl_tenant_rename_cmd =
+	TENANT_CMD("rename", tenant_rename, "display-name!TEXT", 1);
 const struct ctl_cmd ctl_tenant_bind_cmd =
 	TENANT_CMD("bind", tenant_bind, NULL, 2);
 const struct ctl_cmd ctl_tenant_unbind_cmd =

@@ -5,17 +5,22 @@
  * Every statement goes through PQexecParams with its values as parameters;
  * no SQL is ever assembled from user input. The session runs in UTC and
  * timestamps are printed as ISO 8601 UTC text (see CTL_TS), so output does
- * not depend on the server's or the client's time zone.
+ * not depend on the server's or the client's time zone. The session also
+ * names who runs which verb (tollgate.actor, tollgate.action), for the
+ * audit rows the database's triggers write (sql/011_console.sql).
  */
 #include <ctype.h>
 #include <errno.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "ctl.h"
+#include "utf8.h"
 
 enum {
 	OPT_JSON = 0x100,
@@ -28,7 +33,9 @@ static const char usage_text[] =
 	"\n"
 	"  db migrate [--sql-dir DIR]      apply the sql/NNN_*.sql migrations\n"
 	"  tenant add NAME [--currency C] [--tz ZONE]\n"
+	"             [--display-name TEXT]\n"
 	"  tenant list | show NAME | disable NAME | enable NAME\n"
+	"  tenant rename NAME --display-name TEXT\n"
 	"  key issue --tenant T [--name N] [--models 'gpt-4o,glm-*']\n"
 	"            [--expires DATE] [-q|--quiet]\n"
 	"  key list [--tenant T]\n"
@@ -52,6 +59,7 @@ static const char usage_text[] =
 	"  limit list [--tenant T] | limit clear --tenant T [--key K]\n"
 	"  bill --month YYYY-MM [--tenant T] [--format text|csv|json|html]\n"
 	"       [-o FILE] | bill close --month YYYY-MM\n"
+	"  audit [--tenant T] [--since TIME] [--limit N]\n"
 	"\n"
 	"Options (also accepted after the verb):\n"
 	"  --database CONNINFO  libpq connection string or URI; else\n"
@@ -61,6 +69,9 @@ static const char usage_text[] =
 	"                       the database and key_secret_file\n"
 	"  --json               print JSON instead of tables\n"
 	"  -h, --help           this text; 'tollctl VERB --help' for a verb\n"
+	"\n"
+	"Changes are recorded in the audit log as made by $TOLLGATE_ACTOR,\n"
+	"else tollctl:USER.\n"
 	"\n"
 	"Exit status: 0 success, 1 bad command line, 2 database or runtime "
 	"error.\n";
@@ -251,6 +262,47 @@ load_config(struct ctl *ctl)
 	return 0;
 }
 
+/* Who runs tollctl, for the audit: $TOLLGATE_ACTOR, else "tollctl:" and
+ * the login name (in buf). */
+static const char *
+actor(char *buf, size_t size)
+{
+	const char *env = getenv("TOLLGATE_ACTOR");
+	const struct passwd *pw;
+
+	if (env != NULL && *env != '\0')
+		return env;
+	pw = getpwuid(geteuid());
+	if (pw != NULL && pw->pw_name != NULL && *pw->pw_name != '\0')
+		snprintf(buf, size, "tollctl:%s", pw->pw_name);
+	else
+		snprintf(buf, size, "tollctl");
+	return buf;
+}
+
+/* Sets up a new session: UTC, and the actor and action of the audit. 0,
+ * or -1 after reporting. */
+static int
+session_setup(struct ctl *ctl)
+{
+	char buf[256];
+	const char *params[2] = { actor(buf, sizeof(buf)), ctl->action };
+	PGresult *res;
+	int rc = 0;
+
+	res = ctl_query_raw(ctl,
+			    "SELECT set_config('TimeZone', 'UTC', false),"
+			    " set_config('tollgate.actor', $1, false),"
+			    " set_config('tollgate.action', $2, false)",
+			    2, params);
+	if (!ctl_result_ok(res)) {
+		ctl_err("cannot set up the session: %s", ctl_pg_message(res));
+		rc = -1;
+	}
+	PQclear(res);
+	return rc;
+}
+
 /* Connects if not yet connected; see ctl.h for the order of sources. */
 int
 ctl_connect(struct ctl *ctl)
@@ -259,7 +311,6 @@ ctl_connect(struct ctl *ctl)
 	const char *vals[] = { NULL, "tollctl", NULL };
 	const char *conninfo = ctl->database;
 	char msg[512];
-	PGresult *res;
 
 	if (ctl->conn != NULL)
 		return 0;
@@ -283,15 +334,7 @@ ctl_connect(struct ctl *ctl)
 		return -1;
 	}
 	PQsetNoticeProcessor(ctl->conn, quiet_notice, NULL);
-	res = PQexec(ctl->conn, "SET TimeZone = 'UTC'");
-	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		ctl_err("cannot set the session time zone: %s",
-			ctl_pg_message(res));
-		PQclear(res);
-		return -1;
-	}
-	PQclear(res);
-	return 0;
+	return session_setup(ctl);
 }
 
 /* The key secret: the config's key_secret_file when a config is given,
@@ -502,18 +545,6 @@ ctl_table_add(struct ctl_table *t, const char *const *cells)
 	t->nrows++;
 }
 
-/* Display width of a UTF-8 string: one column per code point. */
-static int
-text_width(const char *s)
-{
-	int w = 0;
-
-	for (; *s != '\0'; s++)
-		if (((unsigned char)*s & 0xc0) != 0x80)
-			w++;
-	return w;
-}
-
 /* Writes the table to stdout, columns separated by two spaces, and frees
  * it. */
 int
@@ -528,14 +559,14 @@ ctl_table_print(struct ctl_table *t)
 	}
 	for (r = 0; r <= t->nrows; r++)
 		for (c = 0; c < t->ncols; c++) {
-			w = text_width(t->cells[r * t->ncols + c]);
+			w = (int)utf8_width(t->cells[r * t->ncols + c]);
 			if (w > widths[c])
 				widths[c] = w;
 		}
 	for (r = 0; r <= t->nrows; r++) {
 		for (c = 0; c < t->ncols; c++) {
 			const char *cell = t->cells[r * t->ncols + c];
-			int pad = widths[c] - text_width(cell);
+			int pad = widths[c] - (int)utf8_width(cell);
 			int last = c == t->ncols - 1;
 
 			if (c > 0)
@@ -704,16 +735,16 @@ ctl_list(struct ctl *ctl, const char *what, const char *sql, int nparams,
 
 /* Every verb, by family in the order the usage text lists them. */
 static const struct ctl_cmd *const commands[] = {
-	&ctl_db_migrate_cmd,   &ctl_tenant_add_cmd,     &ctl_tenant_list_cmd,
-	&ctl_tenant_show_cmd,  &ctl_tenant_disable_cmd, &ctl_tenant_enable_cmd,
-	&ctl_tenant_bind_cmd,  &ctl_tenant_unbind_cmd,  &ctl_key_issue_cmd,
-	&ctl_key_list_cmd,     &ctl_key_revoke_cmd,     &ctl_usage_cmd,
-	&ctl_usage_import_cmd, &ctl_price_set_cmd,      &ctl_price_list_cmd,
-	&ctl_fx_set_cmd,       &ctl_fx_list_cmd,        &ctl_promo_add_cmd,
-	&ctl_promo_list_cmd,   &ctl_promo_end_cmd,      &ctl_bill_cmd,
-	&ctl_bill_close_cmd,   &ctl_quota_set_cmd,      &ctl_quota_list_cmd,
-	&ctl_quota_clear_cmd,  &ctl_limit_set_cmd,      &ctl_limit_list_cmd,
-	&ctl_limit_clear_cmd,
+	&ctl_db_migrate_cmd,    &ctl_tenant_add_cmd,     &ctl_tenant_list_cmd,
+	&ctl_tenant_show_cmd,   &ctl_tenant_disable_cmd, &ctl_tenant_enable_cmd,
+	&ctl_tenant_rename_cmd, &ctl_tenant_bind_cmd,    &ctl_tenant_unbind_cmd,
+	&ctl_key_issue_cmd,     &ctl_key_list_cmd,       &ctl_key_revoke_cmd,
+	&ctl_usage_cmd,         &ctl_usage_import_cmd,   &ctl_price_set_cmd,
+	&ctl_price_list_cmd,    &ctl_fx_set_cmd,         &ctl_fx_list_cmd,
+	&ctl_promo_add_cmd,     &ctl_promo_list_cmd,     &ctl_promo_end_cmd,
+	&ctl_bill_cmd,          &ctl_bill_close_cmd,     &ctl_quota_set_cmd,
+	&ctl_quota_list_cmd,    &ctl_quota_clear_cmd,    &ctl_limit_set_cmd,
+	&ctl_limit_list_cmd,    &ctl_limit_clear_cmd,    &ctl_audit_cmd,
 };
 
 #define NCOMMANDS ((int)(sizeof(commands) / sizeof(commands[0])))
@@ -855,6 +886,7 @@ run_cmd(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv)
 	a.argv = argv + optind;
 	if ((c = check_args(&a)) != 0)
 		return c;
+	snprintf(ctl->action, sizeof(ctl->action), "%s", ctl_verb(&a));
 	return cmd->run(ctl, &a);
 }
 

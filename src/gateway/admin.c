@@ -1,5 +1,6 @@
 /*
- * admin.c - /healthz, /readyz and /metrics on the admin address.
+ * admin.c - /healthz, /readyz and /metrics on the admin address, and the
+ * door to the console (console.c), which answers every other path.
  *
  * Runs on the main thread's event loop, apart from the data plane, on a
  * server (httpd.c) whose connections are counted apart from the data
@@ -15,10 +16,10 @@
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
-#include <openssl/crypto.h>
 
 #include "admin.h"
 #include "clock.h"
+#include "console.h"
 #include "httpd.h"
 #include "keystore.h"
 #include "metrics.h"
@@ -72,24 +73,20 @@ admin_error(struct hreq *req, int status, const char *code, const char *message)
 	reply_error(req, WIRE_OPENAI_CHAT, &err);
 }
 
-/* Whether the request carries the admin token (when one is configured):
- * Authorization: Bearer TOKEN, compared in constant time. */
+/* Whether the request may read the operations endpoints: with a token
+ * (or a console session, or from loopback with admin_loopback_open) when
+ * any token is configured; anyone on a listener that needs none (only a
+ * loopback one may, config.c). admin: it must be the admin. */
 static int
-authorized(const struct config *cfg, struct hreq *req)
+authorized(const struct config *cfg, struct hreq *req, int admin)
 {
-	const char *v =
-		evhttp_find_header(hreq_input_headers(req), "Authorization");
-	size_t n;
+	enum console_via via;
+	enum console_role role;
 
-	if (cfg->admin_token == NULL)
+	if (!cfg->admin_token_set && !cfg->readonly_token_set)
 		return 1;
-	if (v == NULL || strncasecmp(v, "Bearer ", 7) != 0)
-		return 0;
-	v += 7;
-	while (*v == ' ')
-		v++;
-	n = strlen(cfg->admin_token);
-	return strlen(v) == n && CRYPTO_memcmp(v, cfg->admin_token, n) == 0;
+	role = console_role_of(cfg, req, &via);
+	return admin ? role == CONSOLE_ADMIN : role != CONSOLE_NONE;
 }
 
 /* Answers one admin request. */
@@ -109,13 +106,20 @@ admin_cb(struct hreq *req, void *arg)
 		reply_error(req, WIRE_OPENAI_CHAT, &err);
 		return;
 	}
+	if (strcmp(path, "/healthz") != 0 && strcmp(path, "/readyz") != 0 &&
+	    strcmp(path, "/metrics") != 0 &&
+	    strcmp(path, "/clock/advance") != 0) {
+		console_handle(req, cfg);
+		return;
+	}
 	/* /healthz says only that the process runs: probes need no token. */
-	if (strcmp(path, "/healthz") != 0 && !authorized(cfg, req)) {
+	if (strcmp(path, "/healthz") != 0 &&
+	    !authorized(cfg, req, strcmp(path, "/clock/advance") == 0)) {
 		evhttp_add_header(hreq_output_headers(req), "WWW-Authenticate",
 				  "Bearer realm=\"tollgate admin\"");
 		admin_error(
 			req, 401, "invalid_admin_token",
-			"The admin address needs Authorization: Bearer with the token of admin_token_file.");
+			"The admin address needs Authorization: Bearer with the token of admin_token_file (or admin_readonly_token_file).");
 		return;
 	}
 	if (strcmp(path, "/clock/advance") != 0 && strcmp(method, "GET") != 0 &&
@@ -224,6 +228,14 @@ admin_start(struct event_base *base, const char *addr,
 		return NULL;
 	}
 	httpd_own_limit(h, ADMIN_MAX_CONNECTIONS);
+	{
+		const char *why;
+		if (console_start(base, cfgp, &why) != 0) {
+			httpd_free(h);
+			*cause = strdup(why);
+			return NULL;
+		}
+	}
 	for (size_t i = 0; i < sizeof figures / sizeof *figures; i++)
 		metrics_register(figures[i].name, figures[i].type,
 				 figures[i].help, figures[i].read);
@@ -235,4 +247,15 @@ void
 admin_set_config(struct httpd *admin, const struct config *cfg)
 {
 	httpd_set_config(admin, cfg);
+}
+
+/* Stops the admin server, then the console: requests still waiting for
+ * the console are dropped with their connections first. */
+void
+admin_stop(struct httpd *admin)
+{
+	if (admin == NULL)
+		return;
+	httpd_free(admin);
+	console_stop();
 }

@@ -215,27 +215,35 @@ admit_route(const struct config *cfg, const struct endpoint *ep,
 	const struct route_conf *route;
 	const struct route_target *t;
 
-	if (!keystore_model_allowed(&a->grant, a->model))
+	if (!keystore_model_allowed(&a->grant, a->model)) {
+		snprintf(rec->refusal, sizeof rec->refusal,
+			 "model_not_allowed");
 		return refuse(
 			r, 403, "invalid_request_error", "model_not_allowed",
 			"model",
 			"This API key is not allowed to use the model '%.200s'.",
 			a->model);
+	}
 	route = config_route(cfg, a->model);
-	if (route == NULL)
+	if (route == NULL) {
+		snprintf(rec->refusal, sizeof rec->refusal, "model_not_found");
 		return refuse(
 			r, 404, "invalid_request_error", "model_not_found",
 			"model",
 			"The model '%.200s' does not exist or you do not have access to it.",
 			a->model);
+	}
 	a->route = route;
 	a->target = provider_first_target(route, 0, ep->wire);
-	if (a->target < 0)
+	if (a->target < 0) {
+		snprintf(rec->refusal, sizeof rec->refusal,
+			 "unsupported_endpoint");
 		return refuse(
 			r, 400, "invalid_request_error", "unsupported_endpoint",
 			"model",
 			"The model '%.200s' is served by provider '%s', which does not take %s requests.",
 			a->model, route->targets[0].provider->name, ep->path);
+	}
 	t = &route->targets[a->target];
 	rec->provider = strdup(t->provider->name);
 	rec->upstream_model = strdup(provider_target_model(t, a->model));

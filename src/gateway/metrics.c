@@ -27,19 +27,19 @@
 #define MAX_READERS 32
 
 /* Upper bounds of the latency buckets, in milliseconds. */
-static const int64_t buckets_ms[] = { 50,   100,   250,   500,   1000,  2500,
-				      5000, 10000, 30000, 60000, 120000 };
-#define NBUCKETS ((int)(sizeof buckets_ms / sizeof *buckets_ms))
+const int64_t metrics_buckets_ms[METRICS_NBUCKETS] = {
+	50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 120000
+};
 
 enum family { F_REQUESTS, F_SPEND, F_LATENCY, F__COUNT };
 
 /* A labelled series' numbers; its labels, rendered (tenant="a",...), are
  * its key in the family's table. */
 struct series {
-	int64_t v[5];               /* requests, prompt, completion, cached,
-				       reasoning; or spend: billed, list */
-	int64_t hist[NBUCKETS + 1]; /* latency buckets, +Inf last */
-	int64_t sum;                /* latency sum (ms) */
+	int64_t v[5]; /* requests, prompt, completion, cached,
+			 reasoning; or spend: billed, list */
+	int64_t hist[METRICS_NBUCKETS + 1]; /* latency buckets, +Inf last */
+	int64_t sum;                        /* latency sum (ms) */
 };
 
 static struct {
@@ -69,6 +69,13 @@ void
 metrics_add(enum metrics_counter c, int64_t n)
 {
 	atomic_fetch_add(&counters[c], n);
+}
+
+/* The current value of an event counter or gauge. */
+int64_t
+metrics_get(enum metrics_counter c)
+{
+	return atomic_load(&counters[c]);
 }
 
 /* Registers a figure another module owns. */
@@ -202,7 +209,8 @@ metrics_request(const struct metrics_request *r)
 	if (r->provider != NULL && r->ttfb_ms >= 0 &&
 	    (s = series(F_LATENCY, pl, sizeof pl, prov, 1)) != NULL) {
 		int b = 0;
-		while (b < NBUCKETS && r->latency_ms > buckets_ms[b])
+		while (b < METRICS_NBUCKETS &&
+		       r->latency_ms > metrics_buckets_ms[b])
 			b++;
 		s->hist[b]++;
 		s->sum += r->latency_ms;
@@ -275,12 +283,12 @@ render_series(struct evbuffer *b)
 			    "# TYPE tollgate_request_duration_ms histogram\n");
 	for (it = 0; strmap_next(&m.fam[F_LATENCY], &it, &l, (void **)&s);) {
 		int64_t cum = 0;
-		for (int k = 0; k <= NBUCKETS; k++) {
+		for (int k = 0; k <= METRICS_NBUCKETS; k++) {
 			char le[24];
 			cum += s->hist[k];
-			if (k < NBUCKETS)
+			if (k < METRICS_NBUCKETS)
 				snprintf(le, sizeof le, "%lld",
-					 (long long)buckets_ms[k]);
+					 (long long)metrics_buckets_ms[k]);
 			else
 				snprintf(le, sizeof le, "+Inf");
 			evbuffer_add_printf(b,
@@ -326,9 +334,81 @@ metrics_render(struct evbuffer *b)
 	render_one(b, "tollgate_soft_quota_exceeded_total", "counter",
 		   "Requests served over a soft quota.",
 		   atomic_load(&counters[METRIC_SOFT_QUOTA]));
+	render_one(b, "tollgate_requests_in_flight", "gauge",
+		   "Requests begun and not yet ended.",
+		   atomic_load(&counters[METRIC_IN_FLIGHT]));
+	render_one(b, "tollgate_streams_open", "gauge",
+		   "Streamed replies under way.",
+		   atomic_load(&counters[METRIC_STREAMS]));
 	pthread_mutex_lock(&readers.lock);
 	for (int i = 0; i < readers.n; i++)
 		render_one(b, readers.r[i].name, readers.r[i].type,
 			   readers.r[i].help, readers.r[i].read());
 	pthread_mutex_unlock(&readers.lock);
+}
+
+/* Copies the providers' latency histograms. */
+int
+metrics_latency_read(struct metrics_latency *out, int max)
+{
+	static const char pre[] = "provider=\"";
+	const char *l;
+	struct series *s;
+	size_t it;
+	int n = 0;
+
+	pthread_mutex_lock(&m.lock);
+	for (it = 0; strmap_next(&m.fam[F_LATENCY], &it, &l, (void **)&s);
+	     n++) {
+		struct metrics_latency *o = &out[n];
+		size_t len;
+
+		if (n >= max)
+			continue;
+		/* The key is the rendered label, provider="NAME", its value
+		 * escaped only where a provider's name could not be. */
+		if (strncmp(l, pre, sizeof pre - 1) == 0)
+			l += sizeof pre - 1;
+		len = strlen(l);
+		if (len > 0 && l[len - 1] == '"')
+			len--;
+		if (len >= sizeof o->provider)
+			len = sizeof o->provider - 1;
+		memcpy(o->provider, l, len);
+		o->provider[len] = '\0';
+		memcpy(o->hist, s->hist, sizeof o->hist);
+	}
+	pthread_mutex_unlock(&m.lock);
+	return n;
+}
+
+/* Requests finished since start. */
+int64_t
+metrics_requests_total(void)
+{
+	const char *l;
+	struct series *s;
+	size_t it;
+	int64_t n = 0;
+
+	pthread_mutex_lock(&m.lock);
+	for (it = 0; strmap_next(&m.fam[F_REQUESTS], &it, &l, (void **)&s);)
+		n += s->v[0];
+	pthread_mutex_unlock(&m.lock);
+	return n;
+}
+
+/* Reads one registered figure by name. */
+int64_t
+metrics_read(const char *name, int *found)
+{
+	int64_t (*read)(void) = NULL;
+
+	pthread_mutex_lock(&readers.lock);
+	for (int i = 0; i < readers.n && read == NULL; i++)
+		if (strcmp(readers.r[i].name, name) == 0)
+			read = readers.r[i].read;
+	pthread_mutex_unlock(&readers.lock);
+	*found = read != NULL;
+	return read != NULL ? read() : 0;
 }

@@ -94,6 +94,7 @@ struct request {
 	struct relay *rq_relay;     /* from REQ_UPSTREAM on */
 	struct refusal *rq_refusal; /* the answer when refused */
 	int rq_refused;
+	int rq_streaming;              /* counted in METRIC_STREAMS */
 	char *rq_abandoned;            /* REQ_ABANDONED: why */
 	char *rq_answer;               /* the gateway's own answer (a count of
 					  tokens), sent once on record */
@@ -190,7 +191,13 @@ quota_answered(evutil_socket_t fd, short what, void *arg)
 static void
 relay_streaming(void *arg)
 {
-	drive(arg, EV_STREAMING, NULL);
+	struct request *req = arg;
+
+	if (!req->rq_streaming) {
+		req->rq_streaming = 1;
+		metrics_add(METRIC_STREAMS, 1);
+	}
+	drive(req, EV_STREAMING, NULL);
 }
 
 /* The relay ended. */
@@ -479,6 +486,7 @@ request_start(struct request_loop *loop, struct hreq *http,
 	req->rq_rec->ts_us = req->rq_start_us;
 	req->rq_rec->endpoint = ep->name;
 	loop->inflight++;
+	metrics_add(METRIC_IN_FLIGHT, 1);
 	req->rq_next = loop->requests;
 	if (loop->requests != NULL)
 		loop->requests->rq_prevp = &req->rq_next;
@@ -631,8 +639,11 @@ request_free(struct request *req)
 	*req->rq_prevp = req->rq_next;
 	if (req->rq_next != NULL)
 		req->rq_next->rq_prevp = req->rq_prevp;
+	if (req->rq_streaming)
+		metrics_add(METRIC_STREAMS, -1);
 	free(req);
 	loop->inflight--;
+	metrics_add(METRIC_IN_FLIGHT, -1);
 }
 
 /* Ends a request (REQ_CLOSING, from drive() only): settle its usage

@@ -296,7 +296,7 @@ stop(struct daemon *d)
 		worker_drain(d->workers[i], (int)d->cfg->shutdown_timeout_ms);
 	for (int i = 0; i < d->nworkers; i++)
 		worker_join(d->workers[i]);
-	httpd_free(d->admin);
+	admin_stop(d->admin);
 	/* The quota thread goes before the workers' event bases: it may
 	 * still answer a request left parked at the end of the bound. */
 	quota_stop();
