@@ -76,7 +76,7 @@ CREATE TABLE usage_daily (
     unpriced            bigint NOT NULL,
     last_ts             timestamptz NOT NULL, -- the latest record added
     PRIMARY KEY (tenant_id, day, provider, model, currency, refusal)
-);
+) WITH (fillfactor = 50);  -- room for HOT updates: every batch adds to rows
 CREATE INDEX usage_daily_day ON usage_daily (day);
 
 CREATE TABLE api_key_last_used (

@@ -9,6 +9,8 @@
 #ifndef TOLLGATE_CONSOLE_CTL_H
 #define TOLLGATE_CONSOLE_CTL_H
 
+#include <sys/types.h>
+
 #include "buf.h"
 
 struct config;
@@ -27,10 +29,11 @@ struct console_ctl_result {
 
 /* Runs tollctl with args (NULL-terminated, the verb's words and options;
  * the configuration is added, and --json when json is set) as actor
- * (TOLLGATE_ACTOR, for the audit rows). 0 when tollctl ran and exited 0; -1
+ * (TOLLGATE_ACTOR, for the audit rows); *child holds tollctl's pid while
+ * it runs (0 otherwise). 0 when tollctl ran and exited 0; -1
  * otherwise, with r->err saying why. r is filled either way. */
 int console_ctl_run(const struct config *cfg, const char *actor,
-		    const char *const *args, int json,
+		    const char *const *args, int json, _Atomic pid_t *child,
 		    struct console_ctl_result *r);
 
 #endif

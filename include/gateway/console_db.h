@@ -4,9 +4,10 @@
  *
  * The admin server (console.c) turns a request into a job and submits
  * it; one of CONSOLE_THREADS threads, each with a blocking connection of
- * its own, does it and hands it back on the admin server's loop, which
- * answers. Neither the request path nor the usage writer shares anything
- * with these threads but the database.
+ * its own, does it (or, for a tollctl verb, one of CONSOLE_CTL_THREADS
+ * others) and hands it back on the admin server's loop, which answers.
+ * Neither the request path nor the usage writer shares anything with
+ * these threads but the database.
  */
 #ifndef TOLLGATE_CONSOLE_DB_H
 #define TOLLGATE_CONSOLE_DB_H
@@ -16,7 +17,8 @@
 struct config;
 struct event_base;
 
-#define CONSOLE_THREADS      2
+#define CONSOLE_THREADS      2 /* readers, a connection each */
+#define CONSOLE_CTL_THREADS  2 /* tollctl verbs */
 #define CONSOLE_JOB_MAX_ARGS 24
 #define CONSOLE_ACTOR_MAX    160
 

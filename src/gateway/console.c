@@ -554,6 +554,18 @@ bad:
 	return msg;
 }
 
+/* Answers an action's request with an error, before any job ran, and
+ * frees what it held. */
+static void
+action_fail(struct creq *cr, struct hreq *req, int status, const char *code,
+	    const char *msg)
+{
+	hreq_on_gone(req, NULL, NULL);
+	send_error(req, status, code, msg);
+	job_free(cr->job);
+	free(cr);
+}
+
 /* The body of an action is in: run it. */
 static void
 action_body(struct hreq *req, const struct hp_error *err, void *arg)
@@ -565,28 +577,20 @@ action_body(struct hreq *req, const struct hp_error *err, void *arg)
 	size_t len = 0;
 
 	if (err != NULL) {
-		hreq_on_gone(req, NULL, NULL);
-		send_error(req, err->status, "invalid_body", err->message);
-		free(cr);
+		action_fail(cr, req, err->status, "invalid_body", err->message);
 		return;
 	}
 	body = hreq_body_take(req, &len);
 	if (job_new(cr, CONSOLE_CTL) == NULL || body == NULL) {
 		free(body);
-		hreq_on_gone(req, NULL, NULL);
-		send_error(req, 500, "server_error", "Out of memory.");
-		job_free(cr->job);
-		free(cr);
+		action_fail(cr, req, 500, "server_error", "Out of memory.");
 		return;
 	}
 	cr->job->wrap = 1;
 	why = action_args(cr, body, len, msg, sizeof msg);
 	free(body);
 	if (why != NULL) {
-		hreq_on_gone(req, NULL, NULL);
-		send_error(req, 400, "invalid_request", why);
-		job_free(cr->job);
-		free(cr);
+		action_fail(cr, req, 400, "invalid_request", why);
 		return;
 	}
 	log_info("console: %s runs %s %s", cr->job->actor, cr->action->family,
@@ -617,9 +621,11 @@ login_body(struct hreq *req, const struct hp_error *err, void *arg)
 	if (body != NULL)
 		root = cJSON_ParseWithLength(body, len);
 	tok = cJSON_GetObjectItemCaseSensitive(root, "token");
-	if (cJSON_IsString(tok))
-		role = console_auth_token(cfg, tok->valuestring,
-					  strlen(tok->valuestring));
+	if (cJSON_IsString(tok)) {
+		size_t n = strlen(tok->valuestring);
+		role = console_auth_token(cfg, tok->valuestring, n);
+		explicit_bzero(tok->valuestring, n);
+	}
 	if (body != NULL)
 		explicit_bzero(body, len);
 	free(body);

@@ -14,6 +14,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,7 +140,8 @@ collect(int outfd, int errfd, struct buf *out, struct buf *err,
 /* Runs tollctl. */
 int
 console_ctl_run(const struct config *cfg, const char *actor,
-		const char *const *args, int json, struct console_ctl_result *r)
+		const char *const *args, int json, _Atomic pid_t *child,
+		struct console_ctl_result *r)
 {
 	char path[PATH_MAX], actor_var[320], *argv[MAX_ARGS], *env[MAX_ENV];
 	int outp[2] = { -1, -1 }, errp[2] = { -1, -1 }, argc = 0, st, rc = -1;
@@ -191,6 +193,7 @@ console_ctl_run(const struct config *cfg, const char *actor,
 		goto out;
 	}
 	posix_spawn_file_actions_destroy(&fa);
+	atomic_store(child, pid);
 	close(outp[1]);
 	close(errp[1]);
 	outp[1] = errp[1] = -1;
@@ -198,6 +201,7 @@ console_ctl_run(const struct config *cfg, const char *actor,
 		kill(pid, SIGKILL);
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 		;
+	atomic_store(child, 0);
 	if (why == NULL) {
 		if (WIFEXITED(st))
 			r->exit = WEXITSTATUS(st);

@@ -8,10 +8,14 @@
  * provider, model, currency and refusal, kept by the ledger's insert) and
  * of small tables (tenants, keys, quotas, promotions), and PostgreSQL
  * builds the answer's JSON itself, money as exact decimal text. The
- * threads own their connections (pgconn.c backs off while the database
- * is away) and run one statement at a time under statement_timeout.
+ * reading threads own their connections (pgconn.c backs off while the
+ * database is away) and run one statement at a time under
+ * statement_timeout. tollctl's verbs (actions, bills, the audit) have
+ * threads and a queue of their own: a long bill never holds up a page.
  */
 #include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,20 +31,33 @@
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 
+/* Jobs waiting for a thread of one kind. */
+struct jobq {
+	pthread_cond_t more;
+	struct console_job *head, **tail;
+};
+
+/* A console thread: a reader has a connection; a verb runner runs
+ * tollctl, whose pid it shows while it runs (0 otherwise), so that a
+ * stop need not wait for a long bill. */
+struct worker {
+	pthread_t thread;
+	struct pgconn *pc; /* a reader's */
+	_Atomic pid_t child;
+};
+
 static struct {
 	pthread_mutex_t lock;
-	pthread_cond_t more;
-	struct console_job *head, **tail; /* submitted */
-	struct console_job *done;         /* finished, for the loop */
+	struct jobq reads, verbs; /* reads never wait behind a verb */
+	struct console_job *done; /* finished, for the loop */
 	struct event *done_ev;
 	void (*done_cb)(struct console_job *j);
-	char *conninfo;
-	pthread_t threads[CONSOLE_THREADS];
-	int nthreads;
+	struct worker workers[CONSOLE_THREADS + CONSOLE_CTL_THREADS];
+	int nworkers;
 	int stopping;
 } q = { .lock = PTHREAD_MUTEX_INITIALIZER,
-	.more = PTHREAD_COND_INITIALIZER,
-	.tail = &q.head };
+	.reads = { PTHREAD_COND_INITIALIZER, NULL, &q.reads.head },
+	.verbs = { PTHREAD_COND_INITIALIZER, NULL, &q.verbs.head } };
 
 /* clang-format off */
 /* Money: nano-units (integer or numeric) as exact decimal text. */
@@ -337,12 +354,12 @@ end:
 /* Runs a tollctl verb: its JSON, wrapped for an action, or its output as
  * is for a download. */
 static void
-run_ctl(struct console_job *j)
+run_ctl(struct worker *w, struct console_job *j)
 {
 	struct console_ctl_result r;
 
 	if (console_ctl_run(j->cfg, j->actor, (const char *const *)j->argv,
-			    !j->text, &r) != 0) {
+			    !j->text, &w->child, &r) != 0) {
 		job_error(j,
 			  r.exit == 1   ? 400
 			  : r.exit == 2 ? 409
@@ -371,12 +388,13 @@ run_ctl(struct console_job *j)
 
 /* Does one job. */
 static void
-run(struct pgconn *pc, struct console_job *j)
+run(struct worker *w, struct console_job *j)
 {
+	struct pgconn *pc = w->pc;
 	PGconn *conn;
 
 	if (j->op == CONSOLE_CTL) {
-		run_ctl(j);
+		run_ctl(w, j);
 		return;
 	}
 	if ((conn = pgconn_get(pc)) == NULL) {
@@ -413,28 +431,29 @@ on_connect(PGconn *conn, void *arg)
 	return ok ? 0 : -1;
 }
 
-/* A console thread: takes jobs until stopped. */
+/* A console thread: takes jobs of its kind until stopped. */
 static void *
 console_main(void *arg)
 {
-	struct pgconn *pc = arg;
+	struct worker *w = arg;
+	struct jobq *jq = w->pc != NULL ? &q.reads : &q.verbs;
 
 	for (;;) {
 		struct console_job *j;
 
 		pthread_mutex_lock(&q.lock);
-		while (q.head == NULL && !q.stopping)
-			pthread_cond_wait(&q.more, &q.lock);
+		while (jq->head == NULL && !q.stopping)
+			pthread_cond_wait(&jq->more, &q.lock);
 		if (q.stopping) {
 			pthread_mutex_unlock(&q.lock);
 			break;
 		}
-		j = q.head;
-		if ((q.head = j->next) == NULL)
-			q.tail = &q.head;
+		j = jq->head;
+		if ((jq->head = j->next) == NULL)
+			jq->tail = &jq->head;
 		pthread_mutex_unlock(&q.lock);
 
-		run(pc, j);
+		run(w, j);
 
 		pthread_mutex_lock(&q.lock);
 		j->next = q.done;
@@ -442,7 +461,6 @@ console_main(void *arg)
 		pthread_mutex_unlock(&q.lock);
 		event_active(q.done_ev, EV_READ, 0);
 	}
-	pgconn_free(pc);
 	return NULL;
 }
 
@@ -481,54 +499,76 @@ console_db_start(struct event_base *base, const char *conninfo,
 	q.done_ev = event_new(base, -1, 0, done_cb, NULL);
 	if (q.done_ev == NULL)
 		return -1;
-	for (int i = 0; i < CONSOLE_THREADS; i++) {
-		struct pgconn *pc = pgconn_new("console", conninfo,
-					       BACKOFF_MIN_MS, BACKOFF_MAX_MS);
-		if (pc == NULL)
-			return -1;
-		pgconn_on_connect(pc, on_connect, NULL);
-		if (pthread_create(&q.threads[i], NULL, console_main, pc) !=
-		    0) {
-			pgconn_free(pc);
+	for (int i = 0; i < CONSOLE_THREADS + CONSOLE_CTL_THREADS; i++) {
+		struct worker *w = &q.workers[i];
+
+		if (i < CONSOLE_THREADS) {
+			w->pc = pgconn_new("console", conninfo, BACKOFF_MIN_MS,
+					   BACKOFF_MAX_MS);
+			if (w->pc == NULL)
+				return -1;
+			pgconn_on_connect(w->pc, on_connect, NULL);
+		}
+		if (pthread_create(&w->thread, NULL, console_main, w) != 0) {
+			pgconn_free(w->pc);
+			w->pc = NULL;
 			return -1;
 		}
-		q.nthreads++;
+		q.nworkers++;
 	}
 	return 0;
 }
 
-/* Queues a job. */
+/* Queues a job for its kind of thread. */
 void
 console_db_submit(struct console_job *j)
 {
+	struct jobq *jq = j->op == CONSOLE_CTL ? &q.verbs : &q.reads;
+
 	j->next = NULL;
 	pthread_mutex_lock(&q.lock);
-	*q.tail = j;
-	q.tail = &j->next;
-	pthread_cond_signal(&q.more);
+	*jq->tail = j;
+	jq->tail = &j->next;
+	pthread_cond_signal(&jq->more);
 	pthread_mutex_unlock(&q.lock);
 }
 
-/* Stops the threads. */
+/* Hands a queue's jobs back undone (status 0), to be freed. */
+static void
+drop_queued(struct jobq *jq)
+{
+	while (jq->head != NULL) {
+		struct console_job *j = jq->head;
+		jq->head = j->next;
+		j->status = 0;
+		j->next = q.done;
+		q.done = j;
+	}
+	jq->tail = &jq->head;
+}
+
+/* Stops the threads: a tollctl still running is told to stop. */
 void
 console_db_stop(void)
 {
 	pthread_mutex_lock(&q.lock);
 	q.stopping = 1;
-	pthread_cond_broadcast(&q.more);
+	pthread_cond_broadcast(&q.reads.more);
+	pthread_cond_broadcast(&q.verbs.more);
 	pthread_mutex_unlock(&q.lock);
-	for (int i = 0; i < q.nthreads; i++)
-		pthread_join(q.threads[i], NULL);
-	q.nthreads = 0;
-	/* What is left goes back undone (status 0), to be freed. */
-	while (q.head != NULL) {
-		struct console_job *j = q.head;
-		q.head = j->next;
-		j->status = 0;
-		j->next = q.done;
-		q.done = j;
+	for (int i = 0; i < q.nworkers; i++) {
+		pid_t child = atomic_load(&q.workers[i].child);
+		if (child > 0)
+			kill(child, SIGTERM);
 	}
-	q.tail = &q.head;
+	for (int i = 0; i < q.nworkers; i++) {
+		pthread_join(q.workers[i].thread, NULL);
+		pgconn_free(q.workers[i].pc);
+		q.workers[i].pc = NULL;
+	}
+	q.nworkers = 0;
+	drop_queued(&q.reads);
+	drop_queued(&q.verbs);
 	if (q.done_cb != NULL)
 		done_cb(-1, 0, NULL);
 	if (q.done_ev != NULL) {
