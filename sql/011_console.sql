@@ -5,7 +5,8 @@
 --
 -- usage_daily is the ledger summed per tenant, day in the tenant's time
 -- zone (the calendar of its bills and quotas), provider, requested model,
--- price currency and refusal. Principle: it is kept by statement-level
+-- price currency and refusal (a refused request's provider and model are
+-- left out: ''). Principle: it is kept by statement-level
 -- triggers on usage_records, in the transaction that writes the records,
 -- from the statement's transition tables, so it holds exactly what the
 -- ledger holds, whatever writes it:
@@ -97,7 +98,11 @@ SELECT format($q$
         discount_nanos, billed_nanos, billed_tenant_nanos, unconverted,
         unpriced, last_ts)
     SELECT s.tenant_id, (s.ts AT TIME ZONE coalesce(t.tz, 'UTC'))::date,
-        coalesce(s.provider, ''), coalesce(s.requested_model, ''),
+        -- A refusal counts without its provider and model: refusals are
+        -- few, but keyed by model they would be most of the rows.
+        CASE WHEN s.refusal IS NULL THEN coalesce(s.provider, '') ELSE '' END,
+        CASE WHEN s.refusal IS NULL THEN coalesce(s.requested_model, '')
+             ELSE '' END,
         coalesce(s.currency, ''), coalesce(s.refusal, ''),
         sum(s.sign), sum(s.sign * (s.status >= 400)::int),
         sum(s.sign * (s.usage_source = 'estimated')::int),

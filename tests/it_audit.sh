@@ -29,8 +29,9 @@ audit_row() {
 # day in the tenant's time zone, provider, requested model, price
 # currency and refusal, in COLUMNS (each an aggregate over u).
 DAILY_KEY="u.tenant_id, (u.ts AT TIME ZONE t.tz)::date,
-	coalesce(u.provider, ''), coalesce(u.requested_model, ''),
-	coalesce(u.currency, ''), coalesce(u.refusal, '')"
+	CASE WHEN u.refusal IS NULL THEN coalesce(u.provider, '') ELSE '' END,
+	CASE WHEN u.refusal IS NULL THEN coalesce(u.requested_model, '')
+	ELSE '' END, coalesce(u.currency, ''), coalesce(u.refusal, '')"
 SUMS="count(*), count(*) FILTER (WHERE u.status >= 400),
 	count(*) FILTER (WHERE u.usage_source = 'estimated'),
 	sum(u.prompt_tokens), sum(u.completion_tokens), sum(u.cached_tokens),

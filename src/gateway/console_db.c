@@ -151,9 +151,10 @@ static const char tenant_tz_sql[] =
 	"SELECT set_config('TimeZone', tz, true) FROM tenants WHERE name = $1";
 
 /* GET /api/tenants/NAME: $1 the month's first day, $2 the name; the
- * session's time zone is the tenant's. A model's unpriced rows
- * (refusals, failures) count under its price's currency when it has
- * one (cur). */
+ * session's time zone is the tenant's. Usage by day and model is of the
+ * requests served or failed (refusals have no model in the roll-up; they
+ * are counted by refusal), a model's unpriced failures under its price's
+ * currency when it has one (cur). */
 static const char tenant_sql[] =
 	"WITH t AS (SELECT * FROM tenants WHERE name = $2),"
 	" r AS MATERIALIZED (SELECT d.* FROM usage_daily d, t"
@@ -174,18 +175,16 @@ static const char tenant_sql[] =
 	" 'daily', coalesce((SELECT json_agg(x ORDER BY x.day, x.model,"
 	"  x.provider, x.currency) FROM (SELECT day, model, provider,"
 	"  nullif(cur, '') AS currency, sum(requests) AS requests,"
-	"  sum(requests) FILTER (WHERE refusal <> '') AS refused,"
 	"  sum(prompt_tokens) AS prompt_tokens,"
 	"  sum(completion_tokens) AS completion_tokens,"
 	"  sum(prompt_tokens + completion_tokens) AS tokens,"
-	"  " MONEY("sum(billed_nanos)") " AS billed FROM d"
+	"  " MONEY("sum(billed_nanos)") " AS billed FROM d WHERE refusal = ''"
 	"  GROUP BY day, model, provider, cur) x), '[]'::json),"
 	" 'models', coalesce((SELECT json_agg(x ORDER BY x.tokens DESC,"
 	"  x.model, x.currency) FROM (SELECT model,"
 	"  nullif(cur, '') AS currency, sum(requests) AS requests,"
-	"  sum(requests) FILTER (WHERE refusal <> '') AS refused,"
 	"  sum(prompt_tokens + completion_tokens) AS tokens,"
-	"  " MONEY("sum(billed_nanos)") " AS billed FROM d"
+	"  " MONEY("sum(billed_nanos)") " AS billed FROM d WHERE refusal = ''"
 	"  GROUP BY model, cur) x), '[]'::json),"
 	/* quotas, in their current period */
 	" 'quotas', coalesce((SELECT json_agg(json_build_object("
