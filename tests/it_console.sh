@@ -48,20 +48,7 @@ fi
 . "$(dirname "$0")/lib.sh"
 
 # puppeteer-core must be installed, at the version package.json pins.
-console_installed() {
-	local want got
-	command -v node >/dev/null 2>&1 ||
-		tg_bail "node is not installed (Node.js >= 20 drives the browser; TG_SKIP_CONSOLE=1 skips this test)"
-	want=$(jq -r '.dependencies["puppeteer-core"]' "$CONSOLE_DIR/package.json")
-	got=$(jq -r .version "$CONSOLE_DIR/node_modules/puppeteer-core/package.json" 2>/dev/null)
-	if [ "$got" != "$want" ]; then
-		tg_bail "puppeteer-core $want is not installed in $CONSOLE_DIR/node_modules" \
-			"(found: ${got:-none}); install it with" \
-			"'npm ci --prefix tests/console' from the source tree, or set" \
-			"TG_SKIP_CONSOLE=1 to skip this test"
-	fi
-}
-console_installed
+tg_npm_pinned "$CONSOLE_DIR" TG_SKIP_CONSOLE
 
 SHOTS=${TG_CONSOLE_SHOTS:-$top_builddir/tests/console-screenshots}
 mkdir -p "$SHOTS" || tg_bail "cannot create $SHOTS"

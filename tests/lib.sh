@@ -473,6 +473,28 @@ tg_ctl() {
 	"$TG_CTL_BIN" --database "$TOLLGATE_DATABASE" "$@"
 }
 
+# tg_npm_pinned DIR SKIP_VAR : bails out unless node is installed and
+# every dependency of DIR/package.json is in DIR/node_modules at the
+# version it pins (an alias, "openai6": "npm:openai@6.49.0", pins the
+# version after its last @); SKIP_VAR names the variable that skips the
+# test.
+tg_npm_pinned() {
+	local dir=$1 skip=$2 pkg want got
+	command -v node >/dev/null 2>&1 ||
+		tg_bail "node is not installed (Node.js >= 20 runs this test; $skip=1 skips it)"
+	for pkg in $(jq -r '.dependencies | keys[]' "$dir/package.json"); do
+		want=$(jq -r --arg p "$pkg" '.dependencies[$p]' "$dir/package.json" |
+			sed 's/^npm:.*@//')
+		got=$(jq -r .version "$dir/node_modules/$pkg/package.json" 2>/dev/null)
+		if [ "$got" != "$want" ]; then
+			tg_bail "$pkg $want is not installed in $dir/node_modules" \
+				"(found: ${got:-none}); install it with" \
+				"'npm ci --prefix tests/$(basename "$dir")' from the" \
+				"source tree, or set $skip=1 to skip this test"
+		fi
+	done
+}
+
 # tg_ctl_ok DESC tollctl-args... : runs tollctl, which must succeed.
 tg_ctl_ok() {
 	local desc=$1 out

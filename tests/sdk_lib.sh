@@ -16,25 +16,7 @@ fi
 . "$(dirname "$0")/lib.sh"
 
 # The SDKs must be installed, at the versions package.json pins.
-sdk_installed() {
-	local pkg want got
-	command -v node >/dev/null 2>&1 ||
-		tg_bail "node is not installed (Node.js >= 18 runs the SDK tests; TG_SKIP_SDK=1 skips them)"
-	for pkg in $(jq -r '.dependencies | keys[]' "$SDK_DIR/package.json"); do
-		# An alias ("openai6": "npm:openai@6.49.0") pins the version
-		# after its last @.
-		want=$(jq -r --arg p "$pkg" '.dependencies[$p]' "$SDK_DIR/package.json" |
-			sed 's/^npm:.*@//')
-		got=$(jq -r .version "$SDK_DIR/node_modules/$pkg/package.json" 2>/dev/null)
-		if [ "$got" != "$want" ]; then
-			tg_bail "$pkg $want is not installed in $SDK_DIR/node_modules" \
-				"(found: ${got:-none}); install the SDKs with" \
-				"'npm ci --prefix tests/sdk' from the source tree, or set" \
-				"TG_SKIP_SDK=1 to skip this test"
-		fi
-	done
-}
-sdk_installed
+tg_npm_pinned "$SDK_DIR" TG_SKIP_SDK
 
 # ---------------------------------------------------------------------------
 # Running the drivers.

@@ -55,6 +55,27 @@ test_tokens(void)
 	config_unref(cfg);
 }
 
+/* Writes text into the token file path, then checks that the config at
+ * conf is refused with a reason holding why. */
+static void
+refused(const char *conf, const char *path, const char *text, const char *why,
+	const char *what)
+{
+	char *cause = NULL;
+	struct config *cfg;
+	FILE *f = fopen(path, "w");
+
+	if (f != NULL) {
+		fputs(text, f);
+		fclose(f);
+	}
+	cfg = config_load(conf, 0, &cause);
+	ok(cfg == NULL && cause != NULL && strstr(cause, why) != NULL,
+	   "%s is refused: %s", what, cause != NULL ? cause : "(none)");
+	config_unref(cfg);
+	free(cause);
+}
+
 /* Token files: the token, or sha256: and its digest. */
 static void
 test_token_files(void)
@@ -103,25 +124,9 @@ test_token_files(void)
 		config_unref(cfg);
 	}
 	free(cause);
-	cause = NULL;
-	f = fopen(ro, "w");
-	fputs("sha256:abcd\n", f);
-	fclose(f);
-	cfg = config_load(conf, 0, &cause);
-	ok(cfg == NULL && cause != NULL && strstr(cause, "64 hex") != NULL,
-	   "a short digest is refused: %s", cause != NULL ? cause : "(none)");
-	config_unref(cfg);
-	free(cause);
-	cause = NULL;
-	f = fopen(ro, "w");
-	fputs("plain-admin-token\n", f);
-	fclose(f);
-	cfg = config_load(conf, 0, &cause);
-	ok(cfg == NULL && cause != NULL && strstr(cause, "own") != NULL,
-	   "the same token for both roles is refused: %s",
-	   cause != NULL ? cause : "(none)");
-	config_unref(cfg);
-	free(cause);
+	refused(conf, ro, "sha256:abcd\n", "64 hex", "a short digest");
+	refused(conf, ro, "plain-admin-token\n", "own",
+		"the same token for both roles");
 	unlink(conf);
 	unlink(tok);
 	unlink(ro);

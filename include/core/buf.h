@@ -55,6 +55,9 @@ char *int_text(char digits[INT_TEXT_MAX], int64_t v);
 /* Appends an integer in decimal; 0 or -1. */
 int buf_int(struct buf *b, int64_t v);
 
+/* Writes n bytes as 2n lowercase hex digits into out, and a NUL. */
+void hex_text(char *out, const void *p, size_t n);
+
 /* Text built in storage of a fixed size (a log line on the stack), the
  * text NUL-terminated. What does not fit is cut, or, with a spill
  * function, handed to it with what the storage held (a response head

@@ -74,6 +74,20 @@ int_text(char digits[INT_TEXT_MAX], int64_t v)
 	return d;
 }
 
+/* Writes bytes in lowercase hex. */
+void
+hex_text(char *out, const void *p, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *b = p;
+
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = hex[b[i] >> 4];
+		out[2 * i + 1] = hex[b[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
 /* Appends an integer in decimal. */
 int
 buf_int(struct buf *b, int64_t v)

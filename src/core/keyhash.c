@@ -13,6 +13,7 @@
 #include <openssl/rand.h>
 #include <openssl/crypto.h>
 
+#include "buf.h"
 #include "keyhash.h"
 
 static const char b64url[] =
@@ -121,7 +122,6 @@ void
 keyhash_hash(const char *secret, const char *key, size_t keylen,
 	     char out[KEY_HASH_HEXLEN + 1])
 {
-	static const char hex[] = "0123456789abcdef";
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
 	size_t outlen = 0;
@@ -132,11 +132,7 @@ keyhash_hash(const char *secret, const char *key, size_t keylen,
 	    EVP_MAC_final(ctx, md, &outlen, sizeof md) != 1 || outlen != 32)
 		HMAC(EVP_sha256(), secret, (int)strlen(secret),
 		     (const unsigned char *)key, keylen, md, &mdlen);
-	for (unsigned i = 0; i < 32; i++) {
-		out[2 * i] = hex[md[i] >> 4];
-		out[2 * i + 1] = hex[md[i] & 15];
-	}
-	out[KEY_HASH_HEXLEN] = '\0';
+	hex_text(out, md, KEY_HASH_HEXLEN / 2);
 }
 
 /* Compares two hex hashes without an early exit. */

@@ -651,21 +651,33 @@ login_body(struct hreq *req, const struct hp_error *err, void *arg)
 	buf_free(&out);
 }
 
+/* A request's state for the console, on behalf of role (proven via);
+ * NULL after answering 500 when memory ran out. */
+static struct creq *
+creq_new(struct hreq *req, enum console_role role, enum console_via via)
+{
+	struct creq *cr = calloc(1, sizeof *cr);
+
+	if (cr == NULL) {
+		send_error(req, 500, "server_error", "Out of memory.");
+		return NULL;
+	}
+	cr->req = req;
+	cr->role = role;
+	cr->via = via;
+	return cr;
+}
+
 /* Reads a POST's body, then calls done. */
 static void
 read_body(struct hreq *req, enum console_role role, enum console_via via,
 	  const struct action *a, const char *param,
 	  void (*done)(struct hreq *, const struct hp_error *, void *))
 {
-	struct creq *cr = calloc(1, sizeof *cr);
+	struct creq *cr = creq_new(req, role, via);
 
-	if (cr == NULL) {
-		send_error(req, 500, "server_error", "Out of memory.");
+	if (cr == NULL)
 		return;
-	}
-	cr->req = req;
-	cr->role = role;
-	cr->via = via;
 	cr->action = a;
 	if (param != NULL)
 		snprintf(cr->param, sizeof cr->param, "%s", param);
@@ -701,17 +713,12 @@ read_job(struct hreq *req, enum console_role role, enum console_via via,
 	const char *query = hreq_query(req);
 	struct evkeyvalq q;
 	int parsed = query != NULL && evhttp_parse_query_str(query, &q) == 0;
-	struct creq *cr = calloc(1, sizeof *cr);
+	struct creq *cr = creq_new(req, role, via);
 	struct console_job *j;
 	char month[MONTH_MAX];
 
-	if (cr == NULL) {
-		send_error(req, 500, "server_error", "Out of memory.");
+	if (cr == NULL)
 		goto out;
-	}
-	cr->req = req;
-	cr->role = role;
-	cr->via = via;
 	if (month_param(parsed ? &q : NULL, month) != 0) {
 		send_error(req, 400, "invalid_month", "month must be YYYY-MM.");
 		free(cr);
@@ -739,17 +746,14 @@ ctl_read(struct hreq *req, enum console_role role, enum console_via via,
 	const char *query = hreq_query(req), *fmt = NULL, *v;
 	struct evkeyvalq q;
 	int parsed = query != NULL && evhttp_parse_query_str(query, &q) == 0;
-	struct creq *cr = calloc(1, sizeof *cr);
+	struct creq *cr = creq_new(req, role, via);
 	struct console_job *j;
 	char month[MONTH_MAX];
 	int rc = 0;
 
-	if (cr != NULL) {
-		cr->req = req;
-		cr->role = role;
-		cr->via = via;
-	}
-	if (cr == NULL || (j = job_new(cr, CONSOLE_CTL)) == NULL) {
+	if (cr == NULL)
+		goto out;
+	if ((j = job_new(cr, CONSOLE_CTL)) == NULL) {
 		send_error(req, 500, "server_error", "Out of memory.");
 		free(cr);
 		goto out;

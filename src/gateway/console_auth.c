@@ -23,6 +23,7 @@
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
+#include "buf.h"
 #include "config.h"
 #include "console_auth.h"
 
@@ -55,19 +56,6 @@ console_auth_token(const struct config *cfg, const char *token, size_t len)
 	return admin ? CONSOLE_ADMIN : ro ? CONSOLE_READONLY : CONSOLE_NONE;
 }
 
-/* Writes the lowercase hex of n bytes and a NUL. */
-static void
-hex(const unsigned char *b, size_t n, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = digits[b[i] >> 4];
-		out[2 * i + 1] = digits[b[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
-
 /* HMAC-SHA256 under the session key of a, then b (b may be NULL), as
  * hex. */
 static void
@@ -84,7 +72,7 @@ mac(const char *a, size_t alen, const unsigned char *b, size_t blen,
 		memcpy(msg + alen, b, blen);
 	HMAC(EVP_sha256(), session_key, sizeof session_key, msg, alen + blen,
 	     md, &mdlen);
-	hex(md, sizeof md, out);
+	hex_text(out, md, sizeof md);
 }
 
 /* The digest a role's cookie is bound to; NULL when the role has no

@@ -144,7 +144,8 @@ console_ctl_run(const struct config *cfg, const char *actor,
 		struct console_ctl_result *r)
 {
 	char path[PATH_MAX], actor_var[320], *argv[MAX_ARGS], *env[MAX_ENV];
-	int outp[2] = { -1, -1 }, errp[2] = { -1, -1 }, argc = 0, st, rc = -1;
+	int outp[2] = { -1, -1 }, errp[2] = { -1, -1 }, argc = 0, st, e,
+	    rc = -1;
 	posix_spawn_file_actions_t fa;
 	struct buf err = BUF_INIT;
 	const char *why = NULL;
@@ -179,13 +180,13 @@ console_ctl_run(const struct config *cfg, const char *actor,
 		why = "out of memory";
 		goto out;
 	}
-	if (posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY,
-					     0) != 0 ||
-	    posix_spawn_file_actions_adddup2(&fa, outp[1], 1) != 0 ||
-	    posix_spawn_file_actions_adddup2(&fa, errp[1], 2) != 0 ||
-	    posix_spawn_file_actions_addclosefrom_np(&fa, 3) != 0 ||
-	    (errno = posix_spawn(&pid, path, &fa, NULL, argv, env)) != 0) {
-		int e = errno;
+	/* Each returns its error number (none sets errno). */
+	if ((e = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY,
+						  0)) != 0 ||
+	    (e = posix_spawn_file_actions_adddup2(&fa, outp[1], 1)) != 0 ||
+	    (e = posix_spawn_file_actions_adddup2(&fa, errp[1], 2)) != 0 ||
+	    (e = posix_spawn_file_actions_addclosefrom_np(&fa, 3)) != 0 ||
+	    (e = posix_spawn(&pid, path, &fa, NULL, argv, env)) != 0) {
 		if (snprintf(r->err, sizeof r->err, "cannot run %s: %s", path,
 			     strerror(e)) < 0)
 			r->err[0] = '\0';

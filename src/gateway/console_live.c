@@ -12,9 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <event2/event.h>
+#include <cjson/cJSON.h>
 
 #include "clock.h"
 #include "console_live.h"
+#include "json.h"
 #include "metrics.h"
 
 #define WINDOW        61 /* samples: a minute of seconds, and now */
@@ -118,24 +120,11 @@ find(const struct sample *s, const char *name)
 	return NULL;
 }
 
-/* Appends a JSON string (the provider names are tokens of the config, but
- * are escaped all the same). */
+/* Adds an integer member, exactly. */
 static void
-json_str(struct buf *b, const char *s)
+add_int(cJSON *o, const char *name, int64_t v)
 {
-	buf_str(b, "\"");
-	for (; *s != '\0'; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\') {
-			buf_add(b, "\\", 1);
-			buf_add(b, s, 1);
-		} else if (c < 0x20) {
-			buf_printf(b, "\\u%04x", c);
-		} else {
-			buf_add(b, s, 1);
-		}
-	}
-	buf_str(b, "\"");
+	cJSON_AddItemToObject(o, name, json_int_item(v));
 }
 
 /* A figure another module registered with /metrics. */
@@ -147,6 +136,36 @@ figure(const char *name)
 	return metrics_read(name, &found);
 }
 
+/* One provider's figures over the window from was (NULL: none) to
+ * cur. NULL when out of memory. */
+static cJSON *
+provider_json(const struct metrics_latency *cur,
+	      const struct metrics_latency *was)
+{
+	int64_t d[METRICS_NBUCKETS + 1], window = 0, all = 0, p50, p99;
+	cJSON *o = cJSON_CreateObject();
+
+	for (int k = 0; k <= METRICS_NBUCKETS; k++) {
+		d[k] = cur->hist[k] - (was != NULL ? was->hist[k] : 0);
+		window += d[k];
+		all += cur->hist[k];
+	}
+	p50 = console_live_quantile(d, metrics_buckets_ms, METRICS_NBUCKETS,
+				    500);
+	p99 = console_live_quantile(d, metrics_buckets_ms, METRICS_NBUCKETS,
+				    990);
+	cJSON_AddStringToObject(o, "provider", cur->provider);
+	add_int(o, "requests", window);
+	add_int(o, "requests_total", all);
+	cJSON_AddItemToObject(o, "p50_ms",
+			      p50 >= 0 ? json_int_item(p50)
+				       : cJSON_CreateNull());
+	cJSON_AddItemToObject(o, "p99_ms",
+			      p99 >= 0 ? json_int_item(p99)
+				       : cJSON_CreateNull());
+	return o;
+}
+
 /* Appends GET /api/live's JSON. */
 void
 console_live_json(struct buf *b)
@@ -154,65 +173,56 @@ console_live_json(struct buf *b)
 	struct sample now;
 	const struct sample *old;
 	int64_t span_us, rate_milli;
-	char at[CLOCK_TEXT_MAX];
+	char at[CLOCK_TEXT_MAX], rate[48];
+	cJSON *o = cJSON_CreateObject(), *providers, *db, *journal;
+	char *text;
 
 	sample(&now);
-	old = &live.ring[(live.next - live.n + WINDOW) % WINDOW];
-	if (live.n == 0)
-		old = &now;
+	old = live.n > 0 ? &live.ring[(live.next - live.n + WINDOW) % WINDOW]
+			 : &now;
 	span_us = now.mono_us - old->mono_us;
 	rate_milli = span_us > 0 ? (now.requests - old->requests) *
 					   INT64_C(1000000000) / span_us
 				 : 0;
 	clock_format(clock_wall_us(), CLOCK_ISO_MS, at);
-	buf_printf(b,
-		   "{\"at\":\"%s\",\"uptime_s\":%lld,\"requests_total\":%lld,"
-		   "\"requests_per_s\":\"%lld.%03lld\",\"window_s\":%lld,"
-		   "\"in_flight\":%lld,\"streams\":%lld,\"providers\":[",
-		   at, (long long)((now.mono_us - live.start_us) / 1000000),
-		   (long long)now.requests, (long long)(rate_milli / 1000),
-		   (long long)(rate_milli % 1000),
-		   (long long)(span_us / 1000000),
-		   (long long)metrics_get(METRIC_IN_FLIGHT),
-		   (long long)metrics_get(METRIC_STREAMS));
+	snprintf(rate, sizeof rate, "%lld.%03lld",
+		 (long long)(rate_milli / 1000),
+		 (long long)(rate_milli % 1000));
+	cJSON_AddStringToObject(o, "at", at);
+	add_int(o, "uptime_s", (now.mono_us - live.start_us) / 1000000);
+	add_int(o, "requests_total", now.requests);
+	cJSON_AddStringToObject(o, "requests_per_s", rate);
+	add_int(o, "window_s", span_us / 1000000);
+	add_int(o, "in_flight", metrics_get(METRIC_IN_FLIGHT));
+	add_int(o, "streams", metrics_get(METRIC_STREAMS));
+	providers = cJSON_AddArrayToObject(o, "providers");
 	for (int i = 0; i < now.nproviders; i++) {
-		const struct metrics_latency *cur = &now.lat[i];
-		const struct metrics_latency *was = find(old, cur->provider);
-		int64_t d[METRICS_NBUCKETS + 1], total = 0, all = 0;
-		int64_t p50, p99;
-
-		for (int k = 0; k <= METRICS_NBUCKETS; k++) {
-			d[k] = cur->hist[k] -
-			       (was != NULL && was != cur ? was->hist[k] : 0);
-			total += d[k];
-			all += cur->hist[k];
-		}
-		p50 = console_live_quantile(d, metrics_buckets_ms,
-					    METRICS_NBUCKETS, 500);
-		p99 = console_live_quantile(d, metrics_buckets_ms,
-					    METRICS_NBUCKETS, 990);
-		buf_str(b, i > 0 ? ",{\"provider\":" : "{\"provider\":");
-		json_str(b, cur->provider);
-		buf_printf(b, ",\"requests\":%lld,\"requests_total\":%lld,",
-			   (long long)total, (long long)all);
-		if (p50 >= 0)
-			buf_printf(b, "\"p50_ms\":%lld,\"p99_ms\":%lld}",
-				   (long long)p50, (long long)p99);
-		else
-			buf_str(b, "\"p50_ms\":null,\"p99_ms\":null}");
+		const struct metrics_latency *was =
+			old != &now ? find(old, now.lat[i].provider) : NULL;
+		cJSON_AddItemToArray(providers,
+				     provider_json(&now.lat[i], was));
 	}
-	buf_printf(b,
-		   "],\"database\":{\"up\":%s},"
-		   "\"journal\":{\"up\":%s,\"pending_bytes\":%lld,"
-		   "\"in_memory\":%lld,\"write_errors\":%lld},"
-		   "\"usage_written_total\":%lld,"
-		   "\"usage_rejected_total\":%lld,\"keys\":%lld}\n",
-		   figure("tollgate_database_up") ? "true" : "false",
-		   figure("tollgate_spool_up") ? "true" : "false",
-		   (long long)figure("tollgate_spool_pending_bytes"),
-		   (long long)figure("tollgate_usage_in_memory"),
-		   (long long)figure("tollgate_spool_write_errors_total"),
-		   (long long)figure("tollgate_usage_written_total"),
-		   (long long)figure("tollgate_usage_rejected_total"),
-		   (long long)figure("tollgate_keys"));
+	db = cJSON_AddObjectToObject(o, "database");
+	cJSON_AddBoolToObject(db, "up", figure("tollgate_database_up") != 0);
+	journal = cJSON_AddObjectToObject(o, "journal");
+	cJSON_AddBoolToObject(journal, "up", figure("tollgate_spool_up") != 0);
+	add_int(journal, "pending_bytes",
+		figure("tollgate_spool_pending_bytes"));
+	add_int(journal, "in_memory", figure("tollgate_usage_in_memory"));
+	add_int(journal, "write_errors",
+		figure("tollgate_spool_write_errors_total"));
+	add_int(o, "usage_written_total",
+		figure("tollgate_usage_written_total"));
+	add_int(o, "usage_rejected_total",
+		figure("tollgate_usage_rejected_total"));
+	add_int(o, "keys", figure("tollgate_keys"));
+	text = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	if (text == NULL) {
+		b->failed = 1;
+		return;
+	}
+	buf_str(b, text);
+	buf_str(b, "\n");
+	free(text);
 }

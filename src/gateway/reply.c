@@ -10,6 +10,7 @@
 #include <event2/keyvalq_struct.h>
 #include <openssl/rand.h>
 
+#include "buf.h"
 #include "clock.h"
 #include "http_parse.h"
 #include "httpd.h"
@@ -38,7 +39,6 @@ fallback_bytes(unsigned char *p, size_t n)
 void
 reply_request_id(char id[REPLY_ID_SIZE])
 {
-	static const char hex[] = "0123456789abcdef";
 	/* Random bytes are drawn from OpenSSL 256 ids at a time: each draw
 	 * costs a system call (its check for a fork). */
 	static __thread unsigned char pool[12 * 256];
@@ -53,11 +53,7 @@ reply_request_id(char id[REPLY_ID_SIZE])
 	memcpy(raw, pool + sizeof pool - left, sizeof raw);
 	left -= sizeof raw;
 	memcpy(id, "req_", 4);
-	for (size_t i = 0; i < sizeof raw; i++) {
-		id[4 + 2 * i] = hex[raw[i] >> 4];
-		id[5 + 2 * i] = hex[raw[i] & 15];
-	}
-	id[4 + 2 * sizeof raw] = '\0';
+	hex_text(id + 4, raw, sizeof raw);
 }
 
 /* Appends an error object in the wire's shape and a newline to out. */
